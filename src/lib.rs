@@ -1,0 +1,3 @@
+//! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
+
+pub mod domain;
