@@ -1,1 +1,32 @@
-//! Pure domain: no I/O, no tokio, no SQLite, no clock reads.
+//! The pure domain: data types, merge rules and the replica. No I/O, no tokio, no SQLite, and
+//! no clock reads: time comes in as `now_ms` arguments, randomness as bytes.
+//!
+//! Everything outside `domain` is an adapter that feeds ops in and executes the effects that
+//! come out. Property tests in `tests.rs` prove convergence and the stock invariant.
+
+pub mod cart;
+pub mod catalog;
+pub mod count;
+pub mod customer;
+pub mod digest;
+pub mod error;
+pub mod hlc;
+pub mod ids;
+pub mod inventory;
+pub mod op;
+pub mod order;
+pub mod replica;
+pub mod state;
+pub mod validate;
+pub mod version;
+
+#[cfg(test)]
+mod tests;
+
+pub use digest::Digest;
+pub use error::DomainError;
+pub use hlc::Hlc;
+pub use ids::{ActorId, CustomerId, Ean13, IdError, OrderId, SaleId, Sku, StoreId};
+pub use op::{Op, OpId, Payload};
+pub use replica::{Applied, Replica};
+pub use state::{Effect, State};

@@ -1,0 +1,106 @@
+//! Catalog and prices: authored by HQ only, last writer (by HLC, then actor) wins.
+
+use super::hlc::Hlc;
+use super::ids::{ActorId, Ean13, Sku};
+use crdts::{CvRDT, LWWReg};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One product as sold: name, barcode, price in cents and VAT in basis points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub sku: Sku,
+    pub ean: Ean13,
+    pub name: String,
+    pub price_cents: i64,
+    pub vat_bp: u32,
+}
+
+/// Ordering marker of a write: later HLC wins, the actor breaks ties.
+pub type Marker = (Hlc, ActorId);
+
+/// All products, each a last-writer-wins register.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    products: BTreeMap<Sku, LWWReg<Product, Marker>>,
+    by_ean: BTreeMap<Ean13, Sku>,
+}
+
+impl Catalog {
+    /// Merge a write; an older write than the current one changes nothing.
+    pub fn put(&mut self, product: Product, marker: Marker) {
+        let sku = product.sku.clone();
+        let incoming = LWWReg {
+            val: product,
+            marker,
+        };
+        match self.products.get_mut(&sku) {
+            Some(reg) => {
+                let old_ean = reg.val.ean.clone();
+                reg.merge(incoming);
+                if reg.val.ean != old_ean {
+                    self.by_ean.remove(&old_ean);
+                }
+                self.by_ean.insert(reg.val.ean.clone(), sku);
+            }
+            None => {
+                self.by_ean.insert(incoming.val.ean.clone(), sku.clone());
+                self.products.insert(sku, incoming);
+            }
+        }
+    }
+
+    pub fn get(&self, sku: &Sku) -> Option<&Product> {
+        self.products.get(sku).map(|r| &r.val)
+    }
+
+    pub fn by_ean(&self, ean: &Ean13) -> Option<&Product> {
+        self.by_ean.get(ean).and_then(|sku| self.get(sku))
+    }
+
+    pub fn contains(&self, sku: &Sku) -> bool {
+        self.products.contains_key(sku)
+    }
+
+    pub fn len(&self) -> usize {
+        self.products.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty()
+    }
+
+    /// Products in sku order.
+    pub fn iter(&self) -> impl Iterator<Item = &Product> {
+        self.products.values().map(|r| &r.val)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(price: i64) -> Product {
+        Product {
+            sku: Sku::parse("SKU-1").unwrap(),
+            ean: Ean13::parse("4006381333931").unwrap(),
+            name: "Café molido".into(),
+            price_cents: price,
+            vat_bp: 1000,
+        }
+    }
+
+    #[test]
+    fn the_later_price_wins_in_either_order() {
+        let early = (Hlc::new(1, 0), ActorId::hq());
+        let late = (Hlc::new(2, 0), ActorId::hq());
+        let mut a = Catalog::default();
+        a.put(product(100), early.clone());
+        a.put(product(200), late.clone());
+        let mut b = Catalog::default();
+        b.put(product(200), late);
+        b.put(product(100), early);
+        assert_eq!(a.get(&product(0).sku).unwrap().price_cents, 200);
+        assert_eq!(a, b);
+    }
+}

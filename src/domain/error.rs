@@ -1,0 +1,80 @@
+//! Why the domain refuses an operation. Each variant names the value at fault.
+
+use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
+
+/// A refused operation: nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The sku is not in the catalog.
+    #[error("unknown sku {0}")]
+    UnknownSku(Sku),
+    /// The acting replica holds fewer rights than the op would consume or transfer.
+    #[error(
+        "insufficient stock for {sku} at {store}: requested {requested}, available {available}"
+    )]
+    InsufficientStock {
+        store: StoreId,
+        sku: Sku,
+        requested: u64,
+        available: i64,
+    },
+    /// A quantity outside its allowed range.
+    #[error("invalid quantity {qty} for {field}: {reason}")]
+    InvalidQty {
+        field: &'static str,
+        qty: u64,
+        reason: &'static str,
+    },
+    /// A field that failed validation.
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    /// The actor may not author this kind of op (e.g. a store editing the catalog).
+    #[error("actor {actor} may not author {kind}")]
+    Unauthorized { actor: ActorId, kind: &'static str },
+    /// An op of the local actor that does not follow its last seq (a lost or replayed write).
+    #[error("seq gap for local actor {actor}: got {got}, expected {expected}")]
+    SeqGap {
+        actor: ActorId,
+        got: u64,
+        expected: u64,
+    },
+    #[error("unknown order {0}")]
+    UnknownOrder(OrderId),
+    #[error("order {0} already exists")]
+    DuplicateOrder(OrderId),
+    #[error("sale {0} already exists")]
+    DuplicateSale(SaleId),
+    #[error("unknown customer {0}")]
+    UnknownCustomer(CustomerId),
+    #[error("customer {0} was erased")]
+    CustomerErased(CustomerId),
+    /// The scanned sku is not a line of the order.
+    #[error("{sku} is not in order {order}")]
+    NotInOrder { order: OrderId, sku: Sku },
+    /// The line is already fully picked.
+    #[error("{sku} of order {order} is already picked ({picked} of {qty})")]
+    AlreadyPicked {
+        order: OrderId,
+        sku: Sku,
+        picked: u32,
+        qty: u32,
+    },
+    /// Ready needs every line picked.
+    #[error("order {0} is not fully picked")]
+    NotPicked(OrderId),
+    #[error("order {0} was already handed over")]
+    AlreadyHandedOver(OrderId),
+    /// The order is cancelled or expired.
+    #[error("order {order} is {status}")]
+    OrderClosed {
+        order: OrderId,
+        status: &'static str,
+    },
+    /// The order is in a state from which this step is not allowed.
+    #[error("order {order} is {status}: cannot {step}")]
+    BadTransition {
+        order: OrderId,
+        status: &'static str,
+        step: &'static str,
+    },
+}

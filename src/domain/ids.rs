@@ -1,0 +1,235 @@
+//! Identifier and value types, parsed once at the edge so the rest of the domain can trust them.
+//!
+//! Every constructor validates; fields are private. Errors name the offending value.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an identifier or value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// A store id is a lowercase slug such as `madrid-centro`.
+    #[error("invalid store id {0:?}: expected 1-40 of a-z, 0-9 and '-'")]
+    Store(String),
+    /// An actor is `hq` or `store:<store-id>`.
+    #[error("invalid actor {0:?}: expected \"hq\" or \"store:<id>\"")]
+    Actor(String),
+    /// A sku is 1-32 of A-Z, a-z, 0-9, '-', '_', '.'.
+    #[error("invalid sku {0:?}: expected 1-32 of letters, digits, '-', '_', '.'")]
+    Sku(String),
+    /// An EAN-13 is 13 digits whose last is the check digit.
+    #[error("invalid ean {value:?}: {reason}")]
+    Ean { value: String, reason: String },
+    /// Customer, order and sale ids are 1-64 of letters, digits, '-' and '_'.
+    #[error("invalid {kind} id {value:?}: expected 1-64 of letters, digits, '-', '_'")]
+    Id { kind: &'static str, value: String },
+}
+
+fn is_slug(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// A store of the chain, e.g. `madrid-centro`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StoreId(String);
+
+impl StoreId {
+    pub fn parse(s: &str) -> Result<StoreId, IdError> {
+        if is_slug(s, 40) {
+            Ok(StoreId(s.to_string()))
+        } else {
+            Err(IdError::Store(s.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The actor id of this store's replica.
+    pub fn actor(&self) -> ActorId {
+        ActorId(format!("store:{}", self.0))
+    }
+}
+
+/// A replica that authors operations: `hq` or `store:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActorId(String);
+
+impl ActorId {
+    pub fn hq() -> ActorId {
+        ActorId("hq".to_string())
+    }
+    pub fn parse(s: &str) -> Result<ActorId, IdError> {
+        if s == "hq" {
+            return Ok(ActorId::hq());
+        }
+        match s.strip_prefix("store:") {
+            Some(store) if is_slug(store, 40) => Ok(ActorId(s.to_string())),
+            _ => Err(IdError::Actor(s.to_string())),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_hq(&self) -> bool {
+        self.0 == "hq"
+    }
+    /// The store this actor is, if it is a store.
+    pub fn store(&self) -> Option<StoreId> {
+        self.0
+            .strip_prefix("store:")
+            .map(|s| StoreId(s.to_string()))
+    }
+}
+
+/// A stock-keeping unit code, e.g. `SKU-000123`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(s: &str) -> Result<Sku, IdError> {
+        if is_token(s, 32, b"-_.") {
+            Ok(Sku(s.to_string()))
+        } else {
+            Err(IdError::Sku(s.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A GTIN-13 (EAN-13) with a verified check digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ean13(String);
+
+/// The EAN/GTIN check digit of a digit string (weights 3,1,3,... from the right).
+pub fn gtin_check_digit(digits: &[u8]) -> u8 {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| u32::from(*d) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+impl Ean13 {
+    pub fn parse(s: &str) -> Result<Ean13, IdError> {
+        let err = |reason: String| IdError::Ean {
+            value: s.to_string(),
+            reason,
+        };
+        if s.len() != 13 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("expected 13 digits".to_string()));
+        }
+        let digits: Vec<u8> = s.bytes().map(|b| b - b'0').collect();
+        let expected = gtin_check_digit(&digits[..12]);
+        if digits[12] != expected {
+            return Err(err(format!(
+                "check digit {}, expected {expected}",
+                digits[12]
+            )));
+        }
+        Ok(Ean13(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! token_id {
+    ($name:ident, $kind:literal) => {
+        #[doc = concat!("A ", $kind, " id: 1-64 of letters, digits, '-' and '_'.")]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<$name, IdError> {
+                if is_token(s, 64, b"-_") {
+                    Ok($name(s.to_string()))
+                } else {
+                    Err(IdError::Id {
+                        kind: $kind,
+                        value: s.to_string(),
+                    })
+                }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+token_id!(CustomerId, "customer");
+token_id!(OrderId, "order");
+token_id!(SaleId, "sale");
+
+macro_rules! string_plumbing {
+    ($($name:ident),*) => {$(
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                $name::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
+string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ean13_with_wrong_check_digit_names_both_digits() {
+        let good = Ean13::parse("4006381333931").unwrap();
+        assert_eq!(good.as_str(), "4006381333931");
+        let err = Ean13::parse("4006381333932").unwrap_err().to_string();
+        assert!(err.contains("check digit 2, expected 1"), "{err}");
+    }
+
+    #[test]
+    fn actors_and_stores_round_trip() {
+        let store = StoreId::parse("madrid-centro").unwrap();
+        assert_eq!(store.actor().as_str(), "store:madrid-centro");
+        assert_eq!(store.actor().store(), Some(store));
+        assert!(ActorId::parse("store:Madrid").is_err());
+        assert!(ActorId::parse("hq").unwrap().is_hq());
+        assert!(StoreId::parse("").is_err());
+    }
+
+    #[test]
+    fn skus_refuse_spaces_and_overlong_values() {
+        assert!(Sku::parse("SKU-000123").is_ok());
+        assert!(Sku::parse("SKU 1").is_err());
+        assert!(Sku::parse(&"A".repeat(33)).is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! The operation envelope `{actor, seq, hlc, payload}` and every payload the chain exchanges.
+//!
+//! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
+//! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
+
+use super::hlc::Hlc;
+use super::ids::{ActorId, CustomerId, Ean13, OrderId, SaleId, Sku, StoreId};
+use serde::{Deserialize, Serialize};
+
+/// Globally unique id of an op: its author and that author's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpId {
+    pub actor: ActorId,
+    pub seq: u64,
+}
+
+/// An operation as stored in the log and sent to peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    pub actor: ActorId,
+    pub seq: u64,
+    pub hlc: Hlc,
+    pub payload: Payload,
+}
+
+impl Op {
+    pub fn id(&self) -> OpId {
+        OpId {
+            actor: self.actor.clone(),
+            seq: self.seq,
+        }
+    }
+}
+
+/// Why units were created at a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReceiveReason {
+    Delivery,
+    CountUp,
+    CustomerReturn,
+}
+
+/// Why units were consumed outside a sale or an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConsumeReason {
+    CountDown,
+    Damaged,
+    /// Units a low count found missing, taken from rights that came back later.
+    ShrinkageCovered,
+}
+
+/// How a till sale was paid. Only the tender type and amount are ever recorded: no card data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Tender {
+    Cash,
+    Card,
+}
+
+/// Pickup order lifecycle states that are reached by advancing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Advance {
+    Picking,
+    Ready,
+    HandedOver,
+}
+
+/// The two ways an order ends without being collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CancelKind {
+    Cancelled,
+    Expired,
+}
+
+/// Contact channels a customer consents to separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Channel {
+    Email,
+    Sms,
+    Whatsapp,
+}
+
+/// A line of a till sale, priced at the moment of sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleLine {
+    pub sku: Sku,
+    pub qty: u32,
+    pub unit_cents: i64,
+    pub vat_bp: u32,
+}
+
+/// A line of a pickup order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Sku,
+    pub qty: u32,
+}
+
+/// Customer profile fields, each a last-writer-wins register.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub loyalty_card: Option<String>,
+}
+
+/// What an operation does. See DESIGN.md section 3 for the merge rule of each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// HQ sets a catalog entry (last writer wins).
+    CatalogPut {
+        sku: Sku,
+        ean: Ean13,
+        name: String,
+        price_cents: i64,
+        vat_bp: u32,
+    },
+    /// Units created at the acting replica: `R[actor][actor] += qty`.
+    StockReceive {
+        store: StoreId,
+        sku: Sku,
+        qty: u32,
+        reason: ReceiveReason,
+    },
+    /// Rights handed from the acting replica to `to`: `R[actor][to] += qty`.
+    StockTransfer {
+        store: StoreId,
+        sku: Sku,
+        to: ActorId,
+        qty: u32,
+    },
+    /// Units consumed outside sales and orders: `U[actor] += qty`.
+    StockConsume {
+        store: StoreId,
+        sku: Sku,
+        qty: u32,
+        reason: ConsumeReason,
+    },
+    /// A physical count, recorded for the manager; `shrinkage` is what no rights could cover.
+    CountRecorded {
+        store: StoreId,
+        sku: Sku,
+        counted: u32,
+        expected: u32,
+        shrinkage: u32,
+    },
+    /// The store asks HQ to hand back up to `qty` unreserved rights (after a low count).
+    RightsReturnRequested { store: StoreId, sku: Sku, qty: u32 },
+    /// A till sale: consumes each line from the store's rights.
+    Sale {
+        store: StoreId,
+        sale_id: SaleId,
+        lines: Vec<SaleLine>,
+        tender: Tender,
+        customer: Option<CustomerId>,
+    },
+    /// A pickup order: its units are consumed from the acting replica's rights at placement.
+    OrderPlace {
+        order_id: OrderId,
+        store: StoreId,
+        customer: CustomerId,
+        lines: Vec<OrderLine>,
+        pickup_code: String,
+        placed_at_ms: u64,
+    },
+    /// Move an order forward in its lifecycle (lattice: merge keeps the highest).
+    OrderAdvance {
+        order_id: OrderId,
+        store: StoreId,
+        to: Advance,
+    },
+    /// A line's picked quantity (merge keeps the maximum).
+    OrderPick {
+        order_id: OrderId,
+        store: StoreId,
+        sku: Sku,
+        picked: u32,
+    },
+    /// Cancel or expire an order. Only the order's store returns its units (see `OrderRelease`).
+    OrderCancel {
+        order_id: OrderId,
+        store: StoreId,
+        kind: CancelKind,
+    },
+    /// The store returns the units of an order that HQ cancelled: `R[store][store] += qty`.
+    OrderRelease { order_id: OrderId, store: StoreId },
+    /// Set a cart line's quantity; this op's id is the line's dot.
+    CartSet {
+        customer: CustomerId,
+        sku: Sku,
+        qty: u32,
+    },
+    /// Remove the cart line dots this replica has observed (an unobserved add survives).
+    CartRemove {
+        customer: CustomerId,
+        sku: Sku,
+        observed: Vec<OpId>,
+    },
+    /// Update profile fields (each field is last writer wins).
+    CustomerUpdate {
+        customer: CustomerId,
+        patch: ProfilePatch,
+    },
+    /// Record consent for one channel, with where it was given.
+    ConsentSet {
+        customer: CustomerId,
+        channel: Channel,
+        granted: bool,
+        source: String,
+    },
+    /// Erase the customer's personal data everywhere; only anonymous totals stay.
+    CustomerErase { customer: CustomerId },
+    /// A store brings a customer into its scope (a cart looked up at its counter).
+    CustomerFollow {
+        customer: CustomerId,
+        store: StoreId,
+    },
+}
+
+impl Payload {
+    /// The store whose shared state this op touches, if it is store-specific.
+    pub fn store(&self) -> Option<&StoreId> {
+        match self {
+            Payload::StockReceive { store, .. }
+            | Payload::StockTransfer { store, .. }
+            | Payload::StockConsume { store, .. }
+            | Payload::CountRecorded { store, .. }
+            | Payload::RightsReturnRequested { store, .. }
+            | Payload::Sale { store, .. }
+            | Payload::OrderPlace { store, .. }
+            | Payload::OrderAdvance { store, .. }
+            | Payload::OrderPick { store, .. }
+            | Payload::OrderCancel { store, .. }
+            | Payload::OrderRelease { store, .. }
+            | Payload::CustomerFollow { store, .. } => Some(store),
+            _ => None,
+        }
+    }
+
+    /// The customer this op concerns, if any.
+    pub fn customer(&self) -> Option<&CustomerId> {
+        match self {
+            Payload::CartSet { customer, .. }
+            | Payload::CartRemove { customer, .. }
+            | Payload::CustomerUpdate { customer, .. }
+            | Payload::ConsentSet { customer, .. }
+            | Payload::CustomerErase { customer }
+            | Payload::CustomerFollow { customer, .. }
+            | Payload::OrderPlace { customer, .. } => Some(customer),
+            Payload::Sale { customer, .. } => customer.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The order this op concerns, if any.
+    pub fn order(&self) -> Option<&OrderId> {
+        match self {
+            Payload::OrderPlace { order_id, .. }
+            | Payload::OrderAdvance { order_id, .. }
+            | Payload::OrderPick { order_id, .. }
+            | Payload::OrderCancel { order_id, .. }
+            | Payload::OrderRelease { order_id, .. } => Some(order_id),
+            _ => None,
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::CatalogPut { .. } => "catalog_put",
+            Payload::StockReceive { .. } => "stock_receive",
+            Payload::StockTransfer { .. } => "stock_transfer",
+            Payload::StockConsume { .. } => "stock_consume",
+            Payload::CountRecorded { .. } => "count_recorded",
+            Payload::RightsReturnRequested { .. } => "rights_return_requested",
+            Payload::Sale { .. } => "sale",
+            Payload::OrderPlace { .. } => "order_place",
+            Payload::OrderAdvance { .. } => "order_advance",
+            Payload::OrderPick { .. } => "order_pick",
+            Payload::OrderCancel { .. } => "order_cancel",
+            Payload::OrderRelease { .. } => "order_release",
+            Payload::CartSet { .. } => "cart_set",
+            Payload::CartRemove { .. } => "cart_remove",
+            Payload::CustomerUpdate { .. } => "customer_update",
+            Payload::ConsentSet { .. } => "consent_set",
+            Payload::CustomerErase { .. } => "customer_erase",
+            Payload::CustomerFollow { .. } => "customer_follow",
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! A replica: the merged state, its version vector and its clock, and the calling protocol
+//! every adapter follows.
+//!
+//! Protocol: on start, `apply` every op from the log in log order. To make a change, call
+//! `prepare(now_ms, payload)`: it validates against the local state, stamps the op with the
+//! next seq and an HLC, applies it, and returns it for the caller to persist and publish.
+//! Ops from peers go through `apply`, which is idempotent and order-independent. Effects
+//! returned by both tell the adapter what to do next (notify, release, top up).
+
+use super::digest::{digest_all, digest_for_store, Digest};
+use super::error::DomainError;
+use super::hlc::Hlc;
+use super::ids::ActorId;
+use super::op::{Op, Payload};
+use super::state::{Effect, State};
+use super::validate::{check_authority, validate};
+use super::version::VersionVector;
+
+/// Outcome of applying an op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// First time this op was seen; the effects it caused.
+    New(Vec<Effect>),
+    /// Already applied; nothing changed.
+    Duplicate,
+}
+
+/// One replica of the chain's shared state.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    actor: ActorId,
+    clock: Hlc,
+    seen: VersionVector,
+    state: State,
+}
+
+impl Replica {
+    pub fn new(actor: ActorId) -> Replica {
+        Replica {
+            actor,
+            clock: Hlc::ZERO,
+            seen: VersionVector::new(),
+            state: State::default(),
+        }
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+    pub fn version(&self) -> &VersionVector {
+        &self.seen
+    }
+    pub fn clock(&self) -> Hlc {
+        self.clock
+    }
+    /// Seq the next local op will get.
+    pub fn next_seq(&self) -> u64 {
+        self.seen.contiguous(&self.actor) + 1
+    }
+
+    /// Check `payload` without issuing it.
+    pub fn check(&self, payload: &Payload) -> Result<(), DomainError> {
+        let probe = Op {
+            actor: self.actor.clone(),
+            seq: 0,
+            hlc: self.clock,
+            payload: payload.clone(),
+        };
+        check_authority(&probe)?;
+        validate(&self.state, &self.actor, payload)
+    }
+
+    /// Validate, stamp and apply a local change. The returned op must be persisted before
+    /// anyone is told it happened.
+    pub fn prepare(
+        &mut self,
+        now_ms: u64,
+        payload: Payload,
+    ) -> Result<(Op, Vec<Effect>), DomainError> {
+        self.check(&payload)?;
+        let op = Op {
+            actor: self.actor.clone(),
+            seq: self.next_seq(),
+            hlc: self.clock.tick(now_ms),
+            payload,
+        };
+        match self.apply(&op)? {
+            Applied::New(effects) => Ok((op, effects)),
+            Applied::Duplicate => unreachable!("a fresh seq cannot be a duplicate"),
+        }
+    }
+
+    /// Merge an op from the log or a peer. Idempotent; any order gives the same state, except
+    /// that the local actor's own ops must come in seq order (a gap means a lost write).
+    pub fn apply(&mut self, op: &Op) -> Result<Applied, DomainError> {
+        if self.seen.contains(&op.actor, op.seq) {
+            return Ok(Applied::Duplicate);
+        }
+        if op.seq == 0 {
+            return Err(DomainError::InvalidField {
+                field: "seq",
+                reason: "seq starts at 1".to_string(),
+            });
+        }
+        if op.actor == self.actor && op.seq != self.next_seq() {
+            return Err(DomainError::SeqGap {
+                actor: op.actor.clone(),
+                got: op.seq,
+                expected: self.next_seq(),
+            });
+        }
+        check_authority(op)?;
+        self.seen.insert(&op.actor, op.seq);
+        self.clock.observe(op.hlc);
+        let mut effects = Vec::new();
+        self.state.merge(op, &mut effects);
+        Ok(Applied::New(effects))
+    }
+
+    /// Hash of the whole state: equal on two replicas that applied the same ops.
+    pub fn digest(&self) -> Digest {
+        digest_all(&self.state)
+    }
+
+    /// Hash of what a store shares with HQ: catalog, that store's stock, orders, sales and
+    /// its customers. Equal on the store and HQ once they have exchanged everything.
+    pub fn digest_for_store(&self, store: &super::ids::StoreId) -> Digest {
+        digest_for_store(&self.state, store)
+    }
+}

@@ -1,0 +1,420 @@
+//! The merged state of a replica and the merge of one op into it.
+//!
+//! `merge` is total: it never refuses, so every replica that holds the same set of ops holds
+//! the same state, whatever order they arrived in. Refusals happen before an op exists, in
+//! `validate`. Order ops that arrive before their placement wait in `pending_order_ops`.
+
+use super::cart::Cart;
+use super::catalog::{Catalog, Product};
+use super::customer::{Consent, Customer};
+use super::hlc::Hlc;
+use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
+use super::inventory::EscrowCounter;
+use super::op::{ConsumeReason, Op, OpId, Payload, SaleLine, Tender};
+use super::order::{Order, OrderStatus};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A till sale as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SaleRecord {
+    pub id: SaleId,
+    pub store: StoreId,
+    pub lines: Vec<SaleLine>,
+    pub tender: Tender,
+    pub customer: Option<CustomerId>,
+    pub at: Hlc,
+}
+
+impl SaleRecord {
+    pub fn total_cents(&self) -> i64 {
+        self.lines
+            .iter()
+            .map(|l| l.unit_cents * i64::from(l.qty))
+            .sum()
+    }
+}
+
+/// A physical count as recorded for the manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CountRecord {
+    pub store: StoreId,
+    pub sku: Sku,
+    pub counted: u32,
+    pub expected: u32,
+    pub shrinkage: u32,
+    pub at: Hlc,
+}
+
+/// Something an adapter should do because an op was applied (sans-IO effects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// An order became ready: HQ notifies the shop.
+    OrderReady { order: OrderId, store: StoreId },
+    /// An order was placed: the store shows it in its queue.
+    OrderPlaced { order: OrderId, store: StoreId },
+    /// HQ cancelled an order of this store: the store should return its units.
+    ReleaseNeeded { order: OrderId, store: StoreId },
+    /// A store asked HQ to hand back rights.
+    ReturnRequested { store: StoreId, sku: Sku, qty: u32 },
+    /// The store's rights grew while a shortfall is open: cover it.
+    CoverShortfall { store: StoreId, sku: Sku },
+}
+
+/// Everything a replica knows.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub catalog: Catalog,
+    pub stock: BTreeMap<(StoreId, Sku), EscrowCounter>,
+    pub orders: BTreeMap<OrderId, Order>,
+    pub carts: BTreeMap<CustomerId, Cart>,
+    pub customers: BTreeMap<CustomerId, Customer>,
+    pub sales: BTreeMap<SaleId, SaleRecord>,
+    pub counts: BTreeMap<OpId, CountRecord>,
+    /// Units a count found missing that no rights covered yet, per (store, sku).
+    pub shortfall: BTreeMap<(StoreId, Sku), u64>,
+    /// Customers a store brought into its scope.
+    pub follows: BTreeSet<(StoreId, CustomerId)>,
+    pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
+}
+
+impl State {
+    pub fn counter(&self, store: &StoreId, sku: &Sku) -> Option<&EscrowCounter> {
+        self.stock.get(&(store.clone(), sku.clone()))
+    }
+
+    fn counter_mut(&mut self, store: &StoreId, sku: &Sku) -> &mut EscrowCounter {
+        self.stock.entry((store.clone(), sku.clone())).or_default()
+    }
+
+    /// Units `actor` may consume at (store, sku).
+    pub fn rights(&self, store: &StoreId, sku: &Sku, actor: &ActorId) -> i64 {
+        self.counter(store, sku).map_or(0, |c| c.rights(actor))
+    }
+
+    /// Total sellable units at (store, sku): the sum of every replica's rights.
+    pub fn available(&self, store: &StoreId, sku: &Sku) -> i64 {
+        self.counter(store, sku).map_or(0, |c| c.available())
+    }
+
+    /// Units reserved by open orders at the store and not yet handed over.
+    pub fn reserved(&self, store: &StoreId, sku: &Sku) -> u64 {
+        self.orders
+            .values()
+            .filter(|o| &o.store == store)
+            .map(|o| u64::from(o.reserved_units(sku)))
+            .sum()
+    }
+
+    /// What should be on the shelf: available plus reserved and not yet collected.
+    pub fn on_hand(&self, store: &StoreId, sku: &Sku) -> i64 {
+        self.available(store, sku) + self.reserved(store, sku) as i64
+    }
+
+    pub fn product(&self, sku: &Sku) -> Option<&Product> {
+        self.catalog.get(sku)
+    }
+
+    pub fn customer_erased(&self, customer: &CustomerId) -> bool {
+        self.customers.get(customer).is_some_and(|c| c.is_erased())
+    }
+
+    /// Customers whose data a store holds: orders or sales there, or looked up there.
+    pub fn customers_in_scope(&self, store: &StoreId) -> BTreeSet<CustomerId> {
+        let mut scope: BTreeSet<CustomerId> = self
+            .follows
+            .iter()
+            .filter(|(s, _)| s == store)
+            .map(|(_, c)| c.clone())
+            .collect();
+        scope.extend(
+            self.orders
+                .values()
+                .filter(|o| &o.store == store)
+                .map(|o| o.customer.clone()),
+        );
+        scope.extend(
+            self.sales
+                .values()
+                .filter(|s| &s.store == store)
+                .filter_map(|s| s.customer.clone()),
+        );
+        scope
+    }
+
+    /// Merge one new (never seen) op. Total: never refuses.
+    pub(crate) fn merge(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        if let Some(order_id) = op.payload.order() {
+            let is_place = matches!(op.payload, Payload::OrderPlace { .. });
+            if !is_place && !self.orders.contains_key(order_id) {
+                self.pending_order_ops
+                    .entry(order_id.clone())
+                    .or_default()
+                    .push(op.clone());
+                return;
+            }
+        }
+        self.merge_payload(op, effects);
+        if let Payload::OrderPlace { order_id, .. } = &op.payload {
+            for waiting in self.pending_order_ops.remove(order_id).unwrap_or_default() {
+                self.merge_payload(&waiting, effects);
+            }
+        }
+    }
+
+    fn merge_payload(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        let actor = &op.actor;
+        let marker = (op.hlc, actor.clone());
+        match &op.payload {
+            Payload::CatalogPut {
+                sku,
+                ean,
+                name,
+                price_cents,
+                vat_bp,
+            } => self.catalog.put(
+                Product {
+                    sku: sku.clone(),
+                    ean: ean.clone(),
+                    name: name.clone(),
+                    price_cents: *price_cents,
+                    vat_bp: *vat_bp,
+                },
+                marker,
+            ),
+            Payload::StockReceive {
+                store, sku, qty, ..
+            } => {
+                self.counter_mut(store, sku).create(actor, *qty);
+                self.rights_grew(store, sku, actor, effects);
+            }
+            Payload::StockTransfer {
+                store,
+                sku,
+                to,
+                qty,
+            } => {
+                self.counter_mut(store, sku).transfer(actor, to, *qty);
+                self.rights_grew(store, sku, to, effects);
+            }
+            Payload::StockConsume {
+                store,
+                sku,
+                qty,
+                reason,
+            } => {
+                self.counter_mut(store, sku).consume(actor, *qty);
+                if *reason == ConsumeReason::ShrinkageCovered {
+                    if let Some(open) = self.shortfall.get_mut(&(store.clone(), sku.clone())) {
+                        *open = open.saturating_sub(u64::from(*qty));
+                    }
+                }
+            }
+            Payload::CountRecorded {
+                store,
+                sku,
+                counted,
+                expected,
+                shrinkage,
+            } => {
+                self.counts.insert(
+                    op.id(),
+                    CountRecord {
+                        store: store.clone(),
+                        sku: sku.clone(),
+                        counted: *counted,
+                        expected: *expected,
+                        shrinkage: *shrinkage,
+                        at: op.hlc,
+                    },
+                );
+                *self
+                    .shortfall
+                    .entry((store.clone(), sku.clone()))
+                    .or_default() += u64::from(*shrinkage);
+            }
+            Payload::RightsReturnRequested { store, sku, qty } => {
+                effects.push(Effect::ReturnRequested {
+                    store: store.clone(),
+                    sku: sku.clone(),
+                    qty: *qty,
+                })
+            }
+            Payload::Sale {
+                store,
+                sale_id,
+                lines,
+                tender,
+                customer,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                self.sales.insert(
+                    sale_id.clone(),
+                    SaleRecord {
+                        id: sale_id.clone(),
+                        store: store.clone(),
+                        lines: lines.clone(),
+                        tender: *tender,
+                        customer: customer.clone(),
+                        at: op.hlc,
+                    },
+                );
+            }
+            Payload::OrderPlace {
+                order_id,
+                store,
+                customer,
+                lines,
+                pickup_code,
+                placed_at_ms,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                let order = Order::new(
+                    order_id.clone(),
+                    store.clone(),
+                    customer.clone(),
+                    actor.clone(),
+                    *placed_at_ms,
+                    op.hlc,
+                    pickup_code.clone(),
+                    lines,
+                );
+                self.orders.insert(order_id.clone(), order);
+                effects.push(Effect::OrderPlaced {
+                    order: order_id.clone(),
+                    store: store.clone(),
+                });
+            }
+            Payload::OrderAdvance { order_id, to, .. } => {
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    let before = order.status;
+                    order.raise((*to).into());
+                    if order.status == OrderStatus::Ready && before != OrderStatus::Ready {
+                        effects.push(Effect::OrderReady {
+                            order: order_id.clone(),
+                            store: order.store.clone(),
+                        });
+                    }
+                }
+            }
+            Payload::OrderPick {
+                order_id,
+                sku,
+                picked,
+                ..
+            } => {
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    order.pick(sku, *picked);
+                }
+            }
+            Payload::OrderCancel { order_id, kind, .. } => {
+                let Some(order) = self.orders.get_mut(order_id) else {
+                    return;
+                };
+                order.raise((*kind).into());
+                let by_store = order.store.actor() == *actor;
+                let needs_release =
+                    !by_store && !order.released && order.status != OrderStatus::HandedOver;
+                let store = order.store.clone();
+                if by_store {
+                    self.release(order_id, actor, effects);
+                } else if needs_release {
+                    effects.push(Effect::ReleaseNeeded {
+                        order: order_id.clone(),
+                        store,
+                    });
+                }
+            }
+            Payload::OrderRelease { order_id, .. } => self.release(order_id, actor, effects),
+            Payload::CartSet { customer, sku, qty } => {
+                if !self.customer_erased(customer) {
+                    self.carts
+                        .entry(customer.clone())
+                        .or_default()
+                        .set(op.id(), op.hlc, sku, *qty);
+                }
+            }
+            Payload::CartRemove {
+                customer,
+                sku,
+                observed,
+            } => {
+                if !self.customer_erased(customer) {
+                    self.carts
+                        .entry(customer.clone())
+                        .or_default()
+                        .remove(op.hlc, sku, observed);
+                }
+            }
+            Payload::CustomerUpdate { customer, patch } => self
+                .customers
+                .entry(customer.clone())
+                .or_default()
+                .update(patch, &marker),
+            Payload::ConsentSet {
+                customer,
+                channel,
+                granted,
+                source,
+            } => self
+                .customers
+                .entry(customer.clone())
+                .or_default()
+                .set_consent(
+                    *channel,
+                    Consent {
+                        granted: *granted,
+                        at_ms: op.hlc.wall_ms(),
+                        source: source.clone(),
+                    },
+                    &marker,
+                ),
+            Payload::CustomerErase { customer } => {
+                self.customers.entry(customer.clone()).or_default().erase();
+                self.carts.remove(customer);
+            }
+            Payload::CustomerFollow { customer, store } => {
+                self.follows.insert((store.clone(), customer.clone()));
+            }
+        }
+    }
+
+    /// Return an order's units to its store, once. `actor` is the store (checked by authority).
+    fn release(&mut self, order_id: &OrderId, actor: &ActorId, effects: &mut Vec<Effect>) {
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        if order.released {
+            return;
+        }
+        order.released = true;
+        let store = order.store.clone();
+        let lines: Vec<(Sku, u32)> = order
+            .lines
+            .iter()
+            .map(|(sku, l)| (sku.clone(), l.qty))
+            .collect();
+        for (sku, qty) in lines {
+            self.counter_mut(&store, &sku).create(actor, qty);
+            self.rights_grew(&store, &sku, actor, effects);
+        }
+    }
+
+    fn rights_grew(&self, store: &StoreId, sku: &Sku, to: &ActorId, effects: &mut Vec<Effect>) {
+        let open = self
+            .shortfall
+            .get(&(store.clone(), sku.clone()))
+            .copied()
+            .unwrap_or(0);
+        if open > 0 && store.actor() == *to {
+            effects.push(Effect::CoverShortfall {
+                store: store.clone(),
+                sku: sku.clone(),
+            });
+        }
+    }
+}

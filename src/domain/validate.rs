@@ -1,0 +1,307 @@
+//! Checks an op must pass before the local replica issues it, and the authority rules every
+//! replica enforces on ops from others.
+//!
+//! `check_authority` depends only on the op, so it gives the same verdict everywhere.
+//! `validate` reads the local state: a replica always knows all of its own ops, so its own
+//! rights are never overestimated, and nothing it issues can take stock below zero.
+
+use super::error::DomainError;
+use super::ids::{ActorId, Sku, StoreId};
+use super::op::{Advance, Op, Payload};
+use super::order::OrderStatus;
+use super::state::State;
+use std::collections::BTreeMap;
+
+/// Longest product name, customer field or consent source we accept.
+pub const TEXT_LEN_MAX: usize = 200;
+/// Largest quantity in one line or stock movement.
+pub const QTY_MAX: u32 = 100_000;
+/// Highest price of one unit: one million euros.
+pub const PRICE_CENTS_MAX: i64 = 100_000_000;
+/// Most lines in one sale or order.
+pub const LINES_MAX: usize = 200;
+
+/// Whether `actor` may author this payload at all. Same answer on every replica.
+pub fn check_authority(op: &Op) -> Result<(), DomainError> {
+    let actor = &op.actor;
+    let is_store = |s: &StoreId| s.actor() == *actor;
+    let ok = match &op.payload {
+        Payload::CatalogPut { .. } => actor.is_hq(),
+        Payload::StockTransfer { store, to, .. } => {
+            (is_store(store) && to.is_hq()) || (actor.is_hq() && *to == store.actor())
+        }
+        Payload::OrderPlace { store, .. } | Payload::OrderCancel { store, .. } => {
+            actor.is_hq() || is_store(store)
+        }
+        Payload::CartSet { .. }
+        | Payload::CartRemove { .. }
+        | Payload::CustomerUpdate { .. }
+        | Payload::ConsentSet { .. }
+        | Payload::CustomerErase { .. } => true,
+        Payload::StockReceive { store, .. }
+        | Payload::StockConsume { store, .. }
+        | Payload::CountRecorded { store, .. }
+        | Payload::RightsReturnRequested { store, .. }
+        | Payload::Sale { store, .. }
+        | Payload::OrderAdvance { store, .. }
+        | Payload::OrderPick { store, .. }
+        | Payload::OrderRelease { store, .. }
+        | Payload::CustomerFollow { store, .. } => is_store(store),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Unauthorized {
+            actor: actor.clone(),
+            kind: op.payload.kind(),
+        })
+    }
+}
+
+fn qty(field: &'static str, qty: u32) -> Result<(), DomainError> {
+    if qty == 0 || qty > QTY_MAX {
+        return Err(DomainError::InvalidQty {
+            field,
+            qty: u64::from(qty),
+            reason: "must be between 1 and 100000",
+        });
+    }
+    Ok(())
+}
+
+fn text(field: &'static str, value: &str) -> Result<(), DomainError> {
+    if value.trim().is_empty() || value.chars().count() > TEXT_LEN_MAX {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: format!("must be 1-{TEXT_LEN_MAX} characters, got {value:?}"),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: format!("control characters in {value:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn known(state: &State, sku: &Sku) -> Result<(), DomainError> {
+    if state.catalog.contains(sku) {
+        Ok(())
+    } else {
+        Err(DomainError::UnknownSku(sku.clone()))
+    }
+}
+
+/// Enough rights at `actor` for every (sku, qty), summed per sku.
+fn has_rights<'a>(
+    state: &State,
+    store: &StoreId,
+    actor: &ActorId,
+    lines: impl Iterator<Item = (&'a Sku, u32)>,
+) -> Result<(), DomainError> {
+    let mut wanted: BTreeMap<&Sku, u64> = BTreeMap::new();
+    let mut count = 0usize;
+    for (sku, n) in lines {
+        qty("qty", n)?;
+        known(state, sku)?;
+        *wanted.entry(sku).or_default() += u64::from(n);
+        count += 1;
+    }
+    if count == 0 || count > LINES_MAX {
+        return Err(DomainError::InvalidField {
+            field: "lines",
+            reason: format!("must hold 1-{LINES_MAX} lines, got {count}"),
+        });
+    }
+    for (sku, requested) in wanted {
+        let available = state.rights(store, sku, actor);
+        if (available.max(0) as u64) < requested {
+            return Err(DomainError::InsufficientStock {
+                store: store.clone(),
+                sku: sku.clone(),
+                requested,
+                available,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every check the local replica runs before issuing `payload` as `actor`.
+pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(), DomainError> {
+    match payload {
+        Payload::CatalogPut {
+            name,
+            price_cents,
+            vat_bp,
+            ..
+        } => {
+            text("name", name)?;
+            if !(0..=PRICE_CENTS_MAX).contains(price_cents) {
+                return Err(DomainError::InvalidField {
+                    field: "price_cents",
+                    reason: format!("must be 0-{PRICE_CENTS_MAX}, got {price_cents}"),
+                });
+            }
+            if *vat_bp > 10_000 {
+                return Err(DomainError::InvalidField {
+                    field: "vat_bp",
+                    reason: format!("must be 0-10000, got {vat_bp}"),
+                });
+            }
+        }
+        Payload::StockReceive { sku, qty: n, .. } => {
+            qty("qty", *n)?;
+            known(state, sku)?;
+        }
+        Payload::StockTransfer {
+            store, sku, qty: n, ..
+        }
+        | Payload::StockConsume {
+            store, sku, qty: n, ..
+        } => has_rights(state, store, actor, std::iter::once((sku, *n)))?,
+        Payload::CountRecorded { sku, .. } => known(state, sku)?,
+        Payload::RightsReturnRequested { sku, qty: n, .. } => {
+            qty("qty", *n)?;
+            known(state, sku)?;
+        }
+        Payload::Sale {
+            store,
+            sale_id,
+            lines,
+            ..
+        } => {
+            if state.sales.contains_key(sale_id) {
+                return Err(DomainError::DuplicateSale(sale_id.clone()));
+            }
+            has_rights(state, store, actor, lines.iter().map(|l| (&l.sku, l.qty)))?;
+        }
+        Payload::OrderPlace {
+            order_id,
+            store,
+            customer,
+            lines,
+            pickup_code,
+            ..
+        } => {
+            if state.orders.contains_key(order_id) {
+                return Err(DomainError::DuplicateOrder(order_id.clone()));
+            }
+            if state.customer_erased(customer) {
+                return Err(DomainError::CustomerErased(customer.clone()));
+            }
+            text("pickup_code", pickup_code)?;
+            has_rights(state, store, actor, lines.iter().map(|l| (&l.sku, l.qty)))?;
+        }
+        Payload::OrderAdvance { order_id, to, .. } => validate_advance(state, order_id, *to)?,
+        Payload::OrderPick {
+            order_id,
+            sku,
+            picked,
+            ..
+        } => {
+            let order = order(state, order_id)?;
+            open(order_id, order.status)?;
+            let line = order.lines.get(sku).ok_or(DomainError::NotInOrder {
+                order: order_id.clone(),
+                sku: sku.clone(),
+            })?;
+            if *picked <= line.picked || *picked > line.qty {
+                return Err(DomainError::AlreadyPicked {
+                    order: order_id.clone(),
+                    sku: sku.clone(),
+                    picked: line.picked,
+                    qty: line.qty,
+                });
+            }
+        }
+        Payload::OrderCancel { order_id, .. } => {
+            let order = order(state, order_id)?;
+            open(order_id, order.status)?;
+        }
+        Payload::OrderRelease { order_id, .. } => {
+            let order = order(state, order_id)?;
+            if order.released || order.status.is_open() || order.status == OrderStatus::HandedOver {
+                return Err(DomainError::BadTransition {
+                    order: order_id.clone(),
+                    status: order.status.as_str(),
+                    step: "release its units",
+                });
+            }
+        }
+        Payload::CartSet {
+            customer,
+            sku,
+            qty: n,
+        } => {
+            if state.customer_erased(customer) {
+                return Err(DomainError::CustomerErased(customer.clone()));
+            }
+            qty("qty", *n)?;
+            known(state, sku)?;
+        }
+        Payload::CartRemove { customer, .. } | Payload::CustomerUpdate { customer, .. } => {
+            if state.customer_erased(customer) {
+                return Err(DomainError::CustomerErased(customer.clone()));
+            }
+            if let Payload::CustomerUpdate { patch, .. } = payload {
+                for (field, value) in [
+                    ("name", &patch.name),
+                    ("email", &patch.email),
+                    ("phone", &patch.phone),
+                    ("loyalty_card", &patch.loyalty_card),
+                ] {
+                    if let Some(v) = value {
+                        text(field, v)?;
+                    }
+                }
+            }
+        }
+        Payload::ConsentSet { source, .. } => text("source", source)?,
+        Payload::CustomerErase { .. } | Payload::CustomerFollow { .. } => {}
+    }
+    Ok(())
+}
+
+fn order<'a>(
+    state: &'a State,
+    id: &super::ids::OrderId,
+) -> Result<&'a super::order::Order, DomainError> {
+    state
+        .orders
+        .get(id)
+        .ok_or_else(|| DomainError::UnknownOrder(id.clone()))
+}
+
+fn open(id: &super::ids::OrderId, status: OrderStatus) -> Result<(), DomainError> {
+    match status {
+        OrderStatus::HandedOver => Err(DomainError::AlreadyHandedOver(id.clone())),
+        OrderStatus::Cancelled | OrderStatus::Expired => Err(DomainError::OrderClosed {
+            order: id.clone(),
+            status: status.as_str(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn validate_advance(
+    state: &State,
+    id: &super::ids::OrderId,
+    to: Advance,
+) -> Result<(), DomainError> {
+    let order = order(state, id)?;
+    open(id, order.status)?;
+    let bad = |step| DomainError::BadTransition {
+        order: id.clone(),
+        status: order.status.as_str(),
+        step,
+    };
+    match to {
+        Advance::Picking if order.status != OrderStatus::Placed => Err(bad("start picking")),
+        Advance::Ready if order.status == OrderStatus::Ready => Err(bad("mark ready")),
+        Advance::Ready if !order.fully_picked() => Err(DomainError::NotPicked(id.clone())),
+        Advance::HandedOver if order.status != OrderStatus::Ready => Err(bad("hand over")),
+        _ => Ok(()),
+    }
+}
