@@ -1,3 +1,5 @@
 //! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
 
+pub mod cli;
 pub mod domain;
+pub mod store;
