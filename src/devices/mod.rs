@@ -5,3 +5,4 @@
 //! around them. Nothing here panics on bytes from a device or the network.
 
 pub mod barcode;
+pub mod escpos;
