@@ -6,3 +6,6 @@
 
 pub mod barcode;
 pub mod escpos;
+pub mod print_queue;
+pub mod printer;
+pub mod printer_sim;
