@@ -169,8 +169,10 @@ async fn receipt_with_accents_and_pickup_qr_prints_through_tcp_to_the_emulator()
     server.await.unwrap().unwrap();
 }
 
+/// A port free right now, on a loopback address of its own so that the other tests' listeners
+/// (on 127.0.0.1:0) can never be handed the same address while this printer is "off".
 fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.77:0").unwrap();
     listener.local_addr().unwrap()
 }
 
@@ -251,11 +253,14 @@ async fn a_printer_that_is_down_gets_the_job_exactly_once_when_it_comes_up() {
     let second =
         print_queue::enqueue(&conn, "till", "receipt", b"\x1b@second\n\x1dVB\x03", 1).unwrap();
     wake.notify_one();
-    eventually("the second job", || {
-        let done = files_with_ext(&out, "txt")
+    eventually("both jobs on paper", || {
+        let texts: Vec<String> = files_with_ext(&out, "txt")
             .iter()
-            .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("second")));
-        done.then_some(())
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect();
+        let second = texts.iter().any(|t| t.contains("second"));
+        let first = texts.iter().any(|t| t.contains("Jamón ibérico"));
+        (first && second).then_some(())
     })
     .await;
     let texts: Vec<String> = files_with_ext(&out, "txt")
@@ -275,4 +280,62 @@ async fn a_printer_that_is_down_gets_the_job_exactly_once_when_it_comes_up() {
 
     stop.send(true).unwrap();
     handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn bag_label_and_pick_list_print_with_a_scannable_qr() {
+    use storenode::devices::escpos::{BagLabel, PickLine, PickList};
+    let (_tmp, out) = out_dir("label");
+    let sim = PrinterSim::bind("127.0.0.1:0".parse().unwrap(), out.clone())
+        .await
+        .unwrap();
+    let printer = PrinterTransport::Tcp {
+        addr: sim.local_addr().unwrap().to_string(),
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let server = tokio::spawn(sim.serve(shutdown));
+
+    let qr = qr_payload("ord-9", &PickupCode::parse("ZZ3KQ7").unwrap(), b"k");
+    let label = BagLabel {
+        order_id: "ord-9".into(),
+        initials: "M.Á.G.".into(),
+        bag: (1, 2),
+        pickup: PickupMark {
+            code: "ZZ3KQ7".into(),
+            qr: qr.clone(),
+        },
+    };
+    let pick = PickList {
+        order_id: "ord-9".into(),
+        customer: "María Ángeles García".into(),
+        printed_at: "14/03/2025 10:00".into(),
+        lines: vec![PickLine {
+            location: "A3-02".into(),
+            sku: "JAM-100".into(),
+            ean: "8412345678905".into(),
+            name: "Jamón ibérico 100 g".into(),
+            qty: 2,
+        }],
+    };
+    printer.send(&label.to_escpos()).await.unwrap();
+    printer.send(&pick.to_escpos(COLUMNS_80MM)).await.unwrap();
+    let files = eventually("two jobs", || {
+        let f = files_with_ext(&out, "txt");
+        (f.len() == 2).then_some(f)
+    })
+    .await;
+    let label_txt = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        label_txt.contains("M.Á.G.") && label_txt.contains("Bolsa 1 de 2"),
+        "{label_txt}"
+    );
+    assert_eq!(decode_qrs(&files[0].with_extension("png")), vec![qr]);
+    let pick_txt = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(
+        pick_txt.contains("[ ]   2 x Jamón ibérico 100 g"),
+        "{pick_txt}"
+    );
+    assert!(pick_txt.contains("A3-02") && pick_txt.contains("EAN 8412345678905"));
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
 }

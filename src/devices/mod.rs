@@ -9,3 +9,4 @@ pub mod escpos;
 pub mod print_queue;
 pub mod printer;
 pub mod printer_sim;
+pub mod scanner;

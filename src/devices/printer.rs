@@ -169,9 +169,24 @@ impl PrinterTransport {
 
     async fn connect(&self, addr: &str) -> Result<TcpStream, PrintError> {
         let target = self.target();
-        timeout(&target, CONNECT_TIMEOUT_MS, TcpStream::connect(addr))
+        let stream = timeout(&target, CONNECT_TIMEOUT_MS, TcpStream::connect(addr))
             .await?
-            .map_err(|source| PrintError::Unreachable { target, source })
+            .map_err(|source| PrintError::Unreachable {
+                target: target.clone(),
+                source,
+            })?;
+        // TCP "simultaneous open": retrying a local port with no listener can pick that same
+        // port as the source and connect to itself, which would swallow a job as printed.
+        if stream.local_addr().ok() == stream.peer_addr().ok() {
+            return Err(PrintError::Unreachable {
+                target,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connected to itself: nothing listens there",
+                ),
+            });
+        }
+        Ok(stream)
     }
 }
 

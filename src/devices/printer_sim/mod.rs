@@ -42,6 +42,7 @@ pub struct PrinterSim {
     out: PathBuf,
     status: Arc<SimStatus>,
     next_job: Arc<AtomicU64>,
+    save_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PrinterSim {
@@ -55,6 +56,7 @@ impl PrinterSim {
             out,
             status: Arc::new(SimStatus::default()),
             next_job: Arc::new(AtomicU64::new(first)),
+            save_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -91,6 +93,7 @@ impl PrinterSim {
                         out: self.out.clone(),
                         status: self.status.clone(),
                         next_job: self.next_job.clone(),
+                        save_lock: self.save_lock.clone(),
                     };
                     let mut conn_shutdown = shutdown.clone();
                     tasks.spawn(async move {
@@ -126,6 +129,9 @@ struct Connection {
     out: PathBuf,
     status: Arc<SimStatus>,
     next_job: Arc<AtomicU64>,
+    /// Jobs are numbered and written one at a time, so files appear in job-number order
+    /// even when several connections print at once.
+    save_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Connection {
@@ -158,6 +164,7 @@ impl Connection {
     }
 
     async fn save(&self, items: Vec<Item>) -> std::io::Result<()> {
+        let _turn = self.save_lock.lock().await;
         let n = self.next_job.fetch_add(1, Ordering::SeqCst);
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
