@@ -9,10 +9,13 @@
 pub mod broker;
 pub mod link;
 pub mod metrics;
+pub mod persist;
 pub mod reaction;
 pub mod route;
+pub mod store_sync;
 pub mod topic;
 pub mod wire;
 
 pub use broker::start_embedded_broker;
 pub use metrics::SyncMetrics;
+pub use store_sync::{spawn_store_sync, LinkStatus, StoreSyncConfig, StoreSyncHandle};

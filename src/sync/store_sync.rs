@@ -16,7 +16,7 @@ use super::wire::{self, Ack, DownBatch, Message, Status};
 use super::persist::{self, KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::{ActorId, Effect, Payload, Sku, StoreId};
-use crate::store::{Node, NodeEvent};
+use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -137,7 +137,7 @@ pub fn spawn_store_sync(
     let shared = Arc::new(Shared {
         status: Mutex::new(LinkStatus {
             online: false,
-            since_ms: Node::now_ms(),
+            since_ms: now_ms(),
             outbox: 0,
             last_sync_ms: None,
         }),
@@ -157,7 +157,7 @@ pub fn spawn_store_sync(
         online: false,
         version: cfg.version.clone(),
         outbox: 0,
-        at_ms: Node::now_ms(),
+        at_ms: now_ms(),
     }))
     .unwrap_or_default();
     let link_cfg = LinkConfig {
@@ -225,7 +225,7 @@ impl StoreEngine {
             topics,
             shared,
             client: None,
-            since_ms: Node::now_ms(),
+            since_ms: now_ms(),
             last_sync_ms: None,
             hq_acked: 0,
             sent_seq: 0,
@@ -288,7 +288,7 @@ impl StoreEngine {
                 tracing::info!(store = %self.cfg.store, "connected to the broker");
                 SyncMetrics::add(&self.metrics.connects, 1);
                 self.client = Some(client);
-                self.since_ms = Node::now_ms();
+                self.since_ms = now_ms();
                 self.sent_seq = self.hq_acked;
                 self.last_progress = Instant::now();
                 self.status_due = true;
@@ -301,7 +301,7 @@ impl StoreEngine {
             LinkEvent::Disconnected => {
                 tracing::info!(store = %self.cfg.store, "disconnected from the broker");
                 self.client = None;
-                self.since_ms = Node::now_ms();
+                self.since_ms = now_ms();
             }
             LinkEvent::Publish { topic, payload } => self.on_publish(&topic, &payload).await,
         }
@@ -413,7 +413,7 @@ impl StoreEngine {
     }
 
     fn touch_sync(&mut self) {
-        let now = Node::now_ms();
+        let now = now_ms();
         self.last_sync_ms = Some(now);
         self.metrics.last_sync_ms.store(now, Ordering::Relaxed);
     }
@@ -569,7 +569,7 @@ impl StoreEngine {
             online: true,
             version: self.cfg.version.clone(),
             outbox,
-            at_ms: Node::now_ms(),
+            at_ms: now_ms(),
         });
         let Ok(bytes) = wire::encode(&status) else {
             return false;
