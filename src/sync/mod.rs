@@ -7,6 +7,7 @@
 //! an op is delivered when the peer's ack covers it, and every (re)connect runs anti-entropy.
 
 pub mod broker;
+pub mod hq_sync;
 pub mod link;
 pub mod metrics;
 pub mod persist;
@@ -17,5 +18,6 @@ pub mod topic;
 pub mod wire;
 
 pub use broker::start_embedded_broker;
+pub use hq_sync::{spawn_hq_sync, HqSyncConfig, HqSyncHandle, StoreLink};
 pub use metrics::SyncMetrics;
 pub use store_sync::{spawn_store_sync, LinkStatus, StoreSyncConfig, StoreSyncHandle};

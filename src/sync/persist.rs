@@ -107,10 +107,9 @@ pub fn apply_routes(
                      WHERE customer = ?1 AND actor != ?2 ORDER BY actor, seq",
                 )?;
                 let past: Vec<(String, i64)> = stmt
-                    .query_map(
-                        params![customer.as_str(), store.actor().as_str()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )?
+                    .query_map(params![customer.as_str(), store.actor().as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
                 for (actor, seq) in past {
                     append(tx, store.as_str(), &actor, seq.max(0) as u64)?;

@@ -10,10 +10,10 @@
 
 use super::link::{run_link, LinkConfig, LinkEvent};
 use super::metrics::SyncMetrics;
+use super::persist::{self, KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 use super::reaction::{all_skus, plan_releases, plan_stock, skus_touched};
 use super::topic::{TopicKind, Topics};
 use super::wire::{self, Ack, DownBatch, Message, Status};
-use super::persist::{self, KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::{ActorId, Effect, Payload, Sku, StoreId};
 use crate::store::{now_ms, Node, NodeEvent};
@@ -249,7 +249,12 @@ impl StoreEngine {
     ) {
         match self
             .node
-            .query(|c| Ok((persist::get_u64(c, KEY_HQ_ACKED_SEQ)?, persist::get_u64(c, KEY_DOWN_IDX)?)))
+            .query(|c| {
+                Ok((
+                    persist::get_u64(c, KEY_HQ_ACKED_SEQ)?,
+                    persist::get_u64(c, KEY_DOWN_IDX)?,
+                ))
+            })
             .await
         {
             Ok((acked, down)) => {
@@ -327,7 +332,12 @@ impl StoreEngine {
             (TopicKind::Ack, Message::Ack(_)) => {}
             (kind, msg) => {
                 self.metrics.reject("malformed");
-                tracing::warn!(topic, kind = kind.as_str(), message = msg.kind(), "unexpected message on topic");
+                tracing::warn!(
+                    topic,
+                    kind = kind.as_str(),
+                    message = msg.kind(),
+                    "unexpected message on topic"
+                );
             }
         }
     }
@@ -349,9 +359,16 @@ impl StoreEngine {
                 .gap_requested
                 .is_some_and(|t| t.elapsed() < Duration::from_millis(GAP_REQUEST_MS));
             if !recent {
-                tracing::debug!(have = self.down_idx, got = batch.first_idx, "down-log gap; asking HQ to resend");
+                tracing::debug!(
+                    have = self.down_idx,
+                    got = batch.first_idx,
+                    "down-log gap; asking HQ to resend"
+                );
                 self.gap_requested = Some(Instant::now());
-                self.ack_due = Some(AckDue { resend: true, reply: false });
+                self.ack_due = Some(AckDue {
+                    resend: true,
+                    reply: false,
+                });
             }
             return;
         }
@@ -455,8 +472,16 @@ impl StoreEngine {
         self.sweep_all = false;
         self.releases_due = false;
         let plan = self.node.read(|r| {
-            let skus = if sweep { all_skus(r.state(), &store) } else { dirty };
-            let mut plan = if releases { plan_releases(r.state(), &store) } else { Vec::new() };
+            let skus = if sweep {
+                all_skus(r.state(), &store)
+            } else {
+                dirty
+            };
+            let mut plan = if releases {
+                plan_releases(r.state(), &store)
+            } else {
+                Vec::new()
+            };
             plan.extend(plan_stock(r.state(), &store, &skus, policy.as_ref()));
             plan
         });
@@ -509,7 +534,11 @@ impl StoreEngine {
                 reply: due.reply,
             });
             if let Ok(bytes) = wire::encode(&ack) {
-                if self.publish(self.topics.topic(&self.cfg.store, TopicKind::Ack), bytes, false) {
+                if self.publish(
+                    self.topics.topic(&self.cfg.store, TopicKind::Ack),
+                    bytes,
+                    false,
+                ) {
                     SyncMetrics::add(&self.metrics.acks_sent, 1);
                     self.ack_due = None;
                 }
@@ -523,7 +552,10 @@ impl StoreEngine {
         if self.sent_seq > self.hq_acked
             && self.last_progress.elapsed() > Duration::from_millis(self.cfg.retransmit_ms)
         {
-            tracing::debug!(from = self.hq_acked + 1, "no ack progress; resending the outbox");
+            tracing::debug!(
+                from = self.hq_acked + 1,
+                "no ack progress; resending the outbox"
+            );
             self.sent_seq = self.hq_acked;
             self.last_progress = Instant::now();
         }
@@ -574,7 +606,11 @@ impl StoreEngine {
         let Ok(bytes) = wire::encode(&status) else {
             return false;
         };
-        let ok = self.publish(self.topics.topic(&self.cfg.store, TopicKind::Status), bytes, true);
+        let ok = self.publish(
+            self.topics.topic(&self.cfg.store, TopicKind::Status),
+            bytes,
+            true,
+        );
         if ok {
             self.status_sent = (Instant::now(), outbox);
         }

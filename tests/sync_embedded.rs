@@ -1,0 +1,20 @@
+//! Sync through the embedded broker (rumqttd), each test on its own port.
+
+mod sync_support;
+
+use sync_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_sales_flow_between_hq_and_stores_over_the_embedded_broker() {
+    orders_and_sales_flow_within_a_second(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_over_the_embedded_broker_never_oversells_and_converges() {
+    a_cut_link_keeps_both_sides_selling_without_oversell(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_over_the_embedded_broker_are_refused_and_counted() {
+    bad_payloads_are_refused_counted_and_change_nothing(embedded_broker()).await;
+}

@@ -1,0 +1,29 @@
+//! Sync against a real mosquitto, started by each test on its own port.
+
+mod sync_support;
+
+use sync_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_sales_flow_between_hq_and_stores_over_mosquitto() {
+    let broker = Mosquitto::start();
+    orders_and_sales_flow_within_a_second(broker.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_over_mosquitto_never_oversells_and_converges() {
+    let broker = Mosquitto::start();
+    a_cut_link_keeps_both_sides_selling_without_oversell(broker.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_killed_mid_stream_loses_nothing() {
+    let mut broker = Mosquitto::start();
+    a_broker_killed_mid_stream_loses_nothing(&mut broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_over_mosquitto_are_refused_and_counted() {
+    let broker = Mosquitto::start();
+    bad_payloads_are_refused_counted_and_change_nothing(broker.port).await;
+}
