@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod hq_sync;
+pub mod inspect;
 pub mod link;
 pub mod metrics;
 pub mod persist;

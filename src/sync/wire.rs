@@ -255,33 +255,6 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
     value
 }
 
-/// Error of `storenode decode`.
-#[derive(Debug, Error)]
-pub enum InspectError {
-    /// The input is neither a payload file nor hex.
-    #[error("input is not hex: {0}")]
-    Hex(#[from] hex::FromHexError),
-    /// The payload does not decode.
-    #[error(transparent)]
-    Wire(#[from] WireError),
-}
-
-/// `storenode decode`: raw payload bytes (`hex_text = false`) or hex text (whitespace and an
-/// optional `0x` ignored) to pretty JSON.
-pub fn inspect(input: &[u8], hex_text: bool) -> Result<String, InspectError> {
-    let bytes = if hex_text {
-        let text: String = String::from_utf8_lossy(input)
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        hex::decode(text.strip_prefix("0x").unwrap_or(&text))?
-    } else {
-        input.to_vec()
-    };
-    let msg = decode(&bytes)?;
-    Ok(serde_json::to_string_pretty(&to_json(&msg)).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,22 +364,6 @@ mod tests {
         assert_eq!(json["type"], "ack");
         assert_eq!(json["version"], 1);
         assert_eq!(json["vv"]["hq"], 4);
-    }
-
-    #[test]
-    fn inspect_reads_hex_with_whitespace() {
-        let bytes = encode(&Message::Up(UpBatch {
-            store: StoreId::parse("norte").unwrap(),
-            ops: vec![cart_op(1, 3)],
-        }))
-        .unwrap();
-        let text = format!("0x{}\n", hex::encode(bytes));
-        let json = inspect(text.as_bytes(), true).unwrap();
-        assert!(
-            json.contains("\"cart_set\"") || json.contains("CartSet"),
-            "{json}"
-        );
-        assert!(inspect(b"zz", true).is_err());
     }
 
     proptest! {
