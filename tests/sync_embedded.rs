@@ -18,3 +18,18 @@ async fn a_cut_link_over_the_embedded_broker_never_oversells_and_converges() {
 async fn bad_payloads_over_the_embedded_broker_are_refused_and_counted() {
     bad_payloads_are_refused_counted_and_change_nothing(embedded_broker()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_data_follows_the_customer_into_a_stores_scope_over_the_embedded_broker() {
+    customer_data_follows_the_customer_into_a_stores_scope(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_and_counts_trigger_reactions_over_the_embedded_broker() {
+    cancellations_and_counts_trigger_the_right_reactions(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_every_node_resumes_sync_over_the_embedded_broker() {
+    a_restart_of_every_node_resumes_where_sync_stopped(embedded_broker()).await;
+}

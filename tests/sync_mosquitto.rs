@@ -27,3 +27,21 @@ async fn bad_payloads_over_mosquitto_are_refused_and_counted() {
     let broker = Mosquitto::start();
     bad_payloads_are_refused_counted_and_change_nothing(broker.port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_data_follows_the_customer_into_a_stores_scope_over_mosquitto() {
+    let broker = Mosquitto::start();
+    customer_data_follows_the_customer_into_a_stores_scope(broker.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_and_counts_trigger_reactions_over_mosquitto() {
+    let broker = Mosquitto::start();
+    cancellations_and_counts_trigger_the_right_reactions(broker.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_every_node_resumes_sync_over_mosquitto() {
+    let broker = Mosquitto::start();
+    a_restart_of_every_node_resumes_where_sync_stopped(broker.port).await;
+}

@@ -129,7 +129,8 @@ pub fn store_b() -> StoreId {
 
 /// HQ and two stores on one broker.
 pub struct Chain {
-    pub _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+    pub port: u16,
     pub hq: Node,
     pub a: Node,
     pub b: Node,
@@ -141,7 +142,20 @@ pub struct Chain {
 
 impl Chain {
     pub async fn start(port: u16) -> Chain {
-        let dir = tempfile::tempdir().unwrap();
+        Chain::open(tempfile::tempdir().unwrap(), port).await
+    }
+
+    /// Shut every engine down, wait for them, and hand back the files.
+    pub async fn close(mut self) -> tempfile::TempDir {
+        self.shutdown.send_replace(true);
+        self.hq_sync.join().await;
+        self.a_sync.join().await;
+        self.b_sync.join().await;
+        self.dir.take().unwrap()
+    }
+
+    /// HQ and stores on the databases in `dir` (new or reopened).
+    pub async fn open(dir: tempfile::TempDir, port: u16) -> Chain {
         let hq = Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();
         let a = Node::open(&dir.path().join("a.db"), store_a().actor()).unwrap();
         let b = Node::open(&dir.path().join("b.db"), store_b().actor()).unwrap();
@@ -159,7 +173,8 @@ impl Chain {
         let a_sync = spawn_store_sync(a.clone(), store_cfg(store_a()), rx.clone());
         let b_sync = spawn_store_sync(b.clone(), store_cfg(store_b()), rx);
         Chain {
-            _dir: dir,
+            dir: Some(dir),
+            port,
             hq,
             a,
             b,
@@ -602,4 +617,212 @@ pub async fn publish_raw(port: u16, sends: Vec<(String, Vec<u8>)>) {
             Err(_) => panic!("raw client timed out"),
         }
     }
+}
+
+/// A cart and profile written at HQ reach a store only once the customer enters its scope
+/// (an order there, or the store following them); an erasure reaches every store.
+pub async fn customer_data_follows_the_customer_into_a_stores_scope(port: u16) {
+    use storenode::domain::op::ProfilePatch;
+    let chain = Chain::start(port).await;
+    chain.seed().await;
+    let c7 = CustomerId::parse("c-7").unwrap();
+    chain
+        .hq
+        .submit(vec![
+            Payload::CartSet {
+                customer: c7.clone(),
+                sku: sku(),
+                qty: 4,
+            },
+            Payload::CustomerUpdate {
+                customer: c7.clone(),
+                patch: ProfilePatch {
+                    name: Some("Ana".into()),
+                    ..ProfilePatch::default()
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(5))
+        .await;
+    assert!(chain.a.read(|r| !r.state().carts.contains_key(&c7)));
+    chain
+        .hq
+        .submit(vec![order(&store_a(), "c-7", 1)])
+        .await
+        .unwrap();
+    let (a, c) = (chain.a.clone(), c7.clone());
+    wait_for(
+        Duration::from_secs(2),
+        "store a holds c-7's cart and name",
+        || {
+            a.read(|r| {
+                let st = r.state();
+                st.carts
+                    .get(&c)
+                    .is_some_and(|cart| cart.lines().get(&sku()) == Some(&4))
+                    && st
+                        .customers
+                        .get(&c)
+                        .and_then(|x| x.name().map(str::to_string))
+                        == Some("Ana".to_string())
+            })
+        },
+    )
+    .await;
+    assert!(chain.b.read(|r| !r.state().carts.contains_key(&c7)));
+    chain
+        .b
+        .submit(vec![Payload::CustomerFollow {
+            customer: c7.clone(),
+            store: store_b(),
+        }])
+        .await
+        .unwrap();
+    let (b, c) = (chain.b.clone(), c7.clone());
+    wait_for(
+        Duration::from_secs(2),
+        "store b gets c-7's past cart",
+        || b.read(|r| r.state().carts.contains_key(&c)),
+    )
+    .await;
+    chain
+        .hq
+        .submit(vec![Payload::CustomerErase {
+            customer: c7.clone(),
+        }])
+        .await
+        .unwrap();
+    for node in [&chain.a, &chain.b] {
+        let (n, c) = (node.clone(), c7.clone());
+        wait_for(
+            Duration::from_secs(2),
+            "the erasure reaches every store",
+            || n.read(|r| r.state().customer_erased(&c)),
+        )
+        .await;
+    }
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(5))
+        .await;
+    chain
+        .converged(&store_b(), &chain.b, Duration::from_secs(5))
+        .await;
+}
+
+/// HQ cancels an order: its store releases the units. A low count asks HQ for rights back:
+/// HQ returns them and the store covers the shortfall with them.
+pub async fn cancellations_and_counts_trigger_the_right_reactions(port: u16) {
+    use storenode::domain::count::plan_count;
+    use storenode::domain::op::CancelKind;
+    let chain = Chain::start(port).await;
+    chain.seed().await;
+    let placed = chain
+        .hq
+        .submit(vec![order(&store_a(), "c-1", 1)])
+        .await
+        .unwrap();
+    let Payload::OrderPlace { order_id, .. } = placed.ops[0].payload.clone() else {
+        unreachable!()
+    };
+    chain
+        .hq
+        .submit(vec![Payload::OrderCancel {
+            order_id: order_id.clone(),
+            store: store_a(),
+            kind: CancelKind::Cancelled,
+        }])
+        .await
+        .unwrap();
+    let hq = chain.hq.clone();
+    wait_for(
+        Duration::from_secs(3),
+        "store a released the cancelled order",
+        || hq.read(|r| r.state().orders.get(&order_id).is_some_and(|o| o.released)),
+    )
+    .await;
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(5))
+        .await;
+    let (hq_rights, own) = chain.a.read(|r| {
+        let st = r.state();
+        (
+            st.rights(&store_a(), &sku(), &ActorId::hq()),
+            st.rights(&store_a(), &sku(), &store_a().actor()),
+        )
+    });
+    assert!(hq_rights > 0 && own > 0, "hq {hq_rights}, store {own}");
+    // One unit fewer on the shelf than the store's own rights can cover.
+    let counted = chain.a.read(|r| r.state().on_hand(&store_a(), &sku())) as u32 - own as u32 - 1;
+    let ops = chain
+        .a
+        .read(|r| plan_count(r.state(), &store_a(), &sku(), counted));
+    assert!(ops
+        .iter()
+        .any(|p| matches!(p, Payload::RightsReturnRequested { qty: 1, .. })));
+    chain.a.submit(ops).await.unwrap();
+    let a = chain.a.clone();
+    wait_for(
+        Duration::from_secs(3),
+        "HQ returned a right and the store covered the shortfall",
+        || {
+            a.read(|r| {
+                let st = r.state();
+                st.shortfall.get(&(store_a(), sku())).copied().unwrap_or(0) == 0
+                    && st.rights(&store_a(), &sku(), &ActorId::hq()) == hq_rights - 1
+            })
+        },
+    )
+    .await;
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        chain.a.read(|r| r.state().on_hand(&store_a(), &sku())),
+        i64::from(counted)
+    );
+}
+
+/// Every node restarts (same files) with ops still unsent: the persisted positions resume
+/// sync and nothing is lost or doubled.
+pub async fn a_restart_of_every_node_resumes_where_sync_stopped(port: u16) {
+    let chain = Chain::start(port).await;
+    chain.seed().await;
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(5))
+        .await;
+    let a_sync = chain.a_sync.clone();
+    wait_for(
+        Duration::from_secs(5),
+        "HQ acked every op of store a",
+        || a_sync.status().outbox == 0,
+    )
+    .await;
+    chain.a_sync.set_link(false);
+    chain.a.submit(vec![sale(&store_a(), 1)]).await.unwrap();
+    chain.a.submit(vec![sale(&store_a(), 2)]).await.unwrap();
+    chain
+        .hq
+        .submit(vec![order(&store_a(), "c-3", 1)])
+        .await
+        .unwrap();
+    let acked: u64 = chain
+        .a
+        .query(|c| storenode::sync::persist::get_u64(c, storenode::sync::persist::KEY_HQ_ACKED_SEQ))
+        .await
+        .unwrap();
+    assert!(acked > 0, "the store persisted HQ's ack");
+    let dir = chain.close().await;
+    let chain = Chain::open(dir, port).await;
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(10))
+        .await;
+    chain
+        .converged(&store_b(), &chain.b, Duration::from_secs(10))
+        .await;
+    assert_no_loss_no_double(&chain).await;
+    let (sold, stock) = sold_and_stock(&chain.hq, &store_a());
+    assert!(sold <= stock);
 }
