@@ -36,3 +36,8 @@ CREATE TABLE sync_customer_ops (
     seq      INTEGER NOT NULL,
     PRIMARY KEY (customer, actor, seq)
 );
+
+-- HQ: stores whose down-logs exist; a store added to the config later is backfilled once.
+CREATE TABLE sync_stores (
+    store TEXT PRIMARY KEY
+);

@@ -33,3 +33,13 @@ async fn cancellations_and_counts_trigger_reactions_over_the_embedded_broker() {
 async fn a_restart_of_every_node_resumes_sync_over_the_embedded_broker() {
     a_restart_of_every_node_resumes_where_sync_stopped(embedded_broker()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_added_later_gets_the_whole_catalog_over_the_embedded_broker() {
+    a_store_added_later_gets_the_whole_catalog(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_backlog_drains_in_bounded_batches_over_the_embedded_broker() {
+    a_long_outage_backlog_drains_in_bounded_batches(embedded_broker()).await;
+}

@@ -45,3 +45,9 @@ async fn a_restart_of_every_node_resumes_sync_over_mosquitto() {
     let broker = Mosquitto::start();
     a_restart_of_every_node_resumes_where_sync_stopped(broker.port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_backlog_drains_in_bounded_batches_over_mosquitto() {
+    let broker = Mosquitto::start();
+    a_long_outage_backlog_drains_in_bounded_batches(broker.port).await;
+}

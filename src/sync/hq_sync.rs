@@ -17,7 +17,7 @@ use super::wire::{self, Ack, Message, Status, UpBatch};
 use crate::domain::{ActorId, Effect, StoreId};
 use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::AsyncClient;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -242,10 +242,12 @@ impl HqEngine {
         }
     }
 
-    async fn load(&mut self) {
+    /// Load routing state; returns the stores that already have a down-log.
+    async fn load(&mut self) -> BTreeSet<StoreId> {
         match self.node.query(persist::load_hq).await {
             Ok(HqLoaded {
                 routed,
+                stores,
                 scope,
                 downlog_last,
             }) => {
@@ -254,8 +256,12 @@ impl HqEngine {
                 for (store, peer) in &mut self.peers {
                     peer.down_last = downlog_last.get(store).copied().unwrap_or(0);
                 }
+                stores
             }
-            Err(e) => tracing::error!(error = %e, "cannot read hq sync state"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read hq sync state");
+                BTreeSet::new()
+            }
         }
     }
 
@@ -265,7 +271,8 @@ impl HqEngine {
         mut events: broadcast::Receiver<NodeEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        self.load().await;
+        let known = self.load().await;
+        self.backfill(&known).await;
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
@@ -460,4 +467,5 @@ impl HqEngine {
     }
 }
 
+mod backfill;
 mod pump;

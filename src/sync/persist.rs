@@ -35,6 +35,8 @@ pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> 
 #[derive(Debug, Default)]
 pub struct HqLoaded {
     pub routed: BTreeMap<ActorId, u64>,
+    /// Stores that already have a down-log (see `sync_stores`).
+    pub stores: BTreeSet<StoreId>,
     pub scope: BTreeSet<(StoreId, CustomerId)>,
     pub downlog_last: BTreeMap<StoreId, u64>,
 }
@@ -55,6 +57,13 @@ pub fn load_hq(conn: &Connection) -> rusqlite::Result<HqLoaded> {
         let (store, customer) = row?;
         if let (Ok(s), Ok(c)) = (StoreId::parse(&store), CustomerId::parse(&customer)) {
             out.scope.insert((s, c));
+        }
+    }
+    let mut stmt = conn.prepare("SELECT store FROM sync_stores")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        if let Ok(s) = StoreId::parse(&row?) {
+            out.stores.insert(s);
         }
     }
     let mut stmt = conn.prepare("SELECT store, MAX(idx) FROM downlog GROUP BY store")?;
@@ -135,6 +144,17 @@ pub fn apply_routes(
         last.insert(store, idx.max(0) as u64);
     }
     Ok(last)
+}
+
+/// Record stores as having a down-log.
+pub fn add_stores(tx: &Transaction, stores: &[StoreId]) -> rusqlite::Result<()> {
+    for store in stores {
+        tx.execute(
+            "INSERT OR IGNORE INTO sync_stores (store) VALUES (?1)",
+            params![store.as_str()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Down-log entries of `store` after `after_idx`, with the op bodies from the op log.
