@@ -67,7 +67,7 @@ pub async fn page(State(state): State<HqState>) -> Html<String> {
     html.push_str("</table><h2>Recent orders</h2><table><tr><th>order</th><th>store</th><th>status</th><th>lines</th><th>units</th></tr>");
     let orders = state.node.read(|r| {
         let mut all: Vec<_> = r.state().orders.values().cloned().collect();
-        all.sort_by(|a, b| b.placed_at_ms.cmp(&a.placed_at_ms));
+        all.sort_by_key(|o| std::cmp::Reverse(o.placed_at_ms));
         all.truncate(RECENT_ORDERS_MAX);
         all
     });
