@@ -1,8 +1,12 @@
+//! Command line entry point: parses arguments and calls into the library.
+
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use storenode::store::import::ImportKind;
 
-/// storenode: store node, HQ hub and demo of a retail chain.
+/// storenode: the in-store node of a retail chain (store replica, HQ hub, demo).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -15,9 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a store or HQ config file.
+    /// Validate a store or HQ config file: prints `ok: ...` or each error with its key path.
     CheckConfig { file: PathBuf },
-    /// Run the HQ hub.
+    /// Run the HQ hub (API for the online shop, sync with the stores).
     Hq {
         #[arg(long)]
         config: PathBuf,
@@ -37,6 +41,60 @@ enum Command {
         #[arg(long, default_value_t = 1883)]
         broker_port: u16,
     },
+    /// Create a database or bring its schema up to date.
+    Migrate {
+        /// SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Replica that owns a new database: `hq` or `store:<id>`.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Import a CSV file (catalog, stock, customers, carts) in one transaction.
+    Import {
+        /// What the file holds.
+        kind: ImportKind,
+        /// SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Replica that owns a new database: `hq` or `store:<id>`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// The CSV file (header line first; see config/seed/README.md).
+        file: PathBuf,
+    },
+    /// Write a stream of ops, printing each one once committed (crash and durability tests).
+    Soak {
+        /// SQLite database file (created as an HQ replica if new).
+        #[arg(long)]
+        db: PathBuf,
+        /// How many ops to write.
+        #[arg(long, default_value_t = 10_000)]
+        ops: u64,
+        /// Concurrent writers (their ops share group commits).
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+    },
+    /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
+    PrinterSim {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Folder for the printed jobs.
+        #[arg(long, default_value = "prints")]
+        out: PathBuf,
+    },
+    /// Print the state digest of a database, overall and per store.
+    Digest {
+        /// SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+/// Run an async command on a fresh runtime.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(fut)
 }
 
 fn init_logs(format: &str) {
@@ -52,32 +110,15 @@ fn init_logs(format: &str) {
     }
 }
 
-fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(f) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log_format);
-    match cli.command {
+    let result = match cli.command {
         Command::CheckConfig { file } => {
-            match storenode::app::check_config(&file, &mut std::io::stdout()) {
+            return match storenode::app::check_config(&file, &mut std::io::stdout()) {
                 Ok(true) => ExitCode::SUCCESS,
                 _ => ExitCode::FAILURE,
-            }
+            };
         }
         Command::Hq { config } => block_on(storenode::app::hq(&config)),
         Command::Run { config } => block_on(storenode::app::run(&config)),
@@ -90,5 +131,27 @@ fn main() -> ExitCode {
             base_port,
             broker_port,
         })),
+        Command::Migrate { db, actor } => storenode::cli::migrate(&db, actor.as_deref()),
+        Command::Import {
+            kind,
+            db,
+            actor,
+            file,
+        } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
+        Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
+        Command::PrinterSim { listen, out } => block_on(async move {
+            use anyhow::Context;
+            storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())
+                .await
+                .with_context(|| format!("printer-sim on {listen} writing to {}", out.display()))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

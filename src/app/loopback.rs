@@ -7,8 +7,8 @@
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::order::OrderStatus;
 use crate::domain::{ActorId, Payload, StoreId};
-use crate::hq::node::Node;
 use crate::hq::{LinkControl, LinkStatus, SyncView};
+use crate::store::Node;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -215,7 +215,8 @@ async fn round(hq: &Node, store: &StoreId, end: &End) -> anyhow::Result<()> {
         end.node.ingest(down).await?;
     }
     end.lag.store(lag(hq, &end.node, &me), Ordering::Relaxed);
-    end.last_seen_ms.store(Node::now_ms(), Ordering::Relaxed);
+    end.last_seen_ms
+        .store(crate::store::now_ms(), Ordering::Relaxed);
     let reactions = plan(&end.node, store, &end.policy);
     if !reactions.is_empty() {
         if let Err(e) = end.node.submit(reactions).await {

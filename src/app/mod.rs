@@ -9,8 +9,8 @@ mod store_http;
 
 use crate::config::{Config, HqConfig, StoreConfig};
 use crate::domain::ActorId;
-use crate::hq::node::Node;
 use crate::hq::{self, HqSettings, HqState, NoSync};
+use crate::store::Node;
 use anyhow::Context;
 use axum::Router;
 use std::net::SocketAddr;

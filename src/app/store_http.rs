@@ -2,7 +2,7 @@
 //! digest, so tests and operators can compare a store with HQ's `/stores`) and `/metrics`.
 
 use crate::domain::StoreId;
-use crate::hq::node::Node;
+use crate::store::Node;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -3,12 +3,12 @@
 
 use super::body::{Fields, JsonBody};
 use super::error::ApiError;
-use super::node::{Node, SubmitError};
 use super::{pickup, HqState};
 use crate::domain::op::{CancelKind, OrderLine, ProfilePatch};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::validate::{LINES_MAX, PRICE_CENTS_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Ean13, OrderId, Payload, Sku, StoreId};
+use crate::store::{Node, SubmitError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -390,7 +390,7 @@ pub async fn post_order(
         customer: req.customer,
         lines: req.lines,
         pickup_code: code,
-        placed_at_ms: Node::now_ms(),
+        placed_at_ms: crate::store::now_ms(),
     });
     let record = (key.clone(), hash.clone(), answer.to_string(), id);
     let result = state
@@ -400,7 +400,7 @@ pub async fn post_order(
             tx.execute(
                 "INSERT INTO hq_idempotency (key, request_hash, status, response, order_id, created_ms)
                  VALUES (?1, ?2, 201, ?3, ?4, ?5)",
-                params![key, hash, response, id, Node::now_ms() as i64],
+                params![key, hash, response, id, crate::store::now_ms() as i64],
             )
         })
         .await;

@@ -38,7 +38,7 @@ pub async fn page(State(state): State<HqState>) -> Html<String> {
         html.push_str("<th>demo</th>");
     }
     html.push_str("</tr>");
-    let now = super::node::Node::now_ms();
+    let now = crate::store::now_ms();
     for row in store_rows(&state) {
         let store = esc(row["store"].as_str().unwrap_or(""));
         let online = row["online"].as_bool().unwrap_or(false);

@@ -9,12 +9,12 @@ mod api;
 mod body;
 mod dashboard;
 pub mod error;
-pub mod node;
 mod pickup;
 pub mod webhook;
 
 use crate::config::HqConfig;
 use crate::domain::StoreId;
+use crate::store::Node;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -22,7 +22,6 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use error::{ApiError, ErrorCode};
-use node::Node;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

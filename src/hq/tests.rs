@@ -89,7 +89,7 @@ impl Fixture {
         }
         let mut ops = Vec::new();
         for p in payloads {
-            ops.push(self.madrid.prepare(Node::now_ms(), p).unwrap().0);
+            ops.push(self.madrid.prepare(crate::store::now_ms(), p).unwrap().0);
         }
         let ingested = self.state.node.ingest(ops).await.unwrap();
         assert!(ingested.rejected.is_empty(), "{:?}", ingested.rejected);

@@ -6,8 +6,8 @@
 //! once after a 2xx, and a crash between applying the op and queueing the job is repaired at
 //! start by `recover`, which queues every order that was ever ready and has no row yet.
 
-use super::node::{Node, NodeEvent, StoreError};
 use crate::domain::Effect;
+use crate::store::{Node, NodeEvent, StoreError};
 use rusqlite::{params, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +88,7 @@ async fn enqueue_all(
         return Ok(0);
     }
     node.write(move |tx| {
-        let now = Node::now_ms();
+        let now = crate::store::now_ms();
         let mut n = 0;
         for (order, store, code) in &jobs {
             n += enqueue(tx, order, store, code, now)?;
@@ -224,7 +224,7 @@ async fn deliver(
         }
     };
     loop {
-        let now = Node::now_ms();
+        let now = crate::store::now_ms();
         let (due, next) = match due_jobs(&node, now).await {
             Ok(x) => x,
             Err(e) => {
@@ -238,7 +238,7 @@ async fn deliver(
             let backoff = settings.backoff_ms(job.attempts);
             let result = node
                 .write(move |tx| {
-                    let now = Node::now_ms();
+                    let now = crate::store::now_ms();
                     match outcome {
                         Ok(()) => tx.execute(
                             "UPDATE hq_webhook_jobs SET delivered_ms = ?2, attempts = attempts + 1, last_error = NULL
@@ -261,7 +261,7 @@ async fn deliver(
             continue;
         }
         let wait = next
-            .map(|at| at.saturating_sub(Node::now_ms()))
+            .map(|at| at.saturating_sub(crate::store::now_ms()))
             .unwrap_or(IDLE_WAIT_MS)
             .min(IDLE_WAIT_MS);
         tokio::select! {
