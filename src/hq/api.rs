@@ -3,9 +3,10 @@
 
 use super::body::{Fields, JsonBody};
 use super::error::ApiError;
-use super::{pickup, HqState};
+use super::HqState;
 use crate::domain::op::{CancelKind, OrderLine, ProfilePatch};
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::pickup::{qr_payload, PickupCode};
 use crate::domain::validate::{LINES_MAX, PRICE_CENTS_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Ean13, OrderId, Payload, Sku, StoreId};
 use crate::store::{Node, SubmitError};
@@ -370,8 +371,9 @@ pub async fn post_order(
     let req = parse_order(&state, &body.object)?;
     let id = new_order_id();
     let order_id = OrderId::parse(&id).map_err(ApiError::internal)?;
-    let code = pickup::code_from_random(rand::thread_rng().gen());
-    let qr = pickup::qr_payload(&id, &code, &state.settings.qr_key);
+    let pickup = PickupCode::from_random(rand::thread_rng().gen());
+    let qr = qr_payload(&id, &pickup, &state.settings.qr_key);
+    let code = pickup.as_str().to_string();
     let answer = json!({
         "id": id, "status": "placed", "pickup_code": code, "qr": qr, "store": req.store,
         "customer": req.customer,

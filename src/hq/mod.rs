@@ -9,7 +9,6 @@ mod api;
 mod body;
 mod dashboard;
 pub mod error;
-mod pickup;
 pub mod webhook;
 
 use crate::config::HqConfig;

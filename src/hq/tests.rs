@@ -419,7 +419,10 @@ async fn an_order_is_placed_with_a_pickup_code_and_a_signed_qr() {
     assert!(id.starts_with("O-") && id.len() == 12, "{id}");
     let code = body["pickup_code"].as_str().unwrap();
     assert_eq!(code.len(), 6);
-    assert_eq!(body["qr"], pickup::qr_payload(id, code, &[7; 32]));
+    let key: &[u8] = &[7; 32];
+    let verified = crate::domain::pickup::verify_qr(body["qr"].as_str().unwrap(), &[key]).unwrap();
+    assert_eq!(verified.order_id(), id);
+    assert_eq!(verified.code().as_str(), code);
     let (hq_rights, name) = f.state.node.read(|r| {
         let st = r.state();
         let cust = crate::domain::CustomerId::parse("C-0001").unwrap();
