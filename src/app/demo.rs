@@ -93,9 +93,8 @@ fn store_config(o: &DemoOptions, store: &str, port: u16) -> anyhow::Result<Store
 /// Seed HQ (catalog, customers, carts) and each store (its stock, after HQ's catalog) once.
 async fn seed_once(hq: &Node, stores: &[(StoreId, Node)]) -> anyhow::Result<bool> {
     let fresh = hq.read(|r| r.state().catalog.is_empty());
-    let seed = seed::load()?;
     if fresh {
-        hq.submit(seed.hq).await.context("seeding hq")?;
+        seed::seed_hq(hq).await?;
     }
     let hq_ops = hq
         .query(|conn| Node::ops_since(conn, &ActorId::hq(), 0, 100_000))
@@ -106,10 +105,7 @@ async fn seed_once(hq: &Node, stores: &[(StoreId, Node)]) -> anyhow::Result<bool
         }
         let stocked = node.read(|r| r.state().stock.keys().any(|(s, _)| s == id));
         if !stocked {
-            let receipts = seed.stock.get(id).cloned().unwrap_or_default();
-            node.submit(receipts)
-                .await
-                .with_context(|| format!("seeding stock of {id}"))?;
+            seed::seed_stock(node).await?;
         }
     }
     Ok(fresh)
