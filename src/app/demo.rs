@@ -7,6 +7,7 @@
 use super::loopback::Loopback;
 use super::{interrupted, seed, serve, shutdown_channel, spawn_webhook, store_router};
 use crate::config::{Config, HqConfig, StoreConfig};
+use crate::devices::printer_sim::PrinterSim;
 use crate::domain::{ActorId, Sku, StoreId};
 use crate::hq::{self, HqSettings, HqState};
 use crate::store::Node;
@@ -69,20 +70,23 @@ fn hq_config(o: &DemoOptions) -> anyhow::Result<HqConfig> {
     }
 }
 
-fn store_config(o: &DemoOptions, store: &str, port: u16) -> anyhow::Result<StoreConfig> {
+fn store_config(
+    o: &DemoOptions,
+    store: &str,
+    port: u16,
+    printer: std::net::SocketAddr,
+) -> anyhow::Result<StoreConfig> {
     let dir = o.data_dir.join(store);
-    let printers = o.data_dir.join("printers").join(store);
     let text = format!(
         "role = \"store\"\nstore = \"{store}\"\nchain = \"demo\"\ndata_dir = {dir:?}\n\
          [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
          [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
          [pickup]\nexpire_after_days = 7\nqr_keys = [\"{DEMO_QR_KEY}\"]\n\
-         [[printers]]\nname = \"counter\"\nuri = \"file://{printers}\"\n\
+         [[printers]]\nname = \"counter\"\nuri = \"tcp://{printer}\"\n\
          [[staff]]\nstaff = \"1001\"\nname = \"Lucía Pérez\"\nrole = \"associate\"\npin_hash = \"{PIN_1234}\"\n\
          [[staff]]\nstaff = \"9001\"\nname = \"Javier Gómez\"\nrole = \"manager\"\npin_hash = \"{PIN_4321}\"\n",
         dir = dir.display().to_string(),
         broker = o.broker_port,
-        printers = printers.display(),
     );
     match Config::parse(&text).map_err(|e| anyhow!("demo store config: {e}"))? {
         Config::Store(c) => Ok(*c),
@@ -194,13 +198,19 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", o.data_dir.display()))?;
     let hq_cfg = hq_config(&o)?;
     let hq_node = open(&hq_cfg.db, ActorId::hq())?;
+    let (stop, shutdown) = shutdown_channel();
     let mut stores = Vec::new();
     let mut store_cfgs = Vec::new();
+    let mut printers = Vec::new();
     for (i, name) in DEMO_STORES.iter().enumerate() {
         let port = o.base_port.saturating_add(1 + i as u16);
-        let cfg = store_config(&o, name, port)?;
+        let out = o.data_dir.join("printers").join(name);
+        let sim = PrinterSim::bind(([127, 0, 0, 1], 0).into(), out.clone())
+            .await
+            .with_context(|| format!("printer emulator for {name}"))?;
+        let cfg = store_config(&o, name, port, sim.local_addr()?)?;
+        printers.push(tokio::spawn(sim.serve(shutdown.clone())));
         std::fs::create_dir_all(&cfg.data_dir)?;
-        std::fs::create_dir_all(o.data_dir.join("printers").join(name))?;
         stores.push((cfg.store.clone(), open(&cfg.db_path(), cfg.store.actor())?));
         store_cfgs.push(cfg);
     }
@@ -209,7 +219,6 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         tracing::info!("demo seeded from config/seed");
     }
 
-    let (stop, shutdown) = shutdown_channel();
     let links: Vec<_> = stores
         .iter()
         .zip(&store_cfgs)
@@ -239,6 +248,9 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let _ = stop.send(true);
     for task in servers.into_iter().chain(link_tasks).chain(webhook) {
         let _ = task.await;
+    }
+    for printer in printers {
+        let _ = printer.await;
     }
     println!("demo stopped");
     Ok(())
