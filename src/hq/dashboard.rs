@@ -56,10 +56,14 @@ pub async fn page(State(state): State<HqState>) -> Html<String> {
             esc(row["digest"].as_str().unwrap_or("")),
         );
         if demo {
+            let (label, to) = if online {
+                ("cut link", "false")
+            } else {
+                ("restore link", "true")
+            };
             let _ = write!(
                 html,
-                "<td><button onclick=\"link('{store}',false)\">cut link</button> \
-                 <button onclick=\"link('{store}',true)\">restore</button></td>"
+                "<td><button onclick=\"link('{store}',{to})\">{label}</button></td>"
             );
         }
         html.push_str("</tr>");
