@@ -77,6 +77,19 @@ pub async fn put_catalog(
         .ok_or_else(|| {
             ApiError::invalid("vat_bp", format!("vat_bp must be 0-10000, got {vat_bp}"))
         })?;
+    let taken = state.node.read(|r| {
+        r.state()
+            .catalog
+            .by_ean(&ean)
+            .filter(|p| p.sku != sku)
+            .map(|p| p.sku.to_string())
+    });
+    if let Some(other) = taken {
+        return Err(ApiError::invalid(
+            "ean",
+            format!("ean {ean} already belongs to {other}"),
+        ));
+    }
     let payload = Payload::CatalogPut {
         sku: sku.clone(),
         ean: ean.clone(),
