@@ -1,7 +1,10 @@
 //! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
 
+pub mod app;
 pub mod cli;
+pub mod config;
 pub mod devices;
 pub mod domain;
+pub mod hq;
 pub mod store;
 pub mod sync;

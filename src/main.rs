@@ -10,12 +10,37 @@ use storenode::store::import::ImportKind;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Validate a store or HQ config file: prints `ok: ...` or each error with its key path.
+    CheckConfig { file: PathBuf },
+    /// Run the HQ hub (API for the online shop, sync with the stores).
+    Hq {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a store node.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run HQ, two stores and a broker in one process, seeded with demo data.
+    Demo {
+        #[arg(long, default_value = "demo-data")]
+        data_dir: PathBuf,
+        /// HQ listens here, the stores on the next two ports.
+        #[arg(long, default_value_t = 8080)]
+        base_port: u16,
+        #[arg(long, default_value_t = 1883)]
+        broker_port: u16,
+    },
     /// Create a database or bring its schema up to date.
     Migrate {
         /// SQLite database file.
@@ -78,16 +103,40 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
     tokio::runtime::Runtime::new()?.block_on(fut)
 }
 
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(&cli.log_format);
     let result = match cli.command {
+        Command::CheckConfig { file } => {
+            return match storenode::app::check_config(&file, &mut std::io::stdout()) {
+                Ok(true) => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
+        Command::Hq { config } => block_on(storenode::app::hq(&config)),
+        Command::Run { config } => block_on(storenode::app::run(&config)),
+        Command::Demo {
+            data_dir,
+            base_port,
+            broker_port,
+        } => block_on(storenode::app::demo(storenode::app::DemoOptions {
+            data_dir,
+            base_port,
+            broker_port,
+        })),
         Command::Migrate { db, actor } => storenode::cli::migrate(&db, actor.as_deref()),
         Command::Import {
             kind,

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0002_print_queue.sql"),
     ),
     (3, "sync", include_str!("../../migrations/0003_sync.sql")),
+    (4, "hq", include_str!("../../migrations/0004_hq.sql")),
 ];
 
 /// Highest schema version this binary understands.

@@ -1,0 +1,184 @@
+//! The commands of the `storenode` binary as library functions: `main.rs` only parses
+//! arguments and calls these. Long-running commands return when Ctrl-C (or SIGTERM) arrives
+//! and every server and task they started has stopped.
+
+mod demo;
+mod loopback;
+pub mod seed;
+mod store_http;
+
+use crate::config::{Config, HqConfig, StoreConfig};
+use crate::domain::ActorId;
+use crate::hq::{self, HqSettings, HqState, NoSync};
+use crate::store::Node;
+use anyhow::Context;
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use demo::{demo, DemoOptions, DEMO_TOKEN};
+pub use loopback::Loopback;
+pub use store_http::{router as store_router, StoreSyncView};
+
+/// `storenode check-config FILE`: prints `ok: store madrid-centro`, or one line per error with
+/// its key path. Returns whether the file is valid (the binary exits 1 when it is not).
+pub fn check_config(path: &Path, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+    match Config::load(path) {
+        Ok(config) => {
+            writeln!(out, "ok: {}", config.describe())?;
+            Ok(true)
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                writeln!(out, "error: {}: {e}", path.display())?;
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// A shutdown signal every task of a command watches: true means stop.
+pub fn shutdown_channel() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    watch::channel(false)
+}
+
+/// Resolve when Ctrl-C or SIGTERM arrives.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Bind `addr` now (so a busy port is an error at start) and serve until shutdown.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut stop = shutdown;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, %bound, "http server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Start the ready webhook worker if the config names a URL.
+pub fn spawn_webhook(
+    node: &Node,
+    settings: &HqSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    let url = settings.webhook_url.clone()?;
+    Some(hq::webhook::spawn(
+        node.clone(),
+        hq::webhook::WebhookSettings {
+            url,
+            backoff_ms_min: 250,
+            backoff_ms_max: settings.webhook_backoff_ms_max,
+        },
+        shutdown,
+    ))
+}
+
+/// `storenode hq --config FILE`: the HQ hub until Ctrl-C.
+pub async fn hq(config_path: &Path) -> anyhow::Result<()> {
+    let config = HqConfig::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    run_hq(config).await
+}
+
+/// The HQ hub from a validated config.
+pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let node = Node::open(&config.db, ActorId::hq())
+        .with_context(|| format!("cannot open {}", config.db.display()))?;
+    let (stop, shutdown) = shutdown_channel();
+    let settings = HqSettings::from_config(&config);
+    tracing::warn!("MQTT sync is not wired into this build yet: HQ serves its own replica only");
+    let webhook = spawn_webhook(&node, &settings, shutdown.clone());
+    let state = HqState::new(node, settings, Arc::new(NoSync));
+    let (addr, server) = serve(config.http.listen, hq::app(state), shutdown).await?;
+    tracing::info!(%addr, "hq listening");
+    interrupted().await;
+    tracing::info!("stopping");
+    let _ = stop.send(true);
+    let _ = server.await;
+    if let Some(w) = webhook {
+        let _ = w.await;
+    }
+    Ok(())
+}
+
+/// A store's link view when no sync runs.
+struct Unlinked;
+
+impl StoreSyncView for Unlinked {
+    fn online(&self) -> bool {
+        false
+    }
+    fn outbox(&self) -> u64 {
+        0
+    }
+    fn last_sync_ms(&self) -> Option<u64> {
+        None
+    }
+    fn render_metrics(&self) -> String {
+        String::new()
+    }
+}
+
+/// `storenode run --config FILE`: a store node until Ctrl-C.
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = StoreConfig::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    run_store(config).await
+}
+
+/// A store node from a validated config.
+pub async fn run_store(config: StoreConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let db = config.db_path();
+    let node = Node::open(&db, config.store.actor())
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let (stop, shutdown) = shutdown_channel();
+    tracing::warn!("MQTT sync is not wired into this build yet: the store runs offline");
+    let router = store_router(node, config.store.clone(), Arc::new(Unlinked));
+    let (addr, server) = serve(config.http.listen, router, shutdown).await?;
+    tracing::info!(%addr, store = %config.store, "store node listening");
+    interrupted().await;
+    tracing::info!("stopping");
+    let _ = stop.send(true);
+    let _ = server.await;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The store node's own HTTP endpoints beside the terminal: `/healthz` (with the shared-state
+//! digest, so tests and operators can compare a store with HQ's `/stores`) and `/metrics`.
+
+use crate::domain::StoreId;
+use crate::store::Node;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What the store's endpoints need to know about its link (implemented by the store sync).
+pub trait StoreSyncView: Send + Sync + 'static {
+    /// This store's own link to the broker.
+    fn online(&self) -> bool;
+    /// Local ops HQ has not acknowledged.
+    fn outbox(&self) -> u64;
+    /// Last exchange with HQ, ms since the epoch.
+    fn last_sync_ms(&self) -> Option<u64>;
+    fn render_metrics(&self) -> String;
+}
+
+#[derive(Clone)]
+struct StoreHttp {
+    node: Node,
+    store: StoreId,
+    sync: Arc<dyn StoreSyncView>,
+}
+
+/// `/healthz` and `/metrics` of a store node.
+pub fn router(node: Node, store: StoreId, sync: Arc<dyn StoreSyncView>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(StoreHttp { node, store, sync })
+}
+
+async fn healthz(State(s): State<StoreHttp>) -> Json<Value> {
+    let (digest, ops, orders) = s.node.read(|r| {
+        (
+            r.digest_for_store(&s.store).short(),
+            r.version().total(),
+            r.state()
+                .orders
+                .values()
+                .filter(|o| o.store == s.store)
+                .count(),
+        )
+    });
+    Json(json!({
+        "status": "ok", "role": "store", "store": s.store, "digest": digest, "ops": ops,
+        "orders": orders, "online": s.sync.online(), "outbox": s.sync.outbox(),
+        "last_sync": s.sync.last_sync_ms(),
+    }))
+}
+
+async fn metrics(State(s): State<StoreHttp>) -> Response {
+    let (ops, orders) = s.node.read(|r| {
+        (
+            r.version().total(),
+            r.state()
+                .orders
+                .values()
+                .filter(|o| o.store == s.store && o.status.is_open())
+                .count(),
+        )
+    });
+    let store = &s.store;
+    let mut out = format!(
+        "# HELP storenode_ops_applied Ops in this replica's log.\n# TYPE storenode_ops_applied gauge\n\
+         storenode_ops_applied{{role=\"store\",store=\"{store}\"}} {ops}\n\
+         # TYPE storenode_open_orders gauge\nstorenode_open_orders{{store=\"{store}\"}} {orders}\n\
+         # TYPE storenode_outbox gauge\nstorenode_outbox{{store=\"{store}\"}} {}\n\
+         # TYPE storenode_online gauge\nstorenode_online{{store=\"{store}\"}} {}\n",
+        s.sync.outbox(),
+        u8::from(s.sync.online()),
+    );
+    if let Some(ms) = s.sync.last_sync_ms() {
+        out.push_str(&format!(
+            "# TYPE storenode_last_contact_ms gauge\nstorenode_last_contact_ms{{store=\"{store}\"}} {ms}\n"
+        ));
+    }
+    out.push_str(&s.sync.render_metrics());
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,208 @@
+//! The HQ hub's HTTP side: the online shop's API (DESIGN.md sections 6 and 11), the dashboard,
+//! `/healthz`, `/metrics`, and the ready-webhook queue.
+//!
+//! Handlers only translate JSON to payloads and back; every rule lives in the domain, and every
+//! change goes through `Node::submit_with`, so an answer of 201 means the op is on disk. Sync is
+//! seen through the `SyncView` and `LinkControl` traits so the API can be tested without MQTT.
+
+mod api;
+mod body;
+mod dashboard;
+pub mod error;
+pub mod webhook;
+
+use crate::config::HqConfig;
+use crate::domain::StoreId;
+use crate::store::Node;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use error::{ApiError, ErrorCode};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+pub use error::ApiError as HqApiError;
+
+/// Largest request body accepted, in bytes (DESIGN.md section 11).
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// HQ's view of one store's link, from sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// From the retained status topic and Last Will.
+    pub online: bool,
+    /// Last message from the store, ms since the epoch.
+    pub last_seen_ms: Option<u64>,
+    /// Ops the store reported waiting in its outbox.
+    pub outbox: u64,
+    /// Ops HQ holds that the store has not acknowledged.
+    pub lag_ops: u64,
+}
+
+/// What the API needs to know about sync (implemented by the HQ sync handle).
+pub trait SyncView: Send + Sync + 'static {
+    fn link(&self, store: &StoreId) -> LinkStatus;
+    /// Prometheus text of sync metrics (outbox, lag, last contact, rejected payloads).
+    fn render_metrics(&self) -> String;
+}
+
+/// Cuts and restores a store's link (demo only).
+pub trait LinkControl: Send + Sync + 'static {
+    /// Returns false when the store is not known here.
+    fn set_link(&self, store: &StoreId, online: bool) -> bool;
+}
+
+/// A sync view for an HQ without sync (tests, a hub started before its broker exists).
+pub struct NoSync;
+
+impl SyncView for NoSync {
+    fn link(&self, _store: &StoreId) -> LinkStatus {
+        LinkStatus::default()
+    }
+    fn render_metrics(&self) -> String {
+        String::new()
+    }
+}
+
+/// The settings the API uses, from `HqConfig`.
+#[derive(Debug, Clone)]
+pub struct HqSettings {
+    pub tokens: Vec<String>,
+    pub stores: Vec<StoreId>,
+    /// Signs the QR payload of new orders.
+    pub qr_key: Vec<u8>,
+    pub webhook_url: Option<String>,
+    pub webhook_backoff_ms_max: u64,
+}
+
+impl HqSettings {
+    pub fn from_config(c: &HqConfig) -> HqSettings {
+        HqSettings {
+            tokens: c.tokens(),
+            stores: c.stores.clone(),
+            qr_key: c
+                .pickup
+                .qr_keys
+                .first()
+                .map(|k| k.bytes().to_vec())
+                .unwrap_or_default(),
+            webhook_url: c.webhook.url.clone(),
+            webhook_backoff_ms_max: c.webhook.retry_backoff_ms_max,
+        }
+    }
+}
+
+/// Shared state of the HQ router.
+#[derive(Clone)]
+pub struct HqState {
+    pub node: Node,
+    pub settings: Arc<HqSettings>,
+    pub sync: Arc<dyn SyncView>,
+    /// Present only in the demo: enables `POST /api/v1/demo/stores/{store}/link`.
+    pub links: Option<Arc<dyn LinkControl>>,
+    /// Shown on the dashboard so its demo buttons can call the API (demo only).
+    pub dashboard_token: Option<String>,
+    http_errors: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl HqState {
+    pub fn new(node: Node, settings: HqSettings, sync: Arc<dyn SyncView>) -> HqState {
+        HqState {
+            node,
+            settings: Arc::new(settings),
+            sync,
+            links: None,
+            dashboard_token: None,
+            http_errors: Arc::default(),
+        }
+    }
+
+    /// Enable the demo link switch (and the dashboard's buttons, which use `token`).
+    pub fn with_demo_links(mut self, links: Arc<dyn LinkControl>, token: &str) -> HqState {
+        self.links = Some(links);
+        self.dashboard_token = Some(token.to_string());
+        self
+    }
+
+    fn knows(&self, store: &StoreId) -> bool {
+        self.settings.stores.contains(store)
+    }
+
+    fn count_error(&self, code: &str) {
+        let mut map = self.http_errors.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(code.to_string()).or_default() += 1;
+    }
+
+    fn http_errors(&self) -> BTreeMap<String, u64> {
+        self.http_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The HQ router: `/api/v1/*` behind the bearer token, `/`, `/healthz` and `/metrics` open.
+pub fn app(state: HqState) -> Router {
+    let api = Router::new()
+        .route("/catalog/{sku}", put(api::put_catalog))
+        .route("/availability", get(api::availability))
+        .route("/carts/{customer}", get(api::get_cart).put(api::put_cart))
+        .route("/orders", post(api::post_order))
+        .route("/orders/{id}", get(api::get_order))
+        .route("/orders/{id}/cancel", post(api::cancel_order))
+        .route("/stores", get(api::stores))
+        .route("/demo/stores/{store}/link", post(api::demo_link))
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), count_errors))
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<HqState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| state.settings.tokens.iter().any(|t| same(t, g)));
+    if !ok {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compare without an early exit on the first differing byte.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn count_errors(State(state): State<HqState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        state.count_error(code);
+    } else if response.status().is_client_error() || response.status().is_server_error() {
+        state.count_error(&response.status().as_u16().to_string());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! Black-box tests of `storenode check-config`, `storenode hq` and `storenode run`: the real
+//! binary, temporary files, free ports, SIGINT to stop.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_storenode"))
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn interrupt_and_wait(mut child: Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exited with {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for_health(port: u16, child: &mut Child) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+                    .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                let body = out.split("\r\n\r\n").nth(1)?.to_string();
+                serde_json::from_str(&body).ok()
+            });
+        if let Some(v) = got {
+            return v;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        assert!(Instant::now() < deadline, "no /healthz in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn check_config_accepts_both_examples() {
+    for (file, line) in [
+        ("store.example.toml", "ok: store madrid-centro"),
+        ("hq.example.toml", "ok: hq chain demo (2 stores)"),
+    ] {
+        let out = bin()
+            .args(["check-config", &example(file)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), line);
+    }
+}
+
+#[test]
+fn check_config_names_each_bad_key_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("store.example.toml"))
+        .unwrap()
+        .replace("expire_after_days = 7", "expire_after_days = 0")
+        .replace("hq_share_percent = 30", "hq_share_percent = 101");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = bin().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("allocation.hq_share_percent: must be 0-100, got 101"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pickup.expire_after_days: must be 1-365, got 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn hq_serves_healthz_and_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = std::fs::read_to_string(example("hq.example.toml"))
+        .unwrap()
+        .replace(
+            "/var/lib/storenode/hq.db",
+            &dir.path().join("hq.db").display().to_string(),
+        )
+        .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"));
+    let path = dir.path().join("hq.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = bin()
+        .args(["hq", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = wait_for_health(port, &mut child);
+    assert_eq!(health["role"], "hq");
+    interrupt_and_wait(child);
+    assert!(dir.path().join("hq.db").exists());
+}
+
+#[test]
+fn run_serves_the_store_healthz_and_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = std::fs::read_to_string(example("store.example.toml"))
+        .unwrap()
+        .replace("/var/lib/storenode", &dir.path().display().to_string())
+        .replace("0.0.0.0:8081", &format!("127.0.0.1:{port}"));
+    let path = dir.path().join("store.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = wait_for_health(port, &mut child);
+    assert_eq!(health["store"], "madrid-centro");
+    interrupt_and_wait(child);
+}

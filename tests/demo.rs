@@ -1,0 +1,193 @@
+//! Black-box test of `storenode demo`: the real binary on free ports with a temporary data
+//! directory. An order placed through HQ's API reaches the store, Ctrl-C stops it cleanly,
+//! and a second start reuses the data without seeding again.
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "demo-hq-token";
+
+/// A base port with the three following ports free too.
+fn free_ports() -> u16 {
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 65_000 {
+            continue;
+        }
+        let rest: Vec<_> = (1..4)
+            .map(|i| TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if rest.iter().all(Result::is_ok) {
+            return base;
+        }
+    }
+    panic!("no four consecutive free ports");
+}
+
+fn start(dir: &Path, base: u16) -> Child {
+    let log = std::fs::File::create(
+        dir.join(format!("demo-{}.log", Instant::now().elapsed().as_nanos())),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_storenode"))
+        .args(["demo", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--base-port",
+            &base.to_string(),
+            "--broker-port",
+            &(base + 3).to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt_and_wait(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "demo exited with {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("demo did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: u16,
+}
+
+impl Api {
+    async fn get(&self, port_offset: u16, path: &str) -> Option<(u16, Value)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.base + port_offset);
+        let r = self.client.get(url).bearer_auth(TOKEN).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+
+    async fn wait_healthy(&self, child: &mut Child, dir: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some((200, _)) = self.get(0, "/healthz").await {
+                if let Some((200, _)) = self.get(1, "/healthz").await {
+                    return;
+                }
+            }
+            if child.try_wait().unwrap().is_some() {
+                let log = std::fs::read_to_string(dir.join("demo.log")).unwrap_or_default();
+                panic!("demo exited early:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "demo not healthy in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Poll until `check` holds, for up to `secs` seconds.
+    async fn eventually(&self, secs: u64, what: &str, mut check: impl AsyncFnMut(&Api) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !check(self).await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn store_orders(api: &Api) -> u64 {
+    api.get(1, "/healthz")
+        .await
+        .map_or(0, |(_, h)| h["orders"].as_u64().unwrap_or(0))
+}
+
+async fn converged(api: &Api) -> bool {
+    let Some((_, stores)) = api.get(0, "/api/v1/stores").await else {
+        return false;
+    };
+    let Some((_, health)) = api.get(1, "/healthz").await else {
+        return false;
+    };
+    stores[0]["store"] == "madrid-centro" && stores[0]["digest"] == health["digest"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_at_hq_reaches_the_store_and_the_demo_restarts_on_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_ports();
+    let api = Api {
+        client: reqwest::Client::new(),
+        base,
+    };
+    let mut child = start(dir.path(), base);
+    api.wait_healthy(&mut child, dir.path()).await;
+    api.eventually(20, "first convergence", async |a| converged(a).await)
+        .await;
+    let before = store_orders(&api).await;
+    assert!(before >= 1, "the demo starts with pickup orders");
+
+    let mut sku = None;
+    for n in 1..=80 {
+        let s = format!("SKU-{n:06}");
+        if let Some((200, a)) = api
+            .get(
+                0,
+                &format!("/api/v1/availability?sku={s}&store=madrid-centro"),
+            )
+            .await
+        {
+            if a["stores"][0]["hq_can_sell"].as_u64().unwrap_or(0) >= 1 {
+                sku = Some(s);
+                break;
+            }
+        }
+    }
+    let sku = sku.expect("hq can sell something at madrid-centro");
+    let order = json!({"store": "madrid-centro", "customer": {"id": "C-0042", "name": "Test"}, "lines": [{"sku": sku, "qty": 1}]});
+    let r = api
+        .client
+        .post(format!("http://127.0.0.1:{base}/api/v1/orders"))
+        .bearer_auth(TOKEN)
+        .header("idempotency-key", "it-1")
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let placed: Value = r.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_string();
+
+    api.eventually(10, "the order at the store", async |a| {
+        store_orders(a).await == before + 1
+    })
+    .await;
+    api.eventually(10, "equal digests", async |a| converged(a).await)
+        .await;
+    interrupt_and_wait(child);
+
+    let mut child = start(dir.path(), base);
+    api.wait_healthy(&mut child, dir.path()).await;
+    let (status, again) = api.get(0, &format!("/api/v1/orders/{id}")).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(again["status"], "placed");
+    api.eventually(10, "convergence after restart", async |a| {
+        converged(a).await
+    })
+    .await;
+    assert_eq!(store_orders(&api).await, before + 1, "no seeding twice");
+    interrupt_and_wait(child);
+}
