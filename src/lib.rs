@@ -7,3 +7,4 @@ pub mod devices;
 pub mod domain;
 pub mod hq;
 pub mod store;
+pub mod sync;
