@@ -126,7 +126,7 @@ async fn converged(api: &Api) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_placed_at_hq_reaches_the_store_and_the_demo_restarts_on_its_data() {
+async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_restarts_on_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_ports();
     let api = Api {
@@ -177,6 +177,57 @@ async fn an_order_placed_at_hq_reaches_the_store_and_the_demo_restarts_on_its_da
     .await;
     api.eventually(10, "equal digests", async |a| converged(a).await)
         .await;
+
+    // Cut madrid-centro's link: HQ sees it offline, still sells from its rights, and both
+    // sides converge again once the link is restored.
+    let link = format!("http://127.0.0.1:{base}/api/v1/demo/stores/madrid-centro/link");
+    let r = api
+        .client
+        .post(&link)
+        .bearer_auth(TOKEN)
+        .json(&json!({"online": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    api.eventually(10, "madrid offline at hq", async |a| {
+        a.get(0, "/api/v1/stores")
+            .await
+            .is_some_and(|(_, s)| s[0]["online"] == false)
+    })
+    .await;
+    let r = api
+        .client
+        .post(format!("http://127.0.0.1:{base}/api/v1/orders"))
+        .bearer_auth(TOKEN)
+        .header("idempotency-key", "it-offline")
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    let offline_status = r.status().as_u16();
+    assert!(
+        offline_status == 201 || offline_status == 409,
+        "{offline_status}"
+    );
+    let r = api
+        .client
+        .post(&link)
+        .bearer_auth(TOKEN)
+        .json(&json!({"online": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let expected = before + 1 + u64::from(offline_status == 201);
+    api.eventually(15, "the offline order at the store", async |a| {
+        store_orders(a).await == expected
+    })
+    .await;
+    api.eventually(15, "equal digests after the outage", async |a| {
+        converged(a).await
+    })
+    .await;
     interrupt_and_wait(child);
 
     let mut child = start(dir.path(), base);
@@ -188,6 +239,6 @@ async fn an_order_placed_at_hq_reaches_the_store_and_the_demo_restarts_on_its_da
         converged(a).await
     })
     .await;
-    assert_eq!(store_orders(&api).await, before + 1, "no seeding twice");
+    assert_eq!(store_orders(&api).await, expected, "no seeding twice");
     interrupt_and_wait(child);
 }

@@ -4,18 +4,22 @@
 //! Ports: HQ on `base_port`, madrid-centro on `base_port + 1`, sevilla-nervion on
 //! `base_port + 2`; the broker on `broker_port`.
 
-use super::loopback::Loopback;
+use super::sync_views::{hq_sync_config, store_sync_config, DemoLinks, HqSyncView, StoreLinkView};
 use super::{interrupted, seed, serve, shutdown_channel, spawn_webhook, store_router};
 use crate::config::{Config, HqConfig, StoreConfig};
 use crate::devices::printer_sim::PrinterSim;
 use crate::domain::{ActorId, Sku, StoreId};
 use crate::hq::{self, HqSettings, HqState};
 use crate::store::Node;
+use crate::sync::{spawn_hq_sync, spawn_store_sync, start_embedded_broker};
 use anyhow::{anyhow, Context};
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -219,26 +223,31 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         tracing::info!("demo seeded from config/seed");
     }
 
-    let links: Vec<_> = stores
-        .iter()
-        .zip(&store_cfgs)
-        .map(|((id, node), cfg)| (id.clone(), node.clone(), cfg.allocation.policy()))
-        .collect();
-    let (link, link_tasks) = Loopback::spawn(hq_node.clone(), links, shutdown.clone());
+    let broker = SocketAddr::from(([127, 0, 0, 1], o.broker_port));
+    tokio::task::spawn_blocking(move || start_embedded_broker(broker))
+        .await?
+        .with_context(|| format!("embedded MQTT broker on {broker}"))?;
+    let hq_sync = spawn_hq_sync(hq_node.clone(), hq_sync_config(&hq_cfg), shutdown.clone());
+    let mut store_syncs = BTreeMap::new();
+    for ((id, node), cfg) in stores.iter().zip(&store_cfgs) {
+        let handle = spawn_store_sync(node.clone(), store_sync_config(cfg), shutdown.clone());
+        store_syncs.insert(id.clone(), handle);
+    }
     let settings = HqSettings::from_config(&hq_cfg);
     let webhook = spawn_webhook(&hq_node, &settings, shutdown.clone());
-    let state =
-        HqState::new(hq_node, settings, link.clone()).with_demo_links(link.clone(), DEMO_TOKEN);
+    let state = HqState::new(hq_node, settings, Arc::new(HqSyncView(hq_sync.clone())))
+        .with_demo_links(Arc::new(DemoLinks(store_syncs.clone())), DEMO_TOKEN);
     seed_orders(&state).await?;
 
     let mut servers = Vec::new();
     let (_, hq_server) = serve(hq_cfg.http.listen, hq::app(state), shutdown.clone()).await?;
     servers.push(hq_server);
     for ((id, node), cfg) in stores.iter().zip(&store_cfgs) {
-        let view = link
-            .store_view(id)
-            .ok_or_else(|| anyhow!("no link for {id}"))?;
-        let router = store_router(node.clone(), id.clone(), view);
+        let handle = store_syncs
+            .get(id)
+            .cloned()
+            .ok_or_else(|| anyhow!("no sync for {id}"))?;
+        let router = store_router(node.clone(), id.clone(), Arc::new(StoreLinkView(handle)));
         servers.push(serve(cfg.http.listen, router, shutdown.clone()).await?.1);
     }
     println!("{}", banner(&o));
@@ -246,8 +255,12 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     interrupted().await;
     println!("stopping the demo...");
     let _ = stop.send(true);
-    for task in servers.into_iter().chain(link_tasks).chain(webhook) {
+    for task in servers.into_iter().chain(webhook) {
         let _ = task.await;
+    }
+    hq_sync.join().await;
+    for handle in store_syncs.values() {
+        handle.join().await;
     }
     for printer in printers {
         let _ = printer.await;

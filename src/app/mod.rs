@@ -3,13 +3,13 @@
 //! and every server and task they started has stopped.
 
 mod demo;
-mod loopback;
 pub mod seed;
 mod store_http;
+mod sync_views;
 
 use crate::config::{Config, HqConfig, StoreConfig};
 use crate::domain::ActorId;
-use crate::hq::{self, HqSettings, HqState, NoSync};
+use crate::hq::{self, HqSettings, HqState};
 use crate::store::Node;
 use anyhow::Context;
 use axum::Router;
@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use demo::{demo, DemoOptions, DEMO_TOKEN};
-pub use loopback::Loopback;
 pub use store_http::{router as store_router, StoreSyncView};
+pub use sync_views::{hq_sync_config, store_sync_config, DemoLinks, HqSyncView, StoreLinkView};
 
 /// `storenode check-config FILE`: prints `ok: store madrid-centro`, or one line per error with
 /// its key path. Returns whether the file is valid (the binary exits 1 when it is not).
@@ -125,9 +125,9 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", config.db.display()))?;
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
-    tracing::warn!("MQTT sync is not wired into this build yet: HQ serves its own replica only");
+    let sync = crate::sync::spawn_hq_sync(node.clone(), hq_sync_config(&config), shutdown.clone());
     let webhook = spawn_webhook(&node, &settings, shutdown.clone());
-    let state = HqState::new(node, settings, Arc::new(NoSync));
+    let state = HqState::new(node, settings, Arc::new(HqSyncView(sync.clone())));
     let (addr, server) = serve(config.http.listen, hq::app(state), shutdown).await?;
     tracing::info!(%addr, "hq listening");
     interrupted().await;
@@ -137,25 +137,8 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     if let Some(w) = webhook {
         let _ = w.await;
     }
+    sync.join().await;
     Ok(())
-}
-
-/// A store's link view when no sync runs.
-struct Unlinked;
-
-impl StoreSyncView for Unlinked {
-    fn online(&self) -> bool {
-        false
-    }
-    fn outbox(&self) -> u64 {
-        0
-    }
-    fn last_sync_ms(&self) -> Option<u64> {
-        None
-    }
-    fn render_metrics(&self) -> String {
-        String::new()
-    }
 }
 
 /// `storenode run --config FILE`: a store node until Ctrl-C.
@@ -172,13 +155,16 @@ pub async fn run_store(config: StoreConfig) -> anyhow::Result<()> {
     let node = Node::open(&db, config.store.actor())
         .with_context(|| format!("cannot open {}", db.display()))?;
     let (stop, shutdown) = shutdown_channel();
-    tracing::warn!("MQTT sync is not wired into this build yet: the store runs offline");
-    let router = store_router(node, config.store.clone(), Arc::new(Unlinked));
+    let sync =
+        crate::sync::spawn_store_sync(node.clone(), store_sync_config(&config), shutdown.clone());
+    let view = Arc::new(StoreLinkView(sync.clone()));
+    let router = store_router(node, config.store.clone(), view);
     let (addr, server) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%addr, store = %config.store, "store node listening");
     interrupted().await;
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = server.await;
+    sync.join().await;
     Ok(())
 }

@@ -1,0 +1,86 @@
+//! Glue between the sync engines and the HTTP sides: the HQ API's `SyncView` and
+//! `LinkControl`, the store endpoints' `StoreSyncView`, and the sync configs built from the
+//! TOML configs.
+
+use super::StoreSyncView;
+use crate::config::{HqConfig, StoreConfig};
+use crate::domain::StoreId;
+use crate::hq::{LinkControl, LinkStatus, SyncView};
+use crate::sync::{HqSyncConfig, HqSyncHandle, StoreSyncConfig, StoreSyncHandle};
+use std::collections::BTreeMap;
+
+/// Prefix of every sync metric name.
+const METRICS_PREFIX: &str = "storenode_sync";
+
+/// HQ sync settings from the HQ config.
+pub fn hq_sync_config(c: &HqConfig) -> HqSyncConfig {
+    let mut s = HqSyncConfig::new(&c.chain, c.stores.clone(), &c.mqtt.host, c.mqtt.port);
+    s.client_id = c.client_id();
+    s.keepalive_s = u64::from(c.mqtt.keepalive_s);
+    s
+}
+
+/// Store sync settings from the store config.
+pub fn store_sync_config(c: &StoreConfig) -> StoreSyncConfig {
+    let mut s = StoreSyncConfig::new(&c.chain, c.store.clone(), &c.mqtt.host, c.mqtt.port);
+    s.client_id = c.client_id();
+    s.keepalive_s = u64::from(c.mqtt.keepalive_s);
+    s.allocation = c.allocation.policy();
+    s
+}
+
+/// HQ's sync as the API sees it.
+pub struct HqSyncView(pub HqSyncHandle);
+
+impl SyncView for HqSyncView {
+    fn link(&self, store: &StoreId) -> LinkStatus {
+        self.0
+            .stores()
+            .into_iter()
+            .find(|l| &l.store == store)
+            .map(|l| LinkStatus {
+                online: l.online,
+                last_seen_ms: l.last_seen_ms,
+                outbox: l.outbox,
+                lag_ops: l.down_pending,
+            })
+            .unwrap_or_default()
+    }
+    fn render_metrics(&self) -> String {
+        self.0.metrics().render_prometheus(METRICS_PREFIX)
+    }
+}
+
+/// A store's sync as its endpoints see it.
+pub struct StoreLinkView(pub StoreSyncHandle);
+
+impl StoreSyncView for StoreLinkView {
+    fn online(&self) -> bool {
+        self.0.status().online
+    }
+    fn outbox(&self) -> u64 {
+        self.0.status().outbox
+    }
+    fn last_sync_ms(&self) -> Option<u64> {
+        self.0.status().last_sync_ms
+    }
+    fn render_metrics(&self) -> String {
+        self.0.metrics().render_prometheus(METRICS_PREFIX)
+    }
+}
+
+/// The demo's link switch: cuts or restores a store's own uplink.
+pub struct DemoLinks(pub BTreeMap<StoreId, StoreSyncHandle>);
+
+impl LinkControl for DemoLinks {
+    fn set_link(&self, store: &StoreId, online: bool) -> bool {
+        match self.0.get(store) {
+            Some(handle) => {
+                handle.set_link(online);
+                tracing::info!(%store, online, "demo link switched");
+                true
+            }
+            None => false,
+        }
+    }
+}
