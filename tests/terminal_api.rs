@@ -572,7 +572,7 @@ async fn a_cancelled_order_is_refused_at_the_counter_with_a_clear_reason() {
             },
         )
         .unwrap();
-    f.ledger.ingest(&[cancel]).unwrap();
+    f.node.ingest(vec![cancel]).await.unwrap();
     let (status, _, body) = f
         .call(
             Method::POST,
@@ -707,10 +707,7 @@ trait Follows {
 
 impl Follows for Fixture {
     fn state_follows(&self) -> usize {
-        use storenode::terminal::ledger::Ledger;
-        let mut n = 0;
-        self.ledger.read(&mut |r| n = r.state().follows.len());
-        n
+        self.node.read(|r| r.state().follows.len())
     }
 }
 

@@ -67,20 +67,22 @@ impl EscrowCounter {
         self.consumed.get(actor).copied().unwrap_or(0)
     }
 
-    /// Canonical contents for digests: every non-zero entry in key order.
-    pub fn canonical(
-        &self,
-    ) -> (
-        Vec<(&ActorId, u64)>,
-        Vec<(&(ActorId, ActorId), u64)>,
-        Vec<(&ActorId, u64)>,
-    ) {
-        (
-            self.created.iter().map(|(k, v)| (k, *v)).collect(),
-            self.transferred.iter().map(|(k, v)| (k, *v)).collect(),
-            self.consumed.iter().map(|(k, v)| (k, *v)).collect(),
-        )
+    /// Canonical contents for digests: every entry in key order.
+    pub fn canonical(&self) -> CanonicalCounter<'_> {
+        CanonicalCounter {
+            created: self.created.iter().map(|(k, v)| (k, *v)).collect(),
+            transferred: self.transferred.iter().map(|(k, v)| (k, *v)).collect(),
+            consumed: self.consumed.iter().map(|(k, v)| (k, *v)).collect(),
+        }
     }
+}
+
+/// An escrow counter's entries in key order, for hashing.
+#[derive(Debug, Serialize)]
+pub struct CanonicalCounter<'a> {
+    created: Vec<(&'a ActorId, u64)>,
+    transferred: Vec<(&'a (ActorId, ActorId), u64)>,
+    consumed: Vec<(&'a ActorId, u64)>,
 }
 
 /// How much of a store's stock it lends HQ so HQ can take pickup orders while the store is

@@ -148,7 +148,7 @@ fn payload_for(r: &Replica, step: &Step, k: usize) -> Option<Payload> {
         8 => Payload::OrderCancel {
             order_id: order?.id.clone(),
             store: st,
-            kind: if step.a % 4 == 0 {
+            kind: if step.a.is_multiple_of(4) {
                 CancelKind::Expired
             } else {
                 CancelKind::Cancelled
@@ -180,7 +180,7 @@ fn payload_for(r: &Replica, step: &Step, k: usize) -> Option<Payload> {
                 ..Default::default()
             },
         },
-        14 if step.n == 1 && step.b % 4 == 0 => Payload::CustomerErase {
+        14 if step.n == 1 && step.b.is_multiple_of(4) => Payload::CustomerErase {
             customer: customer(step.a),
         },
         14 | 15 if own_store.is_some() => Payload::CustomerFollow {

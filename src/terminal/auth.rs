@@ -6,8 +6,8 @@
 //! probed; roles are checked on the server for every call that needs one.
 
 use super::error::ApiError;
-use super::ledger::now_ms;
 use super::TerminalState;
+use crate::store::now_ms;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
@@ -60,7 +60,7 @@ pub enum StaffError {
     #[error("hashing the pin failed: {0}")]
     Hash(String),
     #[error(transparent)]
-    Ledger(#[from] super::ledger::LedgerError),
+    Store(#[from] crate::store::StoreError),
 }
 
 pub fn valid_staff(s: &str) -> bool {
@@ -128,7 +128,7 @@ impl FromRequestParts<TerminalState> for Session {
         let hash = token_hash(&token);
         let now = now_ms();
         let row = state
-            .db(move |c| {
+            .db_read(move |c| {
                 c.query_row(
                     "SELECT staff, role FROM terminal_sessions
                      WHERE token_sha256 = ?1 AND expires_ms > ?2",
@@ -182,7 +182,7 @@ pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<
     let now = now_ms();
     let key = staff.clone();
     let (row, failures, locked_until): (Option<StaffRow>, u32, u64) = state
-        .db(move |c| {
+        .db_read(move |c| {
             let row = c
                 .query_row(
                     "SELECT name, role, pin_hash FROM terminal_staff WHERE staff = ?1",
@@ -323,15 +323,15 @@ pub async fn upsert_staff(
         .map_err(|e| StaffError::Hash(e.to_string()))??;
     let (staff, name) = (staff.to_string(), name.to_string());
     state
-        .ledger()
-        .db(Box::new(move |c| {
+        .node()
+        .write(move |c| {
             c.execute(
                 "INSERT INTO terminal_staff (staff, name, role, pin_hash) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(staff) DO UPDATE SET name = ?2, role = ?3, pin_hash = ?4",
                 rusqlite::params![staff, name, role.as_str(), phc],
             )
             .map(|_| ())
-        }))
+        })
         .await?;
     Ok(())
 }

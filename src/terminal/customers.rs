@@ -100,7 +100,7 @@ pub async fn search(
         })
         .collect();
     if !follow.is_empty() {
-        state.ledger().submit(follow).await?;
+        state.node().submit(follow).await?;
     }
     Ok(Json(
         found

@@ -1,8 +1,8 @@
 //! The terminal API's one error type: every refusal becomes `{"error", "message"}` plus the
 //! fields DESIGN.md section 11 names (`sku`, `available`, ...), with the matching status.
 
-use super::ledger::LedgerError;
 use crate::domain::DomainError;
+use crate::store::{StoreError, SubmitError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -65,12 +65,18 @@ impl ApiError {
     }
 }
 
-impl From<LedgerError> for ApiError {
-    fn from(e: LedgerError) -> ApiError {
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> ApiError {
         match e {
-            LedgerError::Domain(d) => d.into(),
-            LedgerError::Store(s) => ApiError::internal(s),
+            SubmitError::Domain(d) => d.into(),
+            SubmitError::Store(s) => ApiError::internal(s),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::internal(e)
     }
 }
 

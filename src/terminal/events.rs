@@ -8,10 +8,10 @@
 use super::auth::Session;
 use super::body::{str_field, JsonBody};
 use super::error::ApiError;
-use super::ledger::{now_ms, Applied};
 use super::link::LinkStatus;
 use super::TerminalState;
 use crate::domain::{Op, Payload};
+use crate::store::{now_ms, NodeEvent};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -164,7 +164,7 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
 
 struct Listener {
     state: TerminalState,
-    applied: broadcast::Receiver<Applied>,
+    applied: broadcast::Receiver<NodeEvent>,
     scans: broadcast::Receiver<Scan>,
     link: LinkStatus,
     pending: Vec<Event>,
@@ -179,8 +179,8 @@ impl Listener {
             }
             tokio::select! {
                 got = self.applied.recv() => match got {
-                    Ok(a) => {
-                        let mut events = events_for(&a.ops, &self.state);
+                    Ok(NodeEvent::Applied { ops, .. }) => {
+                        let mut events = events_for(&ops, &self.state);
                         events.reverse();
                         self.pending = events;
                     }
@@ -220,7 +220,7 @@ pub async fn stream(
         .event("link")
         .data(link_json(&link).to_string());
     let listener = Listener {
-        applied: state.ledger().subscribe(),
+        applied: state.node().subscribe(),
         scans: state.scans(),
         link,
         pending: vec![hello],

@@ -12,7 +12,6 @@ mod body;
 mod customers;
 pub mod error;
 pub mod events;
-pub mod ledger;
 pub mod link;
 mod pickups;
 pub mod print;
@@ -22,12 +21,12 @@ mod session;
 mod stock;
 
 use crate::domain::{Replica, StoreId};
+use crate::store::Node;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
 use events::{Scan, ScanSender};
-use ledger::Ledger;
 use link::LinkStatusSource;
 use print::PrintSink;
 use std::sync::Arc;
@@ -64,7 +63,7 @@ impl TerminalConfig {
 }
 
 struct Inner {
-    ledger: Arc<dyn Ledger>,
+    node: Node,
     link: Arc<dyn LinkStatusSource>,
     printer: Arc<dyn PrintSink>,
     config: TerminalConfig,
@@ -78,15 +77,15 @@ struct Inner {
 pub struct TerminalState(Arc<Inner>);
 
 impl TerminalState {
-    /// A terminal over the store node's ledger, its link status and its printers.
+    /// A terminal over the store node's database, its link status and its printers.
     pub fn new(
-        ledger: Arc<dyn Ledger>,
+        node: Node,
         link: Arc<dyn LinkStatusSource>,
         printer: Arc<dyn PrintSink>,
         config: TerminalConfig,
     ) -> TerminalState {
         TerminalState(Arc::new(Inner {
-            ledger,
+            node,
             link,
             printer,
             config,
@@ -117,8 +116,8 @@ impl TerminalState {
     pub fn store(&self) -> &StoreId {
         &self.0.config.store
     }
-    pub(crate) fn ledger(&self) -> &Arc<dyn Ledger> {
-        &self.0.ledger
+    pub fn node(&self) -> &Node {
+        &self.0.node
     }
     pub(crate) fn link(&self) -> &Arc<dyn LinkStatusSource> {
         &self.0.link
@@ -135,38 +134,23 @@ impl TerminalState {
 
     /// Read the replica.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
-        let mut f = Some(f);
-        let mut out = None;
-        self.0.ledger.read(&mut |r| {
-            if let Some(f) = f.take() {
-                out = Some(f(r));
-            }
-        });
-        match out {
-            Some(out) => out,
-            None => unreachable!("Ledger::read must call its closure exactly once"),
-        }
+        self.0.node.read(f)
     }
 
-    /// Run side-table SQL and return its result.
+    /// Write side tables (sessions, staff, lockouts) in the writer's next transaction.
     pub(crate) async fn db<R: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, ApiError> {
-        let slot = Arc::new(std::sync::Mutex::new(None));
-        let out = slot.clone();
-        self.0
-            .ledger
-            .db(Box::new(move |c| {
-                let r = f(c)?;
-                if let Ok(mut s) = out.lock() {
-                    *s = Some(r);
-                }
-                Ok(())
-            }))
-            .await?;
-        let taken = slot.lock().ok().and_then(|mut s| s.take());
-        taken.ok_or_else(|| ApiError::internal("side-table job produced no result"))
+        Ok(self.0.node.write(move |tx| f(tx)).await?)
+    }
+
+    /// Read side tables on the reader connection.
+    pub(crate) async fn db_read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        Ok(self.0.node.query(f).await?)
     }
 
     /// Queue a print job; a printer problem never fails the sale or handover that caused it.

@@ -7,7 +7,6 @@
 use super::auth::Session;
 use super::body::{str_field, JsonBody};
 use super::error::ApiError;
-use super::ledger::now_ms;
 use super::print::{PrintJob, ReceiptLine};
 use super::qr;
 use super::stock::resolve;
@@ -15,6 +14,7 @@ use super::TerminalState;
 use crate::domain::op::Advance;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::{OrderId, Payload};
+use crate::store::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -205,7 +205,7 @@ pub async fn pick(
         sku: product.sku.clone(),
         picked: line.picked + 1,
     });
-    state.ledger().submit(payloads).await?;
+    state.node().submit(payloads).await?;
     let order = find(&state, &id)?;
     let mut out = order_json(&state, &order, now_ms());
     if let Value::Object(m) = &mut out {
@@ -244,7 +244,7 @@ pub async fn ready(
         .with("missing", missing));
     }
     state
-        .ledger()
+        .node()
         .submit(vec![Payload::OrderAdvance {
             order_id: order.id.clone(),
             store: order.store.clone(),
@@ -337,7 +337,7 @@ pub async fn handover(
         .with("status", order.status.as_str()));
     }
     state
-        .ledger()
+        .node()
         .submit(vec![Payload::OrderAdvance {
             order_id: order.id.clone(),
             store: order.store.clone(),

@@ -2,7 +2,11 @@
 //! takes them. The devices module renders them to ESC/POS and queues them durably;
 //! `MemoryPrintSink` keeps them in memory for tests and nodes without a printer.
 
-use super::ledger::BoxFuture;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, as object-safe traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 use serde::Serialize;
 use std::sync::Mutex;
 

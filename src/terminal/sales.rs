@@ -4,13 +4,13 @@
 use super::auth::Session;
 use super::body::{int_field, str_field, JsonBody};
 use super::error::ApiError;
-use super::ledger::now_ms;
 use super::print::{PrintJob, ReceiptLine};
 use super::stock::resolve;
 use super::TerminalState;
 use crate::domain::op::{SaleLine, Tender};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Payload, SaleId};
+use crate::store::now_ms;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -115,7 +115,7 @@ pub async fn create(
                 .collect::<Vec<_>>()
         }));
     }
-    state.ledger().submit(payloads).await?;
+    state.node().submit(payloads).await?;
     let receipt_lines: Vec<ReceiptLine> = lines
         .iter()
         .map(|(l, name)| ReceiptLine {

@@ -48,7 +48,7 @@ pub async fn current(
 ) -> Result<Json<Value>, ApiError> {
     let staff = session.staff.clone();
     let name: String = state
-        .db(move |c| {
+        .db_read(move |c| {
             c.query_row(
                 "SELECT name FROM terminal_staff WHERE staff = ?1",
                 [staff],

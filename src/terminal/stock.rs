@@ -124,7 +124,7 @@ pub async fn count(
             _ => None,
         })
         .unwrap_or((0, 0));
-    state.ledger().submit(payloads).await?;
+    state.node().submit(payloads).await?;
     let mut out = stock_json(&state, &product);
     if let Value::Object(m) = &mut out {
         m.insert("counted".into(), json!(counted));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use storenode::domain::ids::gtin_check_digit;
 use storenode::domain::op::{OrderLine, ProfilePatch, ReceiveReason};
 use storenode::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, Sku, StoreId};
-use storenode::terminal::ledger::{Ledger, MemoryLedger};
+use storenode::store::Node;
 use storenode::terminal::link::{FixedLink, LinkStatus};
 use storenode::terminal::print::MemoryPrintSink;
 use storenode::terminal::{app, Role, TerminalConfig, TerminalState};
@@ -74,7 +74,8 @@ pub fn store() -> StoreId {
 
 pub struct Fixture {
     pub state: TerminalState,
-    pub ledger: Arc<MemoryLedger>,
+    pub node: Node,
+    pub dir: tempfile::TempDir,
     pub printer: Arc<MemoryPrintSink>,
     pub link: Arc<FixedLink>,
     pub hq: Replica,
@@ -87,7 +88,8 @@ fn sku(s: &str) -> Sku {
 impl Fixture {
     pub async fn new() -> Fixture {
         let store = store();
-        let ledger = Arc::new(MemoryLedger::new(store.actor()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(&dir.path().join("store.db"), store.actor()).unwrap();
         let mut hq = Replica::new(ActorId::hq());
         let customer = CustomerId::parse(CUSTOMER).unwrap();
         let mut hq_ops = Vec::new();
@@ -140,7 +142,7 @@ impl Fixture {
                 qty: 1,
             },
         );
-        ledger.ingest(&hq_ops).unwrap();
+        node.ingest(hq_ops).await.unwrap();
         let mut store_payloads = Vec::new();
         for (s, _, _, _, _, qty, to_hq) in products() {
             if qty > 0 {
@@ -160,7 +162,7 @@ impl Fixture {
                 });
             }
         }
-        let store_ops = ledger.submit(store_payloads).await.unwrap();
+        let store_ops = node.submit(store_payloads).await.unwrap().ops;
         for op in &store_ops {
             hq.apply(op).unwrap();
         }
@@ -182,11 +184,11 @@ impl Fixture {
                         },
                     ],
                     pickup_code: CODE.into(),
-                    placed_at_ms: storenode::terminal::ledger::now_ms(),
+                    placed_at_ms: storenode::store::now_ms(),
                 },
             )
             .unwrap();
-        ledger.ingest(&[order]).unwrap();
+        node.ingest(vec![order]).await.unwrap();
         let printer = Arc::new(MemoryPrintSink::default());
         let link = Arc::new(FixedLink::new(LinkStatus {
             online: true,
@@ -196,7 +198,7 @@ impl Fixture {
         }));
         let mut config = TerminalConfig::new(store);
         config.pickup_keys = vec![KEY.to_vec()];
-        let state = TerminalState::new(ledger.clone(), link.clone(), printer.clone(), config);
+        let state = TerminalState::new(node.clone(), link.clone(), printer.clone(), config);
         state
             .upsert_staff("1001", "Ana García", Role::Associate, "1234")
             .await
@@ -207,7 +209,8 @@ impl Fixture {
             .unwrap();
         Fixture {
             state,
-            ledger,
+            node,
+            dir,
             printer,
             link,
             hq,

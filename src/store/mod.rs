@@ -1,0 +1,444 @@
+//! SQLite persistence: the op log and the materialised state, behind one writer that commits
+//! in groups.
+//!
+//! `Node` is the handle every adapter uses. Reads go to the in-memory `Replica` (rebuilt from
+//! the log at open). Writes go to the writer thread, which gathers requests arriving together
+//! into one transaction and one fsync, and answers each caller only after that commit:
+//! whatever a caller is told happened is on disk.
+
+pub mod codec;
+pub mod import;
+pub mod materialize;
+pub mod schema;
+mod writer;
+
+use crate::domain::{ActorId, DomainError, Effect, Op, OpId, Payload, Replica};
+use rusqlite::{params, Connection, OpenFlags};
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use tokio::sync::{broadcast, oneshot};
+
+pub use codec::{decode_op, encode_op, CodecError};
+
+/// Most requests committed in one group transaction.
+pub const GROUP_REQUESTS_MAX: usize = 512;
+/// Writer queue bound: callers wait (back-pressure) when it is full.
+pub const QUEUE_REQUESTS_MAX: usize = 4096;
+/// Events buffered for slow subscribers before they start missing some.
+pub const EVENTS_BUFFERED_MAX: usize = 4096;
+
+/// Why the database could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not an SQLite database; it was not modified.
+    #[error("{0} is not an SQLite database; refusing to touch it")]
+    NotSqlite(String),
+    /// SQLite reports damage; the file was not modified.
+    #[error("{0} is corrupt ({1}); refusing to touch it")]
+    Corrupt(String, String),
+    /// The file was written by a newer storenode.
+    #[error("database schema version {found} is newer than this binary supports ({supported}); upgrade storenode")]
+    NewerSchema { found: u32, supported: u32 },
+    #[error("migration {0} failed: {1}")]
+    Migration(u32, String),
+    /// The database belongs to another replica.
+    #[error("database belongs to actor {found}, not {requested}")]
+    ActorMismatch { found: String, requested: String },
+    /// The op log holds bytes this binary cannot read.
+    #[error("op log entry {actor}/{seq}: {source}")]
+    Codec {
+        actor: String,
+        seq: u64,
+        source: CodecError,
+    },
+    /// Replaying the log failed: the log contradicts itself.
+    #[error("replaying op {actor}/{seq}: {source}")]
+    Replay {
+        actor: String,
+        seq: u64,
+        source: DomainError,
+    },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the writer has stopped")]
+    Closed,
+}
+
+/// A local change was refused (domain) or could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Committed local ops and the effects they caused.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub ops: Vec<Op>,
+    pub effects: Vec<Effect>,
+}
+
+/// Outcome of ingesting peer ops; all applied ones are committed.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<(OpId, DomainError)>,
+    pub effects: Vec<Effect>,
+}
+
+/// Something committed, for subscribers (sync publishes, the terminal's live page).
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    Applied {
+        ops: Arc<Vec<Op>>,
+        effects: Vec<Effect>,
+        local: bool,
+    },
+}
+
+type Extra =
+    Box<dyn FnOnce(&rusqlite::Transaction, &[Op]) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
+type WriteFn =
+    Box<dyn FnOnce(&rusqlite::Transaction) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
+
+type SubmitReply = Result<(Submitted, Option<Box<dyn Any + Send>>), SubmitError>;
+
+enum Request {
+    Submit {
+        now_ms: u64,
+        payloads: Vec<Payload>,
+        extra: Option<Extra>,
+        reply: oneshot::Sender<SubmitReply>,
+    },
+    Ingest {
+        ops: Vec<Op>,
+        reply: oneshot::Sender<Result<Ingested, StoreError>>,
+    },
+    Write {
+        f: WriteFn,
+        reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    },
+    /// Copy the WAL into the main file (clean shutdown), outside any transaction.
+    Checkpoint {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// State the writer thread shares with handles.
+struct Shared {
+    actor: ActorId,
+    path: PathBuf,
+    replica: RwLock<Replica>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+/// Handle to one replica's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    queue: mpsc::SyncSender<Request>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+/// Wall-clock milliseconds since the Unix epoch, for callers of the pure domain.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Node {
+    /// Open (or create) the database for `actor`: check, migrate, replay, start the writer.
+    pub fn open(path: &Path, actor: ActorId) -> Result<Node, StoreError> {
+        schema::check_existing(path)?;
+        let mut conn = Connection::open(path)?;
+        schema::configure_writer(&conn)?;
+        schema::migrate(&mut conn, now_ms())?;
+        let recorded: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
+                r.get(0)
+            })
+            .ok();
+        match recorded {
+            Some(found) if found != actor.as_str() => {
+                return Err(StoreError::ActorMismatch {
+                    found,
+                    requested: actor.to_string(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('actor', ?1)",
+                    params![actor.as_str()],
+                )?;
+            }
+        }
+        let replica = replay(&conn, actor.clone())?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (events, _) = broadcast::channel(EVENTS_BUFFERED_MAX);
+        let shared = Arc::new(Shared {
+            actor,
+            path: path.to_path_buf(),
+            replica: RwLock::new(replica),
+            events,
+        });
+        let (queue, rx) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
+        let for_writer = shared.clone();
+        std::thread::Builder::new()
+            .name("storenode-writer".into())
+            .spawn(move || writer::run(conn, for_writer, rx))
+            .map_err(|e| StoreError::Migration(0, format!("cannot start writer thread: {e}")))?;
+        Ok(Node {
+            shared,
+            queue,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Open an existing database with the actor recorded in it.
+    pub fn open_existing(path: &Path) -> Result<Node, StoreError> {
+        schema::check_existing(path)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let actor: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|_| {
+                StoreError::Migration(0, format!("{} has no actor recorded", path.display()))
+            })?;
+        drop(conn);
+        let actor = ActorId::parse(&actor).map_err(|e| StoreError::Migration(0, e.to_string()))?;
+        Node::open(path, actor)
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.shared.actor
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Read the in-memory replica.
+    pub fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        let guard = self
+            .shared
+            .replica
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&guard)
+    }
+
+    /// Committed changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    fn send(&self, req: Request) -> Result<(), StoreError> {
+        self.queue.send(req).map_err(|_| StoreError::Closed)
+    }
+
+    /// Local changes, all or nothing, answered after commit.
+    pub async fn submit(&self, payloads: Vec<Payload>) -> Result<Submitted, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Submit {
+            now_ms: now_ms(),
+            payloads,
+            extra: None,
+            reply,
+        })?;
+        let (submitted, _) = rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(submitted)
+    }
+
+    /// Like `submit`, and `extra` writes side rows in the same transaction as the ops.
+    pub async fn submit_with<R: Send + 'static>(
+        &self,
+        payloads: Vec<Payload>,
+        extra: impl FnOnce(&rusqlite::Transaction, &[Op]) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<(Submitted, R), SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        let extra: Extra =
+            Box::new(move |tx, ops| Ok(Box::new(extra(tx, ops)?) as Box<dyn Any + Send>));
+        self.send(Request::Submit {
+            now_ms: now_ms(),
+            payloads,
+            extra: Some(extra),
+            reply,
+        })?;
+        let (submitted, r) = rx.await.map_err(|_| StoreError::Closed)??;
+        let r = r
+            .and_then(|b| b.downcast::<R>().ok())
+            .ok_or(StoreError::Closed)?;
+        Ok((submitted, *r))
+    }
+
+    /// `submit` for synchronous callers (the CLI). Not for use inside an async runtime.
+    pub fn submit_blocking(
+        &self,
+        now_ms: u64,
+        payloads: Vec<Payload>,
+    ) -> Result<Submitted, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Submit {
+            now_ms,
+            payloads,
+            extra: None,
+            reply,
+        })?;
+        let (submitted, _) = rx.blocking_recv().map_err(|_| StoreError::Closed)??;
+        Ok(submitted)
+    }
+
+    /// Apply peer ops; committed when this returns.
+    pub async fn ingest(&self, ops: Vec<Op>) -> Result<Ingested, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Ingest { ops, reply })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `ingest` for synchronous callers.
+    pub fn ingest_blocking(&self, ops: Vec<Op>) -> Result<Ingested, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Ingest { ops, reply })?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Write side tables in the writer's next group transaction.
+    pub async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let f: WriteFn = Box::new(move |tx| Ok(Box::new(f(tx)?) as Box<dyn Any + Send>));
+        self.send(Request::Write { f, reply })?;
+        let boxed = rx.await.map_err(|_| StoreError::Closed)??;
+        boxed
+            .downcast::<R>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Fold the write-ahead log into the database file, for a clean shutdown. Everything
+    /// committed is durable without it; this only leaves one tidy file behind.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Checkpoint { reply })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `checkpoint` for synchronous callers.
+    pub fn checkpoint_blocking(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Checkpoint { reply })?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Read side tables or the op log on the reader connection.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// `query` for synchronous callers.
+    pub fn query_blocking<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(StoreError::from)
+    }
+
+    /// Ops of `actor` with seq above `after_seq`, in seq order, at most `limit`.
+    pub fn ops_since(
+        conn: &Connection,
+        actor: &ActorId,
+        after_seq: u64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Op>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT body FROM ops WHERE actor = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![actor.as_str(), after_seq as i64, limit as i64],
+            |r| r.get::<_, Vec<u8>>(0),
+        )?;
+        let mut ops = Vec::new();
+        for body in rows {
+            let body = body?;
+            match decode_op(&body) {
+                Ok(op) => ops.push(op),
+                Err(e) => {
+                    return Err(rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Blob,
+                        Box::new(e),
+                    ))
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Number of ops in the log.
+    pub fn op_count(conn: &Connection) -> rusqlite::Result<u64> {
+        conn.query_row("SELECT count(*) FROM ops", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+    }
+}
+
+/// Rebuild the replica from the op log, in the order ops were applied.
+fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
+    let mut replica = Replica::new(actor);
+    let mut stmt = conn.prepare("SELECT actor, seq, body FROM ops ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let who: String = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let body: Vec<u8> = row.get(2)?;
+        let op = decode_op(&body).map_err(|source| StoreError::Codec {
+            actor: who.clone(),
+            seq: seq as u64,
+            source,
+        })?;
+        replica.apply(&op).map_err(|source| StoreError::Replay {
+            actor: who,
+            seq: seq as u64,
+            source,
+        })?;
+    }
+    Ok(replica)
+}
+
+/// Insert one op into the log.
+fn insert_op(tx: &rusqlite::Transaction, op: &Op) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO ops (actor, seq, hlc_wall, hlc_counter, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        op.actor.as_str(),
+        op.seq as i64,
+        op.hlc.wall_ms() as i64,
+        op.hlc.counter(),
+        op.payload.kind(),
+        encode_op(op),
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The writer thread: one connection, group commit.
+//!
+//! Each loop takes every request already queued (up to `GROUP_REQUESTS_MAX`), runs each in its
+//! own savepoint inside one transaction, commits once, and only then answers the callers and
+//! publishes events. A request whose SQL fails is rolled back alone; since the in-memory replica
+//! may then be ahead of the disk, it is rebuilt from the log after the commit.
+
+use super::{
+    insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError, SubmitError,
+    Submitted, GROUP_REQUESTS_MAX,
+};
+use crate::domain::{Applied, Op, Replica};
+use rusqlite::Connection;
+use std::any::Any;
+use std::sync::{mpsc, Arc};
+
+type Reply = Box<dyn FnOnce(bool) + Send>;
+
+pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        if let Request::Checkpoint { reply } = first {
+            let done = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(StoreError::from);
+            let _ = reply.send(done);
+            continue;
+        }
+        let mut group = vec![first];
+        let mut checkpoint = None;
+        while group.len() < GROUP_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(Request::Checkpoint { reply }) => {
+                    checkpoint = Some(reply);
+                    break;
+                }
+                Ok(req) => group.push(req),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, &shared, group);
+        if let Some(reply) = checkpoint {
+            let done = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(StoreError::from);
+            let _ = reply.send(done);
+        }
+    }
+}
+
+fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
+    let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+    let mut events: Vec<NodeEvent> = Vec::new();
+    let mut reload = false;
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot begin transaction");
+            for req in group {
+                fail(req, &e.to_string());
+            }
+            return;
+        }
+    };
+    {
+        let mut replica = shared
+            .replica
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for req in group {
+            let outcome = handle(&tx, &mut replica, req, &mut events);
+            reload |= outcome.1;
+            replies.push(outcome.0);
+        }
+    }
+    let committed = match tx.commit() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            reload = true;
+            false
+        }
+    };
+    for reply in replies {
+        reply(committed);
+    }
+    if committed {
+        for event in events {
+            let _ = shared.events.send(event);
+        }
+    }
+    if reload {
+        match replay(conn, shared.actor.clone()) {
+            Ok(fresh) => {
+                *shared.replica.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot rebuild replica from the log"),
+        }
+    }
+}
+
+fn fail(req: Request, why: &str) {
+    let err = || StoreError::Migration(0, why.to_string());
+    match req {
+        Request::Submit { reply, .. } => {
+            let _ = reply.send(Err(SubmitError::Store(err())));
+        }
+        Request::Ingest { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Request::Write { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Request::Checkpoint { reply } => {
+            let _ = reply.send(Err(err()));
+        }
+    }
+}
+
+fn savepoint<T>(
+    tx: &rusqlite::Transaction,
+    body: impl FnOnce() -> Result<T, SubmitError>,
+) -> Result<T, SubmitError> {
+    tx.execute_batch("SAVEPOINT request")
+        .map_err(|e| SubmitError::Store(e.into()))?;
+    let result = body();
+    let end = if result.is_ok() {
+        "RELEASE request"
+    } else {
+        "ROLLBACK TO request; RELEASE request"
+    };
+    tx.execute_batch(end)
+        .map_err(|e| SubmitError::Store(e.into()))?;
+    result
+}
+
+/// Run one request; returns its deferred reply and whether memory must be rebuilt.
+fn handle(
+    tx: &rusqlite::Transaction,
+    replica: &mut Replica,
+    req: Request,
+    events: &mut Vec<NodeEvent>,
+) -> (Reply, bool) {
+    match req {
+        Request::Submit {
+            now_ms,
+            payloads,
+            extra,
+            reply,
+        } => {
+            // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
+            let before = (payloads.len() > 1).then(|| replica.clone());
+            let mut ops: Vec<Op> = Vec::with_capacity(payloads.len());
+            let mut effects = Vec::new();
+            let result = savepoint(tx, || {
+                for payload in payloads {
+                    let (op, eff) = replica.prepare(now_ms, payload)?;
+                    insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
+                    materialize::rows_for(tx, replica.state(), &op)
+                        .map_err(|e| SubmitError::Store(e.into()))?;
+                    ops.push(op);
+                    effects.extend(eff);
+                }
+                match extra {
+                    Some(f) => f(tx, &ops)
+                        .map(Some)
+                        .map_err(|e| SubmitError::Store(e.into())),
+                    None => Ok(None::<Box<dyn Any + Send>>),
+                }
+            });
+            let mut reload = false;
+            let outcome = match result {
+                Ok(extra_out) => {
+                    events.push(NodeEvent::Applied {
+                        ops: Arc::new(ops.clone()),
+                        effects: effects.clone(),
+                        local: true,
+                    });
+                    Ok((Submitted { ops, effects }, extra_out))
+                }
+                Err(e) => {
+                    match before {
+                        Some(copy) => *replica = copy,
+                        None => reload = !ops.is_empty() || matches!(e, SubmitError::Store(_)),
+                    }
+                    Err(e)
+                }
+            };
+            let reply: Reply = Box::new(move |committed| {
+                let _ = reply.send(if committed {
+                    outcome
+                } else {
+                    Err(SubmitError::Store(StoreError::Closed))
+                });
+            });
+            (reply, reload)
+        }
+        Request::Ingest { ops, reply } => {
+            let mut report = Ingested::default();
+            let mut fresh = Vec::new();
+            let result = savepoint(tx, || {
+                for op in ops {
+                    match replica.apply(&op) {
+                        Ok(Applied::New(eff)) => {
+                            insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
+                            materialize::rows_for(tx, replica.state(), &op)
+                                .map_err(|e| SubmitError::Store(e.into()))?;
+                            report.applied += 1;
+                            report.effects.extend(eff);
+                            fresh.push(op);
+                        }
+                        Ok(Applied::Duplicate) => report.duplicates += 1,
+                        Err(e) => report.rejected.push((op.id(), e)),
+                    }
+                }
+                Ok(())
+            });
+            let reload = result.is_err() && report.applied > 0;
+            if result.is_ok() && !fresh.is_empty() {
+                events.push(NodeEvent::Applied {
+                    ops: Arc::new(fresh),
+                    effects: report.effects.clone(),
+                    local: false,
+                });
+            }
+            let reply: Reply = Box::new(move |committed| {
+                let _ = reply.send(match (result, committed) {
+                    (Ok(()), true) => Ok(report),
+                    (Err(SubmitError::Store(e)), _) => Err(e),
+                    _ => Err(StoreError::Closed),
+                });
+            });
+            (reply, reload)
+        }
+        Request::Write { f, reply } => {
+            let result = savepoint(tx, || f(tx).map_err(|e| SubmitError::Store(e.into())));
+            let reply: Reply = Box::new(move |committed| {
+                let _ = reply.send(match (result, committed) {
+                    (Ok(v), true) => Ok(v),
+                    (Err(SubmitError::Store(e)), _) => Err(e),
+                    _ => Err(StoreError::Closed),
+                });
+            });
+            (reply, false)
+        }
+        Request::Checkpoint { reply } => {
+            // Taken out of groups by `run`; answer anyway rather than drop the caller.
+            let reply: Reply = Box::new(move |_| {
+                let _ = reply.send(Ok(()));
+            });
+            (reply, false)
+        }
+    }
+}
