@@ -77,6 +77,8 @@ fn unknown(id: &str) -> ApiError {
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    /// A pickup code typed at the counter: only the order it opens (any status).
+    code: Option<String>,
 }
 
 /// `GET /api/v1/pickups?status=placed|picking|ready|overdue|open|handed_over|cancelled|expired|all`.
@@ -85,7 +87,10 @@ pub async fn list(
     _session: Session,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let wanted = q.status.unwrap_or_else(|| "open".to_string());
+    let wanted = q
+        .status
+        .unwrap_or_else(|| if q.code.is_some() { "all" } else { "open" }.to_string());
+    let code = q.code.map(|c| c.trim().to_ascii_uppercase());
     let now = now_ms();
     let overdue_ms = state.config().overdue_after_ms;
     let filter: Box<dyn Fn(&Order) -> bool> = match wanted.as_str() {
@@ -109,6 +114,10 @@ pub async fn list(
             .orders
             .values()
             .filter(|o| o.store == store && filter(o))
+            .filter(|o| {
+                code.as_ref()
+                    .is_none_or(|c| code_matches(c, &o.pickup_code))
+            })
             .cloned()
             .collect()
     });
