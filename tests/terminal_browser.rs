@@ -198,6 +198,13 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
         .send_keys(p.staff)
         .await
         .unwrap();
+    page.el("#login-pin")
+        .await
+        .send_keys(&format!("0000{ENTER}"))
+        .await
+        .unwrap();
+    page.el("#login-error:not([hidden])").await;
+    page.shot("login-wrong-pin").await;
     page.click("#login-pin").await;
     for digit in p.pin.chars() {
         page.click(&format!(".key[data-key='{digit}']")).await;
@@ -260,6 +267,7 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
     page.shot("counter").await;
     page.scan("ZZZ999").await;
     page.el(".flash-error").await;
+    page.shot("counter-wrong-code").await;
     page.scan(p.code).await;
     page.el("#handover-btn:not([disabled])").await;
     page.shot("counter-verified").await;
@@ -368,6 +376,13 @@ async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() 
     extra.push(f.hq.prepare(5_000, place).unwrap().0);
     f.node.ingest(extra).await.unwrap();
 
+    let now = storenode::store::now_ms();
+    f.link.set(LinkStatus {
+        online: true,
+        since_ms: Some(now - 2 * 3_600_000),
+        outbox: 0,
+        last_sync_ms: Some(now - 30_000),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let app = f.app();

@@ -23,6 +23,7 @@
   };
 
   const $ = (sel) => document.querySelector(sel);
+  const SCAN_SVG = '<svg class="scan-svg" viewBox="0 0 32 24" aria-hidden="true"><path d="M2 2h3v20H2zM7 2h1v20H7zM10 2h2v20h-2zM14 2h1v20h-1zM17 2h3v20h-3zM22 2h1v20h-1zM25 2h2v20h-2zM29 2h1v20h-1z" fill="currentColor"/></svg>';
   const main = () => $("#main");
 
   // ---------- strings ----------
@@ -54,7 +55,8 @@
   function applyStatic() {
     document.documentElement.lang = S.lang;
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
-    $("#lang-toggle").textContent = t("lang.other");
+    $("#lang-toggle").textContent = S.lang === "es" ? "EN" : "ES";
+    $("#lang-toggle").title = t("lang.other");
     $("#scan").placeholder = t("scan.ph." + S.screen);
   }
 
@@ -221,13 +223,17 @@
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
     });
     applyStatic();
+    if (!S.keepFlash) { $("#flash").hidden = true; }
+    S.keepFlash = false;
+    if (S.screen !== "counter") S.counter = null;
     if (S.screen === "pickups") { if (arg) S.tab = arg; loadPickups(); }
     else if (S.screen === "pick") { S.order = null; render(); loadOrder(decodeURIComponent(arg || "")); }
     else if (S.screen === "status") { render(); refreshStatus(); refreshCounts(); }
     else { render(); refreshCounts(); }
     focusScan();
   }
-  function go(hash) { if (location.hash === hash) route(); else location.hash = hash; }
+  // Navigation by the page itself keeps its message ("order ready" shown on the queue).
+  function go(hash) { S.keepFlash = true; if (location.hash === hash) route(); else location.hash = hash; }
   function focusScan() {
     const a = document.activeElement;
     if (a && a !== document.body && a.matches("input:not(#scan), textarea, select")) return;
@@ -352,7 +358,7 @@
       '<div class="bar bar-lg"><span style="width:' + pct + '%"></span></div>' +
       '<ul class="pick-lines">' + lines + "</ul></div>" +
       '<div class="card pick-side">' +
-      '<div class="scan-hint ' + (done ? "hint-done" : "") + '"><div class="hint-ico">' + (done ? "✓" : "▮▯▮▮▯▮") + "</div><div>" + esc(done ? t("pick.done") : t("pick.prompt")) + "</div></div>" +
+      '<div class="scan-hint ' + (done ? "hint-done" : "") + '"><div class="hint-ico">' + (done ? "✓" : SCAN_SVG) + "</div><div>" + esc(done ? t("pick.done") : t("pick.prompt")) + "</div></div>" +
       '<button id="ready-btn" class="btn btn-success btn-block btn-xl"' + (done && o.status !== "ready" ? "" : " disabled") + ">" + esc(t("pick.ready")) + "</button></div></div>";
   }
 
@@ -395,7 +401,7 @@
     let body;
     if (!o) {
       const ready = S.orders.filter((x) => x.status === "ready");
-      body = '<div class="card hero"><div class="hero-ico">⌗</div><p class="lead">' + esc(t("counter.help")) + "</p></div>" +
+      body = '<div class="card hero"><div class="hero-ico">' + SCAN_SVG + '</div><p class="lead">' + esc(t("counter.help")) + "</p></div>" +
         (ready.length ? '<h2 class="section">' + esc(t("counter.ready_list")) + ' <span class="seg-count">' + ready.length + '</span></h2><div class="chips">' +
           ready.map((r) => '<span class="chip"><b>' + esc(r.id) + "</b> " + esc((r.customer && r.customer.name) || "") + "</span>").join("") + "</div>" : "");
     } else {
@@ -455,13 +461,15 @@
           '</span><button class="step" data-step="1" data-sku="' + esc(l.sku) + '"' + (want >= Math.min(here, 999) ? " disabled" : "") + ">+</button></div></td></tr>";
       }).join("");
       const total = S.cart.lines.reduce((s, l) => s + ((S.sell && S.sell[l.sku]) || 0) * (l.price_cents || 0), 0);
-      body = '<div class="card customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" +
-        '<div class="muted">' + [c.phone, c.email, c.loyalty_card].filter(Boolean).map(esc).join(" · ") + "</div></div></div>" +
-        '<div class="card"><h2 class="section">' + esc(t("customers.cart")) + "</h2>" +
-        (S.cart.lines.length ? '<table class="cart"><thead><tr><th></th><th class="num">' + "#" + "</th><th></th><th class=\"num\">" + esc(t("stock.price")) + "</th><th>" + esc(t("customers.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>" +
-          '<div class="sale-bar"><div class="total"><span class="muted">' + esc(t("customers.total")) + '</span><span class="total-val">' + money(total) + "</span></div>" +
-          '<button class="btn btn-success btn-xl" data-tender="cash">' + esc(t("customers.pay_cash")) + '</button><button class="btn btn-primary btn-xl" data-tender="card">' + esc(t("customers.pay_card")) + "</button></div>"
-          : '<div class="empty">' + esc(t("customers.cart_empty")) + "</div>") + "</div>";
+      const contacts = [c.phone, c.email, c.loyalty_card].filter(Boolean).map((x) => '<div class="muted">' + esc(x) + "</div>").join("");
+      const cartHtml = S.cart.lines.length
+        ? '<table class="cart"><thead><tr><th></th><th class="num">' + esc(t("customers.in_cart")) + "</th><th></th><th class=\"num\">" + esc(t("stock.price")) + "</th><th>" + esc(t("customers.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>"
+        : '<div class="empty">' + esc(t("customers.cart_empty")) + "</div>";
+      body = '<div class="customer-grid"><div class="card"><h2 class="section">' + esc(t("customers.cart")) + "</h2>" + cartHtml + "</div>" +
+        '<aside class="card summary"><div class="customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" + contacts + "</div></div>" +
+        '<div class="total"><span class="muted">' + esc(t("customers.total")) + '</span><span class="total-val">' + money(total) + "</span></div>" +
+        '<button class="btn btn-success btn-block btn-xl" data-tender="cash"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_cash")) + "</button>" +
+        '<button class="btn btn-primary btn-block btn-xl" data-tender="card"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_card")) + "</button></aside></div>";
     } else if (S.customers.length) {
       body = '<div class="result-list">' + S.customers.map((c) => '<button class="result" data-customer="' + esc(c.id) + '"><div class="avatar">' + esc((c.name || "?").charAt(0)) + '</div><div class="grow"><div class="customer-name">' + esc(c.name || c.id) + '</div><div class="muted">' + [c.phone, c.email].filter(Boolean).map(esc).join(" · ") + '</div></div><span class="badge">' + esc(t("customers.lines", { n: c.cart_lines })) + "</span></button>").join("") + "</div>";
     } else {
