@@ -13,6 +13,11 @@ use std::path::Path;
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "core", include_str!("../../migrations/0001_core.sql")),
     (
+        2,
+        "print_queue",
+        include_str!("../../migrations/0002_print_queue.sql"),
+    ),
+    (
         5,
         "terminal",
         include_str!("../../migrations/0005_terminal.sql"),
