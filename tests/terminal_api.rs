@@ -332,6 +332,8 @@ async fn a_cash_sale_takes_store_rights_prints_a_receipt_and_kicks_the_drawer() 
         3,
         "card sales do not open the drawer"
     );
+    assert_eq!(terminal_support::queued(&f.node, "receipt").await, 2);
+    assert_eq!(terminal_support::queued(&f.node, "drawer").await, 1);
 }
 
 #[tokio::test]

@@ -428,6 +428,10 @@ async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() 
             words: ["Offline since", "handed over", "Receipt printed", "too many"],
         })
         .await;
+        // The durable print queue holds every receipt, label and drawer kick.
+        assert!(terminal_support::queued(&f.node, "receipt").await >= 4);
+        assert_eq!(terminal_support::queued(&f.node, "bag_label").await, 2);
+        assert_eq!(terminal_support::queued(&f.node, "drawer").await, 2);
         // Both dictionaries hold the same keys.
         let same = page
             .c

@@ -18,6 +18,7 @@ pub mod print;
 mod qr;
 mod sales;
 mod session;
+pub mod spool;
 mod stock;
 
 use crate::domain::{Replica, StoreId};

@@ -5,6 +5,7 @@ use super::auth::Session;
 use super::body::{int_field, JsonBody};
 use super::error::ApiError;
 use super::TerminalState;
+use crate::devices::barcode;
 use crate::domain::catalog::Product;
 use crate::domain::count::plan_count;
 use crate::domain::validate::QTY_MAX;
@@ -13,40 +14,27 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-/// The GTIN-13 inside a scan: plain EAN-13, UPC-A (12 digits), GTIN-14 with a leading 0, or
-/// a GS1 element string starting with AI 01; an AIM prefix (`]E0`, `]C1`) is dropped.
-fn gtin13(code: &str) -> Option<String> {
-    let code = code.trim();
-    let code = match code.strip_prefix(']') {
-        Some(rest) => rest.get(2..)?,
-        None => code,
-    };
-    let digits: String = code.chars().filter(|c| !matches!(c, '(' | ')')).collect();
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    match digits.len() {
-        12 => Some(format!("0{digits}")),
-        13 => Some(digits),
-        14 if digits.starts_with('0') => Some(digits[1..].to_string()),
-        n if n >= 16 && digits.starts_with("010") => Some(digits[3..16].to_string()),
-        _ => None,
-    }
-}
-
-/// The product a scan or typed code names: an EAN (checked) or a sku.
+/// The product a scan or typed code names: a barcode (EAN-13, UPC-A, GS1 with a unit GTIN,
+/// with or without an AIM prefix; check digits verified) or a sku.
 pub(crate) fn resolve(state: &TerminalState, code: &str) -> Result<Product, ApiError> {
     let code = code.trim();
-    if let Some(gtin) = gtin13(code) {
-        let ean = Ean13::parse(&gtin).map_err(|e| {
-            ApiError::unprocessable("invalid_ean", e.to_string()).with("scan", code)
-        })?;
-        return state
-            .read(|r| r.state().catalog.by_ean(&ean).cloned())
-            .ok_or_else(|| {
-                ApiError::unprocessable("unknown_sku", format!("no product has barcode {ean}"))
-                    .with("scan", code)
-            });
+    let looks_numeric = code.len() >= 8 && code.bytes().all(|b| b.is_ascii_digit());
+    match barcode::parse_scan(code) {
+        Ok(scan) => {
+            if let Some(ean) = scan.product_ean() {
+                let found = Ean13::parse(&ean)
+                    .ok()
+                    .and_then(|e| state.read(|r| r.state().catalog.by_ean(&e).cloned()));
+                return found.ok_or_else(|| {
+                    ApiError::unprocessable("unknown_sku", format!("no product has barcode {ean}"))
+                        .with("scan", code)
+                });
+            }
+        }
+        Err(e) if looks_numeric || code.starts_with(']') => {
+            return Err(ApiError::unprocessable("invalid_ean", e.to_string()).with("scan", code));
+        }
+        Err(_) => {}
     }
     let sku = Sku::parse(code)
         .map_err(|e| ApiError::unprocessable("invalid_sku", e.to_string()).with("scan", code))?;

@@ -7,12 +7,14 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
+use storenode::devices::escpos::StoreHeader;
 use storenode::domain::ids::gtin_check_digit;
 use storenode::domain::op::{OrderLine, ProfilePatch, ReceiveReason};
 use storenode::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, Sku, StoreId};
 use storenode::store::Node;
 use storenode::terminal::link::{FixedLink, LinkStatus};
-use storenode::terminal::print::MemoryPrintSink;
+use storenode::terminal::print::{BoxFuture, DeviceStatus, MemoryPrintSink, PrintJob, PrintSink};
+use storenode::terminal::spool::QueuePrintSink;
 use storenode::terminal::{app, Role, TerminalConfig, TerminalState};
 use tower::ServiceExt;
 
@@ -70,6 +72,38 @@ pub fn products() -> Vec<(&'static str, String, &'static str, i64, u32, u32, u32
 
 pub fn store() -> StoreId {
     StoreId::parse("madrid-centro").unwrap()
+}
+
+/// Every job goes to memory (for assertions) and to the node's durable print queue.
+pub struct Tee {
+    pub memory: Arc<MemoryPrintSink>,
+    pub queue: QueuePrintSink,
+}
+
+impl PrintSink for Tee {
+    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.queue.enqueue(job.clone()).await?;
+            self.memory.enqueue(job).await
+        })
+    }
+    fn devices(&self) -> Vec<DeviceStatus> {
+        self.queue.devices()
+    }
+}
+
+/// Print queue rows per kind (`receipt`, `bag_label`, `drawer`).
+pub async fn queued(node: &Node, kind: &str) -> i64 {
+    let kind = kind.to_string();
+    node.query(move |c| {
+        c.query_row(
+            "SELECT count(*) FROM print_job WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )
+    })
+    .await
+    .unwrap()
 }
 
 pub struct Fixture {
@@ -190,6 +224,15 @@ impl Fixture {
             .unwrap();
         node.ingest(vec![order]).await.unwrap();
         let printer = Arc::new(MemoryPrintSink::default());
+        let header = StoreHeader {
+            name: "Madrid Centro".into(),
+            address: vec!["Calle Mayor 1, Madrid".into()],
+            tax_id: "B12345678".into(),
+        };
+        let sink = Arc::new(Tee {
+            memory: printer.clone(),
+            queue: QueuePrintSink::new(node.clone(), "receipt", header, Default::default(), None),
+        });
         let link = Arc::new(FixedLink::new(LinkStatus {
             online: true,
             since_ms: Some(1_000),
@@ -198,7 +241,7 @@ impl Fixture {
         }));
         let mut config = TerminalConfig::new(store);
         config.pickup_keys = vec![KEY.to_vec()];
-        let state = TerminalState::new(node.clone(), link.clone(), printer.clone(), config);
+        let state = TerminalState::new(node.clone(), link.clone(), sink, config);
         state
             .upsert_staff("1001", "Ana García", Role::Associate, "1234")
             .await
