@@ -792,6 +792,19 @@ async fn scans_and_order_changes_reach_the_event_stream_at_once() {
         .unwrap();
     next_until("8410000000017", &mut seen).await;
     assert!(seen.contains("event: scan"), "{seen}");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    f.state.scan_sender().forward(rx);
+    tx.send(storenode::devices::scanner::ScanEvent::new(
+        "serial:/dev/ttyACM0",
+        "8410000000018".into(),
+    ))
+    .await
+    .unwrap();
+    next_until("serial:/dev/ttyACM0", &mut seen).await;
+    assert!(
+        seen.contains("check digit"),
+        "a bad reading arrives with its reason: {seen}"
+    );
     let (status, _, _) = f
         .call(
             Method::POST,

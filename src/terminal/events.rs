@@ -10,6 +10,7 @@ use super::body::{str_field, JsonBody};
 use super::error::ApiError;
 use super::link::LinkStatus;
 use super::TerminalState;
+use crate::devices::scanner::ScanEvent;
 use crate::domain::{Op, Payload};
 use crate::store::{now_ms, NodeEvent};
 use axum::extract::State;
@@ -22,6 +23,8 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Longest scan accepted (a pickup QR is about 110 characters).
 pub const SCAN_LEN_MAX: usize = 256;
@@ -34,6 +37,9 @@ pub struct Scan {
     pub code: String,
     /// Which source read it (`serial:/dev/ttyUSB0`, `tcp`, `page`, ...).
     pub source: String,
+    /// Why the scanner's reading is not a valid code (shown on the page, never a crash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Hands scans to every open terminal page. Cloneable; dropping it changes nothing.
@@ -55,8 +61,29 @@ impl ScanSender {
         let _ = self.0.send(Scan {
             code: code.to_string(),
             source: source.to_string(),
+            error: None,
         });
         Ok(())
+    }
+
+    /// Forward the node's scanner sources (devices::scanner) to the page until the channel
+    /// closes. A reading that did not parse is shown with its reason.
+    pub fn forward(self, mut rx: mpsc::Receiver<ScanEvent>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let code: String = event
+                    .raw
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(SCAN_LEN_MAX)
+                    .collect();
+                let _ = self.0.send(Scan {
+                    code: code.trim().to_string(),
+                    source: event.source,
+                    error: event.parsed.err().map(|e| e.to_string()),
+                });
+            }
+        })
     }
 }
 
@@ -96,7 +123,7 @@ pub async fn status(State(state): State<TerminalState>, session: Session) -> Jso
         "digest": digest,
         "last_sync": link.last_sync_ms,
         "since": link.since_ms,
-        "devices": state.printer().devices(),
+        "devices": state.devices(),
         "open_orders": open_orders,
         "staff": session.staff,
         "role": session.role.as_str(),

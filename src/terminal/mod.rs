@@ -21,6 +21,7 @@ mod session;
 pub mod spool;
 mod stock;
 
+use crate::devices::scanner::{ScannerStatus, SourceState};
 use crate::domain::{Replica, StoreId};
 use crate::store::Node;
 use axum::extract::DefaultBodyLimit;
@@ -31,7 +32,7 @@ use events::{Scan, ScanSender};
 use link::LinkStatusSource;
 use print::PrintSink;
 use std::sync::Arc;
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, watch, Mutex};
 
 pub use auth::Role;
 
@@ -71,6 +72,8 @@ struct Inner {
     scans: broadcast::Sender<Scan>,
     /// Serialises read-then-submit steps on orders (two scans of one line at once).
     order_steps: Mutex<()>,
+    /// Scanner sources shown on the status screen.
+    scanners: std::sync::Mutex<Vec<watch::Receiver<ScannerStatus>>>,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -92,12 +95,45 @@ impl TerminalState {
             config,
             scans: broadcast::channel(64).0,
             order_steps: Mutex::new(()),
+            scanners: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
     /// Where scanner sources push scans; each shows at once on every open page.
     pub fn scan_sender(&self) -> ScanSender {
         ScanSender::new(self.0.scans.clone())
+    }
+
+    /// Show a scanner source (from `devices::scanner::spawn_scanner`) on the status screen.
+    pub fn watch_scanner(&self, status: watch::Receiver<ScannerStatus>) {
+        match self.0.scanners.lock() {
+            Ok(mut s) => s.push(status),
+            Err(p) => p.into_inner().push(status),
+        }
+    }
+
+    /// Printers and scanners as `/status` lists them.
+    pub(crate) fn devices(&self) -> Vec<print::DeviceStatus> {
+        let mut out = self.0.printer.devices();
+        let scanners = match self.0.scanners.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        for rx in scanners {
+            let s = rx.borrow().clone();
+            let ok = matches!(s.state, SourceState::Connected | SourceState::Connecting);
+            let detail = match (&s.state, &s.last_error) {
+                (SourceState::Retrying { attempt }, Some(e)) => format!("retry {attempt}: {e}"),
+                _ => format!("{} scans, {} refused", s.scans, s.bad_scans),
+            };
+            out.push(print::DeviceStatus {
+                name: s.source,
+                kind: "scanner".into(),
+                ok,
+                detail,
+            });
+        }
+        out
     }
 
     /// Add or replace a staff member with an argon2 hash of `pin` (4-8 digits).
@@ -122,9 +158,6 @@ impl TerminalState {
     }
     pub(crate) fn link(&self) -> &Arc<dyn LinkStatusSource> {
         &self.0.link
-    }
-    pub(crate) fn printer(&self) -> &Arc<dyn PrintSink> {
-        &self.0.printer
     }
     pub(crate) fn scans(&self) -> broadcast::Receiver<Scan> {
         self.0.scans.subscribe()

@@ -202,7 +202,11 @@
     const es = new EventSource("/api/v1/events");
     S.events = es;
     es.addEventListener("link", (m) => { S.link = JSON.parse(m.data); renderLink(); if (S.screen === "status") refreshStatus(); });
-    es.addEventListener("scan", (m) => { const s = JSON.parse(m.data); handleScan(s.code, s.source); });
+    es.addEventListener("scan", (m) => {
+      const s = JSON.parse(m.data);
+      if (s.error) { beep(false); flash("error", t("err.bad_scan", { code: s.code, reason: s.error })); return; }
+      handleScan(s.code, s.source);
+    });
     es.addEventListener("order", (m) => { onOrderEvent(JSON.parse(m.data)); });
     es.addEventListener("stock", (m) => { const d = JSON.parse(m.data); if (S.screen === "stock" && S.stock && d.skus.includes(S.stock.sku)) lookupStock(S.stock.sku, true); });
     es.addEventListener("resync", () => route());
