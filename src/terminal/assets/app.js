@@ -512,7 +512,7 @@
         '<div class="card"><h2 class="section">' + esc(t("stock.count")) + "</h2>" +
         (S.me && S.me.role === "manager"
           ? '<p class="muted">' + esc(t("stock.count_help")) + " " + esc(t("stock.on_hand")) + ": <b>" + s.on_hand + '</b></p><form id="count-form" class="inline-form"><label class="field grow"><span>' + esc(t("stock.counted")) + '</span><input id="counted" type="number" min="0" inputmode="numeric" value="' + s.on_hand + '"></label><button class="btn btn-primary btn-xl" type="submit">' + esc(t("stock.record")) + "</button></form>"
-          : '<p class="muted lock">🔒 ' + esc(t("stock.manager_only")) + "</p>") + "</div>";
+          : '<p class="muted lock">' + esc(t("stock.manager_only")) + "</p>") + "</div>";
     }
     return '<div class="screen-head"><h1>' + esc(t("stock.title")) + "</h1></div>" + body;
   }
