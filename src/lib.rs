@@ -4,4 +4,5 @@ pub mod cli;
 pub mod devices;
 pub mod domain;
 pub mod store;
+pub mod sync;
 pub mod terminal;

@@ -45,3 +45,16 @@ impl LinkStatusSource for FixedLink {
         }
     }
 }
+
+/// The real uplink: the store's sync engine.
+impl LinkStatusSource for crate::sync::StoreSyncHandle {
+    fn link(&self) -> LinkStatus {
+        let s = self.status();
+        LinkStatus {
+            online: s.online,
+            since_ms: Some(s.since_ms).filter(|ms| *ms > 0),
+            outbox: s.outbox,
+            last_sync_ms: s.last_sync_ms,
+        }
+    }
+}
