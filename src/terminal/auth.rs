@@ -335,3 +335,35 @@ pub async fn upsert_staff(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_starts_at_the_fifth_failure_and_doubles_up_to_an_hour() {
+        assert_eq!(lockout_ms(5), 30_000);
+        assert_eq!(lockout_ms(6), 60_000);
+        assert_eq!(lockout_ms(7), 120_000);
+        assert_eq!(lockout_ms(40), LOCKOUT_MS_MAX);
+    }
+
+    #[test]
+    fn pins_are_stored_as_argon2id_and_verify() {
+        let phc = hash_pin("1234").unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(pin_matches("1234", &phc));
+        assert!(!pin_matches("4321", &phc));
+        assert!(!pin_matches("1234", "not a hash"));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_only_over_tls() {
+        let plain = cookie("t", 60, false);
+        assert_eq!(
+            plain,
+            "sn_session=t; HttpOnly; SameSite=Strict; Path=/; Max-Age=60"
+        );
+        assert!(cookie("t", 60, true).ends_with("; Secure"));
+    }
+}
