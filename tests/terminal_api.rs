@@ -824,3 +824,26 @@ async fn scans_and_order_changes_reach_the_event_stream_at_once() {
     });
     next_until("\"outbox\":3", &mut seen).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pins_sent_in_parallel_all_count_towards_the_lockout() {
+    let f = Fixture::new().await;
+    let body = json!({"staff": "1001", "pin": "0000"});
+    let tries = (0..6).map(|_| f.call(Method::POST, "/api/v1/session", Some(body.clone()), None));
+    let answers = futures_util::future::join_all(tries).await;
+    assert!(answers
+        .iter()
+        .all(|(s, _, _)| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS));
+    let (status, _, body) = f
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"staff": "1001", "pin": "1234"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("locked_out"))
+    );
+}

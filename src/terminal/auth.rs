@@ -177,11 +177,10 @@ fn locked_out(until_ms: u64, now: u64) -> ApiError {
 
 type StaffRow = (String, String, String);
 
-/// Check a staff number and PIN; record the failure or open a session.
-pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<Login, ApiError> {
-    let now = now_ms();
-    let key = staff.clone();
-    let (row, failures, locked_until): (Option<StaffRow>, u32, u64) = state
+/// The staff row (if any) and when the number's lockout ends (0: not locked).
+async fn load(state: &TerminalState, staff: &str) -> Result<(Option<StaffRow>, u64), ApiError> {
+    let key = staff.to_string();
+    state
         .db_read(move |c| {
             let row = c
                 .query_row(
@@ -190,70 +189,71 @@ pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let (f, until) = c
+            let until: i64 = c
                 .query_row(
-                    "SELECT failures, locked_until_ms FROM terminal_login_failures WHERE staff = ?1",
+                    "SELECT locked_until_ms FROM terminal_login_failures WHERE staff = ?1",
                     [&key],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    |r| r.get(0),
                 )
                 .optional()?
-                .unwrap_or((0, 0));
-            Ok((row, f.max(0) as u32, until.max(0) as u64))
+                .unwrap_or(0);
+            Ok((row, until.max(0) as u64))
         })
-        .await?;
-    if locked_until > now {
-        return Err(locked_out(locked_until, now));
-    }
-    let ok = match &row {
-        Some((_, _, phc)) => {
-            let (pin, phc) = (pin.clone(), phc.clone());
-            tokio::task::spawn_blocking(move || pin_matches(&pin, &phc))
-                .await
-                .map_err(ApiError::internal)?
-        }
-        None => {
-            // Spend the same time as a real check so unknown numbers do not stand out.
-            let pin = pin.clone();
-            let _ = tokio::task::spawn_blocking(move || hash_pin(&pin)).await;
-            false
-        }
-    };
-    let (Some((name, role, _)), true) = (row, ok) else {
-        let failures = failures + 1;
-        let until = if failures >= FAILURES_MAX {
-            now + lockout_ms(failures)
-        } else {
-            0
-        };
-        let key = staff.clone();
-        state
-            .db(move |c| {
-                c.execute(
-                    "INSERT INTO terminal_login_failures (staff, failures, locked_until_ms)
-                     VALUES (?1, ?2, ?3)
-                     ON CONFLICT(staff) DO UPDATE SET failures = ?2, locked_until_ms = ?3",
-                    rusqlite::params![key, failures, until as i64],
-                )
-                .map(|_| ())
-            })
-            .await?;
-        if until > 0 {
-            return Err(locked_out(until, now));
-        }
-        return Err(ApiError::new(
+        .await
+}
+
+/// Count one more failure (atomically in the writer, so parallel guesses all count) and
+/// lock the number from the fifth on. Always an error: 401, or 429 once locked.
+async fn record_failure(state: &TerminalState, staff: &str, now: u64) -> ApiError {
+    let key = staff.to_string();
+    let counted = state
+        .db(move |c| {
+            let failures: i64 = c.query_row(
+                "INSERT INTO terminal_login_failures (staff, failures, locked_until_ms)
+                 VALUES (?1, 1, 0)
+                 ON CONFLICT(staff) DO UPDATE SET failures = failures + 1
+                 RETURNING failures",
+                [&key],
+                |r| r.get(0),
+            )?;
+            let failures = failures.clamp(0, i64::from(u32::MAX)) as u32;
+            let until = if failures >= FAILURES_MAX {
+                now + lockout_ms(failures)
+            } else {
+                0
+            };
+            c.execute(
+                "UPDATE terminal_login_failures SET locked_until_ms = ?2 WHERE staff = ?1",
+                rusqlite::params![key, until as i64],
+            )?;
+            Ok((failures, until))
+        })
+        .await;
+    match counted {
+        Err(e) => e,
+        Ok((_, until)) if until > 0 => locked_out(until, now),
+        Ok((failures, _)) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_credentials",
             "wrong staff number or PIN",
         )
-        .with("attempts_left", FAILURES_MAX - failures));
-    };
-    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("bad role in staff table"))?;
+        .with("attempts_left", FAILURES_MAX.saturating_sub(failures)),
+    }
+}
+
+/// A new session for `staff`; its failures are forgotten and expired sessions swept.
+async fn open_session(
+    state: &TerminalState,
+    staff: &str,
+    role: Role,
+    now: u64,
+) -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
     let hash = token_hash(&token);
     let expires = now + state.config().session_ttl_ms;
-    let key = staff.clone();
+    let key = staff.to_string();
     state
         .db(move |c| {
             c.execute(
@@ -272,6 +272,34 @@ pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<
             .map(|_| ())
         })
         .await?;
+    Ok(token)
+}
+
+/// Check a staff number and PIN; record the failure or open a session.
+pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<Login, ApiError> {
+    let now = now_ms();
+    let (row, locked_until) = load(state, &staff).await?;
+    if locked_until > now {
+        return Err(locked_out(locked_until, now));
+    }
+    let ok = match &row {
+        Some((_, _, phc)) => {
+            let (pin, phc) = (pin.clone(), phc.clone());
+            tokio::task::spawn_blocking(move || pin_matches(&pin, &phc))
+                .await
+                .map_err(ApiError::internal)?
+        }
+        None => {
+            // Spend the same time as a real check so unknown numbers do not stand out.
+            let _ = tokio::task::spawn_blocking(move || hash_pin(&pin)).await;
+            false
+        }
+    };
+    let (Some((name, role, _)), true) = (row, ok) else {
+        return Err(record_failure(state, &staff, now).await);
+    };
+    let role = Role::parse(&role).ok_or_else(|| ApiError::internal("bad role in staff table"))?;
+    let token = open_session(state, &staff, role, now).await?;
     Ok(Login {
         token,
         staff,
