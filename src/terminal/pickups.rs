@@ -294,6 +294,62 @@ fn code_matches(given: &str, expected: &str) -> bool {
             == 0
 }
 
+/// The code or signed QR in a handover body opens `order`, or a 422 says why not.
+fn check_code(
+    state: &TerminalState,
+    order: &Order,
+    body: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let wrong = || {
+        ApiError::unprocessable(
+            "wrong_code",
+            format!("that code does not open order {}", order.id),
+        )
+    };
+    let code = body.get("code").and_then(Value::as_str);
+    let qr_payload = body.get("qr").and_then(Value::as_str);
+    let opens = match (code, qr_payload) {
+        (Some(code), _) => code_matches(code, &order.pickup_code),
+        (None, Some(payload)) => {
+            qr::verify(payload, &state.config().pickup_keys).is_some_and(|(qr_order, code)| {
+                qr_order == order.id.as_str() && code_matches(&code, &order.pickup_code)
+            })
+        }
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "invalid_code",
+                "send the pickup code or the scanned QR",
+            )
+            .with("field", "code"))
+        }
+    };
+    if opens {
+        Ok(())
+    } else {
+        Err(wrong())
+    }
+}
+
+/// The receipt lines of an order, priced from the catalog.
+fn receipt_lines(state: &TerminalState, order: &Order) -> Vec<ReceiptLine> {
+    state.read(|r| {
+        order
+            .lines
+            .iter()
+            .map(|(sku, l)| {
+                let p = r.state().catalog.get(sku);
+                ReceiptLine {
+                    sku: sku.to_string(),
+                    name: p.map(|p| p.name.clone()).unwrap_or_else(|| sku.to_string()),
+                    qty: l.qty,
+                    unit_cents: p.map_or(0, |p| p.price_cents),
+                    vat_bp: p.map_or(0, |p| p.vat_bp),
+                }
+            })
+            .collect()
+    })
+}
+
 /// `POST /api/v1/pickups/{id}/handover` `{"code"}` or `{"qr"}`: prints the receipt.
 pub async fn handover(
     State(state): State<TerminalState>,
@@ -303,34 +359,7 @@ pub async fn handover(
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.order_steps().lock().await;
     let order = find(&state, &id)?;
-    let wrong = || {
-        ApiError::unprocessable(
-            "wrong_code",
-            format!("that code does not open order {}", order.id),
-        )
-    };
-    match (
-        body.get("code").and_then(Value::as_str),
-        body.get("qr").and_then(Value::as_str),
-    ) {
-        (Some(code), _) => {
-            if !code_matches(code, &order.pickup_code) {
-                return Err(wrong());
-            }
-        }
-        (None, Some(payload)) => match qr::verify(payload, &state.config().pickup_keys) {
-            Some((qr_order, code))
-                if qr_order == order.id.as_str() && code_matches(&code, &order.pickup_code) => {}
-            _ => return Err(wrong()),
-        },
-        (None, None) => {
-            return Err(ApiError::unprocessable(
-                "invalid_code",
-                "send the pickup code or the scanned QR",
-            )
-            .with("field", "code"))
-        }
-    }
+    check_code(&state, &order, &body)?;
     if let Some(e) = closed(&order) {
         return Err(e);
     }
@@ -353,22 +382,7 @@ pub async fn handover(
             to: Advance::HandedOver,
         }])
         .await?;
-    let lines: Vec<ReceiptLine> = state.read(|r| {
-        order
-            .lines
-            .iter()
-            .map(|(sku, l)| {
-                let p = r.state().catalog.get(sku);
-                ReceiptLine {
-                    sku: sku.to_string(),
-                    name: p.map(|p| p.name.clone()).unwrap_or_else(|| sku.to_string()),
-                    qty: l.qty,
-                    unit_cents: p.map_or(0, |p| p.price_cents),
-                    vat_bp: p.map_or(0, |p| p.vat_bp),
-                }
-            })
-            .collect()
-    });
+    let lines = receipt_lines(&state, &order);
     let total_cents = lines.iter().map(|l| l.unit_cents * i64::from(l.qty)).sum();
     state
         .print(PrintJob::Receipt {
