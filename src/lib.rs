@@ -8,3 +8,4 @@ pub mod domain;
 pub mod hq;
 pub mod store;
 pub mod sync;
+pub mod terminal;

@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (3, "sync", include_str!("../../migrations/0003_sync.sql")),
     (4, "hq", include_str!("../../migrations/0004_hq.sql")),
+    (
+        5,
+        "terminal",
+        include_str!("../../migrations/0005_terminal.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

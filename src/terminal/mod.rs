@@ -1,0 +1,227 @@
+//! The associate terminal: the store node's web page and its JSON API (DESIGN.md sections 8
+//! and 11), with live updates over server-sent events.
+//!
+//! `app(state)` is the whole HTTP surface; it holds no business rules: handlers read the
+//! replica, build domain payloads and hand them to the `Ledger`, which answers only once they
+//! are committed. Only `terminal` (and `hq`) know JSON. Every call but `POST /api/v1/session`,
+//! the static page and `/healthz` needs a session cookie.
+
+mod assets;
+pub mod auth;
+mod body;
+mod customers;
+pub mod error;
+pub mod events;
+pub mod link;
+mod pickups;
+pub mod print;
+mod qr;
+mod sales;
+mod session;
+pub mod spool;
+mod stock;
+
+use crate::devices::scanner::{ScannerStatus, SourceState};
+use crate::domain::{Replica, StoreId};
+use crate::store::Node;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use events::{Scan, ScanSender};
+use link::LinkStatusSource;
+use print::PrintSink;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch, Mutex};
+
+pub use auth::Role;
+
+/// Largest request body accepted: 1 MiB.
+pub const BODY_BYTES_MAX: usize = 1 << 20;
+
+/// How the terminal of one store behaves.
+#[derive(Debug, Clone)]
+pub struct TerminalConfig {
+    pub store: StoreId,
+    /// Set the cookie's `Secure` flag (only when served over TLS).
+    pub secure_cookie: bool,
+    pub session_ttl_ms: u64,
+    /// Open orders placed longer ago than this are listed as overdue.
+    pub overdue_after_ms: u64,
+    /// Chain keys for pickup QR MACs, current first; empty: MACs are not checked.
+    pub pickup_keys: Vec<Vec<u8>>,
+}
+
+impl TerminalConfig {
+    pub fn new(store: StoreId) -> TerminalConfig {
+        TerminalConfig {
+            store,
+            secure_cookie: false,
+            session_ttl_ms: 12 * 3_600_000,
+            overdue_after_ms: 48 * 3_600_000,
+            pickup_keys: Vec::new(),
+        }
+    }
+}
+
+struct Inner {
+    node: Node,
+    link: Arc<dyn LinkStatusSource>,
+    printer: Arc<dyn PrintSink>,
+    config: TerminalConfig,
+    scans: broadcast::Sender<Scan>,
+    /// Serialises read-then-submit steps on orders (two scans of one line at once).
+    order_steps: Mutex<()>,
+    /// Scanner sources shown on the status screen.
+    scanners: std::sync::Mutex<Vec<watch::Receiver<ScannerStatus>>>,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct TerminalState(Arc<Inner>);
+
+impl TerminalState {
+    /// A terminal over the store node's database, its link status and its printers.
+    pub fn new(
+        node: Node,
+        link: Arc<dyn LinkStatusSource>,
+        printer: Arc<dyn PrintSink>,
+        config: TerminalConfig,
+    ) -> TerminalState {
+        TerminalState(Arc::new(Inner {
+            node,
+            link,
+            printer,
+            config,
+            scans: broadcast::channel(64).0,
+            order_steps: Mutex::new(()),
+            scanners: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Where scanner sources push scans; each shows at once on every open page.
+    pub fn scan_sender(&self) -> ScanSender {
+        ScanSender::new(self.0.scans.clone())
+    }
+
+    /// Show a scanner source (from `devices::scanner::spawn_scanner`) on the status screen.
+    pub fn watch_scanner(&self, status: watch::Receiver<ScannerStatus>) {
+        match self.0.scanners.lock() {
+            Ok(mut s) => s.push(status),
+            Err(p) => p.into_inner().push(status),
+        }
+    }
+
+    /// Printers and scanners as `/status` lists them.
+    pub(crate) fn devices(&self) -> Vec<print::DeviceStatus> {
+        let mut out = self.0.printer.devices();
+        let scanners = match self.0.scanners.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        for rx in scanners {
+            let s = rx.borrow().clone();
+            let ok = matches!(s.state, SourceState::Connected | SourceState::Connecting);
+            let detail = match (&s.state, &s.last_error) {
+                (SourceState::Retrying { attempt }, Some(e)) => format!("retry {attempt}: {e}"),
+                _ => format!("{} scans, {} refused", s.scans, s.bad_scans),
+            };
+            out.push(print::DeviceStatus {
+                name: s.source,
+                kind: "scanner".into(),
+                ok,
+                detail,
+            });
+        }
+        out
+    }
+
+    /// Add or replace a staff member with an argon2 hash of `pin` (4-8 digits).
+    pub async fn upsert_staff(
+        &self,
+        staff: &str,
+        name: &str,
+        role: Role,
+        pin: &str,
+    ) -> Result<(), auth::StaffError> {
+        auth::upsert_staff(self, staff, name, role, pin).await
+    }
+
+    pub fn config(&self) -> &TerminalConfig {
+        &self.0.config
+    }
+    pub fn store(&self) -> &StoreId {
+        &self.0.config.store
+    }
+    pub fn node(&self) -> &Node {
+        &self.0.node
+    }
+    pub(crate) fn link(&self) -> &Arc<dyn LinkStatusSource> {
+        &self.0.link
+    }
+    pub(crate) fn scans(&self) -> broadcast::Receiver<Scan> {
+        self.0.scans.subscribe()
+    }
+    pub(crate) fn order_steps(&self) -> &Mutex<()> {
+        &self.0.order_steps
+    }
+
+    /// Read the replica.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {
+        self.0.node.read(f)
+    }
+
+    /// Write side tables (sessions, staff, lockouts) in the writer's next transaction.
+    pub(crate) async fn db<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        Ok(self.0.node.write(move |tx| f(tx)).await?)
+    }
+
+    /// Read side tables on the reader connection.
+    pub(crate) async fn db_read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        Ok(self.0.node.query(f).await?)
+    }
+
+    /// Queue a print job; a printer problem never fails the sale or handover that caused it.
+    pub(crate) async fn print(&self, job: print::PrintJob) {
+        if let Err(e) = self.0.printer.enqueue(job).await {
+            tracing::warn!(error = %e, "print job could not be queued");
+        }
+    }
+}
+
+/// The terminal's router: page, JSON API and events (DESIGN.md section 11).
+pub fn app(state: TerminalState) -> Router {
+    let api = Router::new()
+        .route(
+            "/session",
+            post(session::create)
+                .get(session::current)
+                .delete(session::destroy),
+        )
+        .route("/status", get(events::status))
+        .route("/events", get(events::stream))
+        .route("/scans", post(events::post_scan))
+        .route("/stock/{code}", get(stock::lookup))
+        .route("/stock/{sku}/count", post(stock::count))
+        .route("/sales", post(sales::create))
+        .route("/pickups", get(pickups::list))
+        .route("/pickups/{id}", get(pickups::show))
+        .route("/pickups/{id}/pick", post(pickups::pick))
+        .route("/pickups/{id}/ready", post(pickups::ready))
+        .route("/pickups/{id}/handover", post(pickups::handover))
+        .route("/customers", get(customers::search))
+        .route("/customers/{id}/cart", get(customers::cart))
+        .fallback(|| async { ApiError::not_found("not_found", "no such API call") });
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(assets::routes())
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}

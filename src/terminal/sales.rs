@@ -1,0 +1,155 @@
+//! `POST /api/v1/sales`: a till sale from the store's own rights, with a receipt and, for
+//! cash, a drawer kick. Selling a customer's cart removes the sold lines from it.
+
+use super::auth::Session;
+use super::body::{int_field, str_field, JsonBody};
+use super::error::ApiError;
+use super::print::{PrintJob, ReceiptLine};
+use super::stock::resolve;
+use super::TerminalState;
+use crate::domain::op::{SaleLine, Tender};
+use crate::domain::validate::{LINES_MAX, QTY_MAX};
+use crate::domain::{CustomerId, Payload, SaleId};
+use crate::store::now_ms;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+fn parse_lines(
+    state: &TerminalState,
+    body: &Map<String, Value>,
+) -> Result<Vec<(SaleLine, String)>, ApiError> {
+    let lines = body
+        .get("lines")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty() && l.len() <= LINES_MAX)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_lines",
+                format!("lines must hold 1-{LINES_MAX} lines"),
+            )
+            .with("field", "lines")
+        })?;
+    let mut out: Vec<(SaleLine, String)> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let sku = str_field(line.get("sku"), "sku", "invalid_sku")?;
+        let product = resolve(state, sku)?;
+        let qty = int_field(line.get("qty"), "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
+        match out.iter_mut().find(|(l, _)| l.sku == product.sku) {
+            Some((l, _)) => l.qty = l.qty.saturating_add(qty),
+            None => out.push((
+                SaleLine {
+                    sku: product.sku.clone(),
+                    qty,
+                    unit_cents: product.price_cents,
+                    vat_bp: product.vat_bp,
+                },
+                product.name.clone(),
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /api/v1/sales` `{"lines": [{"sku", "qty"}], "customer"?, "tender"}`.
+pub async fn create(
+    State(state): State<TerminalState>,
+    session: Session,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let lines = parse_lines(&state, &body)?;
+    let tender = match body.get("tender").and_then(Value::as_str) {
+        Some("cash") => Tender::Cash,
+        Some("card") => Tender::Card,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_tender",
+                "tender must be \"cash\" or \"card\"",
+            )
+            .with("field", "tender"))
+        }
+    };
+    let customer = match body.get("customer") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(|s| CustomerId::parse(s).ok())
+                .ok_or_else(|| {
+                    ApiError::unprocessable("invalid_customer", "customer must be a customer id")
+                        .with("field", "customer")
+                })?,
+        ),
+    };
+    let store = state.store().clone();
+    let now = now_ms();
+    let sale_id = SaleId::parse(&format!("S{now}-{:04x}", rand::thread_rng().gen::<u16>()))
+        .map_err(ApiError::internal)?;
+    let sale_lines: Vec<SaleLine> = lines.iter().map(|(l, _)| l.clone()).collect();
+    let total_cents: i64 = sale_lines
+        .iter()
+        .map(|l| l.unit_cents * i64::from(l.qty))
+        .sum();
+    let mut payloads = vec![Payload::Sale {
+        store: store.clone(),
+        sale_id: sale_id.clone(),
+        lines: sale_lines,
+        tender,
+        customer: customer.clone(),
+    }];
+    if let Some(c) = &customer {
+        // Sold at the counter: those lines leave the online cart (an add made meanwhile stays).
+        payloads.extend(state.read(|r| {
+            let cart = r.state().carts.get(c);
+            lines
+                .iter()
+                .filter_map(|(l, _)| {
+                    let observed = cart?.observed(&l.sku);
+                    (!observed.is_empty()).then(|| Payload::CartRemove {
+                        customer: c.clone(),
+                        sku: l.sku.clone(),
+                        observed,
+                    })
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    state.node().submit(payloads).await?;
+    let receipt_lines: Vec<ReceiptLine> = lines
+        .iter()
+        .map(|(l, name)| ReceiptLine {
+            sku: l.sku.to_string(),
+            name: name.clone(),
+            qty: l.qty,
+            unit_cents: l.unit_cents,
+            vat_bp: l.vat_bp,
+        })
+        .collect();
+    state
+        .print(PrintJob::Receipt {
+            store: store.to_string(),
+            reference: sale_id.to_string(),
+            staff: session.staff.clone(),
+            lines: receipt_lines,
+            total_cents,
+            tender: match tender {
+                Tender::Cash => "cash".into(),
+                Tender::Card => "card".into(),
+            },
+            at_ms: now,
+        })
+        .await;
+    if tender == Tender::Cash {
+        state.print(PrintJob::DrawerKick).await;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": sale_id.as_str(),
+            "total_cents": total_cents,
+            "tender": if tender == Tender::Cash { "cash" } else { "card" },
+            "customer": customer.as_ref().map(|c| c.as_str()),
+        })),
+    ))
+}

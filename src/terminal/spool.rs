@@ -1,0 +1,192 @@
+//! The print sink of a real node: each job becomes ESC/POS bytes (devices::escpos documents)
+//! and a row of the durable print queue (migrations/0002), written through the node's writer;
+//! the devices print worker sharing `wake` sends it to the printer and retries until it prints.
+
+use super::print::{BoxFuture, DeviceStatus, PrintJob, PrintSink};
+use crate::devices::escpos::{self, EscPos, PickupMark, StoreHeader, Tender, COLUMNS_80MM};
+use crate::devices::print_queue::{self, PrinterHealth, QueueError};
+use crate::store::{now_ms, Node};
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+
+/// Drawer pulse: on and off time of the solenoid.
+const DRAWER_ON_MS: u16 = 100;
+const DRAWER_OFF_MS: u16 = 200;
+
+/// Queues the terminal's jobs for one receipt printer (bag labels and drawer kicks included:
+/// a counter has one ESC/POS printer with the drawer wired to it).
+pub struct QueuePrintSink {
+    node: Node,
+    printer: String,
+    header: StoreHeader,
+    wake: Arc<Notify>,
+    health: Option<watch::Receiver<PrinterHealth>>,
+}
+
+impl QueuePrintSink {
+    /// `printer` is the queue name the print worker drains; `wake` is its notifier; `health`
+    /// (from `PrintWorker::spawn`) feeds the device list of `/status`.
+    pub fn new(
+        node: Node,
+        printer: &str,
+        header: StoreHeader,
+        wake: Arc<Notify>,
+        health: Option<watch::Receiver<PrinterHealth>>,
+    ) -> QueuePrintSink {
+        QueuePrintSink {
+            node,
+            printer: printer.to_string(),
+            header,
+            wake,
+            health,
+        }
+    }
+
+    fn render(&self, job: &PrintJob) -> (&'static str, Vec<u8>) {
+        match job {
+            PrintJob::Receipt {
+                reference,
+                lines,
+                total_cents,
+                tender,
+                at_ms,
+                ..
+            } => {
+                let receipt = escpos::Receipt {
+                    store: self.header.clone(),
+                    number: reference.clone(),
+                    issued_at: utc_minute(*at_ms),
+                    lines: lines
+                        .iter()
+                        .map(|l| escpos::ReceiptLine {
+                            name: l.name.clone(),
+                            qty: l.qty,
+                            unit_cents: l.unit_cents,
+                            vat_bp: l.vat_bp,
+                        })
+                        .collect(),
+                    tender: match tender.as_str() {
+                        "cash" => Tender::Cash {
+                            given_cents: *total_cents,
+                        },
+                        "card" => Tender::Card { last4: None },
+                        _ => Tender::Prepaid,
+                    },
+                    pickup: None,
+                    footer: vec!["Gracias por su visita".to_string()],
+                };
+                ("receipt", receipt.to_escpos(COLUMNS_80MM))
+            }
+            PrintJob::BagLabel {
+                order,
+                customer,
+                pickup_code,
+                qr,
+                ..
+            } => {
+                let label = escpos::BagLabel {
+                    order_id: order.clone(),
+                    initials: initials(customer),
+                    bag: (1, 1),
+                    pickup: PickupMark {
+                        code: pickup_code.clone(),
+                        qr: qr.clone(),
+                    },
+                };
+                ("bag_label", label.to_escpos())
+            }
+            PrintJob::DrawerKick => (
+                "drawer",
+                EscPos::new()
+                    .init()
+                    .drawer_kick(DRAWER_ON_MS, DRAWER_OFF_MS)
+                    .finish(),
+            ),
+        }
+    }
+}
+
+/// "Lucía Pérez Gómez" -> "L.P.G." (a bag on an open shelf shows no full name).
+fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .take(3)
+        .map(|c| format!("{}.", c.to_uppercase()))
+        .collect()
+}
+
+/// `2026-11-23 10:42 UTC` from milliseconds since the epoch (civil-from-days, no time zone
+/// database on the node).
+pub fn utc_minute(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+fn queue_err(e: QueueError) -> rusqlite::Error {
+    match e {
+        QueueError::Db(e) => e,
+        other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),
+    }
+}
+
+impl PrintSink for QueuePrintSink {
+    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let (kind, bytes) = self.render(&job);
+            let printer = self.printer.clone();
+            let now = now_ms() as i64;
+            self.node
+                .write(move |tx| {
+                    print_queue::enqueue(tx, &printer, kind, &bytes, now).map_err(queue_err)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            self.wake.notify_one();
+            Ok(())
+        })
+    }
+
+    fn devices(&self) -> Vec<DeviceStatus> {
+        let health = self.health.as_ref().map(|h| h.borrow().clone());
+        let (ok, detail) = match &health {
+            Some(h) => (
+                h.online != Some(false),
+                match (&h.last_error, h.pending) {
+                    (Some(e), n) => format!("{e} · {n} pending"),
+                    (None, 0) => "ready".to_string(),
+                    (None, n) => format!("{n} pending"),
+                },
+            ),
+            None => (true, "queued".to_string()),
+        };
+        vec![DeviceStatus {
+            name: self.printer.clone(),
+            kind: "printer".into(),
+            ok,
+            detail,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_carry_a_utc_date_and_labels_only_initials() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(1_795_430_520_000), "2026-11-23 10:42 UTC");
+        assert_eq!(initials("Lucía Pérez Gómez"), "L.P.G.");
+    }
+}

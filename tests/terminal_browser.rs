@@ -1,0 +1,450 @@
+//! Real headless Chromium through chromedriver (fantoccini): log in, pick an order by typed
+//! scans, mark it ready, hand it over with the pickup code, sell a customer's cart, look up
+//! stock and see the offline status, in Spanish and in English, with a screenshot of each
+//! screen in `target/screenshots/`.
+
+mod terminal_support;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use storenode::domain::op::OrderLine;
+use storenode::domain::{CustomerId, OrderId, Payload, Sku};
+use storenode::terminal::link::LinkStatus;
+use storenode::terminal::print::PrintJob;
+use terminal_support::{ean, store, Fixture, CODE, CUSTOMER, ORDER};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(15);
+const ENTER: &str = "\u{E007}";
+
+/// Kills chromedriver (which we started) when the test ends, passing or not.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn start_driver() -> (Driver, String) {
+    for bin in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "{bin} is missing: run `apt-get install chromium chromium-driver` (.ci/run installs them)"
+        );
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver(child);
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (driver, format!("http://127.0.0.1:{port}"))
+}
+
+async fn connect(webdriver: &str, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1280,900", "--lang=es-ES", "--autoplay-policy=no-user-gesture-required",
+            ]
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .expect("chromedriver session")
+}
+
+struct Page {
+    c: Client,
+    lang: &'static str,
+    shots: PathBuf,
+    n: u32,
+}
+
+impl Page {
+    async fn shot(&mut self, name: &str) {
+        self.n += 1;
+        // Let CSS transitions settle before the picture (not synchronisation: state is awaited).
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let png = self.c.screenshot().await.unwrap();
+        let path = self
+            .shots
+            .join(format!("{}-{:02}-{name}.png", self.lang, self.n));
+        std::fs::write(&path, png).unwrap();
+    }
+
+    async fn el(&self, css: &str) -> fantoccini::elements::Element {
+        self.c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.el(css).await.click().await.unwrap();
+    }
+
+    async fn body_text(&self) -> String {
+        let v = self
+            .c
+            .execute("return document.body.innerText", vec![])
+            .await
+            .unwrap();
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn wait_text(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = self.body_text().await;
+            if text.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never shown; page:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn scan(&self, code: &str) {
+        let input = self.el("#scan").await;
+        input.send_keys(&format!("{code}{ENTER}")).await.unwrap();
+    }
+}
+
+async fn wait_job(f: &Fixture, what: &str, pred: impl Fn(&PrintJob) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f.printer.jobs().iter().any(&pred) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} print job: {:?}",
+            f.printer.jobs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Pass {
+    lang: &'static str,
+    staff: &'static str,
+    pin: &'static str,
+    order: &'static str,
+    code: &'static str,
+    words: [&'static str; 4],
+}
+
+async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
+    let [offline, handed, sold, too_many] = p.words;
+    page.c.goto(base).await.unwrap();
+    page.c
+        .execute(
+            &format!("localStorage.setItem('sn.lang', '{}')", p.lang),
+            vec![],
+        )
+        .await
+        .unwrap();
+    page.c.goto(base).await.unwrap();
+    page.el("#login:not([hidden])").await;
+    page.shot("login").await;
+    page.click("#login-staff").await;
+    page.el("#login-staff")
+        .await
+        .send_keys(p.staff)
+        .await
+        .unwrap();
+    page.el("#login-pin")
+        .await
+        .send_keys(&format!("0000{ENTER}"))
+        .await
+        .unwrap();
+    page.el("#login-error:not([hidden])").await;
+    page.shot("login-wrong-pin").await;
+    page.click("#login-pin").await;
+    for digit in p.pin.chars() {
+        page.click(&format!(".key[data-key='{digit}']")).await;
+    }
+    page.click("#login-submit").await;
+    let card = format!(".order-card[data-order='{}']", p.order);
+    page.el(&card).await;
+    page.shot("pickup-queue").await;
+
+    page.click(&card).await;
+    page.el(".pick-card").await;
+    page.scan(&ean("841000000003")).await;
+    page.el(".flash-error").await;
+    page.shot("pick-wrong-item").await;
+    let lines: Vec<(String, u32)> = f.node.read(|r| {
+        r.state().orders[&OrderId::parse(p.order).unwrap()]
+            .lines
+            .iter()
+            .map(|(s, l)| (s.to_string(), l.qty))
+            .collect()
+    });
+    let mut done = 0;
+    for (sku, qty) in &lines {
+        for _ in 0..*qty {
+            let code = f.node.read(|r| {
+                r.state()
+                    .catalog
+                    .get(&Sku::parse(sku).unwrap())
+                    .unwrap()
+                    .ean
+                    .to_string()
+            });
+            page.scan(&code).await;
+            done += 1;
+            let total: u32 = lines.iter().map(|l| l.1).sum();
+            page.wait_text(&format!(
+                "{done} {} {total}",
+                if p.lang == "es" { "de" } else { "of" }
+            ))
+            .await;
+        }
+    }
+    page.scan(&lines[0].0).await;
+    page.wait_text(too_many).await;
+    page.el("#ready-btn:not([disabled])").await;
+    page.shot("pick-complete").await;
+    page.click("#ready-btn").await;
+    page.el(".seg.active[data-tab='ready']").await;
+    page.el(&card).await;
+    page.shot("ready-bag-label").await;
+    wait_job(
+        f,
+        "bag label",
+        |j| matches!(j, PrintJob::BagLabel { order, .. } if order == p.order),
+    )
+    .await;
+
+    page.click("#nav a[data-screen='counter']").await;
+    page.el(".hero").await;
+    page.shot("counter").await;
+    page.scan("ZZZ999").await;
+    page.el(".flash-error").await;
+    page.shot("counter-wrong-code").await;
+    page.scan(p.code).await;
+    page.el("#handover-btn:not([disabled])").await;
+    page.shot("counter-verified").await;
+    page.click("#handover-btn").await;
+    page.el(".verify-done").await;
+    page.wait_text(handed).await;
+    page.shot("counter-handed-over").await;
+    wait_job(
+        f,
+        "handover receipt",
+        |j| matches!(j, PrintJob::Receipt { reference, .. } if reference == p.order),
+    )
+    .await;
+
+    page.click("#nav a[data-screen='customers']").await;
+    page.el(".hero").await;
+    page.scan("600111222").await;
+    page.el("table.cart").await;
+    page.shot("customer-cart").await;
+    let kicks = f
+        .printer
+        .jobs()
+        .iter()
+        .filter(|j| **j == PrintJob::DrawerKick)
+        .count();
+    page.click("[data-tender='cash']").await;
+    page.wait_text(sold).await;
+    page.shot("customer-sale").await;
+    let deadline = Instant::now() + WAIT;
+    while f
+        .printer
+        .jobs()
+        .iter()
+        .filter(|j| **j == PrintJob::DrawerKick)
+        .count()
+        == kicks
+    {
+        assert!(Instant::now() < deadline, "no drawer kick");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    page.click("#nav a[data-screen='stock']").await;
+    page.el(".hero").await;
+    page.scan(&ean("841000000001")).await;
+    page.el(".tiles").await;
+    page.shot("stock-lookup").await;
+    if p.staff == "9001" {
+        let input = page.el("#counted").await;
+        input.clear().await.unwrap();
+        input.send_keys("40").await.unwrap();
+        page.click("#count-form button[type='submit']").await;
+        page.el(".flash-ok").await;
+        page.shot("stock-count").await;
+    }
+
+    f.link.set(LinkStatus {
+        online: false,
+        since_ms: Some(storenode::store::now_ms() - 25 * 60_000),
+        outbox: 17,
+        last_sync_ms: Some(storenode::store::now_ms() - 26 * 60_000),
+    });
+    page.click("#nav a[data-screen='status']").await;
+    page.wait_text(offline).await;
+    page.wait_text("17").await;
+    page.shot("status-offline").await;
+    f.link.set(LinkStatus {
+        online: true,
+        since_ms: Some(storenode::store::now_ms()),
+        outbox: 0,
+        last_sync_ms: Some(storenode::store::now_ms()),
+    });
+    page.wait_text(if p.lang == "es" {
+        "En línea"
+    } else {
+        "Online"
+    })
+    .await;
+    page.shot("status-online").await;
+    page.click("#logout").await;
+    page.el("#login:not([hidden])").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() {
+    let mut f = Fixture::new().await;
+    // A second order and a refilled cart for the English pass.
+    let customer = CustomerId::parse(CUSTOMER).unwrap();
+    let mut extra = Vec::new();
+    let place = Payload::OrderPlace {
+        order_id: OrderId::parse("O-1002").unwrap(),
+        store: store(),
+        customer: customer.clone(),
+        lines: vec![
+            OrderLine {
+                sku: Sku::parse("SKU-1").unwrap(),
+                qty: 1,
+            },
+            OrderLine {
+                sku: Sku::parse("SKU-2").unwrap(),
+                qty: 1,
+            },
+        ],
+        pickup_code: "XYZ789".into(),
+        placed_at_ms: storenode::store::now_ms() - 3 * 3_600_000,
+    };
+    extra.push(f.hq.prepare(5_000, place).unwrap().0);
+    f.node.ingest(extra).await.unwrap();
+
+    let now = storenode::store::now_ms();
+    f.link.set(LinkStatus {
+        online: true,
+        since_ms: Some(now - 2 * 3_600_000),
+        outbox: 0,
+        last_sync_ms: Some(now - 30_000),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (_driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let mut page = Page {
+        c,
+        lang: "es",
+        shots: screenshots_dir(),
+        n: 0,
+    };
+
+    let result = async {
+        run_pass(&f, &mut page, &base, &Pass {
+            lang: "es",
+            staff: "1001",
+            pin: "1234",
+            order: ORDER,
+            code: CODE,
+            words: ["Sin conexión desde", "entregado", "Recibo impreso", "sobra"],
+        })
+        .await;
+        let refill: Vec<_> = ["SKU-1", "SKU-2"]
+            .iter()
+            .map(|s| {
+                f.hq.prepare(6_000, Payload::CartSet { customer: customer.clone(), sku: Sku::parse(s).unwrap(), qty: 1 })
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        f.node.ingest(refill).await.unwrap();
+        page.lang = "en";
+        page.n = 0;
+        run_pass(&f, &mut page, &base, &Pass {
+            lang: "en",
+            staff: "9001",
+            pin: "4321",
+            order: "O-1002",
+            code: "xyz789",
+            words: ["Offline since", "handed over", "Receipt printed", "too many"],
+        })
+        .await;
+        // The durable print queue holds every receipt, label and drawer kick.
+        assert!(terminal_support::queued(&f.node, "receipt").await >= 4);
+        assert_eq!(terminal_support::queued(&f.node, "bag_label").await, 2);
+        assert_eq!(terminal_support::queued(&f.node, "drawer").await, 2);
+        // Both dictionaries hold the same keys.
+        let same = page
+            .c
+            .execute(
+                "const a = Object.keys(I18N.es).sort(), b = Object.keys(I18N.en).sort(); \
+                 return JSON.stringify(a) === JSON.stringify(b) && a.every(k => I18N.en[k] && I18N.es[k]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(same, json!(true), "es and en dictionaries differ");
+    }
+    .await;
+    let _ = page.c.close().await;
+    result
+}
