@@ -1,5 +1,6 @@
 //! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
 
+pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod store;

@@ -3,7 +3,12 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use storenode::bench::Scenario;
 use storenode::store::import::ImportKind;
+
+/// Counts live heap bytes for `bench` (bytes of memory per op); forwards to the system allocator.
+#[global_allocator]
+static ALLOC: storenode::bench::alloc::CountingAlloc = storenode::bench::alloc::CountingAlloc;
 
 /// storenode: the in-store node of a retail chain (store replica, HQ hub, demo).
 #[derive(Parser)]
@@ -49,6 +54,17 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// Run a benchmark scenario: our figure, the baseline measured in the same run, the ratio.
+    Bench {
+        /// Which scenario.
+        scenario: Scenario,
+        /// Smaller data and shorter runs (each scenario well under 60 s).
+        #[arg(long)]
+        quick: bool,
+        /// Print every figure as one JSON object before the RESULT line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -69,6 +85,11 @@ fn main() -> ExitCode {
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
         Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
+        Command::Bench {
+            scenario,
+            quick,
+            json,
+        } => storenode::bench::run(scenario, storenode::bench::Options { quick, json }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
