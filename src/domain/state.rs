@@ -76,6 +76,9 @@ pub struct State {
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
+    /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
+    /// instead of scanning every order: a stock row is rewritten on most ops.
+    orders_by_line: BTreeMap<(StoreId, Sku), BTreeSet<OrderId>>,
 }
 
 impl State {
@@ -99,8 +102,11 @@ impl State {
 
     /// Units reserved by open orders at the store and not yet handed over.
     pub fn reserved(&self, store: &StoreId, sku: &Sku) -> u64 {
-        self.orders
-            .values()
+        let Some(ids) = self.orders_by_line.get(&(store.clone(), sku.clone())) else {
+            return 0;
+        };
+        ids.iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| &o.store == store)
             .map(|o| u64::from(o.reserved_units(sku)))
             .sum()
@@ -283,6 +289,12 @@ impl State {
                     pickup_code.clone(),
                     lines,
                 );
+                for sku in order.lines.keys() {
+                    self.orders_by_line
+                        .entry((order.store.clone(), sku.clone()))
+                        .or_default()
+                        .insert(order_id.clone());
+                }
                 self.orders.insert(order_id.clone(), order);
                 effects.push(Effect::OrderPlaced {
                     order: order_id.clone(),
