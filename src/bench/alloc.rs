@@ -45,11 +45,3 @@ pub fn live_bytes() -> Option<i64> {
         .load(Ordering::Relaxed)
         .then(|| LIVE_BYTES.load(Ordering::Relaxed))
 }
-
-/// Resident set size of this process in bytes (`VmRSS` in /proc/self/status).
-pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}

@@ -3,6 +3,7 @@
 //! transaction per `tasks` rows: the fsync count an ideal group commit would reach). Then the
 //! same ops ingested at a peer node twice: first apply, and again as duplicates.
 
+use super::proc::{named_thread_cpu_s, this_thread_cpu_s};
 use super::raw::{self, Row};
 use super::report::{percentile, Report};
 use super::scratch::{db_bytes, Scratch};
@@ -12,6 +13,8 @@ use crate::domain::{Op, StoreId};
 use crate::store::{encode_op, Node};
 use std::time::{Duration, Instant};
 
+/// Name of the store's writer thread as the kernel shows it (15 bytes at most).
+const WRITER_THREAD: &str = "storenode-write";
 /// Ops per ingest request when replaying at the peer.
 const INGEST_BATCH_OPS: usize = 256;
 
@@ -50,7 +53,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("seed_s", started.elapsed().as_secs_f64(), "s");
     let seed_seq = node.read(|r| r.next_seq() - 1);
 
+    let cpu_before = named_thread_cpu_s(WRITER_THREAD);
     let (ops, refused, elapsed) = submit_mix(&node, p.tasks, p.skus, p.run).await?;
+    let writer_cpu = named_thread_cpu_s(WRITER_THREAD)
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
     let ours = ops as f64 / elapsed.as_secs_f64();
     report.figure("submitters", p.tasks as u64, "tasks");
     report.figure("ops_committed", ops, "ops");
@@ -81,11 +88,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let raw_db = scratch.file("raw.db");
     let rows_for_raw = rows;
     let batch = p.tasks;
-    let raw_time =
-        tokio::task::spawn_blocking(move || raw::insert_batched(&raw_db, &rows_for_raw, batch))
-            .await??;
+    let (raw_time, raw_cpu) = tokio::task::spawn_blocking(move || {
+        let before = this_thread_cpu_s();
+        let time = raw::insert_batched(&raw_db, &rows_for_raw, batch)?;
+        let cpu = this_thread_cpu_s().zip(before).map(|(a, b)| a - b);
+        Ok::<_, rusqlite::Error>((time, cpu))
+    })
+    .await??;
     let baseline = log.len() as f64 / raw_time.as_secs_f64();
     report.figure("raw_rows_per_s_batch_submitters", baseline, "rows/s");
+    if let (Some(w), Some(r)) = (writer_cpu, raw_cpu) {
+        report.figure("writer_cpu_us_per_op", w * 1e6 / ops.max(1) as f64, "us");
+        report.figure("writer_busy_share", w / elapsed.as_secs_f64(), "");
+        report.figure(
+            "raw_cpu_us_per_row",
+            r * 1e6 / log.len().max(1) as f64,
+            "us",
+        );
+    }
     let commit_db = scratch.file("commit.db");
     let body = body_avg as usize;
     let commits =

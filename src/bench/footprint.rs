@@ -3,7 +3,8 @@
 //! database bytes per op. The baseline is the same process's RSS before any node was opened
 //! (runtime, binary, allocator): the headline ratio is how many times that floor a node costs.
 
-use super::alloc::{live_bytes, rss_bytes};
+use super::alloc::live_bytes;
+use super::proc::rss_bytes;
 use super::report::Report;
 use super::scratch::{db_bytes, Scratch};
 use super::workload::{seed_node, seed_ops, store, submit_mix};

@@ -8,6 +8,7 @@ pub mod alloc;
 mod apply;
 mod crdt_peers;
 mod footprint;
+pub mod proc;
 mod raw;
 pub mod report;
 mod scratch;
