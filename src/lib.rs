@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod devices;
 pub mod domain;
 pub mod store;
+pub mod sync;

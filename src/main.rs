@@ -1,6 +1,7 @@
 //! Command line entry point: parses arguments and calls into the library.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use storenode::bench::Scenario;
@@ -65,6 +66,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
+    PrinterSim {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Folder for the printed jobs.
+        #[arg(long, default_value = "prints")]
+        out: PathBuf,
+    },
+    /// Print a sync payload (MQTT) as JSON: a file of raw bytes, or hex text on stdin.
+    Decode {
+        /// File holding the raw payload; without it, hex is read from stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -73,7 +89,19 @@ enum Command {
     },
 }
 
+/// Run an async command on a fresh runtime.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(fut)
+}
+
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Migrate { db, actor } => storenode::cli::migrate(&db, actor.as_deref()),
@@ -84,12 +112,21 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Decode { file } => storenode::sync::inspect::decode_command(file.as_deref())
+            .map(|json| println!("{json}"))
+            .map_err(anyhow::Error::from),
         Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
         Command::Bench {
             scenario,
             quick,
             json,
         } => storenode::bench::run(scenario, storenode::bench::Options { quick, json }),
+        Command::PrinterSim { listen, out } => block_on(async move {
+            use anyhow::Context;
+            storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())
+                .await
+                .with_context(|| format!("printer-sim on {listen} writing to {}", out.display()))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,3 +59,13 @@ fn crdt_peers_quick_prints_json_and_a_result_line() {
 fn footprint_quick_prints_a_result_line() {
     assert_result_line("footprint", &bench("footprint", &[]));
 }
+
+#[test]
+fn replicate_quick_prints_a_result_line() {
+    assert_result_line("replicate", &bench("replicate", &[]));
+}
+
+#[test]
+fn catch_up_quick_prints_a_result_line() {
+    assert_result_line("catch-up", &bench("catch-up", &[]));
+}

@@ -6,10 +6,15 @@
 
 pub mod alloc;
 mod apply;
+mod catch_up;
+mod chain;
 mod crdt_peers;
 mod footprint;
+mod mosquitto;
+mod mqtt_raw;
 pub mod proc;
 mod raw;
+mod replicate;
 pub mod report;
 mod scratch;
 pub mod workload;
@@ -23,6 +28,10 @@ pub enum Scenario {
     CrdtPeers,
     /// Resident memory of a loaded node, idle and under load; database bytes per op.
     Footprint,
+    /// Store -> HQ -> store latency through mosquitto vs the raw MQTT round trip.
+    Replicate,
+    /// A store offline while ops pile up: reconnect to equal digests.
+    CatchUp,
 }
 
 /// How a scenario runs.
@@ -43,5 +52,7 @@ pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
         Scenario::Apply => runtime.block_on(apply::run(&opts)),
         Scenario::CrdtPeers => crdt_peers::run(&opts),
         Scenario::Footprint => runtime.block_on(footprint::run(&opts)),
+        Scenario::Replicate => runtime.block_on(replicate::run(&opts)),
+        Scenario::CatchUp => runtime.block_on(catch_up::run(&opts)),
     }
 }
