@@ -1,7 +1,8 @@
 //! `footprint`: resident memory of a store node holding a realistic catalog and order book,
 //! idle (just reopened: the replica rebuilt from the log) and under the mixed workload, plus
-//! database bytes per op. The baseline is the same process's RSS before any node was opened
-//! (runtime, binary, allocator): the headline ratio is how many times that floor a node costs.
+//! database bytes per op. The database is seeded by a child process, so this one never held
+//! the seed. The baseline is this process's RSS before any node was opened (runtime, binary,
+//! allocator): the headline ratio is how many times that floor a node costs.
 
 use super::alloc::live_bytes;
 use super::proc::rss_bytes;
@@ -26,14 +27,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     };
     let scratch = Scratch::new("footprint")?;
     let db = scratch.file("store.db");
-    let floor = rss_bytes().unwrap_or(0);
-    {
-        let seed = seed_ops(skus, orders);
-        let node = Node::open(&db, store().actor())?;
-        seed_node(&node, &seed).await?;
-        node.checkpoint().await?;
+    if let Some(path) = std::env::var_os(SEED_ONLY_ENV) {
+        return seed_file(std::path::Path::new(&path), skus, orders).await;
     }
-    release_free_memory();
+    let floor = rss_bytes().unwrap_or(0);
+    seed_in_child(&db, opts.quick)?;
     let rss_before_open = rss_bytes().unwrap_or(0);
     let heap_before_open = live_bytes();
     let started = Instant::now();
@@ -95,16 +93,31 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Give freed heap back to the kernel so RSS shows what is live, not the seeding's high water.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: glibc's malloc_trim only releases free pages; it has no preconditions.
-        unsafe {
-            malloc_trim(0);
-        }
+/// Set on the child process that only builds the seeded database, so the measuring process
+/// never holds the seeding's memory.
+const SEED_ONLY_ENV: &str = "STORENODE_BENCH_SEED_ONLY";
+
+/// Build the seeded database at `path` (in the child process).
+async fn seed_file(path: &std::path::Path, skus: usize, orders: usize) -> anyhow::Result<()> {
+    let seed = seed_ops(skus, orders);
+    let node = Node::open(path, store().actor())?;
+    seed_node(&node, &seed).await?;
+    node.checkpoint().await?;
+    Ok(())
+}
+
+/// Run this binary again as `bench footprint` with `SEED_ONLY_ENV` set, and wait for it.
+fn seed_in_child(db: &std::path::Path, quick: bool) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["bench", "footprint"]).env(SEED_ONLY_ENV, db);
+    if quick {
+        cmd.arg("--quick");
     }
+    let out = cmd.stdout(std::process::Stdio::null()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "seeding child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
