@@ -78,7 +78,8 @@ pub struct State {
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
     /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
     /// instead of scanning every order: a stock row is rewritten on most ops.
-    orders_by_line: BTreeMap<(StoreId, Sku), BTreeSet<OrderId>>,
+    /// A `Vec` (few orders per line, deduplicated on insert) costs far less memory than a set.
+    orders_by_line: BTreeMap<(StoreId, Sku), Vec<OrderId>>,
 }
 
 impl State {
@@ -317,10 +318,13 @@ impl State {
                     lines,
                 );
                 for sku in order.lines.keys() {
-                    self.orders_by_line
+                    let ids = self
+                        .orders_by_line
                         .entry((order.store.clone(), sku.clone()))
-                        .or_default()
-                        .insert(order_id.clone());
+                        .or_default();
+                    if !ids.contains(order_id) {
+                        ids.push(order_id.clone());
+                    }
                 }
                 self.orders.insert(order_id.clone(), order);
                 effects.push(Effect::OrderPlaced {
