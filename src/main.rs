@@ -4,7 +4,12 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use storenode::bench::Scenario;
 use storenode::store::import::ImportKind;
+
+/// Counts live heap bytes for `bench` (bytes of memory per op); forwards to the system allocator.
+#[global_allocator]
+static ALLOC: storenode::bench::alloc::CountingAlloc = storenode::bench::alloc::CountingAlloc;
 
 /// storenode: the in-store node of a retail chain (store replica, HQ hub, demo).
 #[derive(Parser)]
@@ -74,6 +79,17 @@ enum Command {
         /// Concurrent writers (their ops share group commits).
         #[arg(long, default_value_t = 8)]
         writers: usize,
+    },
+    /// Run a benchmark scenario: our figure, the baseline measured in the same run, the ratio.
+    Bench {
+        /// Which scenario.
+        scenario: Scenario,
+        /// Smaller data and shorter runs (each scenario well under 60 s).
+        #[arg(long)]
+        quick: bool,
+        /// Print every figure as one JSON object before the RESULT line.
+        #[arg(long)]
+        json: bool,
     },
     /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
     PrinterSim {
@@ -149,6 +165,11 @@ fn main() -> ExitCode {
             .map(|json| println!("{json}"))
             .map_err(anyhow::Error::from),
         Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
+        Command::Bench {
+            scenario,
+            quick,
+            json,
+        } => storenode::bench::run(scenario, storenode::bench::Options { quick, json }),
         Command::PrinterSim { listen, out } => block_on(async move {
             use anyhow::Context;
             storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())

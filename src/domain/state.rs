@@ -76,6 +76,10 @@ pub struct State {
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
+    /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
+    /// instead of scanning every order: a stock row is rewritten on most ops.
+    /// A `Vec` (few orders per line, deduplicated on insert) costs far less memory than a set.
+    orders_by_line: BTreeMap<(StoreId, Sku), Vec<OrderId>>,
 }
 
 impl State {
@@ -99,8 +103,11 @@ impl State {
 
     /// Units reserved by open orders at the store and not yet handed over.
     pub fn reserved(&self, store: &StoreId, sku: &Sku) -> u64 {
-        self.orders
-            .values()
+        let Some(ids) = self.orders_by_line.get(&(store.clone(), sku.clone())) else {
+            return 0;
+        };
+        ids.iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| &o.store == store)
             .map(|o| u64::from(o.reserved_units(sku)))
             .sum()
@@ -310,6 +317,15 @@ impl State {
                     pickup_code.clone(),
                     lines,
                 );
+                for sku in order.lines.keys() {
+                    let ids = self
+                        .orders_by_line
+                        .entry((order.store.clone(), sku.clone()))
+                        .or_default();
+                    if !ids.contains(order_id) {
+                        ids.push(order_id.clone());
+                    }
+                }
                 self.orders.insert(order_id.clone(), order);
                 effects.push(Effect::OrderPlaced {
                     order: order_id.clone(),

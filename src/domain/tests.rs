@@ -285,6 +285,10 @@ proptest! {
                 .map(|o| i64::from(o.lines.get(sku).map_or(0, |l| l.qty))).sum();
             let got = received.get(&(store.clone(), sku.clone())).copied().unwrap_or(0);
             prop_assert!(sold + taken <= got, "sold {sold} + reserved {taken} > received {got}");
+            // `reserved` reads an index of orders by line; it must agree with a full scan.
+            let scanned: u64 = merged.state().orders.values().filter(|o| &o.store == store)
+                .map(|o| u64::from(o.reserved_units(sku))).sum();
+            prop_assert_eq!(merged.state().reserved(store, sku), scanned);
         }
     }
 

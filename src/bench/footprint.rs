@@ -1,0 +1,123 @@
+//! `footprint`: resident memory of a store node holding a realistic catalog and order book,
+//! idle (just reopened: the replica rebuilt from the log) and under the mixed workload, plus
+//! database bytes per op. The database is seeded by a child process, so this one never held
+//! the seed. The baseline is this process's RSS before any node was opened (runtime, binary,
+//! allocator): the headline ratio is how many times that floor a node costs.
+
+use super::alloc::live_bytes;
+use super::proc::rss_bytes;
+use super::report::Report;
+use super::scratch::{db_bytes, Scratch};
+use super::workload::{seed_node, seed_ops, store, submit_mix};
+use super::Options;
+use crate::store::Node;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The target of issue 7: a store node with 100k SKUs stays under this.
+const RSS_TARGET_BYTES: u64 = 64 * 1024 * 1024;
+const MIB: f64 = 1024.0 * 1024.0;
+
+pub async fn run(opts: &Options) -> anyhow::Result<()> {
+    let (skus, orders, load) = if opts.quick {
+        (10_000, 1_000, Duration::from_secs(2))
+    } else {
+        (100_000, 10_000, Duration::from_secs(8))
+    };
+    let scratch = Scratch::new("footprint")?;
+    let db = scratch.file("store.db");
+    if let Some(path) = std::env::var_os(SEED_ONLY_ENV) {
+        return seed_file(std::path::Path::new(&path), skus, orders).await;
+    }
+    let floor = rss_bytes().unwrap_or(0);
+    seed_in_child(&db, opts.quick)?;
+    let rss_before_open = rss_bytes().unwrap_or(0);
+    let heap_before_open = live_bytes();
+    let started = Instant::now();
+    let node = Node::open(&db, store().actor())?;
+    let open_s = started.elapsed().as_secs_f64();
+    let idle = rss_bytes().unwrap_or(0);
+    let heap_idle = live_bytes().zip(heap_before_open).map(|(a, b)| a - b);
+    let ops_seeded = node.query(Node::op_count).await?;
+    let db_per_op = db_bytes(&db) as f64 / ops_seeded.max(1) as f64;
+
+    let peak = Arc::new(AtomicU64::new(idle));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes().unwrap_or(0), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let (ops, _, elapsed) = submit_mix(&node, 16, skus, load).await?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let under_load = peak.load(Ordering::Relaxed);
+    node.checkpoint().await?;
+    let ops_total = node.query(Node::op_count).await?;
+
+    let mut report = Report::new("footprint", "MiB RSS idle");
+    report.figure("skus", skus as u64, "");
+    report.figure("orders", orders as u64, "");
+    report.figure("rss_floor_mib", floor as f64 / MIB, "MiB");
+    report.figure("rss_before_open_mib", rss_before_open as f64 / MIB, "MiB");
+    report.figure("rss_idle_mib", idle as f64 / MIB, "MiB");
+    report.figure("rss_under_load_peak_mib", under_load as f64 / MIB, "MiB");
+    match heap_idle {
+        Some(h) => report.figure("node_heap_idle_mib", h as f64 / MIB, "MiB"),
+        None => report.figure("node_heap_idle_mib", "n/a", ""),
+    }
+    report.figure("open_replay_s", open_s, "s");
+    report.figure(
+        "load_ops_per_s",
+        ops as f64 / elapsed.as_secs_f64(),
+        "ops/s",
+    );
+    report.figure("db_bytes_per_op_seeded", db_per_op, "B");
+    report.figure(
+        "db_bytes_per_op_after_load",
+        db_bytes(&db) as f64 / ops_total.max(1) as f64,
+        "B",
+    );
+    report.figure("rss_target_mib", RSS_TARGET_BYTES as f64 / MIB, "MiB");
+    report.figure("rss_idle_within_target", idle < RSS_TARGET_BYTES, "");
+    report.note("idle = right after reopening the seeded database (replica rebuilt from the log)");
+    report.note(
+        "under load = peak RSS sampled every 20 ms while 16 submitters run the mixed workload",
+    );
+    report.finish(idle as f64 / MIB, floor as f64 / MIB, opts.json);
+    Ok(())
+}
+
+/// Set on the child process that only builds the seeded database, so the measuring process
+/// never holds the seeding's memory.
+const SEED_ONLY_ENV: &str = "STORENODE_BENCH_SEED_ONLY";
+
+/// Build the seeded database at `path` (in the child process).
+async fn seed_file(path: &std::path::Path, skus: usize, orders: usize) -> anyhow::Result<()> {
+    let seed = seed_ops(skus, orders);
+    let node = Node::open(path, store().actor())?;
+    seed_node(&node, &seed).await?;
+    node.checkpoint().await?;
+    Ok(())
+}
+
+/// Run this binary again as `bench footprint` with `SEED_ONLY_ENV` set, and wait for it.
+fn seed_in_child(db: &std::path::Path, quick: bool) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["bench", "footprint"]).env(SEED_ONLY_ENV, db);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.stdout(std::process::Stdio::null()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "seeding child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

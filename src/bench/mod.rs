@@ -1,0 +1,58 @@
+//! `storenode bench <scenario>`: measured figures next to the baseline that bounds them, taken
+//! in the same run on the same machine. One file per scenario; each ends by printing
+//! `RESULT <scenario> ours=<x> baseline=<y> ratio=<r>` (ratio = ours / baseline).
+//!
+//! Nothing here is used by the node itself. Results and how to read them: docs/BENCHMARKS.md.
+
+pub mod alloc;
+mod apply;
+mod catch_up;
+mod chain;
+mod crdt_peers;
+mod footprint;
+mod mosquitto;
+mod mqtt_raw;
+pub mod proc;
+mod raw;
+mod replicate;
+pub mod report;
+mod scratch;
+pub mod workload;
+
+/// The scenarios, in the order docs/BENCHMARKS.md lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Ops merged and persisted per second through `Node`, vs raw batched SQLite inserts.
+    Apply,
+    /// In-memory merge of the workload: our domain vs Automerge and Yrs.
+    CrdtPeers,
+    /// Resident memory of a loaded node, idle and under load; database bytes per op.
+    Footprint,
+    /// Store -> HQ -> store latency through mosquitto vs the raw MQTT round trip.
+    Replicate,
+    /// A store offline while ops pile up: reconnect to equal digests.
+    CatchUp,
+}
+
+/// How a scenario runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Smaller data and shorter runs: every scenario well under 60 s (CI).
+    pub quick: bool,
+    /// Print one JSON object with every figure before the RESULT line.
+    pub json: bool,
+}
+
+/// Run one scenario, printing its report.
+pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match scenario {
+        Scenario::Apply => runtime.block_on(apply::run(&opts)),
+        Scenario::CrdtPeers => crdt_peers::run(&opts),
+        Scenario::Footprint => runtime.block_on(footprint::run(&opts)),
+        Scenario::Replicate => runtime.block_on(replicate::run(&opts)),
+        Scenario::CatchUp => runtime.block_on(catch_up::run(&opts)),
+    }
+}

@@ -1,0 +1,159 @@
+//! `replicate`: latency from an op committed at store A to it being applied at HQ and at
+//! store B (which follows the same customers), through mosquitto on loopback. A's cart edits
+//! are submitted at a steady rate from concurrent tasks; each node's commit events are
+//! timestamped as they happen. Baseline, same broker and run: the raw rumqttc publish ->
+//! receive round trip, plus one raw `synchronous=FULL` commit (the hop to HQ cannot beat one
+//! broker trip and one durable commit).
+
+use super::chain::{customer, wait_for, Chain, CUSTOMERS};
+use super::mqtt_raw;
+use super::raw;
+use super::report::{percentile, Report};
+use super::scratch::Scratch;
+use super::workload::sku;
+use super::Options;
+use crate::domain::{ActorId, Payload};
+use crate::store::{encode_op, Node, NodeEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// When each of A's ops (by seq) was applied at one node.
+type Seen = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// Record when each op authored by `author` is applied at `node`, until the node closes.
+fn watch_applied(node: &Node, author: ActorId) -> Seen {
+    let seen: Seen = Arc::default();
+    let mut events = node.subscribe();
+    let out = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Applied { ops, .. }) => {
+                    let now = Instant::now();
+                    let mut map = out.lock().unwrap_or_else(|p| p.into_inner());
+                    for op in ops.iter().filter(|op| op.actor == author) {
+                        map.entry(op.seq).or_insert(now);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    seen
+}
+
+/// Latencies (ms, sorted) from A's commit to `at` for every op both saw.
+fn latencies(committed: &HashMap<u64, Instant>, at: &HashMap<u64, Instant>) -> Vec<f64> {
+    let mut v: Vec<f64> = committed
+        .iter()
+        .filter_map(|(seq, t0)| at.get(seq).map(|t| t.saturating_duration_since(*t0)))
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+pub async fn run(opts: &Options) -> anyhow::Result<()> {
+    let (count, rate_per_s): (usize, u32) = if opts.quick {
+        (500, 250)
+    } else {
+        (10_000, 500)
+    };
+    let chain = Chain::start().await?;
+    chain.seed().await?;
+    let author = chain.a.actor().clone();
+    let at_a = watch_applied(&chain.a, author.clone());
+    let at_hq = watch_applied(&chain.hq, author.clone());
+    let at_b = watch_applied(&chain.b, author.clone());
+    let first_seq = chain.a.read(|r| r.next_seq());
+
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate_per_s));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        tokio::time::sleep_until((started + interval * i as u32).into()).await;
+        let node = chain.a.clone();
+        tasks.spawn(async move {
+            let payload = Payload::CartSet {
+                customer: customer(i),
+                sku: sku(i % 97),
+                qty: (i % 5 + 1) as u32,
+            };
+            node.submit(vec![payload]).await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    let last_seq = chain.a.read(|r| r.next_seq() - 1);
+    let (hq, b) = (chain.hq.clone(), chain.b.clone());
+    let a_actor = author.clone();
+    // B never gets A's own follow ops, so its contiguous seq of A stays low: check each op.
+    let holds_all = move |node: &Node| {
+        node.read(|r| (first_seq..=last_seq).all(|s| r.version().contains(&a_actor, s)))
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "every op reaches HQ and store B",
+        move || holds_all(&hq) && holds_all(&b),
+    )
+    .await?;
+    let send_s = started.elapsed().as_secs_f64();
+
+    let committed = at_a.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let to_hq = latencies(&committed, &at_hq.lock().unwrap_or_else(|p| p.into_inner()));
+    let to_b = latencies(&committed, &at_b.lock().unwrap_or_else(|p| p.into_inner()));
+    let op_bytes = chain
+        .a
+        .query(move |c| Node::ops_since(c, &author, first_seq - 1, 1))
+        .await?
+        .first()
+        .map_or(100, |op| encode_op(op).len());
+
+    let rtt = mqtt_raw::round_trips_ms(
+        chain.broker.port,
+        op_bytes,
+        if opts.quick { 200 } else { 2_000 },
+    )
+    .await?;
+    let scratch = Scratch::new("replicate")?;
+    let commit_db = scratch.file("commit.db");
+    let commits_n = if opts.quick { 50 } else { 300 };
+    let commits = tokio::task::spawn_blocking(move || {
+        raw::commit_latencies_ms(&commit_db, op_bytes, commits_n)
+    })
+    .await??;
+    chain.close().await;
+
+    let mut report = Report::new("replicate", "ms p99 store->HQ");
+    report.figure("ops", count as u64, "");
+    report.figure("offered_rate", u64::from(rate_per_s), "ops/s");
+    report.figure("run_s", send_s, "s");
+    for (name, v) in [("hq", &to_hq), ("second_store", &to_b)] {
+        report.figure(&format!("{name}_samples"), v.len() as u64, "");
+        report.figure(&format!("{name}_p50_ms"), percentile(v, 50.0), "ms");
+        report.figure(&format!("{name}_p99_ms"), percentile(v, 99.0), "ms");
+        report.figure(
+            &format!("{name}_max_ms"),
+            v.last().copied().unwrap_or(0.0),
+            "ms",
+        );
+    }
+    report.figure("raw_mqtt_rtt_p50_ms", percentile(&rtt, 50.0), "ms");
+    report.figure("raw_mqtt_rtt_p99_ms", percentile(&rtt, 99.0), "ms");
+    report.figure("raw_full_commit_p50_ms", percentile(&commits, 50.0), "ms");
+    report.figure("raw_full_commit_p99_ms", percentile(&commits, 99.0), "ms");
+    report.figure("op_bytes", op_bytes as u64, "B");
+    report.note(format!(
+        "A's cart edits for {CUSTOMERS} customers both stores follow, {rate_per_s}/s from concurrent submitters; latency from A's commit event to HQ's and B's"
+    ));
+    report.note(
+        "baseline = raw MQTT QoS1 round trip p99 + raw FULL commit p99, same broker, same run",
+    );
+    let baseline = percentile(&rtt, 99.0) + percentile(&commits, 99.0);
+    report.finish(percentile(&to_hq, 99.0), baseline, opts.json);
+    Ok(())
+}
