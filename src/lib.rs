@@ -1,5 +1,6 @@
 //! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
 
 pub mod cli;
+pub mod devices;
 pub mod domain;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Command line entry point: parses arguments and calls into the library.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use storenode::store::import::ImportKind;
@@ -49,6 +50,15 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         writers: usize,
     },
+    /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
+    PrinterSim {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Folder for the printed jobs.
+        #[arg(long, default_value = "prints")]
+        out: PathBuf,
+    },
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -57,7 +67,19 @@ enum Command {
     },
 }
 
+/// Run an async command on a fresh runtime.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(fut)
+}
+
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Migrate { db, actor } => storenode::cli::migrate(&db, actor.as_deref()),
@@ -69,6 +91,12 @@ fn main() -> ExitCode {
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
         Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
+        Command::PrinterSim { listen, out } => block_on(async move {
+            use anyhow::Context;
+            storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())
+                .await
+                .with_context(|| format!("printer-sim on {listen} writing to {}", out.display()))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

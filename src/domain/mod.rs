@@ -15,6 +15,7 @@ pub mod ids;
 pub mod inventory;
 pub mod op;
 pub mod order;
+pub mod pickup;
 pub mod replica;
 pub mod state;
 pub mod validate;

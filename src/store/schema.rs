@@ -10,8 +10,14 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 /// Every migration this binary knows, in order. Add new files at the end.
-pub const MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "core", include_str!("../../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "core", include_str!("../../migrations/0001_core.sql")),
+    (
+        2,
+        "print_queue",
+        include_str!("../../migrations/0002_print_queue.sql"),
+    ),
+];
 
 /// Highest schema version this binary understands.
 pub fn latest_version() -> u32 {
