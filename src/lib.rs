@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod devices;
 pub mod domain;
+pub mod soak;
 pub mod store;

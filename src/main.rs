@@ -49,6 +49,15 @@ enum Command {
         /// Concurrent writers (their ops share group commits).
         #[arg(long, default_value_t = 8)]
         writers: usize,
+        /// `hq` (catalog and carts) or `store:<id>` (receipts, sales, pickup orders).
+        #[arg(long, default_value = "hq")]
+        actor: String,
+        /// Broken on purpose (crash-test self-check): print acks before the commit.
+        #[arg(long, hide = true)]
+        unsafe_ack_before_commit: bool,
+        /// Broken on purpose (crash-test self-check): commit with synchronous=OFF.
+        #[arg(long, hide = true)]
+        unsafe_synchronous_off: bool,
     },
     /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
     PrinterSim {
@@ -90,7 +99,27 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
-        Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
+        Command::Soak {
+            db,
+            ops,
+            writers,
+            actor,
+            unsafe_ack_before_commit,
+            unsafe_synchronous_off,
+        } => match storenode::domain::ActorId::parse(&actor).map(|a| a.store()) {
+            Ok(Some(store)) => storenode::soak::run_store(
+                &db,
+                store,
+                storenode::soak::StoreSoak {
+                    ops,
+                    writers,
+                    unsafe_ack_before_commit,
+                    unsafe_synchronous_off,
+                },
+            ),
+            Ok(None) => storenode::cli::soak(&db, ops, writers),
+            Err(e) => Err(e.into()),
+        },
         Command::PrinterSim { listen, out } => block_on(async move {
             use anyhow::Context;
             storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())
