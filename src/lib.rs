@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod devices;
 pub mod domain;
+pub mod signing;
 pub mod soak;
 pub mod store;
