@@ -26,16 +26,7 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
     let mut total = sim::Stats::default();
     let seeds = seeds(1_000);
     for &seed in &seeds {
-        let s = sim::run_seed(seed, STEPS, None).stats;
-        total.local_ops += s.local_ops;
-        total.applied += s.applied;
-        total.delivered += s.delivered;
-        total.refused_stock += s.refused_stock;
-        total.lost += s.lost;
-        total.duplicated += s.duplicated;
-        total.crashes += s.crashes;
-        total.partitions += s.partitions;
-        total.reactions += s.reactions;
+        total.add(&sim::run_seed(seed, STEPS, None).stats);
     }
     eprintln!(
         "{} seeds in {:?}: {total:?}",
@@ -46,6 +37,7 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
     if seeds.len() >= 100 {
         assert!(total.lost > 0 && total.duplicated > 0 && total.crashes > 0);
         assert!(total.partitions > 0 && total.refused_stock > 0 && total.reactions > 0);
+        assert!(total.forged_rejected > 0);
     }
 }
 

@@ -19,6 +19,7 @@ use storenode::domain::op::{ConsumeReason, Payload};
 use storenode::domain::order::OrderStatus;
 use storenode::domain::version::VersionVector;
 use storenode::domain::{ActorId, Effect, Op, StoreId};
+use storenode::signing::{StoreKey, StoreKeys};
 
 /// Knobs of one run. Percentages are per delivery (loss, dup) or per scheduler step.
 #[derive(Debug, Clone)]
@@ -60,6 +61,28 @@ pub struct Stats {
     pub partitions: u64,
     pub reactions: u64,
     pub heal_rounds: u64,
+    pub forged_sent: u64,
+    pub forged_rejected: u64,
+}
+
+impl Stats {
+    /// Add another run's counters to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.local_ops += o.local_ops;
+        self.refused += o.refused;
+        self.refused_stock += o.refused_stock;
+        self.applied += o.applied;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.dropped += o.dropped;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.reactions += o.reactions;
+        self.heal_rounds += o.heal_rounds;
+        self.forged_sent += o.forged_sent;
+        self.forged_rejected += o.forged_rejected;
+    }
 }
 
 /// One simulated replica and the sync metadata its adapter keeps.
@@ -83,6 +106,10 @@ pub struct World {
     pub stats: Stats,
     /// Source of unique order and sale ids.
     pub next_id: u64,
+    /// Each store's signing key (index = store index - 1).
+    pub keys: Vec<StoreKey>,
+    /// HQ's registry of store public keys.
+    pub hq_keys: StoreKeys,
 }
 
 pub const STORES: [&str; 3] = ["madrid-centro", "sevilla-nervion", "bilbao-abando"];
@@ -121,6 +148,22 @@ impl World {
             })
             .collect::<Vec<_>>();
         let link_up = vec![true; nodes.len()];
+        let keys: Vec<StoreKey> = nodes[1..]
+            .iter()
+            .map(|n| {
+                let mut secret = [0u8; 32];
+                for (i, b) in secret.iter_mut().enumerate() {
+                    *b = (rng.next_u64() >> (i % 8)) as u8;
+                }
+                StoreKey::from_secret(n.actor.store().expect("store"), secret)
+            })
+            .collect();
+        let registered: Vec<(StoreId, String)> = keys
+            .iter()
+            .map(|k| (k.store().clone(), k.public_hex()))
+            .collect();
+        let hq_keys = StoreKeys::parse(registered.iter().map(|(s, k)| (s.clone(), k.as_str())))
+            .expect("store keys");
         let mut world = World {
             cfg,
             rng,
@@ -131,6 +174,8 @@ impl World {
             policy: AllocationPolicy::default(),
             stats: Stats::default(),
             next_id: 0,
+            keys,
+            hq_keys,
         };
         let catalog = actions::catalog();
         let (ops, _) = world.nodes[0]
@@ -295,6 +340,9 @@ impl World {
                 } else if self.rng.chance(self.cfg.crash_pct * 10) {
                     let who = self.rng.below(nodes) as usize;
                     self.crash(who);
+                } else if self.rng.chance(10) {
+                    let s = self.rng.range(1, nodes - 1) as usize;
+                    self.forge_batch(s);
                 }
             }
         }
@@ -393,6 +441,15 @@ impl World {
             digests.push((store.to_string(), at_hq.short(), at_store.short()));
         }
         self.check_stock();
+        // No forged op (a seq the store never issued) got into HQ.
+        for s in self.stores() {
+            let actor = self.nodes[s].actor.clone();
+            let last = self.nodes[s].backend.read(|r| r.next_seq()) - 1;
+            let forged = self.nodes[0]
+                .backend
+                .read(|r| (last + 1..=last + 5_000).any(|seq| r.version().contains(&actor, seq)));
+            assert!(!forged, "HQ accepted a forged op of {actor}");
+        }
         for s in self.stores() {
             let store = self.nodes[s].actor.store().expect("store");
             let unreleased = self.nodes[s].backend.read(|r| {

@@ -14,8 +14,15 @@ pub const BATCH_OPS_MAX: usize = 16;
 /// What travels between two replicas.
 #[derive(Debug, Clone)]
 pub enum Body {
-    /// A batch of ops.
+    /// A batch of ops (HQ -> store).
     Ops(Vec<Op>),
+    /// A store's batch: its encoded ops, the store it claims to come from, and its ed25519
+    /// signature (store -> HQ). HQ verifies before decoding.
+    Up {
+        claimed: StoreId,
+        batch: Vec<u8>,
+        signature: Option<[u8; 64]>,
+    },
     /// The sender's version vector: what it has durably applied.
     Ack(VersionVector),
 }
@@ -78,7 +85,18 @@ impl World {
             .collect();
         let sent = ops.len();
         if sent > 0 {
-            self.send(s, 0, Body::Ops(ops));
+            let store = actor.store().expect("store node");
+            let batch = postcard::to_allocvec(&ops).expect("encode batch");
+            let signature = Some(self.keys[s - 1].sign(&batch));
+            self.send(
+                s,
+                0,
+                Body::Up {
+                    claimed: store,
+                    batch,
+                    signature,
+                },
+            );
         }
         let vv = self.nodes[s].backend.read(|r| r.version().clone());
         self.send(s, 0, Body::Ack(vv));
@@ -138,19 +156,79 @@ impl World {
                     *known = vv;
                 }
             }
-            Body::Ops(ops) => {
-                if msg.to == 0 {
-                    // HQ accepts from a store only that store's own ops (signed batches).
-                    let author = &self.nodes[msg.from].actor;
-                    assert!(ops.iter().all(|o| &o.actor == author), "cross-store batch");
+            Body::Up {
+                claimed,
+                batch,
+                signature,
+            } => {
+                // HQ: verify the signature on the bytes, then decode, then check the authors.
+                let topic = self.nodes[msg.from].actor.store().expect("store");
+                let verified = self.hq_keys.verify(
+                    &topic,
+                    &claimed,
+                    &batch,
+                    signature.as_ref().map(|s| &s[..]),
+                );
+                let ops: Option<Vec<Op>> = verified
+                    .ok()
+                    .and_then(|()| postcard::from_bytes(&batch).ok());
+                match ops.filter(|ops| self.hq_keys.check_ops(&claimed, ops).is_ok()) {
+                    Some(ops) => self.apply_batch(msg.to, msg.from, ops),
+                    None => self.stats.forged_rejected += 1,
                 }
-                let (applied, effects) = self.nodes[msg.to].backend.ingest(ops);
-                self.stats.applied += applied as u64;
-                self.react(msg.to, &effects);
-                let vv = self.nodes[msg.to].backend.read(|r| r.version().clone());
-                self.send(msg.to, msg.from, Body::Ack(vv));
             }
+            Body::Ops(ops) => self.apply_batch(msg.to, msg.from, ops),
         }
+    }
+
+    /// Ingest a batch at `to`, run the reactions, and answer with `to`'s version vector.
+    fn apply_batch(&mut self, to: usize, from: usize, ops: Vec<Op>) {
+        let (applied, effects) = self.nodes[to].backend.ingest(ops);
+        self.stats.applied += applied as u64;
+        self.react(to, &effects);
+        let vv = self.nodes[to].backend.read(|r| r.version().clone());
+        self.send(to, from, Body::Ack(vv));
+    }
+
+    /// A compromised store `s` tries to pass a sale off as another store's: a batch claiming
+    /// that store, its ops authored as that store, signed with `s`'s own key, sent on `s`'s
+    /// topic (the broker ACL allows no other) or, as if the ACL were misconfigured, on the
+    /// victim's. HQ must refuse it either way.
+    pub fn forge_batch(&mut self, s: usize) {
+        let victim = if s + 1 < self.nodes.len() { s + 1 } else { 1 };
+        if victim == s {
+            return;
+        }
+        let store = self.nodes[victim].actor.store().expect("store");
+        let seq = self.nodes[victim].backend.read(|r| r.next_seq()) + 1_000;
+        let op = Op {
+            actor: store.actor(),
+            seq,
+            hlc: storenode::domain::Hlc::new(self.now_ms, 0),
+            payload: Payload::StockReceive {
+                store: store.clone(),
+                sku: storenode::domain::Sku::parse("SKU-CAFE").expect("sku"),
+                qty: 50,
+                reason: storenode::domain::op::ReceiveReason::Delivery,
+            },
+        };
+        let batch = postcard::to_allocvec(&vec![op]).expect("encode batch");
+        let signature = if self.rng.chance(20) {
+            None
+        } else {
+            Some(self.keys[s - 1].sign(&batch))
+        };
+        let from = if self.rng.chance(50) { s } else { victim };
+        self.stats.forged_sent += 1;
+        self.send(
+            from,
+            0,
+            Body::Up {
+                claimed: store,
+                batch,
+                signature,
+            },
+        );
     }
 
     /// Deliver a random message in flight whose link is up.
