@@ -6,3 +6,4 @@ pub mod domain;
 pub mod signing;
 pub mod soak;
 pub mod store;
+pub mod sync;

@@ -68,6 +68,12 @@ enum Command {
         #[arg(long, default_value = "prints")]
         out: PathBuf,
     },
+    /// Print a sync payload (MQTT) as JSON: a file of raw bytes, or hex text on stdin.
+    Decode {
+        /// File holding the raw payload; without it, hex is read from stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -99,6 +105,9 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Decode { file } => storenode::sync::inspect::decode_command(file.as_deref())
+            .map(|json| println!("{json}"))
+            .map_err(anyhow::Error::from),
         Command::Soak {
             db,
             ops,

@@ -119,6 +119,33 @@ impl State {
         self.customers.get(customer).is_some_and(|c| c.is_erased())
     }
 
+    /// Open orders at `store` not collected within `expire_after_ms` of placement: the store
+    /// should expire them (which returns their units).
+    pub fn overdue_orders(
+        &self,
+        store: &StoreId,
+        now_ms: u64,
+        expire_after_ms: u64,
+    ) -> Vec<OrderId> {
+        self.orders
+            .values()
+            .filter(|o| &o.store == store && o.is_overdue(now_ms, expire_after_ms))
+            .map(|o| o.id.clone())
+            .collect()
+    }
+
+    /// Carts with lines that nobody touched for `idle_ms`, oldest first, for follow-up.
+    pub fn abandoned_carts(&self, now_ms: u64, idle_ms: u64) -> Vec<(CustomerId, Hlc)> {
+        let mut carts: Vec<(CustomerId, Hlc)> = self
+            .carts
+            .iter()
+            .filter(|(_, cart)| super::cart::is_abandoned(cart, now_ms, idle_ms))
+            .map(|(c, cart)| (c.clone(), cart.updated()))
+            .collect();
+        carts.sort_by_key(|(_, at)| *at);
+        carts
+    }
+
     /// Customers whose data a store holds: orders or sales there, or looked up there.
     pub fn customers_in_scope(&self, store: &StoreId) -> BTreeSet<CustomerId> {
         let mut scope: BTreeSet<CustomerId> = self

@@ -450,3 +450,48 @@ fn the_schedule_generator_exercises_every_kind_of_op() {
         assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
     }
 }
+
+#[test]
+fn overdue_orders_and_abandoned_carts_are_listed_by_time_passed_in() {
+    let (mut r, _) = cluster();
+    let madrid = store(0);
+    r[1].prepare(
+        10,
+        Payload::StockReceive {
+            store: madrid.clone(),
+            sku: sku(0),
+            qty: 5,
+            reason: ReceiveReason::Delivery,
+        },
+    )
+    .unwrap();
+    r[1].prepare(
+        20,
+        Payload::OrderPlace {
+            order_id: OrderId::parse("O-1").unwrap(),
+            store: madrid.clone(),
+            customer: customer(0),
+            lines: vec![OrderLine {
+                sku: sku(0),
+                qty: 1,
+            }],
+            pickup_code: "ABC234".into(),
+            placed_at_ms: 20,
+        },
+    )
+    .unwrap();
+    r[1].prepare(
+        30,
+        Payload::CartSet {
+            customer: customer(1),
+            sku: sku(1),
+            qty: 2,
+        },
+    )
+    .unwrap();
+    let state = r[1].state();
+    assert!(state.overdue_orders(&madrid, 1_000, 5_000).is_empty());
+    assert_eq!(state.overdue_orders(&madrid, 6_000, 5_000).len(), 1);
+    assert!(state.abandoned_carts(1_000, 5_000).is_empty());
+    assert_eq!(state.abandoned_carts(6_000, 5_000)[0].0, customer(1));
+}

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "print_queue",
         include_str!("../../migrations/0002_print_queue.sql"),
     ),
+    (3, "sync", include_str!("../../migrations/0003_sync.sql")),
 ];
 
 /// Highest schema version this binary understands.

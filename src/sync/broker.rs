@@ -1,0 +1,95 @@
+//! An embedded MQTT 3.1.1 broker (rumqttd) for `storenode demo` and tests.
+//!
+//! rumqttd's `start()` blocks forever and has no shutdown, so it runs on its own thread for the
+//! life of the process. It keeps everything in memory: retained messages and sessions vanish
+//! with the process, which the sync protocol's anti-entropy does not mind.
+
+use super::wire::PAYLOAD_BYTES_MAX;
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Largest MQTT payload the embedded broker accepts: above `PAYLOAD_BYTES_MAX`, so that an
+/// oversized payload reaches the node and is refused (and counted) there.
+pub const BROKER_PAYLOAD_BYTES_MAX: usize = 4 * PAYLOAD_BYTES_MAX;
+/// How long `start_embedded_broker` waits for the port to accept.
+const START_TIMEOUT_MS: u64 = 5_000;
+
+/// Why the embedded broker did not start.
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    /// Port 0 was asked for and no free port could be reserved.
+    #[error("no free port on {0}: {1}")]
+    NoPort(SocketAddr, std::io::Error),
+    /// The broker thread could not be spawned.
+    #[error("cannot spawn the broker thread: {0}")]
+    Thread(std::io::Error),
+    /// The port did not accept connections in time (taken, or the broker failed).
+    #[error("embedded broker did not accept on {addr} within {ms} ms")]
+    NotListening { addr: SocketAddr, ms: u64 },
+}
+
+fn config(addr: SocketAddr) -> Config {
+    let server = ServerSettings {
+        name: "v4-embedded".to_string(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: BROKER_PAYLOAD_BYTES_MAX,
+            max_inflight_count: 500,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 10_000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 104_857_600,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        ..Config::default()
+    }
+}
+
+/// Start a broker on `addr` (port 0 picks a free port) and return the address once it accepts.
+pub fn start_embedded_broker(addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let addr = if addr.port() == 0 {
+        // rumqttd cannot report the port it bound, so reserve one and hand it over.
+        let probe = TcpListener::bind(addr).map_err(|e| BrokerError::NoPort(addr, e))?;
+        probe
+            .local_addr()
+            .map_err(|e| BrokerError::NoPort(addr, e))?
+    } else {
+        addr
+    };
+    let cfg = config(addr);
+    std::thread::Builder::new()
+        .name(format!("mqtt-broker-{}", addr.port()))
+        .spawn(move || {
+            let mut broker = Broker::new(cfg);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, %addr, "embedded broker stopped");
+            }
+        })
+        .map_err(BrokerError::Thread)?;
+    let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BrokerError::NotListening {
+        addr,
+        ms: START_TIMEOUT_MS,
+    })
+}

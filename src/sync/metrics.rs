@@ -1,0 +1,188 @@
+//! Counters both sync engines share, rendered for Prometheus by the HTTP layers.
+//!
+//! Plain atomics, updated with relaxed ordering: a scrape may see counters from slightly
+//! different instants, never torn values.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Reasons a received payload or batch is refused, in metric label order.
+pub const REJECT_REASONS: [&str; 7] = [
+    "malformed",
+    "oversized",
+    "unknown_version",
+    "too_many_ops",
+    "wrong_actor",
+    "unknown_store",
+    "wrong_store",
+];
+
+/// Sync counters and gauges of one node.
+#[derive(Debug, Default)]
+pub struct SyncMetrics {
+    /// Ops newly applied from peers.
+    pub ops_applied: AtomicU64,
+    /// Ops received that were already applied.
+    pub ops_duplicate: AtomicU64,
+    /// Ops refused by the domain (each logged).
+    pub ops_rejected: AtomicU64,
+    /// Ops published to the peer (resends included).
+    pub ops_sent: AtomicU64,
+    pub batches_sent: AtomicU64,
+    pub batches_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub acks_sent: AtomicU64,
+    pub acks_received: AtomicU64,
+    /// Successful MQTT connections (first included).
+    pub connects: AtomicU64,
+    /// Publishes deferred because the MQTT request queue was full.
+    pub publish_deferred: AtomicU64,
+    /// Own ops not yet acknowledged by the peer (summed over stores at HQ).
+    pub outbox: AtomicU64,
+    /// Wall clock of the last ack or batch from the peer, ms (0 = never).
+    pub last_sync_ms: AtomicU64,
+    rejected: [AtomicU64; REJECT_REASONS.len()],
+}
+
+impl SyncMetrics {
+    pub fn new() -> SyncMetrics {
+        SyncMetrics::default()
+    }
+
+    /// Count a refused payload or batch; `reason` is one of `REJECT_REASONS`.
+    pub fn reject(&self, reason: &str) {
+        let i = REJECT_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refused payloads or batches for one reason.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        REJECT_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
+    }
+
+    /// Refused payloads or batches, all reasons.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Prometheus text format, every name starting with `prefix` (e.g. `storenode_sync`).
+    pub fn render_prometheus(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        let counters: [(&str, &AtomicU64, &str); 12] = [
+            (
+                "ops_applied_total",
+                &self.ops_applied,
+                "ops newly applied from peers",
+            ),
+            (
+                "ops_duplicate_total",
+                &self.ops_duplicate,
+                "ops received twice",
+            ),
+            (
+                "ops_rejected_total",
+                &self.ops_rejected,
+                "ops refused by the domain",
+            ),
+            ("ops_sent_total", &self.ops_sent, "ops published"),
+            (
+                "batches_sent_total",
+                &self.batches_sent,
+                "batches published",
+            ),
+            (
+                "batches_received_total",
+                &self.batches_received,
+                "batches received",
+            ),
+            (
+                "bytes_sent_total",
+                &self.bytes_sent,
+                "payload bytes published",
+            ),
+            (
+                "bytes_received_total",
+                &self.bytes_received,
+                "payload bytes received",
+            ),
+            ("acks_sent_total", &self.acks_sent, "acks published"),
+            ("acks_received_total", &self.acks_received, "acks received"),
+            ("connects_total", &self.connects, "broker connections made"),
+            (
+                "publish_deferred_total",
+                &self.publish_deferred,
+                "publishes deferred by a full queue",
+            ),
+        ];
+        for (name, value, help) in counters {
+            let v = value.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} counter\n{prefix}_{name} {v}\n"
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP {prefix}_batches_rejected_total payloads or batches refused\n# TYPE {prefix}_batches_rejected_total counter\n"
+        );
+        for (i, reason) in REJECT_REASONS.iter().enumerate() {
+            let v = self.rejected[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{prefix}_batches_rejected_total{{reason=\"{reason}\"}} {v}"
+            );
+        }
+        let gauges: [(&str, &AtomicU64, &str); 2] = [
+            (
+                "outbox_ops",
+                &self.outbox,
+                "own ops not yet acknowledged by the peer",
+            ),
+            (
+                "last_sync_ms",
+                &self.last_sync_ms,
+                "wall clock of the last message from the peer",
+            ),
+        ];
+        for (name, value, help) in gauges {
+            let v = value.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} gauge\n{prefix}_{name} {v}\n"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_rendered_by_reason() {
+        let m = SyncMetrics::new();
+        m.reject("wrong_actor");
+        m.reject("wrong_actor");
+        m.reject("malformed");
+        SyncMetrics::add(&m.ops_applied, 3);
+        let text = m.render_prometheus("storenode_sync");
+        assert!(text.contains("storenode_sync_batches_rejected_total{reason=\"wrong_actor\"} 2"));
+        assert!(text.contains("storenode_sync_ops_applied_total 3"));
+        assert_eq!(m.rejected_total(), 3);
+    }
+}

@@ -1,0 +1,24 @@
+//! Sync over MQTT: stores and HQ exchange ops until they hold the same state.
+//!
+//! Layers, bottom up: `wire` (bytes <-> typed messages), `topic` (names), `link` (one rumqttc
+//! connection per node), `route` and `reaction` (pure decisions), and the two engines:
+//! `store_sync` (a store's outbox and down-log cursor) and `hq_sync` (fan-in of every store,
+//! per-store down-logs). The op log in SQLite is the source of truth and MQTT only transport:
+//! an op is delivered when the peer's ack covers it, and every (re)connect runs anti-entropy.
+
+pub mod broker;
+pub mod hq_sync;
+pub mod inspect;
+pub mod link;
+pub mod metrics;
+pub mod persist;
+pub mod reaction;
+pub mod route;
+pub mod store_sync;
+pub mod topic;
+pub mod wire;
+
+pub use broker::start_embedded_broker;
+pub use hq_sync::{spawn_hq_sync, HqSyncConfig, HqSyncHandle, StoreLink};
+pub use metrics::SyncMetrics;
+pub use store_sync::{spawn_store_sync, LinkStatus, StoreSyncConfig, StoreSyncHandle};

@@ -1,0 +1,177 @@
+//! The sync engines' side tables (migrations/0003_sync.sql): plain functions over a
+//! connection or transaction, run inside `Node::query` / `Node::write`.
+
+use super::route::RouteAction;
+use crate::domain::{ActorId, CustomerId, StoreId};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Store: last own seq HQ acknowledged.
+pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
+/// Store: last down-log index applied.
+pub const KEY_DOWN_IDX: &str = "down_idx";
+
+pub fn get_u64(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.unwrap_or(0).max(0) as u64)
+}
+
+pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value as i64],
+    )?;
+    Ok(())
+}
+
+/// HQ's routing position and scope, and the last down-log index per store.
+#[derive(Debug, Default)]
+pub struct HqLoaded {
+    pub routed: BTreeMap<ActorId, u64>,
+    /// Stores that already have a down-log (see `sync_stores`).
+    pub stores: BTreeSet<StoreId>,
+    pub scope: BTreeSet<(StoreId, CustomerId)>,
+    pub downlog_last: BTreeMap<StoreId, u64>,
+}
+
+pub fn load_hq(conn: &Connection) -> rusqlite::Result<HqLoaded> {
+    let mut out = HqLoaded::default();
+    let mut stmt = conn.prepare("SELECT actor, seq FROM sync_routed")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (actor, seq) = row?;
+        if let Ok(actor) = ActorId::parse(&actor) {
+            out.routed.insert(actor, seq.max(0) as u64);
+        }
+    }
+    let mut stmt = conn.prepare("SELECT store, customer FROM sync_scope")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (store, customer) = row?;
+        if let (Ok(s), Ok(c)) = (StoreId::parse(&store), CustomerId::parse(&customer)) {
+            out.scope.insert((s, c));
+        }
+    }
+    let mut stmt = conn.prepare("SELECT store FROM sync_stores")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        if let Ok(s) = StoreId::parse(&row?) {
+            out.stores.insert(s);
+        }
+    }
+    let mut stmt = conn.prepare("SELECT store, MAX(idx) FROM downlog GROUP BY store")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (store, idx) = row?;
+        if let Ok(s) = StoreId::parse(&store) {
+            out.downlog_last.insert(s, idx.max(0) as u64);
+        }
+    }
+    Ok(out)
+}
+
+fn append(tx: &Transaction, store: &str, actor: &str, seq: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO downlog (store, idx, actor, seq)
+         VALUES (?1, (SELECT COALESCE(MAX(idx), 0) + 1 FROM downlog WHERE store = ?1), ?2, ?3)",
+        params![store, actor, seq as i64],
+    )?;
+    Ok(())
+}
+
+/// Persist routing decisions and the new routing position in one transaction. Returns the
+/// last down-log index of every store that got entries.
+pub fn apply_routes(
+    tx: &Transaction,
+    actions: &[RouteAction],
+    routed: &[(ActorId, u64)],
+) -> rusqlite::Result<BTreeMap<StoreId, u64>> {
+    let mut touched = BTreeSet::new();
+    for action in actions {
+        match action {
+            RouteAction::Append { store, op } => {
+                append(tx, store.as_str(), op.actor.as_str(), op.seq)?;
+                touched.insert(store.clone());
+            }
+            RouteAction::Index { customer, op } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO sync_customer_ops (customer, actor, seq) VALUES (?1, ?2, ?3)",
+                    params![customer.as_str(), op.actor.as_str(), op.seq as i64],
+                )?;
+            }
+            RouteAction::EnterScope { store, customer } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO sync_scope (store, customer) VALUES (?1, ?2)",
+                    params![store.as_str(), customer.as_str()],
+                )?;
+                let mut stmt = tx.prepare(
+                    "SELECT actor, seq FROM sync_customer_ops
+                     WHERE customer = ?1 AND actor != ?2 ORDER BY actor, seq",
+                )?;
+                let past: Vec<(String, i64)> = stmt
+                    .query_map(params![customer.as_str(), store.actor().as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (actor, seq) in past {
+                    append(tx, store.as_str(), &actor, seq.max(0) as u64)?;
+                }
+                touched.insert(store.clone());
+            }
+        }
+    }
+    for (actor, seq) in routed {
+        tx.execute(
+            "INSERT INTO sync_routed (actor, seq) VALUES (?1, ?2)
+             ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq",
+            params![actor.as_str(), *seq as i64],
+        )?;
+    }
+    let mut last = BTreeMap::new();
+    for store in touched {
+        let idx: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(idx), 0) FROM downlog WHERE store = ?1",
+            params![store.as_str()],
+            |r| r.get(0),
+        )?;
+        last.insert(store, idx.max(0) as u64);
+    }
+    Ok(last)
+}
+
+/// Record stores as having a down-log.
+pub fn add_stores(tx: &Transaction, stores: &[StoreId]) -> rusqlite::Result<()> {
+    for store in stores {
+        tx.execute(
+            "INSERT OR IGNORE INTO sync_stores (store) VALUES (?1)",
+            params![store.as_str()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Down-log entries of `store` after `after_idx`, with the op bodies from the op log.
+pub fn downlog_read(
+    conn: &Connection,
+    store: &StoreId,
+    after_idx: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(u64, Vec<u8>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.idx, o.body FROM downlog d
+         JOIN ops o ON o.actor = d.actor AND o.seq = d.seq
+         WHERE d.store = ?1 AND d.idx > ?2 ORDER BY d.idx LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![store.as_str(), after_idx as i64, limit as i64],
+        |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, Vec<u8>>(1)?)),
+    )?;
+    rows.collect()
+}

@@ -1,0 +1,237 @@
+//! HQ's routing decisions: which stores need an op HQ applied (pure).
+//!
+//! A store needs every catalog op; every op about its own stock, orders and sales authored by
+//! someone else; every customer erasure; and the cart, profile and consent ops of customers in
+//! its scope. A customer enters a store's scope with an order there, a sale there naming them,
+//! or the store's `CustomerFollow`; on entry the store gets that customer's past ops too, so
+//! HQ keeps an index of customer ops. A store never gets its own ops back.
+
+use crate::domain::{CustomerId, Op, OpId, Payload, StoreId};
+use std::collections::BTreeSet;
+
+/// One consequence of routing an op, to be persisted in order in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Append the op to the store's down-log.
+    Append { store: StoreId, op: OpId },
+    /// Remember the op as one about this customer.
+    Index { customer: CustomerId, op: OpId },
+    /// The customer entered the store's scope: append every indexed op about the customer
+    /// not authored by the store.
+    EnterScope {
+        store: StoreId,
+        customer: CustomerId,
+    },
+}
+
+/// Routing state: the known stores and which customers each has in scope.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    stores: Vec<StoreId>,
+    scope: BTreeSet<(StoreId, CustomerId)>,
+}
+
+/// Customer data ops that travel to every store holding the customer in scope.
+fn is_customer_data(payload: &Payload) -> bool {
+    matches!(
+        payload,
+        Payload::CartSet { .. }
+            | Payload::CartRemove { .. }
+            | Payload::CustomerUpdate { .. }
+            | Payload::ConsentSet { .. }
+            | Payload::CustomerErase { .. }
+    )
+}
+
+/// The (store, customer) pair an op brings into scope, if any.
+fn scope_entry(payload: &Payload) -> Option<(StoreId, CustomerId)> {
+    match payload {
+        Payload::OrderPlace {
+            store, customer, ..
+        }
+        | Payload::CustomerFollow { store, customer } => Some((store.clone(), customer.clone())),
+        Payload::Sale {
+            store,
+            customer: Some(customer),
+            ..
+        } => Some((store.clone(), customer.clone())),
+        _ => None,
+    }
+}
+
+impl Router {
+    /// `scope` is what earlier routing recorded (persisted alongside the down-logs).
+    pub fn new(stores: Vec<StoreId>, scope: BTreeSet<(StoreId, CustomerId)>) -> Router {
+        Router { stores, scope }
+    }
+
+    pub fn stores(&self) -> &[StoreId] {
+        &self.stores
+    }
+
+    pub fn in_scope(&self, store: &StoreId, customer: &CustomerId) -> bool {
+        self.scope.contains(&(store.clone(), customer.clone()))
+    }
+
+    /// Route one op applied at HQ. Must see every op exactly once, in any order that keeps
+    /// each actor's seqs ascending.
+    pub fn route(&mut self, op: &Op) -> Vec<RouteAction> {
+        let mut out = Vec::new();
+        let id = op.id();
+        let not_author = |s: &StoreId| s.actor() != op.actor;
+        let payload = &op.payload;
+        if matches!(
+            payload,
+            Payload::CatalogPut { .. } | Payload::CustomerErase { .. }
+        ) {
+            for store in self.stores.iter().filter(|s| not_author(s)) {
+                out.push(RouteAction::Append {
+                    store: store.clone(),
+                    op: id.clone(),
+                });
+            }
+        } else if let Some(store) = payload.store() {
+            if not_author(store) && self.stores.contains(store) {
+                out.push(RouteAction::Append {
+                    store: store.clone(),
+                    op: id.clone(),
+                });
+            }
+        } else if let (true, Some(customer)) = (is_customer_data(payload), payload.customer()) {
+            for store in self.stores.iter().filter(|s| not_author(s)) {
+                if self.scope.contains(&(store.clone(), customer.clone())) {
+                    out.push(RouteAction::Append {
+                        store: store.clone(),
+                        op: id.clone(),
+                    });
+                }
+            }
+        }
+        if let (true, Some(customer)) = (is_customer_data(payload), payload.customer()) {
+            out.push(RouteAction::Index {
+                customer: customer.clone(),
+                op: id,
+            });
+        }
+        if let Some((store, customer)) = scope_entry(payload) {
+            if self.stores.contains(&store) && self.scope.insert((store.clone(), customer.clone()))
+            {
+                out.push(RouteAction::EnterScope { store, customer });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::op::OrderLine;
+    use crate::domain::{ActorId, Hlc, OrderId, Sku};
+
+    fn op(actor: ActorId, seq: u64, payload: Payload) -> Op {
+        Op {
+            actor,
+            seq,
+            hlc: Hlc::new(seq, 0),
+            payload,
+        }
+    }
+    fn s(x: &str) -> StoreId {
+        StoreId::parse(x).unwrap()
+    }
+    fn c(x: &str) -> CustomerId {
+        CustomerId::parse(x).unwrap()
+    }
+    fn appended_to(actions: &[RouteAction]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                RouteAction::Append { store, .. } => Some(store.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_hq_order_goes_only_to_its_store_and_brings_the_customer_into_scope() {
+        let mut r = Router::new(vec![s("a"), s("b")], BTreeSet::new());
+        let place = op(
+            ActorId::hq(),
+            1,
+            Payload::OrderPlace {
+                order_id: OrderId::parse("o1").unwrap(),
+                store: s("a"),
+                customer: c("c1"),
+                lines: vec![OrderLine {
+                    sku: Sku::parse("K").unwrap(),
+                    qty: 1,
+                }],
+                pickup_code: "ABCDEF".into(),
+                placed_at_ms: 1,
+            },
+        );
+        let actions = r.route(&place);
+        assert_eq!(appended_to(&actions), vec!["a"]);
+        assert!(actions.contains(&RouteAction::EnterScope {
+            store: s("a"),
+            customer: c("c1")
+        }));
+        assert!(r
+            .route(&place)
+            .iter()
+            .all(|a| !matches!(a, RouteAction::EnterScope { .. })));
+    }
+
+    #[test]
+    fn cart_ops_follow_scope_and_never_return_to_their_author() {
+        let mut r = Router::new(
+            vec![s("a"), s("b")],
+            BTreeSet::from([(s("a"), c("c1")), (s("b"), c("c1"))]),
+        );
+        let cart = |actor: ActorId, seq| {
+            op(
+                actor,
+                seq,
+                Payload::CartSet {
+                    customer: c("c1"),
+                    sku: Sku::parse("K").unwrap(),
+                    qty: 2,
+                },
+            )
+        };
+        assert_eq!(
+            appended_to(&r.route(&cart(ActorId::hq(), 1))),
+            vec!["a", "b"]
+        );
+        let from_a = r.route(&cart(s("a").actor(), 1));
+        assert_eq!(appended_to(&from_a), vec!["b"]);
+        assert!(matches!(from_a.last(), Some(RouteAction::Index { .. })));
+        let other = op(
+            ActorId::hq(),
+            2,
+            Payload::CartSet {
+                customer: c("c2"),
+                sku: Sku::parse("K").unwrap(),
+                qty: 2,
+            },
+        );
+        assert!(appended_to(&r.route(&other)).is_empty());
+    }
+
+    #[test]
+    fn a_stores_own_stock_ops_stay_home() {
+        let mut r = Router::new(vec![s("a"), s("b")], BTreeSet::new());
+        let receive = op(
+            s("a").actor(),
+            1,
+            Payload::StockReceive {
+                store: s("a"),
+                sku: Sku::parse("K").unwrap(),
+                qty: 5,
+                reason: crate::domain::op::ReceiveReason::Delivery,
+            },
+        );
+        assert!(r.route(&receive).is_empty());
+    }
+}
