@@ -74,6 +74,16 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Print a store's public signing key (creating the key beside the database on first use),
+    /// for registering the store at HQ.
+    Key {
+        /// The store's SQLite database file (the key is `<db>.ed25519`).
+        #[arg(long)]
+        db: PathBuf,
+        /// The store id.
+        #[arg(long)]
+        store: String,
+    },
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -105,6 +115,9 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Key { db, store } => {
+            storenode::signing::public_key_command(&db, &store).map(|line| println!("{line}"))
+        }
         Command::Decode { file } => storenode::sync::inspect::decode_command(file.as_deref())
             .map(|json| println!("{json}"))
             .map_err(anyhow::Error::from),

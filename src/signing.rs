@@ -165,6 +165,14 @@ impl StoreKey {
     }
 }
 
+/// `storenode key`: the line registering a store's public key at HQ, creating the key beside
+/// the database on first use.
+pub fn public_key_command(db: &Path, store: &str) -> anyhow::Result<String> {
+    let store = StoreId::parse(store)?;
+    let key = StoreKey::load_or_create(db, store.clone())?;
+    Ok(format!("{store} {}", key.public_hex()))
+}
+
 /// Write a new secret file atomically: temp file (0600), fsync, rename, fsync the folder.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("ed25519.tmp");
