@@ -15,11 +15,12 @@ use rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
 use storenode::domain::inventory::AllocationPolicy;
-use storenode::domain::op::{ConsumeReason, Payload};
+use storenode::domain::op::Payload;
 use storenode::domain::order::OrderStatus;
 use storenode::domain::version::VersionVector;
 use storenode::domain::{ActorId, Effect, Op, StoreId};
 use storenode::signing::{StoreKey, StoreKeys};
+use storenode::sync::reaction;
 
 /// Knobs of one run. Percentages are per delivery (loss, dup) or per scheduler step.
 #[derive(Debug, Clone)]
@@ -218,76 +219,35 @@ impl World {
         if who == 0 {
             for e in effects {
                 if let Effect::ReturnRequested { store, sku, qty } = e {
-                    let held = self.nodes[0]
+                    let plan = self.nodes[0]
                         .backend
-                        .read(|r| r.state().rights(store, sku, &ActorId::hq()));
-                    let give = (held.max(0) as u64).min(u64::from(*qty)) as u32;
-                    if give > 0 {
+                        .read(|r| reaction::plan_return(r.state(), store, sku, *qty));
+                    if let Some(payload) = plan {
                         self.stats.reactions += 1;
-                        self.submit(
-                            0,
-                            vec![Payload::StockTransfer {
-                                store: store.clone(),
-                                sku: sku.clone(),
-                                to: store.actor(),
-                                qty: give,
-                            }],
-                        );
+                        self.submit(0, vec![payload]);
                     }
                 }
             }
             return;
         }
-        let plan = self.store_plan(who);
-        if !plan.is_empty() {
+        // One op at a time, as the store engine submits them; its own reaction plans the
+        // rest from the new state. Each one reduces what is left to do, so this ends.
+        if let Some(first) = self.store_plan(who).into_iter().next() {
             self.stats.reactions += 1;
-            // Each reaction reduces what is left to do, so this recursion ends.
-            self.submit(who, plan);
+            self.submit(who, vec![first]);
         }
     }
 
-    /// Releases, shortfall cover and top-up a store owes, from its current state.
+    /// Releases, shortfall cover and top-up a store owes, from its current state: the real
+    /// store engine's decisions (`sync::reaction`).
     fn store_plan(&self, who: usize) -> Vec<Payload> {
         let store = self.nodes[who].actor.store().expect("store node");
-        let online = self.link_up[who];
-        let policy = self.policy;
+        let policy = self.link_up[who].then_some(self.policy);
         self.nodes[who].backend.read(|r| {
             let state = r.state();
-            let me = store.actor();
-            let mut plan: Vec<Payload> = state
-                .orders
-                .values()
-                .filter(|o| o.store == store && !o.released)
-                .filter(|o| matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired))
-                .map(|o| Payload::OrderRelease {
-                    order_id: o.id.clone(),
-                    store: store.clone(),
-                })
-                .collect();
-            for ((s, sku), counter) in state.stock.iter().filter(|((s, _), _)| *s == store) {
-                let mut counter = counter.clone();
-                let open = state.shortfall.get(&(s.clone(), sku.clone())).copied();
-                let cover = open.unwrap_or(0).min(counter.rights(&me).max(0) as u64) as u32;
-                if cover > 0 {
-                    counter.consume(&me, cover);
-                    plan.push(Payload::StockConsume {
-                        store: store.clone(),
-                        sku: sku.clone(),
-                        qty: cover,
-                        reason: ConsumeReason::ShrinkageCovered,
-                    });
-                }
-                if online {
-                    if let Some(qty) = policy.top_up(&counter, &me, &ActorId::hq()) {
-                        plan.push(Payload::StockTransfer {
-                            store: store.clone(),
-                            sku: sku.clone(),
-                            to: ActorId::hq(),
-                            qty,
-                        });
-                    }
-                }
-            }
+            let mut plan = reaction::plan_releases(state, &store);
+            let skus = reaction::all_skus(state, &store);
+            plan.extend(reaction::plan_stock(state, &store, &skus, policy.as_ref()));
             plan
         })
     }
