@@ -1,6 +1,6 @@
 //! Deterministic simulation of HQ and stores under loss, duplication, reordering, partitions
-//! and crashes (see `sim/mod.rs`). `SIM_SEEDS=<n>` runs more seeds (long mode), `SIM_SEED=<n>`
-//! replays one seed; a failing seed is printed.
+//! and crashes (see `sim/mod.rs`). `SIM_SEEDS=<n>` runs more seeds (long mode, from
+//! `SIM_SEED_START`, default 0), `SIM_SEED=<n>` replays one seed; a failing seed is printed.
 
 mod sim;
 
@@ -13,11 +13,11 @@ fn seeds(default: u64) -> Vec<u64> {
     if let Ok(one) = std::env::var("SIM_SEED") {
         return vec![one.parse().expect("SIM_SEED is a number")];
     }
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    (0..n).collect()
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let n = env("SIM_SEEDS").unwrap_or(default);
+    // `SIM_SEED_START` splits a long run across processes (cores).
+    let start = env("SIM_SEED_START").unwrap_or(0);
+    (start..start + n).collect()
 }
 
 #[test]
