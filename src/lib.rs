@@ -7,6 +7,8 @@ pub mod config;
 pub mod devices;
 pub mod domain;
 pub mod hq;
+pub mod signing;
+pub mod soak;
 pub mod store;
 pub mod sync;
 pub mod terminal;

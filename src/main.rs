@@ -79,6 +79,15 @@ enum Command {
         /// Concurrent writers (their ops share group commits).
         #[arg(long, default_value_t = 8)]
         writers: usize,
+        /// `hq` (catalog and carts) or `store:<id>` (receipts, sales, pickup orders).
+        #[arg(long, default_value = "hq")]
+        actor: String,
+        /// Broken on purpose (crash-test self-check): print acks before the commit.
+        #[arg(long, hide = true)]
+        unsafe_ack_before_commit: bool,
+        /// Broken on purpose (crash-test self-check): commit with synchronous=OFF.
+        #[arg(long, hide = true)]
+        unsafe_synchronous_off: bool,
     },
     /// Run a benchmark scenario: our figure, the baseline measured in the same run, the ratio.
     Bench {
@@ -105,6 +114,16 @@ enum Command {
         /// File holding the raw payload; without it, hex is read from stdin.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Print a store's public signing key (creating the key beside the database on first use),
+    /// for registering the store at HQ.
+    Key {
+        /// The store's SQLite database file (the key is `<db>.ed25519`).
+        #[arg(long)]
+        db: PathBuf,
+        /// The store id.
+        #[arg(long)]
+        store: String,
     },
     /// Print the state digest of a database, overall and per store.
     Digest {
@@ -161,15 +180,38 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Key { db, store } => {
+            storenode::signing::public_key_command(&db, &store).map(|line| println!("{line}"))
+        }
         Command::Decode { file } => storenode::sync::inspect::decode_command(file.as_deref())
             .map(|json| println!("{json}"))
             .map_err(anyhow::Error::from),
-        Command::Soak { db, ops, writers } => storenode::cli::soak(&db, ops, writers),
         Command::Bench {
             scenario,
             quick,
             json,
         } => storenode::bench::run(scenario, storenode::bench::Options { quick, json }),
+        Command::Soak {
+            db,
+            ops,
+            writers,
+            actor,
+            unsafe_ack_before_commit,
+            unsafe_synchronous_off,
+        } => match storenode::domain::ActorId::parse(&actor).map(|a| a.store()) {
+            Ok(Some(store)) => storenode::soak::run_store(
+                &db,
+                store,
+                storenode::soak::StoreSoak {
+                    ops,
+                    writers,
+                    unsafe_ack_before_commit,
+                    unsafe_synchronous_off,
+                },
+            ),
+            Ok(None) => storenode::cli::soak(&db, ops, writers),
+            Err(e) => Err(e.into()),
+        },
         Command::PrinterSim { listen, out } => block_on(async move {
             use anyhow::Context;
             storenode::devices::printer_sim::run_until_ctrl_c(listen, out.clone())

@@ -85,10 +85,19 @@ pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
     )?)
 }
 
+/// Set only by `storenode soak --unsafe-synchronous-off`, the deliberately broken mode that
+/// proves the crash-loop test catches lost writes. Never set it anywhere else.
+pub const UNSAFE_SYNCHRONOUS_OFF_ENV: &str = "STORENODE_UNSAFE_SYNCHRONOUS_OFF";
+
 /// Pragmas of the writer connection: WAL, and a full fsync on every commit.
 pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    if std::env::var_os(UNSAFE_SYNCHRONOUS_OFF_ENV).is_some() {
+        tracing::warn!("synchronous=OFF (crash-test self-check): acknowledged ops can be lost");
+        conn.pragma_update(None, "synchronous", "OFF")?;
+    } else {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())

@@ -13,8 +13,9 @@ use super::persist::{self, HqLoaded};
 use super::reaction::plan_return;
 use super::route::Router;
 use super::topic::{TopicKind, Topics};
-use super::wire::{self, Ack, Message, Status, UpBatch};
+use super::wire::{self, Ack, Message, SignedUp, Status, UpBatch};
 use crate::domain::{ActorId, Effect, StoreId};
+use crate::signing::StoreKeys;
 use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::AsyncClient;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +45,10 @@ pub struct HqSyncConfig {
     pub retransmit_ms: u64,
     /// Most down-log entries sent to one store and not yet acked.
     pub inflight_ops_max: u64,
+    /// The stores' public keys. When set, every up-batch must be signed by the store of its
+    /// topic (`SignedUp`); unsigned, wrongly signed and cross-store batches are refused,
+    /// counted and logged. `None` accepts unsigned batches (demo, tests).
+    pub store_keys: Option<Arc<StoreKeys>>,
 }
 
 impl HqSyncConfig {
@@ -58,6 +63,7 @@ impl HqSyncConfig {
             batch_ops_max: 500,
             retransmit_ms: 3_000,
             inflight_ops_max: 5_000,
+            store_keys: None,
         }
     }
 }
@@ -341,7 +347,16 @@ impl HqEngine {
             }
         };
         match (kind, msg) {
-            (TopicKind::Up, Message::Up(batch)) => self.on_up(store, batch).await,
+            (TopicKind::Up, Message::Up(batch)) => match &self.cfg.store_keys {
+                Some(keys) => {
+                    // Counted and logged by the verifier.
+                    if let Err(e) = keys.verify(&store, &batch.store, &[], None) {
+                        self.metrics.reject(e.reason());
+                    }
+                }
+                None => self.on_up(store, batch).await,
+            },
+            (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed).await,
             (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(store, ack),
             (TopicKind::Status, Message::Status(status)) => self.on_status(store, status),
             (kind, msg) => {
@@ -363,6 +378,29 @@ impl HqEngine {
             return Err("wrong_actor");
         }
         Ok(())
+    }
+
+    /// Verify a signed batch's bytes (when keys are configured), then open and apply it.
+    async fn on_signed_up(&mut self, store: StoreId, signed: SignedUp) {
+        if let Some(keys) = &self.cfg.store_keys {
+            let checked = keys.verify(
+                &store,
+                &signed.store,
+                &signed.batch,
+                Some(&signed.signature),
+            );
+            if let Err(e) = checked {
+                self.metrics.reject(e.reason());
+                return;
+            }
+        }
+        match wire::open_signed_up(&signed) {
+            Ok(batch) => self.on_up(store, batch).await,
+            Err(e) => {
+                self.metrics.reject(e.reason());
+                tracing::warn!(store = %store, error = %e, "refused a signed batch");
+            }
+        }
     }
 
     async fn on_up(&mut self, store: StoreId, batch: UpBatch) {

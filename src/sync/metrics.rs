@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 7] = [
+pub const REJECT_REASONS: [&str; 12] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -15,6 +15,12 @@ pub const REJECT_REASONS: [&str; 7] = [
     "wrong_actor",
     "unknown_store",
     "wrong_store",
+    // Signed batches (`crate::signing::Rejected::reason`).
+    "unsigned",
+    "bad_signature",
+    "signed_by_other_store",
+    "topic_mismatch",
+    "foreign_actor",
 ];
 
 /// Sync counters and gauges of one node.

@@ -16,6 +16,7 @@ use super::topic::{TopicKind, Topics};
 use super::wire::{self, Ack, DownBatch, Message, Status};
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::{ActorId, Effect, Payload, Sku, StoreId};
+use crate::signing::{KeyError, StoreKey};
 use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::AsyncClient;
 use std::collections::BTreeSet;
@@ -49,6 +50,8 @@ pub struct StoreSyncConfig {
     pub retransmit_ms: u64,
     /// Most own ops published and not yet acked.
     pub inflight_ops_max: u64,
+    /// The store's ed25519 key: when set, every up-batch is signed (`SignedUp`).
+    pub signing_key: Option<Arc<StoreKey>>,
 }
 
 impl StoreSyncConfig {
@@ -66,7 +69,16 @@ impl StoreSyncConfig {
             version: env!("CARGO_PKG_VERSION").to_string(),
             retransmit_ms: 3_000,
             inflight_ops_max: 5_000,
+            signing_key: None,
         }
+    }
+
+    /// Sign up-batches with the key kept beside the store's database at `db`, created on
+    /// first start (register its public key at HQ: `storenode key --db ...`).
+    pub fn with_key_beside(mut self, db: &std::path::Path) -> Result<Self, KeyError> {
+        let key = StoreKey::load_or_create(db, self.store.clone())?;
+        self.signing_key = Some(Arc::new(key));
+        Ok(self)
     }
 }
 

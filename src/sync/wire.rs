@@ -6,6 +6,7 @@
 //! and refuses unknown versions, oversized payloads and trailing garbage.
 
 use crate::domain::{ActorId, Op, StoreId};
+use crate::signing::StoreKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -55,6 +56,16 @@ pub struct Status {
     pub at_ms: u64,
 }
 
+/// An up-batch signed by its store (store -> HQ, topic `up`): `batch` is the postcard
+/// encoding of an [`UpBatch`] and `signature` the store's ed25519 signature over exactly those
+/// bytes (`crate::signing`). HQ verifies the bytes before it decodes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedUp {
+    pub store: StoreId,
+    pub batch: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
 /// Every sync message. Variant order is part of the wire format: only append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -62,6 +73,7 @@ pub enum Message {
     Down(DownBatch),
     Ack(Ack),
     Status(Status),
+    SignedUp(SignedUp),
 }
 
 impl Message {
@@ -72,6 +84,7 @@ impl Message {
             Message::Down(_) => "down",
             Message::Ack(_) => "ack",
             Message::Status(_) => "status",
+            Message::SignedUp(_) => "signed_up",
         }
     }
 }
@@ -179,6 +192,55 @@ pub fn encode_up(store: &StoreId, ops: &[Op], ops_max: usize) -> Result<Vec<Enco
     })
 }
 
+/// Encode `ops` as signed up-batches, split like [`encode_up`], each signed with `key`.
+pub fn encode_signed_up(
+    key: &StoreKey,
+    ops: &[Op],
+    ops_max: usize,
+) -> Result<Vec<Encoded>, WireError> {
+    let store = key.store().clone();
+    let plain = encode_up(&store, ops, ops_max)?;
+    let mut out = Vec::with_capacity(plain.len());
+    let mut offset = 0;
+    for chunk in plain {
+        let inner = UpBatch {
+            store: store.clone(),
+            ops: ops[offset..offset + chunk.ops].to_vec(),
+        };
+        offset += chunk.ops;
+        let batch =
+            postcard::to_allocvec(&inner).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let signature = key.sign(&batch).to_vec();
+        let bytes = encode(&Message::SignedUp(SignedUp {
+            store: store.clone(),
+            batch,
+            signature,
+        }))?;
+        out.push(Encoded {
+            bytes,
+            ops: chunk.ops,
+        });
+    }
+    Ok(out)
+}
+
+/// The batch inside a signed up-batch (call only after its signature verified). Refuses
+/// malformed bytes, trailing garbage and too many ops, like [`decode`].
+pub fn open_signed_up(signed: &SignedUp) -> Result<UpBatch, WireError> {
+    let (batch, rest) = postcard::take_from_bytes::<UpBatch>(&signed.batch)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Trailing(rest.len()));
+    }
+    if batch.ops.len() > BATCH_OPS_MAX {
+        return Err(WireError::TooManyOps {
+            count: batch.ops.len(),
+            max: BATCH_OPS_MAX,
+        });
+    }
+    Ok(batch)
+}
+
 /// Encode down-log entries `first_idx..` as down-batches, split like [`encode_up`].
 pub fn encode_down(first_idx: u64, ops: &[Op], ops_max: usize) -> Result<Vec<Encoded>, WireError> {
     encode_split(ops, ops_max, |offset, chunk| {
@@ -247,6 +309,14 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
             "type": "status", "online": s.online, "version": s.version,
             "outbox": s.outbox, "at_ms": s.at_ms,
         }),
+        Message::SignedUp(s) => {
+            let inner = open_signed_up(s);
+            serde_json::json!({
+                "type": "signed_up", "store": s.store, "signature": hex::encode(&s.signature),
+                "ops": inner.as_ref().map(|b| &b.ops).ok(),
+                "batch_error": inner.as_ref().err().map(|e| e.to_string()),
+            })
+        }
     };
     let mut value = serde_json::json!({ "version": WIRE_VERSION });
     if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), body) {
@@ -284,6 +354,38 @@ mod tests {
         let bytes = encode(&msg).unwrap();
         assert_eq!(bytes[0], WIRE_VERSION);
         assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn a_signed_up_batch_round_trips_and_its_inner_batch_opens() {
+        let key = StoreKey::from_secret(StoreId::parse("norte").unwrap(), [7; 32]);
+        let ops: Vec<Op> = (1..=25).map(|s| cart_op(s, 2)).collect();
+        let batches = encode_signed_up(&key, &ops, 10).unwrap();
+        assert_eq!(batches.len(), 3);
+        let mut back = Vec::new();
+        for b in &batches {
+            let Message::SignedUp(signed) = decode(&b.bytes).unwrap() else {
+                panic!("not a signed batch")
+            };
+            assert_eq!(signed.signature, key.sign(&signed.batch).to_vec());
+            back.extend(open_signed_up(&signed).unwrap().ops);
+        }
+        assert_eq!(back, ops);
+        let json = to_json(&decode(&batches[0].bytes).unwrap());
+        assert_eq!(json["type"], "signed_up");
+        let mut broken = SignedUp {
+            store: key.store().clone(),
+            batch: vec![1, 2, 3],
+            signature: vec![],
+        };
+        assert!(open_signed_up(&broken).is_err());
+        broken.batch = postcard::to_allocvec(&UpBatch {
+            store: key.store().clone(),
+            ops: vec![],
+        })
+        .unwrap();
+        broken.batch.push(9);
+        assert_eq!(open_signed_up(&broken), Err(WireError::Trailing(1)));
     }
 
     #[test]

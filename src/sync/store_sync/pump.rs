@@ -130,7 +130,11 @@ impl StoreEngine {
                     return;
                 }
             };
-            let batches = match wire::encode_up(&self.cfg.store, &ops, self.cfg.batch_ops_max) {
+            let encoded = match &self.cfg.signing_key {
+                Some(key) => wire::encode_signed_up(key, &ops, self.cfg.batch_ops_max),
+                None => wire::encode_up(&self.cfg.store, &ops, self.cfg.batch_ops_max),
+            };
+            let batches = match encoded {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode the outbox");

@@ -1,0 +1,287 @@
+//! What staff, HQ and the online shop do between syncs, chosen by the seeded scheduler.
+//! Every action goes through the replica's own validation; refusals (not enough stock, an
+//! order that moved on) are expected and counted.
+
+use super::World;
+use std::collections::BTreeMap;
+use storenode::domain::count::plan_count;
+use storenode::domain::op::{
+    Advance, CancelKind, OrderLine, ProfilePatch, ReceiveReason, SaleLine, Tender,
+};
+use storenode::domain::order::OrderStatus;
+use storenode::domain::{CustomerId, Ean13, Op, OrderId, Payload, SaleId, Sku, StoreId};
+
+const SKUS: [(&str, &str); 4] = [
+    ("SKU-ACEITE", "4006381333931"),
+    ("SKU-JAMON", "8410000000016"),
+    ("SKU-TURRON", "8412345678905"),
+    ("SKU-CAFE", "5901234123457"),
+];
+const CUSTOMERS: [&str; 4] = ["C-0001", "C-0002", "C-0003", "C-0004"];
+
+fn sku(i: u64) -> Sku {
+    Sku::parse(SKUS[i as usize % SKUS.len()].0).expect("sku")
+}
+fn customer(i: u64) -> CustomerId {
+    CustomerId::parse(CUSTOMERS[i as usize % CUSTOMERS.len()]).expect("customer")
+}
+
+/// HQ's catalog, provisioned on every node before the run.
+pub fn catalog() -> Vec<Payload> {
+    SKUS.iter()
+        .enumerate()
+        .map(|(i, (s, e))| Payload::CatalogPut {
+            sku: Sku::parse(s).expect("sku"),
+            ean: Ean13::parse(e).expect("ean"),
+            name: format!("Producto {i} señal"),
+            price_cents: 150 + 100 * i as i64,
+            vat_bp: 1000,
+        })
+        .collect()
+}
+
+/// One local action at node `who`.
+pub fn local(w: &mut World, who: usize) {
+    let payloads = if who == 0 {
+        hq_action(w)
+    } else {
+        store_action(w, who)
+    };
+    if let Some(p) = payloads {
+        w.submit(who, p);
+    }
+}
+
+fn next_id(w: &mut World, prefix: &str) -> String {
+    w.next_id += 1;
+    format!("{prefix}-{}", w.next_id)
+}
+
+/// Open orders of `store` (any store when `None`) as the acting node sees them.
+fn open_orders(
+    w: &World,
+    who: usize,
+    store: Option<&StoreId>,
+) -> Vec<(OrderId, StoreId, OrderStatus)> {
+    w.nodes[who].backend.read(|r| {
+        r.state()
+            .orders
+            .values()
+            .filter(|o| store.is_none_or(|s| &o.store == s) && o.status.is_open())
+            .map(|o| (o.id.clone(), o.store.clone(), o.status))
+            .collect()
+    })
+}
+
+fn place(w: &mut World, store: StoreId) -> Payload {
+    let n_lines = w.rng.range(1, 2);
+    let lines = (0..n_lines)
+        .map(|_| OrderLine {
+            sku: sku(w.rng.below(4)),
+            qty: w.rng.range(1, 2) as u32,
+        })
+        .collect();
+    Payload::OrderPlace {
+        order_id: OrderId::parse(&next_id(w, "O")).expect("order id"),
+        store,
+        customer: customer(w.rng.below(4)),
+        lines,
+        pickup_code: "K7P2QX".into(),
+        placed_at_ms: w.now_ms,
+    }
+}
+
+fn cart_edit(w: &mut World, who: usize) -> Option<Payload> {
+    let c = customer(w.rng.below(4));
+    let k = sku(w.rng.below(4));
+    Some(match w.rng.below(4) {
+        0 => {
+            let observed = w.nodes[who]
+                .backend
+                .read(|r| r.state().carts.get(&c).map(|cart| cart.observed(&k)))?;
+            Payload::CartRemove {
+                customer: c,
+                sku: k,
+                observed,
+            }
+        }
+        1 => Payload::CustomerUpdate {
+            customer: c,
+            patch: ProfilePatch {
+                phone: Some(format!("+34 600 {:06}", w.rng.below(1_000_000))),
+                ..Default::default()
+            },
+        },
+        _ => Payload::CartSet {
+            customer: c,
+            sku: k,
+            qty: w.rng.range(1, 3) as u32,
+        },
+    })
+}
+
+fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
+    let stores = w.stores().len() as u64;
+    let store = w.nodes[1 + w.rng.below(stores) as usize]
+        .actor
+        .store()
+        .expect("store");
+    Some(vec![match w.rng.below(100) {
+        0..=39 => place(w, store),
+        40..=54 => {
+            let open = open_orders(w, 0, None);
+            let (order_id, store, _) = w.rng.pick(&open)?.clone();
+            let kind = if w.rng.chance(25) {
+                CancelKind::Expired
+            } else {
+                CancelKind::Cancelled
+            };
+            Payload::OrderCancel {
+                order_id,
+                store,
+                kind,
+            }
+        }
+        55..=62 => {
+            let mut put = catalog().swap_remove(w.rng.below(4) as usize);
+            if let Payload::CatalogPut { price_cents, .. } = &mut put {
+                *price_cents += w.rng.below(500) as i64;
+            }
+            put
+        }
+        63..=64 => Payload::CustomerErase {
+            customer: customer(w.rng.below(4)),
+        },
+        _ => cart_edit(w, 0)?,
+    }])
+}
+
+fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
+    let store = w.nodes[who].actor.store().expect("store");
+    Some(match w.rng.below(100) {
+        0..=14 => vec![Payload::StockReceive {
+            store,
+            sku: sku(w.rng.below(4)),
+            qty: w.rng.range(1, 8) as u32,
+            reason: ReceiveReason::Delivery,
+        }],
+        15..=39 => vec![sale(w, who, store)],
+        40..=47 => vec![place(w, store)],
+        48..=67 => vec![advance(w, who, &store)?],
+        68..=71 => {
+            let open = open_orders(w, who, Some(&store));
+            let (order_id, store, _) = w.rng.pick(&open)?.clone();
+            vec![Payload::OrderCancel {
+                order_id,
+                store,
+                kind: CancelKind::Cancelled,
+            }]
+        }
+        72..=77 => {
+            let k = sku(w.rng.below(4));
+            let on_hand = w.nodes[who].backend.read(|r| r.state().on_hand(&store, &k));
+            let counted = (on_hand + w.rng.range(0, 5) as i64 - 3).max(0) as u32;
+            w.nodes[who]
+                .backend
+                .read(|r| plan_count(r.state(), &store, &k, counted))
+        }
+        78..=82 => vec![Payload::CustomerFollow {
+            customer: customer(w.rng.below(4)),
+            store,
+        }],
+        _ => vec![cart_edit(w, who)?],
+    })
+}
+
+fn sale(w: &mut World, who: usize, store: StoreId) -> Payload {
+    let n_lines = w.rng.range(1, 2);
+    let lines = (0..n_lines)
+        .map(|_| {
+            let k = sku(w.rng.below(4));
+            let price = w.nodes[who]
+                .backend
+                .read(|r| r.state().catalog.get(&k).map_or(100, |p| p.price_cents));
+            SaleLine {
+                sku: k,
+                qty: w.rng.range(1, 3) as u32,
+                unit_cents: price,
+                vat_bp: 1000,
+            }
+        })
+        .collect();
+    let customer = w.rng.chance(30).then(|| customer(w.rng.below(4)));
+    Payload::Sale {
+        store,
+        sale_id: SaleId::parse(&next_id(w, "S")).expect("sale id"),
+        lines,
+        tender: if w.rng.chance(50) {
+            Tender::Card
+        } else {
+            Tender::Cash
+        },
+        customer,
+    }
+}
+
+/// The next step of a random open order of the store: start, pick a line, ready, hand over.
+fn advance(w: &mut World, who: usize, store: &StoreId) -> Option<Payload> {
+    let open = open_orders(w, who, Some(store));
+    let (order_id, store, status) = w.rng.pick(&open)?.clone();
+    let unpicked = w.nodes[who].backend.read(|r| {
+        r.state().orders.get(&order_id).and_then(|o| {
+            o.lines
+                .iter()
+                .find(|(_, l)| l.picked < l.qty)
+                .map(|(k, l)| (k.clone(), l.picked + 1))
+        })
+    });
+    let to = match (status, unpicked) {
+        (OrderStatus::Placed, _) => Advance::Picking,
+        (OrderStatus::Picking, Some((sku, picked))) => {
+            return Some(Payload::OrderPick {
+                order_id,
+                store,
+                sku,
+                picked,
+            })
+        }
+        (OrderStatus::Picking, None) => Advance::Ready,
+        _ => Advance::HandedOver,
+    };
+    Some(Payload::OrderAdvance {
+        order_id,
+        store,
+        to,
+    })
+}
+
+/// Add an op's units to (into, out) per (store, sku): receipts in; sales, reservations and
+/// consumption out. Released orders are added back by the caller from the merged state.
+pub fn count_flow(op: &Op, flow: &mut BTreeMap<(String, String), (i64, i64)>) {
+    let mut add = |store: &StoreId, sku: &Sku, into: u32, out: u32| {
+        let e = flow
+            .entry((store.to_string(), sku.to_string()))
+            .or_default();
+        e.0 += i64::from(into);
+        e.1 += i64::from(out);
+    };
+    match &op.payload {
+        Payload::StockReceive {
+            store, sku, qty, ..
+        } => add(store, sku, *qty, 0),
+        Payload::StockConsume {
+            store, sku, qty, ..
+        } => add(store, sku, 0, *qty),
+        Payload::Sale { store, lines, .. } => {
+            for l in lines {
+                add(store, &l.sku, 0, l.qty);
+            }
+        }
+        Payload::OrderPlace { store, lines, .. } => {
+            for l in lines {
+                add(store, &l.sku, 0, l.qty);
+            }
+        }
+        _ => {}
+    }
+}
