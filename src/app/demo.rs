@@ -5,7 +5,7 @@
 //! `base_port + 2`; the broker on `broker_port`.
 
 use super::sync_views::{hq_sync_config, store_sync_config, DemoLinks, HqSyncView, StoreLinkView};
-use super::{interrupted, seed, serve, shutdown_channel, spawn_webhook, store_router};
+use super::{interrupted, seed, serve, shutdown_channel, spawn_webhook};
 use crate::config::{Config, HqConfig, StoreConfig};
 use crate::devices::printer_sim::PrinterSim;
 use crate::domain::{ActorId, Sku, StoreId};
@@ -247,7 +247,15 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
             .get(id)
             .cloned()
             .ok_or_else(|| anyhow!("no sync for {id}"))?;
-        let router = store_router(node.clone(), id.clone(), Arc::new(StoreLinkView(handle)));
+        let (router, tasks) = super::store_node::store_app(
+            node.clone(),
+            cfg,
+            Arc::new(handle.clone()),
+            Arc::new(StoreLinkView(handle)),
+            shutdown.clone(),
+        )
+        .await?;
+        servers.extend(tasks);
         servers.push(serve(cfg.http.listen, router, shutdown.clone()).await?.1);
     }
     println!("{}", banner(&o));

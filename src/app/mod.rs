@@ -5,6 +5,7 @@
 mod demo;
 pub mod seed;
 mod store_http;
+pub mod store_node;
 mod sync_views;
 
 use crate::config::{Config, HqConfig, StoreConfig};
@@ -158,13 +159,23 @@ pub async fn run_store(config: StoreConfig) -> anyhow::Result<()> {
     let sync =
         crate::sync::spawn_store_sync(node.clone(), store_sync_config(&config), shutdown.clone());
     let view = Arc::new(StoreLinkView(sync.clone()));
-    let router = store_router(node, config.store.clone(), view);
+    let (router, tasks) = store_node::store_app(
+        node,
+        &config,
+        Arc::new(sync.clone()),
+        view,
+        shutdown.clone(),
+    )
+    .await?;
     let (addr, server) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%addr, store = %config.store, "store node listening");
     interrupted().await;
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = server.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     sync.join().await;
     Ok(())
 }

@@ -1,0 +1,128 @@
+//! Everything a store node serves and drives beside sync: the associate terminal, its print
+//! worker, staff from the config, and the node's own `/healthz` and `/metrics`.
+
+use super::store_http::StoreSyncView;
+use crate::config::StoreConfig;
+use crate::devices::escpos::document::StoreHeader;
+use crate::devices::print_queue::{Backoff, PrintWorker};
+use crate::devices::printer::PrinterTransport;
+use crate::store::Node;
+use crate::terminal::print::{MemoryPrintSink, PrintSink};
+use crate::terminal::spool::QueuePrintSink;
+use crate::terminal::{TerminalConfig, TerminalState};
+use anyhow::Context;
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// A printer URI from the config as a transport.
+pub fn transport(uri: &str) -> anyhow::Result<PrinterTransport> {
+    if let Some(addr) = uri.strip_prefix("tcp://") {
+        return Ok(PrinterTransport::Tcp {
+            addr: addr.to_string(),
+        });
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        return Ok(PrinterTransport::File {
+            path: PathBuf::from(path),
+        });
+    }
+    if let Some(path) = uri.strip_prefix("serial://") {
+        return Ok(PrinterTransport::Serial {
+            path: PathBuf::from(path),
+        });
+    }
+    if let Some(path) = uri.strip_prefix("usb://") {
+        return Ok(PrinterTransport::Usb {
+            path: PathBuf::from(path),
+        });
+    }
+    anyhow::bail!("unsupported printer uri {uri}")
+}
+
+/// Staff from the config, with their argon2 hashes as given.
+async fn load_staff(node: &Node, cfg: &StoreConfig) -> anyhow::Result<()> {
+    let staff: Vec<(String, String, String, String)> = cfg
+        .staff
+        .iter()
+        .map(|s| {
+            (
+                s.staff.clone(),
+                s.name.clone(),
+                s.role.as_str().to_string(),
+                s.pin_hash.clone(),
+            )
+        })
+        .collect();
+    node.write(move |tx| {
+        for (staff, name, role, hash) in &staff {
+            tx.execute(
+                "INSERT INTO terminal_staff (staff, name, role, pin_hash) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(staff) DO UPDATE SET name = ?2, role = ?3, pin_hash = ?4",
+                rusqlite::params![staff, name, role, hash],
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .context("loading staff")?;
+    Ok(())
+}
+
+/// The store node's router (terminal behind our `/healthz` and `/metrics`) and the tasks it
+/// started (the print worker), which stop when `shutdown` turns true.
+pub async fn store_app(
+    node: Node,
+    cfg: &StoreConfig,
+    link: Arc<dyn crate::terminal::link::LinkStatusSource>,
+    view: Arc<dyn StoreSyncView>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(Router, Vec<JoinHandle<()>>)> {
+    load_staff(&node, cfg).await?;
+    let mut tasks = Vec::new();
+    let printer: Arc<dyn PrintSink> = match cfg.printers.first() {
+        Some(p) => {
+            let wake = Arc::new(Notify::new());
+            let conn = rusqlite::Connection::open(cfg.db_path())?;
+            let worker = PrintWorker {
+                conn,
+                printer: p.name.clone(),
+                transport: transport(&p.uri)?,
+                backoff: Backoff::default(),
+                wake: wake.clone(),
+            };
+            let (task, health) = worker.spawn(shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(e)) = task.await {
+                    tracing::error!(error = %e, "print worker stopped");
+                }
+            }));
+            let header = StoreHeader {
+                name: format!("storenode {}", cfg.store),
+                address: Vec::new(),
+                tax_id: String::new(),
+            };
+            Arc::new(QueuePrintSink::new(
+                node.clone(),
+                &p.name,
+                header,
+                wake,
+                Some(health),
+            ))
+        }
+        None => Arc::new(MemoryPrintSink::default()),
+    };
+    let mut tcfg = TerminalConfig::new(cfg.store.clone());
+    tcfg.pickup_keys = cfg
+        .pickup
+        .qr_keys
+        .iter()
+        .map(|k| k.bytes().to_vec())
+        .collect();
+    let state = TerminalState::new(node.clone(), link, printer, tcfg);
+    let terminal = crate::terminal::app(state);
+    let router = super::store_router(node, cfg.store.clone(), view).fallback_service(terminal);
+    Ok((router, tasks))
+}
