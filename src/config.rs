@@ -168,8 +168,9 @@ pub struct PrinterConfig {
     pub kind: Option<String>,
 }
 
-/// A scanner source. `uri` is `tcp://listen-addr`, `serial:///dev/ttyACM0`, `evdev:///dev/input/eventN`
-/// or `stdin:`.
+/// A scanner source. `uri` is `tcp://listen-addr`, `serial:///dev/ttyACM0[?baud=N]`,
+/// `bridge:///dev/ttyACM0[?baud=N]` (the counter bridge firmware), `evdev:///dev/input/eventN[?layout=us|es]`
+/// or `stdin:` (see `devices::scanner::ScannerConfig::from_uri`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScannerConfig {
@@ -530,7 +531,6 @@ fn check_token(path: &str, token: &str, errs: &mut Vec<ConfigError>) {
 }
 
 const PRINTER_SCHEMES: &[&str] = &["tcp://", "file://", "serial://", "usb://"];
-const SCANNER_SCHEMES: &[&str] = &["tcp://", "serial://", "evdev://", "stdin:"];
 
 fn check_devices(c: &StoreConfig, errs: &mut Vec<ConfigError>) {
     let mut names = BTreeSet::new();
@@ -561,12 +561,8 @@ fn check_devices(c: &StoreConfig, errs: &mut Vec<ConfigError>) {
     }
     let mut names = BTreeSet::new();
     for (i, s) in c.scanners.iter().enumerate() {
-        if !SCANNER_SCHEMES.iter().any(|p| s.uri.starts_with(p)) {
-            push(
-                errs,
-                &format!("scanners[{i}].uri"),
-                format!("expected one of {SCANNER_SCHEMES:?}, got {:?}", s.uri),
-            );
+        if let Err(reason) = crate::devices::scanner::ScannerConfig::from_uri(&s.uri) {
+            push(errs, &format!("scanners[{i}].uri"), reason);
         }
         if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
             push(

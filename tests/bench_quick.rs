@@ -69,3 +69,8 @@ fn replicate_quick_prints_a_result_line() {
 fn catch_up_quick_prints_a_result_line() {
     assert_result_line("catch-up", &bench("catch-up", &[]));
 }
+
+#[test]
+fn scan_to_screen_quick_prints_a_result_line() {
+    assert_result_line("scan-to-screen", &bench("scan-to-screen", &[]));
+}

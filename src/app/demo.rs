@@ -79,6 +79,7 @@ fn store_config(
     store: &str,
     port: u16,
     printer: std::net::SocketAddr,
+    scanner: u16,
 ) -> anyhow::Result<StoreConfig> {
     let dir = o.data_dir.join(store);
     let text = format!(
@@ -87,6 +88,7 @@ fn store_config(
          [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
          [pickup]\nexpire_after_days = 7\nqr_keys = [\"{DEMO_QR_KEY}\"]\n\
          [[printers]]\nname = \"counter\"\nuri = \"tcp://{printer}\"\n\
+         [[scanners]]\nname = \"counter\"\nuri = \"tcp://127.0.0.1:{scanner}\"\n\
          [[staff]]\nstaff = \"1001\"\nname = \"Lucía Pérez\"\nrole = \"associate\"\npin_hash = \"{PIN_1234}\"\n\
          [[staff]]\nstaff = \"9001\"\nname = \"Javier Gómez\"\nrole = \"manager\"\npin_hash = \"{PIN_4321}\"\n",
         dir = dir.display().to_string(),
@@ -172,6 +174,11 @@ async fn seed_orders(state: &HqState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The TCP scanner source of the `i`th demo store: network scanners (or `nc`) send `code\r\n`.
+fn scanner_port(o: &DemoOptions, i: usize) -> u16 {
+    o.base_port.saturating_add(11 + i as u16)
+}
+
 fn banner(o: &DemoOptions) -> String {
     let b = o.base_port;
     format!(
@@ -180,15 +187,19 @@ fn banner(o: &DemoOptions) -> String {
          madrid-centro          http://127.0.0.1:{m}/\n\
          sevilla-nervion        http://127.0.0.1:{s}/\n\
          MQTT broker            127.0.0.1:{broker}\n\
-         Printer output         {printers}/<store>/\n\n\
+         Printer output         {printers}/<store>/\n\
+         Scanners (TCP)         madrid-centro 127.0.0.1:{scan_m}, sevilla-nervion 127.0.0.1:{scan_s}\n\n\
          Terminal logins: associate 1001 / PIN 1234, manager 9001 / PIN 4321\n\
          Try: curl -H 'Authorization: Bearer {DEMO_TOKEN}' http://127.0.0.1:{b}/api/v1/stores\n\
+         Scan: open a terminal page, then  printf '8410234782535\\r\\n' > /dev/tcp/127.0.0.1/{scan_m}\n\
          Ctrl-C stops the demo; starting it again reuses the data.\n",
         dir = o.data_dir.display(),
         m = b.saturating_add(1),
         s = b.saturating_add(2),
         broker = o.broker_port,
         printers = o.data_dir.join("printers").display(),
+        scan_m = scanner_port(o, 0),
+        scan_s = scanner_port(o, 1),
     )
 }
 
@@ -212,7 +223,7 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         let sim = PrinterSim::bind(([127, 0, 0, 1], 0).into(), out.clone())
             .await
             .with_context(|| format!("printer emulator for {name}"))?;
-        let cfg = store_config(&o, name, port, sim.local_addr()?)?;
+        let cfg = store_config(&o, name, port, sim.local_addr()?, scanner_port(&o, i))?;
         printers.push(tokio::spawn(sim.serve(shutdown.clone())));
         std::fs::create_dir_all(&cfg.data_dir)?;
         stores.push((cfg.store.clone(), open(&cfg.db_path(), cfg.store.actor())?));

@@ -6,6 +6,7 @@ use crate::config::StoreConfig;
 use crate::devices::escpos::document::StoreHeader;
 use crate::devices::print_queue::{Backoff, PrintWorker};
 use crate::devices::printer::PrinterTransport;
+use crate::devices::scanner::{spawn_scanner, ScannerConfig};
 use crate::store::Node;
 use crate::terminal::print::{MemoryPrintSink, PrintSink};
 use crate::terminal::spool::QueuePrintSink;
@@ -71,8 +72,37 @@ async fn load_staff(node: &Node, cfg: &StoreConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Scans a source may queue while the terminal forwards the previous ones.
+const SCAN_QUEUE: usize = 64;
+
+/// Starts the configured scanner sources: their scans show on every open terminal page and
+/// their status on the status screen. The sources stop when `shutdown` turns true.
+fn start_scanners(
+    cfg: &StoreConfig,
+    terminal: &TerminalState,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    if cfg.scanners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(SCAN_QUEUE);
+    let mut tasks = Vec::new();
+    for s in &cfg.scanners {
+        let source = ScannerConfig::from_uri(&s.uri)
+            .map_err(|e| anyhow::anyhow!("scanner {:?}: {e}", s.name))?;
+        tracing::info!(scanner = %s.name, source = %source.name(), "scanner source starting");
+        let handle = spawn_scanner(source, tx.clone(), shutdown.clone());
+        terminal.watch_scanner(handle.status);
+        tasks.push(handle.join);
+    }
+    // The forwarder ends when every source has stopped and dropped its sender.
+    drop(tx);
+    tasks.push(terminal.scan_sender().forward(rx));
+    Ok(tasks)
+}
+
 /// The store node's router (terminal behind our `/healthz` and `/metrics`) and the tasks it
-/// started (the print worker), which stop when `shutdown` turns true.
+/// started (the print worker, the scanner sources), which stop when `shutdown` turns true.
 pub async fn store_app(
     node: Node,
     cfg: &StoreConfig,
@@ -122,6 +152,7 @@ pub async fn store_app(
         .map(|k| k.bytes().to_vec())
         .collect();
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
+    tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);
     let router = super::store_router(node, cfg.store.clone(), view).fallback_service(terminal);
     Ok((router, tasks))

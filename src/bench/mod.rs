@@ -16,7 +16,9 @@ pub mod proc;
 mod raw;
 mod replicate;
 pub mod report;
+mod scan_to_screen;
 mod scratch;
+pub mod terminal_client;
 pub mod workload;
 
 /// The scenarios, in the order docs/BENCHMARKS.md lists them.
@@ -32,6 +34,8 @@ pub enum Scenario {
     Replicate,
     /// A store offline while ops pile up: reconnect to equal digests.
     CatchUp,
+    /// A line on a TCP scanner source until the terminal page's event stream shows it parsed.
+    ScanToScreen,
 }
 
 /// How a scenario runs.
@@ -54,5 +58,6 @@ pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
         Scenario::Footprint => runtime.block_on(footprint::run(&opts)),
         Scenario::Replicate => runtime.block_on(replicate::run(&opts)),
         Scenario::CatchUp => runtime.block_on(catch_up::run(&opts)),
+        Scenario::ScanToScreen => runtime.block_on(scan_to_screen::run(&opts)),
     }
 }

@@ -10,6 +10,7 @@ use super::body::{str_field, JsonBody};
 use super::error::ApiError;
 use super::link::LinkStatus;
 use super::TerminalState;
+use crate::devices::barcode::{parse_scan_with_aim, Scan as BarcodeScan};
 use crate::devices::scanner::ScanEvent;
 use crate::domain::{Op, Payload};
 use crate::store::{now_ms, NodeEvent};
@@ -37,9 +38,37 @@ pub struct Scan {
     pub code: String,
     /// Which source read it (`serial:/dev/ttyUSB0`, `tcp`, `page`, ...).
     pub source: String,
+    /// What the code parsed as (`ean13`, `ean8`, `upca`, `gs1`, `pickup_qr`, `pickup_code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The product EAN the code stands for, when it names a product.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ean: Option<String>,
     /// Why the scanner's reading is not a valid code (shown on the page, never a crash).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Scan {
+    /// A reading with what the barcode parser made of it.
+    fn parsed(code: String, source: String, parsed: Result<&BarcodeScan, String>) -> Scan {
+        match parsed {
+            Ok(scan) => Scan {
+                code,
+                source,
+                kind: Some(scan.kind()),
+                ean: scan.product_ean(),
+                error: None,
+            },
+            Err(error) => Scan {
+                code,
+                source,
+                kind: None,
+                ean: None,
+                error: Some(error),
+            },
+        }
+    }
 }
 
 /// Hands scans to every open terminal page. Cloneable; dropping it changes nothing.
@@ -58,11 +87,18 @@ impl ScanSender {
         if code.is_empty() || code.len() > SCAN_LEN_MAX {
             return Err(ScanError::Length(code.len()));
         }
-        let _ = self.0.send(Scan {
-            code: code.to_string(),
-            source: source.to_string(),
-            error: None,
-        });
+        // Typed text may be a search (an order id, a name): not a barcode is not an error here.
+        let scan = match parse_scan_with_aim(code) {
+            Ok((_, parsed)) => Scan::parsed(code.to_string(), source.to_string(), Ok(&parsed)),
+            Err(_) => Scan {
+                code: code.to_string(),
+                source: source.to_string(),
+                kind: None,
+                ean: None,
+                error: None,
+            },
+        };
+        let _ = self.0.send(scan);
         Ok(())
     }
 
@@ -77,11 +113,8 @@ impl ScanSender {
                     .filter(|c| !c.is_control())
                     .take(SCAN_LEN_MAX)
                     .collect();
-                let _ = self.0.send(Scan {
-                    code: code.trim().to_string(),
-                    source: event.source,
-                    error: event.parsed.err().map(|e| e.to_string()),
-                });
+                let parsed = event.parsed.as_ref().map_err(|e| e.to_string());
+                let _ = self.0.send(Scan::parsed(code.trim().to_string(), event.source, parsed));
             }
         })
     }

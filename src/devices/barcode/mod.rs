@@ -164,6 +164,18 @@ pub enum Scan {
 }
 
 impl Scan {
+    /// What kind of code this is, as the terminal names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scan::Ean13(_) => "ean13",
+            Scan::Ean8(_) => "ean8",
+            Scan::UpcA(_) => "upca",
+            Scan::Gs1(_) => "gs1",
+            Scan::Pickup(_) => "pickup_qr",
+            Scan::PickupCode(_) => "pickup_code",
+        }
+    }
+
     /// The EAN a product is looked up by: EAN-13 as is, UPC-A and unit-level GTIN-14 turned
     /// into EAN-13, EAN-8 as its 8 digits. `None` for pickups and for GS1 strings without a
     /// consumer-unit GTIN (cases, variable-measure items).

@@ -113,6 +113,92 @@ impl ScannerConfig {
     }
 }
 
+impl ScannerConfig {
+    /// A source from the URI a store config names it by: `tcp://0.0.0.0:4001`,
+    /// `serial:///dev/ttyACM0?baud=115200`, `bridge:///dev/ttyACM0`,
+    /// `evdev:///dev/input/event3?layout=es` or `stdin:`. The error says what is wrong.
+    pub fn from_uri(uri: &str) -> Result<ScannerConfig, String> {
+        let uri = uri.trim();
+        if uri == "stdin:" || uri == "stdin://" {
+            return Ok(ScannerConfig::Stdin);
+        }
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| format!("{uri:?} has no scheme (tcp://, serial://, bridge://, evdev://, stdin:)"))?;
+        let (target, query) = match rest.split_once('?') {
+            Some((t, q)) => (t, Some(q)),
+            None => (rest, None),
+        };
+        let params = parse_query(query)?;
+        let allowed: &[&str] = match scheme {
+            "serial" | "bridge" => &["baud"],
+            "evdev" => &["layout"],
+            _ => &[],
+        };
+        if let Some((key, _)) = params.iter().find(|(k, _)| !allowed.contains(k)) {
+            return Err(format!("unknown parameter {key:?} for {scheme}://"));
+        }
+        let param = |key: &str| params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let path = || {
+            if target.starts_with('/') {
+                Ok(PathBuf::from(target))
+            } else {
+                Err(format!("{scheme}:// needs an absolute device path, got {target:?}"))
+            }
+        };
+        let baud = || match param("baud") {
+            None => Ok(default_baud()),
+            Some(b) => b
+                .parse::<u32>()
+                .ok()
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("baud must be a positive number, got {b:?}")),
+        };
+        match scheme {
+            "tcp" => target
+                .parse::<SocketAddr>()
+                .map(|listen| ScannerConfig::Tcp { listen })
+                .map_err(|_| format!("tcp:// needs a listen address like 0.0.0.0:4001, got {target:?}")),
+            "serial" => Ok(ScannerConfig::Serial {
+                path: path()?,
+                baud: baud()?,
+            }),
+            "bridge" => Ok(ScannerConfig::Bridge {
+                path: path()?,
+                baud: baud()?,
+            }),
+            "evdev" => {
+                let layout = match param("layout") {
+                    None | Some("us") => KeyboardLayout::Us,
+                    Some("es") => KeyboardLayout::Es,
+                    Some(other) => return Err(format!("layout must be us or es, got {other:?}")),
+                };
+                Ok(ScannerConfig::Evdev {
+                    path: path()?,
+                    layout,
+                })
+            }
+            other => Err(format!(
+                "unsupported scanner scheme {other:?} (tcp://, serial://, bridge://, evdev://, stdin:)"
+            )),
+        }
+    }
+}
+
+/// `a=1&b=2` as pairs; an empty or missing query is no pairs.
+fn parse_query(query: Option<&str>) -> Result<Vec<(&str, &str)>, String> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    query
+        .split('&')
+        .map(|pair| {
+            pair.split_once('=')
+                .ok_or_else(|| format!("parameter {pair:?} is not key=value"))
+        })
+        .collect()
+}
+
 /// Where a source stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceState {
@@ -198,4 +284,53 @@ where
     let (ctx, status) = context(name.to_string(), tx, shutdown);
     let join = tokio::spawn(sources::run_reader(reader, ctx));
     ScannerHandle { join, status }
+}
+
+#[cfg(test)]
+mod uri_tests {
+    use super::*;
+
+    #[test]
+    fn every_scheme_a_store_config_can_name_becomes_a_source() {
+        assert_eq!(
+            ScannerConfig::from_uri("tcp://127.0.0.1:4001"),
+            Ok(ScannerConfig::Tcp {
+                listen: "127.0.0.1:4001".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            ScannerConfig::from_uri("serial:///dev/ttyACM0"),
+            Ok(ScannerConfig::Serial {
+                path: "/dev/ttyACM0".into(),
+                baud: 9600
+            })
+        );
+        assert_eq!(
+            ScannerConfig::from_uri("bridge:///dev/ttyACM1?baud=115200"),
+            Ok(ScannerConfig::Bridge {
+                path: "/dev/ttyACM1".into(),
+                baud: 115_200
+            })
+        );
+        assert_eq!(
+            ScannerConfig::from_uri("evdev:///dev/input/event3?layout=es"),
+            Ok(ScannerConfig::Evdev {
+                path: "/dev/input/event3".into(),
+                layout: KeyboardLayout::Es
+            })
+        );
+        assert_eq!(ScannerConfig::from_uri("stdin:"), Ok(ScannerConfig::Stdin));
+    }
+
+    #[test]
+    fn a_bad_scanner_uri_is_refused_with_the_reason() {
+        let err = |uri: &str| ScannerConfig::from_uri(uri).unwrap_err();
+        assert!(err("tcp://scanner.local:4001").contains("listen address"));
+        assert!(err("serial://ttyACM0").contains("absolute device path"));
+        assert!(err("serial:///dev/ttyACM0?baud=fast").contains("baud"));
+        assert!(err("serial:///dev/ttyACM0?parity=odd").contains("unknown parameter"));
+        assert!(err("evdev:///dev/input/event3?layout=fr").contains("us or es"));
+        assert!(err("ftp://x").contains("unsupported scanner scheme"));
+        assert!(err("/dev/ttyACM0").contains("no scheme"));
+    }
 }
