@@ -6,6 +6,7 @@ use crate::config::StoreConfig;
 use crate::devices::escpos::document::StoreHeader;
 use crate::devices::print_queue::{Backoff, PrintWorker};
 use crate::devices::printer::PrinterTransport;
+use crate::http_security::{security_headers, RateLimit, TERMINAL_CSP};
 use crate::store::Node;
 use crate::terminal::print::{MemoryPrintSink, PrintSink};
 use crate::terminal::spool::QueuePrintSink;
@@ -121,8 +122,19 @@ pub async fn store_app(
         .iter()
         .map(|k| k.bytes().to_vec())
         .collect();
+    tcfg.login_rate = RateLimit {
+        per_minute: cfg.terminal.login_per_minute,
+        burst: cfg.terminal.login_burst,
+    };
+    tcfg.secure_cookie = cfg.terminal.secure_cookie;
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     let terminal = crate::terminal::app(state);
-    let router = super::store_router(node, cfg.store.clone(), view).fallback_service(terminal);
+    let router = super::store_router(node, cfg.store.clone(), view)
+        .fallback_service(terminal)
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| {
+                security_headers(TERMINAL_CSP, req, next)
+            },
+        ));
     Ok((router, tasks))
 }
