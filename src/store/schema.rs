@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "terminal",
         include_str!("../../migrations/0005_terminal.sql"),
     ),
+    (
+        6,
+        "hq_returns",
+        include_str!("../../migrations/0006_hq_returns.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
