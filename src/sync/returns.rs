@@ -84,6 +84,37 @@ fn pending(conn: &rusqlite::Connection) -> rusqlite::Result<(Vec<Pending>, i64, 
     Ok((out, mark, last))
 }
 
+/// Tries at answering one request: the plan reads HQ's rights, which an order placed through
+/// the API at the same moment may take; the plan is then made again.
+const ANSWER_TRIES: usize = 3;
+
+/// Answer one request and move the mark past it; whether a transfer was issued.
+async fn answer(node: &Node, p: &Pending) -> Result<bool, ReturnsError> {
+    let rowid = p.rowid;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let plan = node.read(|r| plan_return(r.state(), &p.store, &p.sku, p.qty));
+        let Some(payload) = plan else {
+            node.write(move |tx| set_mark(tx, rowid)).await?;
+            return Ok(false);
+        };
+        match node
+            .submit_with(vec![payload], move |tx, _| set_mark(tx, rowid))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(store = %p.store, sku = %p.sku, qty = p.qty, "returned rights a store asked for");
+                return Ok(true);
+            }
+            Err(SubmitError::Domain(e)) if tries < ANSWER_TRIES => {
+                tracing::debug!(store = %p.store, sku = %p.sku, error = %e, "return plan went stale; planning again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Answer every request in HQ's log not answered yet; returns how many transfers were issued.
 /// A request HQ holds no rights for is marked answered with nothing to give.
 pub async fn answer_pending(node: &Node) -> Result<usize, ReturnsError> {
@@ -92,16 +123,8 @@ pub async fn answer_pending(node: &Node) -> Result<usize, ReturnsError> {
         let (requests, mark, last) = node.query(pending).await?;
         let full_pass = requests.len() == REQUESTS_PER_PASS;
         for p in requests {
-            let plan = node.read(|r| plan_return(r.state(), &p.store, &p.sku, p.qty));
-            let rowid = p.rowid;
-            match plan {
-                Some(payload) => {
-                    node.submit_with(vec![payload], move |tx, _| set_mark(tx, rowid))
-                        .await?;
-                    issued += 1;
-                    tracing::info!(store = %p.store, sku = %p.sku, qty = p.qty, "returned rights a store asked for");
-                }
-                None => node.write(move |tx| set_mark(tx, rowid)).await?,
+            if answer(node, &p).await? {
+                issued += 1;
             }
         }
         if !full_pass {
