@@ -7,9 +7,10 @@
 
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::StoreId;
+use crate::signing::{KeyError, StoreKeys};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,39 @@ impl QrKey {
     }
 }
 
+/// A fresh random QR key (32 bytes as hex) to put first in `pickup.qr_keys` when rotating
+/// (`storenode new-qr-key`).
+pub fn new_qr_key_hex() -> String {
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    hex::encode(key)
+}
+
+/// Rotation keeps a few keys at most: the current one and the ones codes in flight may use.
+pub const QR_KEYS_MAX: usize = 4;
+
+fn check_qr_keys(keys: &[QrKey], errs: &mut Vec<ConfigError>) {
+    if keys.is_empty() {
+        push(errs, "pickup.qr_keys", "needs at least one key");
+    }
+    if keys.len() > QR_KEYS_MAX {
+        push(
+            errs,
+            "pickup.qr_keys",
+            format!(
+                "{} keys; keep at most {QR_KEYS_MAX} (the current one first, then the previous \
+                 ones codes in flight may still use)",
+                keys.len()
+            ),
+        );
+    }
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            push(errs, &format!("pickup.qr_keys[{i}]"), "duplicate key");
+        }
+    }
+}
+
 impl fmt::Debug for QrKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "QrKey({} bytes)", self.0.len())
@@ -207,6 +241,54 @@ pub struct StaffConfig {
     pub pin_hash: String,
 }
 
+/// The associate terminal's hardening (`[terminal]`, optional).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalSecurityConfig {
+    /// Login attempts per client IP at once...
+    pub login_burst: u32,
+    /// ...then this many a minute (the per-staff PIN lockout applies too).
+    pub login_per_minute: u32,
+    /// Mark the session cookie `Secure`: set it when the terminal is reached over https
+    /// (a TLS proxy in front); plain http on loopback (the demo) needs it off.
+    pub secure_cookie: bool,
+}
+
+impl Default for TerminalSecurityConfig {
+    fn default() -> Self {
+        TerminalSecurityConfig {
+            login_burst: 20,
+            login_per_minute: 30,
+            secure_cookie: false,
+        }
+    }
+}
+
+/// Rate limits of HQ's API (`[rate_limit]`, optional).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HqRateLimitConfig {
+    /// Requests per bearer token at once...
+    pub burst: u32,
+    /// ...then this many a minute.
+    pub per_minute: u32,
+    /// Requests with a missing or wrong token, per client IP, at once...
+    pub unauthenticated_burst: u32,
+    /// ...then this many a minute.
+    pub unauthenticated_per_minute: u32,
+}
+
+impl Default for HqRateLimitConfig {
+    fn default() -> Self {
+        HqRateLimitConfig {
+            burst: 600,
+            per_minute: 6_000,
+            unauthenticated_burst: 20,
+            unauthenticated_per_minute: 60,
+        }
+    }
+}
+
 /// Configuration of a store node (`storenode run`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +310,8 @@ pub struct StoreConfig {
     pub scanners: Vec<ScannerConfig>,
     #[serde(default)]
     pub staff: Vec<StaffConfig>,
+    #[serde(default)]
+    pub terminal: TerminalSecurityConfig,
 }
 
 impl StoreConfig {
@@ -273,11 +357,15 @@ impl StoreConfig {
                 format!("must be 1-365, got {}", self.pickup.expire_after_days),
             );
         }
-        if self.pickup.qr_keys.is_empty() {
-            push(errs, "pickup.qr_keys", "needs at least one key");
-        }
+        check_qr_keys(&self.pickup.qr_keys, errs);
         check_devices(self, errs);
         check_staff(&self.staff, errs);
+        check_rate("terminal.login_burst", self.terminal.login_burst, errs);
+        check_rate(
+            "terminal.login_per_minute",
+            self.terminal.login_per_minute,
+            errs,
+        );
     }
 }
 
@@ -321,9 +409,17 @@ pub struct HqConfig {
     #[serde(default)]
     pub token: Option<String>,
     pub stores: Vec<StoreId>,
+    /// Public keys of the stores' batch-signing keys, store id -> 64 hex digits (printed by
+    /// `storenode key --db <store db> --store <id>`, and logged by `storenode run` at start).
+    /// When present, every store in `stores` needs one and HQ refuses unsigned, wrongly signed
+    /// and cross-store batches; when absent, unsigned batches are accepted.
+    #[serde(default)]
+    pub store_keys: BTreeMap<String, String>,
     #[serde(default)]
     pub webhook: WebhookConfig,
     pub pickup: HqPickupConfig,
+    #[serde(default)]
+    pub rate_limit: HqRateLimitConfig,
 }
 
 /// Shortest API token accepted.
@@ -341,6 +437,22 @@ impl HqConfig {
             .client_id
             .clone()
             .unwrap_or_else(|| "storenode-hq".to_string())
+    }
+    /// The registered store public keys, or `None` when `store_keys` is absent (unsigned
+    /// batches accepted).
+    pub fn store_keys(&self) -> Result<Option<StoreKeys>, KeyError> {
+        if self.store_keys.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = Vec::new();
+        for (store, key) in &self.store_keys {
+            let id = StoreId::parse(store).map_err(|e| KeyError::BadPublicKey {
+                store: store.clone(),
+                reason: e.to_string(),
+            })?;
+            entries.push((id, key.as_str()));
+        }
+        StoreKeys::parse(entries).map(Some)
     }
     /// Read and validate an HQ config file.
     pub fn load(path: &Path) -> Result<HqConfig, ConfigErrors> {
@@ -402,8 +514,52 @@ impl HqConfig {
                 ),
             );
         }
-        if self.pickup.qr_keys.is_empty() {
-            push(errs, "pickup.qr_keys", "needs at least one key");
+        check_qr_keys(&self.pickup.qr_keys, errs);
+        self.check_store_keys(errs);
+        let r = &self.rate_limit;
+        check_rate("rate_limit.burst", r.burst, errs);
+        check_rate("rate_limit.per_minute", r.per_minute, errs);
+        check_rate(
+            "rate_limit.unauthenticated_burst",
+            r.unauthenticated_burst,
+            errs,
+        );
+        check_rate(
+            "rate_limit.unauthenticated_per_minute",
+            r.unauthenticated_per_minute,
+            errs,
+        );
+    }
+
+    fn check_store_keys(&self, errs: &mut Vec<ConfigError>) {
+        if self.store_keys.is_empty() {
+            return;
+        }
+        for (store, key) in &self.store_keys {
+            let path = format!("store_keys.{store}");
+            match StoreId::parse(store) {
+                Ok(id) if !self.stores.contains(&id) => {
+                    push(errs, &path, format!("{store} is not in `stores`"));
+                }
+                Ok(id) => {
+                    if let Err(e) = StoreKeys::parse([(id, key.as_str())]) {
+                        push(errs, &path, e.to_string());
+                    }
+                }
+                Err(e) => push(errs, &path, e.to_string()),
+            }
+        }
+        for store in &self.stores {
+            if !self.store_keys.contains_key(store.as_str()) {
+                push(
+                    errs,
+                    &format!("store_keys.{store}"),
+                    format!(
+                        "missing: with store_keys set every store needs its public key \
+                         (`storenode key --db <its db> --store {store}` prints it)"
+                    ),
+                );
+            }
         }
     }
 }
@@ -517,6 +673,12 @@ fn check_mqtt(mqtt: &MqttConfig, errs: &mut Vec<ConfigError>) {
         if id.is_empty() || id.len() > 64 {
             push(errs, "mqtt.client_id", "must be 1-64 characters");
         }
+    }
+}
+
+fn check_rate(path: &str, value: u32, errs: &mut Vec<ConfigError>) {
+    if !(1..=1_000_000).contains(&value) {
+        push(errs, path, format!("must be 1-1000000, got {value}"));
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod devices;
 pub mod domain;
 pub mod hq;
+pub mod http_security;
 pub mod signing;
 pub mod soak;
 pub mod store;

@@ -125,6 +125,8 @@ enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Print a fresh random pickup QR key (hex) to put first in `pickup.qr_keys` when rotating.
+    NewQrKey,
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -180,6 +182,10 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::NewQrKey => {
+            println!("{}", storenode::config::new_qr_key_hex());
+            Ok(())
+        }
         Command::Key { db, store } => {
             storenode::signing::public_key_command(&db, &store).map(|line| println!("{line}"))
         }

@@ -153,3 +153,144 @@ fn run_serves_the_store_healthz_and_stops_cleanly_on_sigint() {
     assert_eq!(health["store"], "madrid-centro");
     interrupt_and_wait(child);
 }
+
+/// One raw HTTP/1.0 GET: (status, header block, body).
+fn http_get(port: u16, path: &str, token: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn hq_limits_wrong_tokens_per_client_address_from_its_config_and_sends_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = std::fs::read_to_string(example("hq.example.toml"))
+        .unwrap()
+        .replace(
+            "/var/lib/storenode/hq.db",
+            &dir.path().join("hq.db").display().to_string(),
+        )
+        .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))
+        .replace("unauthenticated_burst = 20", "unauthenticated_burst = 2");
+    let path = dir.path().join("hq.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = bin()
+        .args(["hq", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_health(port, &mut child);
+    for _ in 0..2 {
+        let (status, head, body) = http_get(port, "/api/v1/stores", "wrong-token-xyz");
+        assert_eq!(status, 401, "{body}");
+        assert!(head.contains("x-frame-options: deny"), "{head}");
+        assert!(head.contains("cache-control: no-store"), "{head}");
+    }
+    let (status, head, body) = http_get(port, "/api/v1/stores", "wrong-token-xyz");
+    assert_eq!(status, 429, "{body}");
+    assert!(head.contains("retry-after: "), "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // The shop's token has its own budget.
+    let (status, head, _) = http_get(port, "/api/v1/stores", "change-me-long-random-token");
+    assert_eq!(status, 200);
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    interrupt_and_wait(child);
+}
+
+/// One raw HTTP/1.0 POST of a JSON body: (status, header block, body).
+fn http_post_json(port: u16, path: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn run_sets_a_secure_cookie_when_configured_limits_logins_per_address_and_sends_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = std::fs::read_to_string(example("store.example.toml"))
+        .unwrap()
+        .replace("/var/lib/storenode", &dir.path().display().to_string())
+        .replace("0.0.0.0:8081", &format!("127.0.0.1:{port}"))
+        .replace("login_burst = 20", "login_burst = 2")
+        .replace("secure_cookie = false", "secure_cookie = true");
+    let path = dir.path().join("store.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_health(port, &mut child);
+    // The store's own endpoints and the terminal page carry the security headers.
+    for page in ["/healthz", "/"] {
+        let (status, head, _) = http_get(port, page, "");
+        assert_eq!(status, 200, "{page}");
+        assert!(head.contains("x-frame-options: deny"), "{page}: {head}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{page}: {head}"
+        );
+        assert!(head.contains("content-security-policy: "), "{page}: {head}");
+    }
+    let (status, head, body) = http_post_json(
+        port,
+        "/api/v1/session",
+        r#"{"staff": "1001", "pin": "1234"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: "))
+        .unwrap_or_default()
+        .to_string();
+    for attr in ["httponly", "samesite=strict", "path=/", "secure"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    let (status, _, _) = http_post_json(
+        port,
+        "/api/v1/session",
+        r#"{"staff": "1001", "pin": "0000"}"#,
+    );
+    assert_eq!(status, 401);
+    let (status, head, body) = http_post_json(
+        port,
+        "/api/v1/session",
+        r#"{"staff": "1001", "pin": "1234"}"#,
+    );
+    assert_eq!(status, 429, "{body}");
+    assert!(head.contains("retry-after: "), "{head}");
+    assert!(body.contains("\"rate_limited\""), "{body}");
+    interrupt_and_wait(child);
+}

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "demo-hq-token";
 
-/// A base port with the three following ports free too.
+/// A base port with the three following ports free too, and the demo's scanner ports
+/// (base + 11 and base + 12).
 fn free_ports() -> u16 {
     for _ in 0..50 {
         let first = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -18,7 +19,8 @@ fn free_ports() -> u16 {
         if base > 65_000 {
             continue;
         }
-        let rest: Vec<_> = (1..4)
+        let rest: Vec<_> = [1, 2, 3, 11, 12]
+            .into_iter()
             .map(|i| TcpListener::bind(("127.0.0.1", base + i)))
             .collect();
         if rest.iter().all(Result::is_ok) {
@@ -109,6 +111,40 @@ impl Api {
     }
 }
 
+/// madrid-centro's TCP scanner source (from the demo's config) reaches a logged-in page.
+async fn a_network_scanner_line_shows_parsed_on_the_terminal_page(base: u16) {
+    use storenode::bench::terminal_client::TerminalClient;
+    use tokio::io::AsyncWriteExt;
+    let page = TerminalClient::login(&format!("http://127.0.0.1:{}", base + 1), "1001", "1234")
+        .await
+        .unwrap();
+    let mut events = page.events().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut scanner = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", base + 11)).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "scanner port not listening: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    scanner.write_all(b"8410234782535\r\n").await.unwrap();
+    let scan = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let event = events.next().await.unwrap().expect("stream open");
+            if event.event == "scan" {
+                break serde_json::from_str::<Value>(&event.data).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the scan reaches the page");
+    assert_eq!(scan["code"], "8410234782535");
+    assert_eq!(scan["kind"], "ean13");
+    assert_eq!(scan["source"], format!("tcp:127.0.0.1:{}", base + 11));
+}
+
 async fn store_orders(api: &Api) -> u64 {
     api.get(1, "/healthz")
         .await
@@ -139,6 +175,7 @@ async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_rest
         .await;
     let before = store_orders(&api).await;
     assert!(before >= 1, "the demo starts with pickup orders");
+    a_network_scanner_line_shows_parsed_on_the_terminal_page(base).await;
 
     let mut sku = None;
     for n in 1..=80 {

@@ -182,3 +182,191 @@ fn the_key_command_prints_the_same_public_key_every_time() {
     assert_eq!(first.trim().len(), "norte ".len() + 64);
     assert_eq!(run(), first);
 }
+
+/// A child process killed (SIGKILL) on drop, so a failing test leaves nothing behind.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_bin(args: &[&str], config: &std::path::Path) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_storenode"))
+            .args(args)
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// `GET path` over plain HTTP/1.0: (status, body), or None while nothing listens.
+fn http_get(port: u16, path: &str, token: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    Some((status, out.split("\r\n\r\n").nth(1)?.to_string()))
+}
+
+/// Poll `f` every 50 ms until it gives a value or `within` passes.
+fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A prometheus counter's value in `text` (0 when absent).
+fn counter(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A store's available units at HQ, from the availability API.
+fn available_at_hq(port: u16, token: &str, store: &StoreId) -> Option<u64> {
+    let (status, body) = http_get(port, &format!("/api/v1/availability?sku={}", sku()), token)?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["stores"]
+        .as_array()?
+        .iter()
+        .find(|s| s["store"] == store.as_str())?["available"]
+        .as_u64()
+}
+
+#[test]
+fn an_hq_process_accepts_its_registered_store_and_refuses_one_with_another_key() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt.block_on(async { embedded_broker() });
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    // HQ's catalog, and each store's own stock receipt waiting in its outbox.
+    rt.block_on(async {
+        let hq = Node::open(&path("hq.db"), ActorId::hq()).unwrap();
+        let put = hq
+            .submit(vec![Payload::CatalogPut {
+                sku: sku(),
+                ean: Ean13::parse("4006381333931").unwrap(),
+                name: "Green tea".into(),
+                price_cents: 250,
+                vat_bp: 1000,
+            }])
+            .await
+            .unwrap()
+            .ops;
+        for (store, db) in [(store_a(), "a.db"), (store_b(), "b.db")] {
+            let node = Node::open(&path(db), store.actor()).unwrap();
+            node.ingest(put.clone()).await.unwrap();
+            node.submit(vec![receive(&store, 10)]).await.unwrap();
+        }
+    });
+    // Registration: `storenode key` creates A's key beside its database and prints it; B is
+    // registered with the key of another database, so B's own key is not the one HQ knows.
+    let key_line = |db: &str, store: &StoreId| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_storenode"))
+            .args(["key", "--store", store.as_str(), "--db"])
+            .arg(path(db))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let line = String::from_utf8(out.stdout).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let a_pub = key_line("a.db", &store_a());
+    let b_registered = key_line("elsewhere.db", &store_b());
+    let (hq_port, a_port, b_port) = (
+        sync_support::free_port(),
+        sync_support::free_port(),
+        sync_support::free_port(),
+    );
+    let token = "process-test-token";
+    std::fs::write(
+        path("hq.toml"),
+        format!(
+            "role = \"hq\"\nchain = \"{CHAIN}\"\ndb = {db:?}\nstores = [\"{a}\", \"{b}\"]\n\
+             token = \"{token}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+             [http]\nlisten = \"127.0.0.1:{hq_port}\"\n[pickup]\nqr_keys = [\"{qr}\"]\n\
+             [store_keys]\n{a} = \"{a_pub}\"\n{b} = \"{b_registered}\"\n",
+            db = path("hq.db").display().to_string(),
+            a = store_a(),
+            b = store_b(),
+            qr = "00112233445566778899aabbccddeeff",
+        ),
+    )
+    .unwrap();
+    for (store, db, port) in [(store_a(), "a.db", a_port), (store_b(), "b.db", b_port)] {
+        std::fs::write(
+            path(&format!("{store}.toml")),
+            format!(
+                "role = \"store\"\nstore = \"{store}\"\nchain = \"{CHAIN}\"\ndata_dir = {dir:?}\n\
+                 db = {db:?}\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+                 [http]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
+                 [pickup]\nexpire_after_days = 7\nqr_keys = [\"00112233445566778899aabbccddeeff\"]\n",
+                dir = dir.path().display().to_string(),
+                db = path(db).display().to_string(),
+            ),
+        )
+        .unwrap();
+    }
+    let _hq = spawn_bin(&["hq", "--config"], &path("hq.toml"));
+    let _a = spawn_bin(&["run", "--config"], &path(&format!("{}.toml", store_a())));
+    let _b = spawn_bin(&["run", "--config"], &path(&format!("{}.toml", store_b())));
+
+    // A's signed receipt is applied at HQ.
+    poll(Duration::from_secs(30), "A's signed ops reach HQ", || {
+        available_at_hq(hq_port, token, &store_a()).filter(|n| *n == 10)
+    });
+    // B's batches, signed with a key HQ does not hold for B, are refused and counted...
+    let refused = |text: &str| {
+        counter(
+            text,
+            "storenode_sync_batches_rejected_total{reason=\"bad_signature\"}",
+        )
+    };
+    let first = poll(Duration::from_secs(30), "B's batches are refused", || {
+        let (_, text) = http_get(hq_port, "/metrics", token)?;
+        Some(refused(&text)).filter(|n| *n >= 1)
+    });
+    // ...every time B retransmits (its store keeps them in its outbox), and none is applied.
+    poll(
+        Duration::from_secs(30),
+        "B's retransmit is refused too",
+        || {
+            let (_, text) = http_get(hq_port, "/metrics", token)?;
+            Some(refused(&text)).filter(|n| *n > first)
+        },
+    );
+    assert_eq!(available_at_hq(hq_port, token, &store_b()), Some(0));
+    assert_eq!(available_at_hq(hq_port, token, &store_a()), Some(10));
+    drop((_a, _b, _hq));
+    let ops_of = |actor: &str| -> i64 {
+        rusqlite::Connection::open(path("hq.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM ops WHERE actor = ?1", [actor], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert!(ops_of(&store_a().actor().to_string()) >= 1);
+    assert_eq!(ops_of(&store_b().actor().to_string()), 0);
+}

@@ -847,3 +847,123 @@ async fn wrong_pins_sent_in_parallel_all_count_towards_the_lockout() {
         (StatusCode::TOO_MANY_REQUESTS, Some("locked_out"))
     );
 }
+
+/// A login request from `ip` (as `serve` records the client's address).
+fn login_from(ip: &str, staff: &str, pin: &str) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::post("/api/v1/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(
+            json!({"staff": staff, "pin": pin}).to_string(),
+        ))
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:50000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+#[tokio::test]
+async fn logins_from_one_address_beyond_the_limit_get_429_with_retry_after() {
+    let f = Fixture::with_config(|c| {
+        c.login_rate = storenode::http_security::RateLimit {
+            per_minute: 2,
+            burst: 3,
+        };
+    })
+    .await;
+    // Spraying PINs across staff numbers from one device: the per-staff lockout never trips.
+    for staff in ["11", "12", "13"] {
+        let (status, _, body) = f.send(login_from("10.1.1.1", staff, "0000")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, headers, body) = f.send(login_from("10.1.1.1", "1001", "1234")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"].is_string());
+    // One attempt comes back every 30 s.
+    let wait = body["retry_after_s"].as_u64().unwrap();
+    assert!((1..=30).contains(&wait), "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], wait.to_string().as_str());
+    // Another terminal logs in as usual, and so does the right PIN once the wait is over
+    // (not waited for here: the limiter's clock is covered by its unit tests).
+    let (status, _, body) = f.send(login_from("10.1.1.2", "1001", "1234")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn pages_and_api_answers_carry_the_security_headers() {
+    let f = Fixture::new().await;
+    let cookie = f.login("1001", "1234").await;
+    let page = f
+        .send(
+            axum::http::Request::get("/")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .1;
+    let (_, api, _) = f
+        .call(Method::GET, "/api/v1/status", None, Some(&cookie))
+        .await;
+    let (_, refused, _) = f.call(Method::GET, "/api/v1/status", None, None).await;
+    for h in [&page, &api, &refused] {
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+    assert_eq!(
+        page["content-security-policy"],
+        storenode::http_security::TERMINAL_CSP
+    );
+    for h in [&api, &refused] {
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(
+            h["content-security-policy"],
+            storenode::http_security::API_CSP
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_a_qr_key_rotation_codes_issued_before_still_open_and_retired_keys_do_not() {
+    use storenode::domain::pickup::{qr_payload, verify_qr, PickupCode};
+    // Rotation: the new key signs, the previous one (KEY, which signed this order's QR when
+    // HQ placed it) still verifies; an older, retired key is gone from the ring.
+    const NEW: &[u8] = b"chain-key-after-rotation";
+    const RETIRED: &[u8] = b"chain-key-retired-long-ago";
+    let f = Fixture::with_config(|c| c.pickup_keys = vec![NEW.to_vec(), KEY.to_vec()]).await;
+    let cookie = f.login("1001", "1234").await;
+    pick_all(&f, &cookie).await;
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            &format!("/api/v1/pickups/{ORDER}/ready"),
+            None,
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The bag label printed now carries a QR signed with the new key.
+    let Some(PrintJob::BagLabel { qr: label, .. }) = f.printer.jobs().first().cloned() else {
+        panic!("no bag label")
+    };
+    assert!(verify_qr(&label, &[NEW]).is_ok(), "{label}");
+    assert!(verify_qr(&label, &[KEY]).is_err(), "{label}");
+    let code = PickupCode::parse(CODE).unwrap();
+    let uri = format!("/api/v1/pickups/{ORDER}/handover");
+    let handover =
+        |qr: String| f.call(Method::POST, &uri, Some(json!({ "qr": qr })), Some(&cookie));
+    let (status, _, body) = handover(qr_payload(ORDER, &code, RETIRED)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("wrong_code")),
+        "a retired key's QR is refused: {body}"
+    );
+    let (status, _, order) = handover(qr_payload(ORDER, &code, KEY)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "issued before the rotation: {order}"
+    );
+    assert_eq!(order["status"], "handed_over");
+}

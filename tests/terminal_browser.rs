@@ -190,6 +190,15 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
         .await
         .unwrap();
     page.c.goto(base).await.unwrap();
+    // The page runs under its Content-Security-Policy: record any violation for the pass.
+    page.c
+        .execute(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', \
+             e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
+            vec![],
+        )
+        .await
+        .unwrap();
     page.el("#login:not([hidden])").await;
     page.shot("login").await;
     page.click("#login-staff").await;
@@ -346,6 +355,8 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
     })
     .await;
     page.shot("status-online").await;
+    let violations = page.c.execute("return window.__csp", vec![]).await.unwrap();
+    assert_eq!(violations, json!([]), "CSP violations on the terminal page");
     page.click("#logout").await;
     page.el("#login:not([hidden])").await;
 }

@@ -1,5 +1,7 @@
 //! `storenode demo`: HQ and two stores in one process, linked, seeded on first start, with a
 //! few pickup orders placed through HQ's own API. A second start reuses the data directory.
+//! Stores sign their batches with keys created beside their databases, and HQ is configured
+//! with their public keys, so the demo runs signed end to end.
 //!
 //! Ports: HQ on `base_port`, madrid-centro on `base_port + 1`, sevilla-nervion on
 //! `base_port + 2`; the broker on `broker_port`.
@@ -10,6 +12,7 @@ use crate::config::{Config, HqConfig, StoreConfig};
 use crate::devices::printer_sim::PrinterSim;
 use crate::domain::{ActorId, Sku, StoreId};
 use crate::hq::{self, HqSettings, HqState};
+use crate::signing::StoreKey;
 use crate::store::Node;
 use crate::sync::{spawn_hq_sync, spawn_store_sync, start_embedded_broker};
 use anyhow::{anyhow, Context};
@@ -59,11 +62,16 @@ impl Default for DemoOptions {
     }
 }
 
-fn hq_config(o: &DemoOptions) -> anyhow::Result<HqConfig> {
+/// HQ's config, registering each demo store's public key (`store_keys`).
+fn hq_config(o: &DemoOptions, store_keys: &[(StoreId, String)]) -> anyhow::Result<HqConfig> {
+    let mut keys = String::from("[store_keys]\n");
+    for (store, key) in store_keys {
+        keys.push_str(&format!("{store} = \"{key}\"\n"));
+    }
     let text = format!(
         "role = \"hq\"\nchain = \"demo\"\ndb = {db:?}\nstores = [\"madrid-centro\", \"sevilla-nervion\"]\n\
          token = \"{DEMO_TOKEN}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-         [pickup]\nqr_keys = [\"{DEMO_QR_KEY}\"]\n",
+         [pickup]\nqr_keys = [\"{DEMO_QR_KEY}\"]\n{keys}",
         db = o.data_dir.join("hq.db").display().to_string(),
         broker = o.broker_port,
         port = o.base_port,
@@ -211,12 +219,11 @@ fn open(path: &Path, actor: ActorId) -> anyhow::Result<Node> {
 pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&o.data_dir)
         .with_context(|| format!("cannot create {}", o.data_dir.display()))?;
-    let hq_cfg = hq_config(&o)?;
-    let hq_node = open(&hq_cfg.db, ActorId::hq())?;
     let (stop, shutdown) = shutdown_channel();
     let mut stores = Vec::new();
     let mut store_cfgs = Vec::new();
     let mut printers = Vec::new();
+    let mut store_keys = Vec::new();
     for (i, name) in DEMO_STORES.iter().enumerate() {
         let port = o.base_port.saturating_add(1 + i as u16);
         let out = o.data_dir.join("printers").join(name);
@@ -227,8 +234,13 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         printers.push(tokio::spawn(sim.serve(shutdown.clone())));
         std::fs::create_dir_all(&cfg.data_dir)?;
         stores.push((cfg.store.clone(), open(&cfg.db_path(), cfg.store.actor())?));
+        // Each store's signing key (created on first start), registered at HQ below.
+        let key = StoreKey::load_or_create(&cfg.db_path(), cfg.store.clone())?;
+        store_keys.push((cfg.store.clone(), key.public_hex()));
         store_cfgs.push(cfg);
     }
+    let hq_cfg = hq_config(&o, &store_keys)?;
+    let hq_node = open(&hq_cfg.db, ActorId::hq())?;
     let fresh = seed_once(&hq_node, &stores).await?;
     if fresh {
         tracing::info!("demo seeded from config/seed");
@@ -238,10 +250,10 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || start_embedded_broker(broker))
         .await?
         .with_context(|| format!("embedded MQTT broker on {broker}"))?;
-    let hq_sync = spawn_hq_sync(hq_node.clone(), hq_sync_config(&hq_cfg), shutdown.clone());
+    let hq_sync = spawn_hq_sync(hq_node.clone(), hq_sync_config(&hq_cfg)?, shutdown.clone());
     let mut store_syncs = BTreeMap::new();
     for ((id, node), cfg) in stores.iter().zip(&store_cfgs) {
-        let handle = spawn_store_sync(node.clone(), store_sync_config(cfg), shutdown.clone());
+        let handle = spawn_store_sync(node.clone(), store_sync_config(cfg)?, shutdown.clone());
         store_syncs.insert(id.clone(), handle);
     }
     let settings = HqSettings::from_config(&hq_cfg);

@@ -81,7 +81,9 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let mut stop = shutdown;
-        let result = axum::serve(listener, router)
+        // The client's address reaches handlers (per-IP rate limits).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
@@ -126,7 +128,8 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", config.db.display()))?;
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
-    let sync = crate::sync::spawn_hq_sync(node.clone(), hq_sync_config(&config), shutdown.clone());
+    let sync_cfg = hq_sync_config(&config).context("store_keys")?;
+    let sync = crate::sync::spawn_hq_sync(node.clone(), sync_cfg, shutdown.clone());
     let webhook = spawn_webhook(&node, &settings, shutdown.clone());
     let state = HqState::new(node, settings, Arc::new(HqSyncView(sync.clone())));
     let (addr, server) = serve(config.http.listen, hq::app(state), shutdown).await?;
@@ -156,8 +159,8 @@ pub async fn run_store(config: StoreConfig) -> anyhow::Result<()> {
     let node = Node::open(&db, config.store.actor())
         .with_context(|| format!("cannot open {}", db.display()))?;
     let (stop, shutdown) = shutdown_channel();
-    let sync =
-        crate::sync::spawn_store_sync(node.clone(), store_sync_config(&config), shutdown.clone());
+    let sync_cfg = store_sync_config(&config).context("store signing key")?;
+    let sync = crate::sync::spawn_store_sync(node.clone(), sync_cfg, shutdown.clone());
     let view = Arc::new(StoreLinkView(sync.clone()));
     let (router, tasks) = store_node::store_app(
         node,

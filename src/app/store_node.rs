@@ -7,6 +7,7 @@ use crate::devices::escpos::document::StoreHeader;
 use crate::devices::print_queue::{Backoff, PrintWorker};
 use crate::devices::printer::PrinterTransport;
 use crate::devices::scanner::{spawn_scanner, ScannerConfig};
+use crate::http_security::{security_headers, RateLimit, TERMINAL_CSP};
 use crate::store::Node;
 use crate::terminal::print::{MemoryPrintSink, PrintSink};
 use crate::terminal::spool::QueuePrintSink;
@@ -151,9 +152,20 @@ pub async fn store_app(
         .iter()
         .map(|k| k.bytes().to_vec())
         .collect();
+    tcfg.login_rate = RateLimit {
+        per_minute: cfg.terminal.login_per_minute,
+        burst: cfg.terminal.login_burst,
+    };
+    tcfg.secure_cookie = cfg.terminal.secure_cookie;
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);
-    let router = super::store_router(node, cfg.store.clone(), view).fallback_service(terminal);
+    let router = super::store_router(node, cfg.store.clone(), view)
+        .fallback_service(terminal)
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| {
+                security_headers(TERMINAL_CSP, req, next)
+            },
+        ));
     Ok((router, tasks))
 }

@@ -6,27 +6,48 @@ use super::StoreSyncView;
 use crate::config::{HqConfig, StoreConfig};
 use crate::domain::StoreId;
 use crate::hq::{LinkControl, LinkStatus, SyncView};
+use crate::signing::KeyError;
 use crate::sync::{HqSyncConfig, HqSyncHandle, StoreSyncConfig, StoreSyncHandle};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Prefix of every sync metric name.
 const METRICS_PREFIX: &str = "storenode_sync";
 
-/// HQ sync settings from the HQ config.
-pub fn hq_sync_config(c: &HqConfig) -> HqSyncConfig {
+/// HQ sync settings from the HQ config, with the stores' public keys when `store_keys` is
+/// set (then every up-batch must be signed by its store).
+pub fn hq_sync_config(c: &HqConfig) -> Result<HqSyncConfig, KeyError> {
     let mut s = HqSyncConfig::new(&c.chain, c.stores.clone(), &c.mqtt.host, c.mqtt.port);
     s.client_id = c.client_id();
     s.keepalive_s = u64::from(c.mqtt.keepalive_s);
-    s
+    s.store_keys = c.store_keys()?.map(Arc::new);
+    match &s.store_keys {
+        Some(_) => tracing::info!(stores = c.stores.len(), "store batches must be signed"),
+        None => {
+            tracing::warn!("no store_keys in the HQ config: unsigned store batches are accepted")
+        }
+    }
+    Ok(s)
 }
 
-/// Store sync settings from the store config.
-pub fn store_sync_config(c: &StoreConfig) -> StoreSyncConfig {
+/// Store sync settings from the store config. The store's signing key is loaded from beside
+/// its database, created on first start; every up-batch is signed with it.
+pub fn store_sync_config(c: &StoreConfig) -> Result<StoreSyncConfig, KeyError> {
     let mut s = StoreSyncConfig::new(&c.chain, c.store.clone(), &c.mqtt.host, c.mqtt.port);
     s.client_id = c.client_id();
     s.keepalive_s = u64::from(c.mqtt.keepalive_s);
     s.allocation = c.allocation.policy();
-    s
+    let s = s.with_key_beside(&c.db_path())?;
+    if let Some(key) = &s.signing_key {
+        tracing::info!(
+            store = %c.store,
+            public_key = %key.public_hex(),
+            "store batches are signed; register at HQ under [store_keys]: {} = \"{}\"",
+            c.store,
+            key.public_hex()
+        );
+    }
+    Ok(s)
 }
 
 /// HQ's sync as the API sees it.

@@ -234,10 +234,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
          SSE stream delivers it parsed (kind ean13 + EAN); node = `storenode run` process",
     );
     report.note("baseline: the same line over raw loopback TCP to an echo task and back");
-    report.finish(
-        percentile(&ours, 99.0),
-        percentile(&raw, 99.0),
-        opts.json,
-    );
+    report.finish(percentile(&ours, 99.0), percentile(&raw, 99.0), opts.json);
     Ok(())
 }

@@ -132,3 +132,86 @@ fn broken_toml_is_reported_not_panicked() {
     let errs = Config::parse("role = \"store\"\n[mqtt\n").unwrap_err();
     assert!(errs.to_string().contains("not valid TOML"), "{errs}");
 }
+
+const KEY_A: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+const KEY_B: &str = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+
+#[test]
+fn store_keys_register_every_store_and_turn_signatures_on() {
+    let text = format!(
+        "{}\n[store_keys]\nmadrid-centro = \"{KEY_A}\"\nsevilla-nervion = \"{KEY_B}\"\n",
+        hq_text()
+    );
+    let Config::Hq(c) = Config::parse(&text).unwrap() else {
+        panic!("not an hq config")
+    };
+    let keys = c.store_keys().unwrap().expect("keys set");
+    let a = StoreId::parse("madrid-centro").unwrap();
+    // An unsigned batch is now refused.
+    assert!(keys.verify(&a, &a, b"batch", None).is_err());
+    // Without the table, unsigned batches stay accepted (older configs keep working).
+    assert!(HqConfig::load(&example("hq.example.toml"))
+        .unwrap()
+        .store_keys()
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn store_keys_name_a_missing_an_unknown_and_a_bad_key() {
+    let text = format!(
+        "{}\n[store_keys]\nmadrid-centro = \"abc\"\nnorte = \"{KEY_B}\"\n",
+        hq_text()
+    );
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("store_keys.madrid-centro"), "{errs}");
+    assert!(errs.names("store_keys.norte"), "{errs}");
+    assert!(errs.names("store_keys.sevilla-nervion"), "{errs}");
+    assert!(errs.to_string().contains("storenode key"), "{errs}");
+}
+
+const QR_OLD: &str = "3f1c9a7b2e4d6f8011223344556677889900aabbccddeeff0011223344556677";
+
+#[test]
+fn a_rotated_qr_key_ring_signs_with_the_new_key_and_keeps_the_old_one_verifying() {
+    let new = new_qr_key_hex();
+    assert_eq!(new.len(), 64);
+    assert_ne!(new, new_qr_key_hex());
+    let text = hq_text().replace(
+        &format!("qr_keys = [\"{QR_OLD}\"]"),
+        &format!("qr_keys = [\"{new}\", \"{QR_OLD}\"]"),
+    );
+    let Config::Hq(c) = Config::parse(&text).unwrap() else {
+        panic!("not an hq config")
+    };
+    assert_eq!(c.pickup.qr_keys.len(), 2);
+    let settings = crate::hq::HqSettings::from_config(&c);
+    assert_eq!(settings.qr_key, hex::decode(&new).unwrap());
+    let store = store_text().replace(
+        &format!("qr_keys = [\"{QR_OLD}\"]"),
+        &format!("qr_keys = [\"{new}\", \"{QR_OLD}\"]"),
+    );
+    let Config::Store(s) = Config::parse(&store).unwrap() else {
+        panic!("not a store config")
+    };
+    assert_eq!(s.pickup.qr_keys[1].bytes(), hex::decode(QR_OLD).unwrap());
+}
+
+#[test]
+fn a_duplicated_or_overlong_qr_key_ring_is_refused() {
+    let text = store_text().replace(
+        &format!("qr_keys = [\"{QR_OLD}\"]"),
+        &format!("qr_keys = [\"{QR_OLD}\", \"{QR_OLD}\"]"),
+    );
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("pickup.qr_keys[1]"), "{errs}");
+    let five: Vec<String> = (0..5)
+        .map(|_| format!("\"{}\"", new_qr_key_hex()))
+        .collect();
+    let text = store_text().replace(
+        &format!("qr_keys = [\"{QR_OLD}\"]"),
+        &format!("qr_keys = [{}]", five.join(", ")),
+    );
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("pickup.qr_keys"), "{errs}");
+}

@@ -4,7 +4,8 @@
 //! layer can count errors by code without parsing bodies.
 
 use crate::domain::DomainError;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -41,6 +42,15 @@ impl ApiError {
             "unauthorized",
             "missing or wrong bearer token",
         )
+    }
+    /// 429 with `Retry-After` (seconds), also given as `retry_after_s`.
+    pub fn rate_limited(retry_after_s: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests: try again in {retry_after_s} s"),
+        )
+        .with("retry_after_s", retry_after_s)
     }
     pub fn invalid_json(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
@@ -132,10 +142,16 @@ impl IntoResponse for ApiError {
         let mut body = Map::new();
         body.insert("error".into(), json!(self.code));
         body.insert("message".into(), json!(self.message));
+        let retry_after = self.fields.get("retry_after_s").and_then(Value::as_u64);
         for (k, v) in self.fields {
             body.entry(k).or_insert(v);
         }
         let mut response = (self.status, Json(Value::Object(body))).into_response();
+        if let (StatusCode::TOO_MANY_REQUESTS, Some(secs)) = (self.status, retry_after) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
         response.extensions_mut().insert(ErrorCode(self.code));
         response
     }

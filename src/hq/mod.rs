@@ -13,6 +13,7 @@ pub mod webhook;
 
 use crate::config::HqConfig;
 use crate::domain::StoreId;
+use crate::http_security::{client_key, security_headers, RateLimit, RateLimiter, DASHBOARD_CSP};
 use crate::store::Node;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -76,7 +77,22 @@ pub struct HqSettings {
     pub qr_key: Vec<u8>,
     pub webhook_url: Option<String>,
     pub webhook_backoff_ms_max: u64,
+    /// Requests per bearer token.
+    pub rate_limit: RateLimit,
+    /// Requests with a missing or wrong token, per client IP.
+    pub unauthenticated_rate_limit: RateLimit,
 }
+
+/// Default requests per bearer token: a burst of 600, then 6,000 a minute (100/s).
+pub const API_RATE_DEFAULT: RateLimit = RateLimit {
+    per_minute: 6_000,
+    burst: 600,
+};
+/// Default requests without a valid token per client IP: a burst of 20, then 60 a minute.
+pub const UNAUTHENTICATED_RATE_DEFAULT: RateLimit = RateLimit {
+    per_minute: 60,
+    burst: 20,
+};
 
 impl HqSettings {
     pub fn from_config(c: &HqConfig) -> HqSettings {
@@ -91,6 +107,14 @@ impl HqSettings {
                 .unwrap_or_default(),
             webhook_url: c.webhook.url.clone(),
             webhook_backoff_ms_max: c.webhook.retry_backoff_ms_max,
+            rate_limit: RateLimit {
+                per_minute: c.rate_limit.per_minute,
+                burst: c.rate_limit.burst,
+            },
+            unauthenticated_rate_limit: RateLimit {
+                per_minute: c.rate_limit.unauthenticated_per_minute,
+                burst: c.rate_limit.unauthenticated_burst,
+            },
         }
     }
 }
@@ -106,12 +130,18 @@ pub struct HqState {
     /// Shown on the dashboard so its demo buttons can call the API (demo only).
     pub dashboard_token: Option<String>,
     http_errors: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Requests per valid bearer token.
+    token_limiter: Arc<RateLimiter>,
+    /// Requests without a valid token, per client IP.
+    anonymous_limiter: Arc<RateLimiter>,
 }
 
 impl HqState {
     pub fn new(node: Node, settings: HqSettings, sync: Arc<dyn SyncView>) -> HqState {
         HqState {
             node,
+            token_limiter: Arc::new(RateLimiter::new(settings.rate_limit)),
+            anonymous_limiter: Arc::new(RateLimiter::new(settings.unauthenticated_rate_limit)),
             settings: Arc::new(settings),
             sync,
             links: None,
@@ -164,6 +194,9 @@ pub fn app(state: HqState) -> Router {
         .route("/metrics", get(api::metrics))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), count_errors))
+        .layer(middleware::from_fn(|req: Request, next: Next| {
+            security_headers(DASHBOARD_CSP, req, next)
+        }))
         .with_state(state)
 }
 
@@ -178,11 +211,33 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let ok = given.is_some_and(|g| state.settings.tokens.iter().any(|t| same(t, g)));
-    if !ok {
+    let token = given.and_then(|g| state.settings.tokens.iter().find(|t| same(t, g)));
+    // A valid token has its own budget (the shop's traffic); anything else is limited per
+    // client IP before it is told the token is wrong.
+    let limited = match token {
+        Some(t) => state.token_limiter.check(&token_key(t)),
+        None => state.anonymous_limiter.check(&client_key(&request)),
+    };
+    if let Err(secs) = limited {
+        tracing::warn!(
+            client = %client_key(&request),
+            authenticated = token.is_some(),
+            retry_after_s = secs,
+            "hq api rate limited"
+        );
+        return Err(ApiError::rate_limited(secs));
+    }
+    if token.is_none() {
         return Err(ApiError::unauthorized());
     }
     Ok(next.run(request).await)
+}
+
+/// Limiter key of a token: a short hash, so the token itself is not kept twice in memory.
+fn token_key(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    format!("token:{}", hex::encode(&digest[..8]))
 }
 
 /// Compare without an early exit on the first differing byte.

@@ -30,6 +30,8 @@ pub(crate) fn settings() -> HqSettings {
         qr_key: vec![7; 32],
         webhook_url: None,
         webhook_backoff_ms_max: 1_000,
+        rate_limit: super::API_RATE_DEFAULT,
+        unauthenticated_rate_limit: super::UNAUTHENTICATED_RATE_DEFAULT,
     }
 }
 
@@ -726,4 +728,115 @@ async fn the_dashboard_lists_stores_and_orders() {
     assert!(page.contains("madrid-centro") && page.contains("sevilla-nervion"));
     assert!(page.contains(order["id"].as_str().unwrap()));
     assert!(!page.contains("Sofía"), "no customer data on the dashboard");
+}
+
+/// A request from `ip` (as `serve` records the client's address).
+fn from_ip(ip: &str, token: &str) -> Request<Body> {
+    let mut req = Request::get("/api/v1/stores")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+async fn headers_of(
+    state: &HqState,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = app(state.clone()).oneshot(req).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, value)
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after_and_the_error_shape() {
+    let f = fixture().await;
+    let mut s = settings();
+    s.rate_limit = RateLimit {
+        per_minute: 6,
+        burst: 3,
+    };
+    let state = HqState::new(f.state.node.clone(), s, Arc::new(NoSync));
+    for _ in 0..3 {
+        let (status, _, body) = headers_of(&state, from_ip("10.0.0.1", TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The budget is the token's, whichever address it comes from.
+    let (status, headers, body) = headers_of(&state, from_ip("10.0.0.2", TOKEN)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"].is_string());
+    // One request comes back every 10 s.
+    let wait = body["retry_after_s"].as_u64().unwrap();
+    assert!((1..=10).contains(&wait), "{body}");
+    assert_eq!(headers["retry-after"], wait.to_string().as_str());
+    assert_eq!(headers["cache-control"], "no-store");
+    // Counted with the other HTTP errors.
+    let (_, metrics) = raw(
+        &state,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("storenode_http_errors_total{code=\"rate_limited\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_limited_per_client_ip_without_touching_the_shops_budget() {
+    let f = fixture().await;
+    let mut s = settings();
+    s.unauthenticated_rate_limit = RateLimit {
+        per_minute: 1,
+        burst: 2,
+    };
+    let state = HqState::new(f.state.node.clone(), s, Arc::new(NoSync));
+    for _ in 0..2 {
+        let (status, _, _) = headers_of(&state, from_ip("10.0.0.9", "guess-guess-guess")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) =
+        headers_of(&state, from_ip("10.0.0.9", "guess-guess-guess")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    // Another address is still told its token is wrong; the shop's own token still works.
+    let (status, _, _) = headers_of(&state, from_ip("10.0.0.10", "guess-guess-guess")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = headers_of(&state, from_ip("10.0.0.9", TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let f = fixture().await;
+    let (_, api, _) = headers_of(&f.state, from_ip("10.0.0.1", TOKEN)).await;
+    let (_, denied, _) = headers_of(&f.state, from_ip("10.0.0.1", "nope-nope-nope")).await;
+    let page = Request::get("/").body(Body::empty()).unwrap();
+    let (_, page, _) = headers_of(&f.state, page).await;
+    let health = Request::get("/healthz").body(Body::empty()).unwrap();
+    let (_, health, _) = headers_of(&f.state, health).await;
+    for h in [&api, &denied, &page, &health] {
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+    for h in [&api, &denied, &health] {
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["content-security-policy"], crate::http_security::API_CSP);
+    }
+    assert_eq!(
+        page["content-security-policy"],
+        crate::http_security::DASHBOARD_CSP
+    );
 }

@@ -37,6 +37,14 @@ pub enum StoreError {
     /// SQLite reports damage; the file was not modified.
     #[error("{0} is corrupt ({1}); refusing to touch it")]
     Corrupt(String, String),
+    /// The disk failed under SQLite (full, or an I/O error): not damage to the database.
+    /// Nothing committed is lost; fix the disk and start again.
+    #[error("{kind} on {path} ({detail}); this is not database damage: {}", kind.hint())]
+    Io {
+        path: String,
+        kind: IoKind,
+        detail: String,
+    },
     /// The file was written by a newer storenode.
     #[error("database schema version {found} is newer than this binary supports ({supported}); upgrade storenode")]
     NewerSchema { found: u32, supported: u32 },
@@ -60,9 +68,83 @@ pub enum StoreError {
         source: DomainError,
     },
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("the writer has stopped")]
     Closed,
+}
+
+/// What kind of disk failure an SQLite error reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoKind {
+    /// `SQLITE_FULL`: no space left (ENOSPC) or the file hit its size limit.
+    DiskFull,
+    /// `SQLITE_IOERR` (any extended code): the OS failed a read, write, fsync or lock (EIO).
+    Io,
+    /// `SQLITE_CANTOPEN`: the file (or its WAL/shm beside it) could not be opened or created.
+    CannotOpen,
+}
+
+impl IoKind {
+    /// The SQLite error as a disk failure, if it is one (`None`: damage, misuse, a
+    /// constraint, ... — anything the disk did not cause).
+    pub fn of(e: &rusqlite::Error) -> Option<IoKind> {
+        match e.sqlite_error_code()? {
+            rusqlite::ErrorCode::DiskFull => Some(IoKind::DiskFull),
+            rusqlite::ErrorCode::SystemIoFailure => Some(IoKind::Io),
+            rusqlite::ErrorCode::CannotOpen => Some(IoKind::CannotOpen),
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> &'static str {
+        match self {
+            IoKind::DiskFull => "free disk space, then start again",
+            IoKind::Io => "check the disk and the system log, then start again",
+            IoKind::CannotOpen => {
+                "check the folder exists, is writable and has free space, then start again"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for IoKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoKind::DiskFull => "disk full",
+            IoKind::Io => "I/O error",
+            IoKind::CannotOpen => "cannot open the database file",
+        })
+    }
+}
+
+impl StoreError {
+    /// An error from opening or checking the file at `path`: a disk failure is `Io`,
+    /// anything else means the file is damaged (`Corrupt`).
+    pub fn checking(path: &Path, e: rusqlite::Error) -> StoreError {
+        let path = path.display().to_string();
+        match IoKind::of(&e) {
+            Some(kind) => StoreError::Io {
+                path,
+                kind,
+                detail: e.to_string(),
+            },
+            None => StoreError::Corrupt(path, e.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Disk failures (full, I/O) are told apart from other SQLite errors wherever they occur.
+    fn from(e: rusqlite::Error) -> StoreError {
+        match IoKind::of(&e) {
+            Some(kind) => StoreError::Io {
+                path: "the database".to_string(),
+                kind,
+                detail: e.to_string(),
+            },
+            None => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// A local change was refused (domain) or could not be stored.

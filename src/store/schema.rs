@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "terminal",
         include_str!("../../migrations/0005_terminal.sql"),
     ),
+    (
+        6,
+        "hq_returns",
+        include_str!("../../migrations/0006_hq_returns.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
@@ -51,10 +56,12 @@ pub fn check_existing(path: &Path) -> Result<(), StoreError> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| StoreError::Corrupt(path.display().to_string(), e.to_string()))?;
+    .map_err(|e| StoreError::checking(path, e))?;
+    // A full disk or an I/O error is not damage: `checking` tells them apart, so an
+    // operator is sent to free space, not to restore a backup.
     let verdict: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| StoreError::Corrupt(path.display().to_string(), e.to_string()))?;
+        .map_err(|e| StoreError::checking(path, e))?;
     if verdict != "ok" {
         return Err(StoreError::Corrupt(path.display().to_string(), verdict));
     }
@@ -129,4 +136,99 @@ pub fn migrate(conn: &mut Connection, now_ms: u64) -> Result<Vec<u32>, StoreErro
         applied.push(*version);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod io_tests {
+    use super::super::IoKind;
+    use super::*;
+    use rusqlite::ffi;
+
+    fn failure(code: std::os::raw::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_full_disk_and_io_errors_are_disk_failures_not_corruption() {
+        let path = Path::new("/data/store.db");
+        let full = StoreError::checking(path, failure(ffi::SQLITE_FULL));
+        assert!(
+            matches!(
+                full,
+                StoreError::Io {
+                    kind: IoKind::DiskFull,
+                    ..
+                }
+            ),
+            "{full:?}"
+        );
+        let text = full.to_string();
+        assert!(text.starts_with("disk full on /data/store.db"), "{text}");
+        assert!(text.contains("not database damage"), "{text}");
+        assert!(!text.contains("corrupt"), "{text}");
+        // Extended I/O codes (a failed write, fsync, shm mapping) are I/O errors too.
+        for code in [
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_IOERR_FSYNC,
+            ffi::SQLITE_IOERR_SHMMAP,
+        ] {
+            let e = StoreError::checking(path, failure(code));
+            assert!(
+                matches!(
+                    e,
+                    StoreError::Io {
+                        kind: IoKind::Io,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string().starts_with("I/O error on /data/store.db"),
+                "{e}"
+            );
+        }
+        let cant = StoreError::checking(path, failure(ffi::SQLITE_CANTOPEN));
+        assert!(matches!(
+            cant,
+            StoreError::Io {
+                kind: IoKind::CannotOpen,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn damage_is_still_reported_as_corrupt() {
+        let path = Path::new("/data/store.db");
+        for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_NOTADB] {
+            let e = StoreError::checking(path, failure(code));
+            assert!(matches!(e, StoreError::Corrupt(..)), "{e:?}");
+            assert!(e.to_string().contains("is corrupt"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sqlite_errors_met_while_writing_keep_the_same_distinction() {
+        let e: StoreError = failure(ffi::SQLITE_FULL).into();
+        assert!(
+            e.to_string().starts_with("disk full on the database"),
+            "{e}"
+        );
+        let e: StoreError = failure(ffi::SQLITE_IOERR_WRITE).into();
+        assert!(
+            matches!(
+                e,
+                StoreError::Io {
+                    kind: IoKind::Io,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e: StoreError = failure(ffi::SQLITE_CONSTRAINT).into();
+        assert!(matches!(e, StoreError::Sqlite(_)), "{e:?}");
+        assert_eq!(IoKind::of(&rusqlite::Error::QueryReturnedNoRows), None);
+    }
 }

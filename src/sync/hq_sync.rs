@@ -10,7 +10,6 @@
 use super::link::{run_link, LinkConfig, LinkEvent};
 use super::metrics::SyncMetrics;
 use super::persist::{self, HqLoaded};
-use super::reaction::plan_return;
 use super::route::Router;
 use super::topic::{TopicKind, Topics};
 use super::wire::{self, Ack, Message, SignedUp, Status, UpBatch};
@@ -279,6 +278,10 @@ impl HqEngine {
     ) {
         let known = self.load().await;
         self.backfill(&known).await;
+        // Return requests applied before a crash and never answered.
+        if let Err(e) = super::returns::answer_pending(&self.node).await {
+            tracing::warn!(error = %e, "cannot answer pending return requests");
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
@@ -442,16 +445,15 @@ impl HqEngine {
         due.resend |= resend;
     }
 
-    /// HQ hands back rights a store asked for.
+    /// HQ hands back rights a store asked for: answered from the log, exactly once
+    /// (`returns::answer_pending`).
     async fn react(&mut self, effects: &[Effect]) {
-        for effect in effects {
-            if let Effect::ReturnRequested { store, sku, qty } = effect {
-                let plan = self.node.read(|r| plan_return(r.state(), store, sku, *qty));
-                if let Some(payload) = plan {
-                    if let Err(e) = self.node.submit(vec![payload]).await {
-                        tracing::warn!(store = %store, sku = %sku, error = %e, "cannot return rights");
-                    }
-                }
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReturnRequested { .. }))
+        {
+            if let Err(e) = super::returns::answer_pending(&self.node).await {
+                tracing::warn!(error = %e, "cannot return rights; retried on the next request or restart");
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod link;
 pub mod metrics;
 pub mod persist;
 pub mod reaction;
+pub mod returns;
 pub mod route;
 pub mod store_sync;
 pub mod topic;

@@ -114,7 +114,9 @@ impl ScanSender {
                     .take(SCAN_LEN_MAX)
                     .collect();
                 let parsed = event.parsed.as_ref().map_err(|e| e.to_string());
-                let _ = self.0.send(Scan::parsed(code.trim().to_string(), event.source, parsed));
+                let _ = self
+                    .0
+                    .send(Scan::parsed(code.trim().to_string(), event.source, parsed));
             }
         })
     }

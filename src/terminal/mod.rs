@@ -23,8 +23,12 @@ mod stock;
 
 use crate::devices::scanner::{ScannerStatus, SourceState};
 use crate::domain::{Replica, StoreId};
+use crate::http_security::{client_key, security_headers, RateLimit, RateLimiter, TERMINAL_CSP};
 use crate::store::Node;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
@@ -50,7 +54,15 @@ pub struct TerminalConfig {
     pub overdue_after_ms: u64,
     /// Chain keys for pickup QR MACs, current first; empty: MACs are not checked.
     pub pickup_keys: Vec<Vec<u8>>,
+    /// `POST /api/v1/session` attempts per client IP (besides the per-staff PIN lockout).
+    pub login_rate: RateLimit,
 }
+
+/// Default login attempts per client IP: a burst of 20, then 30 a minute.
+pub const LOGIN_RATE_DEFAULT: RateLimit = RateLimit {
+    per_minute: 30,
+    burst: 20,
+};
 
 impl TerminalConfig {
     pub fn new(store: StoreId) -> TerminalConfig {
@@ -60,6 +72,7 @@ impl TerminalConfig {
             session_ttl_ms: 12 * 3_600_000,
             overdue_after_ms: 48 * 3_600_000,
             pickup_keys: Vec::new(),
+            login_rate: LOGIN_RATE_DEFAULT,
         }
     }
 }
@@ -74,6 +87,8 @@ struct Inner {
     order_steps: Mutex<()>,
     /// Scanner sources shown on the status screen.
     scanners: std::sync::Mutex<Vec<watch::Receiver<ScannerStatus>>>,
+    /// Login attempts per client IP.
+    login_limiter: RateLimiter,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -88,7 +103,9 @@ impl TerminalState {
         printer: Arc<dyn PrintSink>,
         config: TerminalConfig,
     ) -> TerminalState {
+        let login_limiter = RateLimiter::new(config.login_rate);
         TerminalState(Arc::new(Inner {
+            login_limiter,
             node,
             link,
             printer,
@@ -223,5 +240,36 @@ pub fn app(state: TerminalState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(assets::routes())
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_login_attempts,
+        ))
+        .layer(middleware::from_fn(|req: Request, next: Next| {
+            security_headers(TERMINAL_CSP, req, next)
+        }))
         .with_state(state)
+}
+
+/// `POST /api/v1/session` is limited per client IP (spraying PINs across staff numbers); the
+/// per-staff lockout in `auth` applies on top. Refused before the body is read.
+async fn limit_login_attempts(
+    State(state): State<TerminalState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::POST && request.uri().path() == "/api/v1/session" {
+        let key = client_key(&request);
+        if let Err(secs) = state.0.login_limiter.check(&key) {
+            tracing::warn!(client = %key, retry_after_s = secs, "login attempts rate limited");
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many login attempts from this device: try again in {secs} s"),
+            )
+            .with("retry_after_s", secs);
+            e.retry_after_s = Some(secs);
+            return e.into_response();
+        }
+    }
+    next.run(request).await
 }

@@ -121,6 +121,11 @@ fn sku(s: &str) -> Sku {
 
 impl Fixture {
     pub async fn new() -> Fixture {
+        Fixture::with_config(|_| {}).await
+    }
+
+    /// A fixture whose terminal config `tweak` adjusts (rate limits, keys).
+    pub async fn with_config(tweak: impl FnOnce(&mut TerminalConfig)) -> Fixture {
         let store = store();
         let dir = tempfile::tempdir().unwrap();
         let node = Node::open(&dir.path().join("store.db"), store.actor()).unwrap();
@@ -241,6 +246,7 @@ impl Fixture {
         }));
         let mut config = TerminalConfig::new(store);
         config.pickup_keys = vec![KEY.to_vec()];
+        tweak(&mut config);
         let state = TerminalState::new(node.clone(), link.clone(), sink, config);
         state
             .upsert_staff("1001", "Ana García", Role::Associate, "1234")

@@ -122,9 +122,9 @@ impl ScannerConfig {
         if uri == "stdin:" || uri == "stdin://" {
             return Ok(ScannerConfig::Stdin);
         }
-        let (scheme, rest) = uri
-            .split_once("://")
-            .ok_or_else(|| format!("{uri:?} has no scheme (tcp://, serial://, bridge://, evdev://, stdin:)"))?;
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+            format!("{uri:?} has no scheme (tcp://, serial://, bridge://, evdev://, stdin:)")
+        })?;
         let (target, query) = match rest.split_once('?') {
             Some((t, q)) => (t, Some(q)),
             None => (rest, None),
@@ -143,7 +143,9 @@ impl ScannerConfig {
             if target.starts_with('/') {
                 Ok(PathBuf::from(target))
             } else {
-                Err(format!("{scheme}:// needs an absolute device path, got {target:?}"))
+                Err(format!(
+                    "{scheme}:// needs an absolute device path, got {target:?}"
+                ))
             }
         };
         let baud = || match param("baud") {
