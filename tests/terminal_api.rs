@@ -337,6 +337,45 @@ async fn a_cash_sale_takes_store_rights_prints_a_receipt_and_kicks_the_drawer() 
 }
 
 #[tokio::test]
+async fn a_sale_and_its_receipt_commit_together_or_not_at_all() {
+    let f = Fixture::new().await;
+    let cookie = f.login("1001", "1234").await;
+    // A print queue that refuses every row: the sale must not commit without its receipt.
+    f.node
+        .write(|tx| {
+            tx.execute_batch(
+                "CREATE TRIGGER refuse_jobs BEFORE INSERT ON print_job
+                 BEGIN SELECT RAISE(ABORT, 'print queue refuses'); END;",
+            )
+        })
+        .await
+        .unwrap();
+    let sell = || {
+        f.call(
+            Method::POST,
+            "/api/v1/sales",
+            Some(json!({"lines": [{"sku": "SKU-1", "qty": 1}], "tender": "card"})),
+            Some(&cookie),
+        )
+    };
+    let (status, _, body) = sell().await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let (_, _, stock) = f
+        .call(Method::GET, "/api/v1/stock/SKU-1", None, Some(&cookie))
+        .await;
+    assert_eq!(stock["store_rights"], 7, "no sale without its receipt");
+    assert!(f.printer.jobs().is_empty());
+
+    f.node
+        .write(|tx| tx.execute_batch("DROP TRIGGER refuse_jobs"))
+        .await
+        .unwrap();
+    let (status, _, body) = sell().await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(terminal_support::queued(&f.node, "receipt").await, 1);
+}
+
+#[tokio::test]
 async fn selling_more_than_the_store_can_sell_is_refused_naming_what_it_can() {
     let f = Fixture::new().await;
     let cookie = f.login("1001", "1234").await;

@@ -135,13 +135,7 @@ pub async fn store_app(
                 address: Vec::new(),
                 tax_id: String::new(),
             };
-            Arc::new(QueuePrintSink::new(
-                node.clone(),
-                &p.name,
-                header,
-                wake,
-                Some(health),
-            ))
+            Arc::new(QueuePrintSink::new(&p.name, header, wake, Some(health)))
         }
         None => Arc::new(MemoryPrintSink::default()),
     };

@@ -204,11 +204,24 @@ impl TerminalState {
         Ok(self.0.node.query(f).await?)
     }
 
-    /// Queue a print job; a printer problem never fails the sale or handover that caused it.
-    pub(crate) async fn print(&self, job: print::PrintJob) {
-        if let Err(e) = self.0.printer.enqueue(job).await {
-            tracing::warn!(error = %e, "print job could not be queued");
-        }
+    /// Submit `payloads` with the print jobs they cause in the same transaction: when this
+    /// returns, the change and its receipt or label are both durable (or neither is).
+    pub(crate) async fn submit_printing(
+        &self,
+        payloads: Vec<crate::domain::Payload>,
+        jobs: Vec<print::PrintJob>,
+    ) -> Result<crate::store::Submitted, crate::store::SubmitError> {
+        let staged: Vec<print::StagedJob> =
+            jobs.into_iter().map(|j| self.0.printer.stage(j)).collect();
+        let (submitted, ()) = self
+            .0
+            .node
+            .submit_with(payloads, move |tx, _ops| {
+                staged.into_iter().try_for_each(|step| step(tx))
+            })
+            .await?;
+        self.0.printer.committed();
+        Ok(submitted)
     }
 }
 

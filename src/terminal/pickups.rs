@@ -252,14 +252,6 @@ pub async fn ready(
         )
         .with("missing", missing));
     }
-    state
-        .node()
-        .submit(vec![Payload::OrderAdvance {
-            order_id: order.id.clone(),
-            store: order.store.clone(),
-            to: Advance::Ready,
-        }])
-        .await?;
     let key = state.config().pickup_keys.first().map(|k| k.as_slice());
     let customer = state
         .read(|r| {
@@ -269,16 +261,20 @@ pub async fn ready(
                 .and_then(|c| c.name().map(str::to_string))
         })
         .unwrap_or_else(|| order.customer.to_string());
-    state
-        .print(PrintJob::BagLabel {
-            store: order.store.to_string(),
-            order: order.id.to_string(),
-            customer,
-            pickup_code: order.pickup_code.clone(),
-            qr: qr::payload(order.id.as_str(), &order.pickup_code, key),
-            items: order.lines.values().map(|l| l.qty).sum(),
-        })
-        .await;
+    let label = PrintJob::BagLabel {
+        store: order.store.to_string(),
+        order: order.id.to_string(),
+        customer,
+        pickup_code: order.pickup_code.clone(),
+        qr: qr::payload(order.id.as_str(), &order.pickup_code, key),
+        items: order.lines.values().map(|l| l.qty).sum(),
+    };
+    let ready = Payload::OrderAdvance {
+        order_id: order.id.clone(),
+        store: order.store.clone(),
+        to: Advance::Ready,
+    };
+    state.submit_printing(vec![ready], vec![label]).await?;
     let order = find(&state, &id)?;
     Ok(Json(order_json(&state, &order, now_ms())))
 }
@@ -374,27 +370,23 @@ pub async fn handover(
         )
         .with("status", order.status.as_str()));
     }
-    state
-        .node()
-        .submit(vec![Payload::OrderAdvance {
-            order_id: order.id.clone(),
-            store: order.store.clone(),
-            to: Advance::HandedOver,
-        }])
-        .await?;
     let lines = receipt_lines(&state, &order);
     let total_cents = lines.iter().map(|l| l.unit_cents * i64::from(l.qty)).sum();
-    state
-        .print(PrintJob::Receipt {
-            store: order.store.to_string(),
-            reference: order.id.to_string(),
-            staff: session.staff.clone(),
-            lines,
-            total_cents,
-            tender: "pickup".into(),
-            at_ms: now_ms(),
-        })
-        .await;
+    let receipt = PrintJob::Receipt {
+        store: order.store.to_string(),
+        reference: order.id.to_string(),
+        staff: session.staff.clone(),
+        lines,
+        total_cents,
+        tender: "pickup".into(),
+        at_ms: now_ms(),
+    };
+    let handover = Payload::OrderAdvance {
+        order_id: order.id.clone(),
+        store: order.store.clone(),
+        to: Advance::HandedOver,
+    };
+    state.submit_printing(vec![handover], vec![receipt]).await?;
     let order = find(&state, &id)?;
     Ok(Json(order_json(&state, &order, now_ms())))
 }

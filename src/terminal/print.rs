@@ -1,14 +1,14 @@
 //! Print jobs the terminal asks for (receipts, bag labels, drawer kicks) and the sink that
-//! takes them. The devices module renders them to ESC/POS and queues them durably;
-//! `MemoryPrintSink` keeps them in memory for tests and nodes without a printer.
+//! takes them. A job is written in the same transaction as the sale or order step that causes
+//! it: once the associate sees "sold", its receipt is queued, crash or not. The devices module
+//! renders jobs to ESC/POS and queues them durably; `MemoryPrintSink` keeps them in memory for
+//! tests and nodes without a printer.
 
-use std::future::Future;
-use std::pin::Pin;
-
-/// A boxed future, as object-safe traits return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 use serde::Serialize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// A job made ready to be written inside the transaction of the change that causes it.
+pub type StagedJob = Box<dyn FnOnce(&rusqlite::Transaction) -> rusqlite::Result<()> + Send>;
 
 /// One printed line of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,16 +58,21 @@ pub struct DeviceStatus {
     pub detail: String,
 }
 
-/// Where print jobs go. `enqueue` resolves once the job is queued (not yet printed).
+/// Where print jobs go.
 pub trait PrintSink: Send + Sync + 'static {
-    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>>;
+    /// Render `job` now; the returned step writes it in the caller's transaction. A job that
+    /// cannot be queued (a rendering bug) is logged and skipped: a printer problem never fails
+    /// the sale that caused it. Only database errors fail the step.
+    fn stage(&self, job: PrintJob) -> StagedJob;
+    /// The transaction holding staged jobs committed: start printing them.
+    fn committed(&self);
     fn devices(&self) -> Vec<DeviceStatus>;
 }
 
-/// Keeps every job in memory, in order.
+/// Keeps every job in memory, in order (pushed when the staged step runs in its transaction).
 #[derive(Debug, Default)]
 pub struct MemoryPrintSink {
-    jobs: Mutex<Vec<PrintJob>>,
+    jobs: Arc<Mutex<Vec<PrintJob>>>,
 }
 
 impl MemoryPrintSink {
@@ -80,15 +85,17 @@ impl MemoryPrintSink {
 }
 
 impl PrintSink for MemoryPrintSink {
-    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            match self.jobs.lock() {
+    fn stage(&self, job: PrintJob) -> StagedJob {
+        let jobs = self.jobs.clone();
+        Box::new(move |_tx| {
+            match jobs.lock() {
                 Ok(mut j) => j.push(job),
                 Err(p) => p.into_inner().push(job),
             }
             Ok(())
         })
     }
+    fn committed(&self) {}
     fn devices(&self) -> Vec<DeviceStatus> {
         vec![DeviceStatus {
             name: "receipt".into(),

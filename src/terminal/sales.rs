@@ -115,7 +115,6 @@ pub async fn create(
                 .collect::<Vec<_>>()
         }));
     }
-    state.node().submit(payloads).await?;
     let receipt_lines: Vec<ReceiptLine> = lines
         .iter()
         .map(|(l, name)| ReceiptLine {
@@ -126,23 +125,22 @@ pub async fn create(
             vat_bp: l.vat_bp,
         })
         .collect();
-    state
-        .print(PrintJob::Receipt {
-            store: store.to_string(),
-            reference: sale_id.to_string(),
-            staff: session.staff.clone(),
-            lines: receipt_lines,
-            total_cents,
-            tender: match tender {
-                Tender::Cash => "cash".into(),
-                Tender::Card => "card".into(),
-            },
-            at_ms: now,
-        })
-        .await;
+    let mut jobs = vec![PrintJob::Receipt {
+        store: store.to_string(),
+        reference: sale_id.to_string(),
+        staff: session.staff.clone(),
+        lines: receipt_lines,
+        total_cents,
+        tender: match tender {
+            Tender::Cash => "cash".into(),
+            Tender::Card => "card".into(),
+        },
+        at_ms: now,
+    }];
     if tender == Tender::Cash {
-        state.print(PrintJob::DrawerKick).await;
+        jobs.push(PrintJob::DrawerKick);
     }
+    state.submit_printing(payloads, jobs).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -1,11 +1,12 @@
 //! The print sink of a real node: each job becomes ESC/POS bytes (devices::escpos documents)
-//! and a row of the durable print queue (migrations/0002), written through the node's writer;
+//! and a row of the durable print queue (migrations/0002), written in the transaction of the
+//! sale or order step that causes it;
 //! the devices print worker sharing `wake` sends it to the printer and retries until it prints.
 
-use super::print::{BoxFuture, DeviceStatus, PrintJob, PrintSink};
+use super::print::{DeviceStatus, PrintJob, PrintSink, StagedJob};
 use crate::devices::escpos::{self, EscPos, PickupMark, StoreHeader, Tender, COLUMNS_80MM};
 use crate::devices::print_queue::{self, PrinterHealth, QueueError};
-use crate::store::{now_ms, Node};
+use crate::store::now_ms;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
@@ -16,7 +17,6 @@ const DRAWER_OFF_MS: u16 = 200;
 /// Queues the terminal's jobs for one receipt printer (bag labels and drawer kicks included:
 /// a counter has one ESC/POS printer with the drawer wired to it).
 pub struct QueuePrintSink {
-    node: Node,
     printer: String,
     header: StoreHeader,
     wake: Arc<Notify>,
@@ -27,14 +27,12 @@ impl QueuePrintSink {
     /// `printer` is the queue name the print worker drains; `wake` is its notifier; `health`
     /// (from `PrintWorker::spawn`) feeds the device list of `/status`.
     pub fn new(
-        node: Node,
         printer: &str,
         header: StoreHeader,
         wake: Arc<Notify>,
         health: Option<watch::Receiver<PrinterHealth>>,
     ) -> QueuePrintSink {
         QueuePrintSink {
-            node,
             printer: printer.to_string(),
             header,
             wake,
@@ -133,28 +131,25 @@ pub fn utc_minute(ms: u64) -> String {
     format!("{year:04}-{month:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
-fn queue_err(e: QueueError) -> rusqlite::Error {
-    match e {
-        QueueError::Db(e) => e,
-        other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),
-    }
-}
-
 impl PrintSink for QueuePrintSink {
-    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let (kind, bytes) = self.render(&job);
-            let printer = self.printer.clone();
-            let now = now_ms() as i64;
-            self.node
-                .write(move |tx| {
-                    print_queue::enqueue(tx, &printer, kind, &bytes, now).map_err(queue_err)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            self.wake.notify_one();
-            Ok(())
-        })
+    fn stage(&self, job: PrintJob) -> StagedJob {
+        let (kind, bytes) = self.render(&job);
+        let printer = self.printer.clone();
+        let now = now_ms() as i64;
+        Box::new(
+            move |tx| match print_queue::enqueue(tx, &printer, kind, &bytes, now) {
+                Ok(_) => Ok(()),
+                Err(QueueError::Db(e)) => Err(e),
+                Err(other) => {
+                    tracing::error!(printer, kind, error = %other, "print job skipped");
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    fn committed(&self) {
+        self.wake.notify_one();
     }
 
     fn devices(&self) -> Vec<DeviceStatus> {

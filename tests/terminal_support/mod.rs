@@ -13,7 +13,7 @@ use storenode::domain::op::{OrderLine, ProfilePatch, ReceiveReason};
 use storenode::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, Sku, StoreId};
 use storenode::store::Node;
 use storenode::terminal::link::{FixedLink, LinkStatus};
-use storenode::terminal::print::{BoxFuture, DeviceStatus, MemoryPrintSink, PrintJob, PrintSink};
+use storenode::terminal::print::{DeviceStatus, MemoryPrintSink, PrintJob, PrintSink, StagedJob};
 use storenode::terminal::spool::QueuePrintSink;
 use storenode::terminal::{app, Role, TerminalConfig, TerminalState};
 use tower::ServiceExt;
@@ -81,11 +81,16 @@ pub struct Tee {
 }
 
 impl PrintSink for Tee {
-    fn enqueue(&self, job: PrintJob) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            self.queue.enqueue(job.clone()).await?;
-            self.memory.enqueue(job).await
+    fn stage(&self, job: PrintJob) -> StagedJob {
+        let queue = self.queue.stage(job.clone());
+        let memory = self.memory.stage(job);
+        Box::new(move |tx| {
+            queue(tx)?;
+            memory(tx)
         })
+    }
+    fn committed(&self) {
+        self.queue.committed();
     }
     fn devices(&self) -> Vec<DeviceStatus> {
         self.queue.devices()
@@ -236,7 +241,7 @@ impl Fixture {
         };
         let sink = Arc::new(Tee {
             memory: printer.clone(),
-            queue: QueuePrintSink::new(node.clone(), "receipt", header, Default::default(), None),
+            queue: QueuePrintSink::new("receipt", header, Default::default(), None),
         });
         let link = Arc::new(FixedLink::new(LinkStatus {
             online: true,
