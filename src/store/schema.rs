@@ -123,6 +123,20 @@ pub fn migrate(conn: &mut Connection, now_ms: u64) -> Result<Vec<u32>, StoreErro
             supported: latest_version(),
         });
     }
+    let recorded: Vec<u32> = {
+        let mut stmt = conn.prepare("SELECT version FROM schema_version ORDER BY version")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if let Some(missing) = missing_below(&recorded, current) {
+        return Err(StoreError::Migration(
+            missing,
+            format!(
+                "the file records schema versions {recorded:?} but not {missing}: it was \
+                 migrated by a build with a different migration list; refusing to guess"
+            ),
+        ));
+    }
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = conn.transaction()?;
@@ -136,6 +150,43 @@ pub fn migrate(conn: &mut Connection, now_ms: u64) -> Result<Vec<u32>, StoreErro
         applied.push(*version);
     }
     Ok(applied)
+}
+
+/// A migration this binary knows, numbered below the file's version, that the file never
+/// applied. Applying it late could run it after migrations that assumed it: refuse instead.
+fn missing_below(recorded: &[u32], current: u32) -> Option<u32> {
+    MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .filter(|v| *v < current)
+        .find(|v| !recorded.contains(v))
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_one_by_one_from_one() {
+        for (i, (version, name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version as usize, i + 1, "migration {name} is out of order");
+            assert!(!sql.trim().is_empty(), "migration {name} is empty");
+        }
+    }
+
+    #[test]
+    fn a_file_missing_a_lower_migration_is_refused_not_patched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("s.db")).unwrap();
+        assert_eq!(migrate(&mut conn, 1).unwrap().len(), MIGRATIONS.len());
+        assert!(migrate(&mut conn, 2).unwrap().is_empty(), "nothing twice");
+        conn.execute("DELETE FROM schema_version WHERE version = 2", [])
+            .unwrap();
+        let err = migrate(&mut conn, 3).unwrap_err().to_string();
+        assert!(err.contains("not 2"), "{err}");
+        assert_eq!(missing_below(&[1, 2, 3], 3), None);
+        assert_eq!(missing_below(&[1, 3], 3), Some(2));
+    }
 }
 
 #[cfg(test)]
