@@ -54,7 +54,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let seed_seq = node.read(|r| r.next_seq() - 1);
 
     let cpu_before = named_thread_cpu_s(WRITER_THREAD);
+    let groups_before = node.writer_stats();
     let (ops, refused, elapsed) = submit_mix(&node, p.tasks, p.skus, p.run).await?;
+    let groups = node.writer_stats();
+    let group_commits = groups.groups - groups_before.groups;
     let writer_cpu = named_thread_cpu_s(WRITER_THREAD)
         .zip(cpu_before)
         .map(|(a, b)| a - b);
@@ -63,6 +66,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("ops_committed", ops, "ops");
     report.figure("ops_refused", refused, "ops");
     report.figure("apply_ops_per_s", ours, "ops/s");
+    report.figure("group_commits", group_commits, "");
+    report.figure(
+        "ops_per_group_commit",
+        ops as f64 / group_commits.max(1) as f64,
+        "ops",
+    );
 
     let actor = store().actor();
     let log: Vec<Op> = node

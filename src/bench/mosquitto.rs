@@ -1,5 +1,6 @@
 //! A private mosquitto broker for one scenario: its own free port on loopback, a config as in
-//! DEPENDENCIES.md (no persistence, no queue limit), killed when dropped.
+//! DEPENDENCIES.md (no persistence, no queue limit) plus `set_tcp_nodelay true` as in
+//! deploy/mosquitto/mosquitto.conf (Nagle in the broker held each op ~40 ms), killed when dropped.
 
 use super::scratch::Scratch;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,7 +51,8 @@ fn write_config(path: &Path, port: u16) -> std::io::Result<()> {
         path,
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_queued_messages 0\nmax_inflight_messages 100\nmax_packet_size 1048576\n"
+             max_queued_messages 0\nmax_inflight_messages 100\nmax_packet_size 1048576\n\
+             set_tcp_nodelay true\n"
         ),
     )
 }

@@ -1,5 +1,6 @@
 //! The persistence limit: the same op rows written with plain batched rusqlite inserts, same
-//! table, same pragmas (WAL, `synchronous=FULL`), no domain, no materialised rows.
+//! table, same pragmas (WAL, `synchronous=FULL`, `store::schema::throughput_pragmas`), no
+//! domain, no materialised rows.
 
 use rusqlite::{params, Connection};
 use std::path::Path;
@@ -17,6 +18,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    crate::store::schema::throughput_pragmas(&conn)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS ops (
             actor TEXT NOT NULL, seq INTEGER NOT NULL, hlc_wall INTEGER NOT NULL,

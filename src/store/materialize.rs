@@ -1,5 +1,10 @@
 //! Rewriting the materialised rows an op changed, inside the op's own transaction, so what
 //! SQL readers see always matches the op log.
+//!
+//! Rows are upserted (`ON CONFLICT DO UPDATE`), not `INSERT OR REPLACE`d: REPLACE deletes the
+//! row and inserts it again under a new rowid, which dirties the old table page, the table's
+//! last page and the key index twice; an upsert rewrites the row where it is. A stock row is
+//! rewritten on most ops, so this is most of the pages a group commit writes.
 
 use crate::domain::{ActorId, CustomerId, Op, OrderId, Payload, SaleId, Sku, State, StoreId};
 use rusqlite::{params, Transaction};
@@ -56,16 +61,27 @@ fn catalog(tx: &Transaction, state: &State, sku: &Sku) -> rusqlite::Result<()> {
         return Ok(());
     };
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO catalog (sku, ean, name, price_cents, vat_bp) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO catalog (sku, ean, name, price_cents, vat_bp) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (sku) DO UPDATE SET ean = excluded.ean, name = excluded.name,
+           price_cents = excluded.price_cents, vat_bp = excluded.vat_bp",
     )?
-    .execute(params![p.sku.as_str(), p.ean.as_str(), p.name, p.price_cents, p.vat_bp])?;
+    .execute(params![
+        p.sku.as_str(),
+        p.ean.as_str(),
+        p.name,
+        p.price_cents,
+        p.vat_bp
+    ])?;
     Ok(())
 }
 
 fn stock(tx: &Transaction, state: &State, store: &StoreId, sku: &Sku) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO stock (store, sku, available, store_rights, hq_rights, reserved)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO stock (store, sku, available, store_rights, hq_rights, reserved)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (store, sku) DO UPDATE SET available = excluded.available,
+           store_rights = excluded.store_rights, hq_rights = excluded.hq_rights,
+           reserved = excluded.reserved",
     )?
     .execute(params![
         store.as_str(),
@@ -93,9 +109,13 @@ fn order_with_stock(
         .map(|(sku, l)| serde_json::json!({"sku": sku, "qty": l.qty, "picked": l.picked}))
         .collect();
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO orders
+        "INSERT INTO orders
          (id, store, customer, status, pickup_code, placed_at_ms, conflict, lines_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET store = excluded.store, customer = excluded.customer,
+           status = excluded.status, pickup_code = excluded.pickup_code,
+           placed_at_ms = excluded.placed_at_ms, conflict = excluded.conflict,
+           lines_json = excluded.lines_json",
     )?
     .execute(params![
         o.id.as_str(),
@@ -123,8 +143,11 @@ fn sale(tx: &Transaction, state: &State, id: &SaleId) -> rusqlite::Result<()> {
         .map(|l| serde_json::json!({"sku": l.sku, "qty": l.qty, "unit_cents": l.unit_cents, "vat_bp": l.vat_bp}))
         .collect();
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO sales (id, store, total_cents, tender, customer, at_ms, lines_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO sales (id, store, total_cents, tender, customer, at_ms, lines_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET store = excluded.store,
+           total_cents = excluded.total_cents, tender = excluded.tender,
+           customer = excluded.customer, at_ms = excluded.at_ms, lines_json = excluded.lines_json",
     )?
     .execute(params![
         s.id.as_str(),
@@ -141,8 +164,11 @@ fn sale(tx: &Transaction, state: &State, id: &SaleId) -> rusqlite::Result<()> {
 fn customer_rows(tx: &Transaction, state: &State, id: &CustomerId) -> rusqlite::Result<()> {
     if let Some(c) = state.customers.get(id) {
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO customers (id, name, email, phone, loyalty_card, erased)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO customers (id, name, email, phone, loyalty_card, erased)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email,
+               phone = excluded.phone, loyalty_card = excluded.loyalty_card,
+               erased = excluded.erased",
         )?
         .execute(params![
             id.as_str(),

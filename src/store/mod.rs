@@ -16,6 +16,7 @@ use crate::domain::{ActorId, DomainError, Effect, Op, OpId, Payload, Replica};
 use rusqlite::{params, Connection, OpenFlags};
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot};
 
@@ -216,6 +217,18 @@ struct Shared {
     path: PathBuf,
     replica: RwLock<Replica>,
     events: broadcast::Sender<NodeEvent>,
+    /// Group transactions committed and requests they carried, for `writer_stats`.
+    groups: AtomicU64,
+    grouped_requests: AtomicU64,
+}
+
+/// What the writer has committed since the node was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Group transactions committed.
+    pub groups: u64,
+    /// Requests (submits, ingests, writes) they carried.
+    pub requests: u64,
 }
 
 /// Handle to one replica's database. Cheap to clone.
@@ -272,6 +285,8 @@ impl Node {
             path: path.to_path_buf(),
             replica: RwLock::new(replica),
             events,
+            groups: AtomicU64::new(0),
+            grouped_requests: AtomicU64::new(0),
         });
         let (queue, rx) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
         let for_writer = shared.clone();
@@ -318,6 +333,14 @@ impl Node {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard)
+    }
+
+    /// Group commits so far (requests per group shows how well writes are batched).
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.shared.groups.load(Ordering::Relaxed),
+            requests: self.shared.grouped_requests.load(Ordering::Relaxed),
+        }
     }
 
     /// Committed changes from now on.

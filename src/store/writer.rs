@@ -12,6 +12,7 @@ use super::{
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::Connection;
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -73,7 +74,13 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
         }
     }
     let committed = match tx.commit() {
-        Ok(()) => true,
+        Ok(()) => {
+            shared.groups.fetch_add(1, Ordering::Relaxed);
+            shared
+                .grouped_requests
+                .fetch_add(replies.len() as u64, Ordering::Relaxed);
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             reload = true;
@@ -120,16 +127,18 @@ fn savepoint<T>(
     tx: &rusqlite::Transaction,
     body: impl FnOnce() -> Result<T, SubmitError>,
 ) -> Result<T, SubmitError> {
-    tx.execute_batch("SAVEPOINT request")
-        .map_err(|e| SubmitError::Store(e.into()))?;
-    let result = body();
-    let end = if result.is_ok() {
-        "RELEASE request"
-    } else {
-        "ROLLBACK TO request; RELEASE request"
+    let run = |sql: &str| -> Result<(), SubmitError> {
+        tx.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+            .map(|_| ())
+            .map_err(|e| SubmitError::Store(e.into()))
     };
-    tx.execute_batch(end)
-        .map_err(|e| SubmitError::Store(e.into()))?;
+    run("SAVEPOINT request")?;
+    let result = body();
+    if result.is_err() {
+        run("ROLLBACK TO request")?;
+    }
+    run("RELEASE request")?;
     result
 }
 

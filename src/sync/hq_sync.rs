@@ -13,7 +13,7 @@ use super::persist::{self, HqLoaded};
 use super::route::Router;
 use super::topic::{TopicKind, Topics};
 use super::wire::{self, Ack, Message, SignedUp, Status, UpBatch};
-use crate::domain::{ActorId, Effect, StoreId};
+use crate::domain::{ActorId, Effect, Op, StoreId};
 use crate::signing::StoreKeys;
 use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::AsyncClient;
@@ -225,7 +225,14 @@ struct HqEngine {
     routed: BTreeMap<ActorId, u64>,
     peers: BTreeMap<StoreId, Peer>,
     route_due: bool,
+    /// Up-batches received in this round, by store, not yet ingested.
+    pending_up: BTreeMap<StoreId, Vec<Op>>,
+    /// Cursors of the routing write in flight, if any.
+    routing: Option<Vec<(ActorId, u64)>>,
 }
+
+/// Outcome of a routing write: the last down-log index of every store that got entries.
+type RouteDone = Result<BTreeMap<StoreId, u64>, crate::store::StoreError>;
 
 impl HqEngine {
     fn new(node: Node, cfg: HqSyncConfig, topics: Topics, shared: Arc<Shared>) -> Self {
@@ -244,6 +251,8 @@ impl HqEngine {
             client: None,
             routed: BTreeMap::new(),
             route_due: true,
+            pending_up: BTreeMap::new(),
+            routing: None,
         }
     }
 
@@ -285,26 +294,42 @@ impl HqEngine {
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
+        let (route_tx, mut route_rx) = mpsc::channel(1);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                Some(done) = route_rx.recv() => self.routed(done).await,
                 ev = link.recv() => match ev {
-                    Some(ev) => self.on_link(ev).await,
+                    Some(ev) => {
+                        // Take everything already queued, then ingest each store's up-batches
+                        // together: one commit per round however many messages arrived.
+                        self.on_link(ev);
+                        for _ in 1..LINK_EVENTS_CAP {
+                            match link.try_recv() {
+                                Ok(ev) => self.on_link(ev),
+                                Err(_) => break,
+                            }
+                        }
+                        self.flush_up().await;
+                    }
                     None => break,
                 },
                 ev = events.recv(), if events_open => match ev {
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.route_due = true,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.route_due = true;
+                        while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
+                    }
                     Err(broadcast::error::RecvError::Closed) => events_open = false,
                 },
                 _ = tick.tick() => {}
             }
-            self.route().await;
+            self.route(&route_tx).await;
             self.pump().await;
             self.snapshot();
         }
     }
 
-    async fn on_link(&mut self, ev: LinkEvent) {
+    fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Connected(client) => {
                 tracing::info!("hq connected to the broker");
@@ -322,11 +347,11 @@ impl HqEngine {
                 tracing::info!("hq disconnected from the broker");
                 self.client = None;
             }
-            LinkEvent::Publish { topic, payload } => self.on_publish(&topic, &payload).await,
+            LinkEvent::Publish { topic, payload } => self.on_publish(&topic, &payload),
         }
     }
 
-    async fn on_publish(&mut self, topic: &str, payload: &[u8]) {
+    fn on_publish(&mut self, topic: &str, payload: &[u8]) {
         let Ok((store, kind)) = self.topics.parse(topic) else {
             return;
         };
@@ -357,9 +382,9 @@ impl HqEngine {
                         self.metrics.reject(e.reason());
                     }
                 }
-                None => self.on_up(store, batch).await,
+                None => self.on_up(store, batch),
             },
-            (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed).await,
+            (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
             (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(store, ack),
             (TopicKind::Status, Message::Status(status)) => self.on_status(store, status),
             (kind, msg) => {
@@ -384,7 +409,7 @@ impl HqEngine {
     }
 
     /// Verify a signed batch's bytes (when keys are configured), then open and apply it.
-    async fn on_signed_up(&mut self, store: StoreId, signed: SignedUp) {
+    fn on_signed_up(&mut self, store: StoreId, signed: SignedUp) {
         if let Some(keys) = &self.cfg.store_keys {
             let checked = keys.verify(
                 &store,
@@ -398,7 +423,7 @@ impl HqEngine {
             }
         }
         match wire::open_signed_up(&signed) {
-            Ok(batch) => self.on_up(store, batch).await,
+            Ok(batch) => self.on_up(store, batch),
             Err(e) => {
                 self.metrics.reject(e.reason());
                 tracing::warn!(store = %store, error = %e, "refused a signed batch");
@@ -406,16 +431,30 @@ impl HqEngine {
         }
     }
 
-    async fn on_up(&mut self, store: StoreId, batch: UpBatch) {
+    /// A checked up-batch waits in `pending_up` for `flush_up`.
+    fn on_up(&mut self, store: StoreId, batch: UpBatch) {
         if let Err(reason) = self.check_up(&store, &batch) {
             self.metrics.reject(reason);
             return;
         }
         SyncMetrics::add(&self.metrics.batches_received, 1);
+        self.pending_up.entry(store).or_default().extend(batch.ops);
+    }
+
+    /// Ingest every store's pending up-batches (one request per store, one group commit),
+    /// then ack them.
+    async fn flush_up(&mut self) {
+        for (store, mut ops) in std::mem::take(&mut self.pending_up) {
+            ops.sort_by_key(|op| op.seq);
+            self.ingest_up(store, ops).await;
+        }
+    }
+
+    async fn ingest_up(&mut self, store: StoreId, ops: Vec<Op>) {
         let actor = store.actor();
         let before = self.node.read(|r| r.version().contiguous(&actor));
-        let gap = batch.ops.first().is_some_and(|op| op.seq > before + 1);
-        let ingested = match self.node.ingest(batch.ops).await {
+        let gap = ops.first().is_some_and(|op| op.seq > before + 1);
+        let ingested = match self.node.ingest(ops).await {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(store = %store, error = %e, "cannot apply an up-batch; the store will resend");

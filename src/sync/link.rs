@@ -89,6 +89,10 @@ pub async fn run_link(
             continue;
         }
         let (client, mut eventloop) = AsyncClient::new(opts.clone(), REQUEST_QUEUE_CAP);
+        // Small messages go out at once, not held back by Nagle behind an unacked segment.
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let mut connected = false;
         let end = loop {
             tokio::select! {

@@ -31,6 +31,29 @@ pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Raise `key` to `value`; a lower value never overwrites a higher one, so cursor writes
+/// issued without waiting for each other may land in any order.
+pub fn raise_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+        params![key, value as i64],
+    )?;
+    Ok(())
+}
+
+/// Persist a monotonic cursor in the background: the engine goes on without waiting for the
+/// commit. The cursor only saves work after a restart (ingest is idempotent, so resuming from
+/// an older position just resends), so it need not be durable before the engine acts on it.
+pub fn raise_in_background(node: &crate::store::Node, key: &'static str, value: u64) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        if let Err(e) = node.write(move |tx| raise_u64(tx, key, value)).await {
+            tracing::error!(key, error = %e, "cannot record a sync cursor");
+        }
+    });
+}
+
 /// HQ's routing position and scope, and the last down-log index per store.
 #[derive(Debug, Default)]
 pub struct HqLoaded {

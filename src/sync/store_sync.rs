@@ -281,19 +281,100 @@ impl StoreEngine {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 ev = link.recv() => match ev {
-                    Some(ev) => self.on_link(ev).await,
+                    Some(ev) => self.on_links(ev, &mut link).await,
                     None => break,
                 },
-                ev = events.recv(), if events_open => match ev {
-                    Ok(ev) => self.on_node_event(ev),
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.sweep_all = true,
-                    Err(broadcast::error::RecvError::Closed) => events_open = false,
-                },
+                ev = events.recv(), if events_open => self.on_node_events(ev, &mut events, &mut events_open),
                 _ = tick.tick() => {}
             }
             self.react().await;
             self.pump().await;
             self.publish_status_snapshot();
+        }
+    }
+
+    /// Handle `first` and every link event already queued behind it, merging consecutive
+    /// down-batches into one `ingest` (one commit), so a backlog costs one round, not one
+    /// round per message.
+    async fn on_links(&mut self, first: LinkEvent, link: &mut mpsc::Receiver<LinkEvent>) {
+        let mut merged: Option<DownBatch> = None;
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(ev) = next.take() {
+            handled += 1;
+            match self.down_of(&ev) {
+                Some(batch) => {
+                    merged = match merged {
+                        Some(mut m) if m.first_idx + m.ops.len() as u64 == batch.first_idx => {
+                            m.ops.extend(batch.ops);
+                            Some(m)
+                        }
+                        Some(m) => {
+                            self.on_down(m).await;
+                            Some(batch)
+                        }
+                        None => Some(batch),
+                    };
+                }
+                None => {
+                    if let Some(m) = merged.take() {
+                        self.on_down(m).await;
+                    }
+                    self.on_link(ev).await;
+                }
+            }
+            if handled < LINK_EVENTS_CAP {
+                next = link.try_recv().ok();
+            }
+        }
+        if let Some(m) = merged {
+            self.on_down(m).await;
+        }
+    }
+
+    /// The down-batch an event carries, if it is one for this store.
+    fn down_of(&self, ev: &LinkEvent) -> Option<DownBatch> {
+        let LinkEvent::Publish { topic, payload } = ev else {
+            return None;
+        };
+        match self.topics.parse(topic) {
+            Ok((store, TopicKind::Down)) if store == self.cfg.store => {}
+            _ => return None,
+        }
+        match wire::decode(payload) {
+            Ok(Message::Down(batch)) => {
+                SyncMetrics::add(&self.metrics.bytes_received, payload.len() as u64);
+                SyncMetrics::add(&self.metrics.batches_received, 1);
+                Some(batch)
+            }
+            _ => None,
+        }
+    }
+
+    /// Note `first` and every node event already queued behind it.
+    fn on_node_events(
+        &mut self,
+        first: Result<NodeEvent, broadcast::error::RecvError>,
+        events: &mut broadcast::Receiver<NodeEvent>,
+        open: &mut bool,
+    ) {
+        let mut next = Some(first);
+        while let Some(ev) = next.take() {
+            match ev {
+                Ok(ev) => self.on_node_event(ev),
+                Err(broadcast::error::RecvError::Lagged(_)) => self.sweep_all = true,
+                Err(broadcast::error::RecvError::Closed) => {
+                    *open = false;
+                    return;
+                }
+            }
+            next = match events.try_recv() {
+                Ok(ev) => Some(Ok(ev)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    Some(Err(broadcast::error::RecvError::Lagged(n)))
+                }
+                Err(_) => None,
+            };
         }
     }
 
@@ -337,8 +418,11 @@ impl StoreEngine {
             }
         };
         match (kind, msg) {
-            (TopicKind::Down, Message::Down(batch)) => self.on_down(batch).await,
-            (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(ack).await,
+            (TopicKind::Down, Message::Down(batch)) => {
+                SyncMetrics::add(&self.metrics.batches_received, 1);
+                self.on_down(batch).await
+            }
+            (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(ack),
             (TopicKind::Ack, Message::Ack(_)) => {}
             (kind, msg) => {
                 self.metrics.reject("malformed");
@@ -353,7 +437,6 @@ impl StoreEngine {
     }
 
     async fn on_down(&mut self, batch: DownBatch) {
-        SyncMetrics::add(&self.metrics.batches_received, 1);
         self.touch_sync();
         let n = batch.ops.len() as u64;
         if n == 0 {
@@ -400,31 +483,21 @@ impl StoreEngine {
                 return;
             }
         }
-        if let Err(e) = self
-            .node
-            .write(move |tx| persist::set_u64(tx, KEY_DOWN_IDX, last))
-            .await
-        {
-            tracing::error!(error = %e, "cannot record the down-log position");
-        }
+        // The ops are durable (ingest returned), so they may be acked now; the cursor is
+        // only where a restart resumes from.
+        persist::raise_in_background(&self.node, KEY_DOWN_IDX, last);
         self.down_idx = last;
         self.ack_due.get_or_insert_with(AckDue::default);
     }
 
-    async fn on_ack(&mut self, ack: Ack) {
+    fn on_ack(&mut self, ack: Ack) {
         SyncMetrics::add(&self.metrics.acks_received, 1);
         self.touch_sync();
         let acked = ack.vv.get(&self.me).copied().unwrap_or(0);
         if acked > self.hq_acked {
             self.hq_acked = acked;
             self.last_progress = Instant::now();
-            if let Err(e) = self
-                .node
-                .write(move |tx| persist::set_u64(tx, KEY_HQ_ACKED_SEQ, acked))
-                .await
-            {
-                tracing::error!(error = %e, "cannot record HQ's ack");
-            }
+            persist::raise_in_background(&self.node, KEY_HQ_ACKED_SEQ, acked);
         }
         self.sent_seq = self.sent_seq.max(self.hq_acked);
         if ack.resend {

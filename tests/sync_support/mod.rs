@@ -75,7 +75,8 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 0\nmax_inflight_messages 100\nmax_packet_size 1048576\n",
+                 max_queued_messages 0\nmax_inflight_messages 100\nmax_packet_size 1048576\n\
+                 set_tcp_nodelay true\n",
                 self.port
             ),
         )

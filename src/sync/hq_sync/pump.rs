@@ -1,7 +1,7 @@
 //! HQ engine, outgoing half: routing applied ops into down-logs, and publishing acks and
 //! down-batches without ever waiting on the MQTT request queue.
 
-use super::{HqEngine, Peer, StoreLink, ROUTE_OPS_MAX};
+use super::{HqEngine, Peer, RouteDone, StoreLink, ROUTE_OPS_MAX};
 use crate::domain::{ActorId, Op, StoreId};
 use crate::store::{decode_op, Node};
 use crate::sync::metrics::SyncMetrics;
@@ -12,11 +12,15 @@ use rumqttc::QoS;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 impl HqEngine {
-    /// Route every op HQ holds contiguously and has not routed yet, one step per actor.
-    pub(super) async fn route(&mut self) {
-        if !self.route_due {
+    /// Route every op HQ holds contiguously and has not routed yet, one step per actor, and
+    /// record the routing in one write that runs in the background: the engine goes on
+    /// ingesting while it commits (the writer may even group both into one commit), and
+    /// `routed` reports the outcome. One routing write is in flight at a time.
+    pub(super) async fn route(&mut self, done: &mpsc::Sender<RouteDone>) {
+        if !self.route_due || self.routing.is_some() {
             return;
         }
         self.route_due = false;
@@ -27,6 +31,8 @@ impl HqEngine {
                 .filter(|(a, seq)| *seq > self.routed.get(a).copied().unwrap_or(0))
                 .collect()
         });
+        let mut actions = Vec::new();
+        let mut cursors = Vec::new();
         for (actor, contiguous) in targets {
             let after = self.routed.get(&actor).copied().unwrap_or(0);
             let who = actor.clone();
@@ -38,11 +44,11 @@ impl HqEngine {
                 Ok(ops) => ops,
                 Err(e) => {
                     tracing::error!(actor = %actor, error = %e, "cannot read ops to route");
-                    return;
+                    self.route_due = true;
+                    break;
                 }
             };
             let mut last = after;
-            let mut actions = Vec::new();
             for op in ops.iter().take_while(|op| op.seq <= contiguous) {
                 if op.seq != last + 1 {
                     break;
@@ -53,28 +59,41 @@ impl HqEngine {
             if last == after {
                 continue;
             }
-            let cursor = vec![(actor.clone(), last)];
-            match self
-                .node
-                .write(move |tx| persist::apply_routes(tx, &actions, &cursor))
-                .await
-            {
-                Ok(lasts) => {
-                    self.routed.insert(actor, last);
-                    for (store, idx) in lasts {
-                        if let Some(peer) = self.peers.get_mut(&store) {
-                            peer.down_last = idx;
-                        }
+            if last < contiguous {
+                self.route_due = true;
+            }
+            cursors.push((actor, last));
+        }
+        if cursors.is_empty() {
+            return;
+        }
+        self.routing = Some(cursors.clone());
+        let (node, done) = (self.node.clone(), done.clone());
+        tokio::spawn(async move {
+            let result = node
+                .write(move |tx| persist::apply_routes(tx, &actions, &cursors))
+                .await;
+            let _ = done.send(result).await;
+        });
+    }
+
+    /// The routing write finished: advance the cursors, or reload and route again.
+    pub(super) async fn routed(&mut self, result: RouteDone) {
+        let Some(cursors) = self.routing.take() else {
+            return;
+        };
+        match result {
+            Ok(lasts) => {
+                self.routed.extend(cursors);
+                for (store, idx) in lasts {
+                    if let Some(peer) = self.peers.get_mut(&store) {
+                        peer.down_last = idx;
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot record routing; retrying");
-                    self.load().await;
-                    self.route_due = true;
-                    return;
-                }
             }
-            if last < contiguous {
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record routing; retrying");
+                self.load().await;
                 self.route_due = true;
             }
         }
