@@ -262,15 +262,20 @@ async fn a_store_cannot_publish_on_another_stores_topics() {
     let mut b = connect(&broker, "store-b", Some(&format!("store-{B}")))
         .connected()
         .await;
-    hq.subscribe(&["storenode/v1/+/store/+/up", "storenode/v1/+/store/+/status"])
-        .await;
+    hq.subscribe(&[
+        "storenode/v1/+/store/+/up",
+        "storenode/v1/+/store/+/status",
+        "storenode/v1/+/store/+/lookup",
+    ])
+    .await;
     b.subscribe(&[&topic(B, "down")]).await;
 
-    // A forges B's uplink and B's status (each on its own connection, see
+    // A forges B's uplink, B's status and B's customer lookup (each on its own connection, see
     // `publish_processed`), then sends its own batch as a marker.
     for (t, payload) in [
         (topic(B, "up"), "forged-up"),
         (topic(B, "status"), "forged-status"),
+        (topic(B, "lookup"), "forged-lookup"),
     ] {
         let mut forger = connect(&broker, "store-a-forger", Some(&format!("store-{A}")))
             .connected()
@@ -280,14 +285,16 @@ async fn a_store_cannot_publish_on_another_stores_topics() {
     a.publish(&topic(A, "up"), "a-batch").await;
     hq.wait_for("a-batch").await;
     assert!(
-        !hq.got("forged-up") && !hq.got("forged-status"),
+        !hq.got("forged-up") && !hq.got("forged-status") && !hq.got("forged-lookup"),
         "{:?}",
         hq.seen
     );
 
-    // B's own uplink still works.
+    // B's own uplink and lookups still work.
     b.publish(&topic(B, "up"), "b-batch").await;
     hq.wait_for("b-batch").await;
+    b.publish(&topic(B, "lookup"), "b-lookup").await;
+    hq.wait_for("b-lookup").await;
 
     // A forges HQ's downlink to B; HQ's genuine message is the marker.
     let mut forger = connect(&broker, "store-a-forger", Some(&format!("store-{A}")))

@@ -149,6 +149,7 @@ pub fn spawn_hq_sync(
             topics.wildcard(TopicKind::Up),
             topics.wildcard(TopicKind::Ack),
             topics.wildcard(TopicKind::Status),
+            topics.wildcard(TopicKind::Lookup),
         ],
     };
     // The link's `wanted` sender lives in the engine task so the link stays up until shutdown.
@@ -360,7 +361,7 @@ impl HqEngine {
             return;
         }
         if !self.peers.contains_key(&store) {
-            if kind == TopicKind::Up {
+            if matches!(kind, TopicKind::Up | TopicKind::Lookup) {
                 self.metrics.reject("unknown_store");
                 tracing::warn!(store = %store, "refused a batch from an unknown store");
             }
@@ -387,6 +388,15 @@ impl HqEngine {
             (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
             (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(store, ack),
             (TopicKind::Status, Message::Status(status)) => self.on_status(store, status),
+            (TopicKind::Lookup, Message::Lookup(lookup)) => super::lookup::answer_on_down(
+                &self.node,
+                self.client.as_ref(),
+                self.cfg.store_keys.as_deref(),
+                &self.topics,
+                &self.metrics,
+                &store,
+                &lookup,
+            ),
             (kind, msg) => {
                 self.metrics.reject("malformed");
                 tracing::warn!(store = %store, topic = kind.as_str(), message = msg.kind(), "unexpected message on topic");

@@ -9,6 +9,7 @@
 //! retransmit timer; duplicates are harmless because ingest is idempotent.
 
 use super::link::{run_link, LinkConfig, LinkEvent};
+use super::lookup::StoreLookups;
 use super::metrics::SyncMetrics;
 use super::persist::{self, KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 use super::reaction::skus_touched;
@@ -99,6 +100,7 @@ struct Shared {
     metrics: Arc<SyncMetrics>,
     link: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    lookups: Arc<StoreLookups>,
 }
 
 /// Handle to a running store sync engine (cheap to clone).
@@ -123,6 +125,11 @@ impl StoreSyncHandle {
 
     pub fn metrics(&self) -> Arc<SyncMetrics> {
         self.shared.metrics.clone()
+    }
+
+    /// Customer lookups at HQ through this engine's connection (`super::lookup`).
+    pub fn lookups(&self) -> Arc<StoreLookups> {
+        self.shared.lookups.clone()
     }
 
     /// Wait for the engine's tasks to finish (after shutdown).
@@ -152,6 +159,12 @@ pub fn spawn_store_sync(
             last_sync_ms: None,
         }),
         metrics: Arc::new(SyncMetrics::new()),
+        lookups: Arc::new(StoreLookups::new(
+            &cfg.chain,
+            cfg.store.clone(),
+            cfg.signing_key.clone(),
+            link_tx.subscribe(),
+        )),
         link: link_tx,
         tasks: Mutex::new(Vec::new()),
     });
@@ -383,6 +396,7 @@ impl StoreEngine {
             LinkEvent::Connected(client) => {
                 tracing::info!(store = %self.cfg.store, "connected to the broker");
                 SyncMetrics::add(&self.metrics.connects, 1);
+                self.shared.lookups.set_client(Some(client.clone()));
                 self.client = Some(client);
                 self.since_ms = now_ms();
                 self.sent_seq = self.hq_acked;
@@ -396,6 +410,7 @@ impl StoreEngine {
             }
             LinkEvent::Disconnected => {
                 tracing::info!(store = %self.cfg.store, "disconnected from the broker");
+                self.shared.lookups.set_client(None);
                 self.client = None;
                 self.since_ms = now_ms();
             }
@@ -424,6 +439,7 @@ impl StoreEngine {
             }
             (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(ack),
             (TopicKind::Ack, Message::Ack(_)) => {}
+            (TopicKind::Down, Message::LookupReply(reply)) => self.shared.lookups.on_reply(reply),
             (kind, msg) => {
                 self.metrics.reject("malformed");
                 tracing::warn!(

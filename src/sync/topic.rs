@@ -1,4 +1,4 @@
-//! MQTT topic names: `storenode/v1/{chain}/store/{store}/{up|down|ack|status}`.
+//! MQTT topic names: `storenode/v1/{chain}/store/{store}/{up|down|ack|status|lookup}`.
 //!
 //! Topics are built and parsed only here. A chain name is a slug (letters, digits, `-`, `_`),
 //! so it can never contain a wildcard or a level separator.
@@ -6,7 +6,7 @@
 use crate::domain::StoreId;
 use thiserror::Error;
 
-/// The four kinds of sync topic per store.
+/// The kinds of sync topic per store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TopicKind {
     /// Store -> HQ: the store's ops.
@@ -17,6 +17,8 @@ pub enum TopicKind {
     Ack,
     /// Store -> all, retained: online/offline (Last Will).
     Status,
+    /// Store -> HQ: a customer lookup (`super::lookup`); HQ answers on `Down`.
+    Lookup,
 }
 
 impl TopicKind {
@@ -26,6 +28,7 @@ impl TopicKind {
             TopicKind::Down => "down",
             TopicKind::Ack => "ack",
             TopicKind::Status => "status",
+            TopicKind::Lookup => "lookup",
         }
     }
 }
@@ -92,6 +95,7 @@ impl Topics {
             "down" => TopicKind::Down,
             "ack" => TopicKind::Ack,
             "status" => TopicKind::Status,
+            "lookup" => TopicKind::Lookup,
             _ => return Err(foreign()),
         };
         let store = StoreId::parse(store).map_err(|_| TopicError::Store(topic.to_string()))?;
@@ -112,6 +116,7 @@ mod tests {
             TopicKind::Down,
             TopicKind::Ack,
             TopicKind::Status,
+            TopicKind::Lookup,
         ] {
             let name = t.topic(&store, kind);
             assert_eq!(t.parse(&name).unwrap(), (store.clone(), kind));

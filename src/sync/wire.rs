@@ -74,6 +74,10 @@ pub enum Message {
     Ack(Ack),
     Status(Status),
     SignedUp(SignedUp),
+    /// A store asks HQ for customers (topic `lookup`, `super::lookup`).
+    Lookup(super::lookup::SignedLookup),
+    /// HQ's answer to a lookup (topic `down`).
+    LookupReply(super::lookup::LookupReply),
 }
 
 impl Message {
@@ -85,6 +89,8 @@ impl Message {
             Message::Ack(_) => "ack",
             Message::Status(_) => "status",
             Message::SignedUp(_) => "signed_up",
+            Message::Lookup(_) => "lookup",
+            Message::LookupReply(_) => "lookup_reply",
         }
     }
 }
@@ -159,6 +165,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             max: BATCH_OPS_MAX,
         });
     }
+    super::lookup::check_bounds(&msg)?;
     Ok(msg)
 }
 
@@ -316,6 +323,10 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
                 "ops": inner.as_ref().map(|b| &b.ops).ok(),
                 "batch_error": inner.as_ref().err().map(|e| e.to_string()),
             })
+        }
+        Message::Lookup(l) => super::lookup::lookup_json(l),
+        Message::LookupReply(r) => {
+            serde_json::json!({ "type": "lookup_reply", "id": r.id, "customers": r.customers })
         }
     };
     let mut value = serde_json::json!({ "version": WIRE_VERSION });

@@ -1,12 +1,20 @@
 //! Customer lookup at the counter (phone, email, loyalty card, name) and their online cart
 //! with what this store can sell now. The first lookup of a customer at a store issues a
 //! `CustomerFollow`, so HQ keeps that store supplied with the customer's cart.
+//!
+//! A store holds only the customers it needs. When a phone, email or loyalty card matches no
+//! one here, the search asks HQ (`crate::sync::lookup`) and waits up to `HQ_WAIT` for the
+//! customers HQ found to arrive; names are searched only here. The answer stays the §11 JSON
+//! list; the `X-Storenode-Lookup` header says where it came from: `local` (this store's
+//! replica, HQ not needed), `hq` (HQ answered, possibly with no one), `local-only` (HQ was
+//! needed but is unreachable) or `hq-timeout` (HQ did not answer in time).
 
 use super::auth::Session;
 use super::error::ApiError;
 use super::TerminalState;
 use crate::domain::customer::Customer;
 use crate::domain::{CustomerId, Payload};
+use crate::sync::lookup::{self, Fetched};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -14,6 +22,10 @@ use serde_json::{json, Value};
 
 /// Most customers one search returns.
 const RESULTS_MAX: usize = 20;
+/// Longest a search waits for HQ to answer and for the customers it found to arrive.
+const HQ_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Response header naming where a search's answer came from (see the module doc).
+pub const LOOKUP_HEADER: &str = "x-storenode-lookup";
 
 #[derive(Deserialize)]
 pub struct SearchQuery {
@@ -56,27 +68,17 @@ fn cart_count(state: &TerminalState, id: &CustomerId) -> usize {
     state.read(|r| r.state().carts.get(id).map_or(0, |c| c.lines().len()))
 }
 
-/// `GET /api/v1/customers?q=`.
-pub async fn search(
-    State(state): State<TerminalState>,
-    _session: Session,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let q = q.q.unwrap_or_default();
-    let q = q.trim();
-    if q.chars().count() < 3 || q.chars().count() > 100 {
-        return Err(ApiError::unprocessable(
-            "invalid_query",
-            "search with 3-100 characters: phone, email, loyalty card or name",
-        )
-        .with("field", "q"));
-    }
+/// Rows of the customers `pick` selects, and whether this store already follows each.
+fn rows(
+    state: &TerminalState,
+    pick: impl Fn(&CustomerId, &Customer) -> bool,
+) -> Vec<(CustomerId, Value, bool)> {
     let store = state.store().clone();
-    let found: Vec<(CustomerId, Value, bool)> = state.read(|r| {
+    state.read(|r| {
         let s = r.state();
         s.customers
             .iter()
-            .filter(|(_, c)| !c.is_erased() && matches(c, q))
+            .filter(|(id, c)| !c.is_erased() && pick(id, c))
             .take(RESULTS_MAX)
             .map(|(id, c)| {
                 let followed = s.follows.contains(&(store.clone(), id.clone()));
@@ -90,7 +92,51 @@ pub async fn search(
                 (id.clone(), v, followed)
             })
             .collect()
-    });
+    })
+}
+
+/// `GET /api/v1/customers?q=`.
+pub async fn search(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Query(q): Query<SearchQuery>,
+) -> Result<([(&'static str, &'static str); 1], Json<Vec<Value>>), ApiError> {
+    let q = q.q.unwrap_or_default();
+    let q = q.trim();
+    if q.chars().count() < 3 || q.chars().count() > 100 {
+        return Err(ApiError::unprocessable(
+            "invalid_query",
+            "search with 3-100 characters: phone, email, loyalty card or name",
+        )
+        .with("field", "q"));
+    }
+    let store = state.store().clone();
+    let mut found = rows(&state, |_, c| matches(c, q));
+    let mut source = "local";
+    let terms = lookup::terms_for(q);
+    if found.is_empty() && !terms.is_empty() {
+        let fetched = match state.link().hq_lookups() {
+            Some(l) => lookup::fetch_from_hq(state.node(), &l, terms, HQ_WAIT).await,
+            None => Fetched::LocalOnly,
+        };
+        let ids = match fetched {
+            Fetched::LocalOnly => {
+                source = "local-only";
+                Vec::new()
+            }
+            Fetched::Hq(ids) => {
+                source = "hq";
+                ids
+            }
+            Fetched::HqTimeout(ids) => {
+                source = "hq-timeout";
+                ids
+            }
+        };
+        if !ids.is_empty() {
+            found = rows(&state, |id, _| ids.contains(id));
+        }
+    }
     let follow: Vec<Payload> = found
         .iter()
         .filter(|(_, _, followed)| !followed)
@@ -102,16 +148,19 @@ pub async fn search(
     if !follow.is_empty() {
         state.node().submit(follow).await?;
     }
-    Ok(Json(
-        found
-            .into_iter()
-            .map(|(id, mut v, _)| {
-                if let Value::Object(m) = &mut v {
-                    m.insert("cart_lines".into(), json!(cart_count(&state, &id)));
-                }
-                v
-            })
-            .collect(),
+    Ok((
+        [(LOOKUP_HEADER, source)],
+        Json(
+            found
+                .into_iter()
+                .map(|(id, mut v, _)| {
+                    if let Value::Object(m) = &mut v {
+                        m.insert("cart_lines".into(), json!(cart_count(&state, &id)));
+                    }
+                    v
+                })
+                .collect(),
+        ),
     ))
 }
 

@@ -19,6 +19,11 @@ pub struct LinkStatus {
 /// Where the terminal reads the link status from.
 pub trait LinkStatusSource: Send + Sync + 'static {
     fn link(&self) -> LinkStatus;
+
+    /// Where customer searches ask HQ (`crate::sync::lookup`); `None`: this store's replica only.
+    fn hq_lookups(&self) -> Option<std::sync::Arc<crate::sync::lookup::StoreLookups>> {
+        None
+    }
 }
 
 /// A link status set by hand (tests, nodes without sync).
@@ -56,5 +61,9 @@ impl LinkStatusSource for crate::sync::StoreSyncHandle {
             outbox: s.outbox,
             last_sync_ms: s.last_sync_ms,
         }
+    }
+
+    fn hq_lookups(&self) -> Option<std::sync::Arc<crate::sync::lookup::StoreLookups>> {
+        Some(self.lookups())
     }
 }

@@ -15,6 +15,7 @@
     customer: null,
     cart: null,
     customers: [],
+    lookupNote: false,    // last search could not reach HQ (X-Storenode-Lookup)
     stock: null,
     status: null,
     link: null,
@@ -104,7 +105,8 @@
   }
 
   // ---------- API ----------
-  async function api(method, path, body) {
+  // `meta`, when given, receives response details: `lookup` (the X-Storenode-Lookup header).
+  async function api(method, path, body, meta) {
     let res;
     try {
       res = await fetch("/api/v1" + path, {
@@ -116,6 +118,7 @@
     } catch (e) {
       throw { status: 0, body: {} };
     }
+    if (meta) meta.lookup = res.headers.get("X-Storenode-Lookup");
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
     if (!res.ok) {
@@ -425,11 +428,17 @@
 
   // ---------- customers and sale ----------
   async function searchCustomers(q) {
-    S.customer = null; S.cart = null;
-    try { S.customers = await api("GET", "/customers?q=" + encodeURIComponent(q)); }
+    S.customer = null; S.cart = null; S.lookupNote = false;
+    const meta = {};
+    try { S.customers = await api("GET", "/customers?q=" + encodeURIComponent(q), undefined, meta); }
     catch (e) { S.customers = []; beep(false); flash("error", errorText(e)); render(); return; }
+    // local-only: HQ unreachable; hq-timeout: HQ did not answer. Only this store's customers.
+    S.lookupNote = meta.lookup === "local-only" || meta.lookup === "hq-timeout";
     if (S.customers.length === 1) return openCustomer(S.customers[0].id);
-    if (!S.customers.length) { beep(false); flash("error", t("customers.none")); }
+    if (!S.customers.length) {
+      beep(false);
+      flash("error", t("customers.none") + (S.lookupNote ? " · " + t("customers.hq_unreachable") : ""));
+    }
     render();
   }
   async function openCustomer(id) {
@@ -479,7 +488,9 @@
     } else {
       body = '<div class="card hero"><div class="hero-ico">☺</div><p class="lead">' + esc(t("customers.help")) + "</p></div>";
     }
-    return '<div class="screen-head"><h1>' + esc(t("customers.title")) + "</h1></div>" + body;
+    const note = S.lookupNote && !S.cart
+      ? '<div class="lookup-note" role="status" data-lookup-note>' + esc(t("customers.hq_unreachable")) + "</div>" : "";
+    return '<div class="screen-head"><h1>' + esc(t("customers.title")) + "</h1></div>" + note + body;
   }
 
   // ---------- stock ----------

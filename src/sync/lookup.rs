@@ -1,0 +1,527 @@
+//! Customers fetched from HQ on demand (DESIGN.md §3: "a store holds only customers it needs
+//! [...]; others are fetched from HQ on demand").
+//!
+//! A store that finds no customer locally for a phone, email or loyalty card publishes a
+//! [`SignedLookup`] on `storenode/v1/{chain}/store/{store}/lookup` (QoS 1). HQ verifies it like
+//! an up-batch (when store keys are configured), searches its replica for exact matches and
+//! answers every lookup, also with no match, with a [`LookupReply`] on the store's `down`
+//! topic. The store then issues its own `CustomerFollow` for each match, and HQ's existing
+//! routing back-fills the customer's profile and cart into the store's down-log.
+//!
+//! Why the store authors the follow and HQ only answers ids: a `CustomerFollow` is a store's
+//! decision ("this customer is looked up at my counter") and the domain lets only that store
+//! author it. Letting HQ author it on a store's behalf would widen the domain's authorisation
+//! rules (and HQ could then push any customer into any store's scope) for no gain: HQ must
+//! answer anyway (a "no match" needs an answer so the store does not wait for nothing), and the
+//! follow then travels the normal path (outbox, signed up-batch, routing, back-fill), so a
+//! lost reply or a cut link loses nothing and needs no new recovery code.
+//!
+//! Names are never searched at HQ: a name matches too many people, and answering name searches
+//! would let any store enumerate the whole chain's customers. Only exact identifiers a customer
+//! hands over at the counter (phone, email, loyalty card) are looked up.
+//!
+//! Payloads are `wire::Message::Lookup` / `Message::LookupReply` (same version byte and limits
+//! as every sync message); the request body is signed with the store's key, domain-separated
+//! from up-batches by [`SIGN_TAG`]. A replayed lookup only repeats an answer.
+
+use super::topic::{TopicKind, Topics};
+use super::wire::{self, Message, WireError};
+use super::SyncMetrics;
+use crate::domain::customer::Customer;
+use crate::domain::{CustomerId, Payload, Replica, StoreId};
+use crate::signing::{StoreKey, StoreKeys};
+use crate::store::{now_ms, Node};
+use rumqttc::{AsyncClient, QoS};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// Most terms one lookup carries (a digit string is tried as a phone and as a loyalty card).
+pub const LOOKUP_TERMS_MAX: usize = 3;
+/// Longest term, in characters.
+pub const LOOKUP_TERM_CHARS_MAX: usize = 100;
+/// Largest signed request body.
+pub const LOOKUP_BODY_BYTES_MAX: usize = 1_024;
+/// Most customers HQ returns for one lookup.
+pub const LOOKUP_RESULTS_MAX: usize = 5;
+/// Fewest digits a phone or loyalty card lookup must have (shorter is a fishing expedition).
+pub const LOOKUP_DIGITS_MIN: usize = 6;
+/// A phone number this long or longer also matches with or without its country code.
+const PHONE_NATIONAL_DIGITS: usize = 9;
+/// Prefix of the bytes a lookup signature covers, so a signed lookup can never pass as a
+/// signed up-batch or the other way round.
+pub const SIGN_TAG: &[u8] = b"storenode-lookup-v1\0";
+
+/// One exact identifier to look for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupTerm {
+    /// Digits of a phone number.
+    Phone(String),
+    /// An email address (compared case-folded).
+    Email(String),
+    /// Digits of a loyalty card.
+    LoyaltyCard(String),
+}
+
+/// What a store asks HQ (the signed body of a [`SignedLookup`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRequest {
+    pub store: StoreId,
+    /// Chosen by the store; echoed in the reply.
+    pub id: u64,
+    pub at_ms: u64,
+    pub terms: Vec<LookupTerm>,
+}
+
+/// A lookup on the wire (store -> HQ, topic `lookup`): `body` is the postcard encoding of a
+/// [`LookupRequest`], `signature` the store's signature over `SIGN_TAG + body` when the store
+/// has a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedLookup {
+    pub store: StoreId,
+    pub body: Vec<u8>,
+    pub signature: Option<Vec<u8>>,
+}
+
+/// HQ's answer (HQ -> store, topic `down`): the matching customers, possibly none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupReply {
+    pub id: u64,
+    pub customers: Vec<CustomerId>,
+}
+
+/// Bounds of lookup messages, checked by `wire::decode`.
+pub(super) fn check_bounds(msg: &Message) -> Result<(), WireError> {
+    match msg {
+        Message::Lookup(l) if l.body.len() > LOOKUP_BODY_BYTES_MAX => Err(WireError::Oversized {
+            len: l.body.len(),
+            max: LOOKUP_BODY_BYTES_MAX,
+        }),
+        Message::LookupReply(r) if r.customers.len() > LOOKUP_RESULTS_MAX => Err(
+            WireError::Malformed(format!("lookup reply with {} customers", r.customers.len())),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn signed_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SIGN_TAG.len() + body.len());
+    out.extend_from_slice(SIGN_TAG);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encode a lookup, signed with `key` when given.
+pub fn encode_lookup(req: &LookupRequest, key: Option<&StoreKey>) -> Result<Vec<u8>, WireError> {
+    let body = postcard::to_allocvec(req).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if body.len() > LOOKUP_BODY_BYTES_MAX {
+        return Err(WireError::Oversized {
+            len: body.len(),
+            max: LOOKUP_BODY_BYTES_MAX,
+        });
+    }
+    let signature = key.map(|k| k.sign(&signed_bytes(&body)).to_vec());
+    wire::encode(&Message::Lookup(SignedLookup {
+        store: req.store.clone(),
+        body,
+        signature,
+    }))
+}
+
+/// The request inside a lookup (after its signature verified). Never panics.
+pub fn open_lookup(signed: &SignedLookup) -> Result<LookupRequest, WireError> {
+    let (req, rest) = postcard::take_from_bytes::<LookupRequest>(&signed.body)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Trailing(rest.len()));
+    }
+    if req.terms.len() > LOOKUP_TERMS_MAX {
+        return Err(WireError::Malformed(format!(
+            "lookup with {} terms",
+            req.terms.len()
+        )));
+    }
+    let long = req.terms.iter().any(|t| match t {
+        LookupTerm::Phone(s) | LookupTerm::Email(s) | LookupTerm::LoyaltyCard(s) => {
+            s.chars().count() > LOOKUP_TERM_CHARS_MAX
+        }
+    });
+    if long {
+        return Err(WireError::Malformed("lookup term too long".into()));
+    }
+    Ok(req)
+}
+
+/// The request as JSON, for `storenode decode`.
+pub(super) fn lookup_json(signed: &SignedLookup) -> serde_json::Value {
+    let inner = open_lookup(signed);
+    serde_json::json!({
+        "type": "lookup", "store": signed.store,
+        "signature": signed.signature.as_ref().map(hex::encode),
+        "id": inner.as_ref().map(|r| r.id).ok(),
+        "at_ms": inner.as_ref().map(|r| r.at_ms).ok(),
+        "terms": inner.as_ref().map(|r| &r.terms).ok(),
+        "body_error": inner.as_ref().err().map(|e| e.to_string()),
+    })
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The terms a counter search may send to HQ: an email, or a digit string (tried as phone and
+/// loyalty card). Anything else (names) stays local; see the module doc.
+pub fn terms_for(query: &str) -> Vec<LookupTerm> {
+    let q = query.trim();
+    if q.chars().count() > LOOKUP_TERM_CHARS_MAX {
+        return Vec::new();
+    }
+    if let Some((user, domain)) = q.split_once('@') {
+        if !user.is_empty() && domain.contains('.') && !q.contains(char::is_whitespace) {
+            return vec![LookupTerm::Email(q.to_lowercase())];
+        }
+        return Vec::new();
+    }
+    let compact = q.trim_start_matches('+').replace(' ', "");
+    let d = digits(&compact);
+    if d.len() == compact.len() && d.len() >= LOOKUP_DIGITS_MIN {
+        return vec![LookupTerm::Phone(d.clone()), LookupTerm::LoyaltyCard(d)];
+    }
+    Vec::new()
+}
+
+fn phone_matches(stored: &str, wanted: &str) -> bool {
+    let stored = digits(stored);
+    if stored.is_empty() || wanted.is_empty() {
+        return false;
+    }
+    if stored == wanted {
+        return true;
+    }
+    // With or without the country code: "+34 600 111 222" and "600111222".
+    let (short, long) = if stored.len() < wanted.len() {
+        (stored.as_str(), wanted)
+    } else {
+        (wanted, stored.as_str())
+    };
+    short.len() >= PHONE_NATIONAL_DIGITS && long.ends_with(short)
+}
+
+fn term_matches(c: &Customer, term: &LookupTerm) -> bool {
+    match term {
+        LookupTerm::Phone(p) => {
+            let p = digits(p);
+            p.len() >= LOOKUP_DIGITS_MIN && c.phone().is_some_and(|s| phone_matches(s, &p))
+        }
+        LookupTerm::Email(e) => {
+            let e = e.trim().to_lowercase();
+            e.contains('@') && c.email().is_some_and(|s| s.trim().to_lowercase() == e)
+        }
+        LookupTerm::LoyaltyCard(n) => {
+            let n = digits(n);
+            n.len() >= LOOKUP_DIGITS_MIN && c.loyalty_card().is_some_and(|s| digits(s) == n)
+        }
+    }
+}
+
+/// HQ's exact-match search: at most `LOOKUP_RESULTS_MAX` customers, never erased ones.
+pub fn search(replica: &Replica, terms: &[LookupTerm]) -> Vec<CustomerId> {
+    replica
+        .state()
+        .customers
+        .iter()
+        .filter(|(_, c)| !c.is_erased() && terms.iter().any(|t| term_matches(c, t)))
+        .take(LOOKUP_RESULTS_MAX)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Why HQ did not answer a lookup (counted under the reason in the sync metrics).
+#[derive(Debug, Error)]
+pub enum LookupRefused {
+    #[error(transparent)]
+    Signature(#[from] crate::signing::Rejected),
+    #[error("lookup for store {claimed} arrived on store {topic}'s topic")]
+    WrongStore { topic: StoreId, claimed: StoreId },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl LookupRefused {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LookupRefused::Signature(r) => r.reason(),
+            LookupRefused::WrongStore { .. } => "wrong_store",
+            LookupRefused::Wire(e) => e.reason(),
+        }
+    }
+}
+
+/// HQ's answer to a lookup that arrived on `topic_store`'s lookup topic. With `keys`, the
+/// request must be signed by that store; without, the claimed store must still be the topic's.
+pub fn answer(
+    replica: &Replica,
+    keys: Option<&StoreKeys>,
+    topic_store: &StoreId,
+    signed: &SignedLookup,
+) -> Result<LookupReply, LookupRefused> {
+    match keys {
+        Some(keys) => keys.verify(
+            topic_store,
+            &signed.store,
+            &signed_bytes(&signed.body),
+            signed.signature.as_deref(),
+        )?,
+        None if signed.store != *topic_store => {
+            return Err(LookupRefused::WrongStore {
+                topic: topic_store.clone(),
+                claimed: signed.store.clone(),
+            })
+        }
+        None => {}
+    }
+    let req = open_lookup(signed)?;
+    if req.store != *topic_store {
+        return Err(LookupRefused::WrongStore {
+            topic: topic_store.clone(),
+            claimed: req.store,
+        });
+    }
+    Ok(LookupReply {
+        id: req.id,
+        customers: search(replica, &req.terms),
+    })
+}
+
+/// HQ's hook: answer a lookup on the store's down topic (refusals are counted and logged).
+pub(super) fn answer_on_down(
+    node: &Node,
+    client: Option<&AsyncClient>,
+    keys: Option<&StoreKeys>,
+    topics: &Topics,
+    metrics: &SyncMetrics,
+    store: &StoreId,
+    signed: &SignedLookup,
+) {
+    let reply = match node.read(|r| answer(r, keys, store, signed)) {
+        Ok(reply) => reply,
+        Err(e) => {
+            metrics.reject(e.reason());
+            tracing::warn!(store = %store, error = %e, "refused a customer lookup");
+            return;
+        }
+    };
+    let Some(client) = client else {
+        return;
+    };
+    tracing::debug!(store = %store, id = reply.id, found = reply.customers.len(), "customer lookup answered");
+    let sent = wire::encode(&Message::LookupReply(reply)).map(|bytes| {
+        let len = bytes.len() as u64;
+        client
+            .try_publish(
+                topics.topic(store, TopicKind::Down),
+                QoS::AtLeastOnce,
+                false,
+                bytes,
+            )
+            .map(|()| len)
+    });
+    match sent {
+        Ok(Ok(len)) => SyncMetrics::add(&metrics.bytes_sent, len),
+        Ok(Err(e)) => tracing::warn!(store = %store, error = %e, "cannot send a lookup reply"),
+        Err(e) => tracing::warn!(store = %store, error = %e, "cannot encode a lookup reply"),
+    }
+}
+
+/// Why a store's lookup got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AskError {
+    /// The store is not connected to the broker (or its link is cut).
+    #[error("not connected to HQ")]
+    Offline,
+    /// HQ did not answer in time.
+    #[error("HQ did not answer in time")]
+    Timeout,
+}
+
+/// A store's lookups in flight. Owned by the store's sync engine (which hands it the MQTT
+/// client and HQ's replies); the terminal asks through [`fetch_from_hq`].
+pub struct StoreLookups {
+    store: StoreId,
+    topic: Option<String>,
+    key: Option<Arc<StoreKey>>,
+    wanted: watch::Receiver<bool>,
+    client: Mutex<Option<AsyncClient>>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Vec<CustomerId>>>>,
+    next_id: AtomicU64,
+}
+
+/// Removes a request from the waiting list however `ask` ends.
+struct Waiting<'a>(&'a StoreLookups, u64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting().remove(&self.1);
+    }
+}
+
+impl StoreLookups {
+    pub(super) fn new(
+        chain: &str,
+        store: StoreId,
+        key: Option<Arc<StoreKey>>,
+        wanted: watch::Receiver<bool>,
+    ) -> StoreLookups {
+        StoreLookups {
+            topic: Topics::new(chain)
+                .ok()
+                .map(|t| t.topic(&store, TopicKind::Lookup)),
+            store,
+            key,
+            wanted,
+            client: Mutex::new(None),
+            waiting: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(now_ms()),
+        }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Vec<CustomerId>>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engine's hook: connected (`Some`) or disconnected (`None`).
+    pub(super) fn set_client(&self, client: Option<AsyncClient>) {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    /// The engine's hook: HQ answered.
+    pub(super) fn on_reply(&self, reply: LookupReply) {
+        if let Some(tx) = self.waiting().remove(&reply.id) {
+            let _ = tx.send(reply.customers);
+        }
+    }
+
+    /// Connected to the broker and the link is not cut.
+    pub fn online(&self) -> bool {
+        *self.wanted.borrow()
+            && self
+                .client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+    }
+
+    /// Ask HQ which customers match `terms`; waits at most `within`.
+    pub async fn ask(
+        &self,
+        terms: Vec<LookupTerm>,
+        within: Duration,
+    ) -> Result<Vec<CustomerId>, AskError> {
+        let client = match (&self.topic, self.online()) {
+            (Some(_), true) => self
+                .client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .ok_or(AskError::Offline)?,
+            _ => return Err(AskError::Offline),
+        };
+        let topic = self.topic.clone().ok_or(AskError::Offline)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let req = LookupRequest {
+            store: self.store.clone(),
+            id,
+            at_ms: now_ms(),
+            terms,
+        };
+        let bytes = encode_lookup(&req, self.key.as_deref()).map_err(|e| {
+            tracing::warn!(error = %e, "cannot encode a customer lookup");
+            AskError::Offline
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.waiting().insert(id, tx);
+        let _guard = Waiting(self, id);
+        client
+            .try_publish(topic, QoS::AtLeastOnce, false, bytes)
+            .map_err(|_| AskError::Offline)?;
+        match tokio::time::timeout(within, rx).await {
+            Ok(Ok(ids)) => Ok(ids),
+            _ => Err(AskError::Timeout),
+        }
+    }
+}
+
+/// How a search reached HQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// HQ could not be asked (offline, or no sync engine).
+    LocalOnly,
+    /// HQ answered; these customers are now held locally.
+    Hq(Vec<CustomerId>),
+    /// HQ did not answer, or its customers did not arrive, in time; those that did arrive.
+    HqTimeout(Vec<CustomerId>),
+}
+
+fn held(node: &Node, ids: &[CustomerId]) -> Vec<CustomerId> {
+    node.read(|r| {
+        let s = r.state();
+        ids.iter()
+            .filter(|id| s.customers.get(id).is_some_and(|c| !c.is_erased()))
+            .cloned()
+            .collect()
+    })
+}
+
+/// Fetch the customers matching `terms` from HQ into this store: ask, follow every match (HQ
+/// then back-fills profile and cart through the down-log), and wait until they are applied
+/// here, woken by the node's commits. Everything within `within`.
+pub async fn fetch_from_hq(
+    node: &Node,
+    lookups: &StoreLookups,
+    terms: Vec<LookupTerm>,
+    within: Duration,
+) -> Fetched {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut events = node.subscribe();
+    let ids = match lookups.ask(terms, within).await {
+        Ok(ids) => ids,
+        Err(AskError::Offline) => return Fetched::LocalOnly,
+        Err(AskError::Timeout) => return Fetched::HqTimeout(Vec::new()),
+    };
+    let store = lookups.store.clone();
+    let follow: Vec<Payload> = node.read(|r| {
+        ids.iter()
+            .filter(|id| !r.state().follows.contains(&(store.clone(), (*id).clone())))
+            .map(|id| Payload::CustomerFollow {
+                customer: id.clone(),
+                store: store.clone(),
+            })
+            .collect()
+    });
+    if !follow.is_empty() {
+        if let Err(e) = node.submit(follow).await {
+            tracing::warn!(error = %e, "cannot follow customers found at HQ");
+            return Fetched::HqTimeout(held(node, &ids));
+        }
+    }
+    loop {
+        let have = held(node, &ids);
+        if have.len() == ids.len() {
+            return Fetched::Hq(have);
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Fetched::HqTimeout(have),
+            },
+            _ = tokio::time::sleep_until(deadline) => return Fetched::HqTimeout(held(node, &ids)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
