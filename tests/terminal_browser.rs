@@ -177,6 +177,8 @@ struct Pass {
     order: &'static str,
     code: &'static str,
     words: [&'static str; 4],
+    /// The note shown when a customer search could not reach HQ.
+    hq_note: &'static str,
 }
 
 async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
@@ -293,8 +295,26 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
 
     page.click("#nav a[data-screen='customers']").await;
     page.el(".hero").await;
+    // No sync engine here: a phone nobody at this store has cannot be asked of HQ.
+    page.scan("699000111").await;
+    let note = page.el("[data-lookup-note]").await;
+    assert_eq!(note.text().await.unwrap(), p.hq_note);
+    page.shot("customer-hq-unreachable").await;
     page.scan("600111222").await;
     page.el("table.cart").await;
+    let gone = page
+        .c
+        .execute(
+            "return document.querySelector('[data-lookup-note]') === null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        serde_json::Value::Bool(true),
+        "the note outlives a local hit"
+    );
     page.shot("customer-cart").await;
     let kicks = f
         .printer
@@ -417,6 +437,7 @@ async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() 
             order: ORDER,
             code: CODE,
             words: ["Sin conexión desde", "entregado", "Recibo impreso", "sobra"],
+            hq_note: "Sin conexión con la central: solo clientes de esta tienda",
         })
         .await;
         let refill: Vec<_> = ["SKU-1", "SKU-2"]
@@ -437,6 +458,7 @@ async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() 
             order: "O-1002",
             code: "xyz789",
             words: ["Offline since", "handed over", "Receipt printed", "too many"],
+            hq_note: "HQ unreachable: only this store's customers",
         })
         .await;
         // The durable print queue holds every receipt, label and drawer kick.

@@ -435,10 +435,7 @@
     // local-only: HQ unreachable; hq-timeout: HQ did not answer. Only this store's customers.
     S.lookupNote = meta.lookup === "local-only" || meta.lookup === "hq-timeout";
     if (S.customers.length === 1) return openCustomer(S.customers[0].id);
-    if (!S.customers.length) {
-      beep(false);
-      flash("error", t("customers.none") + (S.lookupNote ? " · " + t("customers.hq_unreachable") : ""));
-    }
+    if (!S.customers.length) { beep(false); flash("error", t("customers.none")); }
     render();
   }
   async function openCustomer(id) {
