@@ -1,7 +1,7 @@
 //! Customers fetched from HQ on demand: a store's terminal search by phone, email or loyalty
 //! card finds a customer held only at HQ (with their cart), answers at once with the
 //! `local-only` header while the link is cut, and HQ refuses lookups whose signature fails.
-//! HQ and two stores over the embedded broker, with store keys configured at HQ.
+//! HQ and two stores over the embedded broker and over mosquitto, with store keys at HQ.
 
 mod sync_support;
 
@@ -20,7 +20,7 @@ use storenode::sync::{
 };
 use storenode::terminal::print::MemoryPrintSink;
 use storenode::terminal::{app, Role, TerminalConfig, TerminalState};
-use sync_support::{embedded_broker, sku, store_a, store_b, wait_for, CHAIN};
+use sync_support::{embedded_broker, sku, store_a, store_b, wait_for, Mosquitto, CHAIN};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -123,8 +123,17 @@ fn customer(id: &str, phone: &str, email: &str, card: &str) -> Vec<Payload> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_customer_held_only_at_hq_is_found_at_the_counter_through_a_lookup() {
-    let port = embedded_broker();
+async fn a_customer_held_only_at_hq_is_found_at_the_counter_over_the_embedded_broker() {
+    customers_are_fetched_from_hq_on_demand(embedded_broker()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_held_only_at_hq_is_found_at_the_counter_over_mosquitto() {
+    let broker = Mosquitto::start();
+    customers_are_fetched_from_hq_on_demand(broker.port).await;
+}
+
+async fn customers_are_fetched_from_hq_on_demand(port: u16) {
     let dir = tempfile::tempdir().unwrap();
     let hq = Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();
     let a = Node::open(&dir.path().join("a.db"), store_a().actor()).unwrap();

@@ -20,6 +20,10 @@
 //! would let any store enumerate the whole chain's customers. Only exact identifiers a customer
 //! hands over at the counter (phone, email, loyalty card) are looked up.
 //!
+//! A lookup HQ refuses (bad or missing signature when store keys are configured, another
+//! store's topic, a malformed body) is counted and logged and gets no answer: the store's
+//! search then ends at its deadline with `hq-timeout`.
+//!
 //! Payloads are `wire::Message::Lookup` / `Message::LookupReply` (same version byte and limits
 //! as every sync message); the request body is signed with the store's key, domain-separated
 //! from up-batches by [`SIGN_TAG`]. A replayed lookup only repeats an answer.

@@ -106,6 +106,31 @@ fn a_signed_lookup_and_a_reply_round_trip_through_the_wire() {
 }
 
 #[test]
+fn storenode_decode_prints_a_lookup_and_a_reply() {
+    let (a, _, _) = keys();
+    let req = request(
+        "madrid-centro",
+        vec![LookupTerm::Email("ana@example.com".into())],
+    );
+    let text =
+        crate::sync::inspect::inspect(&encode_lookup(&req, Some(&a)).unwrap(), false).unwrap();
+    assert!(
+        text.contains("\"lookup\"") && text.contains("ana@example.com"),
+        "{text}"
+    );
+    let reply = wire::encode(&Message::LookupReply(LookupReply {
+        id: 3,
+        customers: vec![c("c-1")],
+    }))
+    .unwrap();
+    let text = crate::sync::inspect::inspect(hex::encode(reply).as_bytes(), true).unwrap();
+    assert!(
+        text.contains("lookup_reply") && text.contains("c-1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn oversized_lookups_and_replies_with_too_many_customers_are_refused() {
     let too_many = Message::LookupReply(LookupReply {
         id: 1,
