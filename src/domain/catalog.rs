@@ -50,6 +50,12 @@ impl Catalog {
         }
     }
 
+    /// Rebuild both maps with densely packed nodes (see `State::compact`).
+    pub fn compact(&mut self) {
+        self.products = std::mem::take(&mut self.products).into_iter().collect();
+        self.by_ean = std::mem::take(&mut self.by_ean).into_iter().collect();
+    }
+
     pub fn get(&self, sku: &Sku) -> Option<&Product> {
         self.products.get(sku).map(|r| &r.val)
     }

@@ -1,8 +1,13 @@
 //! Identifier and value types, parsed once at the edge so the rest of the domain can trust them.
 //!
 //! Every constructor validates; fields are private. Errors name the offending value.
+//!
+//! The text is a `SmolStr`: ids of up to 23 bytes (nearly all of them) live inline with no heap
+//! allocation, longer ones share one allocation between clones. A replica holds several ids per
+//! SKU and per order, so this is most of its memory.
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use std::fmt;
 
 /// Why an identifier or value was refused.
@@ -43,12 +48,12 @@ fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
 /// A store of the chain, e.g. `madrid-centro`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct StoreId(String);
+pub struct StoreId(SmolStr);
 
 impl StoreId {
     pub fn parse(s: &str) -> Result<StoreId, IdError> {
         if is_slug(s, 40) {
-            Ok(StoreId(s.to_string()))
+            Ok(StoreId(SmolStr::new(s)))
         } else {
             Err(IdError::Store(s.to_string()))
         }
@@ -58,25 +63,25 @@ impl StoreId {
     }
     /// The actor id of this store's replica.
     pub fn actor(&self) -> ActorId {
-        ActorId(format!("store:{}", self.0))
+        ActorId(smol_str::format_smolstr!("store:{}", self.0))
     }
 }
 
 /// A replica that authors operations: `hq` or `store:<id>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ActorId(String);
+pub struct ActorId(SmolStr);
 
 impl ActorId {
     pub fn hq() -> ActorId {
-        ActorId("hq".to_string())
+        ActorId(SmolStr::new_static("hq"))
     }
     pub fn parse(s: &str) -> Result<ActorId, IdError> {
         if s == "hq" {
             return Ok(ActorId::hq());
         }
         match s.strip_prefix("store:") {
-            Some(store) if is_slug(store, 40) => Ok(ActorId(s.to_string())),
+            Some(store) if is_slug(store, 40) => Ok(ActorId(SmolStr::new(s))),
             _ => Err(IdError::Actor(s.to_string())),
         }
     }
@@ -90,19 +95,19 @@ impl ActorId {
     pub fn store(&self) -> Option<StoreId> {
         self.0
             .strip_prefix("store:")
-            .map(|s| StoreId(s.to_string()))
+            .map(|s| StoreId(SmolStr::new(s)))
     }
 }
 
 /// A stock-keeping unit code, e.g. `SKU-000123`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Sku(String);
+pub struct Sku(SmolStr);
 
 impl Sku {
     pub fn parse(s: &str) -> Result<Sku, IdError> {
         if is_token(s, 32, b"-_.") {
-            Ok(Sku(s.to_string()))
+            Ok(Sku(SmolStr::new(s)))
         } else {
             Err(IdError::Sku(s.to_string()))
         }
@@ -115,7 +120,7 @@ impl Sku {
 /// A GTIN-13 (EAN-13) with a verified check digit.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Ean13(String);
+pub struct Ean13(SmolStr);
 
 /// The EAN/GTIN check digit of a digit string (weights 3,1,3,... from the right).
 pub fn gtin_check_digit(digits: &[u8]) -> u8 {
@@ -145,7 +150,7 @@ impl Ean13 {
                 digits[12]
             )));
         }
-        Ok(Ean13(s.to_string()))
+        Ok(Ean13(SmolStr::new(s)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -157,12 +162,12 @@ macro_rules! token_id {
         #[doc = concat!("A ", $kind, " id: 1-64 of letters, digits, '-' and '_'.")]
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(SmolStr);
 
         impl $name {
             pub fn parse(s: &str) -> Result<$name, IdError> {
                 if is_token(s, 64, b"-_") {
-                    Ok($name(s.to_string()))
+                    Ok($name(SmolStr::new(s)))
                 } else {
                     Err(IdError::Id {
                         kind: $kind,
@@ -191,7 +196,7 @@ macro_rules! string_plumbing {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.into()
             }
         }
         impl fmt::Display for $name {

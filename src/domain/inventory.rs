@@ -8,39 +8,58 @@
 
 use super::ids::ActorId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Rights matrix and consumption per replica for one (store, sku).
+///
+/// Each part is a small `Vec` sorted by key: a counter has one to three actors, so a sorted
+/// vector holds the same entries as a map in a fraction of the memory (a `BTreeMap` node is
+/// sized for eleven entries), and iterates in the same key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscrowCounter {
-    created: BTreeMap<ActorId, u64>,
-    transferred: BTreeMap<(ActorId, ActorId), u64>,
-    consumed: BTreeMap<ActorId, u64>,
+    created: Vec<(ActorId, u64)>,
+    transferred: Vec<((ActorId, ActorId), u64)>,
+    consumed: Vec<(ActorId, u64)>,
+}
+
+/// Add `qty` to the entry of `key` in a vector sorted by key, inserting it in order.
+fn add_sorted<K: Ord + Clone>(entries: &mut Vec<(K, u64)>, key: &K, qty: u32) {
+    match entries.binary_search_by(|(k, _)| k.cmp(key)) {
+        Ok(i) => entries[i].1 += u64::from(qty),
+        Err(i) => {
+            if entries.capacity() == entries.len() {
+                entries.reserve_exact(1);
+            }
+            entries.insert(i, (key.clone(), u64::from(qty)));
+        }
+    }
+}
+
+fn get_sorted<K: Ord>(entries: &[(K, u64)], key: &K) -> u64 {
+    entries
+        .binary_search_by(|(k, _)| k.cmp(key))
+        .map_or(0, |i| entries[i].1)
 }
 
 impl EscrowCounter {
     /// Units created at `actor` (receipts, count-ups, returns, released orders).
     pub fn create(&mut self, actor: &ActorId, qty: u32) {
-        *self.created.entry(actor.clone()).or_default() += u64::from(qty);
+        add_sorted(&mut self.created, actor, qty);
     }
 
     /// Rights moved from `from` to `to`.
     pub fn transfer(&mut self, from: &ActorId, to: &ActorId, qty: u32) {
-        *self
-            .transferred
-            .entry((from.clone(), to.clone()))
-            .or_default() += u64::from(qty);
+        add_sorted(&mut self.transferred, &(from.clone(), to.clone()), qty);
     }
 
     /// Units consumed by `actor` (sales, reservations, count-downs).
     pub fn consume(&mut self, actor: &ActorId, qty: u32) {
-        *self.consumed.entry(actor.clone()).or_default() += u64::from(qty);
+        add_sorted(&mut self.consumed, actor, qty);
     }
 
     /// Units only `actor` may consume or transfer:
     /// `R[i][i] + sum_j R[j][i] - sum_j R[i][j] - U[i]`. Negative only if an invariant broke.
     pub fn rights(&self, actor: &ActorId) -> i64 {
-        let own = self.created.get(actor).copied().unwrap_or(0) as i64;
+        let own = get_sorted(&self.created, actor) as i64;
         let mut incoming = 0i64;
         let mut outgoing = 0i64;
         for ((from, to), qty) in &self.transferred {
@@ -51,20 +70,20 @@ impl EscrowCounter {
                 outgoing += *qty as i64;
             }
         }
-        let used = self.consumed.get(actor).copied().unwrap_or(0) as i64;
+        let used = get_sorted(&self.consumed, actor) as i64;
         own + incoming - outgoing - used
     }
 
     /// Total sellable units: the sum of every replica's rights.
     pub fn available(&self) -> i64 {
-        let created: u64 = self.created.values().sum();
-        let consumed: u64 = self.consumed.values().sum();
+        let created: u64 = self.created.iter().map(|(_, v)| v).sum();
+        let consumed: u64 = self.consumed.iter().map(|(_, v)| v).sum();
         created as i64 - consumed as i64
     }
 
     /// Units consumed by `actor` so far.
     pub fn consumed_by(&self, actor: &ActorId) -> u64 {
-        self.consumed.get(actor).copied().unwrap_or(0)
+        get_sorted(&self.consumed, actor)
     }
 
     /// Canonical contents for digests: every entry in key order.

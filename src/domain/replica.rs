@@ -35,6 +35,12 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// Pack the state's maps densely after a bulk load (see `State::compact`); changes no
+    /// content.
+    pub fn compact(&mut self) {
+        self.state.compact();
+    }
+
     pub fn new(actor: ActorId) -> Replica {
         Replica {
             actor,

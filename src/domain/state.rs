@@ -83,6 +83,23 @@ pub struct State {
 }
 
 impl State {
+    /// Rebuild the large maps with densely packed nodes. A `BTreeMap` filled in key order (as a
+    /// replay of the log mostly does) leaves its nodes about half full; rebuilding from the
+    /// sorted entries fills them. Contents and iteration order are unchanged.
+    pub fn compact(&mut self) {
+        fn repack<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            *map = std::mem::take(map).into_iter().collect();
+        }
+        self.catalog.compact();
+        repack(&mut self.stock);
+        repack(&mut self.orders);
+        repack(&mut self.carts);
+        repack(&mut self.customers);
+        repack(&mut self.sales);
+        repack(&mut self.counts);
+        repack(&mut self.orders_by_line);
+    }
+
     pub fn counter(&self, store: &StoreId, sku: &Sku) -> Option<&EscrowCounter> {
         self.stock.get(&(store.clone(), sku.clone()))
     }

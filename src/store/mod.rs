@@ -273,7 +273,7 @@ impl Node {
                 )?;
             }
         }
-        let replica = replay(&conn, actor.clone())?;
+        let (conn, replica) = replay_packed(conn, actor.clone())?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -507,6 +507,50 @@ impl Node {
         conn.query_row("SELECT count(*) FROM ops", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
     }
+}
+
+/// Free heap at the top of a malloc arena above this goes back to the kernel (glibc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
+
+/// Replay the log for `open` without leaving the replay's garbage resident. The replay runs on a
+/// thread of its own, so its allocations (decoded ops, half-full map nodes, the page cache it
+/// fills) land in that thread's malloc arena; the packed replica is then cloned here and the
+/// original dropped, which frees that arena as a whole, and the freed pages go back to the OS.
+/// An idle node's resident memory is then its state, not what building it left behind.
+fn replay_packed(conn: Connection, actor: ActorId) -> Result<(Connection, Replica), StoreError> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` and `malloc_trim` only change when glibc gives free pages back to the
+    // kernel; they touch no live allocation and may be called at any time from any thread.
+    // A fixed trim threshold replaces glibc's dynamic one, which the replay's large transient
+    // buffers would raise to tens of MiB (and with it the size below which big buffers are
+    // carved from the arena instead of mapped), so the freed replay arena would stay resident.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES);
+    }
+    let replayed = std::thread::Builder::new()
+        .name("storenode-replay".into())
+        .spawn(move || {
+            let replica = replay(&conn, actor).and_then(|mut r| {
+                r.compact();
+                conn.execute_batch("PRAGMA shrink_memory")?;
+                Ok(r)
+            });
+            (conn, replica)
+        })
+        .map_err(|e| StoreError::Migration(0, format!("cannot start replay thread: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Migration(0, "the replay thread panicked".to_string()))?;
+    let (conn, built) = replayed;
+    let built = built?;
+    let replica = built.clone();
+    drop(built);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: see `mallopt` above.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    Ok((conn, replica))
 }
 
 /// Rebuild the replica from the op log, in the order ops were applied.
