@@ -48,6 +48,8 @@ pub struct HqSyncConfig {
     /// topic (`SignedUp`); unsigned, wrongly signed and cross-store batches are refused,
     /// counted and logged. `None` accepts unsigned batches (demo, tests).
     pub store_keys: Option<Arc<StoreKeys>>,
+    /// Customer lookups answered per store (`super::lookup`); more are refused and counted.
+    pub lookup_rate: crate::http_security::RateLimit,
 }
 
 impl HqSyncConfig {
@@ -63,6 +65,7 @@ impl HqSyncConfig {
             retransmit_ms: 3_000,
             inflight_ops_max: 5_000,
             store_keys: None,
+            lookup_rate: super::lookup::LOOKUP_RATE_DEFAULT,
         }
     }
 }
@@ -230,6 +233,8 @@ struct HqEngine {
     pending_up: BTreeMap<StoreId, Vec<Op>>,
     /// Cursors of the routing write in flight, if any.
     routing: Option<Vec<(ActorId, u64)>>,
+    /// Answers stores' customer lookups.
+    lookups: super::lookup::HqLookups,
 }
 
 /// Outcome of a routing write: the last down-log index of every store that got entries.
@@ -238,6 +243,7 @@ type RouteDone = Result<BTreeMap<StoreId, u64>, crate::store::StoreError>;
 impl HqEngine {
     fn new(node: Node, cfg: HqSyncConfig, topics: Topics, shared: Arc<Shared>) -> Self {
         HqEngine {
+            lookups: super::lookup::HqLookups::new(&cfg, topics.clone()),
             metrics: shared.metrics.clone(),
             router: Router::new(cfg.stores.clone(), Default::default()),
             peers: cfg
@@ -388,11 +394,9 @@ impl HqEngine {
             (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
             (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(store, ack),
             (TopicKind::Status, Message::Status(status)) => self.on_status(store, status),
-            (TopicKind::Lookup, Message::Lookup(lookup)) => super::lookup::answer_on_down(
+            (TopicKind::Lookup, Message::Lookup(lookup)) => self.lookups.answer_on_down(
                 &self.node,
                 self.client.as_ref(),
-                self.cfg.store_keys.as_deref(),
-                &self.topics,
                 &self.metrics,
                 &store,
                 &lookup,

@@ -33,6 +33,7 @@ use super::wire::{self, Message, WireError};
 use super::SyncMetrics;
 use crate::domain::customer::Customer;
 use crate::domain::{CustomerId, Payload, Replica, StoreId};
+use crate::http_security::{RateLimit, RateLimiter};
 use crate::signing::{StoreKey, StoreKeys};
 use crate::store::{now_ms, Node};
 use rumqttc::{AsyncClient, QoS};
@@ -52,6 +53,12 @@ pub const LOOKUP_TERM_CHARS_MAX: usize = 100;
 pub const LOOKUP_BODY_BYTES_MAX: usize = 1_024;
 /// Most customers HQ returns for one lookup.
 pub const LOOKUP_RESULTS_MAX: usize = 5;
+/// Lookups HQ answers per store by default: a burst of 30, then 120 a minute (a busy counter
+/// asks a few a minute; a store probing phone numbers is cut off and counted).
+pub const LOOKUP_RATE_DEFAULT: RateLimit = RateLimit {
+    per_minute: 120,
+    burst: 30,
+};
 /// Fewest digits a phone or loyalty card lookup must have (shorter is a fishing expedition).
 pub const LOOKUP_DIGITS_MIN: usize = 6;
 /// A phone number this long or longer also matches with or without its country code.
@@ -253,6 +260,8 @@ pub enum LookupRefused {
     WrongStore { topic: StoreId, claimed: StoreId },
     #[error(transparent)]
     Wire(#[from] WireError),
+    #[error("store {0} is over its lookup budget")]
+    RateLimited(StoreId),
 }
 
 impl LookupRefused {
@@ -261,15 +270,19 @@ impl LookupRefused {
             LookupRefused::Signature(r) => r.reason(),
             LookupRefused::WrongStore { .. } => "wrong_store",
             LookupRefused::Wire(e) => e.reason(),
+            LookupRefused::RateLimited(_) => "rate_limited",
         }
     }
 }
 
 /// HQ's answer to a lookup that arrived on `topic_store`'s lookup topic. With `keys`, the
 /// request must be signed by that store; without, the claimed store must still be the topic's.
+/// The store's budget in `limiter` is charged only once the request checked out, so forged
+/// lookups cannot use up a store's budget.
 pub fn answer(
     replica: &Replica,
     keys: Option<&StoreKeys>,
+    limiter: &RateLimiter,
     topic_store: &StoreId,
     signed: &SignedLookup,
 ) -> Result<LookupReply, LookupRefused> {
@@ -295,49 +308,69 @@ pub fn answer(
             claimed: req.store,
         });
     }
+    if limiter.check(topic_store.as_str()).is_err() {
+        return Err(LookupRefused::RateLimited(topic_store.clone()));
+    }
     Ok(LookupReply {
         id: req.id,
         customers: search(replica, &req.terms),
     })
 }
 
-/// HQ's hook: answer a lookup on the store's down topic (refusals are counted and logged).
-pub(super) fn answer_on_down(
-    node: &Node,
-    client: Option<&AsyncClient>,
-    keys: Option<&StoreKeys>,
-    topics: &Topics,
-    metrics: &SyncMetrics,
-    store: &StoreId,
-    signed: &SignedLookup,
-) {
-    let reply = match node.read(|r| answer(r, keys, store, signed)) {
-        Ok(reply) => reply,
-        Err(e) => {
-            metrics.reject(e.reason());
-            tracing::warn!(store = %store, error = %e, "refused a customer lookup");
-            return;
+/// HQ's side: store keys, per-store budgets and topic names.
+pub(super) struct HqLookups {
+    keys: Option<Arc<StoreKeys>>,
+    limiter: RateLimiter,
+    topics: Topics,
+}
+
+impl HqLookups {
+    pub(super) fn new(cfg: &super::HqSyncConfig, topics: Topics) -> HqLookups {
+        HqLookups {
+            keys: cfg.store_keys.clone(),
+            limiter: RateLimiter::new(cfg.lookup_rate),
+            topics,
         }
-    };
-    let Some(client) = client else {
-        return;
-    };
-    tracing::debug!(store = %store, id = reply.id, found = reply.customers.len(), "customer lookup answered");
-    let sent = wire::encode(&Message::LookupReply(reply)).map(|bytes| {
-        let len = bytes.len() as u64;
-        client
-            .try_publish(
-                topics.topic(store, TopicKind::Down),
-                QoS::AtLeastOnce,
-                false,
-                bytes,
-            )
-            .map(|()| len)
-    });
-    match sent {
-        Ok(Ok(len)) => SyncMetrics::add(&metrics.bytes_sent, len),
-        Ok(Err(e)) => tracing::warn!(store = %store, error = %e, "cannot send a lookup reply"),
-        Err(e) => tracing::warn!(store = %store, error = %e, "cannot encode a lookup reply"),
+    }
+
+    /// HQ's hook: answer a lookup on the store's down topic (refusals are counted and logged).
+    pub(super) fn answer_on_down(
+        &self,
+        node: &Node,
+        client: Option<&AsyncClient>,
+        metrics: &SyncMetrics,
+        store: &StoreId,
+        signed: &SignedLookup,
+    ) {
+        let (keys, limiter, topics) = (self.keys.as_deref(), &self.limiter, &self.topics);
+        let reply = match node.read(|r| answer(r, keys, limiter, store, signed)) {
+            Ok(reply) => reply,
+            Err(e) => {
+                metrics.reject(e.reason());
+                tracing::warn!(store = %store, error = %e, "refused a customer lookup");
+                return;
+            }
+        };
+        let Some(client) = client else {
+            return;
+        };
+        tracing::debug!(store = %store, id = reply.id, found = reply.customers.len(), "customer lookup answered");
+        let sent = wire::encode(&Message::LookupReply(reply)).map(|bytes| {
+            let len = bytes.len() as u64;
+            client
+                .try_publish(
+                    topics.topic(store, TopicKind::Down),
+                    QoS::AtLeastOnce,
+                    false,
+                    bytes,
+                )
+                .map(|()| len)
+        });
+        match sent {
+            Ok(Ok(len)) => SyncMetrics::add(&metrics.bytes_sent, len),
+            Ok(Err(e)) => tracing::warn!(store = %store, error = %e, "cannot send a lookup reply"),
+            Err(e) => tracing::warn!(store = %store, error = %e, "cannot encode a lookup reply"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 12] = [
+pub const REJECT_REASONS: [&str; 13] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -21,6 +21,8 @@ pub const REJECT_REASONS: [&str; 12] = [
     "signed_by_other_store",
     "topic_mismatch",
     "foreign_actor",
+    // Customer lookups over a store's budget (`super::lookup`).
+    "rate_limited",
 ];
 
 /// Sync counters and gauges of one node.

@@ -22,6 +22,10 @@ fn keys() -> (StoreKey, StoreKey, StoreKeys) {
     (a, b, keys)
 }
 
+fn lim() -> RateLimiter {
+    RateLimiter::new(LOOKUP_RATE_DEFAULT)
+}
+
 fn request(store: &str, terms: Vec<LookupTerm>) -> LookupRequest {
     LookupRequest {
         store: s(store),
@@ -214,32 +218,59 @@ fn hq_answers_only_lookups_signed_by_the_topics_store_when_keys_are_configured()
     let madrid = s("madrid-centro");
     let req = request("madrid-centro", vec![LookupTerm::Phone("600111222".into())]);
     let good = signed(&encode_lookup(&req, Some(&a)).unwrap());
-    let reply = answer(&r, Some(&keys), &madrid, &good).unwrap();
+    let reply = answer(&r, Some(&keys), &lim(), &madrid, &good).unwrap();
     assert_eq!((reply.id, reply.customers), (42, vec![c("c-1")]));
     let unsigned = signed(&encode_lookup(&req, None).unwrap());
-    let e = answer(&r, Some(&keys), &madrid, &unsigned).unwrap_err();
+    let e = answer(&r, Some(&keys), &lim(), &madrid, &unsigned).unwrap_err();
     assert_eq!(e.reason(), "unsigned");
     let forged = signed(&encode_lookup(&req, Some(&b)).unwrap());
-    assert!(answer(&r, Some(&keys), &madrid, &forged).is_err());
+    assert!(answer(&r, Some(&keys), &lim(), &madrid, &forged).is_err());
     let mut tampered = good.clone();
     if let Some(last) = tampered.body.last_mut() {
         *last ^= 1;
     }
-    assert!(answer(&r, Some(&keys), &madrid, &tampered).is_err());
+    assert!(answer(&r, Some(&keys), &lim(), &madrid, &tampered).is_err());
     // On another store's topic, signed or not.
     let sevilla = s("sevilla-nervion");
-    assert!(answer(&r, Some(&keys), &sevilla, &good).is_err());
-    assert!(answer(&r, None, &sevilla, &unsigned).is_err());
+    assert!(answer(&r, Some(&keys), &lim(), &sevilla, &good).is_err());
+    assert!(answer(&r, None, &lim(), &sevilla, &unsigned).is_err());
     // Without keys (demo) an unsigned lookup on its own topic is answered.
     assert_eq!(
-        answer(&r, None, &madrid, &unsigned).unwrap().customers,
+        answer(&r, None, &lim(), &madrid, &unsigned)
+            .unwrap()
+            .customers,
         vec![c("c-1")]
     );
     // A signature over the same bytes as an up-batch would not verify as a lookup.
     let as_batch = a.sign(&good.body).to_vec();
     let mut cross = good.clone();
     cross.signature = Some(as_batch);
-    assert!(answer(&r, Some(&keys), &madrid, &cross).is_err());
+    assert!(answer(&r, Some(&keys), &lim(), &madrid, &cross).is_err());
+}
+
+#[test]
+fn a_store_over_its_lookup_budget_is_refused_and_forgeries_do_not_use_it_up() {
+    let r = hq_with_customers();
+    let (a, b, keys) = keys();
+    let madrid = s("madrid-centro");
+    let limiter = RateLimiter::new(RateLimit {
+        per_minute: 1,
+        burst: 2,
+    });
+    let req = request("madrid-centro", vec![LookupTerm::Phone("600111222".into())]);
+    let good = signed(&encode_lookup(&req, Some(&a)).unwrap());
+    let forged = signed(&encode_lookup(&req, Some(&b)).unwrap());
+    for _ in 0..5 {
+        assert!(answer(&r, Some(&keys), &limiter, &madrid, &forged).is_err());
+    }
+    assert!(answer(&r, Some(&keys), &limiter, &madrid, &good).is_ok());
+    assert!(answer(&r, Some(&keys), &limiter, &madrid, &good).is_ok());
+    let e = answer(&r, Some(&keys), &limiter, &madrid, &good).unwrap_err();
+    assert_eq!(e.reason(), "rate_limited");
+    // Another store's budget is its own.
+    let (sevilla, key) = (s("sevilla-nervion"), b);
+    let theirs = signed(&encode_lookup(&request("sevilla-nervion", vec![]), Some(&key)).unwrap());
+    assert!(answer(&r, Some(&keys), &limiter, &sevilla, &theirs).is_ok());
 }
 
 #[test]
@@ -271,7 +302,7 @@ proptest! {
         }
         let l = SignedLookup { store: s("madrid-centro"), body: bytes, signature: None };
         let _ = open_lookup(&l);
-        let _ = answer(&hq_with_customers(), None, &s("madrid-centro"), &l);
+        let _ = answer(&hq_with_customers(), None, &lim(), &s("madrid-centro"), &l);
     }
 
     #[test]
