@@ -1,6 +1,7 @@
 //! storenode: the in-store node of a retail chain. See docs/ARCHITECTURE.md.
 
 pub mod app;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,12 @@
 //! and a second start reuses the data without seeding again.
 
 use serde_json::{json, Value};
+
+/// The benchmarks' terminal client (login, live events), shared as a source file: the
+/// benchmarks are not in a default build of the library.
+#[path = "../src/bench/terminal_client.rs"]
+#[allow(dead_code)] // only part of the client is used here
+mod terminal_client;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -113,7 +119,7 @@ impl Api {
 
 /// madrid-centro's TCP scanner source (from the demo's config) reaches a logged-in page.
 async fn a_network_scanner_line_shows_parsed_on_the_terminal_page(base: u16) {
-    use storenode::bench::terminal_client::TerminalClient;
+    use terminal_client::TerminalClient;
     use tokio::io::AsyncWriteExt;
     let page = TerminalClient::login(&format!("http://127.0.0.1:{}", base + 1), "1001", "1234")
         .await

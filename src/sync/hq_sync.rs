@@ -50,6 +50,8 @@ pub struct HqSyncConfig {
     pub store_keys: Option<Arc<StoreKeys>>,
     /// Customer lookups answered per store (`super::lookup`); more are refused and counted.
     pub lookup_rate: crate::http_security::RateLimit,
+    /// HQ's key: when set, every down-batch is signed for its store (`SignedDown`).
+    pub hq_key: Option<Arc<crate::signing::HqKey>>,
 }
 
 impl HqSyncConfig {
@@ -66,7 +68,18 @@ impl HqSyncConfig {
             inflight_ops_max: 5_000,
             store_keys: None,
             lookup_rate: super::lookup::LOOKUP_RATE_DEFAULT,
+            hq_key: None,
         }
+    }
+
+    /// Sign down-batches with the key kept beside HQ's database at `db`, created on first
+    /// start (every store config names its public half: `storenode key --hq --db ...`).
+    pub fn with_key_beside(
+        mut self,
+        db: &std::path::Path,
+    ) -> Result<Self, crate::signing::KeyError> {
+        self.hq_key = Some(Arc::new(crate::signing::HqKey::load_or_create(db)?));
+        Ok(self)
     }
 }
 

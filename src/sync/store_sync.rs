@@ -17,7 +17,7 @@ use super::topic::{TopicKind, Topics};
 use super::wire::{self, Ack, DownBatch, Message, Status};
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::{ActorId, Effect, Payload, Sku, StoreId};
-use crate::signing::{KeyError, StoreKey};
+use crate::signing::{HqPublicKey, KeyError, StoreKey};
 use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::AsyncClient;
 use std::collections::BTreeSet;
@@ -53,6 +53,9 @@ pub struct StoreSyncConfig {
     pub inflight_ops_max: u64,
     /// The store's ed25519 key: when set, every up-batch is signed (`SignedUp`).
     pub signing_key: Option<Arc<StoreKey>>,
+    /// HQ's public key: when set, only down-batches HQ signed for this store are applied;
+    /// unsigned and badly signed ones are refused and counted (`wire::down_batch`).
+    pub hq_public_key: Option<Arc<HqPublicKey>>,
 }
 
 impl StoreSyncConfig {
@@ -71,6 +74,7 @@ impl StoreSyncConfig {
             retransmit_ms: 3_000,
             inflight_ops_max: 5_000,
             signing_key: None,
+            hq_public_key: None,
         }
     }
 
@@ -316,7 +320,8 @@ impl StoreEngine {
         while let Some(ev) = next.take() {
             handled += 1;
             match self.down_of(&ev) {
-                Some(batch) => {
+                Some(None) => {} // refused, counted
+                Some(Some(batch)) => {
                     merged = match merged {
                         Some(mut m) if m.first_idx + m.ops.len() as u64 == batch.first_idx => {
                             m.ops.extend(batch.ops);
@@ -345,8 +350,9 @@ impl StoreEngine {
         }
     }
 
-    /// The down-batch an event carries, if it is one for this store.
-    fn down_of(&self, ev: &LinkEvent) -> Option<DownBatch> {
+    /// The down-batch an event carries, if it is one for this store: `Some(None)` when it was
+    /// refused (not signed by HQ while HQ's key is configured, or malformed inside).
+    fn down_of(&self, ev: &LinkEvent) -> Option<Option<DownBatch>> {
         let LinkEvent::Publish { topic, payload } = ev else {
             return None;
         };
@@ -354,13 +360,24 @@ impl StoreEngine {
             Ok((store, TopicKind::Down)) if store == self.cfg.store => {}
             _ => return None,
         }
-        match wire::decode(payload) {
-            Ok(Message::Down(batch)) => {
-                SyncMetrics::add(&self.metrics.bytes_received, payload.len() as u64);
+        let msg = wire::decode(payload).ok()?;
+        let checked = wire::down_batch(&msg, &self.cfg.store, self.cfg.hq_public_key.as_deref())?;
+        SyncMetrics::add(&self.metrics.bytes_received, payload.len() as u64);
+        Some(self.checked_down(checked))
+    }
+
+    /// Count a down-batch, or its refusal.
+    fn checked_down(&self, checked: Result<DownBatch, wire::DownRefused>) -> Option<DownBatch> {
+        match checked {
+            Ok(batch) => {
                 SyncMetrics::add(&self.metrics.batches_received, 1);
                 Some(batch)
             }
-            _ => None,
+            Err(e) => {
+                self.metrics.reject(e.reason());
+                tracing::warn!(store = %self.cfg.store, reason = e.reason(), error = %e, "refused a down-batch");
+                None
+            }
         }
     }
 
@@ -432,11 +449,16 @@ impl StoreEngine {
                 return;
             }
         };
-        match (kind, msg) {
-            (TopicKind::Down, Message::Down(batch)) => {
-                SyncMetrics::add(&self.metrics.batches_received, 1);
-                self.on_down(batch).await
+        if kind == TopicKind::Down {
+            let hq = self.cfg.hq_public_key.clone();
+            if let Some(checked) = wire::down_batch(&msg, &self.cfg.store, hq.as_deref()) {
+                if let Some(batch) = self.checked_down(checked) {
+                    self.on_down(batch).await;
+                }
+                return;
             }
+        }
+        match (kind, msg) {
             (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(ack),
             (TopicKind::Ack, Message::Ack(_)) => {}
             (TopicKind::Down, Message::LookupReply(reply)) => self.shared.lookups.on_reply(reply),

@@ -199,7 +199,13 @@ impl HqEngine {
 
     /// Publish entries `first_idx..` in bounded batches; false when the queue was full.
     fn publish_down(&mut self, store: &StoreId, first_idx: u64, ops: &[Op]) -> bool {
-        let batches = match wire::encode_down(first_idx, ops, self.cfg.batch_ops_max) {
+        let encoded = match &self.cfg.hq_key {
+            Some(key) => {
+                wire::encode_signed_down(key, store, first_idx, ops, self.cfg.batch_ops_max)
+            }
+            None => wire::encode_down(first_idx, ops, self.cfg.batch_ops_max),
+        };
+        let batches = match encoded {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(store = %store, error = %e, "cannot encode the down-log");
