@@ -15,6 +15,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod fiscal;
+pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
+
 /// One problem in a config file: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -312,6 +315,9 @@ pub struct StoreConfig {
     pub staff: Vec<StaffConfig>,
     #[serde(default)]
     pub terminal: TerminalSecurityConfig,
+    /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
+    #[serde(default)]
+    pub fiscal: Option<FiscalConfig>,
 }
 
 impl StoreConfig {
@@ -366,6 +372,9 @@ impl StoreConfig {
             self.terminal.login_per_minute,
             errs,
         );
+        if let Some(fiscal) = &self.fiscal {
+            fiscal.check(errs);
+        }
     }
 }
 

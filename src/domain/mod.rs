@@ -10,6 +10,7 @@ pub mod count;
 pub mod customer;
 pub mod digest;
 pub mod error;
+pub mod fiscal;
 pub mod hlc;
 pub mod ids;
 pub mod inventory;

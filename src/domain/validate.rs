@@ -6,6 +6,7 @@
 //! rights are never overestimated, and nothing it issues can take stock below zero.
 
 use super::error::DomainError;
+use super::fiscal::FiscalChain;
 use super::ids::{ActorId, Sku, StoreId};
 use super::op::{Advance, Op, Payload};
 use super::order::OrderStatus;
@@ -46,7 +47,8 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::OrderAdvance { store, .. }
         | Payload::OrderPick { store, .. }
         | Payload::OrderRelease { store, .. }
-        | Payload::CustomerFollow { store, .. } => is_store(store),
+        | Payload::CustomerFollow { store, .. }
+        | Payload::Invoice { store, .. } => is_store(store),
     };
     if ok {
         Ok(())
@@ -260,6 +262,18 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
         }
         Payload::ConsentSet { source, .. } => text("source", source)?,
         Payload::CustomerErase { .. } | Payload::CustomerFollow { .. } => {}
+        Payload::Invoice { store, record } => {
+            let fresh = FiscalChain::default();
+            state
+                .fiscal
+                .get(store)
+                .unwrap_or(&fresh)
+                .check_next(record)
+                .map_err(|reason| DomainError::InvalidField {
+                    field: "invoice",
+                    reason: format!("record {}: {reason}", record.numserie()),
+                })?;
+        }
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod api;
 mod body;
 mod dashboard;
 pub mod error;
+pub mod journal;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -184,6 +185,7 @@ pub fn app(state: HqState) -> Router {
         .route("/orders/{id}", get(api::get_order))
         .route("/orders/{id}/cancel", post(api::cancel_order))
         .route("/stores", get(api::stores))
+        .route("/journal/{store}", get(journal::show))
         .route("/demo/stores/{store}/link", post(api::demo_link))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

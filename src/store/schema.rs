@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_returns",
         include_str!("../../migrations/0006_hq_returns.sql"),
     ),
+    (
+        7,
+        "fiscal",
+        include_str!("../../migrations/0007_fiscal.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -6,8 +6,8 @@
 //! may then be ahead of the disk, it is rebuilt from the log after the commit.
 
 use super::{
-    insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError, SubmitError,
-    Submitted, GROUP_REQUESTS_MAX,
+    insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared, StoreError,
+    SubmitError, Submitted, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::Connection;
@@ -157,10 +157,19 @@ fn handle(
             reply,
         } => {
             // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
-            let before = (payloads.len() > 1).then(|| replica.clone());
-            let mut ops: Vec<Op> = Vec::with_capacity(payloads.len());
+            // Built submits (a sale and its invoice) are not copied: only their first op can
+            // be refused in practice, and a later refusal rebuilds memory from the log.
+            let before = match &payloads {
+                Payloads::Ready(p) if p.len() > 1 => Some(replica.clone()),
+                _ => None,
+            };
+            let mut ops: Vec<Op> = Vec::new();
             let mut effects = Vec::new();
             let result = savepoint(tx, || {
+                let payloads = match payloads {
+                    Payloads::Ready(p) => p,
+                    Payloads::Built(build) => build(replica, now_ms)?,
+                };
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
                     insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
