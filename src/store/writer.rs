@@ -91,20 +91,22 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
     if committed && erased {
         truncate_wal(conn);
     }
-    for reply in replies {
-        reply(committed);
-    }
-    if committed {
-        for event in events {
-            let _ = shared.events.send(event);
-        }
-    }
+    // Rebuild memory before answering: a caller told its request failed must not then read
+    // the refused change from the replica.
     if reload {
         match replay(conn, shared.actor.clone()) {
             Ok(fresh) => {
                 *shared.replica.write().unwrap_or_else(|p| p.into_inner()) = fresh;
             }
             Err(e) => tracing::error!(error = %e, "cannot rebuild replica from the log"),
+        }
+    }
+    for reply in replies {
+        reply(committed);
+    }
+    if committed {
+        for event in events {
+            let _ = shared.events.send(event);
         }
     }
 }
