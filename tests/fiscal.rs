@@ -646,6 +646,15 @@ async fn the_aeat_queue_sends_batches_keeps_each_answer_waits_as_asked_and_retri
         panic!("a failed step")
     };
     assert!(error.contains("503"), "{error}");
+    let metrics = storenode::fiscal::aeat::render_metrics(&node, &store).await;
+    assert!(
+        metrics.contains("storenode_aeat_unanswered{store=\"madrid-centro\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storenode_aeat_failures{store=\"madrid-centro\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(retry_at_ms, t1 + 1_000);
     assert_eq!(
         submitter.step(t1 + 999).await.unwrap(),

@@ -261,3 +261,24 @@ pub fn envelope(body: &str) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Header/><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
     )
 }
+
+/// The store's journal and submission state for its `/metrics`: records issued, records not
+/// yet answered by the AEAT, failed attempts in a row.
+pub async fn render_metrics(node: &Node, store: &StoreId) -> String {
+    let records = node.read(|r| r.state().fiscal.get(store).map_or(0, |c| c.records));
+    let s = store.to_string();
+    let mark = node
+        .query(move |c| sql::submission_mark(c, &s))
+        .await
+        .unwrap_or_default();
+    format!(
+        "# HELP storenode_fiscal_records Invoice records in this store's chain.\n# TYPE storenode_fiscal_records gauge\n\
+         storenode_fiscal_records{{store=\"{store}\"}} {records}\n\
+         # HELP storenode_aeat_unanswered Records the AEAT has not answered yet.\n# TYPE storenode_aeat_unanswered gauge\n\
+         storenode_aeat_unanswered{{store=\"{store}\"}} {}\n\
+         # HELP storenode_aeat_failures Failed submissions in a row.\n# TYPE storenode_aeat_failures gauge\n\
+         storenode_aeat_failures{{store=\"{store}\"}} {}\n",
+        records.saturating_sub(mark.position),
+        mark.failures
+    )
+}

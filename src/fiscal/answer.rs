@@ -227,3 +227,63 @@ fn unescape(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PARTIAL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Header/><env:Body>
+<tikR:RespuestaRegFactuSistemaFacturacion xmlns:tikR="r" xmlns:tik="i">
+ <tikR:CSV>A-XYZ</tikR:CSV>
+ <tikR:Cabecera><tik:ObligadoEmision><tik:NombreRazon>Tiendas &amp; Co</tik:NombreRazon><tik:NIF>89890001K</tik:NIF></tik:ObligadoEmision></tikR:Cabecera>
+ <tikR:TiempoEsperaEnvio>60</tikR:TiempoEsperaEnvio>
+ <tikR:EstadoEnvio>ParcialmenteCorrecto</tikR:EstadoEnvio>
+ <tikR:RespuestaLinea><tikR:IDFactura><tik:IDEmisorFactura>89890001K</tik:IDEmisorFactura><tik:NumSerieFactura>MC-1</tik:NumSerieFactura><tik:FechaExpedicionFactura>01-01-2026</tik:FechaExpedicionFactura></tikR:IDFactura><tikR:Operacion><tik:TipoOperacion>Alta</tik:TipoOperacion></tikR:Operacion><tikR:EstadoRegistro>Correcto</tikR:EstadoRegistro></tikR:RespuestaLinea>
+ <tikR:RespuestaLinea><tikR:IDFactura><tik:IDEmisorFactura>89890001K</tik:IDEmisorFactura><tik:NumSerieFactura>MC-2</tik:NumSerieFactura><tik:FechaExpedicionFactura>01-01-2026</tik:FechaExpedicionFactura></tikR:IDFactura><tikR:Operacion><tik:TipoOperacion>Alta</tik:TipoOperacion></tikR:Operacion><tikR:EstadoRegistro>Incorrecto</tikR:EstadoRegistro><tikR:CodigoErrorRegistro>1100</tikR:CodigoErrorRegistro><tikR:DescripcionErrorRegistro>Valor &lt;incorrecto&gt;</tikR:DescripcionErrorRegistro></tikR:RespuestaLinea>
+</tikR:RespuestaRegFactuSistemaFacturacion></env:Body></env:Envelope>"#;
+
+    #[test]
+    fn a_partly_correct_answer_gives_each_line_its_state_and_the_wait() {
+        let a = parse(PARTIAL).unwrap();
+        assert_eq!(a.csv.as_deref(), Some("A-XYZ"));
+        assert_eq!(a.state, "ParcialmenteCorrecto");
+        assert_eq!(a.wait_s, 60);
+        assert_eq!(a.lines.len(), 2);
+        assert_eq!(a.lines[0].numserie, "MC-1");
+        assert_eq!(a.lines[1].state, "Incorrecto");
+        assert_eq!(a.lines[1].code.as_deref(), Some("1100"));
+        assert_eq!(a.lines[1].message.as_deref(), Some("Valor <incorrecto>"));
+    }
+
+    #[test]
+    fn a_soap_fault_refuses_the_whole_message_with_its_reason() {
+        let fault = r#"<env:Envelope xmlns:env="e"><env:Body><env:Fault><faultcode>env:Client</faultcode><faultstring>Codigo[4102].El XML no cumple el esquema</faultstring></env:Fault></env:Body></env:Envelope>"#;
+        assert_eq!(
+            parse(fault),
+            Err(AnswerError::Fault {
+                code: "env:Client".into(),
+                message: "Codigo[4102].El XML no cumple el esquema".into()
+            })
+        );
+        assert!(matches!(
+            parse("<html>down</html>"),
+            Err(AnswerError::Unexpected(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn mangled_answers_never_panic(cut in 0usize..2000, junk in "[<>/&;:a-z]{0,20}") {
+            let mut s: String = PARTIAL.chars().take(cut).collect();
+            s.push_str(&junk);
+            let _ = parse(&s);
+        }
+    }
+}

@@ -31,8 +31,13 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         7,
+        "customers",
+        include_str!("../../migrations/0007_customers.sql"),
+    ),
+    (
+        8,
         "fiscal",
-        include_str!("../../migrations/0007_fiscal.sql"),
+        include_str!("../../migrations/0008_fiscal.sql"),
     ),
 ];
 
@@ -111,6 +116,9 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Freed bytes are zeroed, so a rewritten (erased) op or row leaves nothing behind in
+    // free pages or cells (DESIGN.md section 14).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     throughput_pragmas(conn)?;
     Ok(())
