@@ -12,6 +12,9 @@
 //! or `message_index` (those matches have no wildcard, so a new variant does not compile until
 //! it has a golden case).
 
+use storenode::domain::fiscal::record::{
+    InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
+};
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiveReason, SaleLine,
     Tender,
@@ -57,6 +60,7 @@ fn payload_index(p: &Payload) -> usize {
         Payload::ConsentSet { .. } => 15,
         Payload::CustomerErase { .. } => 16,
         Payload::CustomerFollow { .. } => 17,
+        Payload::Invoice { .. } => 18,
     }
 }
 
@@ -228,6 +232,38 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 store: store(),
             },
             "1103632d31066d6164726964",
+        ),
+        (
+            Payload::Invoice {
+                store: store(),
+                record: Box::new(InvoiceRecord {
+                    position: 1,
+                    kind: RecordKind::Alta,
+                    issuer_nif: "B12345674".into(),
+                    issuer_name: "Tienda".into(),
+                    series: "T1".into(),
+                    number: 1,
+                    fecha: "01-12-2026".into(),
+                    tipo: InvoiceType::R5,
+                    cuota_cents: -21,
+                    importe_cents: -121,
+                    vat: vec![VatLine {
+                        vat_bp: 2100,
+                        base_cents: -100,
+                        cuota_cents: -21,
+                    }],
+                    customer_tax_id: None,
+                    rectifies: Some(InvoiceRef {
+                        numserie: "T1-0".into(),
+                        fecha: "30-11-2026".into(),
+                    }),
+                    reference: "s-1".into(),
+                    generated_at: "2026-12-01T10:00:00+01:00".into(),
+                    previous: "".into(),
+                    huella: "AB".into(),
+                }),
+            },
+            "12066d6164726964010009423132333435363734065469656e6461025431010a30312d31322d323032360329f10101b410c7012900010454312d300a33302d31312d3230323603732d3119323032362d31322d30315431303a30303a30302b30313a303000024142",
         ),
     ]
 }

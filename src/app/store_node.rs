@@ -80,6 +80,7 @@ async fn load_staff(node: &Node, cfg: &StoreConfig) -> anyhow::Result<()> {
 fn start_printers(
     node: &Node,
     cfg: &StoreConfig,
+    header: StoreHeader,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(QueuePrintSink, Vec<JoinHandle<()>>)>> {
     let mut tasks = Vec::new();
@@ -115,11 +116,6 @@ fn start_printers(
     }
     let Some(receipt) = receipt else {
         return Ok(None);
-    };
-    let header = StoreHeader {
-        name: format!("storenode {}", cfg.store),
-        address: Vec::new(),
-        tax_id: String::new(),
     };
     Ok(Some((QueuePrintSink::new(receipt, label, header), tasks)))
 }
@@ -164,7 +160,29 @@ pub async fn store_app(
 ) -> anyhow::Result<(Router, Vec<JoinHandle<()>>)> {
     load_staff(&node, cfg).await?;
     let mut tasks = Vec::new();
-    let printer: Arc<dyn PrintSink> = match start_printers(&node, cfg, &shutdown)? {
+    let fiscal = match &cfg.fiscal {
+        Some(f) => Some(Arc::new(
+            crate::fiscal::FiscalSetup::from_config(f).context("[fiscal]")?,
+        )),
+        None => None,
+    };
+    if let Some(aeat) = cfg.fiscal.as_ref().and_then(|f| f.aeat.as_ref()) {
+        let submitter = crate::fiscal::aeat::Submitter::new(node.clone(), cfg.store.clone(), aeat)
+            .context("[fiscal.aeat]")?;
+        tasks.push(submitter.spawn(shutdown.clone()));
+    }
+    let header = StoreHeader {
+        name: format!("storenode {}", cfg.store),
+        address: fiscal
+            .as_ref()
+            .map(|f| f.address.clone())
+            .unwrap_or_default(),
+        tax_id: fiscal
+            .as_ref()
+            .map(|f| f.issuer.nif.to_string())
+            .unwrap_or_default(),
+    };
+    let printer: Arc<dyn PrintSink> = match start_printers(&node, cfg, header, &shutdown)? {
         Some((sink, workers)) => {
             tasks.extend(workers);
             Arc::new(sink)
@@ -183,6 +201,7 @@ pub async fn store_app(
         burst: cfg.terminal.login_burst,
     };
     tcfg.secure_cookie = cfg.terminal.secure_cookie;
+    tcfg.fiscal = fiscal;
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);

@@ -5,12 +5,13 @@
 //! the callers and publishes events. Memory never runs ahead of the file: a request whose SQL
 //! fails after it changed the replica is rolled back alone and the replica is rebuilt from the
 //! transaction before the next request runs (so a resend in the same group is not taken for a
-//! duplicate, and the next local op reuses the seq); a failed begin or commit answers every
-//! request of the group with the step that failed, and memory is rebuilt from the file.
+//! duplicate, the next local op reuses the seq, and a built submit never numbers an invoice
+//! after a refused one); a failed begin or commit answers every request of the group with the
+//! step that failed, and memory is rebuilt from the file.
 
 use super::{
-    insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError, SubmitError,
-    Submitted, TxStep, GROUP_REQUESTS_MAX,
+    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
+    StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -108,6 +109,7 @@ fn commit_group(
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
     let mut abort = None;
+    let mut erased = false;
     {
         let mut replica = shared
             .replica
@@ -118,7 +120,7 @@ fn commit_group(
                 replies.push(refused(req));
                 continue;
             }
-            let handled = handle(&tx, &mut replica, req, &mut events);
+            let handled = handle(&tx, &mut replica, req, &mut events, &mut erased);
             replies.push(handled.reply);
             if let Some(e) = handled.broken {
                 abort = Some(Abort::new(TxStep::Savepoint, e));
@@ -136,6 +138,9 @@ fn commit_group(
     };
     match abort {
         None => {
+            if erased {
+                truncate_wal(conn);
+            }
             shared.groups.fetch_add(1, Ordering::Relaxed);
             shared
                 .grouped_requests
@@ -160,6 +165,40 @@ fn commit_group(
             fresh.map(|_| ())
         }
     }
+}
+
+/// Fold the WAL into the database and truncate it, so the page images an erasure replaced
+/// leave the disk with the commit. A reader holding an old snapshot can delay it (it is then
+/// done by the next checkpoint); the log says so.
+fn truncate_wal(conn: &Connection) {
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match busy {
+        Ok(0) => tracing::debug!("wal truncated after an erasure"),
+        Ok(_) => {
+            tracing::warn!("wal still in use after an erasure; truncated at the next checkpoint")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot truncate the wal after an erasure"),
+    }
+}
+
+/// Write `op` to the log in its stored form (anonymous for an erased customer); an erasure
+/// also rewrites the customer's earlier ops. Returns the stored form.
+fn store_op(
+    tx: &rusqlite::Transaction,
+    replica: &Replica,
+    op: &Op,
+    erased: &mut bool,
+) -> rusqlite::Result<Op> {
+    let stored = erasure::stored_form(op, replica.state()).into_owned();
+    insert_op(tx, &stored)?;
+    materialize::rows_for(tx, replica.state(), &stored)?;
+    if let Some(customer) = erasure::erased_by(op) {
+        erasure::rewrite_log(tx, replica.state(), customer)?;
+        *erased = true;
+    }
+    Ok(stored)
 }
 
 /// A reply that only reports the group's failure (the request never ran).
@@ -222,6 +261,7 @@ fn handle(
     replica: &mut Replica,
     req: Request,
     events: &mut Vec<NodeEvent>,
+    erased: &mut bool,
 ) -> Handled {
     match req {
         Request::Submit {
@@ -231,19 +271,26 @@ fn handle(
             reply,
         } => {
             // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
-            // A single op is instead undone by rebuilding from the transaction (rare: only a
-            // failed write leaves memory changed, a domain refusal changes nothing).
-            let before = (payloads.len() > 1).then(|| replica.clone());
+            // A single op, or a built submit (a sale and its invoice), is instead undone by
+            // rebuilding from the transaction (rare: only a failed write, or a refusal after
+            // the first op, leaves memory changed; a refusal of the first op changes nothing).
+            let before = match &payloads {
+                Payloads::Ready(p) if p.len() > 1 => Some(replica.clone()),
+                _ => None,
+            };
             let mut prepared = 0usize;
-            let mut ops: Vec<Op> = Vec::with_capacity(payloads.len());
+            let mut ops: Vec<Op> = Vec::new();
             let mut effects = Vec::new();
             let result = savepoint(tx, || {
+                let payloads = match payloads {
+                    Payloads::Ready(p) => p,
+                    Payloads::Built(build) => build(replica, now_ms)?,
+                };
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
                     prepared += 1;
-                    insert_op(tx, &op).map_err(StoreError::from)?;
-                    materialize::rows_for(tx, replica.state(), &op).map_err(StoreError::from)?;
-                    ops.push(op);
+                    let stored = store_op(tx, replica, &op, erased).map_err(StoreError::from)?;
+                    ops.push(stored);
                     effects.extend(eff);
                 }
                 let extra_out = match extra {
@@ -286,11 +333,10 @@ fn handle(
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
                             in_memory += 1;
-                            insert_op(tx, &op)?;
-                            materialize::rows_for(tx, replica.state(), &op)?;
+                            let stored = store_op(tx, replica, &op, erased)?;
                             report.applied += 1;
                             report.effects.extend(eff);
-                            fresh.push(op);
+                            fresh.push(stored);
                         }
                         Ok(Applied::Duplicate) => report.duplicates += 1,
                         Err(e) => report.rejected.push((op.id(), e)),
