@@ -136,18 +136,30 @@ struct Tally {
     first_failure: Option<String>,
 }
 
-/// Cut points 1..=n spread evenly, one random point in each of `points` equal strata.
-fn cut_points(n: usize, points: usize, rng: &mut Rng) -> Vec<usize> {
-    if n <= points {
-        return (1..=n).collect();
-    }
-    let mut cuts: Vec<usize> = (0..points)
-        .map(|i| {
-            let lo = i * n / points;
-            let hi = (i + 1) * n / points;
-            1 + lo + rng.below((hi - lo).max(1) as u64) as usize
-        })
-        .collect();
+/// Cut points in 1..=n: one at random in each of `points` equal slices of the log, plus the
+/// cut just before every deletion and truncation, rare events a spread would mostly miss (the
+/// first is the journal's deletion while a new database switches to WAL).
+fn cut_points(events: &[Event], points: usize, rng: &mut Rng) -> Vec<usize> {
+    let n = events.len();
+    let mut cuts: Vec<usize> = if n <= points {
+        (1..=n).collect()
+    } else {
+        (0..points)
+            .map(|i| {
+                let lo = i * n / points;
+                let hi = (i + 1) * n / points;
+                1 + lo + rng.below((hi - lo).max(1) as u64) as usize
+            })
+            .collect()
+    };
+    cuts.extend(
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Event::Unlink(_) | Event::Truncate { .. }))
+            .map(|(i, _)| i.max(1)),
+    );
+    cuts.sort_unstable();
     cuts.dedup();
     cuts
 }
@@ -173,7 +185,7 @@ fn env_or(name: &str, default: usize) -> usize {
 /// Rebuild the files at each cut point, open them with the real `Node`, check every ack.
 fn replay(rec: &Recording, points: usize, how: Cut, seed: u64) -> Tally {
     let mut rng = Rng::new(seed);
-    let cuts = cut_points(rec.events.len(), points, &mut rng);
+    let cuts = cut_points(&rec.events, points, &mut rng);
     let scratch = scratch_dir();
     let mut disk = Disk::new();
     let mut done = 0usize;
@@ -389,6 +401,21 @@ fn with_synchronous_full_no_op_is_lost_even_when_any_subset_of_unsynced_writes_p
         started.elapsed()
     );
     assert_eq!(tally.first_failure, None, "{tally:?}");
+}
+
+#[test]
+fn a_power_cut_at_any_point_of_creating_a_database_leaves_one_the_node_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = record(
+        dir.path(),
+        &[&["migrate", "--db", "{db}", "--actor", ACTOR]],
+    );
+    for how in [Cut::DropUnsynced, Cut::SomeUnsynced] {
+        let tally = replay(&rec, usize::MAX, how, 5);
+        eprintln!("creating a database, {how:?}: {}, {tally:?}", summary(&rec));
+        assert_eq!(tally.cuts, rec.events.len(), "every cut point");
+        assert_eq!(tally.first_failure, None, "{tally:?}");
+    }
 }
 
 #[test]
