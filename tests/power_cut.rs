@@ -132,6 +132,9 @@ struct Tally {
     ops_lost_max: usize,
     /// The lowest seq lost at any cut.
     lost_seq_min: Option<u64>,
+    /// The earliest cut (event index) that lost an ack, and the latest that lost none.
+    first_losing_cut: Option<usize>,
+    last_clean_cut: Option<usize>,
     cuts_not_opening: usize,
     first_failure: Option<String>,
 }
@@ -210,7 +213,14 @@ fn replay(rec: &Recording, points: usize, how: Cut, seed: u64) -> Tally {
         let images = disk.cut(how, &mut rng);
         write_images(&db, &images);
         tally.cuts += 1;
-        if let Err(failure) = check(&db, &acked) {
+        let verdict = check(&db, &acked);
+        match &verdict {
+            Err(failure) if failure.lost > 0 => {
+                tally.first_losing_cut.get_or_insert(k);
+            }
+            _ => tally.last_clean_cut = Some(k),
+        }
+        if let Err(failure) = verdict {
             tally.cuts_losing += usize::from(failure.lost > 0);
             tally.cuts_not_opening += usize::from(!failure.opened);
             tally.ops_lost_max = tally.ops_lost_max.max(failure.lost);
@@ -440,8 +450,16 @@ fn the_power_cut_checker_catches_synchronous_off() {
     );
     let failure = tally.first_failure.clone().unwrap_or_default();
     assert!(failure.contains("acknowledged but lost"), "{failure}");
-    // What the safe run committed, fsynced and checkpointed survived every cut.
+    // What the safe run committed, fsynced and checkpointed survived every cut; every cut
+    // after the unsafe run's first ack lost it.
     assert!(tally.lost_seq_min > safe_seq_max, "{tally:?}");
+    let first_unsafe_ack = rec
+        .acks
+        .iter()
+        .find(|(at, _)| *at >= off_start)
+        .map(|(at, _)| *at);
+    assert!(tally.last_clean_cut <= first_unsafe_ack, "{tally:?}");
+    assert!(tally.first_losing_cut > first_unsafe_ack, "{tally:?}");
 }
 
 #[test]
