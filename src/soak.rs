@@ -81,8 +81,9 @@ pub fn run_store(db: &Path, store: StoreId, opts: StoreSoak) -> anyhow::Result<(
     let node = Node::open_with(db, store.actor(), durability)
         .with_context(|| format!("cannot open {}", db.display()))?;
     node.ingest_blocking(soak_catalog()?)?;
+    let closer = node.clone();
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let done = runtime.block_on(async move {
         // One writer in the ack-before-commit mode, so the predicted seq is the real one.
         let writers = if opts.unsafe_ack_before_commit {
             1
@@ -105,7 +106,11 @@ pub fn run_store(db: &Path, store: StoreId, opts: StoreSoak) -> anyhow::Result<(
             joined??;
         }
         anyhow::Ok(())
-    })
+    });
+    // Exit only once SQLite has closed the file: a process ending in the middle of the close
+    // would leave files no log of its writes explains (tests/power_cut.rs checks that).
+    closer.close_blocking()?;
+    done
 }
 
 /// One stream of store work: each round receives stock if short, sells, and takes one

@@ -255,6 +255,8 @@ enum Request {
     Checkpoint {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Close the writer's connection and stop the writer (end of a process).
+    Close { reply: oneshot::Sender<()> },
 }
 
 /// State the writer thread shares with handles.
@@ -549,6 +551,15 @@ impl Node {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Checkpoint { reply })?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stop the writer after everything queued before, and close its connection; returns once
+    /// it is closed, so a process can exit without cutting SQLite short. Writes through any
+    /// clone of this node fail with `StoreError::Closed` afterwards.
+    pub fn close_blocking(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Close { reply })?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)
     }
 
     /// Read side tables or the op log on the reader connection.

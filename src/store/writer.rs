@@ -56,16 +56,25 @@ struct Handled {
 
 pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<Request>) {
     while let Ok(first) = rx.recv() {
-        if let Request::Checkpoint { reply } = first {
-            let _ = reply.send(checkpoint(&conn));
-            continue;
+        match first {
+            Request::Checkpoint { reply } => {
+                let _ = reply.send(checkpoint(&conn));
+                continue;
+            }
+            Request::Close { reply } => return close(conn, reply),
+            _ => {}
         }
         let mut group = vec![first];
         let mut checkpoint_reply = None;
+        let mut close_reply = None;
         while group.len() < GROUP_REQUESTS_MAX {
             match rx.try_recv() {
                 Ok(Request::Checkpoint { reply }) => {
                     checkpoint_reply = Some(reply);
+                    break;
+                }
+                Ok(Request::Close { reply }) => {
+                    close_reply = Some(reply);
                     break;
                 }
                 Ok(req) => group.push(req),
@@ -81,7 +90,18 @@ pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<
         if let Some(reply) = checkpoint_reply {
             let _ = reply.send(checkpoint(&conn));
         }
+        if let Some(reply) = close_reply {
+            return close(conn, reply);
+        }
     }
+}
+
+/// Close the connection, then answer: the caller may exit the process at once.
+fn close(conn: Connection, reply: tokio::sync::oneshot::Sender<()>) {
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the database");
+    }
+    let _ = reply.send(());
 }
 
 fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
@@ -219,6 +239,9 @@ fn refused(req: Request) -> Reply {
             }
             Request::Checkpoint { reply } => {
                 let _ = reply.send(Err(err()));
+            }
+            Request::Close { reply } => {
+                let _ = reply.send(());
             }
         }
     })
@@ -377,6 +400,16 @@ fn handle(
             Handled {
                 reply: Box::new(move |_| {
                     let _ = reply.send(Ok(()));
+                }),
+                dirty: false,
+                broken: None,
+            }
+        }
+        Request::Close { reply } => {
+            // Taken out of groups by `run`, likewise.
+            Handled {
+                reply: Box::new(move |_| {
+                    let _ = reply.send(());
                 }),
                 dirty: false,
                 broken: None,
