@@ -89,7 +89,12 @@ fn pan_like(bytes: &[u8], not_cards: &BTreeSet<String>) -> Vec<String> {
             }
         }
         let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+        // Digits inside a hex word (an invoice's SHA-256 `huella`) are not a card number.
+        let hex_letter = |b: Option<&u8>| b.is_some_and(|b| matches!(b, b'A'..=b'F' | b'a'..=b'f'));
+        let in_hex_word =
+            hex_letter(i.checked_sub(1).and_then(|k| bytes.get(k))) || hex_letter(bytes.get(j));
         if (13..=19).contains(&digits.len())
+            && !in_hex_word
             && card_grouping(&groups)
             && luhn_ok(&digits)
             && card_prefix(&digits)
