@@ -72,7 +72,7 @@ fn soak(extra: &'static [&'static str]) -> Vec<&'static str> {
 const MIGRATE: &[&str] = &["migrate", "--db", "{db}"];
 
 /// Three soak runs with a checkpoint between each (`migrate` folds the WAL into the database
-/// and truncates it), so cuts land in commits, checkpoints, truncation and a reused WAL.
+/// and truncates it), so cuts land in commits, checkpoints, truncations and restarted WALs.
 /// Recorded once for both `synchronous=FULL` tests.
 fn safe_recording() -> &'static Recording {
     static SAFE: OnceLock<Recording> = OnceLock::new();

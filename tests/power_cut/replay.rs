@@ -107,7 +107,7 @@ pub fn replay(rec: &Recording, points: usize, how: Cut, seed: u64) -> Tally {
                     acked.len(),
                     disk.pending(),
                     failure.message,
-                    keep(&images, &format!("{how:?}-{seed}-cut-{k}")).display()
+                    keep(&images, &format!("first-failure-{how:?}-seed-{seed}")).display()
                 ));
             }
         }
