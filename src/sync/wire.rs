@@ -74,10 +74,10 @@ pub enum Message {
     Ack(Ack),
     Status(Status),
     SignedUp(SignedUp),
-    /// A store asks HQ for customers (topic `lookup`, `super::lookup`).
-    Lookup(super::lookup::SignedLookup),
+    /// A store asks HQ for customers (topic `lookup`, `crate::sync::lookup`).
+    Lookup(lookup::SignedLookup),
     /// HQ's answer to a lookup (topic `down`).
-    LookupReply(super::lookup::LookupReply),
+    LookupReply(lookup::LookupReply),
 }
 
 impl Message {
@@ -165,7 +165,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             max: BATCH_OPS_MAX,
         });
     }
-    super::lookup::check_bounds(&msg)?;
+    lookup::check_bounds(&msg)?;
     Ok(msg)
 }
 
@@ -324,7 +324,7 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
                 "batch_error": inner.as_ref().err().map(|e| e.to_string()),
             })
         }
-        Message::Lookup(l) => super::lookup::lookup_json(l),
+        Message::Lookup(l) => lookup::lookup_json(l),
         Message::LookupReply(r) => {
             serde_json::json!({ "type": "lookup_reply", "id": r.id, "customers": r.customers })
         }
@@ -335,6 +335,8 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
     }
     value
 }
+
+pub mod lookup;
 
 #[cfg(test)]
 mod tests {
