@@ -10,24 +10,22 @@
 
 mod actions;
 mod backend;
+mod check;
+mod forge;
 mod net;
 mod rng;
 
 pub use backend::Backend;
 use net::{Msg, Proto};
 use rng::Rng;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use storenode::domain::op::Payload;
-use storenode::domain::order::OrderStatus;
 use storenode::domain::{ActorId, Op, StoreId};
 use storenode::signing::{StoreKey, StoreKeys};
 use storenode::sync::metrics::SyncMetrics;
 use storenode::sync::protocol::hq::{HqProtocol, HqSyncConfig};
 use storenode::sync::protocol::store::{StoreProtocol, StoreSyncConfig};
-use storenode::sync::topic::{TopicKind, Topics};
-use storenode::sync::wire::{self, Message, SignedUp, UpBatch};
 
 /// The chain's name in topics.
 pub const CHAIN: &str = "sim";
@@ -442,174 +440,6 @@ impl World {
     pub fn finish(mut self) -> Outcome {
         self.heal();
         self.check_converged()
-    }
-
-    /// A broken store: it commits a sale of more units than it holds, skipping validation,
-    /// as a bug in the rights check would. The stock check must catch it after healing.
-    pub fn forge_oversell(&mut self, s: usize) {
-        let store = self.nodes[s].actor.store().expect("store");
-        let (seq, hlc) = self.nodes[s].backend.read(|r| (r.next_seq(), r.clock()));
-        let op = Op {
-            actor: store.actor(),
-            seq,
-            hlc,
-            payload: Payload::Sale {
-                store: store.clone(),
-                sale_id: storenode::domain::SaleId::parse("S-FORGED").expect("sale id"),
-                lines: vec![storenode::domain::op::SaleLine {
-                    sku: storenode::domain::Sku::parse("SKU-CAFE").expect("sku"),
-                    qty: 90_000,
-                    unit_cents: 1,
-                    vat_bp: 0,
-                }],
-                tender: storenode::domain::op::Tender::Cash,
-                customer: None,
-            },
-        };
-        let (_, effects) = self.nodes[s].backend.ingest(vec![op.clone()]);
-        if let Proto::Store(p) = &mut self.nodes[s].proto {
-            p.handle_committed(&[op], &effects);
-        }
-        self.drive(s);
-    }
-
-    /// A compromised store `s` tries to pass a sale off as another store's: a batch claiming
-    /// that store, its ops authored as that store, signed with `s`'s own key (or not signed),
-    /// sent on `s`'s topic (the broker ACL allows no other) or, as if the ACL were
-    /// misconfigured, on the victim's. HQ's protocol must refuse it either way.
-    pub fn forge_batch(&mut self, s: usize) {
-        let victim = if s + 1 < self.nodes.len() { s + 1 } else { 1 };
-        if victim == s {
-            return;
-        }
-        let store = self.nodes[victim].actor.store().expect("store");
-        let seq = self.nodes[victim].backend.read(|r| r.next_seq()) + 1_000;
-        let op = Op {
-            actor: store.actor(),
-            seq,
-            hlc: storenode::domain::Hlc::new(self.now_ms, 0),
-            payload: Payload::StockReceive {
-                store: store.clone(),
-                sku: storenode::domain::Sku::parse("SKU-CAFE").expect("sku"),
-                qty: 50,
-                reason: storenode::domain::op::ReceiveReason::Delivery,
-            },
-        };
-        let inner = UpBatch {
-            store: store.clone(),
-            ops: vec![op],
-        };
-        let msg = if self.rng.chance(20) {
-            Message::Up(inner)
-        } else {
-            let batch = postcard::to_allocvec(&inner).expect("encode batch");
-            let signature = self.keys[s - 1].sign(&batch).to_vec();
-            Message::SignedUp(SignedUp {
-                store: store.clone(),
-                batch,
-                signature,
-            })
-        };
-        let from = if self.rng.chance(50) { s } else { victim };
-        let topic_store = self.nodes[from].actor.store().expect("store");
-        let topic = Topics::new(CHAIN)
-            .expect("chain")
-            .topic(&topic_store, TopicKind::Up);
-        self.stats.forged_sent += 1;
-        if self.link_ok(from) {
-            self.net.push(Msg {
-                to: 0,
-                link: from,
-                topic,
-                payload: wire::encode(&msg).expect("encode"),
-            });
-        }
-    }
-
-    fn check_converged(&self) -> Outcome {
-        let mut digests = Vec::new();
-        for s in self.stores() {
-            let store = self.nodes[s].actor.store().expect("store");
-            let at_hq = self.nodes[0].backend.read(|r| r.digest_for_store(&store));
-            let at_store = self.nodes[s].backend.read(|r| r.digest_for_store(&store));
-            if at_hq != at_store {
-                let hq_vv = self.nodes[0].backend.read(|r| r.version().entries());
-                let st_vv = self.nodes[s].backend.read(|r| r.version().entries());
-                let link = match &self.nodes[0].proto {
-                    Proto::Hq(p) => {
-                        format!("{:?}", p.links().into_iter().find(|l| l.store == store))
-                    }
-                    Proto::Store(_) => String::new(),
-                };
-                let cursors = self.nodes[s].backend.store_cursors();
-                panic!(
-                    "store {store} diverged from HQ\n  hq vv {hq_vv:?}\n  store vv {st_vv:?}\n  \
-                     hq's link {link}\n  store cursors {cursors:?}\n  {:?}",
-                    self.stats
-                );
-            }
-            digests.push((store.to_string(), at_hq.short(), at_store.short()));
-        }
-        self.check_stock();
-        // No forged op (a seq the store never issued) got into HQ.
-        for s in self.stores() {
-            let actor = self.nodes[s].actor.clone();
-            let last = self.nodes[s].backend.read(|r| r.next_seq()) - 1;
-            let forged = self.nodes[0]
-                .backend
-                .read(|r| (last + 1..=last + 5_000).any(|seq| r.version().contains(&actor, seq)));
-            assert!(!forged, "HQ accepted a forged op of {actor}");
-        }
-        for s in self.stores() {
-            let store = self.nodes[s].actor.store().expect("store");
-            let unreleased = self.nodes[s].backend.read(|r| {
-                r.state()
-                    .orders
-                    .values()
-                    .filter(|o| o.store == store && !o.released && !o.status.is_open())
-                    .filter(|o| o.status != OrderStatus::HandedOver)
-                    .count()
-            });
-            assert_eq!(unreleased, 0, "{store} left cancelled orders unreleased");
-        }
-        let mut stats = self.stats.clone();
-        stats.forged_rejected = self.hq_metrics.rejected_total();
-        Outcome { digests, stats }
-    }
-
-    /// From HQ's full log: per (store, sku), units sold, reserved and consumed never exceed
-    /// units received plus units released, and the escrow counter agrees with that count.
-    fn check_stock(&self) {
-        let hq = &self.nodes[0].backend;
-        let actors: Vec<ActorId> = hq.read(|r| r.version().entries().into_keys().collect());
-        let mut flow: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-        for actor in &actors {
-            for op in hq.ops_since(actor, 0, usize::MAX >> 1) {
-                actions::count_flow(&op, &mut flow);
-            }
-        }
-        hq.read(|r| {
-            let state = r.state();
-            for o in state.orders.values().filter(|o| o.released) {
-                for (sku, line) in &o.lines {
-                    let e = flow
-                        .entry((o.store.to_string(), sku.to_string()))
-                        .or_default();
-                    e.0 += i64::from(line.qty);
-                }
-            }
-            for ((store, sku), (into, out)) in &flow {
-                assert!(
-                    out <= into,
-                    "{store}/{sku}: {out} units out of {into} received"
-                );
-                let s = StoreId::parse(store).expect("store");
-                let k = storenode::domain::Sku::parse(sku).expect("sku");
-                assert_eq!(state.available(&s, &k), into - out, "{store}/{sku} counter");
-                let c = state.counter(&s, &k).expect("counter");
-                assert!(c.rights(&s.actor()) >= 0 && c.rights(&ActorId::hq()) >= 0);
-            }
-        });
     }
 }
 

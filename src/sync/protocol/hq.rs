@@ -9,92 +9,20 @@
 //! persisted with the entries (`Route`). A store's down-log is streamed from the index it
 //! acked, and resent from there on its hello ack, on a gap, or after the retransmit timeout.
 
+pub use super::config::{HqLoaded, HqSyncConfig, StoreLink, LOOKUP_RATE_DEFAULT};
 use super::{AckDue, Carries, GapTimer, Publish, Window};
-use crate::domain::{ActorId, CustomerId, Effect, Op, Replica, StoreId};
-use crate::signing::StoreKeys;
+use crate::domain::{ActorId, Effect, Op, Replica, StoreId};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::route::{RouteAction, Router};
 use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::SignedLookup;
-use crate::sync::wire::{self, Ack, Message, SignedUp, Status, UpBatch};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::sync::wire::{self, Ack, Message};
+use inbound::in_order;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-/// Lookups HQ answers per store by default: a burst of 30, then 120 a minute (a busy counter
-/// asks a few a minute; a store probing phone numbers is cut off and counted).
-pub const LOOKUP_RATE_DEFAULT: crate::http_security::RateLimit = crate::http_security::RateLimit {
-    per_minute: 120,
-    burst: 30,
-};
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
-
-/// How HQ reaches the broker and which stores it serves.
-#[derive(Debug, Clone)]
-pub struct HqSyncConfig {
-    pub chain: String,
-    pub broker_host: String,
-    pub broker_port: u16,
-    pub client_id: String,
-    pub keepalive_s: u64,
-    /// Known stores; up-batches from any other store are refused.
-    pub stores: Vec<StoreId>,
-    pub batch_ops_max: usize,
-    pub retransmit_ms: u64,
-    /// Most down-log entries sent to one store and not yet acked.
-    pub inflight_ops_max: u64,
-    /// The stores' public keys. When set, every up-batch must be signed by the store of its
-    /// topic (`SignedUp`); unsigned, wrongly signed and cross-store batches are refused,
-    /// counted and logged. `None` accepts unsigned batches (demo, tests).
-    pub store_keys: Option<Arc<StoreKeys>>,
-    /// Customer lookups answered per store (`crate::sync::lookup`); more are refused.
-    pub lookup_rate: crate::http_security::RateLimit,
-}
-
-impl HqSyncConfig {
-    pub fn new(chain: &str, stores: Vec<StoreId>, broker_host: &str, broker_port: u16) -> Self {
-        HqSyncConfig {
-            chain: chain.to_string(),
-            broker_host: broker_host.to_string(),
-            broker_port,
-            client_id: format!("storenode-{chain}-hq"),
-            keepalive_s: 15,
-            stores,
-            batch_ops_max: 500,
-            retransmit_ms: 3_000,
-            inflight_ops_max: 5_000,
-            store_keys: None,
-            lookup_rate: LOOKUP_RATE_DEFAULT,
-        }
-    }
-}
-
-/// HQ's view of one store's link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreLink {
-    pub store: StoreId,
-    /// From the store's retained status (its Last Will turns it false) and its acks.
-    pub online: bool,
-    pub last_seen_ms: Option<u64>,
-    /// The store's own ops not yet acked by HQ, as the store last reported.
-    pub outbox: u64,
-    /// What the store last reported as durably applied (contiguous seq per actor).
-    pub acked_vv: BTreeMap<ActorId, u64>,
-    /// Down-log entries not yet acked by the store.
-    pub down_pending: u64,
-    /// Software version the store reported.
-    pub version: Option<String>,
-}
-
-/// HQ's persisted routing state (`persist::load_hq`).
-#[derive(Debug, Clone, Default)]
-pub struct HqLoaded {
-    pub routed: BTreeMap<ActorId, u64>,
-    /// Stores that already have a down-log (see `sync_stores`).
-    pub stores: BTreeSet<StoreId>,
-    pub scope: BTreeSet<(StoreId, CustomerId)>,
-    pub downlog_last: BTreeMap<StoreId, u64>,
-}
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,30 +63,8 @@ pub enum HqAction {
     },
 }
 
-/// A store's ops in seq order, keeping only those up to the first hole after `before` (the
-/// store's contiguous seq at HQ), and whether a hole held some back. HQ applies each store's
-/// ops in the store's order: merges such as a count's shortfall and the consume that covers it
-/// are not commutative, so a batch that overtook an earlier one waits for the resend.
-fn in_order(mut ops: Vec<Op>, before: u64) -> (Vec<Op>, bool) {
-    ops.sort_by_key(|op| op.seq);
-    ops.dedup_by_key(|op| op.seq);
-    let mut next = before + 1;
-    let total = ops.len();
-    let kept: Vec<Op> = ops
-        .into_iter()
-        .take_while(|op| {
-            if op.seq == next {
-                next += 1;
-            }
-            op.seq < next
-        })
-        .collect();
-    let gap = kept.len() < total;
-    (kept, gap)
-}
-
 /// HQ's sync state for one store.
-struct Peer {
+pub(super) struct Peer {
     online: bool,
     /// The store answered since HQ or the store (re)connected: the window's ack is current.
     synced: bool,
@@ -173,7 +79,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn seen(&mut self, now_ms: u64) {
+    pub(super) fn seen(&mut self, now_ms: u64) {
         self.online = true;
         self.last_seen_ms = Some(now_ms);
     }
@@ -270,142 +176,6 @@ impl HqProtocol {
                 peer.synced = false;
                 peer.ack_due = Some(AckDue::HELLO);
             }
-        }
-    }
-
-    /// A message arrived on one of HQ's subscriptions.
-    pub fn handle_message(&mut self, now_ms: u64, topic: &str, payload: &[u8]) {
-        let Ok((store, kind)) = self.topics.parse(topic) else {
-            return;
-        };
-        SyncMetrics::add(&self.metrics.bytes_received, payload.len() as u64);
-        if kind == TopicKind::Down {
-            return;
-        }
-        if !self.peers.contains_key(&store) {
-            if matches!(kind, TopicKind::Up | TopicKind::Lookup) {
-                self.metrics.reject("unknown_store");
-                tracing::warn!(store = %store, "refused a batch from an unknown store");
-            }
-            return;
-        }
-        let msg = match wire::decode(payload) {
-            Ok(m) => m,
-            Err(e) => {
-                self.metrics.reject(e.reason());
-                tracing::warn!(store = %store, topic, error = %e, "refused a sync payload");
-                return;
-            }
-        };
-        match (kind, msg) {
-            (TopicKind::Up, Message::Up(batch)) => match &self.cfg.store_keys {
-                // Counted and logged by the verifier.
-                Some(keys) => {
-                    if let Err(e) = keys.verify(&store, &batch.store, &[], None) {
-                        self.metrics.reject(e.reason());
-                    }
-                }
-                None => self.on_up(store, batch),
-            },
-            (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
-            (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(now_ms, store, ack),
-            (TopicKind::Status, Message::Status(status)) => self.on_status(now_ms, store, status),
-            (TopicKind::Lookup, Message::Lookup(lookup)) => {
-                self.queue.push_back(HqAction::Lookup { store, lookup })
-            }
-            (kind, msg) => {
-                self.metrics.reject("malformed");
-                tracing::warn!(store = %store, topic = kind.as_str(), message = msg.kind(), "unexpected message on topic");
-            }
-        }
-    }
-
-    /// Refuse the whole batch unless the topic's store authored every op in it.
-    fn check_up(store: &StoreId, batch: &UpBatch) -> Result<(), &'static str> {
-        if batch.store != *store {
-            tracing::warn!(store = %store, batch_store = %batch.store, "refused a batch naming another store");
-            return Err("wrong_store");
-        }
-        let me = store.actor();
-        if let Some(op) = batch.ops.iter().find(|op| op.actor != me) {
-            tracing::warn!(store = %store, actor = %op.actor, seq = op.seq, "refused a batch with an op from another actor");
-            return Err("wrong_actor");
-        }
-        Ok(())
-    }
-
-    /// Verify a signed batch's bytes (when keys are configured), then open and check it.
-    fn on_signed_up(&mut self, store: StoreId, signed: SignedUp) {
-        if let Some(keys) = &self.cfg.store_keys {
-            let checked = keys.verify(
-                &store,
-                &signed.store,
-                &signed.batch,
-                Some(&signed.signature),
-            );
-            if let Err(e) = checked {
-                self.metrics.reject(e.reason());
-                return;
-            }
-        }
-        match wire::open_signed_up(&signed) {
-            Ok(batch) => self.on_up(store, batch),
-            Err(e) => {
-                self.metrics.reject(e.reason());
-                tracing::warn!(store = %store, error = %e, "refused a signed batch");
-            }
-        }
-    }
-
-    fn on_up(&mut self, store: StoreId, batch: UpBatch) {
-        if let Err(reason) = Self::check_up(&store, &batch) {
-            self.metrics.reject(reason);
-            return;
-        }
-        SyncMetrics::add(&self.metrics.batches_received, 1);
-        self.pending_up.entry(store).or_default().extend(batch.ops);
-    }
-
-    fn on_ack(&mut self, now_ms: u64, store: StoreId, ack: Ack) {
-        if ack.from.is_hq() {
-            return;
-        }
-        if ack.from != store.actor() {
-            self.metrics.reject("wrong_actor");
-            tracing::warn!(store = %store, from = %ack.from, "refused an ack from another actor");
-            return;
-        }
-        SyncMetrics::add(&self.metrics.acks_received, 1);
-        self.metrics
-            .last_sync_ms
-            .store(now_ms, std::sync::atomic::Ordering::Relaxed);
-        let Some(peer) = self.peers.get_mut(&store) else {
-            return;
-        };
-        peer.seen(now_ms);
-        peer.acked_vv = ack.vv;
-        peer.down
-            .on_ack(ack.down_idx.min(peer.down_last), ack.resend, now_ms);
-        if ack.resend {
-            peer.synced = true;
-        }
-        if ack.reply {
-            AckDue::merge(&mut peer.ack_due, AckDue::RESEND);
-        }
-    }
-
-    fn on_status(&mut self, now_ms: u64, store: StoreId, status: Status) {
-        let Some(peer) = self.peers.get_mut(&store) else {
-            return;
-        };
-        tracing::info!(store = %store, online = status.online, "store status");
-        peer.online = status.online;
-        peer.outbox = status.outbox;
-        peer.version = Some(status.version);
-        if status.online {
-            peer.last_seen_ms = Some(now_ms);
-        } else {
-            peer.synced = false;
         }
     }
 
@@ -672,19 +442,8 @@ impl HqProtocol {
             })
             .collect()
     }
-
-    /// Nothing received is waiting, nothing is out with the caller, and every store acked
-    /// its whole down-log (for the simulation's quiescence check).
-    pub fn idle(&self) -> bool {
-        self.pending_up.is_empty()
-            && self.ingesting.is_none()
-            && self.routing.is_none()
-            && !self.route_reading
-            && !self.route_due
-            && self.queue.is_empty()
-            && self.peers.values().all(|p| p.down.acked() >= p.down_last)
-    }
 }
 
+mod inbound;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 //! the daemons (`store_sync`, `hq_sync`) and the simulation (`tests/sim`) run this same code.
 //! Invariant: an ack is only produced after the caller reported the ingest it covers as done.
 
+pub mod config;
 pub mod hq;
 pub mod store;
 

@@ -9,11 +9,10 @@
 //! HQ's allocation while online) are planned from the replica (`domain::reaction`), so a missed
 //! event only delays one.
 
+pub use super::config::{LinkStatus, StoreCursors, StoreSyncConfig};
 use super::{AckDue, Carries, GapTimer, Publish, Window};
-use crate::domain::inventory::AllocationPolicy;
 use crate::domain::reaction::{all_skus, plan_releases, plan_stock, skus_touched};
 use crate::domain::{ActorId, Effect, Op, Payload, Replica, Sku, StoreId};
-use crate::signing::{KeyError, StoreKey};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::LookupReply;
@@ -27,74 +26,6 @@ pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
 pub const KEY_DOWN_IDX: &str = "down_idx";
 /// Status is republished at most this often when the outbox depth changed.
 const STATUS_REFRESH_MS: u64 = 5_000;
-
-/// How a store reaches HQ.
-#[derive(Debug, Clone)]
-pub struct StoreSyncConfig {
-    pub chain: String,
-    pub store: StoreId,
-    pub broker_host: String,
-    pub broker_port: u16,
-    pub client_id: String,
-    pub keepalive_s: u64,
-    pub batch_ops_max: usize,
-    pub allocation: AllocationPolicy,
-    /// Reported in the retained status.
-    pub version: String,
-    /// Resend unacked ops after this long without ack progress.
-    pub retransmit_ms: u64,
-    /// Most own ops published and not yet acked.
-    pub inflight_ops_max: u64,
-    /// The store's ed25519 key: when set, every up-batch is signed (`SignedUp`).
-    pub signing_key: Option<Arc<StoreKey>>,
-}
-
-impl StoreSyncConfig {
-    /// Defaults for everything but the names and the broker.
-    pub fn new(chain: &str, store: StoreId, broker_host: &str, broker_port: u16) -> Self {
-        StoreSyncConfig {
-            chain: chain.to_string(),
-            client_id: format!("storenode-{chain}-{store}"),
-            store,
-            broker_host: broker_host.to_string(),
-            broker_port,
-            keepalive_s: 15,
-            batch_ops_max: 500,
-            allocation: AllocationPolicy::default(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            retransmit_ms: 3_000,
-            inflight_ops_max: 5_000,
-            signing_key: None,
-        }
-    }
-
-    /// Sign up-batches with the key kept beside the store's database at `db`, created on
-    /// first start (register its public key at HQ: `storenode key --db ...`).
-    pub fn with_key_beside(mut self, db: &std::path::Path) -> Result<Self, KeyError> {
-        let key = StoreKey::load_or_create(db, self.store.clone())?;
-        self.signing_key = Some(Arc::new(key));
-        Ok(self)
-    }
-}
-
-/// The store's view of its uplink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkStatus {
-    pub online: bool,
-    /// When the current state (online or offline) began, ms.
-    pub since_ms: u64,
-    /// Own ops not yet acknowledged by HQ.
-    pub outbox: u64,
-    /// Last ack or batch from HQ, ms.
-    pub last_sync_ms: Option<u64>,
-}
-
-/// The persisted cursors a store resumes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreCursors {
-    pub hq_acked: u64,
-    pub down_idx: u64,
-}
 
 /// What the store's caller must do next.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::{Payload, Sku};
-use crate::sync::wire::encode_up;
+use crate::sync::wire::{encode_up, UpBatch};
 
 fn store(x: &str) -> StoreId {
     StoreId::parse(x).unwrap()
