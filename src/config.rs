@@ -15,6 +15,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod fiscal;
+pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
+mod customers;
+pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
+
 /// One problem in a config file: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -312,6 +317,9 @@ pub struct StoreConfig {
     pub staff: Vec<StaffConfig>,
     #[serde(default)]
     pub terminal: TerminalSecurityConfig,
+    /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
+    #[serde(default)]
+    pub fiscal: Option<FiscalConfig>,
 }
 
 impl StoreConfig {
@@ -366,6 +374,9 @@ impl StoreConfig {
             self.terminal.login_per_minute,
             errs,
         );
+        if let Some(fiscal) = &self.fiscal {
+            fiscal.check(errs);
+        }
     }
 }
 
@@ -378,6 +389,12 @@ pub struct WebhookConfig {
     pub url: Option<String>,
     #[serde(default = "default_backoff_ms_max")]
     pub retry_backoff_ms_max: u64,
+    /// Shared secret every delivery is signed with (HMAC-SHA256); required with `url`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Send `cart.abandoned` once a cart is unchanged this long; none when absent.
+    #[serde(default)]
+    pub abandoned_cart_hours: Option<u32>,
 }
 
 fn default_backoff_ms_max() -> u64 {
@@ -389,6 +406,8 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: None,
             retry_backoff_ms_max: default_backoff_ms_max(),
+            secret: None,
+            abandoned_cart_hours: None,
         }
     }
 }
@@ -420,6 +439,8 @@ pub struct HqConfig {
     pub pickup: HqPickupConfig,
     #[serde(default)]
     pub rate_limit: HqRateLimitConfig,
+    #[serde(default)]
+    pub contact_policy: ContactPolicyConfig,
 }
 
 /// Shortest API token accepted.
@@ -515,6 +536,13 @@ impl HqConfig {
             );
         }
         check_qr_keys(&self.pickup.qr_keys, errs);
+        customers::check_webhook(
+            self.webhook.url.as_deref(),
+            self.webhook.secret.as_deref(),
+            self.webhook.abandoned_cart_hours,
+            errs,
+        );
+        self.contact_policy.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

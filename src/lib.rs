@@ -24,6 +24,9 @@ pub mod devices;
 /// Strict TOML configuration of a store node and of HQ (`check-config`).
 pub mod config;
 
+/// VERI*FACTU invoices: the store's gapless series, the AEAT queue, the HQ chain check.
+pub mod fiscal;
+
 /// The associate terminal: JSON API, web pages, sessions, live updates.
 pub mod terminal;
 

@@ -3,6 +3,7 @@
 //! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
 
+use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, Ean13, OrderId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,25 @@ pub enum Channel {
     Email,
     Sms,
     Whatsapp,
+}
+
+impl Channel {
+    /// Every channel, in API order.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Whatsapp];
+
+    /// The API name: `email`, `sms`, `whatsapp`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+        }
+    }
+
+    /// A channel from its API name (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// A line of a till sale, priced at the moment of sale.
@@ -215,6 +235,12 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// The next record of the store's VERI*FACTU chain (DESIGN.md section 13): issued with
+    /// the sale or return it invoices, in the same transaction.
+    Invoice {
+        store: StoreId,
+        record: Box<InvoiceRecord>,
+    },
 }
 
 impl Payload {
@@ -232,7 +258,8 @@ impl Payload {
             | Payload::OrderPick { store, .. }
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
-            | Payload::CustomerFollow { store, .. } => Some(store),
+            | Payload::CustomerFollow { store, .. }
+            | Payload::Invoice { store, .. } => Some(store),
             _ => None,
         }
     }
@@ -285,6 +312,7 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::Invoice { .. } => "invoice",
         }
     }
 }

@@ -7,6 +7,7 @@
 use super::cart::Cart;
 use super::catalog::{Catalog, Product};
 use super::customer::{Consent, Customer};
+use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
@@ -75,6 +76,8 @@ pub struct State {
     pub shortfall: BTreeMap<(StoreId, Sku), u64>,
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
+    /// Each store's VERI*FACTU chain head, checked as records arrive.
+    pub fiscal: BTreeMap<StoreId, FiscalChain>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
     /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
     /// instead of scanning every order: a stock row is rewritten on most ops.
@@ -440,6 +443,11 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
+            Payload::Invoice { store, record } => self
+                .fiscal
+                .entry(store.clone())
+                .or_default()
+                .merge((**record).clone()),
         }
     }
 

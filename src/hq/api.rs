@@ -35,7 +35,7 @@ fn parse_sku(s: &str) -> Result<Sku, ApiError> {
     Sku::parse(s).map_err(|e| ApiError::invalid("sku", e.to_string()))
 }
 
-fn known_store(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
+pub(super) fn known_store(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
     match StoreId::parse(s) {
         Ok(store) if state.knows(&store) => Ok(store),
         _ => Err(ApiError::unknown_store(s)),
@@ -538,7 +538,7 @@ pub async fn metrics(State(state): State<HqState>) -> Response {
     out.push_str(&format!("storenode_ops_applied{{role=\"hq\"}} {ops}\n"));
     out.push_str("# TYPE storenode_orders gauge\n");
     out.push_str(&format!("storenode_orders{{role=\"hq\"}} {orders}\n"));
-    out.push_str("# HELP storenode_webhook_queue Ready notifications not yet delivered.\n# TYPE storenode_webhook_queue gauge\n");
+    out.push_str("# HELP storenode_webhook_queue Webhook events not yet delivered.\n# TYPE storenode_webhook_queue gauge\n");
     out.push_str(&format!("storenode_webhook_queue {queue}\n"));
     out.push_str("# TYPE storenode_store_online gauge\n# TYPE storenode_store_outbox gauge\n# TYPE storenode_store_lag_ops gauge\n# TYPE storenode_store_last_contact_ms gauge\n");
     for store in &state.settings.stores {
@@ -559,6 +559,7 @@ pub async fn metrics(State(state): State<HqState>) -> Response {
             "storenode_http_errors_total{{code=\"{code}\"}} {n}\n"
         ));
     }
+    out.push_str(&super::journal::render_metrics(&state));
     out.push_str(&state.sync.render_metrics());
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

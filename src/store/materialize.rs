@@ -53,6 +53,7 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
         Payload::CountRecorded { .. } | Payload::RightsReturnRequested { .. } => Ok(()),
+        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
     }
 }
 

@@ -6,8 +6,8 @@
 //! may then be ahead of the disk, it is rebuilt from the log after the commit.
 
 use super::{
-    insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError, SubmitError,
-    Submitted, GROUP_REQUESTS_MAX,
+    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
+    StoreError, SubmitError, Submitted, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::Connection;
@@ -52,6 +52,7 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
     let mut reload = false;
+    let mut erased = false;
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -68,7 +69,24 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for req in group {
-            let outcome = handle(&tx, &mut replica, req, &mut events);
+            // Once a request left memory ahead of the disk, a built submit (an invoice taking
+            // the chain's next number) must not build on it: the number could be a gap.
+            if reload
+                && matches!(
+                    req,
+                    Request::Submit {
+                        payloads: Payloads::Built(_),
+                        ..
+                    }
+                )
+            {
+                fail(
+                    req,
+                    "the writer is rebuilding its state after a refused request; retry",
+                );
+                continue;
+            }
+            let outcome = handle(&tx, &mut replica, req, &mut events, &mut erased);
             reload |= outcome.1;
             replies.push(outcome.0);
         }
@@ -87,14 +105,11 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             false
         }
     };
-    for reply in replies {
-        reply(committed);
+    if committed && erased {
+        truncate_wal(conn);
     }
-    if committed {
-        for event in events {
-            let _ = shared.events.send(event);
-        }
-    }
+    // Rebuild memory before answering: a caller told its request failed must not then read
+    // the refused change from the replica.
     if reload {
         match replay(conn, shared.actor.clone()) {
             Ok(fresh) => {
@@ -103,6 +118,48 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             Err(e) => tracing::error!(error = %e, "cannot rebuild replica from the log"),
         }
     }
+    for reply in replies {
+        reply(committed);
+    }
+    if committed {
+        for event in events {
+            let _ = shared.events.send(event);
+        }
+    }
+}
+
+/// Fold the WAL into the database and truncate it, so the page images an erasure replaced
+/// leave the disk with the commit. A reader holding an old snapshot can delay it (it is then
+/// done by the next checkpoint); the log says so.
+fn truncate_wal(conn: &Connection) {
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match busy {
+        Ok(0) => tracing::debug!("wal truncated after an erasure"),
+        Ok(_) => {
+            tracing::warn!("wal still in use after an erasure; truncated at the next checkpoint")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot truncate the wal after an erasure"),
+    }
+}
+
+/// Write `op` to the log in its stored form (anonymous for an erased customer); an erasure
+/// also rewrites the customer's earlier ops. Returns the stored form.
+fn store_op(
+    tx: &rusqlite::Transaction,
+    replica: &Replica,
+    op: &Op,
+    erased: &mut bool,
+) -> rusqlite::Result<Op> {
+    let stored = erasure::stored_form(op, replica.state()).into_owned();
+    insert_op(tx, &stored)?;
+    materialize::rows_for(tx, replica.state(), &stored)?;
+    if let Some(customer) = erasure::erased_by(op) {
+        erasure::rewrite_log(tx, replica.state(), customer)?;
+        *erased = true;
+    }
+    Ok(stored)
 }
 
 fn fail(req: Request, why: &str) {
@@ -148,6 +205,7 @@ fn handle(
     replica: &mut Replica,
     req: Request,
     events: &mut Vec<NodeEvent>,
+    erased: &mut bool,
 ) -> (Reply, bool) {
     match req {
         Request::Submit {
@@ -157,16 +215,24 @@ fn handle(
             reply,
         } => {
             // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
-            let before = (payloads.len() > 1).then(|| replica.clone());
-            let mut ops: Vec<Op> = Vec::with_capacity(payloads.len());
+            // Built submits (a sale and its invoice) are not copied: only their first op can
+            // be refused in practice, and a later refusal rebuilds memory from the log.
+            let before = match &payloads {
+                Payloads::Ready(p) if p.len() > 1 => Some(replica.clone()),
+                _ => None,
+            };
+            let mut ops: Vec<Op> = Vec::new();
             let mut effects = Vec::new();
             let result = savepoint(tx, || {
+                let payloads = match payloads {
+                    Payloads::Ready(p) => p,
+                    Payloads::Built(build) => build(replica, now_ms)?,
+                };
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
-                    insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
-                    materialize::rows_for(tx, replica.state(), &op)
+                    let stored = store_op(tx, replica, &op, erased)
                         .map_err(|e| SubmitError::Store(e.into()))?;
-                    ops.push(op);
+                    ops.push(stored);
                     effects.extend(eff);
                 }
                 match extra {
@@ -210,12 +276,11 @@ fn handle(
                 for op in ops {
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
-                            insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
-                            materialize::rows_for(tx, replica.state(), &op)
+                            let stored = store_op(tx, replica, &op, erased)
                                 .map_err(|e| SubmitError::Store(e.into()))?;
                             report.applied += 1;
                             report.effects.extend(eff);
-                            fresh.push(op);
+                            fresh.push(stored);
                         }
                         Ok(Applied::Duplicate) => report.duplicates += 1,
                         Err(e) => report.rejected.push((op.id(), e)),

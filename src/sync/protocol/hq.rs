@@ -438,6 +438,7 @@ impl HqProtocol {
                 outbox: p.outbox,
                 acked_vv: p.acked_vv.clone(),
                 down_pending: p.down_last.saturating_sub(p.down.acked()),
+                down_acked: p.down.acked(),
                 version: p.version.clone(),
             })
             .collect()

@@ -457,6 +457,14 @@
       await openCustomer(S.customer.id);
     } catch (e) { beep(false); flash("error", errorText(e)); }
   }
+  async function setConsent(channel, granted) {
+    try {
+      await api("PUT", "/customers/" + encodeURIComponent(S.customer.id) + "/consent/" + channel, { granted });
+      beep(true);
+      flash("ok", t("consent.saved"));
+      await openCustomer(S.customer.id);
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
   function renderCustomers() {
     let body = "";
     if (S.cart && S.customer) {
@@ -475,8 +483,16 @@
       const cartHtml = S.cart.lines.length
         ? '<table class="cart"><thead><tr><th></th><th class="num">' + esc(t("customers.in_cart")) + "</th><th></th><th class=\"num\">" + esc(t("stock.price")) + "</th><th>" + esc(t("customers.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>"
         : '<div class="empty">' + esc(t("customers.cart_empty")) + "</div>";
-      body = '<div class="customer-grid"><div class="card"><h2 class="section">' + esc(t("customers.cart")) + "</h2>" + cartHtml + "</div>" +
-        '<aside class="card summary"><div class="customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" + contacts + "</div></div>" +
+      const since = S.cart.abandoned_since;
+      const badge = since ? '<span class="badge badge-warn" data-abandoned>' + esc(t("customers.abandoned", { n: Math.max(1, Math.floor((Date.now() - since) / 86400000)) })) + "</span>" : "";
+      const consent = S.cart.consent || {};
+      const consentHtml = '<div class="consent" data-consents>' + ["email", "sms", "whatsapp"].map((ch) => {
+        const k = consent[ch], on = !!(k && k.granted);
+        return '<button class="chip consent-' + (on ? "on" : "off") + '" data-consent="' + ch + '" data-granted="' + (on ? "false" : "true") + '" title="' + esc(k ? k.source : "") + '">' +
+          esc(t("consent." + ch)) + ": " + esc(t(on ? "consent.yes" : "consent.no")) + "</button>";
+      }).join("") + "</div>";
+      body = '<div class="customer-grid"><div class="card"><h2 class="section">' + esc(t("customers.cart")) + " " + badge + "</h2>" + cartHtml + "</div>" +
+        '<aside class="card summary"><div class="customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" + contacts + "</div></div>" + consentHtml +
         '<div class="total"><span class="muted">' + esc(t("customers.total")) + '</span><span class="total-val">' + money(total) + "</span></div>" +
         '<button class="btn btn-success btn-block btn-xl" data-tender="cash"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_cash")) + "</button>" +
         '<button class="btn btn-primary btn-block btn-xl" data-tender="card"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_card")) + "</button></aside></div>";
@@ -584,6 +600,7 @@
       render(); return;
     }
     if (el.dataset.tender) { sell(el.dataset.tender); return; }
+    if (el.dataset.consent && S.customer) { setConsent(el.dataset.consent, el.dataset.granted === "true"); return; }
   });
   function setLang(lang) {
     S.lang = lang;
