@@ -42,5 +42,7 @@ pub mod app;
 /// The crash-loop test's op stream (`storenode soak`).
 pub mod soak;
 
-/// `storenode bench` scenarios, each beside a baseline measured in the same run.
+/// `storenode bench` scenarios, each beside a baseline measured in the same run (feature
+/// `bench`, not in the shipped binary).
+#[cfg(feature = "bench")]
 pub mod bench;

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
+mod down;
+pub use down::{down_batch, encode_signed_down, open_signed_down, DownRefused, SignedDown};
+
 /// The only payload version this build speaks.
 pub const WIRE_VERSION: u8 = 1;
 /// Largest payload a node sends or accepts.
@@ -66,7 +69,8 @@ pub struct SignedUp {
     pub signature: Vec<u8>,
 }
 
-/// Every sync message. Variant order is part of the wire format: only append.
+/// Every sync message. Variant order is part of the wire format: only append (golden bytes in
+/// `tests/formats.rs` catch a reorder).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     Up(UpBatch),
@@ -78,6 +82,8 @@ pub enum Message {
     Lookup(lookup::SignedLookup),
     /// HQ's answer to a lookup (topic `down`).
     LookupReply(lookup::LookupReply),
+    /// A down-batch signed by HQ (topic `down`).
+    SignedDown(SignedDown),
 }
 
 impl Message {
@@ -91,6 +97,7 @@ impl Message {
             Message::SignedUp(_) => "signed_up",
             Message::Lookup(_) => "lookup",
             Message::LookupReply(_) => "lookup_reply",
+            Message::SignedDown(_) => "signed_down",
         }
     }
 }
@@ -327,6 +334,15 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
         Message::Lookup(l) => lookup::lookup_json(l),
         Message::LookupReply(r) => {
             serde_json::json!({ "type": "lookup_reply", "id": r.id, "customers": r.customers })
+        }
+        Message::SignedDown(s) => {
+            let inner = open_signed_down(s);
+            serde_json::json!({
+                "type": "signed_down", "store": s.store, "signature": hex::encode(&s.signature),
+                "first_idx": inner.as_ref().map(|b| b.first_idx).ok(),
+                "ops": inner.as_ref().map(|b| &b.ops).ok(),
+                "batch_error": inner.as_ref().err().map(|e| e.to_string()),
+            })
         }
     };
     let mut value = serde_json::json!({ "version": WIRE_VERSION });

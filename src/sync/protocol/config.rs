@@ -3,7 +3,7 @@
 
 use crate::domain::inventory::AllocationPolicy;
 use crate::domain::{ActorId, CustomerId, StoreId};
-use crate::signing::{KeyError, StoreKey, StoreKeys};
+use crate::signing::{HqKey, HqPublicKey, KeyError, StoreKey, StoreKeys};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -26,6 +26,9 @@ pub struct StoreSyncConfig {
     pub inflight_ops_max: u64,
     /// The store's ed25519 key: when set, every up-batch is signed (`SignedUp`).
     pub signing_key: Option<Arc<StoreKey>>,
+    /// HQ's public key: when set, only down-batches HQ signed for this store are applied;
+    /// unsigned and badly signed ones are refused and counted (`wire::down_batch`).
+    pub hq_public_key: Option<Arc<HqPublicKey>>,
 }
 
 impl StoreSyncConfig {
@@ -44,6 +47,7 @@ impl StoreSyncConfig {
             retransmit_ms: 3_000,
             inflight_ops_max: 5_000,
             signing_key: None,
+            hq_public_key: None,
         }
     }
 
@@ -101,6 +105,8 @@ pub struct HqSyncConfig {
     pub store_keys: Option<Arc<StoreKeys>>,
     /// Customer lookups answered per store (`crate::sync::lookup`); more are refused.
     pub lookup_rate: crate::http_security::RateLimit,
+    /// HQ's key: when set, every down-batch is signed for its store (`SignedDown`).
+    pub hq_key: Option<Arc<HqKey>>,
 }
 
 impl HqSyncConfig {
@@ -117,7 +123,15 @@ impl HqSyncConfig {
             inflight_ops_max: 5_000,
             store_keys: None,
             lookup_rate: LOOKUP_RATE_DEFAULT,
+            hq_key: None,
         }
+    }
+
+    /// Sign down-batches with the key kept beside HQ's database at `db`, created on first
+    /// start (every store config names its public half: `storenode key --hq --db ...`).
+    pub fn with_key_beside(mut self, db: &std::path::Path) -> Result<Self, KeyError> {
+        self.hq_key = Some(Arc::new(HqKey::load_or_create(db)?));
+        Ok(self)
     }
 }
 

@@ -287,7 +287,13 @@ impl HqProtocol {
         if ops.is_empty() || !self.online {
             return;
         }
-        let batches = match wire::encode_down(after + 1, &ops, self.cfg.batch_ops_max) {
+        let encoded = match &self.cfg.hq_key {
+            Some(key) => {
+                wire::encode_signed_down(key, store, after + 1, &ops, self.cfg.batch_ops_max)
+            }
+            None => wire::encode_down(after + 1, &ops, self.cfg.batch_ops_max),
+        };
+        let batches = match encoded {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(store = %store, error = %e, "cannot encode the down-log");

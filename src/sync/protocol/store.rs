@@ -161,11 +161,22 @@ impl StoreProtocol {
                 return;
             }
         };
-        match (kind, msg) {
-            (TopicKind::Down, Message::Down(batch)) => {
-                SyncMetrics::add(&self.metrics.batches_received, 1);
-                self.on_down(now_ms, batch)
+        if kind == TopicKind::Down {
+            let hq = self.cfg.hq_public_key.as_deref();
+            match wire::down_batch(&msg, &self.cfg.store, hq) {
+                Some(Ok(batch)) => {
+                    SyncMetrics::add(&self.metrics.batches_received, 1);
+                    return self.on_down(now_ms, batch);
+                }
+                Some(Err(e)) => {
+                    self.metrics.reject(e.reason());
+                    tracing::warn!(store = %self.cfg.store, reason = e.reason(), error = %e, "refused a down-batch");
+                    return;
+                }
+                None => {}
             }
+        }
+        match (kind, msg) {
             (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(now_ms, ack),
             (TopicKind::Ack, Message::Ack(_)) => {}
             (TopicKind::Down, Message::LookupReply(reply)) => {
