@@ -128,3 +128,35 @@ impl LinkControl for DemoLinks {
         }
     }
 }
+
+/// The terminal's view of the uplink: the store sync engine's status, and its customer
+/// lookups at HQ (`sync::lookup`).
+impl crate::terminal::link::LinkStatusSource for StoreSyncHandle {
+    fn link(&self) -> crate::terminal::link::LinkStatus {
+        let s = self.status();
+        crate::terminal::link::LinkStatus {
+            online: s.online,
+            since_ms: Some(s.since_ms).filter(|ms| *ms > 0),
+            outbox: s.outbox,
+            last_sync_ms: s.last_sync_ms,
+        }
+    }
+
+    fn fetch_customers<'a>(
+        &'a self,
+        node: &'a crate::store::Node,
+        query: &'a str,
+        within: std::time::Duration,
+    ) -> crate::terminal::link::FetchFuture<'a> {
+        use crate::sync::lookup::{fetch_from_hq, terms_for, Fetched};
+        use crate::terminal::link::Fetched as Shown;
+        let lookups = self.lookups();
+        Box::pin(async move {
+            match fetch_from_hq(node, &lookups, terms_for(query), within).await {
+                Fetched::LocalOnly => Shown::LocalOnly,
+                Fetched::Hq(ids) => Shown::Hq(ids),
+                Fetched::HqTimeout(ids) => Shown::HqTimeout(ids),
+            }
+        })
+    }
+}
