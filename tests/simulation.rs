@@ -37,7 +37,7 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
     if seeds.len() >= 100 {
         assert!(total.lost > 0 && total.duplicated > 0 && total.crashes > 0);
         assert!(total.partitions > 0 && total.refused_stock > 0 && total.reactions > 0);
-        assert!(total.forged_rejected > 0);
+        assert!(total.forged_rejected > 0 && total.forged_down_rejected > 0);
     }
 }
 

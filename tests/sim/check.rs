@@ -55,8 +55,21 @@ impl World {
             });
             assert_eq!(unreleased, 0, "{store} left cancelled orders unreleased");
         }
+        // No forged down op (an HQ seq HQ never issued) got into a store.
+        let hq_last = self.nodes[0].backend.read(|r| r.next_seq()) - 1;
+        for s in self.stores() {
+            let forged = self.nodes[s].backend.read(|r| {
+                (hq_last + 1..=hq_last + 5_000).any(|seq| r.version().contains(&ActorId::hq(), seq))
+            });
+            assert!(!forged, "store {s} accepted a forged down-batch");
+        }
         let mut stats = self.stats.clone();
         stats.forged_rejected = self.hq_metrics.rejected_total();
+        stats.forged_down_rejected = self
+            .store_metrics
+            .iter()
+            .map(|m| m.rejected("down_unsigned") + m.rejected("down_bad_signature"))
+            .sum();
         Outcome { digests, stats }
     }
 

@@ -5,8 +5,9 @@ use super::net::{Msg, Proto};
 use super::{World, CHAIN};
 use storenode::domain::op::Payload;
 use storenode::domain::Op;
+use storenode::signing::HqKey;
 use storenode::sync::topic::{TopicKind, Topics};
-use storenode::sync::wire::{self, Message, SignedUp, UpBatch};
+use storenode::sync::wire::{self, DownBatch, Message, SignedDown, SignedUp, UpBatch};
 
 impl World {
     /// A broken store: it commits a sale of more units than it holds, skipping validation,
@@ -85,6 +86,64 @@ impl World {
             self.net.push(Msg {
                 to: 0,
                 link: from,
+                topic,
+                payload: wire::encode(&msg).expect("encode"),
+            });
+        }
+    }
+
+    /// Whoever can publish on store `s`'s `down` topic (a misconfigured ACL, a compromised
+    /// broker) tries to hand it rights HQ never granted: an HQ-authored transfer with a seq HQ
+    /// never issued, as an unsigned batch, signed with a key that is not HQ's, or genuinely
+    /// signed by HQ for another store and replayed here. The store's protocol must refuse it.
+    pub fn forge_down(&mut self, s: usize) {
+        let store = self.nodes[s].actor.store().expect("store");
+        let seq = self.nodes[0].backend.read(|r| r.next_seq()) + 1_000;
+        let op = Op {
+            actor: storenode::domain::ActorId::hq(),
+            seq,
+            hlc: storenode::domain::Hlc::new(self.now_ms, 0),
+            payload: Payload::StockTransfer {
+                store: store.clone(),
+                sku: storenode::domain::Sku::parse("SKU-CAFE").expect("sku"),
+                to: store.actor(),
+                qty: 50,
+            },
+        };
+        let next_idx = self.nodes[s].backend.store_cursors().down_idx + 1;
+        let inner = DownBatch {
+            first_idx: next_idx,
+            ops: vec![op],
+        };
+        let batch = postcard::to_allocvec(&inner).expect("encode batch");
+        let msg = match self.rng.below(3) {
+            0 => Message::Down(inner),
+            1 => {
+                let forger = HqKey::from_secret([7; 32]);
+                Message::SignedDown(SignedDown {
+                    store: store.clone(),
+                    signature: forger.sign(&store, &batch).to_vec(),
+                    batch,
+                })
+            }
+            _ => {
+                let other = if s + 1 < self.nodes.len() { s + 1 } else { 1 };
+                let other = self.nodes[other].actor.store().expect("store");
+                Message::SignedDown(SignedDown {
+                    store: store.clone(),
+                    signature: self.hq_key.sign(&other, &batch).to_vec(),
+                    batch,
+                })
+            }
+        };
+        let topic = Topics::new(CHAIN)
+            .expect("chain")
+            .topic(&store, TopicKind::Down);
+        self.stats.forged_down_sent += 1;
+        if self.link_ok(s) {
+            self.net.push(Msg {
+                to: s,
+                link: s,
                 topic,
                 payload: wire::encode(&msg).expect("encode"),
             });

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use storenode::domain::op::Payload;
 use storenode::domain::{ActorId, Op, StoreId};
-use storenode::signing::{StoreKey, StoreKeys};
+use storenode::signing::{HqKey, HqPublicKey, StoreKey, StoreKeys};
 use storenode::sync::metrics::SyncMetrics;
 use storenode::sync::protocol::hq::{HqProtocol, HqSyncConfig};
 use storenode::sync::protocol::store::{StoreProtocol, StoreSyncConfig};
@@ -79,6 +79,8 @@ pub struct Stats {
     pub heal_rounds: u64,
     pub forged_sent: u64,
     pub forged_rejected: u64,
+    pub forged_down_sent: u64,
+    pub forged_down_rejected: u64,
 }
 
 impl Stats {
@@ -99,6 +101,8 @@ impl Stats {
         self.heal_rounds += o.heal_rounds;
         self.forged_sent += o.forged_sent;
         self.forged_rejected += o.forged_rejected;
+        self.forged_down_sent += o.forged_down_sent;
+        self.forged_down_rejected += o.forged_down_rejected;
     }
 }
 
@@ -127,6 +131,10 @@ pub struct World {
     pub hq_keys: Arc<StoreKeys>,
     /// HQ's sync counters (refused batches by reason), kept across HQ crashes.
     pub hq_metrics: Arc<SyncMetrics>,
+    /// HQ's key: it signs every down-batch, and every store holds its public half.
+    pub hq_key: Arc<HqKey>,
+    /// Each store's sync counters (refused down-batches by reason), kept across crashes.
+    pub store_metrics: Vec<Arc<SyncMetrics>>,
 }
 
 pub const STORES: [&str; 3] = ["madrid-centro", "sevilla-nervion", "bilbao-abando"];
@@ -166,6 +174,15 @@ impl World {
             StoreKeys::parse(registered.iter().map(|(s, k)| (s.clone(), k.as_str())))
                 .expect("store keys"),
         );
+        let mut secret = [0u8; 32];
+        for b in secret.iter_mut() {
+            *b = rng.next_u64() as u8;
+        }
+        let hq_key = Arc::new(HqKey::from_secret(secret));
+        let store_metrics = stores
+            .iter()
+            .map(|_| Arc::new(SyncMetrics::new()))
+            .collect();
         let mut actors = vec![ActorId::hq()];
         actors.extend(stores.iter().map(StoreId::actor));
         let mut world = World {
@@ -180,6 +197,8 @@ impl World {
             keys,
             hq_keys,
             hq_metrics: Arc::new(SyncMetrics::new()),
+            hq_key,
+            store_metrics,
         };
         for actor in actors {
             let backend = match dir {
@@ -215,6 +234,7 @@ impl World {
                 cfg.batch_ops_max = BATCH_OPS_MAX;
                 cfg.inflight_ops_max = INFLIGHT_OPS_MAX;
                 cfg.store_keys = Some(self.hq_keys.clone());
+                cfg.hq_key = Some(self.hq_key.clone());
                 let loaded = backend.load_hq();
                 let p = HqProtocol::new(cfg, loaded, self.hq_metrics.clone(), now).expect("hq");
                 Proto::Hq(Box::new(p))
@@ -226,12 +246,15 @@ impl World {
                     .find(|k| *k.store() == store)
                     .expect("store key")
                     .clone();
+                let index = stores.iter().position(|s| *s == store).expect("store");
                 let mut cfg = StoreSyncConfig::new(CHAIN, store, "sim", 0);
                 cfg.batch_ops_max = BATCH_OPS_MAX;
                 cfg.inflight_ops_max = INFLIGHT_OPS_MAX;
                 cfg.signing_key = Some(key);
+                let public = HqPublicKey::parse(&self.hq_key.public_hex()).expect("hq key");
+                cfg.hq_public_key = Some(Arc::new(public));
                 let cursors = backend.store_cursors();
-                let metrics = Arc::new(SyncMetrics::new());
+                let metrics = self.store_metrics[index].clone();
                 let p = StoreProtocol::new(cfg, cursors, metrics, now).expect("store");
                 Proto::Store(Box::new(p))
             }
@@ -369,7 +392,11 @@ impl World {
                     self.crash(who);
                 } else if self.rng.chance(10) {
                     let s = self.rng.range(1, nodes - 1) as usize;
-                    self.forge_batch(s);
+                    if self.rng.chance(50) {
+                        self.forge_batch(s);
+                    } else {
+                        self.forge_down(s);
+                    }
                 }
             }
         }

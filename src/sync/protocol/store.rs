@@ -18,6 +18,7 @@ use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::LookupReply;
 use crate::sync::wire::{self, Ack, DownBatch, Message, Status};
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 /// Persisted cursor: last own seq HQ acknowledged.
@@ -204,7 +205,8 @@ impl StoreProtocol {
     }
 
     fn on_down(&mut self, now_ms: u64, batch: DownBatch) {
-        self.touch_sync(now_ms);
+        self.last_sync_ms = Some(now_ms);
+        self.metrics.last_sync_ms.store(now_ms, Relaxed);
         let n = batch.ops.len() as u64;
         if n == 0 {
             return;
@@ -242,7 +244,8 @@ impl StoreProtocol {
 
     fn on_ack(&mut self, now_ms: u64, ack: Ack) {
         SyncMetrics::add(&self.metrics.acks_received, 1);
-        self.touch_sync(now_ms);
+        self.last_sync_ms = Some(now_ms);
+        self.metrics.last_sync_ms.store(now_ms, Relaxed);
         let acked = ack.vv.get(&self.me).copied().unwrap_or(0);
         if self.outbox.on_ack(acked, ack.resend, now_ms) {
             self.queue.push_back(StoreAction::Persist {
@@ -253,13 +256,6 @@ impl StoreProtocol {
         if ack.reply {
             AckDue::merge(&mut self.ack_due, AckDue::RESEND);
         }
-    }
-
-    fn touch_sync(&mut self, now_ms: u64) {
-        self.last_sync_ms = Some(now_ms);
-        self.metrics
-            .last_sync_ms
-            .store(now_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Ops were committed to this store's node (its own or peers'), with their effects.
