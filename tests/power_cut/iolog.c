@@ -13,6 +13,12 @@
  * that returned before the fsync was called, and an ack printed after a commit returned comes
  * after that commit's fsync. Calls on other descriptors pass straight through.
  *
+ * At exit the shim takes that lock for good (a destructor, run by exit() while the other
+ * threads still live): a call in flight finishes and is logged first, and a thread that
+ * reaches a recorded call later waits there until the process is gone. So a call is logged
+ * if and only if it happened, even when a writer thread is closing its connection (checkpoint,
+ * WAL deletion) as main returns.
+ *
  * Record (little-endian): u8 kind, u8 file, u64 offset, u64 len, then len bytes of data for
  * WRITE and STDOUT. The reader is tests/power_cut/log.rs; keep the two in step.
  */
@@ -42,6 +48,8 @@ static int log_fd = -1;
 static char db_path[4096];
 static size_t db_len;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static volatile int exiting;
+static pthread_t exiting_thread;
 
 static int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
@@ -97,6 +105,17 @@ static void init(void) {
 
 static void ready(void) { pthread_once(&once, init); }
 
+__attribute__((destructor)) static void stop_recording(void) {
+    if (log_fd < 0) return;
+    pthread_mutex_lock(&lock); /* never unlocked: see the header */
+    exiting_thread = pthread_self();
+    exiting = 1;
+}
+
+/* The exiting thread itself must not wait for the lock it holds; it makes no call on the
+ * database's files after main returned, so letting it through unrecorded loses nothing. */
+static int bypass(void) { return exiting && pthread_equal(pthread_self(), exiting_thread); }
+
 /* Which tracked file `path` names, or F_NONE. */
 static int file_of(const char *path) {
     if (log_fd < 0 || !path || strncmp(path, db_path, db_len) != 0) return F_NONE;
@@ -106,7 +125,7 @@ static int file_of(const char *path) {
 }
 
 static int tracked(int fd) {
-    return log_fd >= 0 && fd >= 0 && fd < FDS_MAX && fd_file[fd] != F_NONE;
+    return log_fd >= 0 && fd >= 0 && fd < FDS_MAX && fd_file[fd] != F_NONE && !bypass();
 }
 
 static void put_all(const void *buf, size_t len) {
@@ -155,7 +174,7 @@ static int exists(const char *path) {
         mode = va_arg(ap, mode_t);                                           \
         va_end(ap);                                                          \
     }                                                                        \
-    if (file_of(path) == F_NONE) {                                           \
+    if (file_of(path) == F_NONE || bypass()) {                               \
         int fd = CALL;                                                       \
         if (fd >= 0 && fd < FDS_MAX) fd_file[fd] = F_NONE;                   \
         return fd;                                                           \
@@ -180,7 +199,7 @@ int openat64(int dir, const char *path, int flags, ...) {
 
 ssize_t write(int fd, const void *buf, size_t len) {
     ready();
-    if (fd == 1 && log_fd >= 0) {
+    if (fd == 1 && log_fd >= 0 && !bypass()) {
         pthread_mutex_lock(&lock);
         ssize_t n = real_write(fd, buf, len);
         int saved = errno;
@@ -256,7 +275,7 @@ static int unlinked(const char *path, int rc) {
 
 int unlink(const char *path) {
     ready();
-    if (file_of(path) == F_NONE) return real_unlink(path);
+    if (file_of(path) == F_NONE || bypass()) return real_unlink(path);
     pthread_mutex_lock(&lock);
     int rc = real_unlink(path);
     int saved = errno;
@@ -268,7 +287,7 @@ int unlink(const char *path) {
 
 int unlinkat(int dir, const char *path, int flags) {
     ready();
-    if (file_of(path) == F_NONE) return real_unlinkat(dir, path, flags);
+    if (file_of(path) == F_NONE || bypass()) return real_unlinkat(dir, path, flags);
     pthread_mutex_lock(&lock);
     int rc = real_unlinkat(dir, path, flags);
     int saved = errno;
