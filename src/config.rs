@@ -315,6 +315,9 @@ pub struct StoreConfig {
     pub staff: Vec<StaffConfig>,
     #[serde(default)]
     pub terminal: TerminalSecurityConfig,
+    /// Stores this one may send transfers to (DESIGN.md section 19); none: no transfers.
+    #[serde(default)]
+    pub transfer_to: Vec<StoreId>,
 }
 
 impl StoreConfig {

@@ -13,6 +13,7 @@ mod customers;
 pub mod error;
 pub mod events;
 pub mod link;
+pub mod motion;
 mod pickups;
 pub mod print;
 mod profile;
@@ -57,6 +58,8 @@ pub struct TerminalConfig {
     pub pickup_keys: Vec<Vec<u8>>,
     /// `POST /api/v1/session` attempts per client IP (besides the per-staff PIN lockout).
     pub login_rate: RateLimit,
+    /// Stores this one may send transfers to (from the config's `transfer_to`).
+    pub transfer_to: Vec<StoreId>,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -74,6 +77,7 @@ impl TerminalConfig {
             overdue_after_ms: 48 * 3_600_000,
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
+            transfer_to: Vec::new(),
         }
     }
 }
@@ -246,6 +250,15 @@ pub fn app(state: TerminalState) -> Router {
         .route("/pickups/{id}/pick", post(pickups::pick))
         .route("/pickups/{id}/ready", post(pickups::ready))
         .route("/pickups/{id}/handover", post(pickups::handover))
+        .route("/shipments", get(motion::list_shipments))
+        .route("/shipments/{id}", get(motion::show_shipment))
+        .route("/shipments/{id}/receive", post(motion::receive_shipment))
+        .route(
+            "/transfers",
+            get(motion::list_transfers).post(motion::create_transfer),
+        )
+        .route("/transfers/{id}", get(motion::show_transfer))
+        .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}/cart", get(customers::cart))
         .route(
