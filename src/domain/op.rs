@@ -3,6 +3,7 @@
 //! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
 
+use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, Ean13, MotionId, OrderId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
@@ -243,6 +244,12 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// The next record of the store's VERI*FACTU chain (DESIGN.md section 13): issued with
+    /// the sale or return it invoices, in the same transaction.
+    Invoice {
+        store: StoreId,
+        record: Box<InvoiceRecord>,
+    },
     /// HQ announces a delivery to `store` (advance shipping notice). Creates no units.
     ShipmentNotice {
         shipment: MotionId,
@@ -291,6 +298,7 @@ impl Payload {
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
             | Payload::CustomerFollow { store, .. }
+            | Payload::Invoice { store, .. }
             | Payload::ShipmentNotice { store, .. }
             | Payload::ShipmentReceive { store, .. }
             | Payload::TransferDispatch { store, .. }
@@ -357,6 +365,7 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::Invoice { .. } => "invoice",
             Payload::ShipmentNotice { .. } => "shipment_notice",
             Payload::ShipmentReceive { .. } => "shipment_receive",
             Payload::TransferDispatch { .. } => "transfer_dispatch",

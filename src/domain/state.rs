@@ -7,6 +7,7 @@
 use super::cart::Cart;
 use super::catalog::{Catalog, Product};
 use super::customer::{Consent, Customer};
+use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
@@ -76,6 +77,8 @@ pub struct State {
     pub shortfall: BTreeMap<(StoreId, Sku), u64>,
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
+    /// Each store's VERI*FACTU chain head, checked as records arrive.
+    pub fiscal: BTreeMap<StoreId, FiscalChain>,
     /// Deliveries HQ announced, by id (DESIGN.md section 19).
     pub shipments: BTreeMap<MotionId, Movement>,
     /// Transfers between stores, by id.
@@ -445,6 +448,11 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
+            Payload::Invoice { store, record } => self
+                .fiscal
+                .entry(store.clone())
+                .or_default()
+                .merge((**record).clone()),
             Payload::ShipmentNotice {
                 shipment,
                 store,

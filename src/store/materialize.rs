@@ -52,6 +52,7 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
+        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
         Payload::CountRecorded { .. }
         | Payload::RightsReturnRequested { .. }
         | Payload::ShipmentNotice { .. } => Ok(()),
