@@ -122,3 +122,125 @@ pub async fn list_transfers(
 ) -> Json<Value> {
     Json(Value::Array(list(&state, MotionKind::Transfer, &q)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fixture, madrid, send, SKU};
+    use crate::domain::op::{OrderLine, ReceiptLine};
+    use crate::domain::{MotionId, Payload, Sku, StoreId};
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn a_notice_reaches_hq_state_and_bad_notices_change_nothing() {
+        let mut f = fixture().await;
+        let refusals = [
+            (
+                json!({"store": "bilbao", "lines": [{"sku": SKU, "qty": 1}]}),
+                404,
+                "unknown_store",
+            ),
+            (
+                json!({"store": "madrid-centro", "lines": [{"sku": "SKU-NOPE", "qty": 1}]}),
+                422,
+                "unknown_sku",
+            ),
+            (
+                json!({"store": "madrid-centro", "lines": [{"sku": SKU, "qty": 0}]}),
+                422,
+                "invalid_qty",
+            ),
+            (
+                json!({"store": "madrid-centro", "lines": [{"sku": SKU, "qty": -2}]}),
+                422,
+                "invalid_qty",
+            ),
+            (
+                json!({"store": "madrid-centro", "lines": []}),
+                422,
+                "invalid_lines",
+            ),
+        ];
+        for (body, code, error) in refusals {
+            let (status, answer) = send(
+                &f.state,
+                Method::POST,
+                "/api/v1/shipments",
+                Some(body.clone()),
+                &[],
+            )
+            .await;
+            assert_eq!(
+                (status.as_u16(), answer["error"].as_str()),
+                (code, Some(error)),
+                "{body}"
+            );
+        }
+        assert!(f.state.node.read(|r| r.state().shipments.is_empty()));
+
+        let body = json!({"store": "madrid-centro", "reference": "ASN-9", "lines": [{"sku": SKU, "qty": 5}]});
+        let (status, shipment) =
+            send(&f.state, Method::POST, "/api/v1/shipments", Some(body), &[]).await;
+        assert_eq!(status, StatusCode::CREATED, "{shipment}");
+        assert_eq!(shipment["status"], "expected");
+        assert_eq!(shipment["store"], "madrid-centro");
+        assert_eq!(shipment["lines"][0]["qty"], 5);
+        let id = shipment["id"].as_str().unwrap().to_string();
+        let (status, _) = send(&f.state, Method::GET, "/api/v1/shipments/S-NONE", None, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // The store receives 5, one damaged; then sends 2 to sevilla.
+        f.store_does(vec![Payload::ShipmentReceive {
+            shipment: MotionId::parse(&id).unwrap(),
+            store: madrid(),
+            lines: vec![ReceiptLine {
+                sku: Sku::parse(SKU).unwrap(),
+                received: 5,
+                damaged: 1,
+            }],
+            over_delivery: false,
+        }])
+        .await;
+        let (_, received) = send(
+            &f.state,
+            Method::GET,
+            &format!("/api/v1/shipments/{id}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(received["status"], "received");
+        assert_eq!(received["lines"][0]["damaged"], 1);
+        let sevilla = StoreId::parse("sevilla-nervion").unwrap();
+        f.store_does(vec![Payload::TransferDispatch {
+            transfer: MotionId::parse("T-1").unwrap(),
+            store: madrid(),
+            to: sevilla,
+            lines: vec![OrderLine {
+                sku: Sku::parse(SKU).unwrap(),
+                qty: 2,
+            }],
+        }])
+        .await;
+        let (_, avail) = send(
+            &f.state,
+            Method::GET,
+            &format!("/api/v1/availability?sku={SKU}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(avail["stores"][0]["available"], 12);
+        assert_eq!(avail["stores"][1]["in_transit"], 2);
+        let (_, moving) = send(
+            &f.state,
+            Method::GET,
+            "/api/v1/transfers?status=in_transit",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(moving[0]["id"], "T-1");
+        assert_eq!(moving[0]["to"], "sevilla-nervion");
+    }
+}
