@@ -325,6 +325,9 @@ pub struct StoreConfig {
     /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
     #[serde(default)]
     pub fiscal: Option<FiscalConfig>,
+    /// Stores this one may send transfers to (DESIGN.md section 19); none: no transfers.
+    #[serde(default)]
+    pub transfer_to: Vec<StoreId>,
 }
 
 impl StoreConfig {

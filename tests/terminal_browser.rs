@@ -498,3 +498,147 @@ async fn an_associate_picks_readies_and_hands_over_an_order_in_a_real_browser() 
     let _ = page.c.close().await;
     result
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_associate_receives_a_transfer_by_its_qr_and_a_delivery_by_scans_in_a_real_browser() {
+    use storenode::domain::{Hlc, MotionId, Op};
+    let mut f = Fixture::new().await;
+    let (notice, _) =
+        f.hq.prepare(
+            5_000,
+            Payload::ShipmentNotice {
+                shipment: MotionId::parse("S-1").unwrap(),
+                store: store(),
+                reference: "ASN-1".into(),
+                lines: vec![OrderLine {
+                    sku: Sku::parse("SKU-1").unwrap(),
+                    qty: 4,
+                }],
+            },
+        )
+        .unwrap();
+    let sevilla = storenode::domain::StoreId::parse("sevilla-nervion").unwrap();
+    let transfer = Op {
+        actor: sevilla.actor(),
+        seq: 1,
+        hlc: Hlc::new(9_000, 0),
+        payload: Payload::TransferDispatch {
+            transfer: MotionId::parse("T-SEV1").unwrap(),
+            store: sevilla,
+            to: store(),
+            lines: vec![OrderLine {
+                sku: Sku::parse("SKU-2").unwrap(),
+                qty: 2,
+            }],
+        },
+    };
+    f.node.ingest(vec![notice, transfer]).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let mut page = Page {
+        c,
+        lang: "es",
+        shots: screenshots_dir(),
+        n: 20,
+    };
+    let result = async {
+        for (lang, title, done) in [
+            (
+                "es",
+                "Recepción de mercancía",
+                "Recepción T-SEV1 registrada",
+            ),
+            ("en", "Receiving goods", "Receipt S-1 recorded"),
+        ] {
+            page.lang = lang;
+            page.c.goto(&base).await.unwrap();
+            page.c
+                .execute(
+                    &format!("localStorage.setItem('sn.lang', '{lang}')"),
+                    vec![],
+                )
+                .await
+                .unwrap();
+            page.c.goto(&format!("{base}#/receive")).await.unwrap();
+            page.c.refresh().await.unwrap();
+            if lang == "es" {
+                page.el("#login:not([hidden])").await;
+                page.click("#login-staff").await;
+                page.el("#login-staff")
+                    .await
+                    .send_keys("1001")
+                    .await
+                    .unwrap();
+                page.el("#login-pin")
+                    .await
+                    .send_keys(&format!("1234{ENTER}"))
+                    .await
+                    .unwrap();
+            }
+            page.wait_text(title).await;
+            page.el(".arrival[data-arrival='S-1']").await;
+            page.shot("receive-list").await;
+            if lang == "es" {
+                page.scan("TR1:T-SEV1").await;
+                page.el(".rcv-line[data-line='SKU-2']").await;
+                page.scan(&ean("841000000003")).await;
+                page.el(".flash-error").await;
+                page.shot("receive-wrong-item").await;
+                page.scan(&ean("841000000002")).await;
+                page.scan(&ean("841000000002")).await;
+                let deadline = Instant::now() + WAIT;
+                while page
+                    .el(".rcv-line[data-line='SKU-2'] .rcv-count")
+                    .await
+                    .text()
+                    .await
+                    .unwrap()
+                    != "2"
+                {
+                    assert!(Instant::now() < deadline, "count never reached 2");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                page.click("[data-damaged='SKU-2']").await;
+            } else {
+                page.click(".arrival[data-arrival='S-1']").await;
+                page.el(".rcv-line[data-line='SKU-1']").await;
+                for _ in 0..3 {
+                    page.scan(&ean("841000000001")).await;
+                }
+                let deadline = Instant::now() + WAIT;
+                while page
+                    .el(".rcv-line[data-line='SKU-1'] .rcv-count")
+                    .await
+                    .text()
+                    .await
+                    .unwrap()
+                    != "3"
+                {
+                    assert!(Instant::now() < deadline, "count never reached 3");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            page.shot("receive-counted").await;
+            page.click("#receive-confirm").await;
+            page.wait_text(done).await;
+            page.shot("receive-done").await;
+        }
+        let (transfer, shipment) = f.node.read(|r| {
+            let s = r.state();
+            (
+                s.transfers[&MotionId::parse("T-SEV1").unwrap()].balance(),
+                s.shipments[&MotionId::parse("S-1").unwrap()].balance(),
+            )
+        });
+        assert_eq!((transfer[0].received, transfer[0].damaged), (2, 1));
+        assert_eq!((shipment[0].received, shipment[0].lost), (3, 1));
+    }
+    .await;
+    let _ = page.c.close().await;
+    result
+}

@@ -107,6 +107,7 @@ fn store_config(
     let text = format!(
         "role = \"store\"\nstore = \"{store}\"\nchain = \"demo\"\ndata_dir = {dir:?}\n\
          hq_public_key = \"{hq_public_key}\"\n\
+         transfer_to = [\"madrid-centro\", \"sevilla-nervion\"]\n\
          [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
          [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
          [pickup]\nexpire_after_days = 7\nqr_keys = [\"{DEMO_QR_KEY}\"]\n\

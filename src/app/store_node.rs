@@ -202,6 +202,7 @@ pub async fn store_app(
     };
     tcfg.secure_cookie = cfg.terminal.secure_cookie;
     tcfg.fiscal = fiscal;
+    tcfg.transfer_to = cfg.transfer_to.clone();
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);

@@ -1,6 +1,6 @@
 //! Why the domain refuses an operation. Each variant names the value at fault.
 
-use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
 
 /// A refused operation: nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,4 +77,29 @@ pub enum DomainError {
         status: &'static str,
         step: &'static str,
     },
+    /// No shipment notice or transfer dispatch with this id is known here.
+    #[error("unknown {kind} {id}")]
+    UnknownMovement { kind: &'static str, id: MotionId },
+    /// A shipment or transfer with this id already exists.
+    #[error("{kind} {id} already exists")]
+    DuplicateMovement { kind: &'static str, id: MotionId },
+    /// The shipment or transfer was already received (receiving twice is refused).
+    #[error("{kind} {id} was already received")]
+    AlreadyReceived { kind: &'static str, id: MotionId },
+    /// The shipment or transfer was sent to another store.
+    #[error("{kind} {id} was sent to {to}, not to {store}")]
+    WrongStore {
+        kind: &'static str,
+        id: MotionId,
+        to: StoreId,
+        store: StoreId,
+    },
+    /// More units (or a sku not sent) received without saying it is an over-delivery.
+    #[error(
+        "{sku}: received {received} but {sent} were sent; say over_delivery to accept extra units"
+    )]
+    OverDelivery { sku: Sku, sent: u32, received: u32 },
+    /// A transfer whose destination is the sending store itself.
+    #[error("a transfer from {0} to itself")]
+    SameStore(StoreId),
 }

@@ -16,6 +16,7 @@ pub mod fiscal;
 pub mod hlc;
 pub mod ids;
 pub mod inventory;
+pub mod motion;
 pub mod op;
 pub mod order;
 pub mod pickup;
@@ -28,12 +29,14 @@ pub mod version;
 #[cfg(test)]
 mod erasure_tests;
 #[cfg(test)]
+mod motion_tests;
+#[cfg(test)]
 mod tests;
 
 pub use digest::Digest;
 pub use error::DomainError;
 pub use hlc::Hlc;
-pub use ids::{ActorId, CustomerId, Ean13, IdError, OrderId, SaleId, Sku, StoreId};
+pub use ids::{ActorId, CustomerId, Ean13, IdError, MotionId, OrderId, SaleId, Sku, StoreId};
 pub use op::{Op, OpId, Payload};
 pub use replica::{Applied, Replica};
 pub use state::{Effect, State};

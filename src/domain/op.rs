@@ -5,7 +5,7 @@
 
 use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, Ean13, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, Ean13, MotionId, OrderId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -113,6 +113,15 @@ pub struct SaleLine {
 pub struct OrderLine {
     pub sku: Sku,
     pub qty: u32,
+}
+
+/// A line as received from a shipment or transfer: `received` units arrived, of which
+/// `damaged` are not sellable (`damaged <= received`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptLine {
+    pub sku: Sku,
+    pub received: u32,
+    pub damaged: u32,
 }
 
 /// Customer profile fields, each a last-writer-wins register.
@@ -241,6 +250,36 @@ pub enum Payload {
         store: StoreId,
         record: Box<InvoiceRecord>,
     },
+    /// HQ announces a delivery to `store` (advance shipping notice). Creates no units.
+    ShipmentNotice {
+        shipment: MotionId,
+        store: StoreId,
+        reference: String,
+        lines: Vec<OrderLine>,
+    },
+    /// The store received a shipment: `R[store][store] += received - damaged` per line.
+    ShipmentReceive {
+        shipment: MotionId,
+        store: StoreId,
+        lines: Vec<ReceiptLine>,
+        over_delivery: bool,
+    },
+    /// `store` sends units to `to`: consumed from the sender's rights at dispatch
+    /// (`U[store] += qty`), in transit until `to` receives them.
+    TransferDispatch {
+        transfer: MotionId,
+        store: StoreId,
+        to: StoreId,
+        lines: Vec<OrderLine>,
+    },
+    /// `store` received a transfer from `from`: `R[store][store] += received - damaged`.
+    TransferReceive {
+        transfer: MotionId,
+        store: StoreId,
+        from: StoreId,
+        lines: Vec<ReceiptLine>,
+        over_delivery: bool,
+    },
 }
 
 impl Payload {
@@ -259,7 +298,21 @@ impl Payload {
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
             | Payload::CustomerFollow { store, .. }
-            | Payload::Invoice { store, .. } => Some(store),
+            | Payload::Invoice { store, .. }
+            | Payload::ShipmentNotice { store, .. }
+            | Payload::ShipmentReceive { store, .. }
+            | Payload::TransferDispatch { store, .. }
+            | Payload::TransferReceive { store, .. } => Some(store),
+            _ => None,
+        }
+    }
+
+    /// The other store a transfer op concerns (the receiver of a dispatch, the sender of a
+    /// receipt): it needs the op as much as `store()` does.
+    pub fn peer_store(&self) -> Option<&StoreId> {
+        match self {
+            Payload::TransferDispatch { to, .. } => Some(to),
+            Payload::TransferReceive { from, .. } => Some(from),
             _ => None,
         }
     }
@@ -313,6 +366,10 @@ impl Payload {
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
             Payload::Invoice { .. } => "invoice",
+            Payload::ShipmentNotice { .. } => "shipment_notice",
+            Payload::ShipmentReceive { .. } => "shipment_receive",
+            Payload::TransferDispatch { .. } => "transfer_dispatch",
+            Payload::TransferReceive { .. } => "transfer_receive",
         }
     }
 }

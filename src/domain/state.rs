@@ -9,8 +9,9 @@ use super::catalog::{Catalog, Product};
 use super::customer::{Consent, Customer};
 use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
+use super::motion::{merge_received, merge_sent, MotionKind, Movement, Received, Sent};
 use super::op::{ConsumeReason, Op, OpId, Payload, SaleLine, Tender};
 use super::order::{Order, OrderStatus};
 use serde::Serialize;
@@ -78,6 +79,10 @@ pub struct State {
     pub follows: BTreeSet<(StoreId, CustomerId)>,
     /// Each store's VERI*FACTU chain head, checked as records arrive.
     pub fiscal: BTreeMap<StoreId, FiscalChain>,
+    /// Deliveries HQ announced, by id (DESIGN.md section 19).
+    pub shipments: BTreeMap<MotionId, Movement>,
+    /// Transfers between stores, by id.
+    pub transfers: BTreeMap<MotionId, Movement>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
     /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
     /// instead of scanning every order: a stock row is rewritten on most ops.
@@ -448,6 +453,71 @@ impl State {
                 .entry(store.clone())
                 .or_default()
                 .merge((**record).clone()),
+            Payload::ShipmentNotice {
+                shipment,
+                store,
+                reference,
+                lines,
+            } => {
+                let sent = Sent {
+                    from: None,
+                    to: store.clone(),
+                    reference: reference.clone(),
+                    lines: lines.clone(),
+                    at: op.hlc,
+                };
+                merge_sent(&mut self.shipments, MotionKind::Shipment, shipment, sent);
+            }
+            Payload::TransferDispatch {
+                transfer,
+                store,
+                to,
+                lines,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                let sent = Sent {
+                    from: Some(store.clone()),
+                    to: to.clone(),
+                    reference: String::new(),
+                    lines: lines.clone(),
+                    at: op.hlc,
+                };
+                merge_sent(&mut self.transfers, MotionKind::Transfer, transfer, sent);
+            }
+            Payload::ShipmentReceive {
+                shipment: id,
+                store,
+                lines,
+                over_delivery,
+            }
+            | Payload::TransferReceive {
+                transfer: id,
+                store,
+                lines,
+                over_delivery,
+                ..
+            } => {
+                for line in lines {
+                    let good = line.received.saturating_sub(line.damaged);
+                    if good > 0 {
+                        self.counter_mut(store, &line.sku).create(actor, good);
+                        self.rights_grew(store, &line.sku, actor, effects);
+                    }
+                }
+                let received = Received {
+                    store: store.clone(),
+                    lines: lines.clone(),
+                    over_delivery: *over_delivery,
+                    at: op.hlc,
+                };
+                let (map, kind) = match &op.payload {
+                    Payload::ShipmentReceive { .. } => (&mut self.shipments, MotionKind::Shipment),
+                    _ => (&mut self.transfers, MotionKind::Transfer),
+                };
+                merge_received(map, kind, id, received);
+            }
         }
     }
 

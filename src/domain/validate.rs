@@ -8,6 +8,7 @@
 use super::error::DomainError;
 use super::fiscal::FiscalChain;
 use super::ids::{ActorId, Sku, StoreId};
+use super::motion::{self, MotionKind};
 use super::op::{Advance, Op, Payload};
 use super::order::OrderStatus;
 use super::state::State;
@@ -48,7 +49,11 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::OrderPick { store, .. }
         | Payload::OrderRelease { store, .. }
         | Payload::CustomerFollow { store, .. }
-        | Payload::Invoice { store, .. } => is_store(store),
+        | Payload::Invoice { store, .. }
+        | Payload::ShipmentReceive { store, .. }
+        | Payload::TransferReceive { store, .. } => is_store(store),
+        Payload::ShipmentNotice { .. } => actor.is_hq(),
+        Payload::TransferDispatch { store, .. } => is_store(store),
     };
     if ok {
         Ok(())
@@ -334,6 +339,60 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
                     field: "invoice",
                     reason: format!("record {}: {reason}", record.numserie()),
                 })?;
+        }
+        Payload::ShipmentNotice {
+            shipment,
+            reference,
+            lines,
+            ..
+        } => motion::validate_sent(state, MotionKind::Shipment, shipment, reference, lines)?,
+        Payload::TransferDispatch {
+            transfer,
+            store,
+            to,
+            lines,
+        } => {
+            if to == store {
+                return Err(DomainError::SameStore(store.clone()));
+            }
+            motion::validate_sent(state, MotionKind::Transfer, transfer, "", lines)?;
+            has_rights(state, store, actor, lines.iter().map(|l| (&l.sku, l.qty)))?;
+        }
+        Payload::ShipmentReceive {
+            shipment,
+            store,
+            lines,
+            over_delivery,
+        } => motion::validate_received(
+            state,
+            MotionKind::Shipment,
+            shipment,
+            store,
+            lines,
+            *over_delivery,
+        )?,
+        Payload::TransferReceive {
+            transfer,
+            store,
+            from,
+            lines,
+            over_delivery,
+        } => {
+            motion::validate_received(
+                state,
+                MotionKind::Transfer,
+                transfer,
+                store,
+                lines,
+                *over_delivery,
+            )?;
+            let sender = state.transfers.get(transfer).and_then(|m| m.sent.as_ref());
+            if sender.and_then(|s| s.from.as_ref()) != Some(from) {
+                return Err(DomainError::InvalidField {
+                    field: "from",
+                    reason: format!("transfer {transfer} was not sent by {from}"),
+                });
+            }
         }
     }
     Ok(())

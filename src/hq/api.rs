@@ -127,6 +127,7 @@ pub async fn availability(
                         store.clone(),
                         st.available(store, &sku).max(0),
                         st.rights(store, &sku, &hq).max(0),
+                        crate::domain::motion::in_transit(st, store, &sku),
                     )
                 })
                 .collect::<Vec<_>>(),
@@ -135,9 +136,10 @@ pub async fn availability(
     let rows = rows.ok_or_else(|| ApiError::unknown_sku(sku.as_str(), StatusCode::NOT_FOUND))?;
     let stores: Vec<Value> = rows
         .into_iter()
-        .map(|(store, available, hq_can_sell)| {
+        .map(|(store, available, hq_can_sell, in_transit)| {
             let online = state.sync.link(&store).online;
-            json!({"store": store, "available": available, "hq_can_sell": hq_can_sell, "online": online})
+            json!({"store": store, "available": available, "hq_can_sell": hq_can_sell,
+                   "online": online, "in_transit": in_transit})
         })
         .collect();
     Ok(Json(json!({"sku": sku, "stores": stores})).into_response())
@@ -169,7 +171,7 @@ pub async fn get_cart(State(state): State<HqState>, Path(customer): Path<String>
 }
 
 /// `lines: [{"sku", "qty"}]` with each sku in the catalog; `allow_zero` for carts (0 removes).
-fn parse_lines(
+pub(super) fn parse_lines(
     state: &HqState,
     b: &serde_json::Map<String, Value>,
     allow_zero: bool,

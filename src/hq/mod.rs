@@ -11,6 +11,7 @@ pub mod customers;
 mod dashboard;
 pub mod error;
 pub mod journal;
+mod motion;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -200,6 +201,13 @@ pub fn app(state: HqState) -> Router {
         .route("/orders/{id}", get(api::get_order))
         .route("/orders/{id}/cancel", post(api::cancel_order))
         .route("/stores", get(api::stores))
+        .route(
+            "/shipments",
+            get(motion::list_shipments).post(motion::post_shipment),
+        )
+        .route("/shipments/{id}", get(motion::get_shipment))
+        .route("/transfers", get(motion::list_transfers))
+        .route("/transfers/{id}", get(motion::get_transfer))
         .route(
             "/customers/{id}",
             get(customers::get_customer)

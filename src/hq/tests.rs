@@ -331,7 +331,8 @@ async fn availability_shows_the_total_and_what_hq_can_sell_per_store() {
     assert_eq!(stores.len(), 2);
     assert_eq!(
         stores[0],
-        json!({"store": "madrid-centro", "available": 10, "hq_can_sell": 3, "online": false})
+        json!({"store": "madrid-centro", "available": 10, "hq_can_sell": 3, "online": false,
+               "in_transit": 0})
     );
     assert_eq!(stores[1]["available"], 0);
     let (_, one) = send(

@@ -52,8 +52,23 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
-        Payload::CountRecorded { .. } | Payload::RightsReturnRequested { .. } => Ok(()),
         Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
+        Payload::CountRecorded { .. }
+        | Payload::RightsReturnRequested { .. }
+        | Payload::ShipmentNotice { .. } => Ok(()),
+        Payload::TransferDispatch { store, lines, .. } => {
+            for line in lines {
+                stock(tx, state, store, &line.sku)?;
+            }
+            Ok(())
+        }
+        Payload::ShipmentReceive { store, lines, .. }
+        | Payload::TransferReceive { store, lines, .. } => {
+            for line in lines {
+                stock(tx, state, store, &line.sku)?;
+            }
+            Ok(())
+        }
     }
 }
 

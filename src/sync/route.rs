@@ -91,11 +91,13 @@ impl Router {
                 });
             }
         } else if let Some(store) = payload.store() {
-            if not_author(store) && self.stores.contains(store) {
-                out.push(RouteAction::Append {
-                    store: store.clone(),
-                    op: id.clone(),
-                });
+            for store in std::iter::once(store).chain(payload.peer_store()) {
+                if not_author(store) && self.stores.contains(store) {
+                    out.push(RouteAction::Append {
+                        store: store.clone(),
+                        op: id.clone(),
+                    });
+                }
             }
         } else if let (true, Some(customer)) = (is_customer_data(payload), payload.customer()) {
             for store in self.stores.iter().filter(|s| not_author(s)) {
@@ -233,5 +235,38 @@ mod tests {
             },
         );
         assert!(r.route(&receive).is_empty());
+    }
+
+    #[test]
+    fn a_transfer_reaches_the_receiving_store_and_its_receipt_the_sender() {
+        let mut r = Router::new(vec![s("a"), s("b")], BTreeSet::new());
+        let lines = vec![OrderLine {
+            sku: Sku::parse("K").unwrap(),
+            qty: 2,
+        }];
+        let id = crate::domain::MotionId::parse("T-1").unwrap();
+        let dispatch = op(
+            s("a").actor(),
+            1,
+            Payload::TransferDispatch {
+                transfer: id.clone(),
+                store: s("a"),
+                to: s("b"),
+                lines,
+            },
+        );
+        assert_eq!(appended_to(&r.route(&dispatch)), vec!["b"]);
+        let receipt = op(
+            s("b").actor(),
+            1,
+            Payload::TransferReceive {
+                transfer: id,
+                store: s("b"),
+                from: s("a"),
+                lines: vec![],
+                over_delivery: false,
+            },
+        );
+        assert_eq!(appended_to(&r.route(&receipt)), vec!["a"]);
     }
 }

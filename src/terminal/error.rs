@@ -119,6 +119,25 @@ impl From<DomainError> for ApiError {
             DomainError::Unauthorized { .. } | DomainError::SeqGap { .. } => {
                 ApiError::internal(message)
             }
+            DomainError::UnknownMovement { kind, .. } => ApiError::not_found(
+                if kind == "shipment" {
+                    "unknown_shipment"
+                } else {
+                    "unknown_transfer"
+                },
+                message,
+            ),
+            DomainError::DuplicateMovement { .. } => ApiError::conflict("duplicate", message),
+            DomainError::AlreadyReceived { .. } => ApiError::conflict("already_received", message),
+            DomainError::WrongStore { to, .. } => {
+                ApiError::unprocessable("wrong_store", message).with("to", to.as_str())
+            }
+            DomainError::OverDelivery { sku, sent, .. } => {
+                ApiError::unprocessable("over_delivery", message)
+                    .with("sku", sku.as_str())
+                    .with("sent", sent)
+            }
+            DomainError::SameStore(_) => ApiError::unprocessable("same_store", message),
         }
     }
 }

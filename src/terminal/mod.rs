@@ -13,6 +13,7 @@ mod customers;
 pub mod error;
 pub mod events;
 pub mod link;
+pub mod motion;
 mod pickups;
 pub mod print;
 mod profile;
@@ -60,6 +61,8 @@ pub struct TerminalConfig {
     pub login_rate: RateLimit,
     /// The store's invoice issuer (`[fiscal]`); `None`: sales issue no invoice.
     pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
+    /// Stores this one may send transfers to (from the config's `transfer_to`).
+    pub transfer_to: Vec<StoreId>,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -78,6 +81,7 @@ impl TerminalConfig {
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
             fiscal: None,
+            transfer_to: Vec::new(),
         }
     }
 }
@@ -285,6 +289,15 @@ pub fn app(state: TerminalState) -> Router {
         .route("/pickups/{id}/pick", post(pickups::pick))
         .route("/pickups/{id}/ready", post(pickups::ready))
         .route("/pickups/{id}/handover", post(pickups::handover))
+        .route("/shipments", get(motion::list_shipments))
+        .route("/shipments/{id}", get(motion::show_shipment))
+        .route("/shipments/{id}/receive", post(motion::receive_shipment))
+        .route(
+            "/transfers",
+            get(motion::list_transfers).post(motion::create_transfer),
+        )
+        .route("/transfers/{id}", get(motion::show_transfer))
+        .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}/cart", get(customers::cart))
         .route(

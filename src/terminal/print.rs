@@ -84,6 +84,16 @@ pub enum PrintJob {
     },
     /// Open the cash drawer.
     DrawerKick,
+    /// The note travelling with a transfer; the receiving store scans its QR (`TR1:<id>`).
+    TransferNote {
+        transfer: String,
+        from: String,
+        to: String,
+        staff: String,
+        /// (sku, qty) per line.
+        lines: Vec<(String, u32)>,
+        qr: String,
+    },
 }
 
 /// A device's state as `/status` lists it.

@@ -10,6 +10,9 @@ use crate::store::now_ms;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
+/// Dot size of one QR module on a transfer note (as on bag labels).
+const NOTE_QR_MODULE_DOTS: u8 = 6;
+
 /// Drawer pulse: on and off time of the solenoid.
 const DRAWER_ON_MS: u16 = 100;
 const DRAWER_OFF_MS: u16 = 200;
@@ -116,6 +119,25 @@ impl QueuePrintSink {
                     },
                 };
                 ("bag_label", label.to_escpos())
+            }
+            PrintJob::TransferNote {
+                transfer,
+                from,
+                to,
+                staff,
+                lines,
+                qr,
+            } => {
+                let mut p = EscPos::new();
+                p.init().bold(true).line("TRASPASO / TRANSFER").bold(false);
+                p.line(transfer).line(&format!("{from} -> {to}"));
+                p.line(&format!("Empleado {staff}"));
+                for (sku, qty) in lines {
+                    p.line(&format!("{qty:>5} x {sku}"));
+                }
+                p.qr(qr, NOTE_QR_MODULE_DOTS, escpos::QrEcc::M);
+                p.line(qr).feed(3).cut();
+                ("transfer_note", p.finish())
             }
             PrintJob::DrawerKick => (
                 "drawer",

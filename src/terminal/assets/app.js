@@ -224,7 +224,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     const [screen, arg] = h.split("/");
-    const known = ["pickups", "pick", "counter", "customers", "stock", "status"];
+    const known = ["pickups", "pick", "counter", "customers", "stock", "receive", "status"];
     S.screen = known.includes(screen) ? screen : "pickups";
     document.querySelectorAll("#nav a").forEach((a) => {
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
@@ -236,6 +236,7 @@
     if (S.screen === "pickups") { if (arg) S.tab = arg; loadPickups(); }
     else if (S.screen === "pick") { S.order = null; render(); loadOrder(decodeURIComponent(arg || "")); }
     else if (S.screen === "status") { render(); refreshStatus(); refreshCounts(); }
+    else if (S.screen === "receive") { render(); loadArrivals(); }
     else { render(); refreshCounts(); }
     focusScan();
   }
@@ -252,6 +253,7 @@
   async function handleScan(raw, source) {
     const code = String(raw || "").trim();
     if (!code || !S.me) return;
+    if (/^TR1:/i.test(code) || S.screen === "receive") { if (S.screen !== "receive") { go("#/receive"); } return receiveScan(code); }
     const isQr = /^PU1:/i.test(code);
     if (isQr && S.screen !== "counter") { go("#/counter"); setTimeout(() => counterFind(code), 0); return; }
     switch (S.screen) {
@@ -559,11 +561,65 @@
       '<div class="card"><h2 class="section">' + esc(t("status.devices")) + '</h2><ul class="devices">' + devices + "</ul></div>";
   }
 
+  // ---------- receiving: deliveries and transfers ----------
+  // The list of arrivals for this store; scanning a transfer note's QR or an id opens one,
+  // scanning items counts them (an item not in it is refused); confirm posts the receipt.
+  async function loadArrivals() {
+    try {
+      const [ships, trs] = await Promise.all([api("GET", "/shipments?status=expected"), api("GET", "/transfers?status=in_transit")]);
+      S.arrivals = ships.concat(trs.filter((x) => S.me && x.to === S.me.store));
+      render();
+    } catch (e) { flash("error", errorText(e)); }
+  }
+  function openArrival(id) {
+    const a = (S.arrivals || []).find((x) => x.id.toLowerCase() === id.toLowerCase());
+    if (!a) return false;
+    S.rcv = { m: a, n: {}, bad: {} };
+    render();
+    return true;
+  }
+  async function receiveScan(code) {
+    const id = code.replace(/^TR1:/i, "");
+    if (!S.arrivals) await loadArrivals();
+    if (openArrival(id)) { beep(true); return; }
+    if (!S.rcv) { beep(false); flash("error", t("receive.unknown", { id })); return; }
+    let sku = code;
+    if (!S.rcv.m.lines.some((l) => l.sku === code)) {
+      try { sku = (await api("GET", "/stock/" + encodeURIComponent(code))).sku; } catch (e) { sku = null; }
+    }
+    if (!sku || !S.rcv.m.lines.some((l) => l.sku === sku)) { beep(false); flash("error", t("receive.not_in", { code })); return; }
+    S.rcv.n[sku] = (S.rcv.n[sku] || 0) + 1;
+    beep(true); $("#flash").hidden = true; render();
+  }
+  async function confirmReceipt() {
+    const r = S.rcv;
+    const lines = r.m.lines.map((l) => ({ sku: l.sku, received: r.n[l.sku] || 0, damaged: Math.min(r.bad[l.sku] || 0, r.n[l.sku] || 0) }));
+    const path = (r.m.kind === "transfer" ? "/transfers/" : "/shipments/") + encodeURIComponent(r.m.id) + "/receive";
+    try {
+      const done = await api("POST", path, { lines });
+      S.rcv = null;
+      flash("ok", t("receive.done", { id: done.id, n: done.discrepancies }));
+      loadArrivals();
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
+  function renderReceive() {
+    const r = S.rcv;
+    if (!r) {
+      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + " · " + a.lines.reduce((n, l) => n + l.qty, 0) + " " + esc(t("receive.units")) + "</button>").join("");
+      return '<div class="screen-head"><h1>' + esc(t("receive.title")) + '</h1></div><div class="card"><p class="muted">' + esc(t("receive.help")) + "</p>" + (rows || "<p>" + esc(t("receive.none")) + "</p>") + "</div>";
+    }
+    const lines = r.m.lines.map((l) => {
+      const n = r.n[l.sku] || 0, bad = r.bad[l.sku] || 0;
+      return '<tr class="rcv-line" data-line="' + esc(l.sku) + '"><td>' + esc(l.sku) + '</td><td class="num">' + l.qty + '</td><td class="num rcv-count">' + n + '</td><td class="num">' + bad + ' <button class="btn btn-ghost" data-damaged="' + esc(l.sku) + '">' + esc(t("receive.damaged")) + "</button></td></tr>";
+    }).join("");
+    return '<div class="screen-head"><h1>' + esc(t("receive.title")) + " · " + esc(r.m.id) + '</h1></div><div class="card"><table class="cart"><thead><tr><th>SKU</th><th class="num">' + esc(t("receive.sent")) + '</th><th class="num">' + esc(t("receive.counted")) + '</th><th class="num">' + esc(t("receive.damaged")) + "</th></tr></thead><tbody>" + lines + '</tbody></table><button id="receive-confirm" class="btn btn-primary btn-xl">' + esc(t("receive.confirm")) + "</button></div>";
+  }
+
   // ---------- render ----------
   function render() {
     const m = main();
     if (!m) return;
-    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, stock: renderStock, status: renderStatus }[S.screen]();
+    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, stock: renderStock, receive: renderReceive, status: renderStatus }[S.screen]();
     m.innerHTML = html;
     m.className = "screen-" + S.screen;
     const cf = $("#count-form");
@@ -591,6 +647,9 @@
     }
     if (el.dataset.go) { go(el.dataset.go); return; }
     if (el.id === "ready-btn") { markReady(); return; }
+    if (el.dataset.arrival) { openArrival(el.dataset.arrival); return; }
+    if (el.dataset.damaged && S.rcv) { const k = el.dataset.damaged; S.rcv.bad[k] = Math.min((S.rcv.bad[k] || 0) + 1, S.rcv.n[k] || 0); render(); return; }
+    if (el.id === "receive-confirm") { confirmReceipt(); return; }
     if (el.id === "handover-btn") { doHandover(); return; }
     if (el.dataset.action === "next-customer") { S.counter = null; render(); focusScan(); return; }
     if (el.dataset.customer) { openCustomer(el.dataset.customer); return; }

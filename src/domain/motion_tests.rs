@@ -1,0 +1,416 @@
+//! Shipments and transfers through real `Replica`s: HQ and two stores, links that come and go.
+//!
+//! The property: whatever the schedule and partitions, once everyone has exchanged everything
+//! the replicas agree, no available stock is negative, and units are conserved:
+//! `initial + good units received from shipments = sum of available + in transit + lost +
+//! damaged in transfers` per sku (dispatch + receipt never creates or loses units).
+
+use super::error::DomainError;
+use super::ids::*;
+use super::motion::{in_transit, MotionKind};
+use super::op::*;
+use super::replica::Replica;
+use proptest::prelude::*;
+
+const SKU: &str = "SKU-A";
+const STORES: [&str; 2] = ["madrid-centro", "sevilla-nervion"];
+const INITIAL: u32 = 10;
+
+fn sku() -> Sku {
+    Sku::parse(SKU).unwrap()
+}
+fn store(i: usize) -> StoreId {
+    StoreId::parse(STORES[i % 2]).unwrap()
+}
+fn mid(s: &str) -> MotionId {
+    MotionId::parse(s).unwrap()
+}
+
+/// The three replicas plus every op each has seen, in the order it saw them.
+struct Chain {
+    replicas: Vec<Replica>,
+    logs: Vec<Vec<Op>>,
+    now: u64,
+}
+
+impl Chain {
+    /// HQ (0), madrid (1), sevilla (2); the catalog everywhere; `INITIAL` units at each store.
+    fn new() -> Chain {
+        let mut c = Chain {
+            replicas: vec![
+                Replica::new(ActorId::hq()),
+                Replica::new(store(0).actor()),
+                Replica::new(store(1).actor()),
+            ],
+            logs: vec![Vec::new(), Vec::new(), Vec::new()],
+            now: 1,
+        };
+        c.act(
+            0,
+            Payload::CatalogPut {
+                sku: sku(),
+                ean: Ean13::parse("4006381333931").unwrap(),
+                name: "Aceite".into(),
+                price_cents: 500,
+                vat_bp: 1000,
+            },
+        )
+        .unwrap();
+        c.sync(0, 1);
+        c.sync(0, 2);
+        for i in 1..=2 {
+            c.act(
+                i,
+                Payload::StockReceive {
+                    store: store(i - 1),
+                    sku: sku(),
+                    qty: INITIAL,
+                    reason: ReceiveReason::Delivery,
+                },
+            )
+            .unwrap();
+        }
+        c
+    }
+
+    fn act(&mut self, who: usize, payload: Payload) -> Result<(), DomainError> {
+        self.now += 1;
+        let (op, _) = self.replicas[who].prepare(self.now, payload)?;
+        self.logs[who].push(op);
+        Ok(())
+    }
+
+    /// Everything `from` has seen reaches `to` (HQ relays between stores).
+    fn sync(&mut self, from: usize, to: usize) {
+        for op in self.logs[from].clone() {
+            if let Ok(super::replica::Applied::New(_)) = self.replicas[to].apply(&op) {
+                self.logs[to].push(op);
+            }
+        }
+    }
+
+    fn sync_all(&mut self) {
+        for _ in 0..2 {
+            for s in 1..=2 {
+                self.sync(s, 0);
+                self.sync(0, s);
+            }
+        }
+    }
+}
+
+fn line(qty: u32) -> Vec<OrderLine> {
+    vec![OrderLine { sku: sku(), qty }]
+}
+
+fn receipt(received: u32, damaged: u32) -> Vec<ReceiptLine> {
+    vec![ReceiptLine {
+        sku: sku(),
+        received,
+        damaged,
+    }]
+}
+
+/// One step: who acts (0-2), what (0-4), and a small number.
+fn steps() -> impl Strategy<Value = Vec<(usize, u8, u32)>> {
+    prop::collection::vec((0usize..3, 0u8..5, 0u32..8), 1..40)
+}
+
+fn run(schedule: &[(usize, u8, u32)]) -> Chain {
+    let mut c = Chain::new();
+    for (i, &(who, what, n)) in schedule.iter().enumerate() {
+        let id = format!("M-{i}");
+        match (what, who) {
+            (0, s @ 1..=2) => {
+                let _ = c.act(
+                    s,
+                    Payload::TransferDispatch {
+                        transfer: mid(&id),
+                        store: store(s - 1),
+                        to: store(s),
+                        lines: line(n.max(1)),
+                    },
+                );
+            }
+            (1, s @ 1..=2) => {
+                let here = store(s - 1);
+                let open: Vec<(MotionKind, MotionId, Option<StoreId>, u32)> = c.replicas[s]
+                    .state()
+                    .shipments
+                    .values()
+                    .chain(c.replicas[s].state().transfers.values())
+                    .filter(|m| m.received.is_none())
+                    .filter_map(|m| m.sent.as_ref().map(|x| (m, x)))
+                    .filter(|(_, x)| x.to == here)
+                    .map(|(m, x)| (m.kind, m.id.clone(), x.from.clone(), x.lines[0].qty))
+                    .collect();
+                if let Some((kind, id, from, sent)) = open.first().cloned() {
+                    let over = n == 7;
+                    let received = if over {
+                        sent + 1
+                    } else {
+                        sent.saturating_sub(n % 3)
+                    };
+                    let damaged = (n % 2).min(received);
+                    let payload = match (kind, from) {
+                        (MotionKind::Transfer, Some(from)) => Payload::TransferReceive {
+                            transfer: id,
+                            store: here,
+                            from,
+                            lines: receipt(received, damaged),
+                            over_delivery: over,
+                        },
+                        _ => Payload::ShipmentReceive {
+                            shipment: id,
+                            store: here,
+                            lines: receipt(received, damaged),
+                            over_delivery: over,
+                        },
+                    };
+                    c.act(s, payload)
+                        .expect("a receipt of a visible movement is valid");
+                }
+            }
+            (2, _) => c
+                .act(
+                    0,
+                    Payload::ShipmentNotice {
+                        shipment: mid(&id),
+                        store: store(who),
+                        reference: "ASN".into(),
+                        lines: line(n.max(1)),
+                    },
+                )
+                .expect("a notice is valid"),
+            (3, s @ 1..=2) => c.sync(s, 0),
+            (_, s) => c.sync(0, s.max(1)),
+        }
+        for r in &c.replicas {
+            for s in 0..2 {
+                assert!(r.state().available(&store(s), &sku()) >= 0);
+            }
+        }
+    }
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn dispatch_and_receipt_never_create_or_lose_units_under_partitions(schedule in steps()) {
+        let mut c = run(&schedule);
+        c.sync_all();
+        let digest = c.replicas[0].digest();
+        for r in &c.replicas {
+            prop_assert_eq!(r.digest(), digest);
+            prop_assert_eq!(&r.state().transfers, &c.replicas[0].state().transfers);
+            prop_assert_eq!(&r.state().shipments, &c.replicas[0].state().shipments);
+        }
+        let st = c.replicas[0].state();
+        let shipped_good: i64 = st
+            .shipments
+            .values()
+            .flat_map(|m| m.balance())
+            .map(|b| i64::from(b.received) - i64::from(b.damaged))
+            .sum();
+        let mut in_motion = 0i64;
+        for b in st.transfers.values().flat_map(|m| m.balance()) {
+            prop_assert_eq!(
+                i64::from(b.received) + i64::from(b.in_transit) + b.lost,
+                i64::from(b.sent)
+            );
+            in_motion += i64::from(b.in_transit) + b.lost + i64::from(b.damaged);
+        }
+        let available: i64 = (0..2).map(|s| st.available(&store(s), &sku())).sum();
+        prop_assert_eq!(
+            i64::from(INITIAL) * 2 + shipped_good,
+            available + in_motion,
+            "schedule {:?}", schedule
+        );
+    }
+}
+
+#[test]
+fn a_transfer_leaves_the_senders_rights_at_dispatch_and_shows_in_transit() {
+    let mut c = Chain::new();
+    c.act(
+        1,
+        Payload::TransferDispatch {
+            transfer: mid("T-1"),
+            store: store(0),
+            to: store(1),
+            lines: line(4),
+        },
+    )
+    .unwrap();
+    let madrid = c.replicas[1].state();
+    assert_eq!(madrid.available(&store(0), &sku()), 6);
+    assert_eq!(in_transit(madrid, &store(1), &sku()), 4);
+    c.sync(1, 0);
+    assert_eq!(in_transit(c.replicas[0].state(), &store(1), &sku()), 4);
+    c.sync(0, 2);
+    c.act(
+        2,
+        Payload::TransferReceive {
+            transfer: mid("T-1"),
+            store: store(1),
+            from: store(0),
+            lines: receipt(3, 0),
+            over_delivery: false,
+        },
+    )
+    .unwrap();
+    let sevilla = c.replicas[2].state();
+    assert_eq!(sevilla.available(&store(1), &sku()), 13);
+    assert_eq!(in_transit(sevilla, &store(1), &sku()), 0);
+    let short = sevilla.transfers[&mid("T-1")].discrepancies();
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].lost, 1);
+}
+
+#[test]
+fn bad_transfers_and_receipts_are_refused_with_nothing_changed() {
+    let mut c = Chain::new();
+    let before = c.replicas[1].digest();
+    let to_itself = c.act(
+        1,
+        Payload::TransferDispatch {
+            transfer: mid("T-1"),
+            store: store(0),
+            to: store(0),
+            lines: line(1),
+        },
+    );
+    assert_eq!(to_itself, Err(DomainError::SameStore(store(0))));
+    let zero = c.act(
+        1,
+        Payload::TransferDispatch {
+            transfer: mid("T-1"),
+            store: store(0),
+            to: store(1),
+            lines: line(0),
+        },
+    );
+    assert!(
+        matches!(zero, Err(DomainError::InvalidQty { .. })),
+        "{zero:?}"
+    );
+    let too_many = c.act(
+        1,
+        Payload::TransferDispatch {
+            transfer: mid("T-1"),
+            store: store(0),
+            to: store(1),
+            lines: line(INITIAL + 1),
+        },
+    );
+    assert!(matches!(
+        too_many,
+        Err(DomainError::InsufficientStock { .. })
+    ));
+    assert_eq!(c.replicas[1].digest(), before, "nothing changed");
+
+    c.act(
+        1,
+        Payload::TransferDispatch {
+            transfer: mid("T-1"),
+            store: store(0),
+            to: store(1),
+            lines: line(2),
+        },
+    )
+    .unwrap();
+    c.sync(1, 0);
+    c.sync(0, 2);
+    let over = c.act(
+        2,
+        Payload::TransferReceive {
+            transfer: mid("T-1"),
+            store: store(1),
+            from: store(0),
+            lines: receipt(3, 0),
+            over_delivery: false,
+        },
+    );
+    assert!(matches!(
+        over,
+        Err(DomainError::OverDelivery { sent: 2, .. })
+    ));
+    let wrong = c.act(
+        1,
+        Payload::TransferReceive {
+            transfer: mid("T-1"),
+            store: store(0),
+            from: store(0),
+            lines: receipt(2, 0),
+            over_delivery: false,
+        },
+    );
+    assert!(matches!(wrong, Err(DomainError::WrongStore { .. })));
+    let ok = Payload::TransferReceive {
+        transfer: mid("T-1"),
+        store: store(1),
+        from: store(0),
+        lines: receipt(3, 1),
+        over_delivery: true,
+    };
+    c.act(2, ok.clone()).unwrap();
+    assert!(matches!(
+        c.act(2, ok),
+        Err(DomainError::AlreadyReceived { .. })
+    ));
+    assert_eq!(c.replicas[2].state().available(&store(1), &sku()), 12);
+}
+
+#[test]
+fn a_shipment_is_received_once_by_its_store_only() {
+    let mut c = Chain::new();
+    c.act(
+        0,
+        Payload::ShipmentNotice {
+            shipment: mid("S-1"),
+            store: store(0),
+            reference: "ASN-77".into(),
+            lines: line(5),
+        },
+    )
+    .unwrap();
+    c.sync_all();
+    let at_sevilla = c.act(
+        2,
+        Payload::ShipmentReceive {
+            shipment: mid("S-1"),
+            store: store(1),
+            lines: receipt(5, 0),
+            over_delivery: false,
+        },
+    );
+    assert!(matches!(at_sevilla, Err(DomainError::WrongStore { .. })));
+    let unknown = c.act(
+        1,
+        Payload::ShipmentReceive {
+            shipment: mid("S-9"),
+            store: store(0),
+            lines: receipt(5, 0),
+            over_delivery: false,
+        },
+    );
+    assert!(matches!(unknown, Err(DomainError::UnknownMovement { .. })));
+    let good = Payload::ShipmentReceive {
+        shipment: mid("S-1"),
+        store: store(0),
+        lines: receipt(5, 2),
+        over_delivery: false,
+    };
+    c.act(1, good.clone()).unwrap();
+    assert_eq!(c.replicas[1].state().available(&store(0), &sku()), 13);
+    assert!(matches!(
+        c.act(1, good),
+        Err(DomainError::AlreadyReceived { .. })
+    ));
+    c.sync_all();
+    let at_hq = &c.replicas[0].state().shipments[&mid("S-1")];
+    assert_eq!(at_hq.status(), "received");
+    assert_eq!(at_hq.balance()[0].damaged, 2);
+}

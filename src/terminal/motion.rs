@@ -1,0 +1,360 @@
+//! Receiving deliveries and transfers at the store (DESIGN.md section 19): the shipments HQ
+//! announced, transfers to other stores (manager; a transfer note with a QR is printed), and
+//! receipts by scan or list.
+//!
+//! Handlers only parse, check the store is the right one and build payloads; the domain
+//! refuses receiving twice, over-deliveries nobody declared and transfers beyond the store's
+//! rights, with nothing changed.
+
+use super::auth::Session;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::print::PrintJob;
+use super::stock::resolve;
+use super::TerminalState;
+use crate::domain::motion::{MotionKind, Movement};
+use crate::domain::op::{OrderLine, ReceiptLine};
+use crate::domain::{MotionId, Payload, StoreId};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Prefix of the QR printed on a transfer note: `TR1:<transfer-id>`.
+pub const TRANSFER_QR_PREFIX: &str = "TR1:";
+
+/// One movement as the API shows it: shipments name `store`, transfers `from` and `to`.
+pub(crate) fn movement_json(m: &Movement) -> Value {
+    let lines: Vec<Value> = m
+        .balance()
+        .iter()
+        .map(|b| {
+            json!({"sku": b.sku.as_str(), "qty": b.sent, "received": b.received,
+                   "damaged": b.damaged, "in_transit": b.in_transit, "short": b.lost})
+        })
+        .collect();
+    let sent = m.sent.as_ref();
+    let mut out = json!({
+        "id": m.id.as_str(),
+        "kind": m.kind.as_str(),
+        "status": m.status(),
+        "lines": lines,
+        "discrepancies": m.discrepancies().len(),
+        "sent_at": sent.map(|s| s.at.wall_ms()),
+        "received_at": m.received.as_ref().map(|r| r.at.wall_ms()),
+    });
+    if let Value::Object(o) = &mut out {
+        let to = m.to().map(|s| s.as_str());
+        match m.kind {
+            MotionKind::Shipment => {
+                o.insert("store".into(), json!(to));
+                o.insert(
+                    "reference".into(),
+                    json!(sent.map(|s| s.reference.as_str())),
+                );
+            }
+            MotionKind::Transfer => {
+                let from = sent.and_then(|s| s.from.as_ref()).map(|s| s.as_str());
+                o.insert("from".into(), json!(from));
+                o.insert("to".into(), json!(to));
+                o.insert("qr".into(), json!(format!("{TRANSFER_QR_PREFIX}{}", m.id)));
+            }
+        }
+    }
+    out
+}
+
+fn parse_id(kind: MotionKind, id: &str) -> Result<MotionId, ApiError> {
+    let id = id.strip_prefix(TRANSFER_QR_PREFIX).unwrap_or(id);
+    MotionId::parse(id).map_err(|_| unknown(kind, id))
+}
+
+fn unknown(kind: MotionKind, id: &str) -> ApiError {
+    let code = match kind {
+        MotionKind::Shipment => "unknown_shipment",
+        MotionKind::Transfer => "unknown_transfer",
+    };
+    ApiError::not_found(code, format!("no {} {id} here", kind.as_str()))
+}
+
+/// The movement if this store is its sender or receiver.
+fn find(state: &TerminalState, kind: MotionKind, id: &MotionId) -> Result<Movement, ApiError> {
+    let here = state.store();
+    state
+        .read(|r| {
+            let s = r.state();
+            let map = match kind {
+                MotionKind::Shipment => &s.shipments,
+                MotionKind::Transfer => &s.transfers,
+            };
+            map.get(id).cloned()
+        })
+        .filter(|m| {
+            m.to() == Some(here)
+                || m.sent
+                    .as_ref()
+                    .is_some_and(|s| s.from.as_ref() == Some(here))
+        })
+        .ok_or_else(|| unknown(kind, id.as_str()))
+}
+
+fn list(state: &TerminalState, kind: MotionKind, status: Option<&String>) -> Vec<Value> {
+    let here = state.store();
+    state.read(|r| {
+        let s = r.state();
+        let map = match kind {
+            MotionKind::Shipment => &s.shipments,
+            MotionKind::Transfer => &s.transfers,
+        };
+        let mut rows: Vec<&Movement> = map
+            .values()
+            .filter(|m| m.sent.is_some())
+            .filter(|m| {
+                m.to() == Some(here)
+                    || m.sent
+                        .as_ref()
+                        .is_some_and(|s| s.from.as_ref() == Some(here))
+            })
+            .filter(|m| status.is_none_or(|st| m.status() == st))
+            .collect();
+        rows.sort_by_key(|m| std::cmp::Reverse(m.sent.as_ref().map(|s| s.at)));
+        rows.into_iter().map(movement_json).collect()
+    })
+}
+
+/// `GET /api/v1/shipments[?status=expected]`: shipments to this store, newest first.
+pub async fn list_shipments(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    Json(Value::Array(list(
+        &state,
+        MotionKind::Shipment,
+        q.get("status"),
+    )))
+}
+
+/// `GET /api/v1/shipments/{id}`.
+pub async fn show_shipment(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(MotionKind::Shipment, &id)?;
+    Ok(Json(movement_json(&find(
+        &state,
+        MotionKind::Shipment,
+        &id,
+    )?)))
+}
+
+/// `GET /api/v1/transfers[?status=in_transit]`: both directions, newest first.
+pub async fn list_transfers(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    Json(Value::Array(list(
+        &state,
+        MotionKind::Transfer,
+        q.get("status"),
+    )))
+}
+
+/// `GET /api/v1/transfers/{id}` (the id or the note's QR text).
+pub async fn show_transfer(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(MotionKind::Transfer, &id)?;
+    Ok(Json(movement_json(&find(
+        &state,
+        MotionKind::Transfer,
+        &id,
+    )?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveLineBody {
+    /// A sku or a scanned barcode.
+    sku: String,
+    received: i64,
+    #[serde(default)]
+    damaged: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveBody {
+    lines: Vec<ReceiveLineBody>,
+    /// Accept more units than were sent (or a sku not sent).
+    #[serde(default)]
+    over_delivery: bool,
+}
+
+fn count(value: i64, field: &'static str) -> Result<u32, ApiError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|n| *n <= crate::domain::validate::QTY_MAX)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_qty",
+                format!("{field} must be a whole number from 0 to 100000, got {value}"),
+            )
+            .with("field", field)
+        })
+}
+
+fn receipt_lines(state: &TerminalState, body: &ReceiveBody) -> Result<Vec<ReceiptLine>, ApiError> {
+    body.lines
+        .iter()
+        .map(|l| {
+            Ok(ReceiptLine {
+                sku: resolve(state, &l.sku)?.sku,
+                received: count(l.received, "received")?,
+                damaged: count(l.damaged, "damaged")?,
+            })
+        })
+        .collect()
+}
+
+/// `POST /api/v1/shipments/{id}/receive` `{"lines": [{"sku", "received", "damaged"?}],
+/// "over_delivery"?}`: lines left out were not received at all.
+pub async fn receive_shipment(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReceiveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(MotionKind::Shipment, &id)?;
+    let lines = receipt_lines(&state, &body)?;
+    let payload = Payload::ShipmentReceive {
+        shipment: id.clone(),
+        store: state.store().clone(),
+        lines,
+        over_delivery: body.over_delivery,
+    };
+    let _guard = state.order_steps().lock().await;
+    state.node().submit(vec![payload]).await?;
+    Ok(Json(movement_json(&find(
+        &state,
+        MotionKind::Shipment,
+        &id,
+    )?)))
+}
+
+/// `POST /api/v1/transfers/{id}/receive` (the receiving store) `{"lines": [{"sku",
+/// "received", "damaged"?}], "over_delivery"?}`.
+pub async fn receive_transfer(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReceiveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(MotionKind::Transfer, &id)?;
+    let from = find(&state, MotionKind::Transfer, &id)?
+        .sent
+        .and_then(|s| s.from)
+        .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
+    let lines = receipt_lines(&state, &body)?;
+    let payload = Payload::TransferReceive {
+        transfer: id.clone(),
+        store: state.store().clone(),
+        from,
+        lines,
+        over_delivery: body.over_delivery,
+    };
+    let _guard = state.order_steps().lock().await;
+    state.node().submit(vec![payload]).await?;
+    Ok(Json(movement_json(&find(
+        &state,
+        MotionKind::Transfer,
+        &id,
+    )?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLineBody {
+    sku: String,
+    qty: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    to: String,
+    lines: Vec<TransferLineBody>,
+}
+
+/// `POST /api/v1/transfers` (manager) `{"to", "lines": [{"sku", "qty"}]}`: the units leave
+/// this store's rights now; a transfer note with the QR is printed in the same commit.
+pub async fn create_transfer(
+    State(state): State<TerminalState>,
+    session: Session,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    session.require_manager("sending a transfer")?;
+    let here = state.store().clone();
+    let to = StoreId::parse(&body.to)
+        .ok()
+        .filter(|s| state.config().transfer_to.contains(s) || *s == here)
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_store", format!("unknown store {:?}", body.to))
+                .with("store", body.to.as_str())
+        })?;
+    let mut lines = Vec::with_capacity(body.lines.len());
+    for l in &body.lines {
+        let qty = u32::try_from(l.qty)
+            .ok()
+            .filter(|n| (1..=crate::domain::validate::QTY_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_qty",
+                    format!("qty must be a whole number from 1 to 100000, got {}", l.qty),
+                )
+                .with("field", "qty")
+            })?;
+        lines.push(OrderLine {
+            sku: resolve(&state, &l.sku)?.sku,
+            qty,
+        });
+    }
+    let id = new_motion_id("T");
+    let note = PrintJob::TransferNote {
+        transfer: id.to_string(),
+        from: here.to_string(),
+        to: to.to_string(),
+        staff: session.staff.clone(),
+        lines: lines.iter().map(|l| (l.sku.to_string(), l.qty)).collect(),
+        qr: format!("{TRANSFER_QR_PREFIX}{id}"),
+    };
+    let payload = Payload::TransferDispatch {
+        transfer: id.clone(),
+        store: here,
+        to,
+        lines,
+    };
+    let _guard = state.order_steps().lock().await;
+    state.submit_printing(vec![payload], vec![note]).await?;
+    let m = find(&state, MotionKind::Transfer, &id)?;
+    Ok((StatusCode::CREATED, Json(movement_json(&m))))
+}
+
+/// `<prefix>-` and ten random characters of an unambiguous alphabet: unique without asking
+/// anyone (HQ names shipments `S-...`, stores name transfers `T-...`).
+pub fn new_motion_id(prefix: &str) -> MotionId {
+    use rand::Rng;
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..10)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..32)]))
+        .collect();
+    MotionId::parse(&format!("{prefix}-{tail}"))
+        .expect("a short prefix and the alphabet form a valid id")
+}
