@@ -16,11 +16,11 @@ use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
 use storenode::domain::op::{
-    Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiveReason, SaleLine,
-    Tender,
+    Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
+    ReceiveReason, SaleLine, Tender,
 };
 use storenode::domain::{
-    ActorId, CustomerId, Ean13, Hlc, Op, OpId, OrderId, Payload, SaleId, Sku, StoreId,
+    ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, SaleId, Sku, StoreId,
 };
 use storenode::store::encode_op;
 use storenode::sync::lookup::{LookupReply, SignedLookup};
@@ -34,6 +34,9 @@ fn sku() -> Sku {
 }
 fn customer() -> CustomerId {
     CustomerId::parse("c-1").unwrap()
+}
+fn motion(id: &str) -> MotionId {
+    MotionId::parse(id).unwrap()
 }
 fn order() -> OrderId {
     OrderId::parse("o-1").unwrap()
@@ -61,6 +64,10 @@ fn payload_index(p: &Payload) -> usize {
         Payload::CustomerErase { .. } => 16,
         Payload::CustomerFollow { .. } => 17,
         Payload::Invoice { .. } => 18,
+        Payload::ShipmentNotice { .. } => 19,
+        Payload::ShipmentReceive { .. } => 20,
+        Payload::TransferDispatch { .. } => 21,
+        Payload::TransferReceive { .. } => 22,
     }
 }
 
@@ -264,6 +271,51 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 }),
             },
             "12066d6164726964010009423132333435363734065469656e6461025431010a30312d31322d323032360329f10101b410c7012900010454312d300a33302d31312d3230323603732d3119323032362d31322d30315431303a30303a30302b30313a303000024142",
+        ),
+        (
+            Payload::ShipmentNotice {
+                shipment: motion("sh-1"),
+                store: store(),
+                reference: "ASN-7".into(),
+                lines: vec![OrderLine { sku: sku(), qty: 4 }],
+            },
+            "130473682d31066d61647269640541534e2d370105534b552d3104",
+        ),
+        (
+            Payload::ShipmentReceive {
+                shipment: motion("sh-1"),
+                store: store(),
+                lines: vec![ReceiptLine {
+                    sku: sku(),
+                    received: 4,
+                    damaged: 1,
+                }],
+                over_delivery: false,
+            },
+            "140473682d31066d61647269640105534b552d31040100",
+        ),
+        (
+            Payload::TransferDispatch {
+                transfer: motion("tr-1"),
+                store: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+                lines: vec![OrderLine { sku: sku(), qty: 2 }],
+            },
+            "150474722d31066d616472696407736576696c6c610105534b552d3102",
+        ),
+        (
+            Payload::TransferReceive {
+                transfer: motion("tr-1"),
+                store: StoreId::parse("sevilla").unwrap(),
+                from: store(),
+                lines: vec![ReceiptLine {
+                    sku: sku(),
+                    received: 1,
+                    damaged: 0,
+                }],
+                over_delivery: true,
+            },
+            "160474722d3107736576696c6c61066d61647269640105534b552d31010001",
         ),
     ]
 }
