@@ -4,6 +4,12 @@
 //! invoice: its QR is decoded from the printer emulator's PNG and HQ journals it.
 
 use serde_json::{json, Value};
+
+/// The benchmarks' terminal client (login, live events), shared as a source file: the
+/// benchmarks are not in a default build of the library.
+#[path = "../src/bench/terminal_client.rs"]
+#[allow(dead_code)] // only part of the client is used here
+mod terminal_client;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -114,7 +120,7 @@ impl Api {
 
 /// madrid-centro's TCP scanner source (from the demo's config) reaches a logged-in page.
 async fn a_network_scanner_line_shows_parsed_on_the_terminal_page(base: u16) {
-    use storenode::bench::terminal_client::TerminalClient;
+    use terminal_client::TerminalClient;
     use tokio::io::AsyncWriteExt;
     let page = TerminalClient::login(&format!("http://127.0.0.1:{}", base + 1), "1001", "1234")
         .await
@@ -226,6 +232,43 @@ async fn a_till_sale_is_an_invoice_printed_with_its_qr_and_journaled_at_hq(api: 
     );
 }
 
+/// The demo's log has no ERROR line, and madrid-centro took HQ's down-batches (signed) and
+/// refused none of them.
+async fn a_clean_start_logs_no_error_and_runs_signed_both_ways(api: &Api, dir: &Path) {
+    let mut log = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            log.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    assert!(log.contains("down-batches are signed"), "{log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+    let metrics = api
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", api.base + 1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        counter("storenode_sync_batches_received_total") >= 1,
+        "{metrics}"
+    );
+    for reason in ["down_unsigned", "down_bad_signature"] {
+        let series = format!("storenode_sync_batches_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(counter(&series), 0, "{metrics}");
+    }
+}
+
 async fn store_orders(api: &Api) -> u64 {
     api.get(1, "/healthz")
         .await
@@ -254,6 +297,7 @@ async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_rest
     api.wait_healthy(&mut child, dir.path()).await;
     api.eventually(20, "first convergence", async |a| converged(a).await)
         .await;
+    a_clean_start_logs_no_error_and_runs_signed_both_ways(&api, dir.path()).await;
     let before = store_orders(&api).await;
     assert!(before >= 1, "the demo starts with pickup orders");
     a_network_scanner_line_shows_parsed_on_the_terminal_page(base).await;

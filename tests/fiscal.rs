@@ -459,17 +459,29 @@ async fn hq_checks_each_stores_chain_as_records_arrive() {
     });
     assert!(intact);
     assert_eq!(last, "NORTE-3");
-    // HQ's copy verifies too, with the same command.
-    let hq_rows = chain
-        .hq
-        .query(|c| {
-            c.query_row("SELECT count(*) FROM fiscal_records", [], |r| {
-                r.get::<_, i64>(0)
+    // HQ's copy verifies too, with the same command. The replica in memory is updated inside
+    // the writer's transaction, a moment before its commit: wait for the rows, do not race them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hq_rows = chain
+            .hq
+            .query(|c| {
+                c.query_row("SELECT count(*) FROM fiscal_records", [], |r| {
+                    r.get::<_, i64>(0)
+                })
             })
-        })
-        .await
-        .unwrap();
-    assert_eq!(hq_rows, 3);
+            .await
+            .unwrap();
+        if hq_rows == 3 {
+            break;
+        }
+        assert!(hq_rows < 3, "{hq_rows} records at HQ");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{hq_rows} of 3 records committed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     chain.close().await;
 }
 
