@@ -234,6 +234,15 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// A person resolved an item of the conflict inbox (`domain::conflict`) of `store`:
+    /// the action taken, why, and who (staff or HQ account). Last writer wins per item.
+    ConflictResolve {
+        store: StoreId,
+        conflict: String,
+        action: String,
+        note: String,
+        by: String,
+    },
 }
 
 impl Payload {
@@ -251,7 +260,8 @@ impl Payload {
             | Payload::OrderPick { store, .. }
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
-            | Payload::CustomerFollow { store, .. } => Some(store),
+            | Payload::CustomerFollow { store, .. }
+            | Payload::ConflictResolve { store, .. } => Some(store),
             _ => None,
         }
     }
@@ -304,6 +314,7 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::ConflictResolve { .. } => "conflict_resolve",
         }
     }
 }

@@ -35,6 +35,11 @@ fn parse_sku(s: &str) -> Result<Sku, ApiError> {
     Sku::parse(s).map_err(|e| ApiError::invalid("sku", e.to_string()))
 }
 
+/// A store HQ serves, or `404 unknown_store`.
+pub(crate) fn known_store_id(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
+    known_store(state, s)
+}
+
 fn known_store(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
     match StoreId::parse(s) {
         Ok(store) if state.knows(&store) => Ok(store),

@@ -7,6 +7,7 @@
 
 mod api;
 mod body;
+pub mod conflicts;
 pub mod customers;
 mod dashboard;
 pub mod error;
@@ -212,6 +213,8 @@ pub fn app(state: HqState) -> Router {
         .route("/customers/{id}/erasure", get(customers::get_erasure))
         .route("/customers/{id}/contacts", post(customers::post_contact))
         .route("/carts/abandoned", get(customers::abandoned))
+        .route("/conflicts", get(conflicts::list))
+        .route("/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/demo/stores/{store}/link", post(api::demo_link))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -52,7 +52,9 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
-        Payload::CountRecorded { .. } | Payload::RightsReturnRequested { .. } => Ok(()),
+        Payload::CountRecorded { .. }
+        | Payload::RightsReturnRequested { .. }
+        | Payload::ConflictResolve { .. } => Ok(()),
     }
 }
 
