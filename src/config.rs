@@ -15,6 +15,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod fiscal;
+pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
 mod customers;
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
 
@@ -315,6 +317,9 @@ pub struct StoreConfig {
     pub staff: Vec<StaffConfig>,
     #[serde(default)]
     pub terminal: TerminalSecurityConfig,
+    /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
+    #[serde(default)]
+    pub fiscal: Option<FiscalConfig>,
 }
 
 impl StoreConfig {
@@ -369,6 +374,9 @@ impl StoreConfig {
             self.terminal.login_per_minute,
             errs,
         );
+        if let Some(fiscal) = &self.fiscal {
+            fiscal.check(errs);
+        }
     }
 }
 

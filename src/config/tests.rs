@@ -215,3 +215,100 @@ fn a_duplicated_or_overlong_qr_key_ring_is_refused() {
     let errs = Config::parse(&text).unwrap_err();
     assert!(errs.names("pickup.qr_keys"), "{errs}");
 }
+
+#[test]
+fn the_example_fiscal_section_is_valid_and_a_bad_nif_check_letter_is_refused_with_the_reason() {
+    let Config::Store(c) = Config::parse(&store_text()).unwrap() else {
+        panic!("not a store config")
+    };
+    let fiscal = c.fiscal.unwrap();
+    assert_eq!(fiscal.series, "MC");
+    assert_eq!(fiscal.tax_id().unwrap().as_str(), "89890001K");
+    let text = store_text().replace("nif = \"89890001K\"", "nif = \"89890001A\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("fiscal.nif"), "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("check character A, expected K in 89890001A"),
+        "{errs}"
+    );
+    let text = store_text().replace("nif = \"89890001K\"", "nif = \"B12345675\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.to_string().contains("expected 4"), "{errs}");
+}
+
+#[test]
+fn bad_fiscal_fields_are_each_named() {
+    let text = store_text()
+        .replace("series = \"MC\"", "series = \"M C\"")
+        .replace(
+            "timezone = \"Europe/Madrid\"",
+            "timezone = \"Europe/Atlantis\"",
+        )
+        .replace(
+            "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"",
+            "qr_base_url = \"ftp://x\"\n[fiscal.aeat]\nurl = \"https://aeat.example\"",
+        );
+    let errs = Config::parse(&text).unwrap_err();
+    for path in [
+        "fiscal.series",
+        "fiscal.timezone",
+        "fiscal.qr_base_url",
+        "fiscal.aeat.client_cert",
+    ] {
+        assert!(errs.names(path), "{path} not named in {errs}");
+    }
+}
+
+#[test]
+fn the_aeat_client_certificate_must_hold_a_certificate_and_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("client.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = store_text().replace(
+        "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"",
+        &format!(
+            "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"\n[fiscal.aeat]\nurl = \"https://aeat.example\"\nclient_cert = {:?}",
+            pem.display().to_string()
+        ),
+    );
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("fiscal.aeat.client_cert"), "{errs}");
+    assert!(errs.to_string().contains("no PEM private key"), "{errs}");
+}
+
+#[test]
+fn the_contact_policy_and_the_webhook_secret_are_checked_naming_their_keys() {
+    let c = HqConfig::load(&example("hq.example.toml")).unwrap();
+    let policy = c.contact_policy.policy();
+    assert_eq!(policy.max_per_week, 2);
+    assert!(policy.quiet_hours.is_some());
+    assert_eq!(c.webhook.abandoned_cart_hours, Some(24));
+
+    let text = hq_text()
+        .replace("quiet_hours = \"21:00-09:00\"", "quiet_hours = \"9pm-9am\"")
+        .replace("utc_offset = \"+01:00\"", "utc_offset = \"CET\"")
+        .replace("max_per_week = 2", "max_per_week = 1000")
+        .replace("abandoned_cart_hours = 24", "abandoned_cart_hours = 0");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("contact_policy.utc_offset"), "{errs}");
+    assert!(errs.names("contact_policy.max_per_week"), "{errs}");
+    assert!(errs.names("webhook.abandoned_cart_hours"), "{errs}");
+    let text = hq_text().replace("quiet_hours = \"21:00-09:00\"", "quiet_hours = \"9pm-9am\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("contact_policy.quiet_hours"), "{errs}");
+
+    let no_secret: String = hq_text()
+        .lines()
+        .filter(|l| !l.starts_with("secret ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let errs = Config::parse(&no_secret).unwrap_err();
+    assert!(errs.names("webhook.secret"), "a url needs a secret: {errs}");
+    let short = hq_text().replace("change-me-webhook-secret-0123456789", "short");
+    assert!(Config::parse(&short).unwrap_err().names("webhook.secret"));
+}

@@ -3,6 +3,7 @@
 //! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
 
+use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, Ean13, OrderId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
@@ -234,6 +235,12 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// The next record of the store's VERI*FACTU chain (DESIGN.md section 13): issued with
+    /// the sale or return it invoices, in the same transaction.
+    Invoice {
+        store: StoreId,
+        record: Box<InvoiceRecord>,
+    },
     /// A person resolved an item of the conflict inbox (`domain::conflict`) of `store`:
     /// the action taken, why, and who (staff or HQ account). Last writer wins per item.
     ConflictResolve {
@@ -261,6 +268,7 @@ impl Payload {
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
             | Payload::CustomerFollow { store, .. }
+            | Payload::Invoice { store, .. }
             | Payload::ConflictResolve { store, .. } => Some(store),
             _ => None,
         }
@@ -314,6 +322,7 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::Invoice { .. } => "invoice",
             Payload::ConflictResolve { .. } => "conflict_resolve",
         }
     }

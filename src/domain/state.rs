@@ -8,6 +8,7 @@ use super::cart::Cart;
 use super::catalog::{Catalog, Product};
 use super::conflict::Resolution;
 use super::customer::{Consent, Customer};
+use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
@@ -76,6 +77,8 @@ pub struct State {
     pub shortfall: BTreeMap<(StoreId, Sku), u64>,
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
+    /// Each store's VERI*FACTU chain head, checked as records arrive.
+    pub fiscal: BTreeMap<StoreId, FiscalChain>,
     /// Resolutions of conflict inbox items by id (last writer by `(hlc, actor)` wins).
     pub resolutions: BTreeMap<String, Resolution>,
     /// When each erased customer was first erased (earliest erase op).
@@ -463,6 +466,11 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
+            Payload::Invoice { store, record } => self
+                .fiscal
+                .entry(store.clone())
+                .or_default()
+                .merge((**record).clone()),
             Payload::ConflictResolve {
                 conflict,
                 action,

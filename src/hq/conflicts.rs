@@ -6,7 +6,7 @@
 //! sends it down to that store, so resolved at HQ is resolved at the store. The body may name
 //! who decided (`by`); the console passes its logged-in account.
 
-use super::api::known_store_id;
+use super::api::known_store;
 use super::body::{Fields, JsonBody};
 use super::error::ApiError;
 use super::HqState;
@@ -26,7 +26,7 @@ pub const API_RESOLVER: &str = "hq-api";
 /// Items matching the `store`, `kind` and `open` filters, oldest first.
 pub fn filtered(state: &HqState, q: &HashMap<String, String>) -> Result<Vec<Conflict>, ApiError> {
     let store = match q.get("store").filter(|s| !s.is_empty()) {
-        Some(s) => Some(known_store_id(state, s)?),
+        Some(s) => Some(known_store(state, s)?),
         None => None,
     };
     let kind = match q.get("kind").filter(|s| !s.is_empty()) {

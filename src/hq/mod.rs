@@ -11,6 +11,7 @@ pub mod conflicts;
 pub mod customers;
 mod dashboard;
 pub mod error;
+pub mod journal;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -213,6 +214,7 @@ pub fn app(state: HqState) -> Router {
         .route("/customers/{id}/erasure", get(customers::get_erasure))
         .route("/customers/{id}/contacts", post(customers::post_contact))
         .route("/carts/abandoned", get(customers::abandoned))
+        .route("/journal/{store}", get(journal::show))
         .route("/conflicts", get(conflicts::list))
         .route("/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/demo/stores/{store}/link", post(api::demo_link))

@@ -55,6 +55,7 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         Payload::CountRecorded { .. }
         | Payload::RightsReturnRequested { .. }
         | Payload::ConflictResolve { .. } => Ok(()),
+        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
     }
 }
 

@@ -18,6 +18,7 @@ mod pickups;
 pub mod print;
 mod profile;
 mod qr;
+mod sale_view;
 mod sales;
 mod session;
 pub mod spool;
@@ -58,6 +59,8 @@ pub struct TerminalConfig {
     pub pickup_keys: Vec<Vec<u8>>,
     /// `POST /api/v1/session` attempts per client IP (besides the per-staff PIN lockout).
     pub login_rate: RateLimit,
+    /// The store's invoice issuer (`[fiscal]`); `None`: sales issue no invoice.
+    pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -75,6 +78,7 @@ impl TerminalConfig {
             overdue_after_ms: 48 * 3_600_000,
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
+            fiscal: None,
         }
     }
 }
@@ -227,6 +231,40 @@ impl TerminalState {
     }
 }
 
+impl TerminalState {
+    /// Submit a change whose payloads are built in the writer (a sale with its invoice, see
+    /// `fiscal::with_invoice`), with the print jobs `jobs` makes from the committed invoice
+    /// record, in the same transaction.
+    pub(crate) async fn submit_invoiced(
+        &self,
+        build: crate::store::BuildPayloads,
+        jobs: impl FnOnce(Option<&crate::domain::fiscal::InvoiceRecord>) -> Vec<print::PrintJob>
+            + Send
+            + 'static,
+    ) -> Result<
+        (
+            crate::store::Submitted,
+            Option<crate::domain::fiscal::InvoiceRecord>,
+        ),
+        crate::store::SubmitError,
+    > {
+        let printer = self.0.printer.clone();
+        let (submitted, record) = self
+            .0
+            .node
+            .submit_built(build, move |tx, ops| {
+                let record = crate::fiscal::record_of(ops);
+                for job in jobs(record.as_ref()) {
+                    printer.stage(job)(tx)?;
+                }
+                Ok(record)
+            })
+            .await?;
+        self.0.printer.committed();
+        Ok((submitted, record))
+    }
+}
+
 /// The terminal's router: page, JSON API and events (DESIGN.md section 11).
 pub fn app(state: TerminalState) -> Router {
     let api = Router::new()
@@ -242,6 +280,7 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{code}", get(stock::lookup))
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
+        .route("/sales/{id}", get(sale_view::show))
         .route("/pickups", get(pickups::list))
         .route("/pickups/{id}", get(pickups::show))
         .route("/pickups/{id}/pick", post(pickups::pick))

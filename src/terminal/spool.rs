@@ -48,12 +48,16 @@ impl QueuePrintSink {
                 total_cents,
                 tender,
                 at_ms,
+                fiscal,
                 ..
             } => {
                 let receipt = escpos::Receipt {
                     store: self.header.clone(),
                     number: reference.clone(),
-                    issued_at: utc_minute(*at_ms),
+                    issued_at: match fiscal {
+                        Some(f) => f.issued_at.clone(),
+                        None => utc_minute(*at_ms),
+                    },
                     lines: lines
                         .iter()
                         .map(|l| escpos::ReceiptLine {
@@ -72,6 +76,14 @@ impl QueuePrintSink {
                     },
                     pickup: None,
                     footer: vec!["Gracias por su visita".to_string()],
+                    invoice: fiscal.as_ref().map(|f| escpos::InvoiceBlock {
+                        issuer_name: f.name.clone(),
+                        nif: f.nif.clone(),
+                        number: f.invoice.clone(),
+                        tipo: f.tipo.clone(),
+                        rectifies: f.rectifies.clone(),
+                        qr: f.qr.clone(),
+                    }),
                 };
                 ("receipt", receipt.to_escpos(COLUMNS_80MM))
             }
