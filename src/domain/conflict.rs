@@ -217,6 +217,18 @@ pub fn conflicts(state: &State, store: Option<&StoreId>) -> Vec<Conflict> {
     out
 }
 
+/// The op an action carries out besides recording the resolution: `cancel_order:<id>` on a
+/// shrinkage item cancels that order (its store then returns the units). Submit it after the
+/// `ConflictResolve`, since once cancelled the order is no longer offered.
+pub fn follow_up(store: &StoreId, action: &str) -> Option<super::op::Payload> {
+    let order = OrderId::parse(action.strip_prefix("cancel_order:")?).ok()?;
+    Some(super::op::Payload::OrderCancel {
+        order_id: order,
+        store: store.clone(),
+        kind: super::op::CancelKind::Cancelled,
+    })
+}
+
 /// The item with this id, if the state raises it.
 pub fn find(state: &State, id: &str) -> Option<Conflict> {
     conflicts(state, None).into_iter().find(|c| c.id == id)

@@ -76,16 +76,16 @@ pub async fn resolve_as(
             )
             .with("id", id)
         })?;
-    state
-        .node
-        .submit(vec![Payload::ConflictResolve {
-            store: item.store.clone(),
-            conflict: id.to_string(),
-            action: action.trim().to_string(),
-            note: note.trim().to_string(),
-            by: by.to_string(),
-        }])
-        .await?;
+    let action = action.trim();
+    let mut payloads = vec![Payload::ConflictResolve {
+        store: item.store.clone(),
+        conflict: id.to_string(),
+        action: action.to_string(),
+        note: note.trim().to_string(),
+        by: by.to_string(),
+    }];
+    payloads.extend(conflict::follow_up(&item.store, action));
+    state.node.submit(payloads).await?;
     state
         .node
         .read(|r| conflict::find(r.state(), id))
@@ -107,4 +107,109 @@ pub async fn resolve(
         .to_string();
     let item = resolve_as(&state, &id, &action, &note, &by).await?;
     Ok(Json(conflict_json(&item)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::count::plan_count;
+    use crate::domain::Sku;
+    use crate::hq::tests::{fixture, madrid, send, SKU};
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn hq_lists_a_stores_items_filtered_and_its_resolution_names_who_and_why() {
+        let mut f = fixture().await;
+        // Madrid holds 7 of its 10 units (3 lent to HQ): an empty shelf is 3 units short.
+        let count = plan_count(f.madrid.state(), &madrid(), &Sku::parse(SKU).unwrap(), 0);
+        f.store_does(count).await;
+        let s = &f.state;
+        let (status, items) = send(
+            s,
+            Method::GET,
+            "/api/v1/conflicts?store=madrid-centro",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{items}");
+        assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+        assert_eq!(items[0]["kind"], "shrinkage");
+        assert_eq!(items[0]["store"], "madrid-centro");
+        let id = items[0]["id"].as_str().unwrap().to_string();
+        for (uri, code, error) in [
+            (
+                "/api/v1/conflicts?store=atlantis",
+                StatusCode::NOT_FOUND,
+                "unknown_store",
+            ),
+            (
+                "/api/v1/conflicts?kind=gremlins",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_kind",
+            ),
+        ] {
+            let (status, body) = send(s, Method::GET, uri, None, &[]).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (code, Some(error)),
+                "{uri}"
+            );
+        }
+        let (_, none) = send(
+            s,
+            Method::GET,
+            "/api/v1/conflicts?kind=stale_price",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(none, json!([]));
+        let (_, other) = send(
+            s,
+            Method::GET,
+            "/api/v1/conflicts?store=sevilla-nervion",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(other, json!([]));
+
+        let uri = format!("/api/v1/conflicts/{id}/resolve");
+        let (status, body) =
+            send(s, Method::POST, &uri, Some(json!({"action": "shrug"})), &[]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_action"))
+        );
+        let (status, body) = send(
+            s,
+            Method::POST,
+            "/api/v1/conflicts/count:nobody:1/resolve",
+            Some(json!({"action": "accept_loss"})),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("unknown_conflict"))
+        );
+        let (status, body) = send(
+            s,
+            Method::POST,
+            &uri,
+            Some(
+                json!({"action": "accept_loss", "note": "jars broken in transit", "by": "ana@hq"}),
+            ),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["resolved"], true);
+        assert_eq!(body["resolution"]["by"], "ana@hq");
+        assert_eq!(body["resolution"]["actor"], "hq");
+        assert_eq!(body["resolution"]["note"], "jars broken in transit");
+        let (_, open) = send(s, Method::GET, "/api/v1/conflicts?open=true", None, &[]).await;
+        assert_eq!(open, json!([]));
+    }
 }

@@ -96,16 +96,17 @@ pub async fn resolve(
             )
         }
     }
-    state
-        .node()
-        .submit(vec![Payload::ConflictResolve {
-            store,
-            conflict: id.clone(),
-            action,
-            note,
-            by: session.staff.clone(),
-        }])
-        .await?;
+    let follow_up = conflict::follow_up(&store, &action);
+    let mut payloads = vec![Payload::ConflictResolve {
+        store,
+        conflict: id.clone(),
+        action,
+        note,
+        by: session.staff.clone(),
+    }];
+    payloads.extend(follow_up);
+    let _guard = state.order_steps().lock().await;
+    state.node().submit(payloads).await?;
     let item = state
         .read(|r| conflict::find(r.state(), &id))
         .ok_or_else(|| ApiError::not_found("unknown_conflict", format!("no conflict {id}")))?;
