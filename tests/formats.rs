@@ -68,6 +68,7 @@ fn payload_index(p: &Payload) -> usize {
         Payload::ShipmentReceive { .. } => 20,
         Payload::TransferDispatch { .. } => 21,
         Payload::TransferReceive { .. } => 22,
+        Payload::ConflictResolve { .. } => 23,
     }
 }
 
@@ -316,6 +317,16 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 over_delivery: true,
             },
             "160474722d3107736576696c6c61066d61647269640105534b552d31010001",
+        ),
+        (
+            Payload::ConflictResolve {
+                store: store(),
+                conflict: "order:o-1".into(),
+                action: "confirm_goods_left".into(),
+                note: "bag left".into(),
+                by: "9001".into(),
+            },
+            "",
         ),
     ]
 }

@@ -6,6 +6,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod conflict;
 pub mod contact;
 pub mod count;
 pub mod customer;
@@ -26,6 +27,8 @@ pub mod state;
 pub mod validate;
 pub mod version;
 
+#[cfg(test)]
+mod conflict_tests;
 #[cfg(test)]
 mod erasure_tests;
 #[cfg(test)]

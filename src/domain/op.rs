@@ -280,6 +280,15 @@ pub enum Payload {
         lines: Vec<ReceiptLine>,
         over_delivery: bool,
     },
+    /// A person resolved an item of the conflict inbox (`domain::conflict`) of `store`:
+    /// the action taken, why, and who (staff or HQ account). Last writer wins per item.
+    ConflictResolve {
+        store: StoreId,
+        conflict: String,
+        action: String,
+        note: String,
+        by: String,
+    },
 }
 
 impl Payload {
@@ -302,7 +311,8 @@ impl Payload {
             | Payload::ShipmentNotice { store, .. }
             | Payload::ShipmentReceive { store, .. }
             | Payload::TransferDispatch { store, .. }
-            | Payload::TransferReceive { store, .. } => Some(store),
+            | Payload::TransferReceive { store, .. }
+            | Payload::ConflictResolve { store, .. } => Some(store),
             _ => None,
         }
     }
@@ -370,6 +380,7 @@ impl Payload {
             Payload::ShipmentReceive { .. } => "shipment_receive",
             Payload::TransferDispatch { .. } => "transfer_dispatch",
             Payload::TransferReceive { .. } => "transfer_receive",
+            Payload::ConflictResolve { .. } => "conflict_resolve",
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::cart::Cart;
 use super::catalog::{Catalog, Product};
+use super::conflict::Resolution;
 use super::customer::{Consent, Customer};
 use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
@@ -83,6 +84,12 @@ pub struct State {
     pub shipments: BTreeMap<MotionId, Movement>,
     /// Transfers between stores, by id.
     pub transfers: BTreeMap<MotionId, Movement>,
+    /// Resolutions of conflict inbox items by id (last writer by `(hlc, actor)` wins).
+    pub resolutions: BTreeMap<String, Resolution>,
+    /// When each erased customer was first erased (earliest erase op).
+    pub erased_at: BTreeMap<CustomerId, Hlc>,
+    /// Every price HQ set per sku, sorted by `(hlc, actor)`: the price in force at a moment.
+    price_log: BTreeMap<Sku, Vec<(Hlc, ActorId, i64)>>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
     /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
     /// instead of scanning every order: a stock row is rewritten on most ops.
@@ -141,6 +148,14 @@ impl State {
     /// What should be on the shelf: available plus reserved and not yet collected.
     pub fn on_hand(&self, store: &StoreId, sku: &Sku) -> i64 {
         self.available(store, sku) + self.reserved(store, sku) as i64
+    }
+
+    /// HQ's price for `sku` in force just before `at` and when it was set: the last price put
+    /// with an HLC below `at`.
+    pub fn price_at(&self, sku: &Sku, at: Hlc) -> Option<(Hlc, i64)> {
+        let log = self.price_log.get(sku)?;
+        let before = log.partition_point(|(h, _, _)| *h < at);
+        before.checked_sub(1).map(|i| (log[i].0, log[i].2))
     }
 
     pub fn product(&self, sku: &Sku) -> Option<&Product> {
@@ -231,16 +246,22 @@ impl State {
                 name,
                 price_cents,
                 vat_bp,
-            } => self.catalog.put(
-                Product {
-                    sku: sku.clone(),
-                    ean: ean.clone(),
-                    name: name.clone(),
-                    price_cents: *price_cents,
-                    vat_bp: *vat_bp,
-                },
-                marker,
-            ),
+            } => {
+                let log = self.price_log.entry(sku.clone()).or_default();
+                let entry = (op.hlc, actor.clone(), *price_cents);
+                let at = log.partition_point(|e| (e.0, &e.1) < (entry.0, &entry.1));
+                log.insert(at, entry);
+                self.catalog.put(
+                    Product {
+                        sku: sku.clone(),
+                        ean: ean.clone(),
+                        name: name.clone(),
+                        price_cents: *price_cents,
+                        vat_bp: *vat_bp,
+                    },
+                    marker,
+                )
+            }
             Payload::StockReceive {
                 store, sku, qty, ..
             } => {
@@ -442,6 +463,8 @@ impl State {
                     &marker,
                 ),
             Payload::CustomerErase { customer } => {
+                let first = self.erased_at.entry(customer.clone()).or_insert(op.hlc);
+                *first = (*first).min(op.hlc);
                 self.customers.entry(customer.clone()).or_default().erase();
                 self.carts.remove(customer);
             }
@@ -517,6 +540,30 @@ impl State {
                     _ => (&mut self.transfers, MotionKind::Transfer),
                 };
                 merge_received(map, kind, id, received);
+            }
+            Payload::ConflictResolve {
+                conflict,
+                action,
+                note,
+                by,
+                ..
+            } => {
+                let newer = self
+                    .resolutions
+                    .get(conflict)
+                    .is_none_or(|r| (r.at, &r.actor) < (op.hlc, actor));
+                if newer {
+                    self.resolutions.insert(
+                        conflict.clone(),
+                        Resolution {
+                            action: action.clone(),
+                            note: note.clone(),
+                            by: by.clone(),
+                            actor: actor.clone(),
+                            at: op.hlc,
+                        },
+                    );
+                }
             }
         }
     }

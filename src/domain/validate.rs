@@ -40,6 +40,7 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::CustomerUpdate { .. }
         | Payload::ConsentSet { .. }
         | Payload::CustomerErase { .. } => true,
+        Payload::ConflictResolve { store, .. } => actor.is_hq() || is_store(store),
         Payload::StockReceive { store, .. }
         | Payload::StockConsume { store, .. }
         | Payload::CountRecorded { store, .. }
@@ -394,6 +395,13 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
                 });
             }
         }
+        Payload::ConflictResolve {
+            store,
+            conflict,
+            action,
+            note,
+            by,
+        } => validate_resolve(state, store, conflict, action, note, by)?,
     }
     Ok(())
 }
@@ -438,6 +446,48 @@ fn validate_advance(
         Advance::HandedOver if order.status != OrderStatus::Ready => Err(bad("hand over")),
         _ => Ok(()),
     }
+}
+
+fn validate_resolve(
+    state: &State,
+    store: &StoreId,
+    id: &str,
+    action: &str,
+    note: &str,
+    by: &str,
+) -> Result<(), DomainError> {
+    text("by", by)?;
+    if note.chars().count() > super::conflict::RESOLVE_TEXT_MAX
+        || note.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(DomainError::InvalidField {
+            field: "note",
+            reason: format!(
+                "must be at most {} characters without control characters",
+                super::conflict::RESOLVE_TEXT_MAX
+            ),
+        });
+    }
+    let item = super::conflict::find(state, id).ok_or_else(|| DomainError::InvalidField {
+        field: "conflict",
+        reason: format!("no conflict {id:?} here"),
+    })?;
+    if &item.store != store {
+        return Err(DomainError::InvalidField {
+            field: "store",
+            reason: format!("conflict {id} belongs to {}, not {store}", item.store),
+        });
+    }
+    if !item.actions.iter().any(|a| a == action) {
+        return Err(DomainError::InvalidField {
+            field: "action",
+            reason: format!(
+                "{action:?} is not offered for {id}: one of {}",
+                item.actions.join(", ")
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

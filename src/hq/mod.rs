@@ -7,6 +7,7 @@
 
 mod api;
 mod body;
+pub mod conflicts;
 pub mod customers;
 mod dashboard;
 pub mod error;
@@ -222,6 +223,8 @@ pub fn app(state: HqState) -> Router {
         .route("/customers/{id}/contacts", post(customers::post_contact))
         .route("/carts/abandoned", get(customers::abandoned))
         .route("/journal/{store}", get(journal::show))
+        .route("/conflicts", get(conflicts::list))
+        .route("/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/demo/stores/{store}/link", post(api::demo_link))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -55,7 +55,8 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
         Payload::CountRecorded { .. }
         | Payload::RightsReturnRequested { .. }
-        | Payload::ShipmentNotice { .. } => Ok(()),
+        | Payload::ShipmentNotice { .. }
+        | Payload::ConflictResolve { .. } => Ok(()),
         Payload::TransferDispatch { store, lines, .. } => {
             for line in lines {
                 stock(tx, state, store, &line.sku)?;

@@ -2,7 +2,8 @@
 //! (`GET /api/v1/status`).
 //!
 //! Events: `order` (id, status) and `stock` (skus) from applied ops, local or from HQ; `link`
-//! when the uplink changes; `scan` when a scanner source (or another page) reports a scan.
+//! when the uplink changes; `conflicts` (open count) when an op may have raised or resolved an
+//! inbox item; `scan` when a scanner source (or another page) reports a scan.
 //! Slow pages skip events rather than hold the node back (bounded broadcast channels).
 
 use super::auth::Session;
@@ -160,6 +161,7 @@ pub async fn status(State(state): State<TerminalState>, session: Session) -> Jso
         "since": link.since_ms,
         "devices": state.devices(),
         "open_orders": open_orders,
+        "open_conflicts": super::conflicts::open_count(&state),
         "staff": session.staff,
         "role": session.role.as_str(),
         "now": now_ms(),
@@ -185,6 +187,7 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
     let store = state.store();
     let mut orders = BTreeSet::new();
     let mut skus = BTreeSet::new();
+    let inbox = ops.iter().any(|op| may_touch_inbox(&op.payload));
     for op in ops {
         if op.payload.store().is_some_and(|s| s != store) {
             continue;
@@ -221,7 +224,26 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
         let data = json!({ "skus": skus });
         out.push(Event::default().event("stock").data(data.to_string()));
     }
+    if inbox {
+        let data = json!({ "open": super::conflicts::open_count(state) });
+        out.push(Event::default().event("conflicts").data(data.to_string()));
+    }
     out
+}
+
+/// Ops that can raise or resolve an inbox item (checked before counting the items).
+fn may_touch_inbox(payload: &Payload) -> bool {
+    matches!(
+        payload,
+        Payload::OrderCancel { .. }
+            | Payload::OrderAdvance { .. }
+            | Payload::OrderPlace { .. }
+            | Payload::CountRecorded { .. }
+            | Payload::CatalogPut { .. }
+            | Payload::Sale { .. }
+            | Payload::CustomerErase { .. }
+            | Payload::ConflictResolve { .. }
+    )
 }
 
 struct Listener {

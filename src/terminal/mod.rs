@@ -9,6 +9,7 @@
 mod assets;
 pub mod auth;
 mod body;
+pub mod conflicts;
 mod customers;
 pub mod error;
 pub mod events;
@@ -300,6 +301,8 @@ pub fn app(state: TerminalState) -> Router {
         .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}/cart", get(customers::cart))
+        .route("/conflicts", get(conflicts::list))
+        .route("/conflicts/{id}/resolve", post(conflicts::resolve))
         .route(
             "/customers/{id}/consent/{channel}",
             put(profile::put_consent),

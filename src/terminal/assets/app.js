@@ -197,6 +197,7 @@
       S.status = await api("GET", "/status");
       S.link = { online: S.status.online, since: S.status.since, outbox: S.status.outbox, last_sync: S.status.last_sync };
       renderLink();
+      renderInboxCount(S.status.open_conflicts);
       if (S.screen === "status") render();
     } catch (e) { /* shown elsewhere */ }
   }
@@ -212,6 +213,7 @@
     });
     es.addEventListener("order", (m) => { onOrderEvent(JSON.parse(m.data)); });
     es.addEventListener("stock", (m) => { const d = JSON.parse(m.data); if (S.screen === "stock" && S.stock && d.skus.includes(S.stock.sku)) lookupStock(S.stock.sku, true); });
+    es.addEventListener("conflicts", (m) => { const d = JSON.parse(m.data); renderInboxCount(d.open); if (S.screen === "inbox") loadInbox(); });
     es.addEventListener("resync", () => route());
   }
   function onOrderEvent(d) {
@@ -224,7 +226,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     const [screen, arg] = h.split("/");
-    const known = ["pickups", "pick", "counter", "customers", "stock", "receive", "status"];
+    const known = ["pickups", "pick", "counter", "customers", "stock", "receive", "status", "inbox"];
     S.screen = known.includes(screen) ? screen : "pickups";
     document.querySelectorAll("#nav a").forEach((a) => {
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
@@ -237,6 +239,7 @@
     else if (S.screen === "pick") { S.order = null; render(); loadOrder(decodeURIComponent(arg || "")); }
     else if (S.screen === "status") { render(); refreshStatus(); refreshCounts(); }
     else if (S.screen === "receive") { render(); loadArrivals(); }
+    else if (S.screen === "inbox") { render(); loadInbox(); }
     else { render(); refreshCounts(); }
     focusScan();
   }
@@ -614,13 +617,61 @@
     }).join("");
     return '<div class="screen-head"><h1>' + esc(t("receive.title")) + " · " + esc(r.m.id) + '</h1></div><div class="card"><table class="cart"><thead><tr><th>SKU</th><th class="num">' + esc(t("receive.sent")) + '</th><th class="num">' + esc(t("receive.counted")) + '</th><th class="num">' + esc(t("receive.damaged")) + "</th></tr></thead><tbody>" + lines + '</tbody></table><button id="receive-confirm" class="btn btn-primary btn-xl">' + esc(t("receive.confirm")) + "</button></div>";
   }
+  // ---------- conflict inbox (managers) ----------
+  function isManager() { return !!(S.me && S.me.role === "manager"); }
+  function renderInboxCount(n) {
+    const link = $("#nav-inbox");
+    if (link) link.hidden = !isManager();
+    if (typeof n === "number") $("#nav-conflicts").textContent = n ? String(n) : "";
+  }
+  async function loadInbox() {
+    if (!isManager()) { S.inbox = []; render(); return; }
+    try { S.inbox = await api("GET", "/conflicts"); } catch (e) { flash("error", errorText(e)); return; }
+    renderInboxCount(S.inbox.filter((c) => !c.resolved).length);
+    if (S.screen === "inbox") render();
+  }
+  function factsText(c) {
+    const f = c.facts || {};
+    return Object.keys(f).map((k) => k + ": " + (Array.isArray(f[k]) ? f[k].join(", ") : f[k])).join(" · ");
+  }
+  function conflictCard(c) {
+    const summary = S.lang === "en" ? c.summary : c.summary_es;
+    const actions = c.resolved ? '<div class="muted" data-resolution>' + esc(t("inbox.resolved", { action: c.resolution.action, by: c.resolution.by, time: clock(c.resolution.at) })) + (c.resolution.note ? " · " + esc(c.resolution.note) : "") + "</div>"
+      : '<form class="resolve-form" data-conflict="' + esc(c.id) + '"><input class="input" name="note" maxlength="500" placeholder="' + esc(t("inbox.note")) + '">' +
+        c.actions.map((a) => '<button class="btn btn-primary" type="submit" name="action" value="' + esc(a) + '">' + esc(actionText(a)) + "</button>").join(" ") + "</form>";
+    return '<div class="card conflict-card" data-kind="' + esc(c.kind) + '" data-id="' + esc(c.id) + '"><div><span class="badge badge-' + (c.resolved ? "ready" : "overdue") + '">' + esc(t("inbox.kind." + c.kind)) + '</span> <span class="muted">' + esc(clock(c.at)) + "</span></div>" +
+      '<p class="conflict-summary">' + esc(summary) + '</p><div class="muted mono small">' + esc(factsText(c)) + "</div>" + actions + "</div>";
+  }
+  function actionText(a) {
+    if (a.startsWith("cancel_order:")) return t("inbox.action.cancel_order", { order: a.slice(13) });
+    return t("inbox.action." + a);
+  }
+  function renderInbox() {
+    if (!isManager()) return '<div class="empty">' + esc(t("inbox.managers_only")) + "</div>";
+    const items = S.inbox || [];
+    const open = items.filter((c) => !c.resolved), done = items.filter((c) => c.resolved);
+    return '<div class="screen-head"><h1>' + esc(t("inbox.title")) + "</h1></div>" +
+      (open.length ? open.map(conflictCard).join("") : '<div class="empty">' + esc(t("inbox.empty")) + "</div>") +
+      (done.length ? '<h2 class="section">' + esc(t("inbox.done")) + "</h2>" + done.map(conflictCard).join("") : "");
+  }
+  async function resolveConflict(ev) {
+    ev.preventDefault();
+    const form = ev.target.closest("form");
+    const action = ev.submitter ? ev.submitter.value : "";
+    try {
+      await api("POST", "/conflicts/" + encodeURIComponent(form.dataset.conflict) + "/resolve", { action, note: form.elements.note.value });
+      flash("ok", t("inbox.saved"));
+      loadInbox();
+    } catch (e) { flash("error", errorText(e)); }
+  }
 
   // ---------- render ----------
   function render() {
     const m = main();
     if (!m) return;
-    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, stock: renderStock, receive: renderReceive, status: renderStatus }[S.screen]();
+    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
     m.innerHTML = html;
+    m.querySelectorAll(".resolve-form").forEach((f) => f.addEventListener("submit", resolveConflict));
     m.className = "screen-" + S.screen;
     const cf = $("#count-form");
     if (cf) cf.addEventListener("submit", recordCount);
