@@ -326,7 +326,7 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 note: "bag left".into(),
                 by: "9001".into(),
             },
-            "",
+            "17066d6164726964096f726465723a6f2d3112636f6e6669726d5f676f6f64735f6c65667408626167206c6566740439303031",
         ),
     ]
 }
