@@ -151,6 +151,7 @@ pub async fn store_app(
         burst: cfg.terminal.login_burst,
     };
     tcfg.secure_cookie = cfg.terminal.secure_cookie;
+    tcfg.returns = cfg.returns.policy();
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);

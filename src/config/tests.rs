@@ -215,3 +215,21 @@ fn a_duplicated_or_overlong_qr_key_ring_is_refused() {
     let errs = Config::parse(&text).unwrap_err();
     assert!(errs.names("pickup.qr_keys"), "{errs}");
 }
+
+#[test]
+fn returns_limits_are_read_and_bad_ones_name_their_keys() {
+    let Config::Store(c) = Config::parse(&store_text()).unwrap() else {
+        panic!("not a store config")
+    };
+    assert_eq!(c.returns.window_days, 30);
+    assert_eq!(c.returns.policy().unverified_max_cents, 10_000);
+    assert_eq!(c.returns.policy().window_ms, 30 * 86_400_000);
+    let text = store_text()
+        .replace("window_days = 30", "window_days = 0")
+        .replace("unverified_max_cents = 10000", "unverified_max_cents = -5");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("returns.window_days"), "{errs}");
+    assert!(errs.names("returns.unverified_max_cents"), "{errs}");
+    let text = store_text().replace("window_days = 30", "window_days = 30\nwindow = 2");
+    assert!(Config::parse(&text).unwrap_err().names("returns.window"));
+}

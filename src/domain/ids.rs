@@ -185,6 +185,7 @@ macro_rules! token_id {
 token_id!(CustomerId, "customer");
 token_id!(OrderId, "order");
 token_id!(SaleId, "sale");
+token_id!(ReturnId, "return");
 
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
@@ -207,7 +208,7 @@ macro_rules! string_plumbing {
     )*};
 }
 
-string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId);
+string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId, ReturnId);
 
 #[cfg(test)]
 mod tests {

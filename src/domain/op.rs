@@ -4,7 +4,7 @@
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
 
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, Ean13, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, Ean13, OrderId, ReturnId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -93,6 +93,27 @@ pub struct SaleLine {
 pub struct OrderLine {
     pub sku: Sku,
     pub qty: u32,
+}
+
+/// A returned line: `refund_cents` is what was paid for these units (VAT included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    pub sku: Sku,
+    pub qty: u32,
+    /// Back on the receiving store's shelf (`true`) or damaged and written off.
+    pub restock: bool,
+    pub refund_cents: i64,
+}
+
+/// What a sale (or a handed-over order) sold, as its return-rights holder hands it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoldSnapshot {
+    /// The store that sold it (or handed the order over).
+    pub store: StoreId,
+    pub lines: Vec<SaleLine>,
+    pub at_ms: u64,
+    pub tender: Tender,
+    pub customer: Option<CustomerId>,
 }
 
 /// Customer profile fields, each a last-writer-wins register.
@@ -215,6 +236,41 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// A customer return taken at `store` (the receiving store) of a sale or handed-over order
+    /// of `sale_store`: restocked units become `store`'s rights (`R[store][store] += qty`),
+    /// damaged ones are written off. `verified`: issued by the holder of the sale's return
+    /// rights, checked against its own state (DESIGN.md §12).
+    Return {
+        store: StoreId,
+        return_id: ReturnId,
+        /// A sale id or a handed-over order id.
+        sale: SaleId,
+        /// The store that sold it, when the receiving store knows (also routed there).
+        sale_store: Option<StoreId>,
+        lines: Vec<ReturnLine>,
+        tender: Tender,
+        verified: bool,
+        customer: Option<CustomerId>,
+    },
+    /// `by` asks the holder of a sale's return rights to hand them over. Routed to `holder`
+    /// when the asking store knows it, otherwise to every store. Dead once the rights moved
+    /// past `epoch` (the handover count `by` knew).
+    ReturnRightsRequested {
+        sale: SaleId,
+        by: StoreId,
+        holder: Option<StoreId>,
+        epoch: u32,
+    },
+    /// The holder `from` hands a sale's return rights to `to` (the `epoch`-th handover), with
+    /// what was sold and what was returned so far, so `to` checks returns exactly.
+    ReturnRightsGranted {
+        sale: SaleId,
+        from: StoreId,
+        to: StoreId,
+        epoch: u32,
+        sold: SoldSnapshot,
+        returned: Vec<(Sku, u32)>,
+    },
 }
 
 impl Payload {
@@ -232,7 +288,10 @@ impl Payload {
             | Payload::OrderPick { store, .. }
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
-            | Payload::CustomerFollow { store, .. } => Some(store),
+            | Payload::CustomerFollow { store, .. }
+            | Payload::Return { store, .. }
+            | Payload::ReturnRightsGranted { to: store, .. } => Some(store),
+            Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
             _ => None,
         }
     }
@@ -247,7 +306,7 @@ impl Payload {
             | Payload::CustomerErase { customer }
             | Payload::CustomerFollow { customer, .. }
             | Payload::OrderPlace { customer, .. } => Some(customer),
-            Payload::Sale { customer, .. } => customer.as_ref(),
+            Payload::Sale { customer, .. } | Payload::Return { customer, .. } => customer.as_ref(),
             _ => None,
         }
     }
@@ -285,6 +344,9 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::Return { .. } => "return",
+            Payload::ReturnRightsRequested { .. } => "return_rights_requested",
+            Payload::ReturnRightsGranted { .. } => "return_rights_granted",
         }
     }
 }

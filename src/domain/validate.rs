@@ -46,7 +46,10 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::OrderAdvance { store, .. }
         | Payload::OrderPick { store, .. }
         | Payload::OrderRelease { store, .. }
-        | Payload::CustomerFollow { store, .. } => is_store(store),
+        | Payload::CustomerFollow { store, .. }
+        | Payload::Return { store, .. }
+        | Payload::ReturnRightsRequested { by: store, .. }
+        | Payload::ReturnRightsGranted { from: store, .. } => is_store(store),
     };
     if ok {
         Ok(())
@@ -260,6 +263,11 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
         }
         Payload::ConsentSet { source, .. } => text("source", source)?,
         Payload::CustomerErase { .. } | Payload::CustomerFollow { .. } => {}
+        Payload::Return { store, .. }
+        | Payload::ReturnRightsRequested { by: store, .. }
+        | Payload::ReturnRightsGranted { from: store, .. } => {
+            super::returns::validate(state, store, payload)?
+        }
     }
     Ok(())
 }

@@ -52,7 +52,18 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
-        Payload::CountRecorded { .. } | Payload::RightsReturnRequested { .. } => Ok(()),
+        // A restocked return changes the receiving store's stock row; the rest lives in the
+        // op log and the replica (no table of returns yet).
+        Payload::Return { store, lines, .. } => {
+            for line in lines {
+                stock(tx, state, store, &line.sku)?;
+            }
+            Ok(())
+        }
+        Payload::CountRecorded { .. }
+        | Payload::RightsReturnRequested { .. }
+        | Payload::ReturnRightsRequested { .. }
+        | Payload::ReturnRightsGranted { .. } => Ok(()),
     }
 }
 

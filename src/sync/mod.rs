@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod persist;
 pub mod reaction;
 pub mod returns;
+pub mod rights;
 pub mod route;
 pub mod store_sync;
 pub mod topic;

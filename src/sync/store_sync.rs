@@ -552,7 +552,11 @@ impl StoreEngine {
         let NodeEvent::Applied { ops, effects, .. } = ev;
         for op in ops.iter() {
             skus_touched(&op.payload, &self.cfg.store, &mut self.dirty_skus);
-            if matches!(op.payload, Payload::OrderCancel { .. }) {
+            // Both call for a state-based plan: releases, and grants of return rights.
+            if matches!(
+                op.payload,
+                Payload::OrderCancel { .. } | Payload::ReturnRightsRequested { .. }
+            ) {
                 self.releases_due = true;
             }
         }

@@ -16,6 +16,7 @@ pub mod link;
 mod pickups;
 pub mod print;
 mod qr;
+mod returns;
 mod sales;
 mod session;
 pub mod spool;
@@ -56,6 +57,8 @@ pub struct TerminalConfig {
     pub pickup_keys: Vec<Vec<u8>>,
     /// `POST /api/v1/session` attempts per client IP (besides the per-staff PIN lockout).
     pub login_rate: RateLimit,
+    /// Return window and the unverified-return limit (`[returns]`).
+    pub returns: crate::domain::returns::ReturnPolicy,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -73,6 +76,7 @@ impl TerminalConfig {
             overdue_after_ms: 48 * 3_600_000,
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
+            returns: Default::default(),
         }
     }
 }
@@ -240,12 +244,15 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{code}", get(stock::lookup))
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
+        .route("/sales/{id}", get(returns::show))
+        .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))
         .route("/pickups/{id}", get(pickups::show))
         .route("/pickups/{id}/pick", post(pickups::pick))
         .route("/pickups/{id}/ready", post(pickups::ready))
         .route("/pickups/{id}/handover", post(pickups::handover))
         .route("/customers", get(customers::search))
+        .route("/customers/{id}", get(customers::show))
         .route("/customers/{id}/cart", get(customers::cart))
         .fallback(|| async { ApiError::not_found("not_found", "no such API call") });
     Router::new()

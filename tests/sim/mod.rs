@@ -246,6 +246,7 @@ impl World {
         self.nodes[who].backend.read(|r| {
             let state = r.state();
             let mut plan = reaction::plan_releases(state, &store);
+            plan.extend(storenode::domain::returns::plan_grants(state, &store));
             let skus = reaction::all_skus(state, &store);
             plan.extend(reaction::plan_stock(state, &store, &skus, policy.as_ref()));
             plan
@@ -401,6 +402,7 @@ impl World {
             digests.push((store.to_string(), at_hq.short(), at_store.short()));
         }
         self.check_stock();
+        self.check_returns();
         // No forged op (a seq the store never issued) got into HQ.
         for s in self.stores() {
             let actor = self.nodes[s].actor.clone();
@@ -426,6 +428,47 @@ impl World {
             digests,
             stats: self.stats.clone(),
         }
+    }
+
+    /// No unit is refunded twice unless a `double_return` records it, and verified returns
+    /// (by the holder of the sale's rights) never exceed what was sold. Judged at HQ, which
+    /// holds every op.
+    fn check_returns(&self) {
+        self.nodes[0].backend.read(|r| {
+            let s = r.state();
+            let mut by_sale: BTreeMap<_, (u64, u64)> = BTreeMap::new();
+            for ret in s.returns.returns.values() {
+                for l in &ret.lines {
+                    let e = by_sale
+                        .entry((ret.sale.clone(), l.sku.clone()))
+                        .or_default();
+                    e.0 += u64::from(l.qty);
+                    if ret.verified {
+                        e.1 += u64::from(l.qty);
+                    }
+                }
+            }
+            for ((sale, sku), (all, verified)) in by_sale {
+                let Some(sold) = s.sold(&sale) else { continue };
+                let sold: u64 = sold
+                    .lines
+                    .iter()
+                    .filter(|l| l.sku == sku)
+                    .map(|l| u64::from(l.qty))
+                    .sum();
+                assert!(
+                    verified <= sold,
+                    "{sale}/{sku}: {verified} verified returns of {sold} sold"
+                );
+                assert!(
+                    all <= sold
+                        || s.returns
+                            .double_returns
+                            .contains_key(&(sale.clone(), sku.clone())),
+                    "{sale}/{sku}: {all} units returned of {sold} sold, no double_return"
+                );
+            }
+        });
     }
 
     /// From HQ's full log: per (store, sku), units sold, reserved and consumed never exceed

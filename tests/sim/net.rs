@@ -40,7 +40,30 @@ pub fn store_needs(op: &Op, s: &StoreId, state: &State) -> bool {
         return false;
     }
     match &op.payload {
-        Payload::CatalogPut { .. } | Payload::CustomerErase { .. } => true,
+        Payload::CatalogPut { .. }
+        | Payload::CustomerErase { .. }
+        | Payload::ReturnRightsRequested { holder: None, .. } => true,
+        // Purchase history follows the customer; a return also goes to the seller.
+        Payload::Sale {
+            store,
+            customer: Some(c),
+            ..
+        } => store == s || state.customers_in_scope(s).contains(c),
+        Payload::OrderPlace {
+            store, customer, ..
+        } => store == s || state.customers_in_scope(s).contains(customer),
+        Payload::Return {
+            store,
+            sale_store,
+            customer,
+            ..
+        } => {
+            store == s
+                || sale_store.as_ref() == Some(s)
+                || customer
+                    .as_ref()
+                    .is_some_and(|c| state.customers_in_scope(s).contains(c))
+        }
         Payload::CartSet { customer, .. }
         | Payload::CartRemove { customer, .. }
         | Payload::CustomerUpdate { customer, .. }

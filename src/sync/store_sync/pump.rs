@@ -2,6 +2,7 @@
 //! and the outbox without ever waiting on the MQTT request queue.
 
 use super::{LinkStatus, StoreEngine};
+use crate::domain::returns::plan_grants;
 use crate::store::{now_ms, Node};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::reaction::{all_skus, plan_releases, plan_stock};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 const STATUS_REFRESH_MS: u64 = 5_000;
 
 impl StoreEngine {
-    /// Submit what the state calls for: releases and shortfall cover always, top-ups online.
+    /// Submit what the state calls for: releases, return-rights grants and shortfall cover
+    /// always, top-ups online.
     pub(super) async fn react(&mut self) {
         if !self.sweep_all && !self.releases_due && self.dirty_skus.is_empty() {
             return;
@@ -33,7 +35,9 @@ impl StoreEngine {
                 dirty
             };
             let mut plan = if releases {
-                plan_releases(r.state(), &store)
+                let mut p = plan_releases(r.state(), &store);
+                p.extend(plan_grants(r.state(), &store));
+                p
             } else {
                 Vec::new()
             };
