@@ -185,7 +185,7 @@ async fn returns_anywhere(port: u16) {
     // a asks the rights back; the unit b took back is not returnable twice.
     let (status, lookup, ret) = ta.give_back(&ta.associate, &sale, 2, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{ret}");
-    assert_eq!(lookup, "hq");
+    assert_eq!(lookup, "hq", "the rights came back from b");
     assert_eq!(ret["error"], "already_returned");
     assert_eq!(ret["returnable"], 1);
 

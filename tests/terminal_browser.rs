@@ -566,6 +566,13 @@ async fn a_return_starts_from_a_receipt_scan_a_history_line_or_a_typed_id_in_a_r
         page.c.goto(&format!("{base}#/customers")).await.unwrap();
         page.scan("600111222").await;
         page.el(&format!("[data-return-sale='{sale}']")).await;
+        page.c
+            .execute(
+                "document.querySelector('.history').scrollIntoView()",
+                vec![],
+            )
+            .await
+            .unwrap();
         page.shot("customer-history").await;
         page.click(&format!("[data-return-sale='{sale}']")).await;
         page.wait_text(&format!("Venta {sale}")).await;

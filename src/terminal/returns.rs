@@ -22,6 +22,7 @@ use crate::store::now_ms;
 use crate::sync::rights::{fetch_rights, RightsFetch};
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::Rng;
 use serde::Deserialize;
@@ -121,16 +122,24 @@ pub async fn show(
     AxState(state): AxState<TerminalState>,
     _session: Session,
     Path(id): Path<String>,
-) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
-    let sale = SaleId::parse(&id).map_err(|_| unknown_sale(&id))?;
-    let known = state.read(|r| sale_json(r.state(), &sale));
-    if let Some(v) = known {
-        return Ok(([(LOOKUP_HEADER, "local")], Json(v)));
+) -> Response {
+    let (lookup, answer) = find_sale(&state, &id).await;
+    ([(LOOKUP_HEADER, lookup)], answer).into_response()
+}
+
+async fn find_sale(
+    state: &TerminalState,
+    id: &str,
+) -> (&'static str, Result<Json<Value>, ApiError>) {
+    let Ok(sale) = SaleId::parse(id) else {
+        return ("local", Err(unknown_sale(id)));
+    };
+    if let Some(v) = state.read(|r| sale_json(r.state(), &sale)) {
+        return ("local", Ok(Json(v)));
     }
-    let fetched = ensure_rights(&state, &sale, None).await;
+    let lookup = ensure_rights(state, &sale, None).await.header();
     let v = state.read(|r| sale_json(r.state(), &sale));
-    v.map(|v| ([(LOOKUP_HEADER, fetched.header())], Json(v)))
-        .ok_or_else(|| unknown_sale(&id).with("lookup", fetched.header()))
+    (lookup, v.map(Json).ok_or_else(|| unknown_sale(id)))
 }
 
 /// The body of `POST /api/v1/returns`; each field is checked by hand to name it in a 422.
@@ -234,18 +243,30 @@ fn receipt_line(
     }
 }
 
-/// `POST /api/v1/returns`.
+/// `POST /api/v1/returns`; `X-Storenode-Lookup` says whether the rights were asked of HQ,
+/// on a refusal too.
 pub async fn create(
     AxState(state): AxState<TerminalState>,
     session: Session,
     JsonBody(body): JsonBody<ReturnBody>,
-) -> Result<(StatusCode, [(&'static str, &'static str); 1], Json<Value>), ApiError> {
+) -> Response {
+    let mut lookup = "local";
+    let answer = take_return(&state, &session, body, &mut lookup).await;
+    ([(LOOKUP_HEADER, lookup)], answer).into_response()
+}
+
+async fn take_return(
+    state: &TerminalState,
+    session: &Session,
+    body: ReturnBody,
+    lookup: &mut &'static str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let sale_text = str_field(body.sale.as_ref(), "sale", "invalid_sale")?;
     let sale = SaleId::parse(sale_text).map_err(|_| {
         ApiError::unprocessable("invalid_sale", "sale must be a sale or order id")
             .with("field", "sale")
     })?;
-    let returned = parse_returned(&state, &lines_of(body.lines.as_ref(), "lines")?)?;
+    let returned = parse_returned(state, &lines_of(body.lines.as_ref(), "lines")?)?;
     let tender = match body.tender.as_ref().and_then(Value::as_str) {
         Some("cash") => Tender::Cash,
         Some("card") => Tender::Card,
@@ -259,7 +280,7 @@ pub async fn create(
     };
     let exchange = match &body.exchange {
         None => Vec::new(),
-        Some(l) => parse_exchange(&state, &lines_of(Some(l), "exchange")?)?,
+        Some(l) => parse_exchange(state, &lines_of(Some(l), "exchange")?)?,
     };
     let hint = match &body.sale_store {
         None | Some(Value::Null) => None,
@@ -272,7 +293,7 @@ pub async fn create(
                 })?,
         ),
     };
-    let fetched = ensure_rights(&state, &sale, hint.clone()).await;
+    *lookup = ensure_rights(state, &sale, hint.clone()).await.header();
     let store = state.store().clone();
     let now = now_ms();
     let return_id = ReturnId::parse(&new_id('R', now)).map_err(ApiError::internal)?;
@@ -368,9 +389,5 @@ pub async fn create(
         m.insert("sale".into(), json!(id.as_str()));
         m.insert("net_cents".into(), json!(net_cents));
     }
-    Ok((
-        StatusCode::CREATED,
-        [(LOOKUP_HEADER, fetched.header())],
-        Json(answer),
-    ))
+    Ok((StatusCode::CREATED, Json(answer)))
 }

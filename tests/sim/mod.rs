@@ -2,6 +2,9 @@
 //! a real `store::Node` on SQLite), driven by one seeded scheduler through local actions,
 //! lossy and reordering links, partitions and crashes. After healing, every store's shared
 //! digest must equal HQ's, and no (store, sku) may have sold or reserved more than it received.
+//! Customers return sales anywhere: exact at the holder of the return rights, which stores
+//! ask for and hand over, or unverified; no unit may be refunded twice without a
+//! `double_return` recording it.
 //! A failing seed is printed and replays exactly with `SIM_SEED=<n>`.
 
 mod actions;
@@ -64,6 +67,12 @@ pub struct Stats {
     pub heal_rounds: u64,
     pub forged_sent: u64,
     pub forged_rejected: u64,
+    /// At HQ after healing: returns by the holder of the rights, unverified returns, units
+    /// returned twice recorded as `double_return`, and handovers of return rights.
+    pub returns_verified: u64,
+    pub returns_unverified: u64,
+    pub double_returns: u64,
+    pub rights_granted: u64,
 }
 
 impl Stats {
@@ -83,6 +92,10 @@ impl Stats {
         self.heal_rounds += o.heal_rounds;
         self.forged_sent += o.forged_sent;
         self.forged_rejected += o.forged_rejected;
+        self.returns_verified += o.returns_verified;
+        self.returns_unverified += o.returns_unverified;
+        self.double_returns += o.double_returns;
+        self.rights_granted += o.rights_granted;
     }
 }
 
@@ -402,7 +415,8 @@ impl World {
             digests.push((store.to_string(), at_hq.short(), at_store.short()));
         }
         self.check_stock();
-        self.check_returns();
+        let mut stats = self.stats.clone();
+        self.check_returns(&mut stats);
         // No forged op (a seq the store never issued) got into HQ.
         for s in self.stores() {
             let actor = self.nodes[s].actor.clone();
@@ -424,18 +438,20 @@ impl World {
             });
             assert_eq!(unreleased, 0, "{store} left cancelled orders unreleased");
         }
-        Outcome {
-            digests,
-            stats: self.stats.clone(),
-        }
+        Outcome { digests, stats }
     }
 
     /// No unit is refunded twice unless a `double_return` records it, and verified returns
     /// (by the holder of the sale's rights) never exceed what was sold. Judged at HQ, which
     /// holds every op.
-    fn check_returns(&self) {
+    fn check_returns(&self, stats: &mut Stats) {
         self.nodes[0].backend.read(|r| {
             let s = r.state();
+            let verified = s.returns.returns.values().filter(|x| x.verified).count() as u64;
+            stats.returns_verified = verified;
+            stats.returns_unverified = s.returns.returns.len() as u64 - verified;
+            stats.double_returns = s.returns.double_returns.len() as u64;
+            stats.rights_granted = s.returns.rights.len() as u64;
             let mut by_sale: BTreeMap<_, (u64, u64)> = BTreeMap::new();
             for ret in s.returns.returns.values() {
                 for l in &ret.lines {

@@ -556,7 +556,6 @@
       beep(true);
       flash("ok", t(net > 0 ? "returns.done_pay" : "returns.done_refund", { id: r.id, amount: money(Math.abs(net)) }) +
         (tender === "cash" && net !== 0 ? " " + t("customers.drawer") : "") + (r.verified ? "" : " " + t("returns.unverified")));
-      S.keepFlash = true;
       await openSale(S.sale.id, S.saleStore);
     } catch (e) { beep(false); flash("error", errorText(e)); }
   }
@@ -576,7 +575,7 @@
     const warn = (s.conflicts || []).map((c) => '<div class="alert alert-error">' + esc(t("returns.double", { sku: c.sku })) + "</div>").join("");
     return '<div class="screen-head"><h1>' + esc(t("returns.sale", { id: s.id })) + '</h1><span class="muted">' + esc(t("returns.sold_at", { store: s.store, when: ago(s.at) })) + "</span></div>" + warn +
       (s.fetched ? '<div class="lookup-note" role="status">' + esc(t("returns.remote")) + "</div>" : "") +
-      '<div class="customer-grid"><div><div class="card"><table class="cart"><thead><tr><th></th><th class="num">' + esc(t("returns.sold")) + '</th><th class="num">' + esc(t("returns.returned")) +
+      '<div class="return-grid"><div><div class="card"><table class="cart"><thead><tr><th></th><th class="num">' + esc(t("returns.sold")) + '</th><th class="num">' + esc(t("returns.returned")) +
       '</th><th class="num">' + esc(t("stock.price")) + "</th><th>" + esc(t("returns.return")) + "</th><th></th></tr></thead><tbody>" + rows + "</tbody></table></div>" +
       '<div class="card"><h2 class="section">' + esc(t("returns.exchange")) + '</h2><p class="muted">' + esc(t("returns.exchange_help")) + "</p>" + (ex ? '<table class="cart"><tbody>' + ex + "</tbody></table>" : "") + "</div></div>" +
       '<aside class="card summary"><div class="total"><span class="muted">' + esc(pay ? t("returns.to_pay") : t("returns.refund")) + '</span><span class="total-val" data-net>' + money(Math.abs(tot.net)) + "</span></div>" +
