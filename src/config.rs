@@ -15,6 +15,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod customers;
+pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
+
 /// One problem in a config file: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -434,6 +437,12 @@ pub struct WebhookConfig {
     pub url: Option<String>,
     #[serde(default = "default_backoff_ms_max")]
     pub retry_backoff_ms_max: u64,
+    /// Shared secret every delivery is signed with (HMAC-SHA256); required with `url`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Send `cart.abandoned` once a cart is unchanged this long; none when absent.
+    #[serde(default)]
+    pub abandoned_cart_hours: Option<u32>,
 }
 
 fn default_backoff_ms_max() -> u64 {
@@ -445,6 +454,8 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: None,
             retry_backoff_ms_max: default_backoff_ms_max(),
+            secret: None,
+            abandoned_cart_hours: None,
         }
     }
 }
@@ -476,6 +487,8 @@ pub struct HqConfig {
     pub pickup: HqPickupConfig,
     #[serde(default)]
     pub rate_limit: HqRateLimitConfig,
+    #[serde(default)]
+    pub contact_policy: ContactPolicyConfig,
 }
 
 /// Shortest API token accepted.
@@ -571,6 +584,13 @@ impl HqConfig {
             );
         }
         check_qr_keys(&self.pickup.qr_keys, errs);
+        customers::check_webhook(
+            self.webhook.url.as_deref(),
+            self.webhook.secret.as_deref(),
+            self.webhook.abandoned_cart_hours,
+            errs,
+        );
+        self.contact_policy.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

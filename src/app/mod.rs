@@ -95,19 +95,27 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-/// Start the ready webhook worker if the config names a URL.
+/// Start the webhook worker if the config names a URL (and the secret it signs with).
 pub fn spawn_webhook(
     node: &Node,
     settings: &HqSettings,
     shutdown: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
     let url = settings.webhook_url.clone()?;
+    let Some(secret) = settings.webhook_secret.clone() else {
+        tracing::error!("webhook.url without webhook.secret: no events are sent");
+        return None;
+    };
     Some(hq::webhook::spawn(
         node.clone(),
         hq::webhook::WebhookSettings {
             url,
             backoff_ms_min: 250,
             backoff_ms_max: settings.webhook_backoff_ms_max,
+            secret: secret.into_bytes(),
+            abandoned_cart_ms: settings
+                .abandoned_cart_hours
+                .map(|h| u64::from(h) * 3_600_000),
         },
         shutdown,
     ))

@@ -70,6 +70,13 @@ impl SyncView for HqSyncView {
     fn render_metrics(&self) -> String {
         self.0.metrics().render_prometheus(METRICS_PREFIX)
     }
+    fn down_acked(&self, store: &StoreId) -> Option<u64> {
+        self.0
+            .stores()
+            .into_iter()
+            .find(|l| &l.store == store)
+            .map(|l| l.down_acked)
+    }
 }
 
 /// A store's sync as its endpoints see it.

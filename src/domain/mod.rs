@@ -6,9 +6,11 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod contact;
 pub mod count;
 pub mod customer;
 pub mod digest;
+pub mod erasure;
 pub mod error;
 pub mod hlc;
 pub mod ids;
@@ -22,6 +24,8 @@ pub mod state;
 pub mod validate;
 pub mod version;
 
+#[cfg(test)]
+mod erasure_tests;
 #[cfg(test)]
 mod tests;
 

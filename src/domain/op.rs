@@ -79,6 +79,25 @@ pub enum Channel {
     Whatsapp,
 }
 
+impl Channel {
+    /// Every channel, in API order.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Whatsapp];
+
+    /// The API name: `email`, `sms`, `whatsapp`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+        }
+    }
+
+    /// A channel from its API name (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// A line of a till sale, priced at the moment of sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleLine {

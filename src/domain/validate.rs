@@ -72,6 +72,53 @@ fn qty(field: &'static str, qty: u32) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// Fewest and most digits of a phone number (E.164 allows 15).
+pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 6..=15;
+
+/// An email address: one `@`, something before it, a dotted domain after it, no spaces.
+pub fn check_email(email: &str) -> Result<(), DomainError> {
+    let ok = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidField {
+            field: "email",
+            reason: format!("not an email address: {email:?}"),
+        })
+    }
+}
+
+/// A phone number: an optional leading `+`, then 6-15 digits, spaces, dots, dashes allowed.
+pub fn check_phone(phone: &str) -> Result<(), DomainError> {
+    let rest = phone.strip_prefix('+').unwrap_or(phone);
+    let digits = rest.chars().filter(char::is_ascii_digit).count();
+    let only_allowed = rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.'));
+    if only_allowed && PHONE_DIGITS.contains(&digits) {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidField {
+            field: "phone",
+            reason: format!(
+                "not a phone number ({}-{} digits, optional leading +): {phone:?}",
+                PHONE_DIGITS.start(),
+                PHONE_DIGITS.end()
+            ),
+        })
+    }
+}
+
 fn text(field: &'static str, value: &str) -> Result<(), DomainError> {
     if value.trim().is_empty() || value.chars().count() > TEXT_LEN_MAX {
         return Err(DomainError::InvalidField {
@@ -259,9 +306,22 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
                         text(field, v)?;
                     }
                 }
+                if let Some(email) = &patch.email {
+                    check_email(email)?;
+                }
+                if let Some(phone) = &patch.phone {
+                    check_phone(phone)?;
+                }
             }
         }
-        Payload::ConsentSet { source, .. } => text("source", source)?,
+        Payload::ConsentSet {
+            customer, source, ..
+        } => {
+            if state.customer_erased(customer) {
+                return Err(DomainError::CustomerErased(customer.clone()));
+            }
+            text("source", source)?
+        }
         Payload::CustomerErase { .. } | Payload::CustomerFollow { .. } => {}
         Payload::Return { store, .. }
         | Payload::ReturnRightsRequested { by: store, .. }

@@ -538,7 +538,7 @@ pub async fn metrics(State(state): State<HqState>) -> Response {
     out.push_str(&format!("storenode_ops_applied{{role=\"hq\"}} {ops}\n"));
     out.push_str("# TYPE storenode_orders gauge\n");
     out.push_str(&format!("storenode_orders{{role=\"hq\"}} {orders}\n"));
-    out.push_str("# HELP storenode_webhook_queue Ready notifications not yet delivered.\n# TYPE storenode_webhook_queue gauge\n");
+    out.push_str("# HELP storenode_webhook_queue Webhook events not yet delivered.\n# TYPE storenode_webhook_queue gauge\n");
     out.push_str(&format!("storenode_webhook_queue {queue}\n"));
     out.push_str("# TYPE storenode_store_online gauge\n# TYPE storenode_store_outbox gauge\n# TYPE storenode_store_lag_ops gauge\n# TYPE storenode_store_last_contact_ms gauge\n");
     for store in &state.settings.stores {

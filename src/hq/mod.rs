@@ -7,11 +7,13 @@
 
 mod api;
 mod body;
+pub mod customers;
 mod dashboard;
 pub mod error;
 pub mod webhook;
 
 use crate::config::HqConfig;
+use crate::domain::contact::ContactPolicy;
 use crate::domain::StoreId;
 use crate::http_security::{client_key, security_headers, RateLimit, RateLimiter, DASHBOARD_CSP};
 use crate::store::Node;
@@ -48,6 +50,10 @@ pub trait SyncView: Send + Sync + 'static {
     fn link(&self, store: &StoreId) -> LinkStatus;
     /// Prometheus text of sync metrics (outbox, lag, last contact, rejected payloads).
     fn render_metrics(&self) -> String;
+    /// Last down-log index the store reported applied, if HQ has heard from it.
+    fn down_acked(&self, _store: &StoreId) -> Option<u64> {
+        None
+    }
 }
 
 /// Cuts and restores a store's link (demo only).
@@ -77,6 +83,12 @@ pub struct HqSettings {
     pub qr_key: Vec<u8>,
     pub webhook_url: Option<String>,
     pub webhook_backoff_ms_max: u64,
+    /// Signs every webhook delivery.
+    pub webhook_secret: Option<String>,
+    /// `cart.abandoned` after this many idle hours; none when `None`.
+    pub abandoned_cart_hours: Option<u32>,
+    /// Who may be contacted when (`/carts/abandoned`, `/customers/{id}/contacts`).
+    pub contact_policy: ContactPolicy,
     /// Requests per bearer token.
     pub rate_limit: RateLimit,
     /// Requests with a missing or wrong token, per client IP.
@@ -107,6 +119,9 @@ impl HqSettings {
                 .unwrap_or_default(),
             webhook_url: c.webhook.url.clone(),
             webhook_backoff_ms_max: c.webhook.retry_backoff_ms_max,
+            webhook_secret: c.webhook.secret.clone(),
+            abandoned_cart_hours: c.webhook.abandoned_cart_hours,
+            contact_policy: c.contact_policy.policy(),
             rate_limit: RateLimit {
                 per_minute: c.rate_limit.per_minute,
                 burst: c.rate_limit.burst,
@@ -184,6 +199,19 @@ pub fn app(state: HqState) -> Router {
         .route("/orders/{id}", get(api::get_order))
         .route("/orders/{id}/cancel", post(api::cancel_order))
         .route("/stores", get(api::stores))
+        .route(
+            "/customers/{id}",
+            get(customers::get_customer)
+                .put(customers::put_customer)
+                .delete(customers::delete_customer),
+        )
+        .route(
+            "/customers/{id}/consent/{channel}",
+            put(customers::put_consent),
+        )
+        .route("/customers/{id}/erasure", get(customers::get_erasure))
+        .route("/customers/{id}/contacts", post(customers::post_contact))
+        .route("/carts/abandoned", get(customers::abandoned))
         .route("/demo/stores/{store}/link", post(api::demo_link))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -30,6 +30,12 @@ pub(crate) fn settings() -> HqSettings {
         qr_key: vec![7; 32],
         webhook_url: None,
         webhook_backoff_ms_max: 1_000,
+        webhook_secret: Some("whsec-test-0123456789".into()),
+        abandoned_cart_hours: None,
+        contact_policy: crate::domain::contact::ContactPolicy {
+            max_per_week: 2,
+            quiet_hours: None,
+        },
         rate_limit: super::API_RATE_DEFAULT,
         unauthenticated_rate_limit: super::UNAUTHENTICATED_RATE_DEFAULT,
     }

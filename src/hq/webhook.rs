@@ -1,14 +1,25 @@
-//! The ready webhook: when HQ applies `Effect::OrderReady`, a job is queued durably in
-//! `hq_webhook_jobs` and a worker POSTs `{order, store, status: "ready", pickup_code}` to the
-//! shop until it answers 2xx, backing off exponentially up to a bound.
+//! The shop's webhook: signed, typed events delivered at least once, in order of creation.
 //!
-//! Invariant: one row per order (primary key), never deleted, so an order is delivered at most
-//! once after a 2xx, and a crash between applying the op and queueing the job is repaired at
-//! start by `recover`, which queues every order that was ever ready and has no row yet.
+//! Events are `order.ready`, `order.handed_over`, `order.cancelled` (from the orders HQ's
+//! state holds) and `cart.abandoned` (a cart unchanged for `abandoned_cart_hours`, once per
+//! cart change). Each is queued durably in `hq_webhook_events` with a unique event id and a
+//! dedup key, and a worker POSTs its body, signed (`signature`), until the shop answers 2xx,
+//! backing off exponentially up to a bound. The body is fixed at queueing, so every retry
+//! carries the same bytes and event id; only the signature's timestamp changes.
+//!
+//! Invariant: one row per dedup key, never deleted, so an event is delivered at most once
+//! after a 2xx, and a crash between applying an op and queueing its event is repaired at
+//! start by `recover`, which queues whatever the state calls for and has no row yet.
 
-use crate::domain::Effect;
+mod event;
+pub mod signature;
+
+use crate::domain::{OrderId, Payload};
 use crate::store::{Node, NodeEvent, StoreError};
+pub use event::Event;
 use rusqlite::{params, Transaction};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
@@ -20,6 +31,8 @@ const BATCH_MAX: usize = 16;
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Longest idle wait between checks of the queue.
 const IDLE_WAIT_MS: u64 = 1_000;
+/// How often carts are checked for abandonment.
+const ABANDONED_SCAN_MS: u64 = 60_000;
 
 /// Where and how to deliver.
 #[derive(Debug, Clone)]
@@ -27,6 +40,10 @@ pub struct WebhookSettings {
     pub url: String,
     pub backoff_ms_min: u64,
     pub backoff_ms_max: u64,
+    /// Shared secret of the signatures.
+    pub secret: Vec<u8>,
+    /// Queue `cart.abandoned` for carts unchanged this long; none when `None`.
+    pub abandoned_cart_ms: Option<u64>,
 }
 
 impl WebhookSettings {
@@ -39,26 +56,33 @@ impl WebhookSettings {
     }
 }
 
-/// Queue the notification of one ready order (no-op if it is queued or delivered already).
-pub fn enqueue(
-    tx: &Transaction,
-    order: &str,
-    store: &str,
-    pickup_code: &str,
-    now_ms: u64,
-) -> rusqlite::Result<usize> {
+/// A fresh event id: `evt_` and 32 hex digits.
+fn new_event_id() -> String {
+    format!("evt_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// Queue one event (no-op when its dedup key is queued or delivered already).
+pub fn enqueue(tx: &Transaction, event: &Event, now_ms: u64) -> rusqlite::Result<usize> {
+    let id = new_event_id();
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), json!(id));
+    body.insert("type".into(), json!(event.kind));
+    body.insert("created_ms".into(), json!(now_ms));
+    for (k, v) in &event.fields {
+        body.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     tx.execute(
-        "INSERT OR IGNORE INTO hq_webhook_jobs (order_id, store, pickup_code, attempts, next_attempt_ms)
-         VALUES (?1, ?2, ?3, 0, ?4)",
-        params![order, store, pickup_code, now_ms as i64],
+        "INSERT OR IGNORE INTO hq_webhook_events (event_id, type, dedup, body, created_ms, next_attempt_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![id, event.kind, event.dedup, Value::Object(body).to_string(), now_ms as i64],
     )
 }
 
-/// Notifications not yet delivered.
+/// Events not yet delivered.
 pub async fn queue_depth(node: &Node) -> Result<u64, StoreError> {
     node.query(|conn| {
         conn.query_row(
-            "SELECT COUNT(*) FROM hq_webhook_jobs WHERE delivered_ms IS NULL",
+            "SELECT COUNT(*) FROM hq_webhook_events WHERE delivered_ms IS NULL",
             [],
             |r| r.get::<_, i64>(0),
         )
@@ -67,38 +91,41 @@ pub async fn queue_depth(node: &Node) -> Result<u64, StoreError> {
     .map(|n| n.max(0) as u64)
 }
 
-/// Queue every order that was ever ready and has no job yet (start-up repair).
-pub async fn recover(node: &Node) -> Result<usize, StoreError> {
-    let ready: Vec<(String, String, String)> = node.read(|r| {
-        r.state()
+/// Queue every event the state calls for and that has no row yet (start-up repair, and the
+/// periodic abandoned-cart scan when `abandoned_cart_ms` is set).
+pub async fn recover(node: &Node, abandoned_cart_ms: Option<u64>) -> Result<usize, StoreError> {
+    let now = crate::store::now_ms();
+    let events: Vec<Event> = node.read(|r| {
+        let state = r.state();
+        let mut out: Vec<Event> = state
             .orders
             .values()
-            .filter(|o| o.was_ready)
-            .map(|o| (o.id.to_string(), o.store.to_string(), o.pickup_code.clone()))
-            .collect()
+            .flat_map(event::order_events)
+            .collect();
+        if let Some(idle) = abandoned_cart_ms {
+            out.extend(event::abandoned_cart_events(state, now, idle));
+        }
+        out
     });
-    enqueue_all(node, ready).await
+    enqueue_all(node, events).await
 }
 
-async fn enqueue_all(
-    node: &Node,
-    jobs: Vec<(String, String, String)>,
-) -> Result<usize, StoreError> {
-    if jobs.is_empty() {
+async fn enqueue_all(node: &Node, events: Vec<Event>) -> Result<usize, StoreError> {
+    if events.is_empty() {
         return Ok(0);
     }
     node.write(move |tx| {
         let now = crate::store::now_ms();
         let mut n = 0;
-        for (order, store, code) in &jobs {
-            n += enqueue(tx, order, store, code, now)?;
+        for e in &events {
+            n += enqueue(tx, e, now)?;
         }
         Ok(n)
     })
     .await
 }
 
-/// Start the enqueuer (follows the node's effects) and the delivery worker. Both stop when
+/// Start the enqueuer (follows the node's commits) and the delivery worker. Both stop when
 /// `shutdown` turns true.
 pub fn spawn(
     node: Node,
@@ -107,8 +134,9 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let wake = Arc::new(Notify::new());
     let events = node.subscribe();
-    let enqueuer = tokio::spawn(follow_effects(
+    let enqueuer = tokio::spawn(follow_commits(
         node.clone(),
+        settings.abandoned_cart_ms,
         events,
         wake.clone(),
         shutdown.clone(),
@@ -120,76 +148,80 @@ pub fn spawn(
     })
 }
 
-async fn follow_effects(
+/// Events called for by the orders these ops touched.
+fn order_events_of(node: &Node, ops: &[crate::domain::Op]) -> Vec<Event> {
+    let touched: BTreeSet<&OrderId> = ops
+        .iter()
+        .filter(|op| !matches!(op.payload, Payload::OrderPick { .. }))
+        .filter_map(|op| op.payload.order())
+        .collect();
+    node.read(|r| {
+        touched
+            .into_iter()
+            .filter_map(|id| r.state().orders.get(id))
+            .flat_map(event::order_events)
+            .collect()
+    })
+}
+
+async fn follow_commits(
     node: Node,
+    abandoned_cart_ms: Option<u64>,
     mut events: broadcast::Receiver<NodeEvent>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Err(e) = recover(&node).await {
+    if let Err(e) = recover(&node, abandoned_cart_ms).await {
         tracing::error!(error = %e, "webhook: start-up scan failed");
     }
     wake.notify_one();
+    let mut scan = tokio::time::interval(Duration::from_millis(ABANDONED_SCAN_MS));
     loop {
-        let event = tokio::select! {
+        let queued = tokio::select! {
             _ = shutdown.changed() => return,
-            event = events.recv() => event,
-        };
-        let queued = match event {
-            Ok(NodeEvent::Applied { effects, .. }) => {
-                let jobs: Vec<(String, String, String)> = effects
-                    .iter()
-                    .filter_map(|e| match e {
-                        Effect::OrderReady { order, store } => Some((order.clone(), store.clone())),
-                        _ => None,
-                    })
-                    .map(|(order, store)| {
-                        let code = node.read(|r| {
-                            r.state()
-                                .orders
-                                .get(&order)
-                                .map(|o| o.pickup_code.clone())
-                                .unwrap_or_default()
-                        });
-                        (order.to_string(), store.to_string(), code)
-                    })
-                    .collect();
-                enqueue_all(&node, jobs).await
-            }
-            // Missed events: the scan finds whatever they would have queued.
-            Err(broadcast::error::RecvError::Lagged(_)) => recover(&node).await,
-            Err(broadcast::error::RecvError::Closed) => return,
+            _ = scan.tick(), if abandoned_cart_ms.is_some() => recover(&node, abandoned_cart_ms).await,
+            event = events.recv() => match event {
+                Ok(NodeEvent::Applied { ops, .. }) => {
+                    let found = order_events_of(&node, &ops);
+                    enqueue_all(&node, found).await
+                }
+                // Missed commits: the scan finds whatever they would have queued.
+                Err(broadcast::error::RecvError::Lagged(_)) => recover(&node, abandoned_cart_ms).await,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         };
         match queued {
             Ok(n) if n > 0 => wake.notify_one(),
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "webhook: cannot queue a ready notification"),
+            Err(e) => tracing::error!(error = %e, "webhook: cannot queue an event"),
         }
     }
 }
 
 struct Job {
-    order: String,
-    store: String,
-    code: String,
+    row: i64,
+    event_id: String,
+    kind: String,
+    body: String,
     attempts: u32,
 }
 
 async fn due_jobs(node: &Node, now: u64) -> Result<(Vec<Job>, Option<u64>), StoreError> {
     node.query(move |conn| {
         let mut stmt = conn.prepare(
-            "SELECT order_id, store, pickup_code, attempts, next_attempt_ms FROM hq_webhook_jobs
-             WHERE delivered_ms IS NULL ORDER BY next_attempt_ms LIMIT ?1",
+            "SELECT id, event_id, type, body, attempts, next_attempt_ms FROM hq_webhook_events
+             WHERE delivered_ms IS NULL ORDER BY next_attempt_ms, id LIMIT ?1",
         )?;
         let rows = stmt.query_map(params![BATCH_MAX as i64], |r| {
             Ok((
                 Job {
-                    order: r.get(0)?,
-                    store: r.get(1)?,
-                    code: r.get(2)?,
-                    attempts: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    row: r.get(0)?,
+                    event_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    body: r.get(3)?,
+                    attempts: r.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
                 },
-                r.get::<_, i64>(4)?.max(0) as u64,
+                r.get::<_, i64>(5)?.max(0) as u64,
             ))
         })?;
         let mut due = Vec::new();
@@ -234,21 +266,21 @@ async fn deliver(
         };
         let busy = !due.is_empty();
         for job in due {
-            let outcome = post(&client, &settings.url, &job).await;
+            let outcome = post(&client, &settings, &job).await;
             let backoff = settings.backoff_ms(job.attempts);
             let result = node
                 .write(move |tx| {
                     let now = crate::store::now_ms();
                     match outcome {
                         Ok(()) => tx.execute(
-                            "UPDATE hq_webhook_jobs SET delivered_ms = ?2, attempts = attempts + 1, last_error = NULL
-                             WHERE order_id = ?1",
-                            params![job.order, now as i64],
+                            "UPDATE hq_webhook_events SET delivered_ms = ?2, attempts = attempts + 1, last_error = NULL
+                             WHERE id = ?1",
+                            params![job.row, now as i64],
                         ),
                         Err(err) => tx.execute(
-                            "UPDATE hq_webhook_jobs SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
-                             WHERE order_id = ?1",
-                            params![job.order, (now + backoff) as i64, err],
+                            "UPDATE hq_webhook_events SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
+                             WHERE id = ?1",
+                            params![job.row, (now + backoff) as i64, err],
                         ),
                     }
                 })
@@ -272,21 +304,33 @@ async fn deliver(
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, job: &Job) -> Result<(), String> {
-    let body = serde_json::json!({
-        "order": job.order, "store": job.store, "status": "ready", "pickup_code": job.code,
-    });
-    match client.post(url).json(&body).send().await {
+async fn post(
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    job: &Job,
+) -> Result<(), String> {
+    let now_s = crate::store::now_ms() / 1_000;
+    let signed = signature::sign(&settings.secret, now_s, job.body.as_bytes());
+    let sent = client
+        .post(&settings.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(signature::SIGNATURE_HEADER, signed)
+        .header(signature::EVENT_ID_HEADER, &job.event_id)
+        .header(signature::EVENT_TYPE_HEADER, &job.kind)
+        .body(job.body.clone())
+        .send()
+        .await;
+    match sent {
         Ok(r) if r.status().is_success() => {
-            tracing::info!(order = %job.order, "webhook delivered");
+            tracing::info!(event = %job.event_id, kind = %job.kind, "webhook delivered");
             Ok(())
         }
         Ok(r) => {
-            tracing::warn!(order = %job.order, status = %r.status(), attempt = job.attempts + 1, "webhook refused");
+            tracing::warn!(event = %job.event_id, kind = %job.kind, status = %r.status(), attempt = job.attempts + 1, "webhook refused");
             Err(format!("http {}", r.status()))
         }
         Err(e) => {
-            tracing::warn!(order = %job.order, error = %e, attempt = job.attempts + 1, "webhook unreachable");
+            tracing::warn!(event = %job.event_id, kind = %job.kind, error = %e, attempt = job.attempts + 1, "webhook unreachable");
             Err(e.to_string())
         }
     }

@@ -258,3 +258,50 @@ pub fn import_blocking(
     }
     Ok((count, parsed.skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ActorId;
+
+    const HEAD: &str =
+        "id,name,email,phone,loyalty_card,consent_email,consent_sms,consent_whatsapp\n";
+
+    #[test]
+    fn customers_import_with_their_consent_per_channel_from_the_import() {
+        let csv = format!(
+            "{HEAD}C-0001,Sofía Domínguez,sofia@example.com,+34619892561,2165033660244,true,false,true\n"
+        );
+        let replica = Replica::new(ActorId::hq());
+        let parsed = parse(ImportKind::Customers, csv.as_bytes(), &replica).unwrap();
+        let mut hq = Replica::new(ActorId::hq());
+        for p in parsed.payloads {
+            hq.prepare(1, p).unwrap();
+        }
+        let c = &hq.state().customers[&CustomerId::parse("C-0001").unwrap()];
+        assert_eq!(c.phone(), Some("+34619892561"));
+        let granted = |ch| c.consent(ch).map(|k| (k.granted, k.source.clone()));
+        assert_eq!(granted(Channel::Email), Some((true, "import".to_string())));
+        assert_eq!(granted(Channel::Sms), Some((false, "import".to_string())));
+        assert_eq!(
+            granted(Channel::Whatsapp),
+            Some((true, "import".to_string()))
+        );
+    }
+
+    #[test]
+    fn a_bad_phone_or_email_refuses_the_file_naming_the_line_and_field() {
+        let csv = format!(
+            "{HEAD}C-1,Ana,ana@example.com,+34600111222,,true,true,true\n\
+             C-2,Eva,eva@example,+34600111333,,true,true,true\n\
+             C-3,Rosa,rosa@example.com,call me,,true,true,true\n"
+        );
+        let replica = Replica::new(ActorId::hq());
+        let err = parse(ImportKind::Customers, csv.as_bytes(), &replica)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("email"), "{err}");
+        assert!(err.contains("line 4") && err.contains("phone"), "{err}");
+        assert!(!err.contains("line 2"), "{err}");
+    }
+}

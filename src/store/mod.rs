@@ -7,6 +7,7 @@
 //! whatever a caller is told happened is on disk.
 
 pub mod codec;
+pub mod erasure;
 pub mod import;
 pub mod materialize;
 pub mod schema;

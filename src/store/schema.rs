@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_returns",
         include_str!("../../migrations/0006_hq_returns.sql"),
     ),
+    (
+        7,
+        "customers",
+        include_str!("../../migrations/0007_customers.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
@@ -106,6 +111,9 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Freed bytes are zeroed, so a rewritten (erased) op or row leaves nothing behind in
+    // free pages or cells (DESIGN.md section 14).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     throughput_pragmas(conn)?;
     Ok(())

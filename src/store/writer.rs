@@ -6,8 +6,8 @@
 //! may then be ahead of the disk, it is rebuilt from the log after the commit.
 
 use super::{
-    insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError, SubmitError,
-    Submitted, GROUP_REQUESTS_MAX,
+    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError,
+    SubmitError, Submitted, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::Connection;
@@ -52,6 +52,7 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
     let mut reload = false;
+    let mut erased = false;
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -68,7 +69,7 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for req in group {
-            let outcome = handle(&tx, &mut replica, req, &mut events);
+            let outcome = handle(&tx, &mut replica, req, &mut events, &mut erased);
             reload |= outcome.1;
             replies.push(outcome.0);
         }
@@ -87,14 +88,11 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             false
         }
     };
-    for reply in replies {
-        reply(committed);
+    if committed && erased {
+        truncate_wal(conn);
     }
-    if committed {
-        for event in events {
-            let _ = shared.events.send(event);
-        }
-    }
+    // Rebuild memory before answering: a caller told its request failed must not then read
+    // the refused change from the replica.
     if reload {
         match replay(conn, shared.actor.clone()) {
             Ok(fresh) => {
@@ -103,6 +101,48 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             Err(e) => tracing::error!(error = %e, "cannot rebuild replica from the log"),
         }
     }
+    for reply in replies {
+        reply(committed);
+    }
+    if committed {
+        for event in events {
+            let _ = shared.events.send(event);
+        }
+    }
+}
+
+/// Fold the WAL into the database and truncate it, so the page images an erasure replaced
+/// leave the disk with the commit. A reader holding an old snapshot can delay it (it is then
+/// done by the next checkpoint); the log says so.
+fn truncate_wal(conn: &Connection) {
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match busy {
+        Ok(0) => tracing::debug!("wal truncated after an erasure"),
+        Ok(_) => {
+            tracing::warn!("wal still in use after an erasure; truncated at the next checkpoint")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot truncate the wal after an erasure"),
+    }
+}
+
+/// Write `op` to the log in its stored form (anonymous for an erased customer); an erasure
+/// also rewrites the customer's earlier ops. Returns the stored form.
+fn store_op(
+    tx: &rusqlite::Transaction,
+    replica: &Replica,
+    op: &Op,
+    erased: &mut bool,
+) -> rusqlite::Result<Op> {
+    let stored = erasure::stored_form(op, replica.state()).into_owned();
+    insert_op(tx, &stored)?;
+    materialize::rows_for(tx, replica.state(), &stored)?;
+    if let Some(customer) = erasure::erased_by(op) {
+        erasure::rewrite_log(tx, replica.state(), customer)?;
+        *erased = true;
+    }
+    Ok(stored)
 }
 
 fn fail(req: Request, why: &str) {
@@ -148,6 +188,7 @@ fn handle(
     replica: &mut Replica,
     req: Request,
     events: &mut Vec<NodeEvent>,
+    erased: &mut bool,
 ) -> (Reply, bool) {
     match req {
         Request::Submit {
@@ -163,10 +204,9 @@ fn handle(
             let result = savepoint(tx, || {
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
-                    insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
-                    materialize::rows_for(tx, replica.state(), &op)
+                    let stored = store_op(tx, replica, &op, erased)
                         .map_err(|e| SubmitError::Store(e.into()))?;
-                    ops.push(op);
+                    ops.push(stored);
                     effects.extend(eff);
                 }
                 match extra {
@@ -210,12 +250,11 @@ fn handle(
                 for op in ops {
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
-                            insert_op(tx, &op).map_err(|e| SubmitError::Store(e.into()))?;
-                            materialize::rows_for(tx, replica.state(), &op)
+                            let stored = store_op(tx, replica, &op, erased)
                                 .map_err(|e| SubmitError::Store(e.into()))?;
                             report.applied += 1;
                             report.effects.extend(eff);
-                            fresh.push(op);
+                            fresh.push(stored);
                         }
                         Ok(Applied::Duplicate) => report.duplicates += 1,
                         Err(e) => report.rejected.push((op.id(), e)),

@@ -83,6 +83,8 @@ pub struct StoreLink {
     pub acked_vv: BTreeMap<ActorId, u64>,
     /// Down-log entries not yet acked by the store.
     pub down_pending: u64,
+    /// Last down-log index the store reported applied (0 until it acks after HQ starts).
+    pub down_acked: u64,
     /// Software version the store reported.
     pub version: Option<String>,
 }

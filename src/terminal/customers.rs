@@ -196,12 +196,16 @@ pub async fn cart(
                 })
             })
             .collect();
-        Some(json!({
+        let mut out = json!({
             "customer": cid.as_str(),
             "name": customer.name(),
             "lines": lines,
             "updated_at": cart.map(|c| c.updated().wall_ms()),
-        }))
+        });
+        if let Some(obj) = out.as_object_mut() {
+            obj.extend(super::profile::card_fields(s, &cid, crate::store::now_ms()));
+        }
+        Some(out)
     });
     out.map(Json).ok_or_else(unknown)
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod link;
 mod pickups;
 pub mod print;
+mod profile;
 mod qr;
 mod returns;
 mod sales;
@@ -30,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use error::ApiError;
 use events::{Scan, ScanSender};
@@ -251,9 +252,13 @@ pub fn app(state: TerminalState) -> Router {
         .route("/pickups/{id}/pick", post(pickups::pick))
         .route("/pickups/{id}/ready", post(pickups::ready))
         .route("/pickups/{id}/handover", post(pickups::handover))
-        .route("/customers", get(customers::search))
+        .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}", get(customers::show))
         .route("/customers/{id}/cart", get(customers::cart))
+        .route(
+            "/customers/{id}/consent/{channel}",
+            put(profile::put_consent),
+        )
         .fallback(|| async { ApiError::not_found("not_found", "no such API call") });
     Router::new()
         .nest("/api/v1", api)

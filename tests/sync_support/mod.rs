@@ -155,6 +155,14 @@ impl Chain {
         self.dir.take().unwrap()
     }
 
+    /// The folder holding every replica's files.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default()
+    }
+
     /// HQ and stores on the databases in `dir` (new or reopened).
     pub async fn open(dir: tempfile::TempDir, port: u16) -> Chain {
         let hq = Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();

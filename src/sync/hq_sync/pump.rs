@@ -244,6 +244,7 @@ fn link_of(store: &StoreId, p: &Peer) -> StoreLink {
         outbox: p.outbox,
         acked_vv: p.acked_vv.clone(),
         down_pending: p.down_last.saturating_sub(p.down_acked),
+        down_acked: p.down_acked,
         version: p.version.clone(),
     }
 }

@@ -469,6 +469,14 @@
       await openCustomer(S.customer.id);
     } catch (e) { beep(false); flash("error", errorText(e)); }
   }
+  async function setConsent(channel, granted) {
+    try {
+      await api("PUT", "/customers/" + encodeURIComponent(S.customer.id) + "/consent/" + channel, { granted });
+      beep(true);
+      flash("ok", t("consent.saved"));
+      await openCustomer(S.customer.id);
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
   function renderCustomers() {
     let body = "";
     if (S.cart && S.customer) {
@@ -487,8 +495,16 @@
       const cartHtml = S.cart.lines.length
         ? '<table class="cart"><thead><tr><th></th><th class="num">' + esc(t("customers.in_cart")) + "</th><th></th><th class=\"num\">" + esc(t("stock.price")) + "</th><th>" + esc(t("customers.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>"
         : '<div class="empty">' + esc(t("customers.cart_empty")) + "</div>";
-      body = '<div class="customer-grid"><div class="card"><h2 class="section">' + esc(t("customers.cart")) + "</h2>" + cartHtml + "</div>" +
-        '<aside class="card summary"><div class="customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" + contacts + "</div></div>" +
+      const since = S.cart.abandoned_since;
+      const badge = since ? '<span class="badge badge-warn" data-abandoned>' + esc(t("customers.abandoned", { n: Math.max(1, Math.floor((Date.now() - since) / 86400000)) })) + "</span>" : "";
+      const consent = S.cart.consent || {};
+      const consentHtml = '<div class="consent" data-consents>' + ["email", "sms", "whatsapp"].map((ch) => {
+        const k = consent[ch], on = !!(k && k.granted);
+        return '<button class="chip consent-' + (on ? "on" : "off") + '" data-consent="' + ch + '" data-granted="' + (on ? "false" : "true") + '" title="' + esc(k ? k.source : "") + '">' +
+          esc(t("consent." + ch)) + ": " + esc(t(on ? "consent.yes" : "consent.no")) + "</button>";
+      }).join("") + "</div>";
+      body = '<div class="customer-grid"><div class="card"><h2 class="section">' + esc(t("customers.cart")) + " " + badge + "</h2>" + cartHtml + "</div>" +
+        '<aside class="card summary"><div class="customer-card"><div class="avatar">' + esc((c.name || "?").trim().charAt(0)) + '</div><div><div class="customer-name">' + esc(c.name || c.id) + "</div>" + contacts + "</div></div>" + consentHtml +
         '<div class="total"><span class="muted">' + esc(t("customers.total")) + '</span><span class="total-val">' + money(total) + "</span></div>" +
         '<button class="btn btn-success btn-block btn-xl" data-tender="cash"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_cash")) + "</button>" +
         '<button class="btn btn-primary btn-block btn-xl" data-tender="card"' + (total > 0 ? "" : " disabled") + ">" + esc(t("customers.pay_card")) + "</button></aside></div>";
@@ -508,12 +524,10 @@
   const SALE_ID_RE = /^(S\d|O-)/;
   function historyCard() {
     const h = (S.card && S.card.history) || [];
-    const since = S.card && S.card.abandoned_since
-      ? '<p class="muted" data-abandoned>' + esc(t("customers.abandoned", { t: ago(S.card.abandoned_since) })) + "</p>" : "";
     const rows = h.map((x) => '<tr data-history="' + esc(x.kind) + '"><td>' + esc(t("returns.kind." + x.kind)) + '</td><td class="mono">' + esc(x.id) +
       '</td><td class="muted">' + esc(x.store) + '</td><td class="muted">' + esc(ago(x.at)) + '</td><td class="num">' + money(x.total_cents) + "</td><td>" +
       (x.kind !== "return" ? '<button class="btn btn-ghost" data-return-sale="' + esc(x.id) + '" data-return-store="' + esc(x.store) + '">' + esc(t("returns.return")) + "</button>" : "") + "</td></tr>").join("");
-    return '<div class="card history"><h2 class="section">' + esc(t("returns.history")) + "</h2>" + since +
+    return '<div class="card history"><h2 class="section">' + esc(t("returns.history")) + "</h2>" +
       (h.length ? '<table class="cart"><tbody>' + rows + "</tbody></table>" : '<div class="empty">' + esc(t("returns.history_empty")) + "</div>") + "</div>";
   }
   async function openSale(ref, store) {
@@ -685,6 +699,7 @@
     }
     if (el.dataset.damaged) { S.damaged[el.dataset.damaged] = !S.damaged[el.dataset.damaged]; render(); return; }
     if (el.dataset.refund) { doReturn(el.dataset.refund); return; }
+    if (el.dataset.consent && S.customer) { setConsent(el.dataset.consent, el.dataset.granted === "true"); return; }
   });
   function setLang(lang) {
     S.lang = lang;
