@@ -15,6 +15,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod fiscal;
+pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
 mod customers;
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
 
@@ -317,6 +319,9 @@ pub struct StoreConfig {
     pub terminal: TerminalSecurityConfig,
     #[serde(default)]
     pub returns: ReturnsConfig,
+    /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
+    #[serde(default)]
+    pub fiscal: Option<FiscalConfig>,
 }
 
 /// `[returns]`: how long a sale may be returned, and the largest refund a manager may give
@@ -425,6 +430,9 @@ impl StoreConfig {
             self.terminal.login_per_minute,
             errs,
         );
+        if let Some(fiscal) = &self.fiscal {
+            fiscal.check(errs);
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod domain;
+pub mod fiscal;
 pub mod hq;
 pub mod http_security;
 pub mod signing;

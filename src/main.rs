@@ -133,6 +133,31 @@ enum Command {
         #[arg(long)]
         db: PathBuf,
     },
+    /// The VERI*FACTU invoice journal of a database (store or HQ).
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Recompute every record's hash and link: `ok: <n> records`, or exit 1 naming the first
+    /// bad record.
+    Verify {
+        /// SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Print every record in chain order with the AEAT's field names.
+    Export {
+        /// SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// `jsonl` (one JSON object per record) or `xml` (the AEAT registration schema).
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "xml"])]
+        format: String,
+    },
 }
 
 /// Run an async command on a fresh runtime.
@@ -182,6 +207,12 @@ fn main() -> ExitCode {
             file,
         } => storenode::cli::import(&db, actor.as_deref(), kind, &file),
         Command::Digest { db } => storenode::cli::digest(&db),
+        Command::Journal {
+            action: JournalAction::Verify { db },
+        } => storenode::fiscal::journal::verify_command(&db),
+        Command::Journal {
+            action: JournalAction::Export { db, format },
+        } => storenode::fiscal::journal::export_command(&db, &format),
         Command::NewQrKey => {
             println!("{}", storenode::config::new_qr_key_hex());
             Ok(())

@@ -1,15 +1,18 @@
-//! Store soak: a store node under a steady stream of receipts, till sales and pickup orders
-//! (place, pick, ready, hand over), printing `ack <actor> <seq>` on stdout once each op is
+//! Store soak: a store node under a steady stream of receipts, till sales (each invoiced in
+//! the store's VERI*FACTU series) and pickup orders (place, pick, ready, hand over), printing `ack <actor> <seq>` on stdout once each op is
 //! committed. The crash-loop test SIGKILLs it at random points and checks that every printed
 //! op survived. Two hidden broken modes exist only to prove that test can fail: acks printed
 //! before the commit, and `synchronous=OFF`.
 
+use crate::domain::fiscal::{InvoiceDraft, Issuer, TaxId};
 use crate::domain::op::{Advance, OrderLine, ReceiveReason, SaleLine, Tender};
 use crate::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, SaleId, Sku, StoreId};
+use crate::fiscal::{with_invoice, FiscalSetup, InvoiceFor};
 use crate::store::{now_ms, Node, SubmitError};
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Skus of the soak catalog.
 pub const SOAK_SKUS: usize = 8;
@@ -185,8 +188,36 @@ impl Writer {
         Ok(())
     }
 
-    /// Submit one op and print its ack; a domain refusal (sold out) is skipped.
+    /// Submit one op and print its ack; a domain refusal (sold out) is skipped. A sale is
+    /// invoiced (VERI*FACTU record in the same transaction), except in the early-ack mode,
+    /// whose predicted seq counts one op per submit.
     async fn submit(&self, payload: Payload) -> anyhow::Result<u64> {
+        if let (Payload::Sale { sale_id, lines, .. }, false) = (&payload, self.early_acks) {
+            let draft = InvoiceDraft::sale(
+                sale_id.as_str(),
+                lines.iter().map(|l| (l.qty, l.unit_cents, l.vat_bp)),
+                None,
+            );
+            let build = with_invoice(
+                soak_fiscal()?,
+                self.store.clone(),
+                vec![payload],
+                InvoiceFor::Sale(draft),
+            );
+            return match self.node.submit_built(build, |_, _| Ok(())).await {
+                Ok((done, ())) => {
+                    for op in &done.ops {
+                        ack(&op.actor, op.seq)?;
+                    }
+                    Ok(done.ops.len() as u64)
+                }
+                Err(SubmitError::Domain(e)) => {
+                    tracing::debug!(error = %e, "soak sale refused");
+                    Ok(0)
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
         if self.early_acks {
             // Validated, so the only way this ack can be wrong is a crash before the commit.
             let (seq, valid) = self
@@ -212,6 +243,20 @@ impl Writer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The issuer of the soak's invoices: the AEAT's test NIF, series `SOAK`.
+pub fn soak_fiscal() -> anyhow::Result<Arc<FiscalSetup>> {
+    Ok(Arc::new(FiscalSetup {
+        issuer: Issuer {
+            nif: TaxId::parse("89890001K")?,
+            name: "Soak SL".to_string(),
+            series: "SOAK".to_string(),
+        },
+        address: Vec::new(),
+        zone: jiff::tz::TimeZone::get("Europe/Madrid")?,
+        qr_base_url: "https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR".to_string(),
+    }))
 }
 
 fn ack(actor: &ActorId, seq: u64) -> std::io::Result<()> {

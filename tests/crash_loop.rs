@@ -1,7 +1,9 @@
 //! Crash loop: a store node under a steady stream of sales and pickup-order transitions
 //! (`storenode soak --actor store:<id>`) is SIGKILLed at random points, again and again. After
 //! every kill, each op it acknowledged must be in the op log, `PRAGMA integrity_check` must
-//! say ok, and the restarted node must carry on. `CRASH_LOOP_CYCLES=1000` is the long mode.
+//! say ok, and the restarted node must carry on; the invoice series (each sale is invoiced)
+//! must have no gap and its VERI*FACTU chain must verify. `CRASH_LOOP_CYCLES=1000` is the long
+//! mode.
 //!
 //! The same checker must catch a deliberately broken mode (a hidden soak flag): acks printed
 //! before the commit. Power cuts, which a SIGKILL does not model (the page cache survives it),
@@ -117,6 +119,34 @@ fn check(db: &Path, acked: &[u64]) -> Result<(), String> {
     }
 }
 
+/// The invoice series has no gap, no duplicate and no reordering, and the VERI*FACTU chain
+/// verifies (every hash and link), after the kill.
+fn check_invoices(db: &Path) -> Result<u64, String> {
+    let conn = rusqlite::Connection::open(db).map_err(|e| format!("cannot open: {e}"))?;
+    let numbers: Vec<(i64, i64)> = conn
+        .prepare("SELECT position, number FROM fiscal_records ORDER BY position")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(|e| format!("no readable journal: {e}"))?;
+    for (i, (position, number)) in numbers.iter().enumerate() {
+        let expected = i as i64 + 1;
+        if *position != expected || *number != expected {
+            return Err(format!(
+                "invoice series broken at record {expected}: position {position}, number {number}"
+            ));
+        }
+    }
+    drop(conn);
+    let stores = storenode::fiscal::journal::verify(db).map_err(|e| e.to_string())?;
+    let verified: u64 = stores.iter().map(|(_, n)| n).sum();
+    if verified != numbers.len() as u64 {
+        return Err(format!("verified {verified} of {} records", numbers.len()));
+    }
+    Ok(verified)
+}
+
 fn cycles() -> u64 {
     std::env::var("CRASH_LOOP_CYCLES")
         .ok()
@@ -151,9 +181,14 @@ fn a_store_node_killed_at_random_points_never_loses_an_acknowledged_op() {
         if let Err(e) = check(&db, &all_acked) {
             panic!("cycle {cycle}: {e}\n{}", run.stderr);
         }
+        if let Err(e) = check_invoices(&db) {
+            panic!("cycle {cycle}: {e}\n{}", run.stderr);
+        }
     }
+    let invoices = check_invoices(&db).unwrap();
+    assert!(invoices > 0, "the soak issued no invoice");
     eprintln!(
-        "{cycles} SIGKILL cycles, {} acknowledged ops, none lost, in {:?}",
+        "{cycles} SIGKILL cycles, {} acknowledged ops, none lost, {invoices} invoices gapless and chained, in {:?}",
         all_acked.len(),
         started.elapsed()
     );

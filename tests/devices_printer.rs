@@ -54,6 +54,7 @@ fn sample_receipt(qr: &str) -> Receipt {
             "¡Gracias por su visita!".into(),
             "Conserve el ticket: 30 días de devolución".into(),
         ],
+        invoice: None,
     }
 }
 

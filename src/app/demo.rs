@@ -82,6 +82,18 @@ fn hq_config(o: &DemoOptions, store_keys: &[(StoreId, String)]) -> anyhow::Resul
     }
 }
 
+/// The AEAT's QR validation service in its test environment: demo invoices are not real.
+pub const DEMO_QR_BASE_URL: &str = "https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR";
+
+/// A demo store's invoice series: its initials (`madrid-centro` -> `MC`).
+fn demo_series(store: &str) -> String {
+    store
+        .split('-')
+        .filter_map(|w| w.chars().next())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
 fn store_config(
     o: &DemoOptions,
     store: &str,
@@ -98,9 +110,12 @@ fn store_config(
          [[printers]]\nname = \"counter\"\nuri = \"tcp://{printer}\"\n\
          [[scanners]]\nname = \"counter\"\nuri = \"tcp://127.0.0.1:{scanner}\"\n\
          [[staff]]\nstaff = \"1001\"\nname = \"Lucía Pérez\"\nrole = \"associate\"\npin_hash = \"{PIN_1234}\"\n\
-         [[staff]]\nstaff = \"9001\"\nname = \"Javier Gómez\"\nrole = \"manager\"\npin_hash = \"{PIN_4321}\"\n",
+         [[staff]]\nstaff = \"9001\"\nname = \"Javier Gómez\"\nrole = \"manager\"\npin_hash = \"{PIN_4321}\"\n\
+         [fiscal]\nnif = \"89890001K\"\nname = \"Tiendas Demo SL\"\naddress = [\"Calle Mayor 1, 28013 Madrid\"]\n\
+         series = \"{series}\"\ntimezone = \"Europe/Madrid\"\nqr_base_url = \"{DEMO_QR_BASE_URL}\"\n",
         dir = dir.display().to_string(),
         broker = o.broker_port,
+        series = demo_series(store),
     );
     match Config::parse(&text).map_err(|e| anyhow!("demo store config: {e}"))? {
         Config::Store(c) => Ok(*c),

@@ -81,6 +81,7 @@ async fn metrics(State(s): State<StoreHttp>) -> Response {
             "# TYPE storenode_last_contact_ms gauge\nstorenode_last_contact_ms{{store=\"{store}\"}} {ms}\n"
         ));
     }
+    out.push_str(&crate::fiscal::aeat::render_metrics(&s.node, store).await);
     out.push_str(&s.sync.render_metrics());
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

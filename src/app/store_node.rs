@@ -113,6 +113,17 @@ pub async fn store_app(
 ) -> anyhow::Result<(Router, Vec<JoinHandle<()>>)> {
     load_staff(&node, cfg).await?;
     let mut tasks = Vec::new();
+    let fiscal = match &cfg.fiscal {
+        Some(f) => Some(Arc::new(
+            crate::fiscal::FiscalSetup::from_config(f).context("[fiscal]")?,
+        )),
+        None => None,
+    };
+    if let Some(aeat) = cfg.fiscal.as_ref().and_then(|f| f.aeat.as_ref()) {
+        let submitter = crate::fiscal::aeat::Submitter::new(node.clone(), cfg.store.clone(), aeat)
+            .context("[fiscal.aeat]")?;
+        tasks.push(submitter.spawn(shutdown.clone()));
+    }
     let printer: Arc<dyn PrintSink> = match cfg.printers.first() {
         Some(p) => {
             let wake = Arc::new(Notify::new());
@@ -132,8 +143,14 @@ pub async fn store_app(
             }));
             let header = StoreHeader {
                 name: format!("storenode {}", cfg.store),
-                address: Vec::new(),
-                tax_id: String::new(),
+                address: fiscal
+                    .as_ref()
+                    .map(|f| f.address.clone())
+                    .unwrap_or_default(),
+                tax_id: fiscal
+                    .as_ref()
+                    .map(|f| f.issuer.nif.to_string())
+                    .unwrap_or_default(),
             };
             Arc::new(QueuePrintSink::new(&p.name, header, wake, Some(health)))
         }
@@ -152,6 +169,7 @@ pub async fn store_app(
     };
     tcfg.secure_cookie = cfg.terminal.secure_cookie;
     tcfg.returns = cfg.returns.policy();
+    tcfg.fiscal = fiscal;
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);

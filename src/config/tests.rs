@@ -233,3 +233,68 @@ fn returns_limits_are_read_and_bad_ones_name_their_keys() {
     let text = store_text().replace("window_days = 30", "window_days = 30\nwindow = 2");
     assert!(Config::parse(&text).unwrap_err().names("returns.window"));
 }
+
+#[test]
+fn the_example_fiscal_section_is_valid_and_a_bad_nif_check_letter_is_refused_with_the_reason() {
+    let Config::Store(c) = Config::parse(&store_text()).unwrap() else {
+        panic!("not a store config")
+    };
+    let fiscal = c.fiscal.unwrap();
+    assert_eq!(fiscal.series, "MC");
+    assert_eq!(fiscal.tax_id().unwrap().as_str(), "89890001K");
+    let text = store_text().replace("nif = \"89890001K\"", "nif = \"89890001A\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("fiscal.nif"), "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("check character A, expected K in 89890001A"),
+        "{errs}"
+    );
+    let text = store_text().replace("nif = \"89890001K\"", "nif = \"B12345675\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.to_string().contains("expected 4"), "{errs}");
+}
+
+#[test]
+fn bad_fiscal_fields_are_each_named() {
+    let text = store_text()
+        .replace("series = \"MC\"", "series = \"M C\"")
+        .replace(
+            "timezone = \"Europe/Madrid\"",
+            "timezone = \"Europe/Atlantis\"",
+        )
+        .replace(
+            "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"",
+            "qr_base_url = \"ftp://x\"\n[fiscal.aeat]\nurl = \"https://aeat.example\"",
+        );
+    let errs = Config::parse(&text).unwrap_err();
+    for path in [
+        "fiscal.series",
+        "fiscal.timezone",
+        "fiscal.qr_base_url",
+        "fiscal.aeat.client_cert",
+    ] {
+        assert!(errs.names(path), "{path} not named in {errs}");
+    }
+}
+
+#[test]
+fn the_aeat_client_certificate_must_hold_a_certificate_and_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("client.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = store_text().replace(
+        "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"",
+        &format!(
+            "qr_base_url = \"https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR\"\n[fiscal.aeat]\nurl = \"https://aeat.example\"\nclient_cert = {:?}",
+            pem.display().to_string()
+        ),
+    );
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("fiscal.aeat.client_cert"), "{errs}");
+    assert!(errs.to_string().contains("no PEM private key"), "{errs}");
+}

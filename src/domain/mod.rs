@@ -12,6 +12,7 @@ pub mod customer;
 pub mod digest;
 pub mod erasure;
 pub mod error;
+pub mod fiscal;
 pub mod hlc;
 pub mod ids;
 pub mod inventory;

@@ -3,6 +3,7 @@
 //! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.
 
+use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, Ean13, OrderId, ReturnId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
@@ -133,6 +134,43 @@ pub struct SoldSnapshot {
     pub at_ms: u64,
     pub tender: Tender,
     pub customer: Option<CustomerId>,
+    /// The invoice the sale was issued under, for the rectifying one a return issues.
+    pub invoice: Option<SoldInvoice>,
+}
+
+/// A sale's invoice as a grant of return rights carries it (DESIGN.md §13: a return's R5
+/// names the invoice it corrects, also at another store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoldInvoice {
+    pub numserie: String,
+    pub fecha: String,
+    pub tipo: super::fiscal::InvoiceType,
+    pub importe_cents: i64,
+    pub customer_tax_id: Option<String>,
+}
+
+impl SoldInvoice {
+    pub fn of(i: &super::fiscal::IssuedInvoice) -> SoldInvoice {
+        SoldInvoice {
+            numserie: i.numserie.clone(),
+            fecha: i.fecha.clone(),
+            tipo: i.tipo,
+            importe_cents: i.importe_cents,
+            customer_tax_id: i.customer_tax_id.clone(),
+        }
+    }
+
+    /// As the fiscal chain's builders take it (its position in the seller's chain unknown).
+    pub fn issued(&self) -> super::fiscal::IssuedInvoice {
+        super::fiscal::IssuedInvoice {
+            position: 0,
+            numserie: self.numserie.clone(),
+            fecha: self.fecha.clone(),
+            tipo: self.tipo,
+            importe_cents: self.importe_cents,
+            customer_tax_id: self.customer_tax_id.clone(),
+        }
+    }
 }
 
 /// Customer profile fields, each a last-writer-wins register.
@@ -255,6 +293,12 @@ pub enum Payload {
         customer: CustomerId,
         store: StoreId,
     },
+    /// The next record of the store's VERI*FACTU chain (DESIGN.md section 13): issued with
+    /// the sale or return it invoices, in the same transaction.
+    Invoice {
+        store: StoreId,
+        record: Box<InvoiceRecord>,
+    },
     /// A customer return taken at `store` (the receiving store) of a sale or handed-over order
     /// of `sale_store`: restocked units become `store`'s rights (`R[store][store] += qty`),
     /// damaged ones are written off. `verified`: issued by the holder of the sale's return
@@ -308,6 +352,7 @@ impl Payload {
             | Payload::OrderCancel { store, .. }
             | Payload::OrderRelease { store, .. }
             | Payload::CustomerFollow { store, .. }
+            | Payload::Invoice { store, .. }
             | Payload::Return { store, .. }
             | Payload::ReturnRightsGranted { to: store, .. } => Some(store),
             Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
@@ -363,6 +408,7 @@ impl Payload {
             Payload::ConsentSet { .. } => "consent_set",
             Payload::CustomerErase { .. } => "customer_erase",
             Payload::CustomerFollow { .. } => "customer_follow",
+            Payload::Invoice { .. } => "invoice",
             Payload::Return { .. } => "return",
             Payload::ReturnRightsRequested { .. } => "return_rights_requested",
             Payload::ReturnRightsGranted { .. } => "return_rights_granted",

@@ -153,6 +153,7 @@ impl State {
                 at_ms: s.at.wall_ms(),
                 tender: s.tender,
                 customer: s.customer.clone(),
+                invoice: self.sold_invoice(sale),
             });
         }
         let order = OrderId::parse(sale.as_str())
@@ -179,9 +180,18 @@ impl State {
                 at_ms: o.placed_at_ms,
                 tender: Tender::Card,
                 customer: Some(o.customer.clone()),
+                invoice: self.sold_invoice(sale),
             });
         }
         self.returns.rights.get(sale).map(|r| r.sold.clone())
+    }
+
+    /// The invoice issued for the sale in any fiscal chain held here.
+    fn sold_invoice(&self, sale: &SaleId) -> Option<super::op::SoldInvoice> {
+        self.fiscal
+            .values()
+            .find_map(|c| c.invoice_for(sale.as_str()))
+            .map(super::op::SoldInvoice::of)
     }
 
     /// Units of `sku` the sale sold, from the op that created it (never changes).

@@ -7,6 +7,7 @@
 use super::cart::Cart;
 use super::catalog::{Catalog, Product};
 use super::customer::{Consent, Customer};
+use super::fiscal::FiscalChain;
 use super::hlc::Hlc;
 use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
@@ -78,6 +79,8 @@ pub struct State {
     pub follows: BTreeSet<(StoreId, CustomerId)>,
     /// Returns, return rights and double returns (see `returns`).
     pub returns: ReturnBook,
+    /// Each store's VERI*FACTU chain head, checked as records arrive.
+    pub fiscal: BTreeMap<StoreId, FiscalChain>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
     /// Orders that have (or had) a line of each (store, sku), so `reserved` reads only those
     /// instead of scanning every order: a stock row is rewritten on most ops.
@@ -455,6 +458,11 @@ impl State {
                 sale, by, epoch, ..
             } => self.merge_rights_request(sale, by, *epoch),
             Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
+            Payload::Invoice { store, record } => self
+                .fiscal
+                .entry(store.clone())
+                .or_default()
+                .merge((**record).clone()),
         }
     }
 

@@ -6,6 +6,7 @@
 //! rights are never overestimated, and nothing it issues can take stock below zero.
 
 use super::error::DomainError;
+use super::fiscal::FiscalChain;
 use super::ids::{ActorId, Sku, StoreId};
 use super::op::{Advance, Op, Payload};
 use super::order::OrderStatus;
@@ -47,6 +48,7 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::OrderPick { store, .. }
         | Payload::OrderRelease { store, .. }
         | Payload::CustomerFollow { store, .. }
+        | Payload::Invoice { store, .. }
         | Payload::Return { store, .. }
         | Payload::ReturnRightsRequested { by: store, .. }
         | Payload::ReturnRightsGranted { from: store, .. } => is_store(store),
@@ -327,6 +329,18 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
         | Payload::ReturnRightsRequested { by: store, .. }
         | Payload::ReturnRightsGranted { from: store, .. } => {
             super::returns::validate(state, store, payload)?
+        }
+        Payload::Invoice { store, record } => {
+            let fresh = FiscalChain::default();
+            state
+                .fiscal
+                .get(store)
+                .unwrap_or(&fresh)
+                .check_next(record)
+                .map_err(|reason| DomainError::InvalidField {
+                    field: "invoice",
+                    reason: format!("record {}: {reason}", record.numserie()),
+                })?;
         }
     }
     Ok(())

@@ -35,7 +35,7 @@ fn parse_sku(s: &str) -> Result<Sku, ApiError> {
     Sku::parse(s).map_err(|e| ApiError::invalid("sku", e.to_string()))
 }
 
-fn known_store(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
+pub(super) fn known_store(state: &HqState, s: &str) -> Result<StoreId, ApiError> {
     match StoreId::parse(s) {
         Ok(store) if state.knows(&store) => Ok(store),
         _ => Err(ApiError::unknown_store(s)),
@@ -559,6 +559,7 @@ pub async fn metrics(State(state): State<HqState>) -> Response {
             "storenode_http_errors_total{{code=\"{code}\"}} {n}\n"
         ));
     }
+    out.push_str(&super::journal::render_metrics(&state));
     out.push_str(&state.sync.render_metrics());
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

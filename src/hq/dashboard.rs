@@ -68,6 +68,21 @@ pub async fn page(State(state): State<HqState>) -> Html<String> {
         }
         html.push_str("</tr>");
     }
+    html.push_str("</table><h2>VERI*FACTU journals</h2><table><tr><th>store</th><th>records</th><th>last invoice</th><th>chain</th></tr>");
+    for store in &state.settings.stores {
+        let v = super::journal::view(&state, store);
+        let chain = match &v.broken_at {
+            None => "<span class=\"on\">intact</span>".to_string(),
+            Some(at) => format!("<span class=\"off\">BROKEN at {}</span>", esc(at)),
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{chain}</td></tr>",
+            esc(store.as_str()),
+            v.records,
+            esc(v.last_invoice.as_deref().unwrap_or("-")),
+        );
+    }
     html.push_str("</table><h2>Recent orders</h2><table><tr><th>order</th><th>store</th><th>status</th><th>lines</th><th>units</th></tr>");
     let orders = state.node.read(|r| {
         let mut all: Vec<_> = r.state().orders.values().cloned().collect();

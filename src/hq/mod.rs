@@ -10,6 +10,7 @@ mod body;
 pub mod customers;
 mod dashboard;
 pub mod error;
+pub mod journal;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -212,6 +213,7 @@ pub fn app(state: HqState) -> Router {
         .route("/customers/{id}/erasure", get(customers::get_erasure))
         .route("/customers/{id}/contacts", post(customers::post_contact))
         .route("/carts/abandoned", get(customers::abandoned))
+        .route("/journal/{store}", get(journal::show))
         .route("/demo/stores/{store}/link", post(api::demo_link))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

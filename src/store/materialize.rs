@@ -64,6 +64,7 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::RightsReturnRequested { .. }
         | Payload::ReturnRightsRequested { .. }
         | Payload::ReturnRightsGranted { .. } => Ok(()),
+        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
     }
 }
 

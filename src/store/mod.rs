@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod erasure;
+pub mod fiscal;
 pub mod import;
 pub mod materialize;
 pub mod schema;
@@ -191,10 +192,22 @@ type WriteFn =
 
 type SubmitReply = Result<(Submitted, Option<Box<dyn Any + Send>>), SubmitError>;
 
+/// Builds a submit's payloads inside the writer, from the replica as the group transaction
+/// has it (every earlier request of the group applied) and the commit's `now_ms`: for values
+/// that must be allocated in commit order, such as the next invoice number of a series and
+/// the chain's last `Huella`. An error refuses the submit, nothing written.
+pub type BuildPayloads = Box<dyn FnOnce(&Replica, u64) -> Result<Vec<Payload>, DomainError> + Send>;
+
+/// A submit's payloads: given, or built in the writer.
+enum Payloads {
+    Ready(Vec<Payload>),
+    Built(BuildPayloads),
+}
+
 enum Request {
     Submit {
         now_ms: u64,
-        payloads: Vec<Payload>,
+        payloads: Payloads,
         extra: Option<Extra>,
         reply: oneshot::Sender<SubmitReply>,
     },
@@ -358,7 +371,7 @@ impl Node {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Submit {
             now_ms: now_ms(),
-            payloads,
+            payloads: Payloads::Ready(payloads),
             extra: None,
             reply,
         })?;
@@ -377,7 +390,7 @@ impl Node {
             Box::new(move |tx, ops| Ok(Box::new(extra(tx, ops)?) as Box<dyn Any + Send>));
         self.send(Request::Submit {
             now_ms: now_ms(),
-            payloads,
+            payloads: Payloads::Ready(payloads),
             extra: Some(extra),
             reply,
         })?;
@@ -386,6 +399,50 @@ impl Node {
             .and_then(|b| b.downcast::<R>().ok())
             .ok_or(StoreError::Closed)?;
         Ok((submitted, *r))
+    }
+
+    /// Like `submit_with`, with the payloads built in the writer by `build` (see
+    /// `BuildPayloads`): what it reads of the replica cannot change before they commit.
+    pub async fn submit_built<R: Send + 'static>(
+        &self,
+        build: BuildPayloads,
+        extra: impl FnOnce(&rusqlite::Transaction, &[Op]) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<(Submitted, R), SubmitError> {
+        let rx = self.send_built(now_ms(), build, extra)?;
+        let (submitted, r) = rx.await.map_err(|_| StoreError::Closed)??;
+        let r = r
+            .and_then(|b| b.downcast::<R>().ok())
+            .ok_or(StoreError::Closed)?;
+        Ok((submitted, *r))
+    }
+
+    /// `submit_built` for synchronous callers (the soak writer), at `now_ms`.
+    pub fn submit_built_blocking(
+        &self,
+        now_ms: u64,
+        build: BuildPayloads,
+    ) -> Result<Submitted, SubmitError> {
+        let rx = self.send_built(now_ms, build, |_, _| Ok(()))?;
+        let (submitted, _) = rx.blocking_recv().map_err(|_| StoreError::Closed)??;
+        Ok(submitted)
+    }
+
+    fn send_built<R: Send + 'static>(
+        &self,
+        now_ms: u64,
+        build: BuildPayloads,
+        extra: impl FnOnce(&rusqlite::Transaction, &[Op]) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<oneshot::Receiver<SubmitReply>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let extra: Extra =
+            Box::new(move |tx, ops| Ok(Box::new(extra(tx, ops)?) as Box<dyn Any + Send>));
+        self.send(Request::Submit {
+            now_ms,
+            payloads: Payloads::Built(build),
+            extra: Some(extra),
+            reply,
+        })?;
+        Ok(rx)
     }
 
     /// `submit` for synchronous callers (the CLI). Not for use inside an async runtime.
@@ -397,7 +454,7 @@ impl Node {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Submit {
             now_ms,
-            payloads,
+            payloads: Payloads::Ready(payloads),
             extra: None,
             reply,
         })?;

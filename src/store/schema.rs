@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "customers",
         include_str!("../../migrations/0007_customers.sql"),
     ),
+    (
+        8,
+        "fiscal",
+        include_str!("../../migrations/0008_fiscal.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -6,8 +6,8 @@
 //! may then be ahead of the disk, it is rebuilt from the log after the commit.
 
 use super::{
-    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Request, Shared, StoreError,
-    SubmitError, Submitted, GROUP_REQUESTS_MAX,
+    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
+    StoreError, SubmitError, Submitted, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
 use rusqlite::Connection;
@@ -69,6 +69,23 @@ fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for req in group {
+            // Once a request left memory ahead of the disk, a built submit (an invoice taking
+            // the chain's next number) must not build on it: the number could be a gap.
+            if reload
+                && matches!(
+                    req,
+                    Request::Submit {
+                        payloads: Payloads::Built(_),
+                        ..
+                    }
+                )
+            {
+                fail(
+                    req,
+                    "the writer is rebuilding its state after a refused request; retry",
+                );
+                continue;
+            }
             let outcome = handle(&tx, &mut replica, req, &mut events, &mut erased);
             reload |= outcome.1;
             replies.push(outcome.0);
@@ -198,10 +215,19 @@ fn handle(
             reply,
         } => {
             // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
-            let before = (payloads.len() > 1).then(|| replica.clone());
-            let mut ops: Vec<Op> = Vec::with_capacity(payloads.len());
+            // Built submits (a sale and its invoice) are not copied: only their first op can
+            // be refused in practice, and a later refusal rebuilds memory from the log.
+            let before = match &payloads {
+                Payloads::Ready(p) if p.len() > 1 => Some(replica.clone()),
+                _ => None,
+            };
+            let mut ops: Vec<Op> = Vec::new();
             let mut effects = Vec::new();
             let result = savepoint(tx, || {
+                let payloads = match payloads {
+                    Payloads::Ready(p) => p,
+                    Payloads::Built(build) => build(replica, now_ms)?,
+                };
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
                     let stored = store_op(tx, replica, &op, erased)

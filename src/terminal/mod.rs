@@ -60,6 +60,8 @@ pub struct TerminalConfig {
     pub login_rate: RateLimit,
     /// Return window and the unverified-return limit (`[returns]`).
     pub returns: crate::domain::returns::ReturnPolicy,
+    /// The store's invoice issuer (`[fiscal]`); `None`: sales issue no invoice.
+    pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -78,6 +80,7 @@ impl TerminalConfig {
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
             returns: Default::default(),
+            fiscal: None,
         }
     }
 }
@@ -227,6 +230,40 @@ impl TerminalState {
             .await?;
         self.0.printer.committed();
         Ok(submitted)
+    }
+}
+
+impl TerminalState {
+    /// Submit a change whose payloads are built in the writer (a sale with its invoice, see
+    /// `fiscal::with_invoice`), with the print jobs `jobs` makes from the committed invoice
+    /// record, in the same transaction.
+    pub(crate) async fn submit_invoiced(
+        &self,
+        build: crate::store::BuildPayloads,
+        jobs: impl FnOnce(Option<&crate::domain::fiscal::InvoiceRecord>) -> Vec<print::PrintJob>
+            + Send
+            + 'static,
+    ) -> Result<
+        (
+            crate::store::Submitted,
+            Option<crate::domain::fiscal::InvoiceRecord>,
+        ),
+        crate::store::SubmitError,
+    > {
+        let printer = self.0.printer.clone();
+        let (submitted, record) = self
+            .0
+            .node
+            .submit_built(build, move |tx, ops| {
+                let record = crate::fiscal::record_of(ops);
+                for job in jobs(record.as_ref()) {
+                    printer.stage(job)(tx)?;
+                }
+                Ok(record)
+            })
+            .await?;
+        self.0.printer.committed();
+        Ok((submitted, record))
     }
 }
 

@@ -380,6 +380,7 @@ pub async fn handover(
         total_cents,
         tender: "pickup".into(),
         at_ms: now_ms(),
+        fiscal: None,
     };
     let handover = Payload::OrderAdvance {
         order_id: order.id.clone(),

@@ -20,6 +20,41 @@ pub struct ReceiptLine {
     pub vat_bp: u32,
 }
 
+/// The invoice part of a receipt: issuer, number, local time and the AEAT's QR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FiscalMark {
+    pub nif: String,
+    pub name: String,
+    /// `NumSerieFactura`.
+    pub invoice: String,
+    /// `TipoFactura`: F1, F2, R1, R5.
+    pub tipo: String,
+    /// Local date and time of issue as printed.
+    pub issued_at: String,
+    /// The invoice a rectifying one corrects.
+    pub rectifies: Option<String>,
+    /// The QR's URL (AEAT validation service).
+    pub qr: String,
+}
+
+impl FiscalMark {
+    /// The mark of `record`, issued with `setup`.
+    pub fn of(
+        setup: &crate::fiscal::FiscalSetup,
+        record: &crate::domain::fiscal::InvoiceRecord,
+    ) -> FiscalMark {
+        FiscalMark {
+            nif: record.issuer_nif.clone(),
+            name: record.issuer_name.clone(),
+            invoice: record.numserie(),
+            tipo: record.tipo.as_str().to_string(),
+            issued_at: setup.printed_time(record),
+            rectifies: record.rectifies.as_ref().map(|r| r.numserie.clone()),
+            qr: setup.qr_url(record),
+        }
+    }
+}
+
 /// What to print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -35,6 +70,8 @@ pub enum PrintJob {
         /// `cash`, `card`, or `pickup` (paid online).
         tender: String,
         at_ms: u64,
+        /// The invoice this receipt is (VERI*FACTU), when the store issues them.
+        fiscal: Option<FiscalMark>,
     },
     /// The label stuck on a ready pickup bag.
     BagLabel {
@@ -64,6 +101,8 @@ pub enum PrintJob {
         tender: String,
         verified: bool,
         at_ms: u64,
+        /// The rectifying invoice (R5/R1), with `[fiscal]`.
+        fiscal: Option<FiscalMark>,
     },
 }
 

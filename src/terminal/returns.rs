@@ -11,13 +11,15 @@ use super::auth::{Role, Session};
 use super::body::{int_field, str_field, JsonBody};
 use super::customers::LOOKUP_HEADER;
 use super::error::ApiError;
-use super::print::{PrintJob, ReceiptLine};
+use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::stock::resolve;
 use super::TerminalState;
+use crate::domain::fiscal::InvoiceRecord;
 use crate::domain::op::{SaleLine, Tender};
 use crate::domain::returns::{plan_return, ReturnAsk};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{Payload, ReturnId, SaleId, State, StoreId};
+use crate::fiscal::{with_invoice, InvoiceFor};
 use crate::store::now_ms;
 use crate::sync::rights::{fetch_rights, RightsFetch};
 use axum::extract::{Path, State as AxState};
@@ -92,6 +94,7 @@ pub(crate) fn sale_json(s: &State, sale: &SaleId) -> Option<Value> {
     Some(json!({
         "id": sale.as_str(),
         "store": sold.store.as_str(),
+        "invoice": sold.invoice.as_ref().map(|i| i.numserie.as_str()),
         "customer": sold.customer.as_ref().map(|c| c.as_str()),
         "tender": tender_str(sold.tender),
         "total_cents": total,
@@ -319,16 +322,29 @@ async fn take_return(
     };
     let (verified, customer) = (*verified, customer.clone());
     let refund_cents: i64 = ret_lines.iter().map(|l| l.refund_cents).sum();
+    let sold = state.read(|r| r.state().sold(&sale));
     let returned_lines: Vec<ReceiptLine> = state.read(|r| {
         ret_lines
             .iter()
             .map(|l| {
                 let unit = l.refund_cents / i64::from(l.qty.max(1));
-                let vat = r.state().product(&l.sku).map_or(0, |p| p.vat_bp);
+                // VAT as sold; the catalog's only for a sale not known here.
+                let vat = sold
+                    .as_ref()
+                    .and_then(|s| s.lines.iter().find(|x| x.sku == l.sku))
+                    .map(|x| x.vat_bp)
+                    .or_else(|| r.state().product(&l.sku).map(|p| p.vat_bp))
+                    .unwrap_or(0);
                 receipt_line(r.state(), &l.sku, l.qty, unit, vat)
             })
             .collect()
     });
+    // Net lines of the rectifying invoice: refunded units negative, exchanged ones positive.
+    let mut net_lines: Vec<(i64, u32)> = ret_lines
+        .iter()
+        .zip(&returned_lines)
+        .map(|(l, r)| (-l.refund_cents, r.vat_bp))
+        .collect();
     let mut payloads = vec![ret];
     let mut exchange_sale = None;
     let mut exchange_lines = Vec::new();
@@ -349,6 +365,11 @@ async fn take_return(
                 vat_bp: l.vat_bp,
             })
             .collect();
+        net_lines.extend(
+            exchange
+                .iter()
+                .map(|(l, _)| (l.unit_cents * i64::from(l.qty), l.vat_bp)),
+        );
         payloads.push(Payload::Sale {
             store: store.clone(),
             sale_id: id.clone(),
@@ -359,7 +380,8 @@ async fn take_return(
         exchange_sale = Some(id);
     }
     let net_cents = exchange_cents - refund_cents;
-    let mut jobs = vec![PrintJob::ReturnReceipt {
+    let setup = state.config().fiscal.clone();
+    let receipt = PrintJob::ReturnReceipt {
         store: store.to_string(),
         reference: return_id.to_string(),
         sale: sale.to_string(),
@@ -371,11 +393,44 @@ async fn take_return(
         tender: tender_str(tender).into(),
         verified,
         at_ms: now,
-    }];
-    if tender == Tender::Cash && net_cents != 0 {
-        jobs.push(PrintJob::DrawerKick);
-    }
-    state.submit_printing(payloads, jobs).await?;
+        fiscal: None,
+    };
+    let jobs = {
+        let setup = setup.clone();
+        move |record: Option<&InvoiceRecord>| {
+            let mut receipt = receipt;
+            if let (PrintJob::ReturnReceipt { fiscal, .. }, Some(setup), Some(r)) =
+                (&mut receipt, setup.as_deref(), record)
+            {
+                *fiscal = Some(FiscalMark::of(setup, r));
+            }
+            let mut jobs = vec![receipt];
+            if tender == Tender::Cash && net_cents != 0 {
+                jobs.push(PrintJob::DrawerKick);
+            }
+            jobs
+        }
+    };
+    // With `[fiscal]`, one rectifying invoice (R5, or R1 for a full one) naming the sale's
+    // invoice commits with the return and the exchange's sale.
+    let invoice = match setup {
+        None => {
+            state.submit_printing(payloads, jobs(None)).await?;
+            None
+        }
+        Some(setup) => {
+            let original = sold.and_then(|s| s.invoice).map(|i| i.issued());
+            let what = InvoiceFor::Rectifying {
+                reference: return_id.to_string(),
+                sale: sale.to_string(),
+                original,
+                net_lines,
+            };
+            let build = with_invoice(setup, store.clone(), payloads, what);
+            let (_, record) = state.submit_invoiced(build, jobs).await?;
+            record.map(|r| r.numserie())
+        }
+    };
     tracing::info!(sale = %sale, verified, refund_cents, "return taken");
     let mut answer = json!({
         "id": return_id.as_str(),
@@ -384,6 +439,7 @@ async fn take_return(
         "tender": tender_str(tender),
         "store": store.as_str(),
         "returned_sale": sale.as_str(),
+        "invoice": invoice,
     });
     if let (Some(id), Value::Object(m)) = (&exchange_sale, &mut answer) {
         m.insert("sale".into(), json!(id.as_str()));

@@ -1,15 +1,19 @@
 //! `POST /api/v1/sales`: a till sale from the store's own rights, with a receipt and, for
-//! cash, a drawer kick. Selling a customer's cart removes the sold lines from it.
+//! cash, a drawer kick. Selling a customer's cart removes the sold lines from it. With
+//! `[fiscal]` configured the sale is an invoice: its record (F2, or F1 with
+//! `customer_tax_id`) is issued in the same transaction and printed on the receipt.
 
 use super::auth::Session;
 use super::body::{int_field, str_field, JsonBody};
 use super::error::ApiError;
-use super::print::{PrintJob, ReceiptLine};
+use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::stock::resolve;
 use super::TerminalState;
+use crate::domain::fiscal::{InvoiceDraft, InvoiceRecord, TaxId};
 use crate::domain::op::{SaleLine, Tender};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Payload, SaleId};
+use crate::fiscal::{with_invoice, InvoiceFor};
 use crate::store::now_ms;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -82,6 +86,7 @@ pub async fn create(
                 })?,
         ),
     };
+    let customer_tax_id = parse_tax_id(&body)?;
     let store = state.store().clone();
     let now = now_ms();
     let sale_id = SaleId::parse(&format!("S{now}-{:04x}", rand::thread_rng().gen::<u16>()))
@@ -125,29 +130,73 @@ pub async fn create(
             vat_bp: l.vat_bp,
         })
         .collect();
-    let mut jobs = vec![PrintJob::Receipt {
-        store: store.to_string(),
-        reference: sale_id.to_string(),
-        staff: session.staff.clone(),
-        lines: receipt_lines,
-        total_cents,
-        tender: match tender {
-            Tender::Cash => "cash".into(),
-            Tender::Card => "card".into(),
-        },
-        at_ms: now,
-    }];
-    if tender == Tender::Cash {
-        jobs.push(PrintJob::DrawerKick);
-    }
-    state.submit_printing(payloads, jobs).await?;
+    let staff = session.staff.clone();
+    let store_name = store.to_string();
+    let reference = sale_id.to_string();
+    let setup = state.config().fiscal.clone();
+    let jobs = move |record: Option<&InvoiceRecord>| {
+        let fiscal = setup
+            .as_deref()
+            .zip(record)
+            .map(|(setup, r)| FiscalMark::of(setup, r));
+        let mut jobs = vec![PrintJob::Receipt {
+            store: store_name,
+            reference,
+            staff,
+            lines: receipt_lines,
+            total_cents,
+            tender: match tender {
+                Tender::Cash => "cash".into(),
+                Tender::Card => "card".into(),
+            },
+            at_ms: now,
+            fiscal,
+        }];
+        if tender == Tender::Cash {
+            jobs.push(PrintJob::DrawerKick);
+        }
+        jobs
+    };
+    let invoice = match state.config().fiscal.clone() {
+        None => {
+            state.submit_printing(payloads, jobs(None)).await?;
+            None
+        }
+        Some(setup) => {
+            let draft = InvoiceDraft::sale(
+                sale_id.as_str(),
+                lines.iter().map(|(l, _)| (l.qty, l.unit_cents, l.vat_bp)),
+                customer_tax_id,
+            );
+            let build = with_invoice(setup, store.clone(), payloads, InvoiceFor::Sale(draft));
+            let (_, record) = state.submit_invoiced(build, jobs).await?;
+            record.map(|r| r.numserie())
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "id": sale_id.as_str(),
             "total_cents": total_cents,
+            "invoice": invoice,
             "tender": if tender == Tender::Cash { "cash" } else { "card" },
             "customer": customer.as_ref().map(|c| c.as_str()),
         })),
     ))
+}
+
+/// The optional `customer_tax_id`: a NIF, NIE or CIF whose check character holds.
+fn parse_tax_id(body: &Map<String, Value>) -> Result<Option<TaxId>, ApiError> {
+    match body.get("customer_tax_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => TaxId::parse(s).map(Some).map_err(|e| {
+            ApiError::unprocessable("invalid_customer_tax_id", e.to_string())
+                .with("field", "customer_tax_id")
+        }),
+        Some(_) => Err(ApiError::unprocessable(
+            "invalid_customer_tax_id",
+            "customer_tax_id must be a string",
+        )
+        .with("field", "customer_tax_id")),
+    }
 }

@@ -49,12 +49,16 @@ impl QueuePrintSink {
                 total_cents,
                 tender,
                 at_ms,
+                fiscal,
                 ..
             } => {
                 let receipt = escpos::Receipt {
                     store: self.header.clone(),
                     number: reference.clone(),
-                    issued_at: utc_minute(*at_ms),
+                    issued_at: match fiscal {
+                        Some(f) => f.issued_at.clone(),
+                        None => utc_minute(*at_ms),
+                    },
                     lines: lines
                         .iter()
                         .map(|l| escpos::ReceiptLine {
@@ -74,6 +78,14 @@ impl QueuePrintSink {
                     pickup: None,
                     sale_ref: Some(sale_reference(store, reference)),
                     footer: vec!["Gracias por su visita".to_string()],
+                    invoice: fiscal.as_ref().map(|f| escpos::InvoiceBlock {
+                        issuer_name: f.name.clone(),
+                        nif: f.nif.clone(),
+                        number: f.invoice.clone(),
+                        tipo: f.tipo.clone(),
+                        rectifies: f.rectifies.clone(),
+                        qr: f.qr.clone(),
+                    }),
                 };
                 ("receipt", receipt.to_escpos(COLUMNS_80MM))
             }
@@ -122,6 +134,7 @@ impl QueuePrintSink {
             tender,
             verified,
             at_ms,
+            fiscal,
             ..
         } = job
         else {
@@ -143,7 +156,10 @@ impl QueuePrintSink {
         let receipt = escpos::Receipt {
             store: self.header.clone(),
             number: reference.clone(),
-            issued_at: utc_minute(*at_ms),
+            issued_at: match fiscal {
+                Some(f) => f.issued_at.clone(),
+                None => utc_minute(*at_ms),
+            },
             lines,
             tender: match tender.as_str() {
                 "cash" => Tender::Cash {
@@ -154,6 +170,14 @@ impl QueuePrintSink {
             pickup: None,
             sale_ref: exchange_sale.as_ref().map(|s| sale_reference(store, s)),
             footer,
+            invoice: fiscal.as_ref().map(|f| escpos::InvoiceBlock {
+                issuer_name: f.name.clone(),
+                nif: f.nif.clone(),
+                number: f.invoice.clone(),
+                tipo: f.tipo.clone(),
+                rectifies: f.rectifies.clone(),
+                qr: f.qr.clone(),
+            }),
         };
         receipt.to_escpos(COLUMNS_80MM)
     }

@@ -102,6 +102,32 @@ pub struct PickupMark {
     pub qr: String,
 }
 
+/// The VERI*FACTU part of a receipt that is an invoice (DESIGN.md section 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceBlock {
+    /// Issuer's legal name and NIF (they replace the header's tax id).
+    pub issuer_name: String,
+    pub nif: String,
+    /// `NumSerieFactura`.
+    pub number: String,
+    /// `TipoFactura`: F1, F2, R1 or R5.
+    pub tipo: String,
+    /// The invoice a rectifying one corrects.
+    pub rectifies: Option<String>,
+    /// The AEAT validation URL the QR encodes.
+    pub qr: String,
+}
+
+impl InvoiceBlock {
+    fn title(&self) -> &'static str {
+        match self.tipo.as_str() {
+            "F1" => "Factura",
+            "R1" | "R5" => "Factura rectificativa",
+            _ => "Factura simplificada",
+        }
+    }
+}
+
 /// A customer receipt (simplified invoice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -122,6 +148,8 @@ pub struct Receipt {
     pub sale_ref: Option<String>,
     /// Closing lines ("Gracias por su visita").
     pub footer: Vec<String>,
+    /// The invoice this receipt is, when the store issues VERI*FACTU invoices.
+    pub invoice: Option<InvoiceBlock>,
 }
 
 /// Per VAT rate: gross, base and tax in cents.
@@ -173,16 +201,44 @@ impl Receipt {
         let mut p = EscPos::new();
         p.init().align(Align::Center).bold(true).size(2, 2);
         p.line(&self.store.name).size(1, 1).bold(false);
-        for line in &self.store.address {
-            p.line(line);
+        match &self.invoice {
+            Some(inv) => {
+                p.line(&inv.issuer_name);
+                for line in &self.store.address {
+                    p.line(line);
+                }
+                p.line(&format!("NIF {}", inv.nif));
+            }
+            None => {
+                for line in &self.store.address {
+                    p.line(line);
+                }
+                p.line(&format!("NIF {}", self.store.tax_id));
+            }
         }
-        p.line(&format!("NIF {}", self.store.tax_id));
         p.align(Align::Left).line(&"-".repeat(width));
-        p.line(&two_columns(
-            &format!("Ticket {}", self.number),
-            &self.issued_at,
-            width,
-        ));
+        match &self.invoice {
+            Some(inv) => {
+                p.bold(true)
+                    .line(&format!("{} {}", inv.title(), inv.number))
+                    .bold(false);
+                if let Some(orig) = &inv.rectifies {
+                    p.line(&format!("Rectifica la factura {orig}"));
+                }
+                p.line(&two_columns(
+                    &format!("Ticket {}", self.number),
+                    &self.issued_at,
+                    width,
+                ));
+            }
+            None => {
+                p.line(&two_columns(
+                    &format!("Ticket {}", self.number),
+                    &self.issued_at,
+                    width,
+                ));
+            }
+        }
         p.line(&"-".repeat(width));
         for line in &self.lines {
             let total = format_cents(line.total_cents());
@@ -203,7 +259,11 @@ impl Receipt {
         ));
         p.size(1, 1).bold(false);
         self.tender_lines(&mut p, width);
-        p.feed(1).line(&vat_header(width));
+        p.feed(1);
+        if self.invoice.is_some() {
+            p.line("IVA incluido");
+        }
+        p.line(&vat_header(width));
         for row in self.vat_rows() {
             p.line(&vat_row(&row, width));
         }
@@ -221,6 +281,13 @@ impl Receipt {
                 .align(Align::Center)
                 .line("Devoluciones / Returns");
             p.qr(sale_ref, QR_MODULE_DOTS, QrEcc::M).feed(1);
+        }
+        if let Some(inv) = &self.invoice {
+            p.feed(1).align(Align::Center).line("QR tributario:");
+            p.qr(&inv.qr, QR_MODULE_DOTS, QrEcc::M);
+            p.bold(true).line("VERI*FACTU").bold(false);
+            p.line("Factura verificable en la sede");
+            p.line("electrónica de la AEAT").feed(1);
         }
         p.align(Align::Center);
         for line in &self.footer {
@@ -403,6 +470,7 @@ mod tests {
             pickup: None,
             sale_ref: None,
             footer: vec![],
+            invoice: None,
         };
         let rows = receipt.vat_rows();
         assert_eq!(

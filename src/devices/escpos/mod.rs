@@ -9,6 +9,6 @@ pub mod document;
 
 pub use builder::{status_query, Align, EscPos, PrinterStatus, QrEcc, StatusKind};
 pub use document::{
-    format_cents, format_vat, BagLabel, PickLine, PickList, PickupMark, Receipt, ReceiptLine,
-    StoreHeader, Tender, VatRow, COLUMNS_80MM,
+    format_cents, format_vat, BagLabel, InvoiceBlock, PickLine, PickList, PickupMark, Receipt,
+    ReceiptLine, StoreHeader, Tender, VatRow, COLUMNS_80MM,
 };
