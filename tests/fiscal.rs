@@ -99,9 +99,17 @@ async fn a_sale_is_an_invoice_of_the_series_and_a_tax_id_makes_it_a_full_one() {
     assert_eq!(sale["store"], "madrid-centro");
     assert_eq!(sale["tender"], "cash");
     assert_eq!(sale["total_cents"], 198);
+    // The §17 fields (the return screen's extra fields ride along).
+    let line = &sale["lines"][0];
+    assert_eq!(sale["lines"].as_array().map(Vec::len), Some(1));
     assert_eq!(
-        sale["lines"],
-        json!([{"sku": "SKU-2", "qty": 2, "price_cents": 99, "returned": 0}])
+        (
+            &line["sku"],
+            &line["qty"],
+            &line["price_cents"],
+            &line["returned"]
+        ),
+        (&json!("SKU-2"), &json!(2), &json!(99), &json!(0))
     );
     let (status, _, err) = f
         .call(Method::GET, "/api/v1/sales/S-nope", None, Some(&cookie))
@@ -190,8 +198,19 @@ async fn the_receipt_prints_the_invoice_and_a_qr_that_decodes_to_the_aeat_url() 
     let img = image::open(&path).unwrap().to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     let grids = prepared.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR on the receipt");
-    let (meta, content) = grids[0].decode().unwrap();
+    // The AEAT's QR, and the sale's reference a return starts from (`SR1:<store>:<sale>`).
+    assert_eq!(grids.len(), 2, "two QRs on the receipt");
+    let decoded: Vec<_> = grids.iter().map(|g| g.decode().unwrap()).collect();
+    assert!(
+        decoded
+            .iter()
+            .any(|(_, c)| c.starts_with("SR1:madrid-centro:S")),
+        "no sale reference QR"
+    );
+    let (meta, content) = decoded
+        .into_iter()
+        .find(|(_, c)| !c.starts_with("SR1:"))
+        .unwrap();
     assert_eq!(content, expected_url);
     assert_eq!(
         meta.ecc_level, 0,

@@ -5,8 +5,11 @@ mod terminal_support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::sync::Arc;
+use storenode::domain::fiscal::{InvoiceType, Issuer, TaxId};
 use storenode::domain::op::Channel;
 use storenode::domain::{CustomerId, Payload};
+use storenode::fiscal::FiscalSetup;
 use storenode::terminal::print::PrintJob;
 use terminal_support::{Fixture, CUSTOMER, ORDER};
 
@@ -364,4 +367,85 @@ async fn the_customer_card_shows_consent_the_abandoned_cart_and_purchase_history
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "unknown_customer");
+}
+
+#[tokio::test]
+async fn with_fiscal_a_return_and_an_exchange_each_issue_one_rectifying_invoice_naming_the_sale() {
+    let f = Fixture::with_config(|c| {
+        c.fiscal = Some(Arc::new(FiscalSetup {
+            issuer: Issuer {
+                nif: TaxId::parse("89890001K").unwrap(),
+                name: "Tiendas Demo SL".into(),
+                series: "MAD1".into(),
+            },
+            address: vec![],
+            zone: jiff::tz::TimeZone::get("Europe/Madrid").unwrap(),
+            qr_base_url: "https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR".into(),
+        }))
+    })
+    .await;
+    let cookie = f.login("1001", "1234").await;
+    let sale = sell(
+        &f,
+        &cookie,
+        json!([{"sku": "SKU-1", "qty": 2}]),
+        "cash",
+        None,
+    )
+    .await;
+    let (_, _, got) = f
+        .call(
+            Method::GET,
+            &format!("/api/v1/sales/{sale}"),
+            None,
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(got["invoice"], "MAD1-1");
+    let (status, answer) = give_back(
+        &f,
+        &cookie,
+        json!({"sale": sale, "lines": [{"sku": "SKU-1", "qty": 1}], "tender": "cash"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["invoice"], "MAD1-2");
+    let (status, answer) = give_back(
+        &f,
+        &cookie,
+        json!({"sale": sale, "lines": [{"sku": "SKU-1", "qty": 1}], "tender": "card",
+               "exchange": [{"sku": "SKU-2", "qty": 1}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["invoice"], "MAD1-3",
+        "one invoice for the exchange: {answer}"
+    );
+    let records: Vec<(InvoiceType, Option<String>, i64)> = f.node.read(|r| {
+        let chain = &r.state().fiscal[&terminal_support::store()];
+        assert_eq!(chain.records, 3);
+        ["MAD1-2", "MAD1-3"]
+            .iter()
+            .filter_map(|n| {
+                r.state().returns.returns.values().find_map(|ret| {
+                    let inv = chain.invoice_for(ret.id.as_str())?;
+                    (inv.numserie == *n)
+                        .then(|| (inv.tipo, Some(inv.numserie.clone()), inv.importe_cents))
+                })
+            })
+            .collect()
+    });
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|(t, _, _)| *t == InvoiceType::R5),
+        "{records:?}"
+    );
+    assert_eq!(records[0].2, -349, "{records:?}");
+    assert_eq!(records[1].2, 99 - 349, "{records:?}");
+    let jobs = f.printer.jobs();
+    assert!(
+        jobs.iter().any(|j| matches!(j, PrintJob::ReturnReceipt { fiscal: Some(m), .. } if m.tipo == "R5" && m.rectifies.as_deref() == Some("MAD1-1"))),
+        "{jobs:?}"
+    );
 }
