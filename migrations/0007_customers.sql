@@ -1,6 +1,10 @@
 -- HQ side tables for customers (DESIGN.md section 14) and the signed webhook events that
 -- replace the ready-only queue. None of them holds personal data: customers appear by id.
 
+-- Ops that can carry personal data, found without a scan of the whole log when a customer is
+-- erased (src/store/erasure.rs; the kinds are domain::erasure::PERSONAL_KINDS).
+CREATE INDEX ops_personal ON ops (kind) WHERE kind IN ('customer_update', 'consent_set');
+
 -- One row per customer erasure HQ accepted: the CustomerErase op, to follow it store by store.
 CREATE TABLE hq_erasures (
     customer     TEXT PRIMARY KEY,

@@ -3,7 +3,8 @@
 //! both stores, and is erased while one store is offline and sells to them and edits their
 //! phone. Once every store applied the erasure, no file of any replica (database, WAL, shm)
 //! holds the name, email, phones or loyalty card — the same raw-bytes scan finds every one of
-//! them before the erasure — digests converge and the anonymous sale totals remain.
+//! them before the erasure — digests converge and the anonymous sale totals remain. Every log
+//! line at info level, from every thread, is captured and holds none of them either.
 
 mod sync_support;
 
@@ -12,7 +13,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use storenode::app::HqSyncView;
 use storenode::config::Config;
@@ -34,6 +35,36 @@ const PHONE: &str = "+34600111222";
 const CARD: &str = "LOY-7700123";
 /// Typed at store b's counter while it is offline, after HQ erased the customer.
 const NEW_PHONE: &str = "+34699000111";
+
+/// Log lines at info level and above from every thread of this test binary.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Captured(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+    .clone()
+}
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 fn hq_state(chain: &Chain) -> HqState {
     let text = format!(
@@ -193,6 +224,7 @@ async fn an_erased_customer_leaves_no_bytes_in_any_replica_over_mosquitto() {
 }
 
 async fn erasure_is_provable_on_disk(port: u16) {
+    let logs = captured_logs();
     let chain = Chain::start(port).await;
     chain.seed().await;
     let hq = hq_state(&chain);
@@ -422,4 +454,24 @@ async fn erasure_is_provable_on_disk(port: u16) {
         "personal data left on disk"
     );
     chain.close().await;
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("customer erased at hq"),
+        "the capture works:\n{text}"
+    );
+    for needle in [
+        NAME,
+        EMAIL,
+        PHONE,
+        CARD,
+        NEW_PHONE,
+        "Lucía",
+        "600111222",
+        "699000111",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "{needle} logged at info level:\n{text}"
+        );
+    }
 }

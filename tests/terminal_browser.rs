@@ -302,6 +302,23 @@ async fn run_pass(f: &Fixture, page: &mut Page, base: &str, p: &Pass) {
     page.shot("customer-hq-unreachable").await;
     page.scan("600111222").await;
     page.el("table.cart").await;
+    // The card shows the consents, and the abandoned badge while the cart is untouched since
+    // the fixture (the first pass's sale changes it); a tap records consent here.
+    if p.lang == "es" {
+        page.el("[data-abandoned]").await;
+    }
+    let was_on = page
+        .c
+        .execute(
+            "return document.querySelector(\"[data-consent='whatsapp']\").classList.contains('consent-on')",
+            vec![],
+        )
+        .await
+        .unwrap()
+        == serde_json::Value::Bool(true);
+    page.click("[data-consent='whatsapp']").await;
+    let now = if was_on { "consent-off" } else { "consent-on" };
+    page.el(&format!("[data-consent='whatsapp'].{now}")).await;
     let gone = page
         .c
         .execute(

@@ -298,3 +298,35 @@ fn the_aeat_client_certificate_must_hold_a_certificate_and_its_key() {
     assert!(errs.names("fiscal.aeat.client_cert"), "{errs}");
     assert!(errs.to_string().contains("no PEM private key"), "{errs}");
 }
+
+#[test]
+fn the_contact_policy_and_the_webhook_secret_are_checked_naming_their_keys() {
+    let c = HqConfig::load(&example("hq.example.toml")).unwrap();
+    let policy = c.contact_policy.policy();
+    assert_eq!(policy.max_per_week, 2);
+    assert!(policy.quiet_hours.is_some());
+    assert_eq!(c.webhook.abandoned_cart_hours, Some(24));
+
+    let text = hq_text()
+        .replace("quiet_hours = \"21:00-09:00\"", "quiet_hours = \"9pm-9am\"")
+        .replace("utc_offset = \"+01:00\"", "utc_offset = \"CET\"")
+        .replace("max_per_week = 2", "max_per_week = 1000")
+        .replace("abandoned_cart_hours = 24", "abandoned_cart_hours = 0");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("contact_policy.utc_offset"), "{errs}");
+    assert!(errs.names("contact_policy.max_per_week"), "{errs}");
+    assert!(errs.names("webhook.abandoned_cart_hours"), "{errs}");
+    let text = hq_text().replace("quiet_hours = \"21:00-09:00\"", "quiet_hours = \"9pm-9am\"");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("contact_policy.quiet_hours"), "{errs}");
+
+    let no_secret: String = hq_text()
+        .lines()
+        .filter(|l| !l.starts_with("secret ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let errs = Config::parse(&no_secret).unwrap_err();
+    assert!(errs.names("webhook.secret"), "a url needs a secret: {errs}");
+    let short = hq_text().replace("change-me-webhook-secret-0123456789", "short");
+    assert!(Config::parse(&short).unwrap_err().names("webhook.secret"));
+}

@@ -74,14 +74,27 @@ fn known(state: &Merged, id: &CustomerId) -> bool {
     state.customers.contains_key(id) || state.carts.contains_key(id)
 }
 
-/// Stores that hold the customer: orders or sales there, or looked up at their counter.
-fn holders(hq: &HqState, state: &Merged, id: &CustomerId) -> Vec<StoreId> {
-    hq.settings
+/// Stores that hold the customer (an order or a sale there, or looked up at their counter),
+/// as HQ's routing recorded them when it sent them the customer's data, in config order.
+async fn holders(hq: &HqState, id: &CustomerId) -> Result<Vec<StoreId>, ApiError> {
+    let key = id.to_string();
+    let names: Vec<String> = hq
+        .node
+        .query(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT store FROM sync_scope WHERE customer = ?1")?;
+            let rows = stmt.query_map(params![key], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(hq
+        .settings
         .stores
         .iter()
-        .filter(|s| state.customers_in_scope(s).contains(id))
+        .filter(|s| names.iter().any(|n| n == s.as_str()))
         .cloned()
-        .collect()
+        .collect())
 }
 
 fn abandoned_idle_ms(hq: &HqState) -> u64 {
@@ -94,7 +107,13 @@ fn abandoned_idle_ms(hq: &HqState) -> u64 {
 
 /// The customer as the API shows it (DESIGN.md section 17): profile, consent per channel with
 /// source and time, the stores holding them, the cart, and `abandoned_since` when it is.
-fn customer_json(hq: &HqState, state: &Merged, id: &CustomerId, now: u64) -> Value {
+fn customer_json(
+    hq: &HqState,
+    state: &Merged,
+    id: &CustomerId,
+    stores: &[StoreId],
+    now: u64,
+) -> Value {
     let empty = Customer::default();
     let c = state.customers.get(id).unwrap_or(&empty);
     let mut consent = Map::new();
@@ -120,7 +139,7 @@ fn customer_json(hq: &HqState, state: &Merged, id: &CustomerId, now: u64) -> Val
         "id": id, "name": c.name(), "email": c.email(), "phone": c.phone(),
         "loyalty_card": c.loyalty_card(), "consent": consent,
         "cart": {"customer": id, "lines": lines, "updated_at": updated_at},
-        "stores": holders(hq, state, id),
+        "stores": stores,
     });
     let abandoned = cart
         .filter(|c| crate::domain::cart::is_abandoned(c, now, abandoned_idle_ms(hq)))
@@ -131,9 +150,12 @@ fn customer_json(hq: &HqState, state: &Merged, id: &CustomerId, now: u64) -> Val
     out
 }
 
-fn render(hq: &HqState, id: &CustomerId) -> ApiResult {
+async fn render(hq: &HqState, id: &CustomerId) -> ApiResult {
+    let stores = holders(hq, id).await?;
     let now = now_ms();
-    let body = hq.node.read(|r| customer_json(hq, r.state(), id, now));
+    let body = hq
+        .node
+        .read(|r| customer_json(hq, r.state(), id, &stores, now));
     Ok(Json(body).into_response())
 }
 
@@ -172,7 +194,7 @@ pub async fn put_customer(
         .await
         .map_err(|e| refused(e, &id))?;
     tracing::info!(customer = %id, "customer updated");
-    render(&hq, &id)
+    render(&hq, &id).await
 }
 
 /// `GET /customers/{id}`.
@@ -187,7 +209,7 @@ pub async fn get_customer(State(hq): State<HqState>, Path(id): Path<String>) -> 
     if !known {
         return Err(unknown_customer(&id));
     }
-    render(&hq, &id)
+    render(&hq, &id).await
 }
 
 /// `PUT /customers/{id}/consent/{channel}` with `{"granted": bool, "source"?}`.
@@ -227,7 +249,7 @@ pub async fn put_consent(
         .await
         .map_err(|e| refused(e, &id))?;
     tracing::info!(customer = %id, channel = channel.as_str(), granted, "consent recorded");
-    render(&hq, &id)
+    render(&hq, &id).await
 }
 
 /// `DELETE /customers/{id}`: erase everywhere. 202: the stores apply it as they sync; follow
@@ -291,7 +313,7 @@ pub async fn get_erasure(State(hq): State<HqState>, Path(id): Path<String>) -> A
         )
         .with("id", id.as_str()));
     };
-    let stores = hq.node.read(|r| holders(&hq, r.state(), &id));
+    let stores = holders(&hq, &id).await?;
     let mut rows = Vec::new();
     for store in stores {
         let (name, actor) = (store.to_string(), actor.clone());

@@ -110,6 +110,15 @@ pub async fn recover(node: &Node, abandoned_cart_ms: Option<u64>) -> Result<usiz
     enqueue_all(node, events).await
 }
 
+/// Queue `cart.abandoned` for carts idle `idle_ms` (the periodic scan; orders are followed
+/// commit by commit instead).
+async fn scan_carts(node: &Node, idle_ms: Option<u64>) -> Result<usize, StoreError> {
+    let Some(idle) = idle_ms else { return Ok(0) };
+    let now = crate::store::now_ms();
+    let events = node.read(|r| event::abandoned_cart_events(r.state(), now, idle));
+    enqueue_all(node, events).await
+}
+
 async fn enqueue_all(node: &Node, events: Vec<Event>) -> Result<usize, StoreError> {
     if events.is_empty() {
         return Ok(0);
@@ -179,7 +188,7 @@ async fn follow_commits(
     loop {
         let queued = tokio::select! {
             _ = shutdown.changed() => return,
-            _ = scan.tick(), if abandoned_cart_ms.is_some() => recover(&node, abandoned_cart_ms).await,
+            _ = scan.tick(), if abandoned_cart_ms.is_some() => scan_carts(&node, abandoned_cart_ms).await,
             event = events.recv() => match event {
                 Ok(NodeEvent::Applied { ops, .. }) => {
                     let found = order_events_of(&node, &ops);

@@ -49,6 +49,8 @@ pub fn latest_version() -> u32 {
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Refuse a file that is not SQLite, is corrupt, or has a newer schema, without writing to it.
+/// The one write allowed first is SQLite's own rollback of a hot journal (see
+/// `roll_back_hot_journal`), which restores the last committed state.
 pub fn check_existing(path: &Path) -> Result<(), StoreError> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(()); // a new file
@@ -62,16 +64,16 @@ pub fn check_existing(path: &Path) -> Result<(), StoreError> {
     if read.is_err() || &header != SQLITE_HEADER {
         return Err(StoreError::NotSqlite(path.display().to_string()));
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| StoreError::checking(path, e))?;
     // A full disk or an I/O error is not damage: `checking` tells them apart, so an
     // operator is sent to free space, not to restore a backup.
-    let verdict: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| StoreError::checking(path, e))?;
+    let (conn, verdict) = match quick_check(path) {
+        Err(e) if is_hot_journal(&e) => {
+            roll_back_hot_journal(path).map_err(|e| StoreError::checking(path, e))?;
+            quick_check(path)
+        }
+        checked => checked,
+    }
+    .map_err(|e| StoreError::checking(path, e))?;
     if verdict != "ok" {
         return Err(StoreError::Corrupt(path.display().to_string(), verdict));
     }
@@ -82,6 +84,39 @@ pub fn check_existing(path: &Path) -> Result<(), StoreError> {
             supported: latest_version(),
         });
     }
+    Ok(())
+}
+
+/// A read-only connection on `path` and its `quick_check` verdict.
+fn quick_check(path: &Path) -> rusqlite::Result<(Connection, String)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let verdict = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    Ok((conn, verdict))
+}
+
+/// SQLite's answer to a read-only connection that finds a hot journal: a transaction in
+/// rollback-journal mode was cut short by a crash or power cut (for example while a new
+/// database switches itself to WAL: the header is written and fsynced, the journal not yet
+/// deleted). That is not damage, but only a writable connection may roll it back.
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+}
+
+/// Let SQLite roll back a hot journal, as any writable connection does on its first read;
+/// the file then holds its last committed state and the journal is gone.
+fn roll_back_hot_journal(path: &Path) -> rusqlite::Result<()> {
+    tracing::warn!(path = %path.display(), "rolling back a transaction cut short by a crash");
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     Ok(())
 }
 
@@ -226,6 +261,35 @@ mod io_tests {
     use super::super::IoKind;
     use super::*;
     use rusqlite::ffi;
+
+    #[test]
+    fn a_transaction_cut_short_leaves_a_hot_journal_that_is_rolled_back_not_called_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let conn = Connection::open(&live).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);
+             BEGIN; INSERT INTO t VALUES (2);",
+        )
+        .unwrap();
+        // The files as a crash in that transaction's commit leaves them: SQLite has written
+        // the journal's magic and record count (and fsynced it) before touching the database.
+        let crashed = dir.path().join("crashed.db");
+        std::fs::copy(&live, &crashed).unwrap();
+        let mut journal = std::fs::read(dir.path().join("live.db-journal")).unwrap();
+        journal[..8].copy_from_slice(&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+        journal[8..12].copy_from_slice(&1u32.to_be_bytes());
+        std::fs::write(dir.path().join("crashed.db-journal"), journal).unwrap();
+        let e = quick_check(&crashed).expect_err("a hot journal");
+        assert!(is_hot_journal(&e), "{e:?}");
+        check_existing(&crashed).unwrap();
+        assert!(!dir.path().join("crashed.db-journal").exists());
+        let rows: i64 = Connection::open(&crashed)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "only the committed row is left");
+    }
 
     fn failure(code: std::os::raw::c_int) -> rusqlite::Error {
         rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)

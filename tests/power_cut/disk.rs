@@ -49,6 +49,9 @@ pub enum Cut {
     DropUnsynced,
     /// Each change not yet fsynced persists or not, at random (seeded).
     SomeUnsynced,
+    /// No cut: every change persists, as the files read while the machine stays up. The
+    /// recorder checks this against the real files to prove its log misses no write.
+    NoPowerLoss,
 }
 
 /// The files of one database, event by event.
@@ -108,11 +111,14 @@ impl Disk {
             .filter(|(file, _)| **file != DbFile::Shm)
             .map(|(file, state)| {
                 let mut image = state.durable.clone();
-                if how == Cut::SomeUnsynced {
-                    for change in &state.pending {
-                        if rng.chance(50) {
-                            change.apply(&mut image);
-                        }
+                for change in &state.pending {
+                    let kept = match how {
+                        Cut::DropUnsynced => false,
+                        Cut::SomeUnsynced => rng.chance(50),
+                        Cut::NoPowerLoss => true,
+                    };
+                    if kept {
+                        change.apply(&mut image);
                     }
                 }
                 (*file, image)
@@ -159,6 +165,10 @@ mod tests {
             Some(b"commit-1".to_vec())
         );
         assert_eq!(disk.pending(), 1);
+        assert_eq!(
+            image(&disk, Cut::NoPowerLoss, 1, DbFile::Wal),
+            Some(b"commit-1commit-2".to_vec())
+        );
     }
 
     #[test]
