@@ -478,17 +478,28 @@ async fn hq_checks_each_stores_chain_as_records_arrive() {
     });
     assert!(intact);
     assert_eq!(last, "NORTE-3");
-    // HQ's copy verifies too, with the same command.
-    let hq_rows = chain
-        .hq
-        .query(|c| {
-            c.query_row("SELECT count(*) FROM fiscal_records", [], |r| {
-                r.get::<_, i64>(0)
+    // HQ's copy verifies too, with the same command. The replica may show the third record
+    // a moment before its group commit lands: poll the table (no sleep-based sync).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hq_rows = chain
+            .hq
+            .query(|c| {
+                c.query_row("SELECT count(*) FROM fiscal_records", [], |r| {
+                    r.get::<_, i64>(0)
+                })
             })
-        })
-        .await
-        .unwrap();
-    assert_eq!(hq_rows, 3);
+            .await
+            .unwrap();
+        if hq_rows == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HQ's table holds {hq_rows} records"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     chain.close().await;
 }
 

@@ -262,7 +262,7 @@
     const isQr = /^PU1:/i.test(code);
     if (isQr && S.screen !== "counter") { go("#/counter"); setTimeout(() => counterFind(code), 0); return; }
     const isReceipt = RECEIPT_RE.test(code);
-    if (isReceipt && S.screen !== "returns") { go("#/returns"); setTimeout(() => openSale(code), 0); return; }
+    if (isReceipt && S.screen !== "returns") { S.sale = null; go("#/returns"); setTimeout(() => openSale(code), 0); return; }
     switch (S.screen) {
       case "returns": return (!S.sale || isReceipt || SALE_ID_RE.test(code)) ? openSale(code) : addExchange(code);
       case "pick": return pickScan(code);
@@ -691,7 +691,7 @@
       render(); return;
     }
     if (el.dataset.tender) { sell(el.dataset.tender); return; }
-    if (el.dataset.returnSale) { const id = el.dataset.returnSale, st = el.dataset.returnStore; go("#/returns"); setTimeout(() => openSale(id, st), 0); return; }
+    if (el.dataset.returnSale) { const id = el.dataset.returnSale, st = el.dataset.returnStore; S.sale = null; go("#/returns"); setTimeout(() => openSale(id, st), 0); return; }
     if (el.dataset.rstep) {
       const l = S.sale.lines.find((x) => x.sku === el.dataset.sku);
       S.ret[l.sku] = Math.max(0, Math.min(l.returnable, (S.ret[l.sku] || 0) + parseInt(el.dataset.rstep, 10)));
