@@ -319,6 +319,11 @@ pub struct StoreConfig {
     pub terminal: TerminalSecurityConfig,
     #[serde(default)]
     pub returns: ReturnsConfig,
+    /// HQ's public key (64 hex digits, printed by `storenode key --hq --db <hq db>`). HQ
+    /// always signs its down-batches, so this is required: without it a store would take
+    /// whatever anyone publishes on its `down` topic.
+    #[serde(default)]
+    pub hq_public_key: Option<String>,
     /// Spanish invoices (VERI*FACTU); absent: sales issue no invoice.
     #[serde(default)]
     pub fiscal: Option<FiscalConfig>,
@@ -422,6 +427,7 @@ impl StoreConfig {
             );
         }
         check_qr_keys(&self.pickup.qr_keys, errs);
+        check_hq_public_key(self.hq_public_key.as_deref(), errs);
         check_devices(self, errs);
         check_staff(&self.staff, errs);
         check_rate("terminal.login_burst", self.terminal.login_burst, errs);
@@ -433,6 +439,46 @@ impl StoreConfig {
         if let Some(fiscal) = &self.fiscal {
             fiscal.check(errs);
         }
+    }
+}
+
+/// Every configured printer must get jobs: the terminal prints receipts (and kicks the drawer)
+/// on the one receipt printer and bag labels on the one label printer, if any.
+fn check_printer_kinds(printers: &[PrinterConfig], errs: &mut Vec<ConfigError>) {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for (i, p) in printers.iter().enumerate() {
+        let kind = p.kind.as_deref().unwrap_or("receipt");
+        if (kind == "receipt" || kind == "label") && !seen.insert(kind) {
+            push(
+                errs,
+                &format!("printers[{i}].kind"),
+                format!(
+                    "a second {kind} printer would never be sent a job: the terminal prints \
+                     {kind}s on the first one; remove it or give it the other kind"
+                ),
+            );
+        }
+    }
+    if seen.contains("label") && !seen.contains("receipt") {
+        push(
+            errs,
+            "printers",
+            "a label printer alone prints no receipts; add a printer of kind \"receipt\"",
+        );
+    }
+}
+
+/// HQ signs every down-batch (this release on), so a store config must name HQ's key.
+fn check_hq_public_key(key: Option<&str>, errs: &mut Vec<ConfigError>) {
+    match key.map(crate::signing::HqPublicKey::parse) {
+        None => push(
+            errs,
+            "hq_public_key",
+            "missing: HQ signs its down-batches and the store must check them; set it to the \
+             key `storenode key --hq --db <hq db>` prints",
+        ),
+        Some(Err(e)) => push(errs, "hq_public_key", e.to_string()),
+        Some(Ok(_)) => {}
     }
 }
 
@@ -805,6 +851,7 @@ fn check_devices(c: &StoreConfig, errs: &mut Vec<ConfigError>) {
             );
         }
     }
+    check_printer_kinds(&c.printers, errs);
     let mut names = BTreeSet::new();
     for (i, s) in c.scanners.iter().enumerate() {
         if let Err(reason) = crate::devices::scanner::ScannerConfig::from_uri(&s.uri) {

@@ -4,10 +4,13 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "bench")]
 use storenode::bench::Scenario;
 use storenode::store::import::ImportKind;
 
 /// Counts live heap bytes for `bench` (bytes of memory per op); forwards to the system allocator.
+/// Only in a build with the `bench` feature: the shipped binary uses the plain allocator.
+#[cfg(feature = "bench")]
 #[global_allocator]
 static ALLOC: storenode::bench::alloc::CountingAlloc = storenode::bench::alloc::CountingAlloc;
 
@@ -51,7 +54,8 @@ enum Command {
         /// SQLite database file.
         #[arg(long)]
         db: PathBuf,
-        /// Replica that owns a new database: `hq` or `store:<id>`.
+        /// Replica that owns the database: `hq` or `store:<id>`. Required for a new file; an
+        /// existing file records its actor, so it may be left out then.
         #[arg(long)]
         actor: Option<String>,
     },
@@ -89,7 +93,9 @@ enum Command {
         #[arg(long, hide = true)]
         unsafe_synchronous_off: bool,
     },
-    /// Run a benchmark scenario: our figure, the baseline measured in the same run, the ratio.
+    /// Run a benchmark scenario: our figure, the baseline measured in the same run, the ratio
+    /// (only in a build with `--features bench`).
+    #[cfg(feature = "bench")]
     Bench {
         /// Which scenario.
         scenario: Scenario,
@@ -115,15 +121,19 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Print a store's public signing key (creating the key beside the database on first use),
-    /// for registering the store at HQ.
+    /// Print a store's public signing key for registering the store at HQ, or with `--hq`
+    /// HQ's, for every store config's `hq_public_key` (creating the key beside the database on
+    /// first use).
     Key {
-        /// The store's SQLite database file (the key is `<db>.ed25519`).
+        /// The store's (or with `--hq`, HQ's) SQLite database file (the key is `<db>.ed25519`).
         #[arg(long)]
         db: PathBuf,
         /// The store id.
+        #[arg(long, required_unless_present = "hq", conflicts_with = "hq")]
+        store: Option<String>,
+        /// Print HQ's down-batch signing key instead of a store's.
         #[arg(long)]
-        store: String,
+        hq: bool,
     },
     /// Print a fresh random pickup QR key (hex) to put first in `pickup.qr_keys` when rotating.
     NewQrKey,
@@ -168,8 +178,10 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    // Colour codes only for a person at a terminal, never in a log file or a journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -217,12 +229,16 @@ fn main() -> ExitCode {
             println!("{}", storenode::config::new_qr_key_hex());
             Ok(())
         }
-        Command::Key { db, store } => {
-            storenode::signing::public_key_command(&db, &store).map(|line| println!("{line}"))
+        Command::Key { db, store, hq } => match (hq, store) {
+            (true, _) => storenode::signing::hq_public_key_command(&db),
+            (false, Some(store)) => storenode::signing::public_key_command(&db, &store),
+            (false, None) => Err(anyhow::anyhow!("give --store <id>, or --hq for HQ's key")),
         }
+        .map(|line| println!("{line}")),
         Command::Decode { file } => storenode::sync::inspect::decode_command(file.as_deref())
             .map(|json| println!("{json}"))
             .map_err(anyhow::Error::from),
+        #[cfg(feature = "bench")]
         Command::Bench {
             scenario,
             quick,

@@ -1,5 +1,7 @@
-//! Store batch signatures (ed25519): each store signs the batches it sends up, and HQ accepts a
+//! Batch signatures (ed25519): each store signs the batches it sends up, and HQ accepts a
 //! batch only if the store named on its topic signed it and every op in it is that store's own.
+//! HQ signs the down-batches it sends each store in turn (`hq.rs`), so a store trusts HQ, not
+//! whoever can publish on its topic.
 //!
 //! A store's key is generated on first start and kept beside its database (`<db>.ed25519`,
 //! mode 0600); HQ holds every store's public key. What is signed is the exact batch bytes,
@@ -13,6 +15,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod hq;
+pub use hq::{hq_public_key_command, DownRejected, HqKey, HqPublicKey};
 
 /// Domain separation: these signatures mean "store batch, protocol v1" and nothing else.
 const CONTEXT: &[u8] = b"storenode/v1/up-batch\0";
@@ -34,6 +39,9 @@ pub enum KeyError {
         "key file {0} is damaged (expected 64 hex digits); restore it or re-register the store"
     )]
     Damaged(String),
+    /// HQ's public key in a store's configuration is not valid.
+    #[error("HQ's public key is invalid: {0}")]
+    BadHqKey(String),
     /// A public key in HQ's configuration is not valid.
     #[error("public key of store {store} is invalid: {reason}")]
     BadPublicKey { store: String, reason: String },
@@ -113,33 +121,8 @@ impl StoreKey {
 
     /// Load the key beside `db`, or create it on first start (fsynced, mode 0600).
     pub fn load_or_create(db: &Path, store: StoreId) -> Result<StoreKey, KeyError> {
-        let path = StoreKey::path_for(db);
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let bytes: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| KeyError::Damaged(path.display().to_string()))?;
-                Ok(StoreKey {
-                    store,
-                    key: SigningKey::from_bytes(&bytes),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-                write_secret(&path, &hex::encode(secret)).map_err(io)?;
-                Ok(StoreKey {
-                    store,
-                    key: SigningKey::from_bytes(&secret),
-                })
-            }
-            Err(e) => Err(io(e)),
-        }
+        let key = load_or_create_secret(&StoreKey::path_for(db))?;
+        Ok(StoreKey { store, key })
     }
 
     /// A key from 32 secret bytes (tests, simulations).
@@ -162,6 +145,31 @@ impl StoreKey {
     /// Sign the encoded batch bytes this store is about to publish.
     pub fn sign(&self, batch: &[u8]) -> [u8; SIGNATURE_BYTES] {
         self.key.sign(&signed_bytes(&self.store, batch)).to_bytes()
+    }
+}
+
+/// Load the secret key at `path`, or create it (fsynced, mode 0600) when there is none. A
+/// damaged file is an error, never replaced: that would silently change the signer's identity.
+fn load_or_create_secret(path: &Path) -> Result<SigningKey, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes: [u8; 32] = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| KeyError::Damaged(path.display().to_string()))?;
+            Ok(SigningKey::from_bytes(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            write_secret(path, &hex::encode(secret)).map_err(io)?;
+            Ok(SigningKey::from_bytes(&secret))
+        }
+        Err(e) => Err(io(e)),
     }
 }
 

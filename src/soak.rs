@@ -8,7 +8,7 @@ use crate::domain::fiscal::{InvoiceDraft, Issuer, TaxId};
 use crate::domain::op::{Advance, OrderLine, ReceiveReason, SaleLine, Tender};
 use crate::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, SaleId, Sku, StoreId};
 use crate::fiscal::{with_invoice, FiscalSetup, InvoiceFor};
-use crate::store::{now_ms, Node, SubmitError};
+use crate::store::{now_ms, Durability, Node, SubmitError, Synchronous};
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
@@ -70,12 +70,16 @@ fn soak_sku(i: usize) -> anyhow::Result<Sku> {
 
 /// Run the store soak on `db` as `store` until `opts.ops` ops are written or it is killed.
 pub fn run_store(db: &Path, store: StoreId, opts: StoreSoak) -> anyhow::Result<()> {
-    if opts.unsafe_synchronous_off {
-        // Read by the writer's connection setup; this process is a throwaway test subject.
-        std::env::set_var(crate::store::schema::UNSAFE_SYNCHRONOUS_OFF_ENV, "1");
-    }
-    let node =
-        Node::open(db, store.actor()).with_context(|| format!("cannot open {}", db.display()))?;
+    let durability = Durability {
+        synchronous: if opts.unsafe_synchronous_off {
+            Synchronous::UnsafeOff
+        } else {
+            Synchronous::Full
+        },
+        ..Durability::default()
+    };
+    let node = Node::open_with(db, store.actor(), durability)
+        .with_context(|| format!("cannot open {}", db.display()))?;
     node.ingest_blocking(soak_catalog()?)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -1,5 +1,8 @@
 //! Every benchmark scenario runs in quick mode through the real binary and ends with a
 //! well-formed RESULT line. No thresholds: this only keeps the benchmarks from rotting.
+//! The benchmarks are built only with the `bench` feature (`.ci/run` runs this file with it:
+//! `cargo test -p storenode --features bench --test bench_quick`).
+#![cfg(feature = "bench")]
 
 use std::process::Command;
 

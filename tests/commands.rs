@@ -294,3 +294,43 @@ fn run_sets_a_secure_cookie_when_configured_limits_logins_per_address_and_sends_
     assert!(body.contains("\"rate_limited\""), "{body}");
     interrupt_and_wait(child);
 }
+
+#[test]
+fn migrate_without_actor_on_a_new_file_says_so_in_help_and_in_the_error() {
+    let help = bin().args(["migrate", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Required for a new file"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let out = bin().args(["migrate", "--db"]).arg(&db).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a new database"), "{err}");
+    assert!(err.contains("--actor hq or --actor store:<id>"), "{err}");
+    assert!(!db.exists(), "nothing is created");
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "soak",
+            "--ops",
+            "2",
+            "--writers",
+            "1",
+            "--actor",
+            "store:norte",
+        ])
+        .arg("--unsafe-synchronous-off")
+        .arg("--db")
+        .arg(dir.path().join("soak.db"))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("synchronous=OFF"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

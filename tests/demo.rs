@@ -1,8 +1,15 @@
 //! Black-box test of `storenode demo`: the real binary on free ports with a temporary data
 //! directory. An order placed through HQ's API reaches the store, Ctrl-C stops it cleanly,
-//! and a second start reuses the data without seeding again.
+//! and a second start reuses the data without seeding again. A till sale is a VERI*FACTU
+//! invoice: its QR is decoded from the printer emulator's PNG and HQ journals it.
 
 use serde_json::{json, Value};
+
+/// The benchmarks' terminal client (login, live events), shared as a source file: the
+/// benchmarks are not in a default build of the library.
+#[path = "../src/bench/terminal_client.rs"]
+#[allow(dead_code)] // only part of the client is used here
+mod terminal_client;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -113,7 +120,7 @@ impl Api {
 
 /// madrid-centro's TCP scanner source (from the demo's config) reaches a logged-in page.
 async fn a_network_scanner_line_shows_parsed_on_the_terminal_page(base: u16) {
-    use storenode::bench::terminal_client::TerminalClient;
+    use terminal_client::TerminalClient;
     use tokio::io::AsyncWriteExt;
     let page = TerminalClient::login(&format!("http://127.0.0.1:{}", base + 1), "1001", "1234")
         .await
@@ -145,6 +152,123 @@ async fn a_network_scanner_line_shows_parsed_on_the_terminal_page(base: u16) {
     assert_eq!(scan["source"], format!("tcp:127.0.0.1:{}", base + 11));
 }
 
+/// The QR codes of every PNG the demo's printer emulator saved for `store`.
+fn printed_qrs(dir: &Path, store: &str) -> Vec<String> {
+    let folder = dir.join("data").join("printers").join(store);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "png") {
+            let Ok(img) = image::open(&path) else {
+                continue;
+            };
+            let mut prepared = rqrr::PreparedImage::prepare(img.to_luma8());
+            for grid in prepared.detect_grids() {
+                if let Ok((_, content)) = grid.decode() {
+                    out.push(content);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A sale at madrid-centro's terminal is invoice `MC-<n>` of the AEAT test NIF; its receipt,
+/// printed by the emulator, carries the AEAT QR; HQ holds the record in an intact chain; the
+/// store's journal verifies while the demo runs.
+async fn a_till_sale_is_an_invoice_printed_with_its_qr_and_journaled_at_hq(api: &Api, dir: &Path) {
+    let store = format!("http://127.0.0.1:{}", api.base + 1);
+    let login = api
+        .client
+        .post(format!("{store}/api/v1/session"))
+        .json(&json!({"staff": "1001", "pin": "1234"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let mut sale = None;
+    for n in 1..=80 {
+        let r = api
+            .client
+            .post(format!("{store}/api/v1/sales"))
+            .header("cookie", &cookie)
+            .json(&json!({"lines": [{"sku": format!("SKU-{n:06}"), "qty": 1}], "tender": "card"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            sale = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+    }
+    let sale = sale.expect("madrid-centro sells something");
+    let invoice = sale["invoice"].as_str().unwrap().to_string();
+    assert!(invoice.starts_with("MC-"), "{sale}");
+    let wanted = format!("numserie={invoice}&");
+    api.eventually(20, "the receipt's QR on the emulator's PNG", async |_| {
+        printed_qrs(dir, "madrid-centro").iter().any(|qr| {
+            qr.starts_with("https://prewww2.aeat.es/wlpl/TIKE-CONT/ValidarQR?nif=89890001K&")
+                && qr.contains(&wanted)
+        })
+    })
+    .await;
+    api.eventually(20, "HQ journals the invoice", async |a| {
+        match a.get(0, "/api/v1/journal/madrid-centro").await {
+            Some((200, j)) => j["last_invoice"] == invoice.as_str() && j["chain"] == "intact",
+            _ => false,
+        }
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_storenode"))
+        .args(["journal", "verify", "--db"])
+        .arg(dir.join("data").join("madrid-centro").join("store.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The demo's log has no ERROR line, and madrid-centro took HQ's down-batches (signed) and
+/// refused none of them.
+async fn a_clean_start_logs_no_error_and_runs_signed_both_ways(api: &Api, dir: &Path) {
+    let mut log = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            log.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    assert!(log.contains("down-batches are signed"), "{log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+    let metrics = api
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", api.base + 1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        counter("storenode_sync_batches_received_total") >= 1,
+        "{metrics}"
+    );
+    for reason in ["down_unsigned", "down_bad_signature"] {
+        let series = format!("storenode_sync_batches_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(counter(&series), 0, "{metrics}");
+    }
+}
+
 async fn store_orders(api: &Api) -> u64 {
     api.get(1, "/healthz")
         .await
@@ -173,9 +297,11 @@ async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_rest
     api.wait_healthy(&mut child, dir.path()).await;
     api.eventually(20, "first convergence", async |a| converged(a).await)
         .await;
+    a_clean_start_logs_no_error_and_runs_signed_both_ways(&api, dir.path()).await;
     let before = store_orders(&api).await;
     assert!(before >= 1, "the demo starts with pickup orders");
     a_network_scanner_line_shows_parsed_on_the_terminal_page(base).await;
+    a_till_sale_is_an_invoice_printed_with_its_qr_and_journaled_at_hq(&api, dir.path()).await;
 
     let mut sku = None;
     for n in 1..=80 {

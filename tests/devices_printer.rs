@@ -15,6 +15,8 @@ use storenode::devices::print_queue::{self, Backoff, PrintWorker};
 use storenode::devices::printer::PrinterTransport;
 use storenode::devices::printer_sim::PrinterSim;
 use storenode::domain::pickup::{qr_payload, PickupCode};
+use storenode::domain::ActorId;
+use storenode::store::Node;
 use tokio::sync::{watch, Notify};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -206,15 +208,31 @@ fn start_sim_binary(addr: SocketAddr, out: &Path) -> SimProcess {
 async fn a_printer_that_is_down_gets_the_job_exactly_once_when_it_comes_up() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("prints");
-    let db_path = dir.path().join("node.db");
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
-    conn.execute_batch(include_str!("../migrations/0002_print_queue.sql"))
-        .unwrap();
+    // The queue lives in a node's database and the worker goes through the node's writer.
+    let node = Node::open(
+        &dir.path().join("node.db"),
+        ActorId::parse("store:madrid-centro").unwrap(),
+    )
+    .unwrap();
+    let list = |node: &Node| {
+        node.query_blocking(|c| Ok(print_queue::list(c, Some("till"), 10).unwrap()))
+            .unwrap()
+    };
+    let enqueue = |node: &Node, job: Vec<u8>, now: i64| {
+        let node = node.clone();
+        async move {
+            node.write(
+                move |tx| Ok(print_queue::enqueue(tx, "till", "receipt", &job, now).unwrap()),
+            )
+            .await
+            .unwrap()
+        }
+    };
     let addr = free_port();
 
     let wake = Arc::new(Notify::new());
     let worker = PrintWorker {
-        conn: rusqlite::Connection::open(&db_path).unwrap(),
+        node: node.clone(),
         printer: "till".into(),
         transport: PrinterTransport::Tcp {
             addr: addr.to_string(),
@@ -230,30 +248,28 @@ async fn a_printer_that_is_down_gets_the_job_exactly_once_when_it_comes_up() {
 
     let qr = qr_payload("ord-7", &PickupCode::parse("AB2CD3").unwrap(), b"k");
     let job = sample_receipt(&qr).to_escpos(COLUMNS_80MM);
-    let id = print_queue::enqueue(&conn, "till", "receipt", &job, 0).unwrap();
+    let id = enqueue(&node, job, 0).await;
     wake.notify_one();
 
     // The printer is off: the job fails, stays queued and the status says why.
     eventually("a failed attempt", || {
-        let jobs = print_queue::list(&conn, Some("till"), 10).unwrap();
-        (jobs[0].attempts >= 2).then_some(())
+        (list(&node)[0].attempts >= 2).then_some(())
     })
     .await;
     let h = health.borrow().clone();
     assert_eq!(h.online, Some(false));
     assert!(h.last_error.unwrap().contains("cannot reach printer"));
-    assert_eq!(print_queue::pending_count(&conn, "till").unwrap(), 1);
+    let pending = node.query_blocking(|c| Ok(print_queue::pending_count(c, "till").unwrap()));
+    assert_eq!(pending.unwrap(), 1);
 
     // The printer comes up on the same address: the job arrives, and is marked printed.
     let _sim = start_sim_binary(addr, &out);
     eventually("the job to be printed", || {
-        let jobs = print_queue::list(&conn, Some("till"), 10).unwrap();
-        jobs[0].printed_at_ms.map(|_| ())
+        list(&node)[0].printed_at_ms.map(|_| ())
     })
     .await;
     // A second job is a barrier: once it is printed, any duplicate of the first would be too.
-    let second =
-        print_queue::enqueue(&conn, "till", "receipt", b"\x1b@second\n\x1dVB\x03", 1).unwrap();
+    let second = enqueue(&node, b"\x1b@second\n\x1dVB\x03".to_vec(), 1).await;
     wake.notify_one();
     eventually("both jobs on paper", || {
         let texts: Vec<String> = files_with_ext(&out, "txt")

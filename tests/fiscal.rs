@@ -99,17 +99,9 @@ async fn a_sale_is_an_invoice_of_the_series_and_a_tax_id_makes_it_a_full_one() {
     assert_eq!(sale["store"], "madrid-centro");
     assert_eq!(sale["tender"], "cash");
     assert_eq!(sale["total_cents"], 198);
-    // The §17 fields (the return screen's extra fields ride along).
-    let line = &sale["lines"][0];
-    assert_eq!(sale["lines"].as_array().map(Vec::len), Some(1));
     assert_eq!(
-        (
-            &line["sku"],
-            &line["qty"],
-            &line["price_cents"],
-            &line["returned"]
-        ),
-        (&json!("SKU-2"), &json!(2), &json!(99), &json!(0))
+        sale["lines"],
+        json!([{"sku": "SKU-2", "qty": 2, "price_cents": 99, "returned": 0}])
     );
     let (status, _, err) = f
         .call(Method::GET, "/api/v1/sales/S-nope", None, Some(&cookie))
@@ -198,19 +190,8 @@ async fn the_receipt_prints_the_invoice_and_a_qr_that_decodes_to_the_aeat_url() 
     let img = image::open(&path).unwrap().to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     let grids = prepared.detect_grids();
-    // The AEAT's QR, and the sale's reference a return starts from (`SR1:<store>:<sale>`).
-    assert_eq!(grids.len(), 2, "two QRs on the receipt");
-    let decoded: Vec<_> = grids.iter().map(|g| g.decode().unwrap()).collect();
-    assert!(
-        decoded
-            .iter()
-            .any(|(_, c)| c.starts_with("SR1:madrid-centro:S")),
-        "no sale reference QR"
-    );
-    let (meta, content) = decoded
-        .into_iter()
-        .find(|(_, c)| !c.starts_with("SR1:"))
-        .unwrap();
+    assert_eq!(grids.len(), 1, "one QR on the receipt");
+    let (meta, content) = grids[0].decode().unwrap();
     assert_eq!(content, expected_url);
     assert_eq!(
         meta.ecc_level, 0,
@@ -478,8 +459,8 @@ async fn hq_checks_each_stores_chain_as_records_arrive() {
     });
     assert!(intact);
     assert_eq!(last, "NORTE-3");
-    // HQ's copy verifies too, with the same command. The replica may show the third record
-    // a moment before its group commit lands: poll the table (no sleep-based sync).
+    // HQ's copy verifies too, with the same command. The replica in memory is updated inside
+    // the writer's transaction, a moment before its commit: wait for the rows, do not race them.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let hq_rows = chain
@@ -494,11 +475,12 @@ async fn hq_checks_each_stores_chain_as_records_arrive() {
         if hq_rows == 3 {
             break;
         }
+        assert!(hq_rows < 3, "{hq_rows} records at HQ");
         assert!(
             std::time::Instant::now() < deadline,
-            "HQ's table holds {hq_rows} records"
+            "{hq_rows} of 3 records committed"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     chain.close().await;
 }

@@ -1,7 +1,8 @@
 //! Signed store batches over a real broker (embedded): a store with its ed25519 key syncs as
 //! usual; HQ, holding the stores' public keys, refuses an unsigned store, a batch signed by
 //! another store's key, a batch replayed on another store's topic and a tampered one, counts
-//! each by reason, and applies none of them.
+//! each by reason, and applies none of them. The other way round, a store holding HQ's public
+//! key applies only down-batches HQ signed for it, in process and with real processes.
 
 mod sync_support;
 
@@ -9,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use storenode::domain::op::ReceiveReason;
 use storenode::domain::{ActorId, Ean13, Hlc, Op, Payload, StoreId};
-use storenode::signing::{StoreKey, StoreKeys};
+use storenode::signing::{HqKey, HqPublicKey, StoreKey, StoreKeys};
 use storenode::store::Node;
-use storenode::sync::wire::{self, Message, SignedUp, UpBatch};
+use storenode::sync::wire::{self, DownBatch, Message, SignedDown, SignedUp, UpBatch};
 use storenode::sync::{spawn_hq_sync, spawn_store_sync, HqSyncConfig, StoreSyncConfig};
 use sync_support::{embedded_broker, publish_raw, sku, store_a, store_b, wait_for, CHAIN};
 use tokio::sync::watch;
@@ -160,6 +161,102 @@ async fn hq_applies_signed_batches_and_refuses_unsigned_forged_and_replayed_ones
     shutdown.send_replace(true);
 }
 
+fn tea(n: u32) -> Payload {
+    Payload::CatalogPut {
+        sku: storenode::domain::Sku::parse(&format!("SKU-TEA-{n}")).unwrap(),
+        ean: Ean13::parse("4006381333931").unwrap(),
+        name: format!("Tea {n}"),
+        price_cents: 250,
+        vat_bp: 1000,
+    }
+}
+
+fn signed_down(key: &HqKey, store: &StoreId, batch: DownBatch) -> Vec<u8> {
+    let batch = postcard::to_allocvec(&batch).unwrap();
+    let signature = key.sign(store, &batch).to_vec();
+    wire::encode(&Message::SignedDown(SignedDown {
+        store: store.clone(),
+        batch,
+        signature,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_applies_only_down_batches_hq_signed_for_it() {
+    let port = embedded_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();
+    let a = Node::open(&dir.path().join("a.db"), store_a().actor()).unwrap();
+    let hq_key = Arc::new(HqKey::from_secret([5; 32]));
+    let (shutdown, rx) = watch::channel(false);
+    let mut hq_cfg = HqSyncConfig::new(CHAIN, vec![store_a(), store_b()], "127.0.0.1", port);
+    hq_cfg.hq_key = Some(hq_key.clone());
+    let _hq_sync = spawn_hq_sync(hq.clone(), hq_cfg, rx.clone());
+    let mut a_cfg = StoreSyncConfig::new(CHAIN, store_a(), "127.0.0.1", port);
+    a_cfg.hq_public_key = Some(Arc::new(HqPublicKey::parse(&hq_key.public_hex()).unwrap()));
+    let a_sync = spawn_store_sync(a.clone(), a_cfg, rx);
+
+    hq.submit(vec![tea(1)]).await.unwrap();
+    let n = a.clone();
+    wait_for(
+        Duration::from_secs(10),
+        "HQ's signed batch is applied",
+        || n.read(|r| r.version().contiguous(&ActorId::hq())) == 1,
+    )
+    .await;
+
+    // Whoever can publish on A's down topic: an unsigned batch, one signed with another key,
+    // and one HQ really signed, but for store B, replayed on A's topic.
+    let forged = |n: u32| DownBatch {
+        first_idx: 2,
+        ops: vec![Op {
+            actor: ActorId::hq(),
+            seq: 2,
+            hlc: Hlc::new(storenode::store::now_ms(), 0),
+            payload: tea(n),
+        }],
+    };
+    let down = format!("storenode/v1/{CHAIN}/store/{}/down", store_a());
+    let other_key = HqKey::from_secret([6; 32]);
+    publish_raw(
+        port,
+        vec![
+            (
+                down.clone(),
+                wire::encode(&Message::Down(forged(66))).unwrap(),
+            ),
+            (
+                down.clone(),
+                signed_down(&other_key, &store_a(), forged(67)),
+            ),
+            (down, signed_down(&hq_key, &store_b(), forged(68))),
+        ],
+    )
+    .await;
+    let m = a_sync.metrics();
+    wait_for(Duration::from_secs(10), "every forgery is counted", || {
+        m.rejected("down_unsigned") == 1 && m.rejected("down_bad_signature") == 2
+    })
+    .await;
+    assert_eq!(a.read(|r| r.version().contiguous(&ActorId::hq())), 1);
+
+    // HQ's next genuine batch (entry 2) is still taken: no forgery moved the cursor.
+    hq.submit(vec![tea(2)]).await.unwrap();
+    let n = a.clone();
+    wait_for(
+        Duration::from_secs(10),
+        "HQ's next batch is applied",
+        || n.read(|r| r.version().contiguous(&ActorId::hq())) == 2,
+    )
+    .await;
+    for n in [66, 67, 68] {
+        let forged = storenode::domain::Sku::parse(&format!("SKU-TEA-{n}")).unwrap();
+        assert!(!a.read(|r| r.state().catalog.contains(&forged)), "{forged}");
+    }
+    shutdown.send_replace(true);
+}
+
 #[test]
 fn the_key_command_prints_the_same_public_key_every_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -278,7 +375,23 @@ fn an_hq_process_accepts_its_registered_store_and_refuses_one_with_another_key()
             node.ingest(put.clone()).await.unwrap();
             node.submit(vec![receive(&store, 10)]).await.unwrap();
         }
+        // A second catalog entry only HQ has: it must travel down, signed.
+        hq.submit(vec![tea(1)]).await.unwrap();
     });
+    // HQ's key, created beside its database by `storenode key --hq`; A is configured with it,
+    // B with the key of another HQ, so B must refuse every down-batch.
+    let hq_key_line = |db: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_storenode"))
+            .args(["key", "--hq", "--db"])
+            .arg(path(db))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let line = String::from_utf8(out.stdout).unwrap();
+        assert!(line.starts_with("hq_public_key = \""), "{line}");
+        line.trim().to_string()
+    };
+    let hq_lines = [hq_key_line("hq.db"), hq_key_line("other-hq.db")];
     // Registration: `storenode key` creates A's key beside its database and prints it; B is
     // registered with the key of another database, so B's own key is not the one HQ knows.
     let key_line = |db: &str, store: &StoreId| {
@@ -313,12 +426,13 @@ fn an_hq_process_accepts_its_registered_store_and_refuses_one_with_another_key()
         ),
     )
     .unwrap();
-    for (store, db, port) in [(store_a(), "a.db", a_port), (store_b(), "b.db", b_port)] {
+    let stores = [(store_a(), "a.db", a_port), (store_b(), "b.db", b_port)];
+    for ((store, db, port), hq_line) in stores.into_iter().zip(&hq_lines) {
         std::fs::write(
             path(&format!("{store}.toml")),
             format!(
                 "role = \"store\"\nstore = \"{store}\"\nchain = \"{CHAIN}\"\ndata_dir = {dir:?}\n\
-                 db = {db:?}\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+                 db = {db:?}\n{hq_line}\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
                  [http]\nlisten = \"127.0.0.1:{port}\"\n\
                  [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
                  [pickup]\nexpire_after_days = 7\nqr_keys = [\"00112233445566778899aabbccddeeff\"]\n",
@@ -358,15 +472,28 @@ fn an_hq_process_accepts_its_registered_store_and_refuses_one_with_another_key()
     );
     assert_eq!(available_at_hq(hq_port, token, &store_b()), Some(0));
     assert_eq!(available_at_hq(hq_port, token, &store_a()), Some(10));
-    drop((_a, _b, _hq));
-    let ops_of = |actor: &str| -> i64 {
-        rusqlite::Connection::open(path("hq.db"))
+    let ops_of = |db: &str, actor: &str| -> i64 {
+        rusqlite::Connection::open(path(db))
             .unwrap()
             .query_row("SELECT COUNT(*) FROM ops WHERE actor = ?1", [actor], |r| {
                 r.get(0)
             })
             .unwrap()
     };
-    assert!(ops_of(&store_a().actor().to_string()) >= 1);
-    assert_eq!(ops_of(&store_b().actor().to_string()), 0);
+    // Down the other way: A applies HQ's signed batch; B, holding another HQ's key, refuses
+    // and counts each one.
+    poll(
+        Duration::from_secs(30),
+        "HQ's signed batch reaches A",
+        || (ops_of("a.db", "hq") == 2).then_some(()),
+    );
+    poll(Duration::from_secs(30), "B refuses HQ's batches", || {
+        let (_, text) = http_get(b_port, "/metrics", token)?;
+        let series = "storenode_sync_batches_rejected_total{reason=\"down_bad_signature\"}";
+        (counter(&text, series) >= 1).then_some(())
+    });
+    drop((_a, _b, _hq));
+    assert!(ops_of("hq.db", &store_a().actor().to_string()) >= 1);
+    assert_eq!(ops_of("hq.db", &store_b().actor().to_string()), 0);
+    assert_eq!(ops_of("b.db", "hq"), 1);
 }

@@ -1,7 +1,8 @@
 //! `storenode demo`: HQ and two stores in one process, linked, seeded on first start, with a
 //! few pickup orders placed through HQ's own API. A second start reuses the data directory.
 //! Stores sign their batches with keys created beside their databases, and HQ is configured
-//! with their public keys, so the demo runs signed end to end.
+//! with their public keys; HQ signs its down-batches with its key beside `hq.db`, and the
+//! stores are configured with its public key: the demo runs signed both ways.
 //!
 //! Ports: HQ on `base_port`, madrid-centro on `base_port + 1`, sevilla-nervion on
 //! `base_port + 2`; the broker on `broker_port`.
@@ -12,7 +13,7 @@ use crate::config::{Config, HqConfig, StoreConfig};
 use crate::devices::printer_sim::PrinterSim;
 use crate::domain::{ActorId, Sku, StoreId};
 use crate::hq::{self, HqSettings, HqState};
-use crate::signing::StoreKey;
+use crate::signing::{HqKey, StoreKey};
 use crate::store::Node;
 use crate::sync::{spawn_hq_sync, spawn_store_sync, start_embedded_broker};
 use anyhow::{anyhow, Context};
@@ -96,6 +97,7 @@ fn demo_series(store: &str) -> String {
 
 fn store_config(
     o: &DemoOptions,
+    hq_public_key: &str,
     store: &str,
     port: u16,
     printer: std::net::SocketAddr,
@@ -104,6 +106,7 @@ fn store_config(
     let dir = o.data_dir.join(store);
     let text = format!(
         "role = \"store\"\nstore = \"{store}\"\nchain = \"demo\"\ndata_dir = {dir:?}\n\
+         hq_public_key = \"{hq_public_key}\"\n\
          [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
          [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
          [pickup]\nexpire_after_days = 7\nqr_keys = [\"{DEMO_QR_KEY}\"]\n\
@@ -239,13 +242,22 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let mut store_cfgs = Vec::new();
     let mut printers = Vec::new();
     let mut store_keys = Vec::new();
+    // HQ's down-batch key (created on first start), named in every store's config.
+    let hq_key = HqKey::load_or_create(&o.data_dir.join("hq.db"))?;
     for (i, name) in DEMO_STORES.iter().enumerate() {
         let port = o.base_port.saturating_add(1 + i as u16);
         let out = o.data_dir.join("printers").join(name);
         let sim = PrinterSim::bind(([127, 0, 0, 1], 0).into(), out.clone())
             .await
             .with_context(|| format!("printer emulator for {name}"))?;
-        let cfg = store_config(&o, name, port, sim.local_addr()?, scanner_port(&o, i))?;
+        let cfg = store_config(
+            &o,
+            &hq_key.public_hex(),
+            name,
+            port,
+            sim.local_addr()?,
+            scanner_port(&o, i),
+        )?;
         printers.push(tokio::spawn(sim.serve(shutdown.clone())));
         std::fs::create_dir_all(&cfg.data_dir)?;
         stores.push((cfg.store.clone(), open(&cfg.db_path(), cfg.store.actor())?));

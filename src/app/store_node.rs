@@ -10,7 +10,7 @@ use crate::devices::scanner::{spawn_scanner, ScannerConfig};
 use crate::http_security::{security_headers, RateLimit, TERMINAL_CSP};
 use crate::store::Node;
 use crate::terminal::print::{MemoryPrintSink, PrintSink};
-use crate::terminal::spool::QueuePrintSink;
+use crate::terminal::spool::{PrinterQueue, QueuePrintSink};
 use crate::terminal::{TerminalConfig, TerminalState};
 use anyhow::Context;
 use axum::Router;
@@ -73,6 +73,53 @@ async fn load_staff(node: &Node, cfg: &StoreConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts a print worker for every configured printer (each drains its own queue through the
+/// node's writer) and returns the terminal's sink: receipts and drawer kicks go to the receipt
+/// printer, bag labels to the label printer when there is one (`check-config` allows at most
+/// one of each kind, and no label printer alone). `None` without printers.
+fn start_printers(
+    node: &Node,
+    cfg: &StoreConfig,
+    header: StoreHeader,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<(QueuePrintSink, Vec<JoinHandle<()>>)>> {
+    let mut tasks = Vec::new();
+    let mut receipt = None;
+    let mut label = None;
+    for p in &cfg.printers {
+        let wake = Arc::new(Notify::new());
+        let worker = PrintWorker {
+            node: node.clone(),
+            printer: p.name.clone(),
+            transport: transport(&p.uri).with_context(|| format!("printer {:?}", p.name))?,
+            backoff: Backoff::default(),
+            wake: wake.clone(),
+        };
+        let (task, health) = worker.spawn(shutdown.clone());
+        let name = p.name.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Ok(Err(e)) = task.await {
+                tracing::error!(printer = %name, error = %e, "print worker stopped");
+            }
+        }));
+        let slot = match p.kind.as_deref() {
+            Some("label") => &mut label,
+            _ => &mut receipt,
+        };
+        if slot.is_none() {
+            *slot = Some(PrinterQueue {
+                name: p.name.clone(),
+                wake,
+                health: Some(health),
+            });
+        }
+    }
+    let Some(receipt) = receipt else {
+        return Ok(None);
+    };
+    Ok(Some((QueuePrintSink::new(receipt, label, header), tasks)))
+}
+
 /// Scans a source may queue while the terminal forwards the previous ones.
 const SCAN_QUEUE: usize = 64;
 
@@ -124,35 +171,21 @@ pub async fn store_app(
             .context("[fiscal.aeat]")?;
         tasks.push(submitter.spawn(shutdown.clone()));
     }
-    let printer: Arc<dyn PrintSink> = match cfg.printers.first() {
-        Some(p) => {
-            let wake = Arc::new(Notify::new());
-            let conn = rusqlite::Connection::open(cfg.db_path())?;
-            let worker = PrintWorker {
-                conn,
-                printer: p.name.clone(),
-                transport: transport(&p.uri)?,
-                backoff: Backoff::default(),
-                wake: wake.clone(),
-            };
-            let (task, health) = worker.spawn(shutdown.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Ok(Err(e)) = task.await {
-                    tracing::error!(error = %e, "print worker stopped");
-                }
-            }));
-            let header = StoreHeader {
-                name: format!("storenode {}", cfg.store),
-                address: fiscal
-                    .as_ref()
-                    .map(|f| f.address.clone())
-                    .unwrap_or_default(),
-                tax_id: fiscal
-                    .as_ref()
-                    .map(|f| f.issuer.nif.to_string())
-                    .unwrap_or_default(),
-            };
-            Arc::new(QueuePrintSink::new(&p.name, header, wake, Some(health)))
+    let header = StoreHeader {
+        name: format!("storenode {}", cfg.store),
+        address: fiscal
+            .as_ref()
+            .map(|f| f.address.clone())
+            .unwrap_or_default(),
+        tax_id: fiscal
+            .as_ref()
+            .map(|f| f.issuer.nif.to_string())
+            .unwrap_or_default(),
+    };
+    let printer: Arc<dyn PrintSink> = match start_printers(&node, cfg, header, &shutdown)? {
+        Some((sink, workers)) => {
+            tasks.extend(workers);
+            Arc::new(sink)
         }
         None => Arc::new(MemoryPrintSink::default()),
     };

@@ -48,6 +48,7 @@ impl NodeProcess {
         let pin_hash = crate::terminal::auth::hash_pin(PIN).map_err(|e| anyhow!("{e}"))?;
         let config = format!(
             "role = \"store\"\nstore = \"bench-scan\"\nchain = \"bench\"\ndata_dir = {data:?}\n\
+             hq_public_key = \"{hq_key}\"\n\
              [mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
              [allocation]\nhq_share_percent = 30\nmin_one_above = 2\n\
              [pickup]\nexpire_after_days = 7\n\
@@ -55,6 +56,8 @@ impl NodeProcess {
              [[scanners]]\nname = \"till\"\nuri = \"tcp://127.0.0.1:{scanner}\"\n\
              [[staff]]\nstaff = \"{STAFF}\"\nname = \"Bench\"\nrole = \"associate\"\npin_hash = \"{pin_hash}\"\n",
             data = dir.join("data").display().to_string(),
+            // No HQ runs in this benchmark; any valid key will do.
+            hq_key = crate::signing::HqKey::from_secret([1; 32]).public_hex(),
         );
         let config_path = dir.join("store.toml");
         std::fs::write(&config_path, config)?;

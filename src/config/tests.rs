@@ -235,6 +235,46 @@ fn returns_limits_are_read_and_bad_ones_name_their_keys() {
 }
 
 #[test]
+fn a_store_config_without_hq_public_key_or_with_a_bad_one_is_refused_naming_it() {
+    let key_line = store_text()
+        .lines()
+        .find(|l| l.starts_with("hq_public_key"))
+        .expect("the example names HQ's key")
+        .to_string();
+    let errs = Config::parse(&store_text().replace(&key_line, "")).unwrap_err();
+    assert!(errs.names("hq_public_key"), "{errs}");
+    assert!(errs.to_string().contains("storenode key --hq"), "{errs}");
+    let bad = store_text().replace(&key_line, "hq_public_key = \"abc\"");
+    let errs = Config::parse(&bad).unwrap_err();
+    assert!(errs.names("hq_public_key"), "{errs}");
+    assert!(
+        errs.to_string().contains("HQ's public key is invalid"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn printers_that_would_never_get_a_job_are_refused_saying_why() {
+    let two_receipts = format!(
+        "{}\n[[printers]]\nname = \"second\"\nuri = \"tcp://127.0.0.1:9101\"\n",
+        store_text()
+    );
+    let errs = Config::parse(&two_receipts).unwrap_err();
+    assert!(errs.names("printers[1].kind"), "{errs}");
+    assert!(errs.to_string().contains("never be sent a job"), "{errs}");
+
+    let label_too = format!(
+        "{}\n[[printers]]\nname = \"labels\"\nuri = \"tcp://127.0.0.1:9101\"\nkind = \"label\"\n",
+        store_text()
+    );
+    assert!(Config::parse(&label_too).is_ok());
+
+    let label_only = store_text().replace("kind = \"receipt\"", "kind = \"label\"");
+    let errs = Config::parse(&label_only).unwrap_err();
+    assert!(errs.names("printers"), "{errs}");
+}
+
+#[test]
 fn the_example_fiscal_section_is_valid_and_a_bad_nif_check_letter_is_refused_with_the_reason() {
     let Config::Store(c) = Config::parse(&store_text()).unwrap() else {
         panic!("not a store config")

@@ -39,6 +39,9 @@ pub enum QueueError {
     /// No job has this id.
     #[error("no print job {0}")]
     UnknownJob(i64),
+    /// The node's writer or reader failed (the worker goes through `Node`).
+    #[error("print queue: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Retry policy: the delay doubles per failed attempt from `min_ms`, capped at `max_ms`.
@@ -256,8 +259,9 @@ pub struct PrinterHealth {
 
 /// Everything a print worker needs.
 pub struct PrintWorker {
-    /// Its own connection to the node's database (WAL lets it sit beside the writer).
-    pub conn: Connection,
+    /// The node whose database holds the queue: reads on its reader connection, marks
+    /// through its writer (one writer per database).
+    pub node: crate::store::Node,
     /// Printer name, as used in `enqueue`.
     pub printer: String,
     /// Where the bytes go.
@@ -308,12 +312,19 @@ impl PrintWorker {
 
     /// Sends what is due; returns how long to wait before the next round.
     async fn round(&mut self, health: &watch::Sender<PrinterHealth>) -> Result<u64, QueueError> {
-        let jobs = due_jobs(&self.conn, &self.printer, now_ms(), DUE_BATCH_MAX)?;
+        let printer = self.printer.clone();
+        let jobs = self
+            .node
+            .query(move |c| Ok(due_jobs(c, &printer, now_ms(), DUE_BATCH_MAX)))
+            .await??;
         let mut failed_wait = None;
         for job in jobs {
             match self.transport.send(&job.payload).await {
                 Ok(()) => {
-                    mark_printed(&self.conn, job.id, now_ms())?;
+                    let id = job.id;
+                    self.node
+                        .write(move |tx| Ok(mark_printed(tx, id, now_ms())))
+                        .await??;
                     health.send_modify(|h| {
                         h.online = Some(true);
                         h.last_error = None;
@@ -322,7 +333,11 @@ impl PrintWorker {
                 Err(e) => {
                     let message = e.to_string();
                     tracing::warn!(printer = %self.printer, job = job.id, error = %message, "print failed");
-                    let next = mark_failed(&self.conn, job.id, &message, now_ms(), self.backoff)?;
+                    let (id, error, backoff) = (job.id, message.clone(), self.backoff);
+                    let next = self
+                        .node
+                        .write(move |tx| Ok(mark_failed(tx, id, &error, now_ms(), backoff)))
+                        .await??;
                     health.send_modify(|h| {
                         h.online = Some(false);
                         h.last_error = Some(message);
@@ -333,12 +348,17 @@ impl PrintWorker {
                 }
             }
         }
-        let pending = pending_count(&self.conn, &self.printer)?;
+        let printer = self.printer.clone();
+        let (pending, next) = self
+            .node
+            .query(move |c| {
+                Ok(pending_count(c, &printer).and_then(|p| Ok((p, next_due_at(c, &printer)?))))
+            })
+            .await??;
         health.send_modify(|h| h.pending = pending);
         if let Some(wait) = failed_wait {
             return Ok(wait.max(1));
         }
-        let next = next_due_at(&self.conn, &self.printer)?;
         Ok(match next {
             Some(at) => u64::try_from(at - now_ms())
                 .unwrap_or(0)

@@ -138,3 +138,33 @@ mod tests {
         assert!(c.is_erased());
     }
 }
+
+/// Longest exact identifier, in characters.
+pub const EXACT_ID_CHARS_MAX: usize = 100;
+/// Fewest digits of a phone or loyalty card search (shorter is a fishing expedition).
+pub const EXACT_ID_DIGITS_MIN: usize = 6;
+
+/// An exact identifier a customer hands over at the counter: the only searches a store may
+/// send to HQ (DESIGN.md section 3; names never leave the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExactId {
+    /// An email address, lowercased.
+    Email(String),
+    /// A digit string: a phone number (without `+` and spaces) or a loyalty card.
+    Digits(String),
+}
+
+/// The exact identifier `query` is, if it is one.
+pub fn exact_identifier(query: &str) -> Option<ExactId> {
+    let q = query.trim();
+    if q.chars().count() > EXACT_ID_CHARS_MAX {
+        return None;
+    }
+    if let Some((user, domain)) = q.split_once('@') {
+        let ok = !user.is_empty() && domain.contains('.') && !q.contains(char::is_whitespace);
+        return ok.then(|| ExactId::Email(q.to_lowercase()));
+    }
+    let compact = q.trim_start_matches('+').replace(' ', "");
+    let digits = compact.chars().all(|c| c.is_ascii_digit());
+    (digits && compact.len() >= EXACT_ID_DIGITS_MIN).then_some(ExactId::Digits(compact))
+}

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod op;
 pub mod order;
 pub mod pickup;
+pub mod reaction;
 pub mod replica;
 pub mod returns;
 pub mod state;

@@ -23,6 +23,7 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot};
 
 pub use codec::{decode_op, encode_op, CodecError};
+pub use schema::{Durability, Synchronous};
 
 /// Most requests committed in one group transaction.
 pub const GROUP_REQUESTS_MAX: usize = 512;
@@ -72,8 +73,39 @@ pub enum StoreError {
     },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
+    /// The writer could not begin, keep or commit the group transaction carrying the request:
+    /// nothing of the request was stored, and memory was rebuilt from the file.
+    #[error("{step} failed ({detail}); nothing of this request was stored")]
+    Transaction { step: TxStep, detail: String },
+    /// An existing file records no owner (a file created outside storenode, or emptied).
+    #[error("{0} records no actor; say whose it is with --actor hq or --actor store:<id>")]
+    NoActor(String),
+    /// A thread the node needs (writer, replay) could not be started or panicked.
+    #[error("{0}")]
+    Thread(String),
     #[error("the writer has stopped")]
     Closed,
+}
+
+/// The step of the writer's group transaction that failed, for `StoreError::Transaction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStep {
+    /// `BEGIN IMMEDIATE` (for example another connection holds the write lock).
+    Begin,
+    /// Undoing or releasing a failed request's savepoint: the group is rolled back whole.
+    Savepoint,
+    /// `COMMIT` (for example a deferred constraint, a full disk or an I/O error).
+    Commit,
+}
+
+impl std::fmt::Display for TxStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TxStep::Begin => "beginning the write transaction",
+            TxStep::Savepoint => "undoing a failed request inside the write transaction",
+            TxStep::Commit => "committing the write transaction",
+        })
+    }
 }
 
 /// What kind of disk failure an SQLite error reports.
@@ -262,10 +294,20 @@ pub fn now_ms() -> u64 {
 
 impl Node {
     /// Open (or create) the database for `actor`: check, migrate, replay, start the writer.
+    /// Commits are fsynced (`Durability::default()`).
     pub fn open(path: &Path, actor: ActorId) -> Result<Node, StoreError> {
+        Node::open_with(path, actor, Durability::default())
+    }
+
+    /// `open` with explicit durability settings (the crash checker's broken mode, tests).
+    pub fn open_with(
+        path: &Path,
+        actor: ActorId,
+        durability: Durability,
+    ) -> Result<Node, StoreError> {
         schema::check_existing(path)?;
         let mut conn = Connection::open(path)?;
-        schema::configure_writer(&conn)?;
+        schema::configure_writer(&conn, durability)?;
         schema::migrate(&mut conn, now_ms())?;
         let recorded: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
@@ -307,7 +349,7 @@ impl Node {
         std::thread::Builder::new()
             .name("storenode-writer".into())
             .spawn(move || writer::run(conn, for_writer, rx))
-            .map_err(|e| StoreError::Migration(0, format!("cannot start writer thread: {e}")))?;
+            .map_err(|e| StoreError::Thread(format!("cannot start the writer thread: {e}")))?;
         Ok(Node {
             shared,
             queue,
@@ -323,11 +365,14 @@ impl Node {
             .query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
                 r.get(0)
             })
-            .map_err(|_| {
-                StoreError::Migration(0, format!("{} has no actor recorded", path.display()))
-            })?;
+            .map_err(|_| StoreError::NoActor(path.display().to_string()))?;
         drop(conn);
-        let actor = ActorId::parse(&actor).map_err(|e| StoreError::Migration(0, e.to_string()))?;
+        let actor = ActorId::parse(&actor).map_err(|e| {
+            StoreError::Corrupt(
+                path.display().to_string(),
+                format!("the recorded actor is invalid: {e}"),
+            )
+        })?;
         Node::open(path, actor)
     }
 
@@ -596,9 +641,9 @@ fn replay_packed(conn: Connection, actor: ActorId) -> Result<(Connection, Replic
             });
             (conn, replica)
         })
-        .map_err(|e| StoreError::Migration(0, format!("cannot start replay thread: {e}")))?
+        .map_err(|e| StoreError::Thread(format!("cannot start the replay thread: {e}")))?
         .join()
-        .map_err(|_| StoreError::Migration(0, "the replay thread panicked".to_string()))?;
+        .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
     let (conn, built) = replayed;
     let built = built?;
     let replica = built.clone();

@@ -137,24 +137,62 @@ pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
     )?)
 }
 
-/// Set only by `storenode soak --unsafe-synchronous-off`, the deliberately broken mode that
-/// proves the crash-loop test catches lost writes. Never set it anywhere else.
-pub const UNSAFE_SYNCHRONOUS_OFF_ENV: &str = "STORENODE_UNSAFE_SYNCHRONOUS_OFF";
+/// How hard each commit is pushed to the disk: SQLite's `synchronous` mode of the writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync the WAL on every commit: an acknowledged op survives a power cut. The only mode
+    /// a node runs in.
+    #[default]
+    Full,
+    /// No fsync at all: a power cut loses acknowledged ops. Only for `storenode soak
+    /// --unsafe-synchronous-off`, the deliberately broken mode proving the crash checker can
+    /// fail.
+    UnsafeOff,
+}
 
-/// Pragmas of the writer connection: WAL, and a full fsync on every commit.
-pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    if std::env::var_os(UNSAFE_SYNCHRONOUS_OFF_ENV).is_some() {
-        tracing::warn!("synchronous=OFF (crash-test self-check): acknowledged ops can be lost");
-        conn.pragma_update(None, "synchronous", "OFF")?;
-    } else {
-        conn.pragma_update(None, "synchronous", "FULL")?;
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::UnsafeOff => "OFF",
+        }
     }
+}
+
+/// Durability settings of a node's writer, given to `Node::open_with` (the library reads no
+/// environment variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub synchronous: Synchronous,
+    /// How long the writer waits for a lock another connection holds before it reports the
+    /// group as not written.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Pragmas of the writer connection: WAL, and (by default) a full fsync on every commit.
+pub fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    if durability.synchronous != Synchronous::Full {
+        tracing::warn!(
+            "synchronous={} (crash-test self-check): acknowledged ops can be lost",
+            durability.synchronous.pragma()
+        );
+    }
+    conn.pragma_update(None, "synchronous", durability.synchronous.pragma())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Freed bytes are zeroed, so a rewritten (erased) op or row leaves nothing behind in
     // free pages or cells (DESIGN.md section 14).
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(std::time::Duration::from_millis(durability.busy_timeout_ms))?;
     throughput_pragmas(conn)?;
     Ok(())
 }

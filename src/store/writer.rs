@@ -1,129 +1,168 @@
 //! The writer thread: one connection, group commit.
 //!
 //! Each loop takes every request already queued (up to `GROUP_REQUESTS_MAX`), runs each in its
-//! own savepoint inside one transaction, commits once, and only then answers the callers and
-//! publishes events. A request whose SQL fails is rolled back alone; since the in-memory replica
-//! may then be ahead of the disk, it is rebuilt from the log after the commit.
+//! own savepoint inside one `BEGIN IMMEDIATE` transaction, commits once, and only then answers
+//! the callers and publishes events. Memory never runs ahead of the file: a request whose SQL
+//! fails after it changed the replica is rolled back alone and the replica is rebuilt from the
+//! transaction before the next request runs (so a resend in the same group is not taken for a
+//! duplicate, the next local op reuses the seq, and a built submit never numbers an invoice
+//! after a refused one); a failed begin or commit answers every request of the group with the
+//! step that failed, and memory is rebuilt from the file.
 
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
-    StoreError, SubmitError, Submitted, GROUP_REQUESTS_MAX,
+    StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica};
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
-type Reply = Box<dyn FnOnce(bool) + Send>;
+/// Why a whole group did not commit; every request of the group is answered with it.
+#[derive(Debug, Clone)]
+struct Abort {
+    step: TxStep,
+    detail: String,
+}
+
+impl Abort {
+    fn new(step: TxStep, e: rusqlite::Error) -> Abort {
+        Abort {
+            step,
+            detail: StoreError::from(e).to_string(),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        StoreError::Transaction {
+            step: self.step,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// A request's answer, sent once the group's fate is known (`Some`: it did not commit).
+type Reply = Box<dyn FnOnce(Option<&Abort>) + Send>;
+
+/// One request run inside the group transaction.
+struct Handled {
+    reply: Reply,
+    /// The request failed after changing the replica: rebuild it before the next request.
+    dirty: bool,
+    /// Its savepoint could not be undone or released: the group must not commit.
+    broken: Option<rusqlite::Error>,
+}
 
 pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<Request>) {
     while let Ok(first) = rx.recv() {
         if let Request::Checkpoint { reply } = first {
-            let done = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(StoreError::from);
-            let _ = reply.send(done);
+            let _ = reply.send(checkpoint(&conn));
             continue;
         }
         let mut group = vec![first];
-        let mut checkpoint = None;
+        let mut checkpoint_reply = None;
         while group.len() < GROUP_REQUESTS_MAX {
             match rx.try_recv() {
                 Ok(Request::Checkpoint { reply }) => {
-                    checkpoint = Some(reply);
+                    checkpoint_reply = Some(reply);
                     break;
                 }
                 Ok(req) => group.push(req),
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &shared, group);
-        if let Some(reply) = checkpoint {
-            let done = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(StoreError::from);
-            let _ = reply.send(done);
+        if let Err(e) = commit_group(&mut conn, &shared, group) {
+            // Memory can no longer be shown to match the file: stop rather than answer
+            // anyone from it. Callers now get `StoreError::Closed`.
+            tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
+            return;
+        }
+        if let Some(reply) = checkpoint_reply {
+            let _ = reply.send(checkpoint(&conn));
         }
     }
 }
 
-fn commit_group(conn: &mut Connection, shared: &Shared, group: Vec<Request>) {
-    let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
-    let mut events: Vec<NodeEvent> = Vec::new();
-    let mut reload = false;
-    let mut erased = false;
-    let tx = match conn.transaction() {
+fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(StoreError::from)
+}
+
+/// Run one group in one transaction. `Err` only when memory could not be rebuilt.
+fn commit_group(
+    conn: &mut Connection,
+    shared: &Shared,
+    group: Vec<Request>,
+) -> Result<(), StoreError> {
+    let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            tracing::error!(error = %e, "cannot begin transaction");
+            let abort = Abort::new(TxStep::Begin, e);
+            tracing::error!(error = %abort.error(), "group not written");
             for req in group {
-                fail(req, &e.to_string());
+                refused(req)(Some(&abort));
             }
-            return;
+            return Ok(());
         }
     };
+    let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+    let mut events: Vec<NodeEvent> = Vec::new();
+    let mut abort = None;
+    let mut erased = false;
     {
         let mut replica = shared
             .replica
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for req in group {
-            // Once a request left memory ahead of the disk, a built submit (an invoice taking
-            // the chain's next number) must not build on it: the number could be a gap.
-            if reload
-                && matches!(
-                    req,
-                    Request::Submit {
-                        payloads: Payloads::Built(_),
-                        ..
-                    }
-                )
-            {
-                fail(
-                    req,
-                    "the writer is rebuilding its state after a refused request; retry",
-                );
+            if abort.is_some() {
+                replies.push(refused(req));
                 continue;
             }
-            let outcome = handle(&tx, &mut replica, req, &mut events, &mut erased);
-            reload |= outcome.1;
-            replies.push(outcome.0);
+            let handled = handle(&tx, &mut replica, req, &mut events, &mut erased);
+            replies.push(handled.reply);
+            if let Some(e) = handled.broken {
+                abort = Some(Abort::new(TxStep::Savepoint, e));
+            } else if handled.dirty {
+                *replica = replay(&tx, shared.actor.clone())?;
+            }
         }
     }
-    let committed = match tx.commit() {
-        Ok(()) => {
+    let abort = match abort {
+        Some(abort) => {
+            drop(tx); // rolls back
+            Some(abort)
+        }
+        None => tx.commit().err().map(|e| Abort::new(TxStep::Commit, e)),
+    };
+    match abort {
+        None => {
+            if erased {
+                truncate_wal(conn);
+            }
             shared.groups.fetch_add(1, Ordering::Relaxed);
             shared
                 .grouped_requests
                 .fetch_add(replies.len() as u64, Ordering::Relaxed);
-            true
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed");
-            reload = true;
-            false
-        }
-    };
-    if committed && erased {
-        truncate_wal(conn);
-    }
-    // Rebuild memory before answering: a caller told its request failed must not then read
-    // the refused change from the replica.
-    if reload {
-        match replay(conn, shared.actor.clone()) {
-            Ok(fresh) => {
-                *shared.replica.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            for reply in replies {
+                reply(None);
             }
-            Err(e) => tracing::error!(error = %e, "cannot rebuild replica from the log"),
+            for event in events {
+                let _ = shared.events.send(event);
+            }
+            Ok(())
         }
-    }
-    for reply in replies {
-        reply(committed);
-    }
-    if committed {
-        for event in events {
-            let _ = shared.events.send(event);
+        Some(abort) => {
+            tracing::error!(error = %abort.error(), "group not written");
+            let fresh = replay(conn, shared.actor.clone());
+            if let Ok(fresh) = &fresh {
+                *shared.replica.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+            }
+            for reply in replies {
+                reply(Some(&abort));
+            }
+            fresh.map(|_| ())
         }
     }
 }
@@ -162,51 +201,68 @@ fn store_op(
     Ok(stored)
 }
 
-fn fail(req: Request, why: &str) {
-    let err = || StoreError::Migration(0, why.to_string());
-    match req {
-        Request::Submit { reply, .. } => {
-            let _ = reply.send(Err(SubmitError::Store(err())));
+/// A reply that only reports the group's failure (the request never ran).
+fn refused(req: Request) -> Reply {
+    Box::new(move |abort| {
+        let err = || {
+            abort.map_or(StoreError::Closed, Abort::error) // `None` cannot happen: never run
+        };
+        match req {
+            Request::Submit { reply, .. } => {
+                let _ = reply.send(Err(SubmitError::Store(err())));
+            }
+            Request::Ingest { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Request::Write { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Request::Checkpoint { reply } => {
+                let _ = reply.send(Err(err()));
+            }
         }
-        Request::Ingest { reply, .. } => {
-            let _ = reply.send(Err(err()));
-        }
-        Request::Write { reply, .. } => {
-            let _ = reply.send(Err(err()));
-        }
-        Request::Checkpoint { reply } => {
-            let _ = reply.send(Err(err()));
-        }
-    }
+    })
 }
 
-fn savepoint<T>(
-    tx: &rusqlite::Transaction,
-    body: impl FnOnce() -> Result<T, SubmitError>,
-) -> Result<T, SubmitError> {
-    let run = |sql: &str| -> Result<(), SubmitError> {
+/// Run `body` in a savepoint; on error its writes are undone and the group goes on. The outer
+/// `Err`: the savepoint could not be undone or released, so the transaction cannot be trusted.
+fn savepoint<T, E: From<StoreError>>(
+    tx: &Transaction,
+    body: impl FnOnce() -> Result<T, E>,
+) -> Result<Result<T, E>, rusqlite::Error> {
+    let run = |sql: &str| -> rusqlite::Result<()> {
         tx.prepare_cached(sql)
             .and_then(|mut stmt| stmt.execute([]))
             .map(|_| ())
-            .map_err(|e| SubmitError::Store(e.into()))
     };
-    run("SAVEPOINT request")?;
+    if let Err(e) = run("SAVEPOINT request") {
+        return Ok(Err(E::from(e.into())));
+    }
     let result = body();
     if result.is_err() {
         run("ROLLBACK TO request")?;
     }
     run("RELEASE request")?;
-    result
+    Ok(result)
 }
 
-/// Run one request; returns its deferred reply and whether memory must be rebuilt.
+/// The request's own error first; else the group's; else its value.
+fn outcome<T, E: From<StoreError>>(result: Result<T, E>, abort: Option<&Abort>) -> Result<T, E> {
+    match (result, abort) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some(abort)) => Err(E::from(abort.error())),
+        (Ok(v), None) => Ok(v),
+    }
+}
+
+/// Run one request inside the group transaction.
 fn handle(
-    tx: &rusqlite::Transaction,
+    tx: &Transaction,
     replica: &mut Replica,
     req: Request,
     events: &mut Vec<NodeEvent>,
     erased: &mut bool,
-) -> (Reply, bool) {
+) -> Handled {
     match req {
         Request::Submit {
             now_ms,
@@ -215,12 +271,14 @@ fn handle(
             reply,
         } => {
             // A multi-op submit must be all or nothing in memory too: keep a copy to restore.
-            // Built submits (a sale and its invoice) are not copied: only their first op can
-            // be refused in practice, and a later refusal rebuilds memory from the log.
+            // A single op, or a built submit (a sale and its invoice), is instead undone by
+            // rebuilding from the transaction (rare: only a failed write, or a refusal after
+            // the first op, leaves memory changed; a refusal of the first op changes nothing).
             let before = match &payloads {
                 Payloads::Ready(p) if p.len() > 1 => Some(replica.clone()),
                 _ => None,
             };
+            let mut prepared = 0usize;
             let mut ops: Vec<Op> = Vec::new();
             let mut effects = Vec::new();
             let result = savepoint(tx, || {
@@ -230,54 +288,52 @@ fn handle(
                 };
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
-                    let stored = store_op(tx, replica, &op, erased)
-                        .map_err(|e| SubmitError::Store(e.into()))?;
+                    prepared += 1;
+                    let stored = store_op(tx, replica, &op, erased).map_err(StoreError::from)?;
                     ops.push(stored);
                     effects.extend(eff);
                 }
-                match extra {
-                    Some(f) => f(tx, &ops)
-                        .map(Some)
-                        .map_err(|e| SubmitError::Store(e.into())),
-                    None => Ok(None::<Box<dyn Any + Send>>),
-                }
+                let extra_out = match extra {
+                    Some(f) => Some(f(tx, &ops).map_err(StoreError::from)?),
+                    None => None::<Box<dyn Any + Send>>,
+                };
+                Ok::<_, SubmitError>(extra_out)
             });
-            let mut reload = false;
-            let outcome = match result {
-                Ok(extra_out) => {
-                    events.push(NodeEvent::Applied {
-                        ops: Arc::new(ops.clone()),
-                        effects: effects.clone(),
-                        local: true,
-                    });
-                    Ok((Submitted { ops, effects }, extra_out))
+            let (result, broken) = split(result);
+            let mut dirty = false;
+            if result.is_err() {
+                match before {
+                    Some(copy) => *replica = copy,
+                    None => dirty = prepared > 0,
                 }
-                Err(e) => {
-                    match before {
-                        Some(copy) => *replica = copy,
-                        None => reload = !ops.is_empty() || matches!(e, SubmitError::Store(_)),
-                    }
-                    Err(e)
-                }
-            };
-            let reply: Reply = Box::new(move |committed| {
-                let _ = reply.send(if committed {
-                    outcome
-                } else {
-                    Err(SubmitError::Store(StoreError::Closed))
+            } else {
+                events.push(NodeEvent::Applied {
+                    ops: Arc::new(ops.clone()),
+                    effects: effects.clone(),
+                    local: true,
                 });
-            });
-            (reply, reload)
+            }
+            let result = result.map(|extra_out| (Submitted { ops, effects }, extra_out));
+            Handled {
+                reply: Box::new(move |abort| {
+                    let _ = reply.send(outcome(result, abort));
+                }),
+                dirty,
+                broken,
+            }
         }
         Request::Ingest { ops, reply } => {
             let mut report = Ingested::default();
             let mut fresh = Vec::new();
+            // Ops applied in memory, counted before their rows are written: if a write fails,
+            // these must be taken out of memory again.
+            let mut in_memory = 0usize;
             let result = savepoint(tx, || {
                 for op in ops {
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
-                            let stored = store_op(tx, replica, &op, erased)
-                                .map_err(|e| SubmitError::Store(e.into()))?;
+                            in_memory += 1;
+                            let stored = store_op(tx, replica, &op, erased)?;
                             report.applied += 1;
                             report.effects.extend(eff);
                             fresh.push(stored);
@@ -286,9 +342,9 @@ fn handle(
                         Err(e) => report.rejected.push((op.id(), e)),
                     }
                 }
-                Ok(())
+                Ok::<(), StoreError>(())
             });
-            let reload = result.is_err() && report.applied > 0;
+            let (result, broken) = split(result);
             if result.is_ok() && !fresh.is_empty() {
                 events.push(NodeEvent::Applied {
                     ops: Arc::new(fresh),
@@ -296,32 +352,52 @@ fn handle(
                     local: false,
                 });
             }
-            let reply: Reply = Box::new(move |committed| {
-                let _ = reply.send(match (result, committed) {
-                    (Ok(()), true) => Ok(report),
-                    (Err(SubmitError::Store(e)), _) => Err(e),
-                    _ => Err(StoreError::Closed),
-                });
-            });
-            (reply, reload)
+            let dirty = result.is_err() && in_memory > 0;
+            Handled {
+                reply: Box::new(move |abort| {
+                    let _ = reply.send(outcome(result.map(|()| report), abort));
+                }),
+                dirty,
+                broken,
+            }
         }
         Request::Write { f, reply } => {
-            let result = savepoint(tx, || f(tx).map_err(|e| SubmitError::Store(e.into())));
-            let reply: Reply = Box::new(move |committed| {
-                let _ = reply.send(match (result, committed) {
-                    (Ok(v), true) => Ok(v),
-                    (Err(SubmitError::Store(e)), _) => Err(e),
-                    _ => Err(StoreError::Closed),
-                });
-            });
-            (reply, false)
+            let result = savepoint(tx, || f(tx).map_err(StoreError::from));
+            let (result, broken) = split(result);
+            Handled {
+                reply: Box::new(move |abort| {
+                    let _ = reply.send(outcome(result, abort));
+                }),
+                dirty: false,
+                broken,
+            }
         }
         Request::Checkpoint { reply } => {
             // Taken out of groups by `run`; answer anyway rather than drop the caller.
-            let reply: Reply = Box::new(move |_| {
-                let _ = reply.send(Ok(()));
-            });
-            (reply, false)
+            Handled {
+                reply: Box::new(move |_| {
+                    let _ = reply.send(Ok(()));
+                }),
+                dirty: false,
+                broken: None,
+            }
+        }
+    }
+}
+
+/// A savepoint's outcome as the request's result and, if the savepoint broke, why; a broken
+/// savepoint fails the request too.
+fn split<T, E: From<StoreError>>(
+    r: Result<Result<T, E>, rusqlite::Error>,
+) -> (Result<T, E>, Option<rusqlite::Error>) {
+    match r {
+        Ok(result) => (result, None),
+        Err(e) => {
+            let err = StoreError::Transaction {
+                step: TxStep::Savepoint,
+                detail: e.to_string(),
+            };
+            (Err(E::from(err)), Some(e))
         }
     }
 }

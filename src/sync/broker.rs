@@ -83,7 +83,7 @@ pub fn start_embedded_broker(addr: SocketAddr) -> Result<SocketAddr, BrokerError
         .map_err(BrokerError::Thread)?;
     let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+        if answers_mqtt(addr) {
             return Ok(addr);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -92,4 +92,26 @@ pub fn start_embedded_broker(addr: SocketAddr) -> Result<SocketAddr, BrokerError
         addr,
         ms: START_TIMEOUT_MS,
     })
+}
+
+/// MQTT 3.1.1 CONNECT of the readiness probe: clean session, keep-alive 10 s, client id
+/// `storenode-probe`.
+const PROBE_CONNECT: &[u8] = &[
+    0x10, 27, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 15, b's', b't', b'o', b'r', b'e',
+    b'n', b'o', b'd', b'e', b'-', b'p', b'r', b'o', b'b', b'e',
+];
+/// Whether the broker at `addr` accepts an MQTT session. The probe completes CONNECT/CONNACK and
+/// then just closes: a bare TCP connect makes rumqttd log an ERROR ("connect packet"), and so
+/// does a DISCONNECT before the close (it handles the disconnection twice).
+fn answers_mqtt(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
+        return false;
+    };
+    let timeout = Some(Duration::from_millis(500));
+    let mut connack = [0u8; 4];
+    s.set_read_timeout(timeout).is_ok()
+        && s.write_all(PROBE_CONNECT).is_ok()
+        && s.read_exact(&mut connack).is_ok()
+        && connack[0] == 0x20
 }

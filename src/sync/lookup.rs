@@ -29,15 +29,15 @@
 //! from up-batches by [`SIGN_TAG`]. A replayed lookup only repeats an answer.
 
 use super::topic::{TopicKind, Topics};
+pub use super::wire::lookup::*;
 use super::wire::{self, Message, WireError};
 use super::SyncMetrics;
 use crate::domain::customer::Customer;
 use crate::domain::{CustomerId, Payload, Replica, StoreId};
-use crate::http_security::{RateLimit, RateLimiter};
+use crate::http_security::RateLimiter;
 use crate::signing::{StoreKey, StoreKeys};
 use crate::store::{now_ms, Node};
 use rumqttc::{AsyncClient, QoS};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,140 +45,11 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{broadcast, oneshot, watch};
 
-/// Most terms one lookup carries (a digit string is tried as a phone and as a loyalty card).
-pub const LOOKUP_TERMS_MAX: usize = 3;
-/// Longest term, in characters.
-pub const LOOKUP_TERM_CHARS_MAX: usize = 100;
-/// Largest signed request body.
-pub const LOOKUP_BODY_BYTES_MAX: usize = 1_024;
-/// Most customers HQ returns for one lookup.
-pub const LOOKUP_RESULTS_MAX: usize = 5;
-/// Lookups HQ answers per store by default: a burst of 30, then 120 a minute (a busy counter
-/// asks a few a minute; a store probing phone numbers is cut off and counted).
-pub const LOOKUP_RATE_DEFAULT: RateLimit = RateLimit {
-    per_minute: 120,
-    burst: 30,
-};
+pub use super::protocol::hq::LOOKUP_RATE_DEFAULT;
 /// Fewest digits a phone or loyalty card lookup must have (shorter is a fishing expedition).
 pub const LOOKUP_DIGITS_MIN: usize = 6;
 /// A phone number this long or longer also matches with or without its country code.
 const PHONE_NATIONAL_DIGITS: usize = 9;
-/// Prefix of the bytes a lookup signature covers, so a signed lookup can never pass as a
-/// signed up-batch or the other way round.
-pub const SIGN_TAG: &[u8] = b"storenode-lookup-v1\0";
-
-/// One exact identifier to look for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LookupTerm {
-    /// Digits of a phone number.
-    Phone(String),
-    /// An email address (compared case-folded).
-    Email(String),
-    /// Digits of a loyalty card.
-    LoyaltyCard(String),
-}
-
-/// What a store asks HQ (the signed body of a [`SignedLookup`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LookupRequest {
-    pub store: StoreId,
-    /// Chosen by the store; echoed in the reply.
-    pub id: u64,
-    pub at_ms: u64,
-    pub terms: Vec<LookupTerm>,
-}
-
-/// A lookup on the wire (store -> HQ, topic `lookup`): `body` is the postcard encoding of a
-/// [`LookupRequest`], `signature` the store's signature over `SIGN_TAG + body` when the store
-/// has a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedLookup {
-    pub store: StoreId,
-    pub body: Vec<u8>,
-    pub signature: Option<Vec<u8>>,
-}
-
-/// HQ's answer (HQ -> store, topic `down`): the matching customers, possibly none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LookupReply {
-    pub id: u64,
-    pub customers: Vec<CustomerId>,
-}
-
-/// Bounds of lookup messages, checked by `wire::decode`.
-pub(super) fn check_bounds(msg: &Message) -> Result<(), WireError> {
-    match msg {
-        Message::Lookup(l) if l.body.len() > LOOKUP_BODY_BYTES_MAX => Err(WireError::Oversized {
-            len: l.body.len(),
-            max: LOOKUP_BODY_BYTES_MAX,
-        }),
-        Message::LookupReply(r) if r.customers.len() > LOOKUP_RESULTS_MAX => Err(
-            WireError::Malformed(format!("lookup reply with {} customers", r.customers.len())),
-        ),
-        _ => Ok(()),
-    }
-}
-
-fn signed_bytes(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SIGN_TAG.len() + body.len());
-    out.extend_from_slice(SIGN_TAG);
-    out.extend_from_slice(body);
-    out
-}
-
-/// Encode a lookup, signed with `key` when given.
-pub fn encode_lookup(req: &LookupRequest, key: Option<&StoreKey>) -> Result<Vec<u8>, WireError> {
-    let body = postcard::to_allocvec(req).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if body.len() > LOOKUP_BODY_BYTES_MAX {
-        return Err(WireError::Oversized {
-            len: body.len(),
-            max: LOOKUP_BODY_BYTES_MAX,
-        });
-    }
-    let signature = key.map(|k| k.sign(&signed_bytes(&body)).to_vec());
-    wire::encode(&Message::Lookup(SignedLookup {
-        store: req.store.clone(),
-        body,
-        signature,
-    }))
-}
-
-/// The request inside a lookup (after its signature verified). Never panics.
-pub fn open_lookup(signed: &SignedLookup) -> Result<LookupRequest, WireError> {
-    let (req, rest) = postcard::take_from_bytes::<LookupRequest>(&signed.body)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(WireError::Trailing(rest.len()));
-    }
-    if req.terms.len() > LOOKUP_TERMS_MAX {
-        return Err(WireError::Malformed(format!(
-            "lookup with {} terms",
-            req.terms.len()
-        )));
-    }
-    let long = req.terms.iter().any(|t| match t {
-        LookupTerm::Phone(s) | LookupTerm::Email(s) | LookupTerm::LoyaltyCard(s) => {
-            s.chars().count() > LOOKUP_TERM_CHARS_MAX
-        }
-    });
-    if long {
-        return Err(WireError::Malformed("lookup term too long".into()));
-    }
-    Ok(req)
-}
-
-/// The request as JSON, for `storenode decode`.
-pub(super) fn lookup_json(signed: &SignedLookup) -> serde_json::Value {
-    let inner = open_lookup(signed);
-    serde_json::json!({
-        "type": "lookup", "store": signed.store,
-        "signature": signed.signature.as_ref().map(hex::encode),
-        "id": inner.as_ref().map(|r| r.id).ok(),
-        "at_ms": inner.as_ref().map(|r| r.at_ms).ok(),
-        "terms": inner.as_ref().map(|r| &r.terms).ok(),
-        "body_error": inner.as_ref().err().map(|e| e.to_string()),
-    })
-}
 
 fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
@@ -187,22 +58,12 @@ fn digits(s: &str) -> String {
 /// The terms a counter search may send to HQ: an email, or a digit string (tried as phone and
 /// loyalty card). Anything else (names) stays local; see the module doc.
 pub fn terms_for(query: &str) -> Vec<LookupTerm> {
-    let q = query.trim();
-    if q.chars().count() > LOOKUP_TERM_CHARS_MAX {
-        return Vec::new();
+    use crate::domain::customer::{exact_identifier, ExactId};
+    match exact_identifier(query) {
+        Some(ExactId::Email(e)) => vec![LookupTerm::Email(e)],
+        Some(ExactId::Digits(d)) => vec![LookupTerm::Phone(d.clone()), LookupTerm::LoyaltyCard(d)],
+        None => Vec::new(),
     }
-    if let Some((user, domain)) = q.split_once('@') {
-        if !user.is_empty() && domain.contains('.') && !q.contains(char::is_whitespace) {
-            return vec![LookupTerm::Email(q.to_lowercase())];
-        }
-        return Vec::new();
-    }
-    let compact = q.trim_start_matches('+').replace(' ', "");
-    let d = digits(&compact);
-    if d.len() == compact.len() && d.len() >= LOOKUP_DIGITS_MIN {
-        return vec![LookupTerm::Phone(d.clone()), LookupTerm::LoyaltyCard(d)];
-    }
-    Vec::new()
 }
 
 fn phone_matches(stored: &str, wanted: &str) -> bool {

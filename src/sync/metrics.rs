@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 13] = [
+pub const REJECT_REASONS: [&str; 15] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -23,6 +23,9 @@ pub const REJECT_REASONS: [&str; 13] = [
     "foreign_actor",
     // Customer lookups over a store's budget (`super::lookup`).
     "rate_limited",
+    // Down-batches a store refused (`crate::signing::DownRejected::reason`).
+    "down_unsigned",
+    "down_bad_signature",
 ];
 
 /// Sync counters and gauges of one node.

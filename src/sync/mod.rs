@@ -1,10 +1,11 @@
 //! Sync over MQTT: stores and HQ exchange ops until they hold the same state.
 //!
-//! Layers, bottom up: `wire` (bytes <-> typed messages), `topic` (names), `link` (one rumqttc
-//! connection per node), `route` and `reaction` (pure decisions), and the two engines:
-//! `store_sync` (a store's outbox and down-log cursor) and `hq_sync` (fan-in of every store,
-//! per-store down-logs). The op log in SQLite is the source of truth and MQTT only transport:
-//! an op is delivered when the peer's ack covers it, and every (re)connect runs anti-entropy.
+//! Layers, bottom up: `wire` (bytes <-> typed messages), `topic` (names), `route` (pure
+//! routing decisions), `protocol` (both sides of the protocol as plain state machines, no I/O),
+//! and the adapters: `link` (one rumqttc connection per node), `persist` (side tables),
+//! `store_sync` and `hq_sync` (thin loops carrying out the protocol's actions). The op log in
+//! SQLite is the source of truth and MQTT only transport: an op is delivered when the peer's
+//! ack covers it, and every (re)connect runs anti-entropy.
 
 pub mod broker;
 pub mod hq_sync;
@@ -13,7 +14,7 @@ pub mod link;
 pub mod lookup;
 pub mod metrics;
 pub mod persist;
-pub mod reaction;
+pub mod protocol;
 pub mod returns;
 pub mod rights;
 pub mod route;

@@ -6,10 +6,8 @@ use crate::domain::{ActorId, CustomerId, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Store: last own seq HQ acknowledged.
-pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
-/// Store: last down-log index applied.
-pub const KEY_DOWN_IDX: &str = "down_idx";
+pub use super::protocol::hq::HqLoaded;
+pub use super::protocol::store::{KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 
 pub fn get_u64(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
     let v: Option<i64> = conn
@@ -52,16 +50,6 @@ pub fn raise_in_background(node: &crate::store::Node, key: &'static str, value: 
             tracing::error!(key, error = %e, "cannot record a sync cursor");
         }
     });
-}
-
-/// HQ's routing position and scope, and the last down-log index per store.
-#[derive(Debug, Default)]
-pub struct HqLoaded {
-    pub routed: BTreeMap<ActorId, u64>,
-    /// Stores that already have a down-log (see `sync_stores`).
-    pub stores: BTreeSet<StoreId>,
-    pub scope: BTreeSet<(StoreId, CustomerId)>,
-    pub downlog_last: BTreeMap<StoreId, u64>,
 }
 
 pub fn load_hq(conn: &Connection) -> rusqlite::Result<HqLoaded> {
@@ -178,6 +166,40 @@ pub fn add_stores(tx: &Transaction, stores: &[StoreId]) -> rusqlite::Result<()> 
         )?;
     }
     Ok(())
+}
+
+/// The store's cursors (`StoreProtocol::new`).
+pub fn load_store(conn: &Connection) -> rusqlite::Result<super::protocol::store::StoreCursors> {
+    Ok(super::protocol::store::StoreCursors {
+        hq_acked: get_u64(conn, KEY_HQ_ACKED_SEQ)?,
+        down_idx: get_u64(conn, KEY_DOWN_IDX)?,
+    })
+}
+
+/// Down-log entries `after_idx+1, after_idx+2, ...` of `store` as ops, stopping at the first
+/// hole or unreadable body (both logged).
+pub fn downlog_ops(
+    conn: &Connection,
+    store: &StoreId,
+    after_idx: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<crate::domain::Op>> {
+    let rows = downlog_read(conn, store, after_idx, limit)?;
+    let mut ops = Vec::with_capacity(rows.len());
+    for (idx, body) in rows {
+        if idx != after_idx + 1 + ops.len() as u64 {
+            tracing::error!(store = %store, idx, "hole in the down-log");
+            break;
+        }
+        match crate::store::decode_op(&body) {
+            Ok(op) => ops.push(op),
+            Err(e) => {
+                tracing::error!(store = %store, idx, error = %e, "unreadable op in the down-log");
+                break;
+            }
+        }
+    }
+    Ok(ops)
 }
 
 /// Down-log entries of `store` after `after_idx`, with the op bodies from the op log.

@@ -9,7 +9,7 @@
 //! and whenever an ingested batch carried a request; both run on the engine's task, one at a
 //! time. Migration 0006 sets the mark past requests an older binary already answered.
 
-use super::reaction::plan_return;
+use crate::domain::reaction::plan_return;
 use crate::domain::{Payload, StoreId};
 use crate::store::codec::decode_op;
 use crate::store::{Node, StoreError, SubmitError};

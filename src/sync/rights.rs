@@ -9,7 +9,6 @@
 //! applied once, so a store offline when asked still answers when it comes back, and the rights
 //! can never be held by two stores.
 
-use super::lookup::StoreLookups;
 use crate::domain::returns::plan_rights_request;
 use crate::domain::{SaleId, StoreId};
 use crate::store::Node;
@@ -49,7 +48,7 @@ fn holds(node: &Node, store: &StoreId, sale: &SaleId) -> bool {
 /// `hint` names the selling store when the counter knows it (receipt scan, history line).
 pub async fn fetch_rights(
     node: &Node,
-    lookups: Option<&StoreLookups>,
+    online: bool,
     store: &StoreId,
     sale: &SaleId,
     hint: Option<StoreId>,
@@ -72,7 +71,7 @@ pub async fn fetch_rights(
             return RightsFetch::Timeout;
         }
     }
-    if !lookups.is_some_and(StoreLookups::online) {
+    if !online {
         return RightsFetch::Offline;
     }
     loop {

@@ -3,7 +3,7 @@
 //! `CustomerFollow`, so HQ keeps that store supplied with the customer's cart.
 //!
 //! A store holds only the customers it needs. When a phone, email or loyalty card matches no
-//! one here, the search asks HQ (`crate::sync::lookup`) and waits up to `HQ_WAIT` for the
+//! one here, the search asks HQ (through `link::LinkStatusSource`) and waits up to `HQ_WAIT` for the
 //! customers HQ found to arrive; names are searched only here. The answer stays the §11 JSON
 //! list; the `X-Storenode-Lookup` header says where it came from: `local` (this store's
 //! replica, HQ not needed), `hq` (HQ answered, possibly with no one), `local-only` (HQ was
@@ -11,12 +11,13 @@
 
 use super::auth::Session;
 use super::error::ApiError;
+use super::link::Fetched;
 use super::TerminalState;
 use crate::domain::cart::is_abandoned;
+use crate::domain::customer::exact_identifier;
 use crate::domain::customer::Customer;
 use crate::domain::op::Channel;
 use crate::domain::{CustomerId, Payload, State as DomainState};
-use crate::sync::lookup::{self, Fetched};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -115,12 +116,8 @@ pub async fn search(
     let store = state.store().clone();
     let mut found = rows(&state, |_, c| matches(c, q));
     let mut source = "local";
-    let terms = lookup::terms_for(q);
-    if found.is_empty() && !terms.is_empty() {
-        let fetched = match state.link().hq_lookups() {
-            Some(l) => lookup::fetch_from_hq(state.node(), &l, terms, HQ_WAIT).await,
-            None => Fetched::LocalOnly,
-        };
+    if found.is_empty() && exact_identifier(q).is_some() {
+        let fetched = state.link().fetch_customers(state.node(), q, HQ_WAIT).await;
         let ids = match fetched {
             Fetched::LocalOnly => {
                 source = "local-only";
@@ -314,10 +311,9 @@ pub async fn show(
     let followed = state.read(|r| r.state().follows.contains(&(store.clone(), cid.clone())));
     let mut source = "local";
     if !followed {
-        let lookups = state.link().hq_lookups();
-        source = match lookups.as_deref().filter(|l| l.online()) {
-            None => "local-only",
-            Some(_) => {
+        source = match state.link().link().online {
+            false => "local-only",
+            true => {
                 let mut events = state.node().subscribe();
                 let follow = Payload::CustomerFollow {
                     customer: cid.clone(),

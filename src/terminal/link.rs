@@ -1,8 +1,14 @@
 //! The store's uplink as the terminal shows it: online or since when offline, and how many
-//! ops wait in the outbox. The sync module provides the real source; `FixedLink` serves tests
-//! and nodes without sync.
+//! ops wait in the outbox, and the way to HQ for customer searches. The terminal depends only
+//! on this trait: `app` implements it for the sync engine; `FixedLink` serves tests and nodes
+//! without sync.
 
+use crate::domain::CustomerId;
+use crate::store::Node;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A snapshot of the store's link to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,13 +22,35 @@ pub struct LinkStatus {
     pub last_sync_ms: Option<u64>,
 }
 
-/// Where the terminal reads the link status from.
+/// How a counter search for an exact identifier reached HQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// HQ could not be asked (offline, or no sync engine).
+    LocalOnly,
+    /// HQ answered; these customers are now held locally.
+    Hq(Vec<CustomerId>),
+    /// HQ did not answer, or its customers did not arrive, in time; those that did arrive.
+    HqTimeout(Vec<CustomerId>),
+}
+
+/// What `fetch_customers` returns (boxed: the trait is used as `dyn`).
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Fetched> + Send + 'a>>;
+
+/// Where the terminal reads the link status from, and asks HQ for customers.
 pub trait LinkStatusSource: Send + Sync + 'static {
     fn link(&self) -> LinkStatus;
 
-    /// Where customer searches ask HQ (`crate::sync::lookup`); `None`: this store's replica only.
-    fn hq_lookups(&self) -> Option<std::sync::Arc<crate::sync::lookup::StoreLookups>> {
-        None
+    /// Fetch the customers matching `query` (an exact identifier:
+    /// `domain::customer::exact_identifier`) from HQ into `node`, waiting at most `within`.
+    /// Without a way to HQ: `LocalOnly`.
+    fn fetch_customers<'a>(
+        &'a self,
+        node: &'a Node,
+        query: &'a str,
+        within: Duration,
+    ) -> FetchFuture<'a> {
+        let _ = (node, query, within);
+        Box::pin(std::future::ready(Fetched::LocalOnly))
     }
 }
 
@@ -48,22 +76,5 @@ impl LinkStatusSource for FixedLink {
             Ok(s) => *s,
             Err(p) => *p.into_inner(),
         }
-    }
-}
-
-/// The real uplink: the store's sync engine.
-impl LinkStatusSource for crate::sync::StoreSyncHandle {
-    fn link(&self) -> LinkStatus {
-        let s = self.status();
-        LinkStatus {
-            online: s.online,
-            since_ms: Some(s.since_ms).filter(|ms| *ms > 0),
-            outbox: s.outbox,
-            last_sync_ms: s.last_sync_ms,
-        }
-    }
-
-    fn hq_lookups(&self) -> Option<std::sync::Arc<crate::sync::lookup::StoreLookups>> {
-        Some(self.lookups())
     }
 }

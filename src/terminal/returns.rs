@@ -107,10 +107,9 @@ pub(crate) fn sale_json(s: &State, sale: &SaleId) -> Option<Value> {
 }
 
 async fn ensure_rights(state: &TerminalState, sale: &SaleId, hint: Option<StoreId>) -> RightsFetch {
-    let lookups = state.link().hq_lookups();
     fetch_rights(
         state.node(),
-        lookups.as_deref(),
+        state.link().link().online,
         state.store(),
         sale,
         hint,

@@ -14,29 +14,41 @@ use tokio::sync::{watch, Notify};
 const DRAWER_ON_MS: u16 = 100;
 const DRAWER_OFF_MS: u16 = 200;
 
-/// Queues the terminal's jobs for one receipt printer (bag labels and drawer kicks included:
-/// a counter has one ESC/POS printer with the drawer wired to it).
+/// One printer's queue as the sink sees it: the name the print worker drains, its wake-up,
+/// and its health (from `PrintWorker::spawn`) for the device list of `/status`.
+pub struct PrinterQueue {
+    pub name: String,
+    pub wake: Arc<Notify>,
+    pub health: Option<watch::Receiver<PrinterHealth>>,
+}
+
+/// Queues the terminal's jobs: receipts and drawer kicks on the receipt printer (a counter
+/// has one ESC/POS printer with the drawer wired to it), bag labels on the label printer when
+/// there is one, else on the receipt printer too.
 pub struct QueuePrintSink {
-    printer: String,
+    receipt: PrinterQueue,
+    label: Option<PrinterQueue>,
     header: StoreHeader,
-    wake: Arc<Notify>,
-    health: Option<watch::Receiver<PrinterHealth>>,
 }
 
 impl QueuePrintSink {
-    /// `printer` is the queue name the print worker drains; `wake` is its notifier; `health`
-    /// (from `PrintWorker::spawn`) feeds the device list of `/status`.
     pub fn new(
-        printer: &str,
+        receipt: PrinterQueue,
+        label: Option<PrinterQueue>,
         header: StoreHeader,
-        wake: Arc<Notify>,
-        health: Option<watch::Receiver<PrinterHealth>>,
     ) -> QueuePrintSink {
         QueuePrintSink {
-            printer: printer.to_string(),
+            receipt,
+            label,
             header,
-            wake,
-            health,
+        }
+    }
+
+    /// The queue a job of `kind` goes to.
+    fn queue_for(&self, kind: &str) -> &PrinterQueue {
+        match (&self.label, kind) {
+            (Some(label), "bag_label") => label,
+            _ => &self.receipt,
         }
     }
 
@@ -213,7 +225,7 @@ pub fn utc_minute(ms: u64) -> String {
 impl PrintSink for QueuePrintSink {
     fn stage(&self, job: PrintJob) -> StagedJob {
         let (kind, bytes) = self.render(&job);
-        let printer = self.printer.clone();
+        let printer = self.queue_for(kind).name.clone();
         let now = now_ms() as i64;
         Box::new(
             move |tx| match print_queue::enqueue(tx, &printer, kind, &bytes, now) {
@@ -228,28 +240,37 @@ impl PrintSink for QueuePrintSink {
     }
 
     fn committed(&self) {
-        self.wake.notify_one();
+        for queue in std::iter::once(&self.receipt).chain(&self.label) {
+            queue.wake.notify_one();
+        }
     }
 
     fn devices(&self) -> Vec<DeviceStatus> {
-        let health = self.health.as_ref().map(|h| h.borrow().clone());
-        let (ok, detail) = match &health {
-            Some(h) => (
-                h.online != Some(false),
-                match (&h.last_error, h.pending) {
-                    (Some(e), n) => format!("{e} · {n} pending"),
-                    (None, 0) => "ready".to_string(),
-                    (None, n) => format!("{n} pending"),
-                },
-            ),
-            None => (true, "queued".to_string()),
-        };
-        vec![DeviceStatus {
-            name: self.printer.clone(),
-            kind: "printer".into(),
-            ok,
-            detail,
-        }]
+        std::iter::once(&self.receipt)
+            .chain(&self.label)
+            .map(device_status)
+            .collect()
+    }
+}
+
+fn device_status(queue: &PrinterQueue) -> DeviceStatus {
+    let health = queue.health.as_ref().map(|h| h.borrow().clone());
+    let (ok, detail) = match &health {
+        Some(h) => (
+            h.online != Some(false),
+            match (&h.last_error, h.pending) {
+                (Some(e), n) => format!("{e} · {n} pending"),
+                (None, 0) => "ready".to_string(),
+                (None, n) => format!("{n} pending"),
+            },
+        ),
+        None => (true, "queued".to_string()),
+    };
+    DeviceStatus {
+        name: queue.name.clone(),
+        kind: "printer".into(),
+        ok,
+        detail,
     }
 }
 

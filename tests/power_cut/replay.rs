@@ -28,8 +28,9 @@ pub struct Tally {
 }
 
 /// Cut points in 1..=n: one at random in each of `points` equal slices of the log, plus the
-/// cut just before every deletion and truncation, rare events a spread would mostly miss (the
-/// first is the journal's deletion while a new database switches to WAL).
+/// cuts just before and just after every deletion and truncation, rare events a spread would
+/// mostly miss (the journal's deletion while a new database switches to WAL; the WAL's
+/// truncation at a checkpoint, not fsynced until the next header is written).
 fn cut_points(events: &[Event], points: usize, rng: &mut Rng) -> Vec<usize> {
     let n = events.len();
     let mut cuts: Vec<usize> = if n <= points {
@@ -48,7 +49,7 @@ fn cut_points(events: &[Event], points: usize, rng: &mut Rng) -> Vec<usize> {
             .iter()
             .enumerate()
             .filter(|(_, e)| matches!(e, Event::Unlink(_) | Event::Truncate { .. }))
-            .map(|(i, _)| i.max(1)),
+            .flat_map(|(i, _)| [i.max(1), (i + 1).min(n)]),
     );
     cuts.sort_unstable();
     cuts.dedup();
@@ -106,7 +107,7 @@ pub fn replay(rec: &Recording, points: usize, how: Cut, seed: u64) -> Tally {
                     acked.len(),
                     disk.pending(),
                     failure.message,
-                    keep(&images, &format!("{how:?}-{seed}-cut-{k}")).display()
+                    keep(&images, &format!("first-failure-{how:?}-seed-{seed}")).display()
                 ));
             }
         }

@@ -1,162 +1,78 @@
-//! The simulated transport, modelled on our MQTT sync: a store sends HQ its own ops above what
-//! HQ last acknowledged; HQ sends a store every op it needs (catalog, that store's stock and
-//! orders, data of customers in its scope) that the store has not acknowledged; each side
-//! answers a batch with its version vector. Messages in flight may be lost, duplicated or
-//! reordered, and a partitioned link delivers nothing until it heals.
+//! The simulated broker and the two adapters: each node runs the shipped sync protocol
+//! (`storenode::sync::protocol`), and this file carries out its actions the way the daemons do
+//! (`sync::store_sync`, `sync::hq_sync`), on the simulation's clock and backends. Messages in
+//! flight may be lost, duplicated or reordered, and a partitioned link delivers nothing until
+//! it heals. A store's Last Will reaches HQ before anything the store sends after reconnecting,
+//! as a real broker orders it.
 
 use super::World;
-use storenode::domain::version::VersionVector;
-use storenode::domain::{ActorId, Op, Payload, State, StoreId};
+use storenode::domain::StoreId;
+use storenode::sync::protocol::hq::{HqAction, HqProtocol, ROUTE_OPS_MAX};
+use storenode::sync::protocol::store::{StoreAction, StoreProtocol};
+use storenode::sync::protocol::Publish;
 
-/// Most ops in one batch (our sync bounds batches by size too).
-pub const BATCH_OPS_MAX: usize = 16;
+/// Most actions one node carries out in a row before the run is declared stuck.
+const ACTIONS_PER_DRIVE_MAX: usize = 100_000;
 
-/// What travels between two replicas.
-#[derive(Debug, Clone)]
-pub enum Body {
-    /// A batch of ops (HQ -> store).
-    Ops(Vec<Op>),
-    /// A store's batch: its encoded ops, the store it claims to come from, and its ed25519
-    /// signature (store -> HQ). HQ verifies before decoding.
-    Up {
-        claimed: StoreId,
-        batch: Vec<u8>,
-        signature: Option<[u8; 64]>,
-    },
-    /// The sender's version vector: what it has durably applied.
-    Ack(VersionVector),
+/// The protocol a node runs.
+pub enum Proto {
+    Hq(Box<HqProtocol>),
+    Store(Box<StoreProtocol>),
 }
 
+/// An action of either side.
+enum Act {
+    Hq(HqAction),
+    Store(StoreAction),
+}
+
+/// A message on the wire: MQTT topic and payload, for node `to` over store link `link` (0 is
+/// HQ's own link to the broker, always up).
 #[derive(Debug, Clone)]
 pub struct Msg {
-    pub from: usize,
     pub to: usize,
-    pub body: Body,
-}
-
-/// Whether store `s` needs `op` from HQ, judged on HQ's state (mirrors `sync::route`).
-pub fn store_needs(op: &Op, s: &StoreId, state: &State) -> bool {
-    if op.actor == s.actor() {
-        return false;
-    }
-    match &op.payload {
-        Payload::CatalogPut { .. }
-        | Payload::CustomerErase { .. }
-        | Payload::ReturnRightsRequested { holder: None, .. } => true,
-        // Purchase history follows the customer; a return also goes to the seller.
-        Payload::Sale {
-            store,
-            customer: Some(c),
-            ..
-        } => store == s || state.customers_in_scope(s).contains(c),
-        Payload::OrderPlace {
-            store, customer, ..
-        } => store == s || state.customers_in_scope(s).contains(customer),
-        Payload::Return {
-            store,
-            sale_store,
-            customer,
-            ..
-        } => {
-            store == s
-                || sale_store.as_ref() == Some(s)
-                || customer
-                    .as_ref()
-                    .is_some_and(|c| state.customers_in_scope(s).contains(c))
-        }
-        Payload::CartSet { customer, .. }
-        | Payload::CartRemove { customer, .. }
-        | Payload::CustomerUpdate { customer, .. }
-        | Payload::ConsentSet { customer, .. } => state.customers_in_scope(s).contains(customer),
-        p => p.store() == Some(s),
-    }
+    pub link: usize,
+    pub topic: String,
+    pub payload: Vec<u8>,
 }
 
 impl World {
-    /// Index of the link a message between `a` and `b` uses (the store's index).
-    fn link(a: usize, b: usize) -> usize {
-        a.max(b)
+    pub fn link_ok(&self, link: usize) -> bool {
+        link == 0 || self.link_up[link]
     }
 
-    pub fn link_up(&self, a: usize, b: usize) -> bool {
-        self.link_up[Self::link(a, b)]
+    /// Index of a store node.
+    pub fn index_of(&self, store: &StoreId) -> Option<usize> {
+        self.stores()
+            .find(|s| self.nodes[*s].actor.store().as_ref() == Some(store))
     }
 
-    /// Put a message on the wire; a partitioned link drops it at once.
-    pub fn send(&mut self, from: usize, to: usize, body: Body) {
-        if !self.link_up(from, to) {
+    /// Put a publish of node `from` on the wire; a partitioned link drops it at once.
+    pub fn send(&mut self, from: usize, p: &Publish) {
+        let (to, link) = if from == 0 {
+            let topics = storenode::sync::topic::Topics::new(super::CHAIN).expect("chain");
+            let Some(to) = topics
+                .parse(&p.topic)
+                .ok()
+                .and_then(|(s, _)| self.index_of(&s))
+            else {
+                return;
+            };
+            (to, to)
+        } else {
+            (0, from)
+        };
+        if !self.link_ok(link) {
             self.stats.dropped += 1;
             return;
         }
-        self.net.push(Msg { from, to, body });
-    }
-
-    /// One round of a store's outbox: its own ops HQ has not acknowledged, and its vector.
-    pub fn tick_up(&mut self, s: usize) -> usize {
-        let actor = self.nodes[s].actor.clone();
-        let acked = self.nodes[s]
-            .peer_acked
-            .get(&0)
-            .cloned()
-            .unwrap_or_default();
-        let ops: Vec<Op> = self.nodes[s]
-            .backend
-            .ops_since(&actor, acked.contiguous(&actor), BATCH_OPS_MAX * 2)
-            .into_iter()
-            .filter(|o| !acked.contains(&o.actor, o.seq))
-            .take(BATCH_OPS_MAX)
-            .collect();
-        let sent = ops.len();
-        if sent > 0 {
-            let store = actor.store().expect("store node");
-            let batch = postcard::to_allocvec(&ops).expect("encode batch");
-            let signature = Some(self.keys[s - 1].sign(&batch));
-            self.send(
-                s,
-                0,
-                Body::Up {
-                    claimed: store,
-                    batch,
-                    signature,
-                },
-            );
-        }
-        let vv = self.nodes[s].backend.read(|r| r.version().clone());
-        self.send(s, 0, Body::Ack(vv));
-        sent
-    }
-
-    /// One round of HQ's down-log for store `s`: ops it needs and has not acknowledged.
-    pub fn tick_down(&mut self, s: usize) -> usize {
-        let store = self.nodes[s].actor.store().expect("store node");
-        let acked = self.nodes[0]
-            .peer_acked
-            .get(&s)
-            .cloned()
-            .unwrap_or_default();
-        let hq = &self.nodes[0].backend;
-        let actors: Vec<ActorId> = hq.read(|r| r.version().entries().into_keys().collect());
-        let mut batch = Vec::new();
-        for actor in actors.iter().filter(|a| **a != store.actor()) {
-            let candidates = hq.ops_since(actor, acked.contiguous(actor), usize::MAX >> 1);
-            let needed = hq.read(|r| {
-                candidates
-                    .into_iter()
-                    .filter(|o| !acked.contains(&o.actor, o.seq))
-                    .filter(|o| store_needs(o, &store, r.state()))
-                    .collect::<Vec<_>>()
-            });
-            batch.extend(needed);
-            if batch.len() >= BATCH_OPS_MAX {
-                break;
-            }
-        }
-        batch.truncate(BATCH_OPS_MAX);
-        let sent = batch.len();
-        if sent > 0 {
-            self.send(0, s, Body::Ops(batch));
-        }
-        sent
+        self.stats.published += 1;
+        self.net.push(Msg {
+            to,
+            link,
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+        });
     }
 
     /// Deliver message `i` of the wire (subject to loss and duplication when `faulty`).
@@ -165,102 +81,142 @@ impl World {
             self.stats.duplicated += 1;
             self.net[i].clone()
         } else {
-            self.net.swap_remove(i)
+            self.net.remove(i)
         };
         if faulty && self.rng.chance(self.cfg.loss_pct) {
             self.stats.lost += 1;
             return;
         }
         self.stats.delivered += 1;
-        match msg.body {
-            Body::Ack(vv) => {
-                let known = self.nodes[msg.to].peer_acked.entry(msg.from).or_default();
-                if vv.total() >= known.total() {
-                    *known = vv;
-                }
-            }
-            Body::Up {
-                claimed,
-                batch,
-                signature,
-            } => {
-                // HQ: verify the signature on the bytes, then decode, then check the authors.
-                let topic = self.nodes[msg.from].actor.store().expect("store");
-                let verified = self.hq_keys.verify(
-                    &topic,
-                    &claimed,
-                    &batch,
-                    signature.as_ref().map(|s| &s[..]),
-                );
-                let ops: Option<Vec<Op>> = verified
-                    .ok()
-                    .and_then(|()| postcard::from_bytes(&batch).ok());
-                match ops.filter(|ops| self.hq_keys.check_ops(&claimed, ops).is_ok()) {
-                    Some(ops) => self.apply_batch(msg.to, msg.from, ops),
-                    None => self.stats.forged_rejected += 1,
-                }
-            }
-            Body::Ops(ops) => self.apply_batch(msg.to, msg.from, ops),
+        let now = self.now_ms;
+        match &mut self.nodes[msg.to].proto {
+            Proto::Hq(p) => p.handle_message(now, &msg.topic, &msg.payload),
+            Proto::Store(p) => p.handle_message(now, &msg.topic, &msg.payload),
         }
-    }
-
-    /// Ingest a batch at `to`, run the reactions, and answer with `to`'s version vector.
-    fn apply_batch(&mut self, to: usize, from: usize, ops: Vec<Op>) {
-        let (applied, effects) = self.nodes[to].backend.ingest(ops);
-        self.stats.applied += applied as u64;
-        self.react(to, &effects);
-        let vv = self.nodes[to].backend.read(|r| r.version().clone());
-        self.send(to, from, Body::Ack(vv));
-    }
-
-    /// A compromised store `s` tries to pass a sale off as another store's: a batch claiming
-    /// that store, its ops authored as that store, signed with `s`'s own key, sent on `s`'s
-    /// topic (the broker ACL allows no other) or, as if the ACL were misconfigured, on the
-    /// victim's. HQ must refuse it either way.
-    pub fn forge_batch(&mut self, s: usize) {
-        let victim = if s + 1 < self.nodes.len() { s + 1 } else { 1 };
-        if victim == s {
-            return;
-        }
-        let store = self.nodes[victim].actor.store().expect("store");
-        let seq = self.nodes[victim].backend.read(|r| r.next_seq()) + 1_000;
-        let op = Op {
-            actor: store.actor(),
-            seq,
-            hlc: storenode::domain::Hlc::new(self.now_ms, 0),
-            payload: Payload::StockReceive {
-                store: store.clone(),
-                sku: storenode::domain::Sku::parse("SKU-CAFE").expect("sku"),
-                qty: 50,
-                reason: storenode::domain::op::ReceiveReason::Delivery,
-            },
-        };
-        let batch = postcard::to_allocvec(&vec![op]).expect("encode batch");
-        let signature = if self.rng.chance(20) {
-            None
-        } else {
-            Some(self.keys[s - 1].sign(&batch))
-        };
-        let from = if self.rng.chance(50) { s } else { victim };
-        self.stats.forged_sent += 1;
-        self.send(
-            from,
-            0,
-            Body::Up {
-                claimed: store,
-                batch,
-                signature,
-            },
-        );
+        self.drive(msg.to);
     }
 
     /// Deliver a random message in flight whose link is up.
     pub fn deliver_random(&mut self) {
         let ready: Vec<usize> = (0..self.net.len())
-            .filter(|i| self.link_up(self.net[*i].from, self.net[*i].to))
+            .filter(|i| self.link_ok(self.net[*i].link))
             .collect();
         if let Some(&i) = self.rng.pick(&ready) {
             self.deliver(i, true);
+        }
+    }
+
+    /// Node `who`'s timer fired.
+    pub fn tick(&mut self, who: usize) {
+        let now = self.now_ms;
+        match &mut self.nodes[who].proto {
+            Proto::Hq(p) => p.handle_tick(now),
+            Proto::Store(p) => p.handle_tick(now),
+        }
+        self.drive(who);
+    }
+
+    /// Carry out every action node `who`'s protocol has for now.
+    pub fn drive(&mut self, who: usize) {
+        for _ in 0..ACTIONS_PER_DRIVE_MAX {
+            let now = self.now_ms;
+            let node = &mut self.nodes[who];
+            let action = match &mut node.proto {
+                Proto::Hq(p) => node.backend.read(|r| p.poll(now, r)).map(Act::Hq),
+                Proto::Store(p) => node.backend.read(|r| p.poll(now, r)).map(Act::Store),
+            };
+            match action {
+                Some(Act::Hq(a)) => self.hq_action(a),
+                Some(Act::Store(a)) => self.store_action(who, a),
+                None => return,
+            }
+        }
+        panic!("node {who} never ran out of actions");
+    }
+
+    fn store(&mut self, who: usize) -> &mut StoreProtocol {
+        match &mut self.nodes[who].proto {
+            Proto::Store(p) => p,
+            Proto::Hq(_) => unreachable!("node {who} is a store"),
+        }
+    }
+
+    fn hq(&mut self) -> &mut HqProtocol {
+        match &mut self.nodes[0].proto {
+            Proto::Hq(p) => p,
+            Proto::Store(_) => unreachable!("node 0 is HQ"),
+        }
+    }
+
+    fn store_action(&mut self, who: usize, action: StoreAction) {
+        match action {
+            StoreAction::Publish(p) => self.send(who, &p),
+            StoreAction::ReadOutbox { after, limit } => {
+                let actor = self.nodes[who].actor.clone();
+                let ops = self.nodes[who].backend.ops_since(&actor, after, limit);
+                self.store(who).handle_outbox(after, ops);
+            }
+            StoreAction::Ingest { ops, .. } => {
+                let (applied, effects) = self.nodes[who].backend.ingest(ops.clone());
+                self.stats.applied += applied as u64;
+                let p = self.store(who);
+                p.handle_committed(&ops, &effects);
+                p.handle_ingested(Some(&effects));
+            }
+            StoreAction::Persist { key, value } => self.nodes[who].backend.persist(key, value),
+            StoreAction::Submit(payload) => {
+                self.stats.reactions += 1;
+                self.submit(who, vec![payload]);
+            }
+            StoreAction::LookupReply(_) => {}
+        }
+    }
+
+    fn hq_action(&mut self, action: HqAction) {
+        let now = self.now_ms;
+        match action {
+            HqAction::Publish(p) => self.send(0, &p),
+            HqAction::Ingest { ops, .. } => {
+                let (applied, effects) = self.nodes[0].backend.ingest(ops);
+                self.stats.applied += applied as u64;
+                self.hq().handle_ingested(now, Some(&effects));
+            }
+            HqAction::ReadToRoute(reads) => {
+                let backend = &self.nodes[0].backend;
+                let got = reads
+                    .into_iter()
+                    .map(|r| {
+                        let ops = backend.ops_since(&r.actor, r.after, ROUTE_OPS_MAX);
+                        (r, ops)
+                    })
+                    .collect();
+                self.hq().handle_route_reads(got);
+            }
+            HqAction::Route { actions, cursors } => {
+                let lasts = self.nodes[0].backend.apply_routes(actions, cursors);
+                self.hq().handle_routed(Some(lasts));
+            }
+            HqAction::Reload => {
+                let loaded = self.nodes[0].backend.load_hq();
+                self.hq().handle_loaded(loaded);
+            }
+            HqAction::ReadDown {
+                store,
+                after,
+                limit,
+            } => {
+                let ops = self.nodes[0].backend.downlog_ops(&store, after, limit);
+                self.hq().handle_down(&store, after, ops);
+            }
+            HqAction::AnswerReturns => {
+                let answered = self.nodes[0].backend.answer_returns(now);
+                self.stats.reactions += answered.len() as u64;
+                for (ops, _) in &answered {
+                    self.stats.local_ops += ops.len() as u64;
+                }
+                self.hq().handle_committed();
+            }
+            HqAction::Lookup { .. } => {}
         }
     }
 }

@@ -14,7 +14,7 @@ use storenode::domain::{ActorId, CustomerId, Ean13, OrderId, Payload, Replica, S
 use storenode::store::Node;
 use storenode::terminal::link::{FixedLink, LinkStatus};
 use storenode::terminal::print::{DeviceStatus, MemoryPrintSink, PrintJob, PrintSink, StagedJob};
-use storenode::terminal::spool::QueuePrintSink;
+use storenode::terminal::spool::{PrinterQueue, QueuePrintSink};
 use storenode::terminal::{app, Role, TerminalConfig, TerminalState};
 use tower::ServiceExt;
 
@@ -241,7 +241,15 @@ impl Fixture {
         };
         let sink = Arc::new(Tee {
             memory: printer.clone(),
-            queue: QueuePrintSink::new("receipt", header, Default::default(), None),
+            queue: QueuePrintSink::new(
+                PrinterQueue {
+                    name: "receipt".into(),
+                    wake: Default::default(),
+                    health: None,
+                },
+                None,
+                header,
+            ),
         });
         let link = Arc::new(FixedLink::new(LinkStatus {
             online: true,

@@ -2,72 +2,61 @@
 //! once from the op log: every op up to the current routing position is routed for the new
 //! stores alone. Ops after that position are routed for every store as usual.
 
-use super::{HqEngine, ROUTE_OPS_MAX};
+use super::load;
 use crate::domain::{ActorId, StoreId};
-use crate::store::Node;
+use crate::store::{Node, StoreError};
 use crate::sync::persist;
+use crate::sync::protocol::hq::{HqLoaded, ROUTE_OPS_MAX};
 use crate::sync::route::Router;
 
-impl HqEngine {
-    /// Build the down-logs of stores HQ has not served before. `known` comes from
-    /// `sync_stores`; on a fresh database nothing was routed yet and nothing is backfilled.
-    pub(super) async fn backfill(&mut self, known: &std::collections::BTreeSet<StoreId>) {
-        let new: Vec<StoreId> = self
-            .cfg
-            .stores
-            .iter()
-            .filter(|s| !known.contains(*s))
-            .cloned()
-            .collect();
-        if new.is_empty() {
-            return;
-        }
-        if !self.routed.is_empty() {
-            tracing::info!(stores = ?new, "building down-logs for new stores");
-            let mut router = Router::new(new.clone(), Default::default());
-            let cursors: Vec<(ActorId, u64)> =
-                self.routed.iter().map(|(a, s)| (a.clone(), *s)).collect();
-            for (actor, upto) in cursors {
-                if let Err(e) = self.backfill_actor(&mut router, &actor, upto).await {
-                    tracing::error!(actor = %actor, error = %e, "cannot backfill new stores");
-                    return;
-                }
+/// Build the down-logs of stores HQ has not served before, and return the state reloaded.
+/// On a fresh database nothing was routed yet and nothing is backfilled.
+pub(super) async fn run(node: &Node, stores: &[StoreId], loaded: HqLoaded) -> HqLoaded {
+    let new: Vec<StoreId> = stores
+        .iter()
+        .filter(|s| !loaded.stores.contains(*s))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return loaded;
+    }
+    if !loaded.routed.is_empty() {
+        tracing::info!(stores = ?new, "building down-logs for new stores");
+        let mut router = Router::new(new.clone(), Default::default());
+        for (actor, upto) in &loaded.routed {
+            if let Err(e) = backfill_actor(node, &mut router, actor, *upto).await {
+                tracing::error!(actor = %actor, error = %e, "cannot backfill new stores");
+                return loaded;
             }
         }
-        if let Err(e) = self
-            .node
-            .write(move |tx| persist::add_stores(tx, &new))
-            .await
-        {
-            tracing::error!(error = %e, "cannot record new stores");
-        }
-        self.load().await;
     }
+    if let Err(e) = node.write(move |tx| persist::add_stores(tx, &new)).await {
+        tracing::error!(error = %e, "cannot record new stores");
+    }
+    load(node).await
+}
 
-    async fn backfill_actor(
-        &mut self,
-        router: &mut Router,
-        actor: &ActorId,
-        upto: u64,
-    ) -> Result<(), crate::store::StoreError> {
-        let mut after = 0;
-        while after < upto {
-            let who = actor.clone();
-            let ops = self
-                .node
-                .query(move |c| Node::ops_since(c, &who, after, ROUTE_OPS_MAX))
-                .await?;
-            let ops: Vec<_> = ops.into_iter().filter(|op| op.seq <= upto).collect();
-            let Some(last) = ops.last().map(|op| op.seq) else {
-                return Ok(());
-            };
-            let actions: Vec<_> = ops.iter().flat_map(|op| router.route(op)).collect();
-            let cursor = vec![(actor.clone(), self.routed.get(actor).copied().unwrap_or(0))];
-            self.node
-                .write(move |tx| persist::apply_routes(tx, &actions, &cursor))
-                .await?;
-            after = last;
-        }
-        Ok(())
+async fn backfill_actor(
+    node: &Node,
+    router: &mut Router,
+    actor: &ActorId,
+    upto: u64,
+) -> Result<(), StoreError> {
+    let mut after = 0;
+    while after < upto {
+        let who = actor.clone();
+        let ops = node
+            .query(move |c| Node::ops_since(c, &who, after, ROUTE_OPS_MAX))
+            .await?;
+        let ops: Vec<_> = ops.into_iter().filter(|op| op.seq <= upto).collect();
+        let Some(last) = ops.last().map(|op| op.seq) else {
+            return Ok(());
+        };
+        let actions: Vec<_> = ops.iter().flat_map(|op| router.route(op)).collect();
+        let cursor = vec![(actor.clone(), upto)];
+        node.write(move |tx| persist::apply_routes(tx, &actions, &cursor))
+            .await?;
+        after = last;
     }
+    Ok(())
 }

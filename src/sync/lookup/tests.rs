@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::op::ProfilePatch;
 use crate::domain::ActorId;
+use crate::http_security::RateLimit;
 use proptest::prelude::*;
 
 fn s(x: &str) -> StoreId {

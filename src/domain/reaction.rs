@@ -1,14 +1,15 @@
-//! What a node does on its own because of the state it reached (pure decisions).
+//! What a node does on its own because of the state it reached (pure decisions, run by the
+//! sync protocol in `crate::sync::protocol`).
 //!
 //! Reactions are computed from state, not remembered from events: a missed or duplicated event
 //! (a lagging subscriber, a restart) only delays a reaction, it never loses or doubles one.
 //! The store releases units of orders cancelled elsewhere, covers open shortfalls from rights
 //! that came back, and tops up HQ's allocation; HQ hands back rights a store asked for.
 
-use crate::domain::inventory::AllocationPolicy;
-use crate::domain::op::{ConsumeReason, Payload};
-use crate::domain::order::OrderStatus;
-use crate::domain::{ActorId, Sku, State, StoreId};
+use super::inventory::AllocationPolicy;
+use super::op::{ConsumeReason, Payload};
+use super::order::OrderStatus;
+use super::{ActorId, Sku, State, StoreId};
 use std::collections::BTreeSet;
 
 /// The skus of `store` a payload touches (their rights or shortfall may have changed).

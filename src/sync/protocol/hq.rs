@@ -1,0 +1,456 @@
+//! HQ's side of the sync protocol, without I/O: fan-in of every store's ops, one down-log per
+//! store.
+//!
+//! Up-batches are checked before anything is applied (the topic's store must be known, the
+//! signature good when store keys are configured, and the store the author of every op),
+//! become one `Ingest` per store and round, and are acked with the store's contiguous seq once
+//! the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
+//! into the down-logs of the stores that need it (`route::Router`); the routing position is
+//! persisted with the entries (`Route`). A store's down-log is streamed from the index it
+//! acked, and resent from there on its hello ack, on a gap, or after the retransmit timeout.
+
+pub use super::config::{HqLoaded, HqSyncConfig, StoreLink, LOOKUP_RATE_DEFAULT};
+use super::{AckDue, Carries, GapTimer, Publish, Window};
+use crate::domain::{ActorId, Effect, Op, Replica, StoreId};
+use crate::sync::metrics::SyncMetrics;
+use crate::sync::route::{RouteAction, Router};
+use crate::sync::topic::{TopicError, TopicKind, Topics};
+use crate::sync::wire::lookup::SignedLookup;
+use crate::sync::wire::{self, Ack, Message};
+use inbound::in_order;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Ops of one actor routed per step, so one busy actor cannot starve the loop.
+pub const ROUTE_OPS_MAX: usize = 2_000;
+
+/// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRead {
+    pub actor: ActorId,
+    pub after: u64,
+    pub upto: u64,
+}
+
+/// What HQ's caller must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HqAction {
+    /// Publish (report failure with `handle_deferred`).
+    Publish(Publish),
+    /// Apply a store's ops; answer with `handle_ingested`.
+    Ingest { store: StoreId, ops: Vec<Op> },
+    /// Read ops to route; answer with `handle_route_reads` (same order, empty on failure).
+    ReadToRoute(Vec<RouteRead>),
+    /// Persist routing decisions and cursors in one transaction; answer with `handle_routed`.
+    Route {
+        actions: Vec<RouteAction>,
+        cursors: Vec<(ActorId, u64)>,
+    },
+    /// Routing state in memory may be ahead of the database: load it; answer `handle_loaded`.
+    Reload,
+    /// Read `store`'s down-log after `after`, at most `limit`; answer with `handle_down`.
+    ReadDown {
+        store: StoreId,
+        after: u64,
+        limit: usize,
+    },
+    /// Answer every return request in the log not answered yet (`returns::answer_pending`).
+    AnswerReturns,
+    /// Answer a customer lookup that arrived on `store`'s topic (`lookup::answer`).
+    Lookup {
+        store: StoreId,
+        lookup: SignedLookup,
+    },
+}
+
+/// HQ's sync state for one store.
+pub(super) struct Peer {
+    online: bool,
+    /// The store answered since HQ or the store (re)connected: the window's ack is current.
+    synced: bool,
+    last_seen_ms: Option<u64>,
+    outbox: u64,
+    version: Option<String>,
+    acked_vv: BTreeMap<ActorId, u64>,
+    down: Window,
+    down_last: u64,
+    ack_due: Option<AckDue>,
+    gap: GapTimer,
+}
+
+impl Peer {
+    pub(super) fn seen(&mut self, now_ms: u64) {
+        self.online = true;
+        self.last_seen_ms = Some(now_ms);
+    }
+}
+
+/// HQ's sync protocol state.
+pub struct HqProtocol {
+    cfg: HqSyncConfig,
+    topics: Topics,
+    metrics: Arc<SyncMetrics>,
+    online: bool,
+    router: Router,
+    routed: BTreeMap<ActorId, u64>,
+    peers: BTreeMap<StoreId, Peer>,
+    route_due: bool,
+    route_reading: bool,
+    /// Cursors of the routing write out with the caller.
+    routing: Option<Vec<(ActorId, u64)>>,
+    /// Checked up-batches by store, not yet ingested.
+    pending_up: BTreeMap<StoreId, Vec<Op>>,
+    /// The store whose ingest is out with the caller, and whether its ops left a gap.
+    ingesting: Option<(StoreId, bool)>,
+    stalled: bool,
+    queue: VecDeque<HqAction>,
+}
+
+impl HqProtocol {
+    /// Start from the persisted state; the first action answers return requests applied
+    /// before a crash and never answered.
+    pub fn new(
+        cfg: HqSyncConfig,
+        loaded: HqLoaded,
+        metrics: Arc<SyncMetrics>,
+        now_ms: u64,
+    ) -> Result<HqProtocol, TopicError> {
+        let peers = cfg
+            .stores
+            .iter()
+            .map(|s| {
+                let peer = Peer {
+                    online: false,
+                    synced: false,
+                    last_seen_ms: None,
+                    outbox: 0,
+                    version: None,
+                    acked_vv: BTreeMap::new(),
+                    down: Window::new(0, now_ms),
+                    down_last: loaded.downlog_last.get(s).copied().unwrap_or(0),
+                    ack_due: None,
+                    gap: GapTimer::default(),
+                };
+                (s.clone(), peer)
+            })
+            .collect();
+        Ok(HqProtocol {
+            topics: Topics::new(&cfg.chain)?,
+            router: Router::new(cfg.stores.clone(), loaded.scope),
+            routed: loaded.routed,
+            cfg,
+            metrics,
+            online: false,
+            peers,
+            route_due: true,
+            route_reading: false,
+            routing: None,
+            pending_up: BTreeMap::new(),
+            ingesting: None,
+            stalled: false,
+            queue: VecDeque::from([HqAction::AnswerReturns]),
+        })
+    }
+
+    /// Topics to subscribe to on every connection.
+    pub fn subscriptions(&self) -> Vec<String> {
+        [
+            TopicKind::Up,
+            TopicKind::Ack,
+            TopicKind::Status,
+            TopicKind::Lookup,
+        ]
+        .into_iter()
+        .map(|k| self.topics.wildcard(k))
+        .collect()
+    }
+
+    /// The link to the broker came up (connected and subscribed) or went down.
+    pub fn handle_link(&mut self, up: bool) {
+        self.online = up;
+        self.stalled = false;
+        self.queue.retain(|a| !matches!(a, HqAction::Publish(_)));
+        if up {
+            SyncMetrics::add(&self.metrics.connects, 1);
+            for peer in self.peers.values_mut() {
+                peer.synced = false;
+                peer.ack_due = Some(AckDue::HELLO);
+            }
+        }
+    }
+
+    /// Ops were committed to HQ's node (routing is then due).
+    pub fn handle_committed(&mut self) {
+        self.route_due = true;
+    }
+
+    /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: the
+    /// store resends).
+    pub fn handle_ingested(&mut self, now_ms: u64, effects: Option<&[Effect]>) {
+        let Some((store, gap)) = self.ingesting.take() else {
+            return;
+        };
+        let Some(effects) = effects else {
+            return;
+        };
+        self.route_due = true;
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReturnRequested { .. }))
+        {
+            self.queue.push_back(HqAction::AnswerReturns);
+        }
+        self.answer_up(now_ms, &store, gap);
+    }
+
+    /// Ack a store's up-batches once handled; a gap (ops held back, see `in_order`) asks the
+    /// store to resend from what HQ holds.
+    fn answer_up(&mut self, now_ms: u64, store: &StoreId, gap: bool) {
+        let Some(peer) = self.peers.get_mut(store) else {
+            return;
+        };
+        peer.seen(now_ms);
+        let resend = gap && peer.gap.request(now_ms);
+        AckDue::merge(
+            &mut peer.ack_due,
+            AckDue {
+                resend,
+                reply: false,
+            },
+        );
+    }
+
+    /// The `ReadToRoute` came back: each read's ops (same order; empty when it failed).
+    pub fn handle_route_reads(&mut self, reads: Vec<(RouteRead, Vec<Op>)>) {
+        self.route_reading = false;
+        let mut actions = Vec::new();
+        let mut cursors = Vec::new();
+        for (read, ops) in reads {
+            let mut last = read.after;
+            for op in ops.iter().take_while(|op| op.seq <= read.upto) {
+                if op.seq != last + 1 {
+                    break;
+                }
+                actions.extend(self.router.route(op));
+                last = op.seq;
+            }
+            if last < read.upto {
+                self.route_due = true;
+            }
+            if last > read.after {
+                cursors.push((read.actor, last));
+            }
+        }
+        if cursors.is_empty() {
+            return;
+        }
+        self.routing = Some(cursors.clone());
+        self.queue.push_back(HqAction::Route { actions, cursors });
+    }
+
+    /// The `Route` write finished: the last down-log index of every store that got entries,
+    /// or a failure (the router's memory is then ahead of the database: reload).
+    pub fn handle_routed(&mut self, result: Option<BTreeMap<StoreId, u64>>) {
+        let Some(cursors) = self.routing.take() else {
+            return;
+        };
+        match result {
+            Some(lasts) => {
+                self.routed.extend(cursors);
+                for (store, idx) in lasts {
+                    if let Some(peer) = self.peers.get_mut(&store) {
+                        peer.down_last = idx;
+                    }
+                }
+            }
+            None => self.queue.push_back(HqAction::Reload),
+        }
+    }
+
+    /// The `Reload` came back with the persisted routing state.
+    pub fn handle_loaded(&mut self, loaded: HqLoaded) {
+        self.routed = loaded.routed;
+        self.router = Router::new(self.cfg.stores.clone(), loaded.scope);
+        for (store, peer) in &mut self.peers {
+            peer.down_last = loaded.downlog_last.get(store).copied().unwrap_or(0);
+        }
+        self.route_due = true;
+    }
+
+    /// The `ReadDown { store, after, .. }` came back with the entries after `after`, in
+    /// order without holes (empty on a failed read).
+    pub fn handle_down(&mut self, store: &StoreId, after: u64, ops: Vec<Op>) {
+        let Some(peer) = self.peers.get_mut(store) else {
+            return;
+        };
+        peer.down.read_done();
+        if ops.is_empty() || !self.online {
+            return;
+        }
+        let encoded = match &self.cfg.hq_key {
+            Some(key) => {
+                wire::encode_signed_down(key, store, after + 1, &ops, self.cfg.batch_ops_max)
+            }
+            None => wire::encode_down(after + 1, &ops, self.cfg.batch_ops_max),
+        };
+        let batches = match encoded {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(store = %store, error = %e, "cannot encode the down-log");
+                return;
+            }
+        };
+        let topic = self.topics.topic(store, TopicKind::Down);
+        let mut prev = after;
+        for batch in batches {
+            self.queue.push_back(HqAction::Publish(Publish {
+                topic: topic.clone(),
+                payload: batch.bytes,
+                retain: false,
+                carries: Carries::Ops {
+                    store: store.clone(),
+                    after: prev,
+                    ops: batch.ops,
+                },
+            }));
+            prev += batch.ops as u64;
+            peer.down.sent(prev);
+        }
+    }
+
+    /// The transport could not queue `publish`: send it again after the next tick.
+    pub fn handle_deferred(&mut self, publish: &Publish) {
+        SyncMetrics::add(&self.metrics.publish_deferred, 1);
+        self.stalled = true;
+        match &publish.carries {
+            Carries::Ack { store, due } => {
+                if let Some(peer) = self.peers.get_mut(store) {
+                    AckDue::merge(&mut peer.ack_due, *due);
+                }
+            }
+            Carries::Ops { store, after, .. } => {
+                if let Some(peer) = self.peers.get_mut(store) {
+                    peer.down.deferred(*after);
+                }
+            }
+            Carries::Status | Carries::LookupReply => {}
+        }
+    }
+
+    /// Housekeeping at `now_ms`: lift a publish stall, resend down-logs after silence.
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        self.stalled = false;
+        for (store, peer) in &mut self.peers {
+            if peer.online && peer.synced && peer.down.retransmit(now_ms, self.cfg.retransmit_ms) {
+                tracing::debug!(store = %store, from = peer.down.acked() + 1, "no ack progress; resending the down-log");
+            }
+        }
+    }
+
+    /// The next action, given HQ's replica as it is now; `None` when nothing is due.
+    pub fn poll(&mut self, now_ms: u64, replica: &Replica) -> Option<HqAction> {
+        if let Some(a) = self.queue.pop_front() {
+            return Some(a);
+        }
+        while self.ingesting.is_none() {
+            let Some(store) = self.pending_up.keys().next().cloned() else {
+                break;
+            };
+            let ops = self.pending_up.remove(&store).unwrap_or_default();
+            let before = replica.version().contiguous(&store.actor());
+            let (ops, gap) = in_order(ops, before);
+            if ops.is_empty() {
+                self.answer_up(now_ms, &store, gap);
+                continue;
+            }
+            self.ingesting = Some((store.clone(), gap));
+            return Some(HqAction::Ingest { store, ops });
+        }
+        if let Some(a) = self.route_step(replica) {
+            return Some(a);
+        }
+        if !self.online || self.stalled {
+            return None;
+        }
+        let window = self.cfg.inflight_ops_max;
+        for (store, peer) in &mut self.peers {
+            if let Some(due) = peer.ack_due.take() {
+                let actor = store.actor();
+                let seq = replica.version().contiguous(&actor);
+                let ack = Message::Ack(Ack {
+                    from: ActorId::hq(),
+                    vv: BTreeMap::from([(actor, seq)]),
+                    down_idx: 0,
+                    resend: due.resend,
+                    reply: due.reply,
+                });
+                let Ok(payload) = wire::encode(&ack) else {
+                    continue;
+                };
+                return Some(HqAction::Publish(Publish {
+                    topic: self.topics.topic(store, TopicKind::Ack),
+                    payload,
+                    retain: false,
+                    carries: Carries::Ack {
+                        store: store.clone(),
+                        due,
+                    },
+                }));
+            }
+            if !peer.online || !peer.synced {
+                continue;
+            }
+            if let Some(after) = peer.down.next_read(peer.down_last, window) {
+                return Some(HqAction::ReadDown {
+                    store: store.clone(),
+                    after,
+                    limit: self.cfg.batch_ops_max,
+                });
+            }
+        }
+        None
+    }
+
+    /// Route every op HQ holds contiguously and has not routed yet, one read per actor.
+    fn route_step(&mut self, replica: &Replica) -> Option<HqAction> {
+        if !self.route_due || self.routing.is_some() || self.route_reading {
+            return None;
+        }
+        self.route_due = false;
+        let reads: Vec<RouteRead> = replica
+            .version()
+            .entries()
+            .into_iter()
+            .filter_map(|(actor, upto)| {
+                let after = self.routed.get(&actor).copied().unwrap_or(0);
+                (upto > after).then_some(RouteRead { actor, after, upto })
+            })
+            .collect();
+        if reads.is_empty() {
+            return None;
+        }
+        self.route_reading = true;
+        Some(HqAction::ReadToRoute(reads))
+    }
+
+    /// Per-store view for the dashboard and the handle.
+    pub fn links(&self) -> Vec<StoreLink> {
+        self.peers
+            .iter()
+            .map(|(store, p)| StoreLink {
+                store: store.clone(),
+                online: p.online,
+                last_seen_ms: p.last_seen_ms,
+                outbox: p.outbox,
+                acked_vv: p.acked_vv.clone(),
+                down_pending: p.down_last.saturating_sub(p.down.acked()),
+                down_acked: p.down.acked(),
+                version: p.version.clone(),
+            })
+            .collect()
+    }
+}
+
+mod inbound;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+use super::*;
+use crate::domain::{Ean13, Payload};
+
+fn store() -> StoreId {
+    StoreId::parse("norte").unwrap()
+}
+
+fn proto() -> StoreProtocol {
+    let cfg = StoreSyncConfig::new("acme", store(), "localhost", 1883);
+    StoreProtocol::new(
+        cfg,
+        StoreCursors::default(),
+        Arc::new(SyncMetrics::new()),
+        0,
+    )
+    .unwrap()
+}
+
+/// HQ's catalog ops, as a down-log would carry them.
+fn hq_ops(n: u64) -> Vec<Op> {
+    let mut hq = Replica::new(ActorId::hq());
+    (0..n)
+        .map(|i| {
+            let (op, _) = hq
+                .prepare(
+                    i,
+                    Payload::CatalogPut {
+                        sku: Sku::parse(&format!("SKU-{i}")).unwrap(),
+                        ean: Ean13::parse("4006381333931").unwrap(),
+                        name: "Tea".into(),
+                        price_cents: 250,
+                        vat_bp: 1000,
+                    },
+                )
+                .unwrap();
+            op
+        })
+        .collect()
+}
+
+fn down(first_idx: u64, ops: &[Op]) -> (String, Vec<u8>) {
+    let topic = Topics::new("acme")
+        .unwrap()
+        .topic(&store(), TopicKind::Down);
+    let bytes = wire::encode(&Message::Down(DownBatch {
+        first_idx,
+        ops: ops.to_vec(),
+    }))
+    .unwrap();
+    (topic, bytes)
+}
+
+/// Every action due now, as `handle_*` left them.
+fn drain(p: &mut StoreProtocol, now: u64, r: &Replica) -> Vec<StoreAction> {
+    std::iter::from_fn(|| p.poll(now, r)).take(100).collect()
+}
+
+fn acks(actions: &[StoreAction]) -> Vec<Ack> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            StoreAction::Publish(p) => match wire::decode(&p.payload) {
+                Ok(Message::Ack(ack)) => Some(ack),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_connection_starts_with_status_and_a_hello_ack() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    assert!(drain(&mut p, 1, &r).is_empty(), "offline: nothing to say");
+    p.handle_link(1, true);
+    let actions = drain(&mut p, 1, &r);
+    assert!(matches!(
+        &actions[0],
+        StoreAction::Publish(Publish {
+            carries: Carries::Status,
+            retain: true,
+            ..
+        })
+    ));
+    let hello = acks(&actions);
+    assert_eq!(hello.len(), 1);
+    assert!(hello[0].resend && hello[0].reply);
+}
+
+#[test]
+fn a_down_batch_is_acked_only_after_its_ingest_is_reported() {
+    let mut p = proto();
+    let mut r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(3);
+    let (topic, bytes) = down(1, &ops);
+    p.handle_message(2, &topic, &bytes);
+    let actions = drain(&mut p, 2, &r);
+    assert_eq!(
+        actions,
+        vec![StoreAction::Ingest {
+            first_idx: 1,
+            ops: ops.clone()
+        }]
+    );
+    assert!(drain(&mut p, 3, &r).is_empty(), "no ack before the commit");
+    for op in &ops {
+        r.apply(op).unwrap();
+    }
+    p.handle_ingested(Some(&[]));
+    let actions = drain(&mut p, 4, &r);
+    assert!(actions.contains(&StoreAction::Persist {
+        key: KEY_DOWN_IDX,
+        value: 3
+    }));
+    assert_eq!(acks(&actions)[0].down_idx, 3);
+    assert_eq!(p.cursors().down_idx, 3);
+}
+
+#[test]
+fn a_failed_ingest_is_never_acked_and_is_taken_again_when_resent() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(2);
+    let (topic, bytes) = down(1, &ops);
+    p.handle_message(2, &topic, &bytes);
+    drain(&mut p, 2, &r);
+    p.handle_ingested(None);
+    assert!(acks(&drain(&mut p, 3, &r)).is_empty());
+    assert_eq!(p.cursors().down_idx, 0);
+    p.handle_message(4, &topic, &bytes);
+    assert!(matches!(
+        drain(&mut p, 4, &r)[..],
+        [StoreAction::Ingest { first_idx: 1, .. }]
+    ));
+}
+
+#[test]
+fn consecutive_down_batches_become_one_ingest_and_a_gap_asks_for_a_resend_once() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(6);
+    for (first, chunk) in [(1, &ops[0..2]), (3, &ops[2..4])] {
+        let (topic, bytes) = down(first, chunk);
+        p.handle_message(2, &topic, &bytes);
+    }
+    let actions = drain(&mut p, 2, &r);
+    assert_eq!(
+        actions,
+        vec![StoreAction::Ingest {
+            first_idx: 1,
+            ops: ops[0..4].to_vec()
+        }]
+    );
+    p.handle_ingested(Some(&[]));
+    drain(&mut p, 2, &r);
+    let (topic, bytes) = down(6, &ops[5..6]);
+    p.handle_message(10, &topic, &bytes);
+    let first = acks(&drain(&mut p, 10, &r));
+    assert!(first.len() == 1 && first[0].resend, "{first:?}");
+    p.handle_message(20, &topic, &bytes);
+    assert!(acks(&drain(&mut p, 20, &r)).is_empty(), "throttled");
+}
+
+#[test]
+fn own_ops_are_published_until_acked_and_a_deferred_batch_goes_again_after_the_tick() {
+    let mut p = proto();
+    let mut r = Replica::new(store().actor());
+    for op in hq_ops(1) {
+        r.apply(&op).unwrap();
+    }
+    let mut own = Vec::new();
+    for i in 0..3 {
+        let (op, _) = r
+            .prepare(
+                i,
+                Payload::StockReceive {
+                    store: store(),
+                    sku: Sku::parse("SKU-0").unwrap(),
+                    qty: 1,
+                    reason: crate::domain::op::ReceiveReason::Delivery,
+                },
+            )
+            .unwrap();
+        own.push(op);
+    }
+    p.handle_link(1, true);
+    let actions = drain(&mut p, 1, &r);
+    assert!(actions.contains(&StoreAction::ReadOutbox {
+        after: 0,
+        limit: 500
+    }));
+    p.handle_outbox(0, own.clone());
+    let Some(StoreAction::Publish(up)) = p.poll(1, &r) else {
+        panic!("no up-batch");
+    };
+    assert!(matches!(
+        up.carries,
+        Carries::Ops {
+            after: 0,
+            ops: 3,
+            ..
+        }
+    ));
+    p.handle_deferred(&up);
+    assert!(drain(&mut p, 2, &r)
+        .iter()
+        .all(|a| !matches!(a, StoreAction::ReadOutbox { .. })));
+    p.handle_tick(3);
+    assert!(drain(&mut p, 3, &r).contains(&StoreAction::ReadOutbox {
+        after: 0,
+        limit: 500
+    }));
+    p.handle_outbox(0, own.clone());
+    drain(&mut p, 3, &r);
+    let ack = Ack {
+        from: ActorId::hq(),
+        vv: [(store().actor(), 3)].into(),
+        down_idx: 0,
+        resend: false,
+        reply: false,
+    };
+    let topic = Topics::new("acme").unwrap().topic(&store(), TopicKind::Ack);
+    p.handle_message(4, &topic, &wire::encode(&Message::Ack(ack)).unwrap());
+    assert!(drain(&mut p, 4, &r).contains(&StoreAction::Persist {
+        key: KEY_HQ_ACKED_SEQ,
+        value: 3
+    }));
+    assert_eq!(p.link_status(&r).outbox, 0);
+}

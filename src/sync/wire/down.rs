@@ -1,0 +1,113 @@
+//! HQ-signed down-batches on the wire (`Message::SignedDown`): encoding, opening, and the one
+//! rule a store applies to everything on its `down` topic ([`down_batch`]): with HQ's public
+//! key configured only batches HQ signed for this very store are taken, unsigned and badly
+//! signed ones are refused with a metric label; without it both kinds are taken unchecked.
+
+use super::{encode, encode_down, DownBatch, Encoded, Message, WireError, BATCH_OPS_MAX};
+use crate::domain::{Op, StoreId};
+use crate::signing::{DownRejected, HqKey, HqPublicKey};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A down-batch signed by HQ (HQ -> store, topic `down`): `batch` is the postcard encoding
+/// of a [`DownBatch`], `store` the receiving store and `signature` HQ's ed25519 signature over
+/// exactly those bytes for that store (`crate::signing::HqKey`). Verified before decoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedDown {
+    pub store: StoreId,
+    pub batch: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// Encode down-log entries `first_idx..` for `store` as down-batches signed by HQ, split like
+/// [`encode_down`].
+pub fn encode_signed_down(
+    key: &HqKey,
+    store: &StoreId,
+    first_idx: u64,
+    ops: &[Op],
+    ops_max: usize,
+) -> Result<Vec<Encoded>, WireError> {
+    let plain = encode_down(first_idx, ops, ops_max)?;
+    let mut out = Vec::with_capacity(plain.len());
+    let mut offset = 0;
+    for chunk in plain {
+        let inner = DownBatch {
+            first_idx: first_idx + offset as u64,
+            ops: ops[offset..offset + chunk.ops].to_vec(),
+        };
+        offset += chunk.ops;
+        let batch =
+            postcard::to_allocvec(&inner).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let signature = key.sign(store, &batch).to_vec();
+        let bytes = encode(&Message::SignedDown(SignedDown {
+            store: store.clone(),
+            batch,
+            signature,
+        }))?;
+        out.push(Encoded {
+            bytes,
+            ops: chunk.ops,
+        });
+    }
+    Ok(out)
+}
+
+/// The batch inside a signed down-batch (call only after its signature verified). Refuses
+/// malformed bytes, trailing garbage and too many ops, like [`decode`].
+pub fn open_signed_down(signed: &SignedDown) -> Result<DownBatch, WireError> {
+    let (batch, rest) = postcard::take_from_bytes::<DownBatch>(&signed.batch)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Trailing(rest.len()));
+    }
+    if batch.ops.len() > BATCH_OPS_MAX {
+        return Err(WireError::TooManyOps {
+            count: batch.ops.len(),
+            max: BATCH_OPS_MAX,
+        });
+    }
+    Ok(batch)
+}
+
+/// Why a store did not take a down-batch: not signed by HQ, or not decodable inside.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DownRefused {
+    #[error(transparent)]
+    Signature(#[from] DownRejected),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl DownRefused {
+    /// Label for the rejection metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DownRefused::Signature(e) => e.reason(),
+            DownRefused::Wire(e) => e.reason(),
+        }
+    }
+}
+
+/// The down-batch `msg` carries for `store`, if it is one: a store holding HQ's key (`hq`)
+/// takes only batches HQ signed for it; one without takes both kinds unchecked.
+pub fn down_batch(
+    msg: &Message,
+    store: &StoreId,
+    hq: Option<&HqPublicKey>,
+) -> Option<Result<DownBatch, DownRefused>> {
+    match (msg, hq) {
+        (Message::Down(batch), None) => Some(Ok(batch.clone())),
+        (Message::Down(_), Some(_)) => Some(Err(DownRejected::Unsigned {
+            store: store.clone(),
+        }
+        .into())),
+        (Message::SignedDown(signed), hq) => Some((|| {
+            if let Some(key) = hq {
+                key.verify(store, &signed.batch, Some(&signed.signature))?;
+            }
+            Ok(open_signed_down(signed)?)
+        })()),
+        _ => None,
+    }
+}

@@ -1,0 +1,442 @@
+//! Golden bytes of every format we persist or send: each `Payload` variant (postcard, as stored
+//! in the op log inside `encode_op` and as carried in sync batches) and each sync `Message`
+//! variant (`wire::encode`: version byte, then postcard).
+//!
+//! Postcard encodes an enum variant as its index, so the enums are APPEND-ONLY: reordering or
+//! removing a variant silently changes what old databases and peers mean. A failure here means
+//! a format changed; never "fix" it by updating the hex unless the change is deliberate and
+//! versioned (`OP_FORMAT_V1`, `WIRE_VERSION`).
+//!
+//! Adding a variant: add a case at the end of `payload_cases` or `message_cases` with its
+//! expected hex (the failure message prints the actual bytes), and its arm in `payload_index`
+//! or `message_index` (those matches have no wildcard, so a new variant does not compile until
+//! it has a golden case).
+
+use storenode::domain::fiscal::record::{
+    InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
+};
+use storenode::domain::op::{
+    Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiveReason, SaleLine,
+    Tender,
+};
+use storenode::domain::{
+    ActorId, CustomerId, Ean13, Hlc, Op, OpId, OrderId, Payload, SaleId, Sku, StoreId,
+};
+use storenode::store::encode_op;
+use storenode::sync::lookup::{LookupReply, SignedLookup};
+use storenode::sync::wire::{self, Ack, DownBatch, Message, SignedDown, SignedUp, Status, UpBatch};
+
+fn store() -> StoreId {
+    StoreId::parse("madrid").unwrap()
+}
+fn sku() -> Sku {
+    Sku::parse("SKU-1").unwrap()
+}
+fn customer() -> CustomerId {
+    CustomerId::parse("c-1").unwrap()
+}
+fn order() -> OrderId {
+    OrderId::parse("o-1").unwrap()
+}
+
+/// The variant's position in `Payload`; no wildcard, so a new variant needs a golden case.
+fn payload_index(p: &Payload) -> usize {
+    match p {
+        Payload::CatalogPut { .. } => 0,
+        Payload::StockReceive { .. } => 1,
+        Payload::StockTransfer { .. } => 2,
+        Payload::StockConsume { .. } => 3,
+        Payload::CountRecorded { .. } => 4,
+        Payload::RightsReturnRequested { .. } => 5,
+        Payload::Sale { .. } => 6,
+        Payload::OrderPlace { .. } => 7,
+        Payload::OrderAdvance { .. } => 8,
+        Payload::OrderPick { .. } => 9,
+        Payload::OrderCancel { .. } => 10,
+        Payload::OrderRelease { .. } => 11,
+        Payload::CartSet { .. } => 12,
+        Payload::CartRemove { .. } => 13,
+        Payload::CustomerUpdate { .. } => 14,
+        Payload::ConsentSet { .. } => 15,
+        Payload::CustomerErase { .. } => 16,
+        Payload::CustomerFollow { .. } => 17,
+        Payload::Invoice { .. } => 18,
+    }
+}
+
+/// One example of every payload variant, in variant order, with its postcard bytes.
+fn payload_cases() -> Vec<(Payload, &'static str)> {
+    vec![
+        (
+            Payload::CatalogPut {
+                sku: sku(),
+                ean: Ean13::parse("8410234782535").unwrap(),
+                name: "Leche".into(),
+                price_cents: 99,
+                vat_bp: 400,
+            },
+            "0005534b552d310d38343130323334373832353335054c65636865c6019003",
+        ),
+        (
+            Payload::StockReceive {
+                store: store(),
+                sku: sku(),
+                qty: 5,
+                reason: ReceiveReason::CustomerReturn,
+            },
+            "01066d616472696405534b552d310502",
+        ),
+        (
+            Payload::StockTransfer {
+                store: store(),
+                sku: sku(),
+                to: ActorId::hq(),
+                qty: 2,
+            },
+            "02066d616472696405534b552d3102687102",
+        ),
+        (
+            Payload::StockConsume {
+                store: store(),
+                sku: sku(),
+                qty: 1,
+                reason: ConsumeReason::ShrinkageCovered,
+            },
+            "03066d616472696405534b552d310102",
+        ),
+        (
+            Payload::CountRecorded {
+                store: store(),
+                sku: sku(),
+                counted: 3,
+                expected: 4,
+                shrinkage: 1,
+            },
+            "04066d616472696405534b552d31030401",
+        ),
+        (
+            Payload::RightsReturnRequested {
+                store: store(),
+                sku: sku(),
+                qty: 2,
+            },
+            "05066d616472696405534b552d3102",
+        ),
+        (
+            Payload::Sale {
+                store: store(),
+                sale_id: SaleId::parse("s-1").unwrap(),
+                lines: vec![SaleLine {
+                    sku: sku(),
+                    qty: 2,
+                    unit_cents: -150,
+                    vat_bp: 2100,
+                }],
+                tender: Tender::Card,
+                customer: Some(customer()),
+            },
+            "06066d616472696403732d310105534b552d3102ab02b410010103632d31",
+        ),
+        (
+            Payload::OrderPlace {
+                order_id: order(),
+                store: store(),
+                customer: customer(),
+                lines: vec![OrderLine { sku: sku(), qty: 1 }],
+                pickup_code: "AB2CD3".into(),
+                placed_at_ms: 1_800_000_000_000,
+            },
+            "07036f2d31066d616472696403632d310105534b552d31010641423243443380a0f1c2b134",
+        ),
+        (
+            Payload::OrderAdvance {
+                order_id: order(),
+                store: store(),
+                to: Advance::HandedOver,
+            },
+            "08036f2d31066d616472696402",
+        ),
+        (
+            Payload::OrderPick {
+                order_id: order(),
+                store: store(),
+                sku: sku(),
+                picked: 1,
+            },
+            "09036f2d31066d616472696405534b552d3101",
+        ),
+        (
+            Payload::OrderCancel {
+                order_id: order(),
+                store: store(),
+                kind: CancelKind::Expired,
+            },
+            "0a036f2d31066d616472696401",
+        ),
+        (
+            Payload::OrderRelease {
+                order_id: order(),
+                store: store(),
+            },
+            "0b036f2d31066d6164726964",
+        ),
+        (
+            Payload::CartSet {
+                customer: customer(),
+                sku: sku(),
+                qty: 3,
+            },
+            "0c03632d3105534b552d3103",
+        ),
+        (
+            Payload::CartRemove {
+                customer: customer(),
+                sku: sku(),
+                observed: vec![OpId {
+                    actor: ActorId::hq(),
+                    seq: 300,
+                }],
+            },
+            "0d03632d3105534b552d3101026871ac02",
+        ),
+        (
+            Payload::CustomerUpdate {
+                customer: customer(),
+                patch: ProfilePatch {
+                    name: Some("Ana".into()),
+                    email: None,
+                    phone: Some("600111222".into()),
+                    loyalty_card: None,
+                },
+            },
+            "0e03632d310103416e6100010936303031313132323200",
+        ),
+        (
+            Payload::ConsentSet {
+                customer: customer(),
+                channel: Channel::Whatsapp,
+                granted: true,
+                source: "till".into(),
+            },
+            "0f03632d3102010474696c6c",
+        ),
+        (
+            Payload::CustomerErase {
+                customer: customer(),
+            },
+            "1003632d31",
+        ),
+        (
+            Payload::CustomerFollow {
+                customer: customer(),
+                store: store(),
+            },
+            "1103632d31066d6164726964",
+        ),
+        (
+            Payload::Invoice {
+                store: store(),
+                record: Box::new(InvoiceRecord {
+                    position: 1,
+                    kind: RecordKind::Alta,
+                    issuer_nif: "B12345674".into(),
+                    issuer_name: "Tienda".into(),
+                    series: "T1".into(),
+                    number: 1,
+                    fecha: "01-12-2026".into(),
+                    tipo: InvoiceType::R5,
+                    cuota_cents: -21,
+                    importe_cents: -121,
+                    vat: vec![VatLine {
+                        vat_bp: 2100,
+                        base_cents: -100,
+                        cuota_cents: -21,
+                    }],
+                    customer_tax_id: None,
+                    rectifies: Some(InvoiceRef {
+                        numserie: "T1-0".into(),
+                        fecha: "30-11-2026".into(),
+                    }),
+                    reference: "s-1".into(),
+                    generated_at: "2026-12-01T10:00:00+01:00".into(),
+                    previous: "".into(),
+                    huella: "AB".into(),
+                }),
+            },
+            "12066d6164726964010009423132333435363734065469656e6461025431010a30312d31322d323032360329f10101b410c7012900010454312d300a33302d31312d3230323603732d3119323032362d31322d30315431303a30303a30302b30313a303000024142",
+        ),
+    ]
+}
+
+fn op(seq: u64, payload: Payload) -> Op {
+    Op {
+        actor: store().actor(),
+        seq,
+        hlc: Hlc::new(1_800_000_000_000, 7),
+        payload,
+    }
+}
+
+/// The variant's position in `Message`; no wildcard, so a new variant needs a golden case.
+fn message_index(m: &Message) -> usize {
+    match m {
+        Message::Up(_) => 0,
+        Message::Down(_) => 1,
+        Message::Ack(_) => 2,
+        Message::Status(_) => 3,
+        Message::SignedUp(_) => 4,
+        Message::Lookup(_) => 5,
+        Message::LookupReply(_) => 6,
+        Message::SignedDown(_) => 7,
+    }
+}
+
+/// One example of every sync message, in variant order, with its bytes on the wire.
+fn message_cases() -> Vec<(Message, &'static str)> {
+    let receive = || {
+        op(
+            1,
+            Payload::StockReceive {
+                store: store(),
+                sku: sku(),
+                qty: 5,
+                reason: ReceiveReason::Delivery,
+            },
+        )
+    };
+    vec![
+        (
+            Message::Up(UpBatch {
+                store: store(),
+                ops: vec![receive()],
+            }),
+            "0100066d6164726964010c73746f72653a6d61647269640180a0f1c2b1340701066d616472696405534b552d310500",
+        ),
+        (
+            Message::Down(DownBatch {
+                first_idx: 9,
+                ops: vec![receive()],
+            }),
+            "010109010c73746f72653a6d61647269640180a0f1c2b1340701066d616472696405534b552d310500",
+        ),
+        (
+            Message::Ack(Ack {
+                from: ActorId::hq(),
+                vv: [(store().actor(), 12), (ActorId::hq(), 3)].into(),
+                down_idx: 0,
+                resend: true,
+                reply: false,
+            }),
+            "010202687102026871030c73746f72653a6d61647269640c000100",
+        ),
+        (
+            Message::Status(Status {
+                online: true,
+                version: "0.1.0".into(),
+                outbox: 4,
+                at_ms: 1_800_000_000_000,
+            }),
+            "01030105302e312e300480a0f1c2b134",
+        ),
+        (
+            Message::SignedUp(SignedUp {
+                store: store(),
+                batch: vec![1, 2, 3],
+                signature: vec![0xAA; 4],
+            }),
+            "0104066d61647269640301020304aaaaaaaa",
+        ),
+        (
+            Message::Lookup(SignedLookup {
+                store: store(),
+                body: vec![4, 5],
+                signature: None,
+            }),
+            "0105066d616472696402040500",
+        ),
+        (
+            Message::LookupReply(LookupReply {
+                id: 77,
+                customers: vec![customer()],
+            }),
+            "01064d0103632d31",
+        ),
+        (
+            Message::SignedDown(SignedDown {
+                store: store(),
+                batch: vec![6, 7],
+                signature: vec![0xBB; 4],
+            }),
+            "0107066d616472696402060704bbbbbbbb",
+        ),
+    ]
+}
+
+/// Compare every case; on failure list each mismatch with the actual bytes to paste.
+fn check<T>(
+    cases: Vec<(T, &'static str)>,
+    bytes: impl Fn(&T) -> Vec<u8>,
+    name: impl Fn(&T) -> String,
+) {
+    let mismatches: Vec<String> = cases
+        .iter()
+        .filter_map(|(value, expected)| {
+            let actual = hex::encode(bytes(value));
+            (actual != *expected)
+                .then(|| format!("{}: expected {expected:?}, got {actual:?}", name(value)))
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "formats changed:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn every_payload_variant_has_a_golden_case_in_variant_order() {
+    let indices: Vec<usize> = payload_cases()
+        .iter()
+        .map(|(p, _)| payload_index(p))
+        .collect();
+    assert_eq!(indices, (0..indices.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_payload_encodes_to_its_golden_bytes() {
+    check(
+        payload_cases(),
+        |p| postcard::to_allocvec(p).unwrap(),
+        |p| p.kind().to_string(),
+    );
+}
+
+#[test]
+fn a_stored_op_encodes_to_its_golden_bytes() {
+    let (payload, _) = payload_cases().swap_remove(6); // a sale
+    check(vec![(op(42, payload), "010c73746f72653a6d61647269642a80a0f1c2b1340706066d616472696403732d310105534b552d3102ab02b410010103632d31")], encode_op, |_| {
+        "stored sale op".to_string()
+    });
+}
+
+#[test]
+fn every_message_variant_has_a_golden_case_in_variant_order() {
+    let indices: Vec<usize> = message_cases()
+        .iter()
+        .map(|(m, _)| message_index(m))
+        .collect();
+    assert_eq!(indices, (0..indices.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_message_encodes_to_its_golden_bytes_and_decodes_back() {
+    check(
+        message_cases(),
+        |m| wire::encode(m).unwrap(),
+        |m| m.kind().to_string(),
+    );
+    for (message, _) in message_cases() {
+        let bytes = wire::encode(&message).unwrap();
+        assert_eq!(wire::decode(&bytes).unwrap(), message);
+    }
+}

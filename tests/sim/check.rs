@@ -1,0 +1,97 @@
+//! The invariants checked after healing: every store's digest equals HQ's, the stock flow
+//! holds (nothing sold or reserved beyond what was received), no forged op got in, no
+//! cancelled order is left unreleased.
+
+use super::net::Proto;
+use super::{actions, Outcome, World};
+use std::collections::BTreeMap;
+use storenode::domain::order::OrderStatus;
+use storenode::domain::{ActorId, StoreId};
+
+impl World {
+    pub(super) fn check_converged(&self) -> Outcome {
+        let mut digests = Vec::new();
+        for s in self.stores() {
+            let store = self.nodes[s].actor.store().expect("store");
+            let at_hq = self.nodes[0].backend.read(|r| r.digest_for_store(&store));
+            let at_store = self.nodes[s].backend.read(|r| r.digest_for_store(&store));
+            if at_hq != at_store {
+                let hq_vv = self.nodes[0].backend.read(|r| r.version().entries());
+                let st_vv = self.nodes[s].backend.read(|r| r.version().entries());
+                let link = match &self.nodes[0].proto {
+                    Proto::Hq(p) => {
+                        format!("{:?}", p.links().into_iter().find(|l| l.store == store))
+                    }
+                    Proto::Store(_) => String::new(),
+                };
+                let cursors = self.nodes[s].backend.store_cursors();
+                panic!(
+                    "store {store} diverged from HQ\n  hq vv {hq_vv:?}\n  store vv {st_vv:?}\n  \
+                     hq's link {link}\n  store cursors {cursors:?}\n  {:?}",
+                    self.stats
+                );
+            }
+            digests.push((store.to_string(), at_hq.short(), at_store.short()));
+        }
+        self.check_stock();
+        // No forged op (a seq the store never issued) got into HQ.
+        for s in self.stores() {
+            let actor = self.nodes[s].actor.clone();
+            let last = self.nodes[s].backend.read(|r| r.next_seq()) - 1;
+            let forged = self.nodes[0]
+                .backend
+                .read(|r| (last + 1..=last + 5_000).any(|seq| r.version().contains(&actor, seq)));
+            assert!(!forged, "HQ accepted a forged op of {actor}");
+        }
+        for s in self.stores() {
+            let store = self.nodes[s].actor.store().expect("store");
+            let unreleased = self.nodes[s].backend.read(|r| {
+                r.state()
+                    .orders
+                    .values()
+                    .filter(|o| o.store == store && !o.released && !o.status.is_open())
+                    .filter(|o| o.status != OrderStatus::HandedOver)
+                    .count()
+            });
+            assert_eq!(unreleased, 0, "{store} left cancelled orders unreleased");
+        }
+        let mut stats = self.stats.clone();
+        stats.forged_rejected = self.hq_metrics.rejected_total();
+        Outcome { digests, stats }
+    }
+
+    /// From HQ's full log: per (store, sku), units sold, reserved and consumed never exceed
+    /// units received plus units released, and the escrow counter agrees with that count.
+    fn check_stock(&self) {
+        let hq = &self.nodes[0].backend;
+        let actors: Vec<ActorId> = hq.read(|r| r.version().entries().into_keys().collect());
+        let mut flow: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        for actor in &actors {
+            for op in hq.ops_since(actor, 0, usize::MAX >> 1) {
+                actions::count_flow(&op, &mut flow);
+            }
+        }
+        hq.read(|r| {
+            let state = r.state();
+            for o in state.orders.values().filter(|o| o.released) {
+                for (sku, line) in &o.lines {
+                    let e = flow
+                        .entry((o.store.to_string(), sku.to_string()))
+                        .or_default();
+                    e.0 += i64::from(line.qty);
+                }
+            }
+            for ((store, sku), (into, out)) in &flow {
+                assert!(
+                    out <= into,
+                    "{store}/{sku}: {out} units out of {into} received"
+                );
+                let s = StoreId::parse(store).expect("store");
+                let k = storenode::domain::Sku::parse(sku).expect("sku");
+                assert_eq!(state.available(&s, &k), into - out, "{store}/{sku} counter");
+                let c = state.counter(&s, &k).expect("counter");
+                assert!(c.rights(&s.actor()) >= 0 && c.rights(&ActorId::hq()) >= 0);
+            }
+        });
+    }
+}
