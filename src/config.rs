@@ -317,6 +317,8 @@ pub struct StoreConfig {
     pub staff: Vec<StaffConfig>,
     #[serde(default)]
     pub terminal: TerminalSecurityConfig,
+    #[serde(default)]
+    pub returns: ReturnsConfig,
     /// HQ's public key (64 hex digits, printed by `storenode key --hq --db <hq db>`). HQ
     /// always signs its down-batches, so this is required: without it a store would take
     /// whatever anyone publishes on its `down` topic.
@@ -328,6 +330,59 @@ pub struct StoreConfig {
     /// Stores this one may send transfers to (DESIGN.md section 19); none: no transfers.
     #[serde(default)]
     pub transfer_to: Vec<StoreId>,
+}
+
+/// `[returns]`: how long a sale may be returned, and the largest refund a manager may give
+/// without the sale's return rights (an unverified return, DESIGN.md §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnsConfig {
+    #[serde(default = "default_window_days")]
+    pub window_days: u32,
+    #[serde(default = "default_unverified_max_cents")]
+    pub unverified_max_cents: i64,
+}
+
+fn default_window_days() -> u32 {
+    30
+}
+fn default_unverified_max_cents() -> i64 {
+    10_000
+}
+
+impl Default for ReturnsConfig {
+    fn default() -> Self {
+        ReturnsConfig {
+            window_days: default_window_days(),
+            unverified_max_cents: default_unverified_max_cents(),
+        }
+    }
+}
+
+impl ReturnsConfig {
+    pub fn policy(&self) -> crate::domain::returns::ReturnPolicy {
+        crate::domain::returns::ReturnPolicy {
+            window_ms: u64::from(self.window_days) * 86_400_000,
+            unverified_max_cents: self.unverified_max_cents,
+        }
+    }
+
+    fn check(&self, errs: &mut Vec<ConfigError>) {
+        if !(1..=3650).contains(&self.window_days) {
+            push(
+                errs,
+                "returns.window_days",
+                format!("must be 1-3650, got {}", self.window_days),
+            );
+        }
+        if !(0..=100_000_000).contains(&self.unverified_max_cents) {
+            push(
+                errs,
+                "returns.unverified_max_cents",
+                format!("must be 0-100000000, got {}", self.unverified_max_cents),
+            );
+        }
+    }
 }
 
 impl StoreConfig {
@@ -356,6 +411,7 @@ impl StoreConfig {
     fn check(&self, errs: &mut Vec<ConfigError>) {
         check_chain(&self.chain, errs);
         check_mqtt(&self.mqtt, errs);
+        self.returns.check(errs);
         if self.data_dir.as_os_str().is_empty() {
             push(errs, "data_dir", "must not be empty");
         }

@@ -51,6 +51,7 @@ fn sample_receipt(qr: &str) -> Receipt {
             code: "K7Q2MZ".into(),
             qr: qr.into(),
         }),
+        sale_ref: None,
         footer: vec![
             "¡Gracias por su visita!".into(),
             "Conserve el ticket: 30 días de devolución".into(),

@@ -642,3 +642,153 @@ async fn an_associate_receives_a_transfer_by_its_qr_and_a_delivery_by_scans_in_a
     let _ = page.c.close().await;
     result
 }
+
+/// Log in on a fresh page in `lang` (typed staff number, PIN on the keypad).
+async fn log_in(page: &Page, base: &str, lang: &str, staff: &str, pin: &str) {
+    page.c.goto(base).await.unwrap();
+    page.c
+        .execute(
+            &format!("localStorage.setItem('sn.lang', '{lang}')"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    page.c.goto(base).await.unwrap();
+    page.el("#login:not([hidden])").await;
+    page.click("#login-staff").await;
+    page.el("#login-staff")
+        .await
+        .send_keys(staff)
+        .await
+        .unwrap();
+    page.click("#login-pin").await;
+    for digit in pin.chars() {
+        page.click(&format!(".key[data-key='{digit}']")).await;
+    }
+    page.click("#login-submit").await;
+    page.el("#shell:not([hidden])").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_starts_from_a_receipt_scan_a_history_line_or_a_typed_id_in_a_real_browser() {
+    let f = Fixture::new().await;
+    let cookie = f.login("1001", "1234").await;
+    let (status, _, sold) = f
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/sales",
+            Some(json!({"lines": [{"sku": "SKU-1", "qty": 4}], "tender": "cash", "customer": CUSTOMER})),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::CREATED, "{sold}");
+    let sale = sold["id"].as_str().unwrap().to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let mut page = Page {
+        c,
+        lang: "es",
+        shots: screenshots_dir(),
+        n: 0,
+    };
+    let returned = |f: &Fixture| {
+        let id = storenode::domain::SaleId::parse(&sale).unwrap();
+        f.node
+            .read(|r| r.state().returned_qty(&id, &Sku::parse("SKU-1").unwrap()))
+    };
+    let result = async {
+        // Spanish, an associate: the receipt's QR starts the return, refunded in cash.
+        log_in(&page, &base, "es", "1001", "1234").await;
+        page.scan(&format!("SR1:madrid-centro:{sale}")).await;
+        page.wait_text(&format!("Venta {sale}")).await;
+        page.click("[data-rstep='1'][data-sku='SKU-1']").await;
+        page.shot("return-from-receipt").await;
+        page.click("[data-refund='cash']").await;
+        page.wait_text("Ticket de devolución impreso").await;
+        page.wait_text("Cajón abierto").await;
+        page.shot("return-refunded").await;
+        assert_eq!(returned(&f), 1);
+        wait_job(&f, "return receipt", |j| {
+            matches!(
+                j,
+                PrintJob::ReturnReceipt {
+                    net_cents: -349,
+                    ..
+                }
+            )
+        })
+        .await;
+        // From the customer's history, exchanged for milk: the customer gets the difference.
+        page.c.goto(&format!("{base}#/customers")).await.unwrap();
+        page.scan("600111222").await;
+        page.el(&format!("[data-return-sale='{sale}']")).await;
+        page.c
+            .execute(
+                "document.querySelector('.history').scrollIntoView()",
+                vec![],
+            )
+            .await
+            .unwrap();
+        page.shot("customer-history").await;
+        page.click(&format!("[data-return-sale='{sale}']")).await;
+        page.wait_text(&format!("Venta {sale}")).await;
+        page.click("[data-rstep='1'][data-sku='SKU-1']").await;
+        page.scan(&ean("841000000002")).await;
+        page.wait_text("Leche entera 1 L").await;
+        page.shot("exchange").await;
+        page.click("[data-refund='card']").await;
+        let deadline = Instant::now() + WAIT;
+        while returned(&f) < 2 {
+            assert!(Instant::now() < deadline, "the exchange never committed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        wait_job(&f, "exchange receipt", |j| {
+            matches!(
+                j,
+                PrintJob::ReturnReceipt {
+                    net_cents: -250,
+                    exchange_sale: Some(_),
+                    ..
+                }
+            )
+        })
+        .await;
+        page.wait_text("Ticket de devolución impreso").await;
+        page.shot("exchange-done").await;
+        page.click("#logout").await;
+        page.el("#login:not([hidden])").await;
+
+        // English, a manager: the sale id typed on the returns screen; one unit damaged.
+        page.lang = "en";
+        page.n = 0;
+        log_in(&page, &base, "en", "9001", "4321").await;
+        page.c.goto(&format!("{base}#/returns")).await.unwrap();
+        page.wait_text("Scan the receipt QR").await;
+        page.scan(&sale).await;
+        page.wait_text(&format!("Sale {sale}")).await;
+        page.click("[data-rstep='1'][data-sku='SKU-1']").await;
+        page.click("[data-damaged='SKU-1']").await;
+        page.wait_text("Damaged").await;
+        page.shot("return-typed-damaged").await;
+        page.click("[data-refund='card']").await;
+        page.wait_text("Return receipt printed").await;
+        page.shot("return-done").await;
+        assert_eq!(returned(&f), 3);
+        let written_off = f.node.read(|r| {
+            r.state()
+                .returns
+                .written_off
+                .get(&(store(), Sku::parse("SKU-1").unwrap()))
+                .copied()
+        });
+        assert_eq!(written_off, Some(1));
+    }
+    .await;
+    let _ = page.c.close().await;
+    result
+}

@@ -201,6 +201,7 @@ pub async fn store_app(
         burst: cfg.terminal.login_burst,
     };
     tcfg.secure_cookie = cfg.terminal.secure_cookie;
+    tcfg.returns = cfg.returns.policy();
     tcfg.fiscal = fiscal;
     tcfg.transfer_to = cfg.transfer_to.clone();
     let state = TerminalState::new(node.clone(), link, printer, tcfg);

@@ -217,6 +217,24 @@ fn a_duplicated_or_overlong_qr_key_ring_is_refused() {
 }
 
 #[test]
+fn returns_limits_are_read_and_bad_ones_name_their_keys() {
+    let Config::Store(c) = Config::parse(&store_text()).unwrap() else {
+        panic!("not a store config")
+    };
+    assert_eq!(c.returns.window_days, 30);
+    assert_eq!(c.returns.policy().unverified_max_cents, 10_000);
+    assert_eq!(c.returns.policy().window_ms, 30 * 86_400_000);
+    let text = store_text()
+        .replace("window_days = 30", "window_days = 0")
+        .replace("unverified_max_cents = 10000", "unverified_max_cents = -5");
+    let errs = Config::parse(&text).unwrap_err();
+    assert!(errs.names("returns.window_days"), "{errs}");
+    assert!(errs.names("returns.unverified_max_cents"), "{errs}");
+    let text = store_text().replace("window_days = 30", "window_days = 30\nwindow = 2");
+    assert!(Config::parse(&text).unwrap_err().names("returns.window"));
+}
+
+#[test]
 fn a_store_config_without_hq_public_key_or_with_a_bad_one_is_refused_naming_it() {
     let key_line = store_text()
         .lines()

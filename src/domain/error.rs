@@ -1,6 +1,6 @@
 //! Why the domain refuses an operation. Each variant names the value at fault.
 
-use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId};
 
 /// A refused operation: nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,4 +102,28 @@ pub enum DomainError {
     /// A transfer whose destination is the sending store itself.
     #[error("a transfer from {0} to itself")]
     SameStore(StoreId),
+    /// No sale or handed-over order with this id is known here.
+    #[error("unknown sale {0}")]
+    UnknownSale(SaleId),
+    /// The returned sku was not sold in that sale.
+    #[error("{sku} is not in sale {sale}")]
+    NotInSale { sale: SaleId, sku: Sku },
+    /// More units than are left to return.
+    #[error("{sku} of sale {sale}: only {returnable} left to return")]
+    AlreadyReturned {
+        sale: SaleId,
+        sku: Sku,
+        returnable: u32,
+    },
+    /// The sale is older than the return window.
+    #[error("sale {sale} is past the {days}-day return window")]
+    ReturnWindowClosed { sale: SaleId, days: u64 },
+    /// Only a manager may take this return.
+    #[error("a manager must take this return: {reason}")]
+    ManagerRequired { reason: String },
+    /// This replica does not hold the sale's return rights.
+    #[error("this store does not hold the return rights of {0}")]
+    NotReturnHolder(SaleId),
+    #[error("return {0} already exists")]
+    DuplicateReturn(ReturnId),
 }

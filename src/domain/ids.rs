@@ -186,6 +186,7 @@ token_id!(CustomerId, "customer");
 token_id!(OrderId, "order");
 token_id!(SaleId, "sale");
 token_id!(MotionId, "shipment or transfer");
+token_id!(ReturnId, "return");
 
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
@@ -208,7 +209,7 @@ macro_rules! string_plumbing {
     )*};
 }
 
-string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId, MotionId);
+string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId, MotionId, ReturnId);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub mod order;
 pub mod pickup;
 pub mod reaction;
 pub mod replica;
+pub mod returns;
 pub mod state;
 pub mod validate;
 pub mod version;
@@ -39,7 +40,9 @@ mod tests;
 pub use digest::Digest;
 pub use error::DomainError;
 pub use hlc::Hlc;
-pub use ids::{ActorId, CustomerId, Ean13, IdError, MotionId, OrderId, SaleId, Sku, StoreId};
+pub use ids::{
+    ActorId, CustomerId, Ean13, IdError, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId,
+};
 pub use op::{Op, OpId, Payload};
 pub use replica::{Applied, Replica};
 pub use state::{Effect, State};

@@ -5,7 +5,7 @@
 
 use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, Ean13, MotionId, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -122,6 +122,64 @@ pub struct ReceiptLine {
     pub sku: Sku,
     pub received: u32,
     pub damaged: u32,
+}
+
+/// A returned line: `refund_cents` is what was paid for these units (VAT included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    pub sku: Sku,
+    pub qty: u32,
+    /// Back on the receiving store's shelf (`true`) or damaged and written off.
+    pub restock: bool,
+    pub refund_cents: i64,
+}
+
+/// What a sale (or a handed-over order) sold, as its return-rights holder hands it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoldSnapshot {
+    /// The store that sold it (or handed the order over).
+    pub store: StoreId,
+    pub lines: Vec<SaleLine>,
+    pub at_ms: u64,
+    pub tender: Tender,
+    pub customer: Option<CustomerId>,
+    /// The invoice the sale was issued under, for the rectifying one a return issues.
+    pub invoice: Option<SoldInvoice>,
+}
+
+/// A sale's invoice as a grant of return rights carries it (DESIGN.md §13: a return's R5
+/// names the invoice it corrects, also at another store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoldInvoice {
+    pub numserie: String,
+    pub fecha: String,
+    pub tipo: super::fiscal::InvoiceType,
+    pub importe_cents: i64,
+    pub customer_tax_id: Option<String>,
+}
+
+impl SoldInvoice {
+    pub fn of(i: &super::fiscal::IssuedInvoice) -> SoldInvoice {
+        SoldInvoice {
+            numserie: i.numserie.clone(),
+            fecha: i.fecha.clone(),
+            tipo: i.tipo,
+            importe_cents: i.importe_cents,
+            customer_tax_id: i.customer_tax_id.clone(),
+        }
+    }
+
+    /// As the fiscal chain's builders take it (its position in the seller's chain unknown).
+    pub fn issued(&self) -> super::fiscal::IssuedInvoice {
+        super::fiscal::IssuedInvoice {
+            position: 0,
+            numserie: self.numserie.clone(),
+            fecha: self.fecha.clone(),
+            tipo: self.tipo,
+            importe_cents: self.importe_cents,
+            customer_tax_id: self.customer_tax_id.clone(),
+        }
+    }
 }
 
 /// Customer profile fields, each a last-writer-wins register.
@@ -289,6 +347,41 @@ pub enum Payload {
         note: String,
         by: String,
     },
+    /// A customer return taken at `store` (the receiving store) of a sale or handed-over order
+    /// of `sale_store`: restocked units become `store`'s rights (`R[store][store] += qty`),
+    /// damaged ones are written off. `verified`: issued by the holder of the sale's return
+    /// rights, checked against its own state (DESIGN.md §12).
+    Return {
+        store: StoreId,
+        return_id: ReturnId,
+        /// A sale id or a handed-over order id.
+        sale: SaleId,
+        /// The store that sold it, when the receiving store knows (also routed there).
+        sale_store: Option<StoreId>,
+        lines: Vec<ReturnLine>,
+        tender: Tender,
+        verified: bool,
+        customer: Option<CustomerId>,
+    },
+    /// `by` asks the holder of a sale's return rights to hand them over. Routed to `holder`
+    /// when the asking store knows it, otherwise to every store. Dead once the rights moved
+    /// past `epoch` (the handover count `by` knew).
+    ReturnRightsRequested {
+        sale: SaleId,
+        by: StoreId,
+        holder: Option<StoreId>,
+        epoch: u32,
+    },
+    /// The holder `from` hands a sale's return rights to `to` (the `epoch`-th handover), with
+    /// what was sold and what was returned so far, so `to` checks returns exactly.
+    ReturnRightsGranted {
+        sale: SaleId,
+        from: StoreId,
+        to: StoreId,
+        epoch: u32,
+        sold: SoldSnapshot,
+        returned: Vec<(Sku, u32)>,
+    },
 }
 
 impl Payload {
@@ -312,7 +405,10 @@ impl Payload {
             | Payload::ShipmentReceive { store, .. }
             | Payload::TransferDispatch { store, .. }
             | Payload::TransferReceive { store, .. }
-            | Payload::ConflictResolve { store, .. } => Some(store),
+            | Payload::ConflictResolve { store, .. }
+            | Payload::Return { store, .. }
+            | Payload::ReturnRightsGranted { to: store, .. } => Some(store),
+            Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
             _ => None,
         }
     }
@@ -337,7 +433,7 @@ impl Payload {
             | Payload::CustomerErase { customer }
             | Payload::CustomerFollow { customer, .. }
             | Payload::OrderPlace { customer, .. } => Some(customer),
-            Payload::Sale { customer, .. } => customer.as_ref(),
+            Payload::Sale { customer, .. } | Payload::Return { customer, .. } => customer.as_ref(),
             _ => None,
         }
     }
@@ -381,6 +477,9 @@ impl Payload {
             Payload::TransferDispatch { .. } => "transfer_dispatch",
             Payload::TransferReceive { .. } => "transfer_receive",
             Payload::ConflictResolve { .. } => "conflict_resolve",
+            Payload::Return { .. } => "return",
+            Payload::ReturnRightsRequested { .. } => "return_rights_requested",
+            Payload::ReturnRightsGranted { .. } => "return_rights_granted",
         }
     }
 }

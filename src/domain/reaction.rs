@@ -27,6 +27,7 @@ pub fn skus_touched(payload: &Payload, store: &StoreId, out: &mut BTreeSet<Sku>)
         }
         Payload::Sale { lines, .. } => out.extend(lines.iter().map(|l| l.sku.clone())),
         Payload::OrderPlace { lines, .. } => out.extend(lines.iter().map(|l| l.sku.clone())),
+        Payload::Return { lines, .. } => out.extend(lines.iter().map(|l| l.sku.clone())),
         _ => {}
     }
 }

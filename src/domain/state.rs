@@ -15,6 +15,7 @@ use super::inventory::EscrowCounter;
 use super::motion::{merge_received, merge_sent, MotionKind, Movement, Received, Sent};
 use super::op::{ConsumeReason, Op, OpId, Payload, SaleLine, Tender};
 use super::order::{Order, OrderStatus};
+use super::returns::ReturnBook;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,6 +79,8 @@ pub struct State {
     pub shortfall: BTreeMap<(StoreId, Sku), u64>,
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
+    /// Returns, return rights and double returns (see `returns`).
+    pub returns: ReturnBook,
     /// Each store's VERI*FACTU chain head, checked as records arrive.
     pub fiscal: BTreeMap<StoreId, FiscalChain>,
     /// Deliveries HQ announced, by id (DESIGN.md section 19).
@@ -284,6 +287,9 @@ impl State {
                 reason,
             } => {
                 self.counter_mut(store, sku).consume(actor, *qty);
+                if *reason == ConsumeReason::Damaged {
+                    self.returns.write_off(store, sku, *qty);
+                }
                 if *reason == ConsumeReason::ShrinkageCovered {
                     if let Some(open) = self.shortfall.get_mut(&(store.clone(), sku.clone())) {
                         *open = open.saturating_sub(u64::from(*qty));
@@ -341,6 +347,7 @@ impl State {
                         at: op.hlc,
                     },
                 );
+                self.recheck_double_returns(sale_id);
             }
             Payload::OrderPlace {
                 order_id,
@@ -373,6 +380,9 @@ impl State {
                     }
                 }
                 self.orders.insert(order_id.clone(), order);
+                if let Ok(sale) = SaleId::parse(order_id.as_str()) {
+                    self.recheck_double_returns(&sale);
+                }
                 effects.push(Effect::OrderPlaced {
                     order: order_id.clone(),
                     store: store.clone(),
@@ -471,6 +481,11 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
+            Payload::Return { .. } => self.merge_return(op, effects),
+            Payload::ReturnRightsRequested {
+                sale, by, epoch, ..
+            } => self.merge_rights_request(sale, by, *epoch),
+            Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
             Payload::Invoice { store, record } => self
                 .fiscal
                 .entry(store.clone())
@@ -587,6 +602,19 @@ impl State {
             self.counter_mut(&store, &sku).create(actor, qty);
             self.rights_grew(&store, &sku, actor, effects);
         }
+    }
+
+    /// Units created at `actor` for (store, sku): `R[actor][actor] += qty`.
+    pub(crate) fn create_units(
+        &mut self,
+        store: &StoreId,
+        sku: &Sku,
+        actor: &ActorId,
+        qty: u32,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.counter_mut(store, sku).create(actor, qty);
+        self.rights_grew(store, sku, actor, effects);
     }
 
     fn rights_grew(&self, store: &StoreId, sku: &Sku, to: &ActorId, effects: &mut Vec<Effect>) {

@@ -52,7 +52,10 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::CustomerFollow { store, .. }
         | Payload::Invoice { store, .. }
         | Payload::ShipmentReceive { store, .. }
-        | Payload::TransferReceive { store, .. } => is_store(store),
+        | Payload::TransferReceive { store, .. }
+        | Payload::Return { store, .. }
+        | Payload::ReturnRightsRequested { by: store, .. }
+        | Payload::ReturnRightsGranted { from: store, .. } => is_store(store),
         Payload::ShipmentNotice { .. } => actor.is_hq(),
         Payload::TransferDispatch { store, .. } => is_store(store),
     };
@@ -329,6 +332,11 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
             text("source", source)?
         }
         Payload::CustomerErase { .. } | Payload::CustomerFollow { .. } => {}
+        Payload::Return { store, .. }
+        | Payload::ReturnRightsRequested { by: store, .. }
+        | Payload::ReturnRightsGranted { from: store, .. } => {
+            super::returns::validate(state, store, payload)?
+        }
         Payload::Invoice { store, record } => {
             let fresh = FiscalChain::default();
             state

@@ -52,11 +52,21 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
         | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
+        // A restocked return changes the receiving store's stock row; the rest lives in the
+        // op log and the replica (no table of returns yet).
+        Payload::Return { store, lines, .. } => {
+            for line in lines {
+                stock(tx, state, store, &line.sku)?;
+            }
+            Ok(())
+        }
         Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
         Payload::CountRecorded { .. }
         | Payload::RightsReturnRequested { .. }
         | Payload::ShipmentNotice { .. }
-        | Payload::ConflictResolve { .. } => Ok(()),
+        | Payload::ConflictResolve { .. }
+        | Payload::ReturnRightsRequested { .. }
+        | Payload::ReturnRightsGranted { .. } => Ok(()),
         Payload::TransferDispatch { store, lines, .. } => {
             for line in lines {
                 stock(tx, state, store, &line.sku)?;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod persist;
 pub mod protocol;
 pub mod returns;
+pub mod rights;
 pub mod route;
 pub mod store_sync;
 pub mod topic;

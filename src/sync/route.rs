@@ -4,7 +4,10 @@
 //! someone else; every customer erasure; and the cart, profile and consent ops of customers in
 //! its scope. A customer enters a store's scope with an order there, a sale there naming them,
 //! or the store's `CustomerFollow`; on entry the store gets that customer's past ops too, so
-//! HQ keeps an index of customer ops. A store never gets its own ops back.
+//! HQ keeps an index of customer ops. Sales, orders and returns naming a customer are indexed
+//! and routed the same way (purchase history); a return also goes to the store that sold it, and
+//! a request for a sale's return rights to its holder (to every store when the asker does not
+//! know it). A store never gets its own ops back.
 
 use crate::domain::{CustomerId, Op, OpId, Payload, StoreId};
 use std::collections::BTreeSet;
@@ -43,6 +46,25 @@ fn is_customer_data(payload: &Payload) -> bool {
     )
 }
 
+/// Purchase history: sales, pickup orders and returns naming a customer travel to every store
+/// holding that customer in scope, so the counter shows purchases made elsewhere (DESIGN.md
+/// §12). A store applies another store's ops like HQ does; only its own stock and orders are
+/// read from them.
+fn is_history(payload: &Payload) -> bool {
+    matches!(
+        payload,
+        Payload::OrderPlace { .. }
+            | Payload::Sale {
+                customer: Some(_),
+                ..
+            }
+            | Payload::Return {
+                customer: Some(_),
+                ..
+            }
+    )
+}
+
 /// The (store, customer) pair an op brings into scope, if any.
 fn scope_entry(payload: &Payload) -> Option<(StoreId, CustomerId)> {
     match payload {
@@ -73,6 +95,22 @@ impl Router {
         self.scope.contains(&(store.clone(), customer.clone()))
     }
 
+    /// Append `op` to `store`'s down-log unless it authored it, is unknown, or it is appended
+    /// already.
+    fn append_once(&self, out: &mut Vec<RouteAction>, store: &StoreId, op: &Op) {
+        let id = op.id();
+        let known = self.stores.contains(store) && store.actor() != op.actor;
+        let done = out.iter().any(
+            |a| matches!(a, RouteAction::Append { store: s, op: o } if s == store && *o == id),
+        );
+        if known && !done {
+            out.push(RouteAction::Append {
+                store: store.clone(),
+                op: id,
+            });
+        }
+    }
+
     /// Route one op applied at HQ. Must see every op exactly once, in any order that keeps
     /// each actor's seqs ascending.
     pub fn route(&mut self, op: &Op) -> Vec<RouteAction> {
@@ -82,7 +120,9 @@ impl Router {
         let payload = &op.payload;
         if matches!(
             payload,
-            Payload::CatalogPut { .. } | Payload::CustomerErase { .. }
+            Payload::CatalogPut { .. }
+                | Payload::CustomerErase { .. }
+                | Payload::ReturnRightsRequested { holder: None, .. }
         ) {
             for store in self.stores.iter().filter(|s| not_author(s)) {
                 out.push(RouteAction::Append {
@@ -109,17 +149,39 @@ impl Router {
                 }
             }
         }
-        if let (true, Some(customer)) = (is_customer_data(payload), payload.customer()) {
-            out.push(RouteAction::Index {
-                customer: customer.clone(),
-                op: id,
-            });
+        if let Payload::Return {
+            sale_store: Some(seller),
+            ..
+        } = payload
+        {
+            self.append_once(&mut out, seller, op);
+        }
+        if let (true, Some(customer)) = (is_history(payload), payload.customer()) {
+            let scoped: Vec<StoreId> = self
+                .stores
+                .iter()
+                .filter(|s| self.scope.contains(&((*s).clone(), customer.clone())))
+                .cloned()
+                .collect();
+            for store in &scoped {
+                self.append_once(&mut out, store, op);
+            }
         }
         if let Some((store, customer)) = scope_entry(payload) {
             if self.stores.contains(&store) && self.scope.insert((store.clone(), customer.clone()))
             {
                 out.push(RouteAction::EnterScope { store, customer });
             }
+        }
+        // Indexed after entering scope, so the back-fill never repeats this very op.
+        if let (true, Some(customer)) = (
+            is_customer_data(payload) || is_history(payload),
+            payload.customer(),
+        ) {
+            out.push(RouteAction::Index {
+                customer: customer.clone(),
+                op: id,
+            });
         }
         out
     }
@@ -219,6 +281,57 @@ mod tests {
             },
         );
         assert!(appended_to(&r.route(&other)).is_empty());
+    }
+
+    #[test]
+    fn purchases_follow_the_customer_returns_reach_the_seller_and_rights_requests_the_holder() {
+        let mut r = Router::new(
+            vec![s("a"), s("b"), s("c")],
+            BTreeSet::from([(s("b"), c("c1"))]),
+        );
+        let sale = op(
+            s("a").actor(),
+            1,
+            Payload::Sale {
+                store: s("a"),
+                sale_id: crate::domain::SaleId::parse("S1").unwrap(),
+                lines: vec![],
+                tender: crate::domain::op::Tender::Cash,
+                customer: Some(c("c1")),
+            },
+        );
+        let actions = r.route(&sale);
+        assert_eq!(appended_to(&actions), vec!["b"], "b follows c1");
+        assert!(matches!(actions.last(), Some(RouteAction::Index { .. })));
+        let ret = op(
+            s("c").actor(),
+            1,
+            Payload::Return {
+                store: s("c"),
+                return_id: crate::domain::ReturnId::parse("R1").unwrap(),
+                sale: crate::domain::SaleId::parse("S1").unwrap(),
+                sale_store: Some(s("a")),
+                lines: vec![],
+                tender: crate::domain::op::Tender::Cash,
+                verified: false,
+                customer: None,
+            },
+        );
+        assert_eq!(appended_to(&r.route(&ret)), vec!["a"]);
+        let ask = |holder: Option<StoreId>| {
+            op(
+                s("b").actor(),
+                1,
+                Payload::ReturnRightsRequested {
+                    sale: crate::domain::SaleId::parse("S1").unwrap(),
+                    by: s("b"),
+                    holder,
+                    epoch: 0,
+                },
+            )
+        };
+        assert_eq!(appended_to(&r.route(&ask(Some(s("a"))))), vec!["a"]);
+        assert_eq!(appended_to(&r.route(&ask(None))), vec!["a", "c"]);
     }
 
     #[test]

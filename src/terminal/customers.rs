@@ -13,9 +13,11 @@ use super::auth::Session;
 use super::error::ApiError;
 use super::link::Fetched;
 use super::TerminalState;
+use crate::domain::cart::is_abandoned;
 use crate::domain::customer::exact_identifier;
 use crate::domain::customer::Customer;
-use crate::domain::{CustomerId, Payload};
+use crate::domain::op::Channel;
+use crate::domain::{CustomerId, Payload, State as DomainState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -203,4 +205,152 @@ pub async fn cart(
         Some(out)
     });
     out.map(Json).ok_or_else(unknown)
+}
+
+/// A cart untouched this long (and not empty) shows as abandoned on the customer card.
+const ABANDONED_AFTER_MS: u64 = 24 * 3_600_000;
+
+fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+        Channel::Whatsapp => "whatsapp",
+    }
+}
+
+/// Purchases of `id` this store's replica holds, newest first: sales and collected or open
+/// orders anywhere, and returns (HQ routes them to every store following the customer).
+fn history(s: &DomainState, id: &CustomerId) -> Vec<Value> {
+    let mut rows: Vec<(u64, Value)> = Vec::new();
+    for sale in s.sales.values().filter(|x| x.customer.as_ref() == Some(id)) {
+        let at = sale.at.wall_ms();
+        rows.push((
+            at,
+            json!({"kind": "sale", "id": sale.id.as_str(), "store": sale.store.as_str(),
+            "at": at, "total_cents": sale.total_cents()}),
+        ));
+    }
+    for o in s.orders.values().filter(|o| &o.customer == id) {
+        let total: i64 = o
+            .lines
+            .iter()
+            .map(|(sku, l)| s.product(sku).map_or(0, |p| p.price_cents) * i64::from(l.qty))
+            .sum();
+        rows.push((
+            o.placed_at_ms,
+            json!({"kind": "order", "id": o.id.as_str(),
+            "store": o.store.as_str(), "at": o.placed_at_ms, "total_cents": total,
+            "status": o.status.as_str()}),
+        ));
+    }
+    for r in s
+        .returns
+        .returns
+        .values()
+        .filter(|r| r.customer.as_ref() == Some(id))
+    {
+        let at = r.at.wall_ms();
+        rows.push((
+            at,
+            json!({"kind": "return", "id": r.id.as_str(), "store": r.store.as_str(),
+            "at": at, "total_cents": -r.refund_cents(), "sale": r.sale.as_str(),
+            "verified": r.verified}),
+        ));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The §17 customer card: profile, consent per channel, cart, `abandoned_since`, history.
+fn card(s: &DomainState, id: &CustomerId, now: u64) -> Option<Value> {
+    let c = s.customers.get(id).filter(|c| !c.is_erased())?;
+    let consent: serde_json::Map<String, Value> = [Channel::Email, Channel::Sms, Channel::Whatsapp]
+        .into_iter()
+        .filter_map(|ch| {
+            let k = c.consent(ch)?;
+            Some((
+                channel_name(ch).to_string(),
+                json!({"granted": k.granted, "source": k.source, "at": k.at_ms}),
+            ))
+        })
+        .collect();
+    let cart = s.carts.get(id);
+    let lines: Vec<Value> = cart
+        .map(|c| c.lines())
+        .unwrap_or_default()
+        .iter()
+        .map(|(sku, qty)| {
+            let p = s.catalog.get(sku);
+            json!({"sku": sku.as_str(), "qty": qty, "name": p.map(|p| p.name.as_str()),
+                "price_cents": p.map(|p| p.price_cents)})
+        })
+        .collect();
+    let mut v = json!({
+        "id": id.as_str(), "name": c.name(), "email": c.email(), "phone": c.phone(),
+        "loyalty_card": c.loyalty_card(), "consent": consent,
+        "cart": {"lines": lines, "updated_at": cart.map(|c| c.updated().wall_ms())},
+        "history": history(s, id),
+    });
+    let abandoned = cart.filter(|c| is_abandoned(c, now, ABANDONED_AFTER_MS));
+    if let (Some(cart), Value::Object(m)) = (abandoned, &mut v) {
+        m.insert("abandoned_since".into(), json!(cart.updated().wall_ms()));
+    }
+    Some(v)
+}
+
+/// `GET /api/v1/customers/{id}`: the customer card. A customer this store does not follow yet
+/// is followed now, and HQ back-fills profile, cart and purchase history (at most `HQ_WAIT`).
+pub async fn show(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
+    let unknown = || ApiError::not_found("unknown_customer", format!("no customer {id}"));
+    let cid = CustomerId::parse(&id).map_err(|_| unknown())?;
+    let store = state.store().clone();
+    let followed = state.read(|r| r.state().follows.contains(&(store.clone(), cid.clone())));
+    let mut source = "local";
+    if !followed {
+        source = match state.link().link().online {
+            false => "local-only",
+            true => {
+                let mut events = state.node().subscribe();
+                let follow = Payload::CustomerFollow {
+                    customer: cid.clone(),
+                    store: store.clone(),
+                };
+                state.node().submit(vec![follow]).await?;
+                let arrived = wait_for(&state, &cid, &mut events).await;
+                if arrived {
+                    "hq"
+                } else {
+                    "hq-timeout"
+                }
+            }
+        };
+    }
+    let now = crate::store::now_ms();
+    let v = state.read(|r| card(r.state(), &cid, now));
+    v.map(|v| ([(LOOKUP_HEADER, source)], Json(v)))
+        .ok_or_else(unknown)
+}
+
+/// Wait (at most `HQ_WAIT`, woken by commits) for the customer's profile to arrive from HQ.
+async fn wait_for(
+    state: &TerminalState,
+    id: &CustomerId,
+    events: &mut tokio::sync::broadcast::Receiver<crate::store::NodeEvent>,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + HQ_WAIT;
+    loop {
+        if state.read(|r| r.state().customers.contains_key(id)) {
+            return true;
+        }
+        tokio::select! {
+            ev = events.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
+                return false;
+            },
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
 }

@@ -113,9 +113,25 @@ impl From<DomainError> for ApiError {
             DomainError::BadTransition { status, .. } => {
                 ApiError::conflict("bad_transition", message).with("status", status)
             }
-            DomainError::DuplicateOrder(_) | DomainError::DuplicateSale(_) => {
-                ApiError::conflict("duplicate", message)
+            DomainError::DuplicateOrder(_)
+            | DomainError::DuplicateSale(_)
+            | DomainError::DuplicateReturn(_) => ApiError::conflict("duplicate", message),
+            DomainError::UnknownSale(_) => ApiError::not_found("unknown_sale", message),
+            DomainError::NotInSale { sku, .. } => {
+                ApiError::unprocessable("not_in_sale", message).with("sku", sku.as_str())
             }
+            DomainError::AlreadyReturned {
+                sku, returnable, ..
+            } => ApiError::conflict("already_returned", message)
+                .with("sku", sku.as_str())
+                .with("returnable", returnable),
+            DomainError::ReturnWindowClosed { days, .. } => {
+                ApiError::conflict("return_window_closed", message).with("window_days", days)
+            }
+            DomainError::ManagerRequired { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "manager_required", message)
+            }
+            DomainError::NotReturnHolder(_) => ApiError::conflict("not_return_holder", message),
             DomainError::Unauthorized { .. } | DomainError::SeqGap { .. } => {
                 ApiError::internal(message)
             }

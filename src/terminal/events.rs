@@ -204,6 +204,7 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
             }
             Payload::Sale { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
             Payload::OrderPlace { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
+            Payload::Return { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
             _ => {}
         }
     }

@@ -19,7 +19,7 @@ mod pickups;
 pub mod print;
 mod profile;
 mod qr;
-mod sale_view;
+mod returns;
 mod sales;
 mod session;
 pub mod spool;
@@ -60,6 +60,8 @@ pub struct TerminalConfig {
     pub pickup_keys: Vec<Vec<u8>>,
     /// `POST /api/v1/session` attempts per client IP (besides the per-staff PIN lockout).
     pub login_rate: RateLimit,
+    /// Return window and the unverified-return limit (`[returns]`).
+    pub returns: crate::domain::returns::ReturnPolicy,
     /// The store's invoice issuer (`[fiscal]`); `None`: sales issue no invoice.
     pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
     /// Stores this one may send transfers to (from the config's `transfer_to`).
@@ -81,6 +83,7 @@ impl TerminalConfig {
             overdue_after_ms: 48 * 3_600_000,
             pickup_keys: Vec::new(),
             login_rate: LOGIN_RATE_DEFAULT,
+            returns: Default::default(),
             fiscal: None,
             transfer_to: Vec::new(),
         }
@@ -284,7 +287,8 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{code}", get(stock::lookup))
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
-        .route("/sales/{id}", get(sale_view::show))
+        .route("/sales/{id}", get(returns::show))
+        .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))
         .route("/pickups/{id}", get(pickups::show))
         .route("/pickups/{id}/pick", post(pickups::pick))
@@ -300,6 +304,7 @@ pub fn app(state: TerminalState) -> Router {
         .route("/transfers/{id}", get(motion::show_transfer))
         .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
+        .route("/customers/{id}", get(customers::show))
         .route("/customers/{id}/cart", get(customers::cart))
         .route("/conflicts", get(conflicts::list))
         .route("/conflicts/{id}/resolve", post(conflicts::resolve))

@@ -94,6 +94,32 @@ pub enum PrintJob {
         lines: Vec<(String, u32)>,
         qr: String,
     },
+    /// A return or an exchange: the returned lines refunded and, for an exchange, the new
+    /// sale's lines, with the net the customer pays (positive) or gets back (negative).
+    ReturnReceipt {
+        store: String,
+        /// Return id.
+        reference: String,
+        /// The sale or order returned.
+        sale: String,
+        /// An exchange's new sale: the receipt carries its scannable reference.
+        exchange_sale: Option<String>,
+        staff: String,
+        returned: Vec<ReceiptLine>,
+        exchange: Vec<ReceiptLine>,
+        net_cents: i64,
+        tender: String,
+        verified: bool,
+        at_ms: u64,
+        /// The rectifying invoice (R5/R1), with `[fiscal]`.
+        fiscal: Option<FiscalMark>,
+    },
+}
+
+/// The scannable reference printed on a receipt as a QR, `SR1:<store>:<sale>`: a return
+/// starts by scanning it (`devices::barcode::Scan::SaleReceipt`).
+pub fn sale_reference(store: &str, sale: &str) -> String {
+    format!("SR1:{store}:{sale}")
 }
 
 /// A device's state as `/status` lists it.

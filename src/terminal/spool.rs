@@ -3,7 +3,7 @@
 //! sale or order step that causes it;
 //! the devices print worker sharing `wake` sends it to the printer and retries until it prints.
 
-use super::print::{DeviceStatus, PrintJob, PrintSink, StagedJob};
+use super::print::{sale_reference, DeviceStatus, PrintJob, PrintSink, StagedJob};
 use crate::devices::escpos::{self, EscPos, PickupMark, StoreHeader, Tender, COLUMNS_80MM};
 use crate::devices::print_queue::{self, PrinterHealth, QueueError};
 use crate::store::now_ms;
@@ -58,6 +58,7 @@ impl QueuePrintSink {
     fn render(&self, job: &PrintJob) -> (&'static str, Vec<u8>) {
         match job {
             PrintJob::Receipt {
+                store,
                 reference,
                 lines,
                 total_cents,
@@ -90,6 +91,7 @@ impl QueuePrintSink {
                         _ => Tender::Prepaid,
                     },
                     pickup: None,
+                    sale_ref: Some(sale_reference(store, reference)),
                     footer: vec!["Gracias por su visita".to_string()],
                     invoice: fiscal.as_ref().map(|f| escpos::InvoiceBlock {
                         issuer_name: f.name.clone(),
@@ -102,6 +104,7 @@ impl QueuePrintSink {
                 };
                 ("receipt", receipt.to_escpos(COLUMNS_80MM))
             }
+            PrintJob::ReturnReceipt { .. } => ("return_receipt", self.return_receipt(job)),
             PrintJob::BagLabel {
                 order,
                 customer,
@@ -147,6 +150,70 @@ impl QueuePrintSink {
                     .finish(),
             ),
         }
+    }
+}
+
+impl QueuePrintSink {
+    /// A return (or exchange) receipt: returned lines at minus what was paid, the exchange's
+    /// lines at their price, the net paid or refunded, and the new sale's reference.
+    fn return_receipt(&self, job: &PrintJob) -> Vec<u8> {
+        let PrintJob::ReturnReceipt {
+            store,
+            reference,
+            sale,
+            exchange_sale,
+            returned,
+            exchange,
+            net_cents,
+            tender,
+            verified,
+            at_ms,
+            fiscal,
+            ..
+        } = job
+        else {
+            return Vec::new();
+        };
+        let line = |l: &super::print::ReceiptLine, sign: i64, prefix: &str| escpos::ReceiptLine {
+            name: format!("{prefix}{}", l.name),
+            qty: l.qty,
+            unit_cents: sign * l.unit_cents,
+            vat_bp: l.vat_bp,
+        };
+        let mut lines: Vec<escpos::ReceiptLine> =
+            returned.iter().map(|l| line(l, -1, "DEV ")).collect();
+        lines.extend(exchange.iter().map(|l| line(l, 1, "")));
+        let mut footer = vec![format!("Devolución del ticket {sale}")];
+        if !verified {
+            footer.push("Devolución no verificada (encargado)".to_string());
+        }
+        let receipt = escpos::Receipt {
+            store: self.header.clone(),
+            number: reference.clone(),
+            issued_at: match fiscal {
+                Some(f) => f.issued_at.clone(),
+                None => utc_minute(*at_ms),
+            },
+            lines,
+            tender: match tender.as_str() {
+                "cash" => Tender::Cash {
+                    given_cents: *net_cents,
+                },
+                _ => Tender::Card { last4: None },
+            },
+            pickup: None,
+            sale_ref: exchange_sale.as_ref().map(|s| sale_reference(store, s)),
+            footer,
+            invoice: fiscal.as_ref().map(|f| escpos::InvoiceBlock {
+                issuer_name: f.name.clone(),
+                nif: f.nif.clone(),
+                number: f.invoice.clone(),
+                tipo: f.tipo.clone(),
+                rectifies: f.rectifies.clone(),
+                qr: f.qr.clone(),
+            }),
+        };
+        receipt.to_escpos(COLUMNS_80MM)
     }
 }
 

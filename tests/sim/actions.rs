@@ -9,7 +9,8 @@ use storenode::domain::op::{
     Advance, CancelKind, OrderLine, ProfilePatch, ReceiveReason, SaleLine, Tender,
 };
 use storenode::domain::order::OrderStatus;
-use storenode::domain::{CustomerId, Ean13, Op, OrderId, Payload, SaleId, Sku, StoreId};
+use storenode::domain::returns::{plan_return, plan_rights_request, ReturnAsk, ReturnPolicy};
+use storenode::domain::{CustomerId, Ean13, Op, OrderId, Payload, ReturnId, SaleId, Sku, StoreId};
 
 const SKUS: [(&str, &str); 4] = [
     ("SKU-ACEITE", "4006381333931"),
@@ -189,6 +190,7 @@ fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
             customer: customer(w.rng.below(4)),
             store,
         }],
+        83..=92 => vec![give_back(w, who, store)?],
         _ => vec![cart_edit(w, who)?],
     })
 }
@@ -220,6 +222,79 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Payload {
             Tender::Cash
         },
         customer,
+    }
+}
+
+/// A receipt a customer brings back: the sale (or order), its store, its (sku, qty) lines.
+type Receipt = (SaleId, StoreId, Vec<(Sku, u32)>);
+
+/// Unverified returns are taken up to this refund (a manager's limit).
+const UNVERIFIED_MAX_CENTS: i64 = 2_000;
+
+/// A customer brings back units of a sale (or collected order) made anywhere: the receipt
+/// names it, so it is picked from HQ's record of every sale. At the holder of its return
+/// rights the return is exact; elsewhere the store either asks for the rights or (a manager,
+/// within the limit) takes it unverified, as a store with its link down must.
+fn give_back(w: &mut World, who: usize, store: StoreId) -> Option<Payload> {
+    let sales: Vec<Receipt> = w.nodes[0].backend.read(|r| {
+        let s = r.state();
+        let mut out: Vec<_> = s
+            .sales
+            .values()
+            .map(|x| {
+                let lines = x.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+                (x.id.clone(), x.store.clone(), lines)
+            })
+            .collect();
+        out.extend(
+            s.orders
+                .values()
+                .filter(|o| o.status == OrderStatus::HandedOver)
+                .filter_map(|o| {
+                    let lines = o.lines.iter().map(|(k, l)| (k.clone(), l.qty)).collect();
+                    Some((SaleId::parse(o.id.as_str()).ok()?, o.store.clone(), lines))
+                }),
+        );
+        out
+    });
+    let (sale, seller, lines) = w.rng.pick(&sales)?.clone();
+    let (sku, sold) = w.rng.pick(&lines)?.clone();
+    let holder = w.nodes[who]
+        .backend
+        .read(|r| r.state().return_holder(&sale));
+    if holder.as_ref() != Some(&store) && w.rng.chance(50) {
+        return Some(
+            w.nodes[who]
+                .backend
+                .read(|r| plan_rights_request(r.state(), &store, &sale, Some(seller.clone()))),
+        );
+    }
+    let ask = ReturnAsk {
+        return_id: ReturnId::parse(&next_id(w, "R")).ok()?,
+        sale,
+        sale_store: Some(seller),
+        lines: vec![(
+            sku,
+            w.rng.range(1, u64::from(sold)) as u32,
+            w.rng.chance(80),
+        )],
+        tender: Tender::Cash,
+        manager: w.rng.chance(70),
+        now_ms: w.now_ms,
+    };
+    let policy = ReturnPolicy {
+        window_ms: 365 * 86_400_000,
+        unverified_max_cents: UNVERIFIED_MAX_CENTS,
+    };
+    match w.nodes[who]
+        .backend
+        .read(|r| plan_return(r.state(), &store, &policy, ask))
+    {
+        Ok(p) => Some(p),
+        Err(_) => {
+            w.stats.refused += 1;
+            None
+        }
     }
 }
 
@@ -280,6 +355,12 @@ pub fn count_flow(op: &Op, flow: &mut BTreeMap<(String, String), (i64, i64)>) {
         Payload::OrderPlace { store, lines, .. } => {
             for l in lines {
                 add(store, &l.sku, 0, l.qty);
+            }
+        }
+        // Restocked returns come in at the receiving store; damaged ones never enter.
+        Payload::Return { store, lines, .. } => {
+            for l in lines.iter().filter(|l| l.restock) {
+                add(store, &l.sku, l.qty, 0);
             }
         }
         _ => {}

@@ -161,6 +161,13 @@ pub enum Scan {
     Pickup(String),
     /// A pickup code typed or scanned on its own.
     PickupCode(PickupCode),
+    /// The reference QR of a till receipt, `SR1:<store>:<sale>`: starts a return.
+    SaleReceipt {
+        /// The store that printed the receipt.
+        store: String,
+        /// The sale (or collected order) id.
+        sale: String,
+    },
 }
 
 impl Scan {
@@ -173,6 +180,7 @@ impl Scan {
             Scan::Gs1(_) => "gs1",
             Scan::Pickup(_) => "pickup_qr",
             Scan::PickupCode(_) => "pickup_code",
+            Scan::SaleReceipt { .. } => "sale_receipt",
         }
     }
 
@@ -185,7 +193,7 @@ impl Scan {
             Scan::Ean8(e) => Some(e.as_str().to_string()),
             Scan::UpcA(u) => Some(u.to_ean13().as_str().to_string()),
             Scan::Gs1(g) => g.gtin.as_ref().and_then(Gtin14::to_product_ean),
-            Scan::Pickup(_) | Scan::PickupCode(_) => None,
+            Scan::Pickup(_) | Scan::PickupCode(_) | Scan::SaleReceipt { .. } => None,
         }
     }
 }
@@ -247,6 +255,9 @@ fn classify(data: &str) -> Result<Scan, BarcodeError> {
         verify_shape(data)?;
         return Ok(Scan::Pickup(data.to_string()));
     }
+    if let Some(rest) = data.strip_prefix("SR1:") {
+        return sale_receipt(rest).ok_or_else(|| unrecognised(data));
+    }
     if data.contains(GS) || data.starts_with('(') {
         return Ok(Scan::Gs1(parse_gs1(data)?));
     }
@@ -273,6 +284,17 @@ fn classify(data: &str) -> Result<Scan, BarcodeError> {
 }
 
 /// Checks a `PU1:` payload's shape without keys, so a damaged QR is reported at scan time.
+/// `<store>:<sale>` of a receipt reference, both valid ids.
+fn sale_receipt(rest: &str) -> Option<Scan> {
+    let (store, sale) = rest.split_once(':')?;
+    crate::domain::StoreId::parse(store).ok()?;
+    crate::domain::SaleId::parse(sale).ok()?;
+    Some(Scan::SaleReceipt {
+        store: store.to_string(),
+        sale: sale.to_string(),
+    })
+}
+
 fn verify_shape(data: &str) -> Result<(), BarcodeError> {
     match verify_qr(data, &[]) {
         Err(PickupError::MacMismatch(_)) => Ok(()),

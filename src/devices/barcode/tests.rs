@@ -138,3 +138,20 @@ proptest! {
         prop_assert_eq!(parse_scan(ean.as_str()).unwrap(), Scan::Ean13(ean));
     }
 }
+
+#[test]
+fn a_receipt_reference_qr_names_its_store_and_sale() {
+    let scan = parse_scan("]Q1SR1:madrid-centro:S1764410000000-0a1b").unwrap();
+    assert_eq!(
+        scan,
+        Scan::SaleReceipt {
+            store: "madrid-centro".into(),
+            sale: "S1764410000000-0a1b".into(),
+        }
+    );
+    assert_eq!(scan.kind(), "sale_receipt");
+    assert_eq!(scan.product_ean(), None);
+    let err = parse_scan("SR1:Madrid Centro:S1").unwrap_err().to_string();
+    assert!(err.contains("unrecognised scan"), "{err}");
+    assert!(parse_scan("SR1:madrid-centro").is_err());
+}

@@ -143,6 +143,9 @@ pub struct Receipt {
     pub tender: Tender,
     /// Pickup code and QR, for online orders collected here.
     pub pickup: Option<PickupMark>,
+    /// The sale's scannable reference (`SR1:<store>:<sale>`), printed as a QR so a return
+    /// starts with a scan.
+    pub sale_ref: Option<String>,
     /// Closing lines ("Gracias por su visita").
     pub footer: Vec<String>,
     /// The invoice this receipt is, when the store issues VERI*FACTU invoices.
@@ -272,6 +275,12 @@ impl Receipt {
                 .size(1, 1)
                 .bold(false);
             p.qr(&pickup.qr, QR_MODULE_DOTS, QrEcc::M).feed(1);
+        }
+        if let Some(sale_ref) = &self.sale_ref {
+            p.feed(1)
+                .align(Align::Center)
+                .line("Devoluciones / Returns");
+            p.qr(sale_ref, QR_MODULE_DOTS, QrEcc::M).feed(1);
         }
         if let Some(inv) = &self.invoice {
             p.feed(1).align(Align::Center).line("QR tributario:");
@@ -459,6 +468,7 @@ mod tests {
             lines: vec![line(2, 1295, 1000), line(1, 121, 2100), line(3, 99, 400)],
             tender: Tender::Card { last4: None },
             pickup: None,
+            sale_ref: None,
             footer: vec![],
             invoice: None,
         };

@@ -262,7 +262,11 @@ impl StoreProtocol {
     pub fn handle_committed(&mut self, ops: &[Op], effects: &[Effect]) {
         for op in ops {
             skus_touched(&op.payload, &self.cfg.store, &mut self.dirty_skus);
-            if matches!(op.payload, Payload::OrderCancel { .. }) {
+            // Both call for a state-based plan: releases, and grants of return rights.
+            if matches!(
+                op.payload,
+                Payload::OrderCancel { .. } | Payload::ReturnRightsRequested { .. }
+            ) {
                 self.releases_due = true;
             }
         }
@@ -428,7 +432,9 @@ impl StoreProtocol {
             std::mem::take(&mut self.dirty_skus)
         };
         let mut plan = if self.releases_due || self.sweep_all {
-            plan_releases(replica.state(), store)
+            let mut p = plan_releases(replica.state(), store);
+            p.extend(crate::domain::returns::plan_grants(replica.state(), store));
+            p
         } else {
             Vec::new()
         };

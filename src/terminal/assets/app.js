@@ -15,6 +15,12 @@
     customer: null,
     cart: null,
     customers: [],
+    card: null,           // GET /customers/{id}: consent, abandoned_since, history
+    sale: null,           // sale being returned (GET /sales/{id})
+    saleStore: null,      // selling store from a receipt scan
+    ret: {},              // sku -> units to return
+    damaged: {},          // sku -> true when damaged (written off)
+    exchange: [],         // exchange lines {sku, name, price_cents, qty}
     lookupNote: false,    // last search could not reach HQ (X-Storenode-Lookup)
     stock: null,
     status: null,
@@ -96,6 +102,7 @@
       case "locked_out": return t("err.locked_out", { n: b.retry_after_s || "?" });
       case "not_picked": return t("err.not_picked", { n: b.missing || "?" });
       case "insufficient_stock": return t("err.insufficient_stock", { sku: b.sku, n: b.available });
+      case "already_returned": return t("err.already_returned", { sku: b.sku, n: b.returnable });
       case undefined: return t("err.network");
       default: {
         const key = "err." + b.error;
@@ -226,7 +233,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     const [screen, arg] = h.split("/");
-    const known = ["pickups", "pick", "counter", "customers", "stock", "receive", "status", "inbox"];
+    const known = ["pickups", "pick", "counter", "customers", "returns", "stock", "receive", "status", "inbox"];
     S.screen = known.includes(screen) ? screen : "pickups";
     document.querySelectorAll("#nav a").forEach((a) => {
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
@@ -259,7 +266,10 @@
     if (/^TR1:/i.test(code) || S.screen === "receive") { if (S.screen !== "receive") { go("#/receive"); } return receiveScan(code); }
     const isQr = /^PU1:/i.test(code);
     if (isQr && S.screen !== "counter") { go("#/counter"); setTimeout(() => counterFind(code), 0); return; }
+    const isReceipt = RECEIPT_RE.test(code);
+    if (isReceipt && S.screen !== "returns") { S.sale = null; go("#/returns"); setTimeout(() => openSale(code), 0); return; }
     switch (S.screen) {
+      case "returns": return (!S.sale || isReceipt || SALE_ID_RE.test(code)) ? openSale(code) : addExchange(code);
       case "pick": return pickScan(code);
       case "counter": return counterFind(code);
       case "customers": return searchCustomers(code);
@@ -444,8 +454,10 @@
     render();
   }
   async function openCustomer(id) {
+    S.card = null;
     try {
       S.cart = await api("GET", "/customers/" + encodeURIComponent(id) + "/cart");
+      S.card = await api("GET", "/customers/" + encodeURIComponent(id));
       S.customer = S.customers.find((c) => c.id === id) || { id, name: S.cart.name };
       S.sell = {};
       for (const l of S.cart.lines) S.sell[l.sku] = Math.min(l.qty, l.available_here);
@@ -506,9 +518,88 @@
     } else {
       body = '<div class="card hero"><div class="hero-ico">☺</div><p class="lead">' + esc(t("customers.help")) + "</p></div>";
     }
+    if (S.cart && S.customer) body += historyCard();
     const note = S.lookupNote && !S.cart
       ? '<div class="lookup-note" role="status" data-lookup-note>' + esc(t("customers.hq_unreachable")) + "</div>" : "";
     return '<div class="screen-head"><h1>' + esc(t("customers.title")) + "</h1></div>" + note + body;
+  }
+
+  // ---------- returns and exchanges ----------
+  const RECEIPT_RE = /^(\][A-Za-z][0-9A-Za-z])?SR1:/;
+  const SALE_ID_RE = /^(S\d|O-)/;
+  function historyCard() {
+    const h = (S.card && S.card.history) || [];
+    const rows = h.map((x) => '<tr data-history="' + esc(x.kind) + '"><td>' + esc(t("returns.kind." + x.kind)) + '</td><td class="mono">' + esc(x.id) +
+      '</td><td class="muted">' + esc(x.store) + '</td><td class="muted">' + esc(ago(x.at)) + '</td><td class="num">' + money(x.total_cents) + "</td><td>" +
+      (x.kind !== "return" ? '<button class="btn btn-ghost" data-return-sale="' + esc(x.id) + '" data-return-store="' + esc(x.store) + '">' + esc(t("returns.return")) + "</button>" : "") + "</td></tr>").join("");
+    return '<div class="card history"><h2 class="section">' + esc(t("returns.history")) + "</h2>" +
+      (h.length ? '<table class="cart"><tbody>' + rows + "</tbody></table>" : '<div class="empty">' + esc(t("returns.history_empty")) + "</div>") + "</div>";
+  }
+  async function openSale(ref, store) {
+    let id = String(ref || "").trim().replace(/^\][A-Za-z][0-9A-Za-z]/, "");
+    const m = /^SR1:([^:]+):(.+)$/i.exec(id);
+    if (m) { store = m[1]; id = m[2]; }
+    const meta = {};
+    S.ret = {}; S.damaged = {}; S.exchange = []; S.saleStore = store || null;
+    try {
+      S.sale = await api("GET", "/sales/" + encodeURIComponent(id), undefined, meta);
+      S.sale.fetched = meta.lookup === "hq";
+      beep(true);
+    } catch (e) { S.sale = null; beep(false); flash("error", errorText(e) + " · " + id); }
+    render();
+  }
+  async function addExchange(code) {
+    try {
+      const p = await api("GET", "/stock/" + encodeURIComponent(code));
+      const l = S.exchange.find((x) => x.sku === p.sku);
+      if (l) l.qty++; else S.exchange.push({ sku: p.sku, name: p.name, price_cents: p.price_cents, qty: 1 });
+      beep(true);
+    } catch (e) { beep(false); flash("error", errorText(e) + " · " + code); }
+    render();
+  }
+  function returnTotals() {
+    const refund = S.sale ? S.sale.lines.reduce((a, l) => a + (S.ret[l.sku] || 0) * l.price_cents, 0) : 0;
+    const extra = S.exchange.reduce((a, x) => a + x.qty * x.price_cents, 0);
+    return { refund, net: extra - refund };
+  }
+  async function doReturn(tender) {
+    const lines = S.sale.lines.filter((l) => (S.ret[l.sku] || 0) > 0)
+      .map((l) => ({ sku: l.sku, qty: S.ret[l.sku], restock: !S.damaged[l.sku] }));
+    if (!lines.length) { beep(false); flash("error", t("returns.nothing")); return; }
+    const body = { sale: S.sale.id, lines, tender };
+    if (S.exchange.length) body.exchange = S.exchange.map((x) => ({ sku: x.sku, qty: x.qty }));
+    if (S.saleStore) body.sale_store = S.saleStore;
+    try {
+      const r = await api("POST", "/returns", body);
+      const net = r.net_cents !== undefined ? r.net_cents : -r.refund_cents;
+      beep(true);
+      flash("ok", t(net > 0 ? "returns.done_pay" : "returns.done_refund", { id: r.id, amount: money(Math.abs(net)) }) +
+        (tender === "cash" && net !== 0 ? " " + t("customers.drawer") : "") + (r.verified ? "" : " " + t("returns.unverified")));
+      await openSale(S.sale.id, S.saleStore);
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
+  function renderReturns() {
+    const s = S.sale;
+    if (!s) return '<div class="screen-head"><h1>' + esc(t("returns.title")) + '</h1></div><div class="card hero"><div class="hero-ico">↩</div><p class="lead">' + esc(t("returns.help")) + "</p></div>";
+    const rows = s.lines.map((l) => {
+      const want = S.ret[l.sku] || 0, dmg = !!S.damaged[l.sku];
+      return '<tr data-line="' + esc(l.sku) + '"><td><div class="pl-name">' + esc(l.name || l.sku) + '</div><div class="muted small">' + esc(l.sku) + "</div></td>" +
+        '<td class="num">' + l.qty + '</td><td class="num">' + l.returned + '</td><td class="num">' + money(l.price_cents) + "</td>" +
+        '<td><div class="stepper"><button class="step" data-rstep="-1" data-sku="' + esc(l.sku) + '"' + (want <= 0 ? " disabled" : "") + '>−</button><span class="step-val">' + want +
+        '</span><button class="step" data-rstep="1" data-sku="' + esc(l.sku) + '"' + (want >= l.returnable ? " disabled" : "") + ">+</button></div></td>" +
+        '<td><button class="btn btn-ghost" data-damaged="' + esc(l.sku) + '" aria-pressed="' + dmg + '">' + esc(dmg ? t("returns.damaged") : t("returns.restock")) + "</button></td></tr>";
+    }).join("");
+    const ex = S.exchange.map((x) => '<tr><td>' + esc(x.name || x.sku) + '</td><td class="num">' + x.qty + '</td><td class="num">' + money(x.qty * x.price_cents) + "</td></tr>").join("");
+    const tot = returnTotals(), pay = tot.net > 0;
+    const warn = (s.conflicts || []).map((c) => '<div class="alert alert-error">' + esc(t("returns.double", { sku: c.sku })) + "</div>").join("");
+    return '<div class="screen-head"><h1>' + esc(t("returns.sale", { id: s.id })) + '</h1><span class="muted">' + esc(t("returns.sold_at", { store: s.store, when: ago(s.at) })) + "</span></div>" + warn +
+      (s.fetched ? '<div class="lookup-note" role="status">' + esc(t("returns.remote")) + "</div>" : "") +
+      '<div class="return-grid"><div><div class="card"><table class="cart"><thead><tr><th></th><th class="num">' + esc(t("returns.sold")) + '</th><th class="num">' + esc(t("returns.returned")) +
+      '</th><th class="num">' + esc(t("stock.price")) + "</th><th>" + esc(t("returns.return")) + "</th><th></th></tr></thead><tbody>" + rows + "</tbody></table></div>" +
+      '<div class="card"><h2 class="section">' + esc(t("returns.exchange")) + '</h2><p class="muted">' + esc(t("returns.exchange_help")) + "</p>" + (ex ? '<table class="cart"><tbody>' + ex + "</tbody></table>" : "") + "</div></div>" +
+      '<aside class="card summary"><div class="total"><span class="muted">' + esc(pay ? t("returns.to_pay") : t("returns.refund")) + '</span><span class="total-val" data-net>' + money(Math.abs(tot.net)) + "</span></div>" +
+      '<button class="btn btn-success btn-block btn-xl" data-refund="cash"' + (tot.refund > 0 ? "" : " disabled") + ">" + esc(t(pay ? "returns.pay_cash" : "returns.refund_cash")) + "</button>" +
+      '<button class="btn btn-primary btn-block btn-xl" data-refund="card"' + (tot.refund > 0 ? "" : " disabled") + ">" + esc(t(pay ? "returns.pay_card" : "returns.refund_card")) + "</button></aside></div>";
   }
 
   // ---------- stock ----------
@@ -669,7 +760,7 @@
   function render() {
     const m = main();
     if (!m) return;
-    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
+    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, returns: renderReturns, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
     m.innerHTML = html;
     m.querySelectorAll(".resolve-form").forEach((f) => f.addEventListener("submit", resolveConflict));
     m.className = "screen-" + S.screen;
@@ -710,6 +801,14 @@
       render(); return;
     }
     if (el.dataset.tender) { sell(el.dataset.tender); return; }
+    if (el.dataset.returnSale) { const id = el.dataset.returnSale, st = el.dataset.returnStore; S.sale = null; go("#/returns"); setTimeout(() => openSale(id, st), 0); return; }
+    if (el.dataset.rstep) {
+      const l = S.sale.lines.find((x) => x.sku === el.dataset.sku);
+      S.ret[l.sku] = Math.max(0, Math.min(l.returnable, (S.ret[l.sku] || 0) + parseInt(el.dataset.rstep, 10)));
+      render(); return;
+    }
+    if (el.dataset.damaged) { S.damaged[el.dataset.damaged] = !S.damaged[el.dataset.damaged]; render(); return; }
+    if (el.dataset.refund) { doReturn(el.dataset.refund); return; }
     if (el.dataset.consent && S.customer) { setConsent(el.dataset.consent, el.dataset.granted === "true"); return; }
   });
   function setLang(lang) {

@@ -1,0 +1,631 @@
+//! Returns anywhere (DESIGN.md §12): who may return a sale's units, how much is left to return,
+//! and the record of what came back.
+//!
+//! Exactly one replica at a time holds a sale's (or handed-over order's) *return rights*: first
+//! the store that sold it, then whoever it handed them to (`ReturnRightsGranted`, numbered by
+//! `epoch`, so the latest grant names the holder whatever order ops arrive in). Only the holder
+//! issues *verified* returns, checked against its own state, which knows every return it
+//! issued and the floor handed over with the rights: verified returns never exceed what was
+//! sold. Anyone else may take an *unverified* return (a manager, within limits). When ops meet
+//! and a sale's returned units exceed its sold units, a `double_return` is recorded as data,
+//! derived from the set of ops, so every replica holding them records the same.
+
+use super::error::DomainError;
+use super::hlc::Hlc;
+use super::ids::{CustomerId, OrderId, ReturnId, SaleId, Sku, StoreId};
+use super::op::{Op, Payload, ReturnLine, SaleLine, SoldSnapshot, Tender};
+use super::order::OrderStatus;
+use super::state::{Effect, State};
+use super::validate::{LINES_MAX, QTY_MAX};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A return as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReturnRecord {
+    pub id: ReturnId,
+    /// The receiving store.
+    pub store: StoreId,
+    pub sale: SaleId,
+    pub sale_store: Option<StoreId>,
+    pub lines: Vec<ReturnLine>,
+    pub tender: Tender,
+    pub verified: bool,
+    pub customer: Option<CustomerId>,
+    pub at: Hlc,
+}
+
+impl ReturnRecord {
+    pub fn refund_cents(&self) -> i64 {
+        self.lines.iter().map(|l| l.refund_cents).sum()
+    }
+}
+
+/// The latest handover of a sale's return rights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RightsRecord {
+    pub holder: StoreId,
+    pub epoch: u32,
+    pub sold: SoldSnapshot,
+    /// Units returned before the handover, as the previous holder knew them.
+    pub floor: BTreeMap<Sku, u32>,
+}
+
+/// More units of a sale's sku came back than were sold: a manager must be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DoubleReturn {
+    pub sale: SaleId,
+    pub sku: Sku,
+    pub sold: u32,
+    pub returned: u64,
+    /// Every return of this sale naming the sku, in id order.
+    pub returns: Vec<ReturnId>,
+}
+
+/// Everything a replica knows about returns.
+#[derive(Debug, Clone, Default)]
+pub struct ReturnBook {
+    pub returns: BTreeMap<ReturnId, ReturnRecord>,
+    by_sale: BTreeMap<SaleId, Vec<ReturnId>>,
+    pub rights: BTreeMap<SaleId, RightsRecord>,
+    /// Open requests for a sale's rights: asking store -> the epoch it knew.
+    requests: BTreeMap<SaleId, BTreeMap<StoreId, u32>>,
+    pub double_returns: BTreeMap<(SaleId, Sku), DoubleReturn>,
+    /// Units written off per (store, sku): damaged returns and damaged stock.
+    pub written_off: BTreeMap<(StoreId, Sku), u64>,
+}
+
+impl ReturnBook {
+    /// Returns of a sale, in id order.
+    pub fn of_sale(&self, sale: &SaleId) -> Vec<&ReturnRecord> {
+        let mut out: Vec<&ReturnRecord> = self
+            .by_sale
+            .get(sale)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.returns.get(id))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The handover count `by` knew when it last asked for the sale's rights.
+    pub fn requested(&self, sale: &SaleId, by: &StoreId) -> Option<u32> {
+        self.requests.get(sale)?.get(by).copied()
+    }
+
+    pub fn write_off(&mut self, store: &StoreId, sku: &Sku, qty: u32) {
+        *self
+            .written_off
+            .entry((store.clone(), sku.clone()))
+            .or_default() += u64::from(qty);
+    }
+}
+
+/// Limits on returns from the store's config (`[returns]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReturnPolicy {
+    /// A sale may be returned this long after it was made.
+    pub window_ms: u64,
+    /// Largest refund of one unverified return (taken by a manager).
+    pub unverified_max_cents: i64,
+}
+
+impl Default for ReturnPolicy {
+    fn default() -> Self {
+        ReturnPolicy {
+            window_ms: 30 * 86_400_000,
+            unverified_max_cents: 10_000,
+        }
+    }
+}
+
+/// A return as the counter asks for it.
+#[derive(Debug, Clone)]
+pub struct ReturnAsk {
+    pub return_id: ReturnId,
+    pub sale: SaleId,
+    /// The selling store when the counter knows it (a receipt scan, a history line).
+    pub sale_store: Option<StoreId>,
+    /// (sku, qty, restock).
+    pub lines: Vec<(Sku, u32, bool)>,
+    pub tender: Tender,
+    /// The session has the manager role.
+    pub manager: bool,
+    pub now_ms: u64,
+}
+
+/// Milliseconds since the epoch in a till sale id (`S<ms>-<hex>`), if it has that form.
+pub fn sale_id_time_ms(sale: &SaleId) -> Option<u64> {
+    let rest = sale.as_str().strip_prefix('S')?;
+    let (ms, _) = rest.split_once('-')?;
+    ms.parse().ok()
+}
+
+impl State {
+    /// What a sale (or handed-over order) sold, as this replica knows it. Order lines are
+    /// priced from the catalog: orders record no price.
+    pub fn sold(&self, sale: &SaleId) -> Option<SoldSnapshot> {
+        if let Some(s) = self.sales.get(sale) {
+            return Some(SoldSnapshot {
+                store: s.store.clone(),
+                lines: s.lines.clone(),
+                at_ms: s.at.wall_ms(),
+                tender: s.tender,
+                customer: s.customer.clone(),
+                invoice: self.sold_invoice(sale),
+            });
+        }
+        let order = OrderId::parse(sale.as_str())
+            .ok()
+            .and_then(|id| self.orders.get(&id))
+            .filter(|o| o.status == OrderStatus::HandedOver);
+        if let Some(o) = order {
+            let lines = o
+                .lines
+                .iter()
+                .map(|(sku, l)| {
+                    let p = self.catalog.get(sku);
+                    SaleLine {
+                        sku: sku.clone(),
+                        qty: l.qty,
+                        unit_cents: p.map_or(0, |p| p.price_cents),
+                        vat_bp: p.map_or(0, |p| p.vat_bp),
+                    }
+                })
+                .collect();
+            return Some(SoldSnapshot {
+                store: o.store.clone(),
+                lines,
+                at_ms: o.placed_at_ms,
+                tender: Tender::Card,
+                customer: Some(o.customer.clone()),
+                invoice: self.sold_invoice(sale),
+            });
+        }
+        self.returns.rights.get(sale).map(|r| r.sold.clone())
+    }
+
+    /// The invoice issued for the sale in any fiscal chain held here.
+    fn sold_invoice(&self, sale: &SaleId) -> Option<super::op::SoldInvoice> {
+        self.fiscal
+            .values()
+            .find_map(|c| c.invoice_for(sale.as_str()))
+            .map(super::op::SoldInvoice::of)
+    }
+
+    /// Units of `sku` the sale sold, from the op that created it (never changes).
+    fn sold_qty(&self, sale: &SaleId, sku: &Sku) -> Option<u32> {
+        if let Some(s) = self.sales.get(sale) {
+            return Some(
+                s.lines
+                    .iter()
+                    .filter(|l| &l.sku == sku)
+                    .map(|l| l.qty)
+                    .sum(),
+            );
+        }
+        if let Some(o) = OrderId::parse(sale.as_str())
+            .ok()
+            .and_then(|id| self.orders.get(&id))
+        {
+            return Some(o.lines.get(sku).map_or(0, |l| l.qty));
+        }
+        let r = self.returns.rights.get(sale)?;
+        Some(
+            r.sold
+                .lines
+                .iter()
+                .filter(|l| &l.sku == sku)
+                .map(|l| l.qty)
+                .sum(),
+        )
+    }
+
+    /// The store holding the sale's return rights, if the sale is known here.
+    pub fn return_holder(&self, sale: &SaleId) -> Option<StoreId> {
+        if let Some(r) = self.returns.rights.get(sale) {
+            return Some(r.holder.clone());
+        }
+        self.sold(sale).map(|s| s.store)
+    }
+
+    /// How many times the sale's rights were handed over, as known here.
+    pub fn return_epoch(&self, sale: &SaleId) -> u32 {
+        self.returns.rights.get(sale).map_or(0, |r| r.epoch)
+    }
+
+    /// Units of `sku` returned from the sale: every return seen here, and at least what the
+    /// last handover said.
+    pub fn returned_qty(&self, sale: &SaleId, sku: &Sku) -> u64 {
+        let seen: u64 = self
+            .returns
+            .of_sale(sale)
+            .iter()
+            .flat_map(|r| r.lines.iter())
+            .filter(|l| &l.sku == sku)
+            .map(|l| u64::from(l.qty))
+            .sum();
+        let floor = self
+            .returns
+            .rights
+            .get(sale)
+            .and_then(|r| r.floor.get(sku))
+            .map_or(0, |n| u64::from(*n));
+        seen.max(floor)
+    }
+
+    /// Units of `sku` still returnable from the sale, as known here.
+    pub fn returnable(&self, sale: &SaleId, sku: &Sku) -> Option<u32> {
+        let sold = self.sold_qty(sale, sku)?;
+        Some(sold.saturating_sub(self.returned_qty(sale, sku).min(u64::from(u32::MAX)) as u32))
+    }
+
+    pub(crate) fn merge_return(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        let Payload::Return {
+            store,
+            return_id,
+            sale,
+            sale_store,
+            lines,
+            tender,
+            verified,
+            customer,
+        } = &op.payload
+        else {
+            return;
+        };
+        for line in lines {
+            if line.restock {
+                self.create_units(store, &line.sku, &op.actor, line.qty, effects);
+            } else {
+                self.returns.write_off(store, &line.sku, line.qty);
+            }
+        }
+        self.returns.returns.insert(
+            return_id.clone(),
+            ReturnRecord {
+                id: return_id.clone(),
+                store: store.clone(),
+                sale: sale.clone(),
+                sale_store: sale_store.clone(),
+                lines: lines.clone(),
+                tender: *tender,
+                verified: *verified,
+                customer: customer.clone(),
+                at: op.hlc,
+            },
+        );
+        self.returns
+            .by_sale
+            .entry(sale.clone())
+            .or_default()
+            .push(return_id.clone());
+        self.recheck_double_returns(sale);
+    }
+
+    pub(crate) fn merge_rights_request(&mut self, sale: &SaleId, by: &StoreId, epoch: u32) {
+        let seen = self
+            .returns
+            .requests
+            .entry(sale.clone())
+            .or_default()
+            .entry(by.clone())
+            .or_default();
+        *seen = (*seen).max(epoch);
+    }
+
+    pub(crate) fn merge_rights_grant(&mut self, payload: &Payload) {
+        let Payload::ReturnRightsGranted {
+            sale,
+            to,
+            epoch,
+            sold,
+            returned,
+            ..
+        } = payload
+        else {
+            return;
+        };
+        if self.return_epoch(sale) >= *epoch && self.returns.rights.contains_key(sale) {
+            return;
+        }
+        self.returns.rights.insert(
+            sale.clone(),
+            RightsRecord {
+                holder: to.clone(),
+                epoch: *epoch,
+                sold: sold.clone(),
+                floor: returned.iter().cloned().collect(),
+            },
+        );
+        self.recheck_double_returns(sale);
+    }
+
+    /// Record (or refresh) a `double_return` for every sku of the sale returned more often
+    /// than sold. A function of the ops held, so every replica holding them agrees.
+    pub(crate) fn recheck_double_returns(&mut self, sale: &SaleId) {
+        let records = self.returns.of_sale(sale);
+        let mut by_sku: BTreeMap<Sku, (u64, Vec<ReturnId>)> = BTreeMap::new();
+        for r in records {
+            for l in &r.lines {
+                let e = by_sku.entry(l.sku.clone()).or_default();
+                e.0 += u64::from(l.qty);
+                if !e.1.contains(&r.id) {
+                    e.1.push(r.id.clone());
+                }
+            }
+        }
+        for (sku, (returned, returns)) in by_sku {
+            let Some(sold) = self.sold_qty(sale, &sku) else {
+                continue;
+            };
+            let key = (sale.clone(), sku.clone());
+            if returned > u64::from(sold) {
+                self.returns.double_returns.insert(
+                    key,
+                    DoubleReturn {
+                        sale: sale.clone(),
+                        sku,
+                        sold,
+                        returned,
+                        returns,
+                    },
+                );
+            } else {
+                self.returns.double_returns.remove(&key);
+            }
+        }
+    }
+}
+
+fn check_lines(lines: &[ReturnLine]) -> Result<(), DomainError> {
+    if lines.is_empty() || lines.len() > LINES_MAX {
+        return Err(DomainError::InvalidField {
+            field: "lines",
+            reason: format!("must hold 1-{LINES_MAX} lines, got {}", lines.len()),
+        });
+    }
+    for l in lines {
+        if l.qty == 0 || l.qty > QTY_MAX {
+            return Err(DomainError::InvalidQty {
+                field: "qty",
+                qty: u64::from(l.qty),
+                reason: "must be between 1 and 100000",
+            });
+        }
+        if l.refund_cents < 0 {
+            return Err(DomainError::InvalidField {
+                field: "refund_cents",
+                reason: format!("must not be negative, got {}", l.refund_cents),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Units per sku of a list of return lines.
+fn per_sku(lines: &[ReturnLine]) -> BTreeMap<&Sku, (u64, i64)> {
+    let mut out: BTreeMap<&Sku, (u64, i64)> = BTreeMap::new();
+    for l in lines {
+        let e = out.entry(&l.sku).or_default();
+        e.0 += u64::from(l.qty);
+        e.1 += l.refund_cents;
+    }
+    out
+}
+
+/// The checks a replica runs before issuing a return-related op as `store`.
+pub(crate) fn validate(
+    state: &State,
+    store: &StoreId,
+    payload: &Payload,
+) -> Result<(), DomainError> {
+    match payload {
+        Payload::Return {
+            return_id,
+            sale,
+            lines,
+            verified,
+            ..
+        } => {
+            if state.returns.returns.contains_key(return_id) {
+                return Err(DomainError::DuplicateReturn(return_id.clone()));
+            }
+            check_lines(lines)?;
+            if *verified && state.return_holder(sale).as_ref() != Some(store) {
+                return Err(DomainError::NotReturnHolder(sale.clone()));
+            }
+            let Some(sold) = state.sold(sale) else {
+                if *verified {
+                    return Err(DomainError::UnknownSale(sale.clone()));
+                }
+                return Ok(());
+            };
+            for (sku, (qty, refund)) in per_sku(lines) {
+                let line = sold.lines.iter().find(|l| &l.sku == sku).ok_or_else(|| {
+                    DomainError::NotInSale {
+                        sale: sale.clone(),
+                        sku: sku.clone(),
+                    }
+                })?;
+                let returnable = state.returnable(sale, sku).unwrap_or(0);
+                if qty > u64::from(returnable) {
+                    return Err(DomainError::AlreadyReturned {
+                        sale: sale.clone(),
+                        sku: sku.clone(),
+                        returnable,
+                    });
+                }
+                if refund > line.unit_cents * qty as i64 {
+                    return Err(DomainError::InvalidField {
+                        field: "refund_cents",
+                        reason: format!("refund {refund} exceeds what was paid for {qty} {sku}"),
+                    });
+                }
+            }
+        }
+        Payload::ReturnRightsRequested { sale, holder, .. }
+            if holder.as_ref() == Some(store)
+                || state.return_holder(sale).as_ref() == Some(store) =>
+        {
+            return Err(DomainError::InvalidField {
+                field: "sale",
+                reason: format!("{store} already holds the return rights of {sale}"),
+            });
+        }
+        Payload::ReturnRightsGranted {
+            sale, to, epoch, ..
+        } => {
+            if state.return_holder(sale).as_ref() != Some(store) {
+                return Err(DomainError::NotReturnHolder(sale.clone()));
+            }
+            if to == store || *epoch != state.return_epoch(sale) + 1 {
+                return Err(DomainError::InvalidField {
+                    field: "epoch",
+                    reason: format!("grant {epoch} of {sale} to {to} does not follow"),
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The return op for what the counter asks, or why it cannot be taken: verified at the
+/// holder of the sale's rights; elsewhere unverified, by a manager, within the policy's limit.
+pub fn plan_return(
+    state: &State,
+    store: &StoreId,
+    policy: &ReturnPolicy,
+    ask: ReturnAsk,
+) -> Result<Payload, DomainError> {
+    let sold = state.sold(&ask.sale);
+    let sold_at = sold
+        .as_ref()
+        .map(|s| s.at_ms)
+        .or_else(|| sale_id_time_ms(&ask.sale));
+    if let Some(at) = sold_at {
+        if ask.now_ms.saturating_sub(at) > policy.window_ms {
+            return Err(DomainError::ReturnWindowClosed {
+                sale: ask.sale.clone(),
+                days: policy.window_ms / 86_400_000,
+            });
+        }
+    }
+    let mut lines = Vec::with_capacity(ask.lines.len());
+    for (sku, qty, restock) in &ask.lines {
+        let unit_cents = match &sold {
+            Some(s) => s
+                .lines
+                .iter()
+                .find(|l| &l.sku == sku)
+                .map(|l| l.unit_cents)
+                .ok_or_else(|| DomainError::NotInSale {
+                    sale: ask.sale.clone(),
+                    sku: sku.clone(),
+                })?,
+            None => state
+                .product(sku)
+                .map(|p| p.price_cents)
+                .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?,
+        };
+        lines.push(ReturnLine {
+            sku: sku.clone(),
+            qty: *qty,
+            restock: *restock,
+            refund_cents: unit_cents * i64::from(*qty),
+        });
+    }
+    check_lines(&lines)?;
+    let verified = state.return_holder(&ask.sale).as_ref() == Some(store);
+    let payload = Payload::Return {
+        store: store.clone(),
+        return_id: ask.return_id,
+        sale: ask.sale.clone(),
+        sale_store: sold.as_ref().map(|s| s.store.clone()).or(ask.sale_store),
+        lines,
+        tender: ask.tender,
+        verified,
+        customer: sold.and_then(|s| s.customer),
+    };
+    // Exactness first: a known sale refuses what is not in it or already returned.
+    validate(state, store, &payload)?;
+    if !verified {
+        let refund: i64 = match &payload {
+            Payload::Return { lines, .. } => lines.iter().map(|l| l.refund_cents).sum(),
+            _ => 0,
+        };
+        if !ask.manager {
+            return Err(DomainError::ManagerRequired {
+                reason: format!(
+                    "{} is held by another store: an unverified return",
+                    ask.sale
+                ),
+            });
+        }
+        if refund > policy.unverified_max_cents {
+            return Err(DomainError::ManagerRequired {
+                reason: format!(
+                    "unverified refund {refund} is over the limit of {} cents",
+                    policy.unverified_max_cents
+                ),
+            });
+        }
+    }
+    Ok(payload)
+}
+
+/// The request `store` sends for a sale's return rights (it does not hold them).
+pub fn plan_rights_request(
+    state: &State,
+    store: &StoreId,
+    sale: &SaleId,
+    holder_hint: Option<StoreId>,
+) -> Payload {
+    Payload::ReturnRightsRequested {
+        sale: sale.clone(),
+        by: store.clone(),
+        holder: state.return_holder(sale).or(holder_hint),
+        epoch: state.return_epoch(sale),
+    }
+}
+
+/// Grants `store` owes: for each sale it holds with an open request made since the last
+/// handover, hand the rights to one asker (the lowest store id, so the choice is stable).
+pub fn plan_grants(state: &State, store: &StoreId) -> Vec<Payload> {
+    let mut out = Vec::new();
+    for (sale, askers) in &state.returns.requests {
+        if state.return_holder(sale).as_ref() != Some(store) {
+            continue;
+        }
+        let epoch = state.return_epoch(sale);
+        let Some((to, _)) = askers.iter().find(|(by, e)| **e == epoch && *by != store) else {
+            continue;
+        };
+        let Some(sold) = state.sold(sale) else {
+            continue;
+        };
+        let returned = sold
+            .lines
+            .iter()
+            .map(|l| {
+                let n = state.returned_qty(sale, &l.sku).min(u64::from(u32::MAX)) as u32;
+                (l.sku.clone(), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.push(Payload::ReturnRightsGranted {
+            sale: sale.clone(),
+            from: store.clone(),
+            to: to.clone(),
+            epoch: epoch + 1,
+            sold,
+            returned,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
