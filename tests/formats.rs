@@ -17,10 +17,11 @@ use storenode::domain::fiscal::record::{
 };
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
-    ReceiveReason, SaleLine, Tender,
+    ReceiveReason, ReturnLine, SaleLine, SoldInvoice, SoldSnapshot, Tender,
 };
 use storenode::domain::{
-    ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, SaleId, Sku, StoreId,
+    ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, ReturnId, SaleId, Sku,
+    StoreId,
 };
 use storenode::store::encode_op;
 use storenode::sync::lookup::{LookupReply, SignedLookup};
@@ -69,6 +70,9 @@ fn payload_index(p: &Payload) -> usize {
         Payload::TransferDispatch { .. } => 21,
         Payload::TransferReceive { .. } => 22,
         Payload::ConflictResolve { .. } => 23,
+        Payload::Return { .. } => 24,
+        Payload::ReturnRightsRequested { .. } => 25,
+        Payload::ReturnRightsGranted { .. } => 26,
     }
 }
 
@@ -327,6 +331,62 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 by: "9001".into(),
             },
             "17066d6164726964096f726465723a6f2d3112636f6e6669726d5f676f6f64735f6c65667408626167206c6566740439303031",
+        ),
+        (
+            Payload::Return {
+                store: StoreId::parse("sevilla").unwrap(),
+                return_id: ReturnId::parse("r-1").unwrap(),
+                sale: SaleId::parse("s-1").unwrap(),
+                sale_store: Some(store()),
+                lines: vec![ReturnLine {
+                    sku: sku(),
+                    qty: 1,
+                    restock: true,
+                    refund_cents: 1210,
+                }],
+                tender: Tender::Cash,
+                verified: true,
+                customer: Some(customer()),
+            },
+            "1807736576696c6c6103722d3103732d3101066d61647269640105534b552d310101f41200010103632d31",
+        ),
+        (
+            Payload::ReturnRightsRequested {
+                sale: SaleId::parse("s-1").unwrap(),
+                by: StoreId::parse("sevilla").unwrap(),
+                holder: Some(store()),
+                epoch: 0,
+            },
+            "1903732d3107736576696c6c6101066d616472696400",
+        ),
+        (
+            Payload::ReturnRightsGranted {
+                sale: SaleId::parse("s-1").unwrap(),
+                from: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+                epoch: 1,
+                sold: SoldSnapshot {
+                    store: store(),
+                    lines: vec![SaleLine {
+                        sku: sku(),
+                        qty: 2,
+                        unit_cents: 1210,
+                        vat_bp: 2100,
+                    }],
+                    at_ms: 1_800_000_000_000,
+                    tender: Tender::Card,
+                    customer: None,
+                    invoice: Some(SoldInvoice {
+                        numserie: "T1-1".into(),
+                        fecha: "30-11-2026".into(),
+                        tipo: InvoiceType::F2,
+                        importe_cents: 2420,
+                        customer_tax_id: None,
+                    }),
+                },
+                returned: vec![(sku(), 1)],
+            },
+            "1a03732d31066d616472696407736576696c6c6101066d61647269640105534b552d3102f412b41080a0f1c2b1340100010454312d310a33302d31312d3230323601e825000105534b552d3101",
         ),
     ]
 }
