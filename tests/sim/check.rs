@@ -64,6 +64,7 @@ impl World {
             assert!(!forged, "store {s} accepted a forged down-batch");
         }
         let mut stats = self.stats.clone();
+        self.check_returns(&mut stats);
         stats.forged_rejected = self.hq_metrics.rejected_total();
         stats.forged_down_rejected = self
             .store_metrics
@@ -71,6 +72,52 @@ impl World {
             .map(|m| m.rejected("down_unsigned") + m.rejected("down_bad_signature"))
             .sum();
         Outcome { digests, stats }
+    }
+
+    /// At HQ, which holds every store's returns: no unit of a sale is returned verified more
+    /// often than it was sold, and any excess (unverified returns taken while the holder was
+    /// unreachable) is recorded as a `double_return` (DESIGN.md section 12).
+    fn check_returns(&self, stats: &mut super::Stats) {
+        self.nodes[0].backend.read(|r| {
+            let s = r.state();
+            let verified = s.returns.returns.values().filter(|x| x.verified).count() as u64;
+            stats.returns_verified = verified;
+            stats.returns_unverified = s.returns.returns.len() as u64 - verified;
+            stats.double_returns = s.returns.double_returns.len() as u64;
+            stats.rights_granted = s.returns.rights.len() as u64;
+            let mut by_sale: BTreeMap<_, (u64, u64)> = BTreeMap::new();
+            for ret in s.returns.returns.values() {
+                for l in &ret.lines {
+                    let e = by_sale
+                        .entry((ret.sale.clone(), l.sku.clone()))
+                        .or_default();
+                    e.0 += u64::from(l.qty);
+                    if ret.verified {
+                        e.1 += u64::from(l.qty);
+                    }
+                }
+            }
+            for ((sale, sku), (all, verified)) in by_sale {
+                let Some(sold) = s.sold(&sale) else { continue };
+                let sold: u64 = sold
+                    .lines
+                    .iter()
+                    .filter(|l| l.sku == sku)
+                    .map(|l| u64::from(l.qty))
+                    .sum();
+                assert!(
+                    verified <= sold,
+                    "{sale}/{sku}: {verified} verified returns of {sold} sold"
+                );
+                assert!(
+                    all <= sold
+                        || s.returns
+                            .double_returns
+                            .contains_key(&(sale.clone(), sku.clone())),
+                    "{sale}/{sku}: {all} units returned of {sold} sold, no double_return"
+                );
+            }
+        });
     }
 
     /// From HQ's full log: per (store, sku), units sold, reserved and consumed never exceed

@@ -81,6 +81,10 @@ pub struct Stats {
     pub forged_rejected: u64,
     pub forged_down_sent: u64,
     pub forged_down_rejected: u64,
+    pub returns_verified: u64,
+    pub returns_unverified: u64,
+    pub double_returns: u64,
+    pub rights_granted: u64,
 }
 
 impl Stats {
@@ -103,6 +107,10 @@ impl Stats {
         self.forged_rejected += o.forged_rejected;
         self.forged_down_sent += o.forged_down_sent;
         self.forged_down_rejected += o.forged_down_rejected;
+        self.returns_verified += o.returns_verified;
+        self.returns_unverified += o.returns_unverified;
+        self.double_returns += o.double_returns;
+        self.rights_granted += o.rights_granted;
     }
 }
 
