@@ -15,7 +15,7 @@ use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::stock::resolve;
 use super::TerminalState;
 use crate::domain::fiscal::InvoiceRecord;
-use crate::domain::op::{SaleLine, Tender};
+use crate::domain::op::Tender;
 use crate::domain::returns::{plan_return, ReturnAsk};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{Payload, ReturnId, SaleId, State, StoreId};
@@ -198,31 +198,6 @@ fn parse_returned(
     Ok(out)
 }
 
-/// The exchange's new sale lines, priced now, with their names.
-fn parse_exchange(
-    state: &TerminalState,
-    lines: &[Value],
-) -> Result<Vec<(SaleLine, String)>, ApiError> {
-    let mut out: Vec<(SaleLine, String)> = Vec::with_capacity(lines.len());
-    for line in lines {
-        let product = resolve(state, str_field(line.get("sku"), "sku", "invalid_sku")?)?;
-        let qty = int_field(line.get("qty"), "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
-        match out.iter_mut().find(|(l, _)| l.sku == product.sku) {
-            Some((l, _)) => l.qty = l.qty.saturating_add(qty),
-            None => out.push((
-                SaleLine {
-                    sku: product.sku.clone(),
-                    qty,
-                    unit_cents: product.price_cents,
-                    vat_bp: product.vat_bp,
-                },
-                product.name.clone(),
-            )),
-        }
-    }
-    Ok(out)
-}
-
 fn new_id(prefix: char, now: u64) -> String {
     format!("{prefix}{now}-{:04x}", rand::thread_rng().gen::<u16>())
 }
@@ -282,7 +257,7 @@ async fn take_return(
     };
     let exchange = match &body.exchange {
         None => Vec::new(),
-        Some(l) => parse_exchange(state, &lines_of(Some(l), "exchange")?)?,
+        Some(l) => super::sales::price_lines(state, &lines_of(Some(l), "exchange")?)?,
     };
     let hint = match &body.sale_store {
         None | Some(Value::Null) => None,

@@ -36,6 +36,15 @@ fn parse_lines(
             )
             .with("field", "lines")
         })?;
+    price_lines(state, lines)
+}
+
+/// Sale lines priced now from the catalog, with their names; a sku given twice is one line.
+/// Shared by the till sale and an exchange's new sale.
+pub(super) fn price_lines(
+    state: &TerminalState,
+    lines: &[Value],
+) -> Result<Vec<(SaleLine, String)>, ApiError> {
     let mut out: Vec<(SaleLine, String)> = Vec::with_capacity(lines.len());
     for line in lines {
         let sku = str_field(line.get("sku"), "sku", "invalid_sku")?;
