@@ -241,14 +241,24 @@ pub fn encode_signed_up(
 /// The batch inside a signed up-batch (call only after its signature verified). Refuses
 /// malformed bytes, trailing garbage and too many ops, like [`decode`].
 pub fn open_signed_up(signed: &SignedUp) -> Result<UpBatch, WireError> {
-    let (batch, rest) = postcard::take_from_bytes::<UpBatch>(&signed.batch)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    open_inner(&signed.batch, |b: &UpBatch| b.ops.len())
+}
+
+/// Decodes the batch inside a signed message, refusing trailing bytes and more than
+/// `BATCH_OPS_MAX` ops. Shared by the up and down directions.
+pub(super) fn open_inner<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    ops_len: impl Fn(&T) -> usize,
+) -> Result<T, WireError> {
+    let (batch, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(WireError::Trailing(rest.len()));
     }
-    if batch.ops.len() > BATCH_OPS_MAX {
+    let count = ops_len(&batch);
+    if count > BATCH_OPS_MAX {
         return Err(WireError::TooManyOps {
-            count: batch.ops.len(),
+            count,
             max: BATCH_OPS_MAX,
         });
     }

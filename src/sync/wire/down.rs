@@ -3,7 +3,7 @@
 //! key configured only batches HQ signed for this very store are taken, unsigned and badly
 //! signed ones are refused with a metric label; without it both kinds are taken unchecked.
 
-use super::{encode, encode_down, DownBatch, Encoded, Message, WireError, BATCH_OPS_MAX};
+use super::{encode, encode_down, DownBatch, Encoded, Message, WireError};
 use crate::domain::{Op, StoreId};
 use crate::signing::{DownRejected, HqKey, HqPublicKey};
 use serde::{Deserialize, Serialize};
@@ -56,18 +56,7 @@ pub fn encode_signed_down(
 /// The batch inside a signed down-batch (call only after its signature verified). Refuses
 /// malformed bytes, trailing garbage and too many ops, like [`decode`].
 pub fn open_signed_down(signed: &SignedDown) -> Result<DownBatch, WireError> {
-    let (batch, rest) = postcard::take_from_bytes::<DownBatch>(&signed.batch)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(WireError::Trailing(rest.len()));
-    }
-    if batch.ops.len() > BATCH_OPS_MAX {
-        return Err(WireError::TooManyOps {
-            count: batch.ops.len(),
-            max: BATCH_OPS_MAX,
-        });
-    }
-    Ok(batch)
+    super::open_inner(&signed.batch, |b: &DownBatch| b.ops.len())
 }
 
 /// Why a store did not take a down-batch: not signed by HQ, or not decodable inside.
