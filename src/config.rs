@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 mod fiscal;
 pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
+mod console;
 mod customers;
+pub use console::{ConsoleAccount, ConsoleConfig, ConsoleRole};
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
 
 /// One problem in a config file: the key path and what is wrong with it.
@@ -546,6 +548,9 @@ pub struct HqConfig {
     pub rate_limit: HqRateLimitConfig,
     #[serde(default)]
     pub contact_policy: ContactPolicyConfig,
+    /// HQ staff accounts of the console (`[console]`).
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// Shortest API token accepted.
@@ -594,6 +599,7 @@ impl HqConfig {
     fn check(&self, errs: &mut Vec<ConfigError>) {
         check_chain(&self.chain, errs);
         check_mqtt(&self.mqtt, errs);
+        self.console.check(errs);
         let tokens = self.tokens();
         if tokens.is_empty() {
             push(

@@ -723,7 +723,8 @@
   }
   function factsText(c) {
     const f = c.facts || {};
-    return Object.keys(f).map((k) => k + ": " + (Array.isArray(f[k]) ? f[k].join(", ") : f[k])).join(" · ");
+    const one = (x) => (x && typeof x === "object" ? Object.keys(x).map((k) => k + " " + x[k]).join(" ") : x);
+    return Object.keys(f).filter((k) => f[k] !== null).map((k) => k + ": " + (Array.isArray(f[k]) ? f[k].map(one).join("; ") : f[k])).join(" · ");
   }
   function conflictCard(c) {
     const summary = S.lang === "en" ? c.summary : c.summary_es;
