@@ -414,19 +414,31 @@ pub fn action_text(lang: Lang, action: &str) -> String {
     lang.t(key).to_string()
 }
 
-/// One fact's value as text: lists joined, objects as `key value` pairs.
+/// One fact's value as text: lists joined, a line object as `SKU-2 sent 6 received 4 ...`
+/// (its sku, id or store first, unlabelled).
 fn fact_text(v: &Value) -> String {
+    const FIRST: [&str; 3] = ["sku", "id", "store"];
     match v {
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(fact_text).collect::<Vec<_>>().join("; "),
-        Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| format!("{k} {}", fact_text(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Value::Object(map) => {
+            let named = FIRST.iter().filter_map(|k| map.get(*k)).map(fact_text);
+            let rest = map
+                .iter()
+                .filter(|(k, v)| !v.is_null() && !FIRST.contains(&k.as_str()))
+                .map(|(k, v)| format!("{k} {}", fact_text(v)));
+            named.chain(rest).collect::<Vec<_>>().join(" ")
+        }
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// A fact as (label, text): times (`*_ms`) shown as how long ago.
+fn fact(lang: Lang, key: &str, v: &Value, now_ms: u64) -> (String, String) {
+    match (key.strip_suffix("_ms"), v.as_u64()) {
+        (Some(label), Some(ms)) => (label.to_string(), ago(lang, now_ms, ms)),
+        _ => (key.to_string(), fact_text(v)),
     }
 }
 
@@ -463,8 +475,10 @@ fn item_card(html: &mut String, lang: Lang, who: &ConsoleSession, c: &Conflict) 
     let facts = serde_json::to_value(&c.facts).unwrap_or(Value::Null);
     let mut dl = String::new();
     if let Value::Object(map) = facts {
+        let now = crate::store::now_ms();
         for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
-            let _ = write!(dl, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(&fact_text(v)));
+            let (label, text) = fact(lang, k, v, now);
+            let _ = write!(dl, "<dt>{}</dt><dd>{}</dd>", esc(&label), esc(&text));
         }
     }
     let _ = write!(
