@@ -15,6 +15,9 @@ pub mod store;
 /// Rate limits and security headers shared by the terminal's and HQ's HTTP servers.
 pub mod http_security;
 
+/// `/metrics` of the store and HQ in the OpenMetrics text format (`prometheus-client`).
+pub mod exposition;
+
 /// Sync over MQTT: wire format, the sans-IO protocol, and the daemons that carry it out.
 pub mod sync;
 
