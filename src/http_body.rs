@@ -20,9 +20,12 @@ pub enum BodyError {
     /// The connection failed while reading the body.
     #[error("cannot read body: {0}")]
     Unreadable(String),
-    /// Not JSON, or JSON of the wrong kind at the top (an array where an object is expected).
+    /// Not JSON.
     #[error("{0}")]
     Malformed(String),
+    /// Well-formed JSON of the wrong kind at the top (an array where an object is expected).
+    #[error("{0}")]
+    Shape(String),
     /// Well-formed JSON with one field missing or of the wrong shape.
     #[error("{path}: {reason}")]
     Field {
@@ -106,7 +109,7 @@ fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> BodyError {
             field,
             reason,
         },
-        None => BodyError::Malformed(format!("unexpected body: {reason}")),
+        None => BodyError::Shape(format!("unexpected body: {reason}")),
     }
 }
 
@@ -158,9 +161,9 @@ mod tests {
     }
 
     #[test]
-    fn not_json_or_not_an_object_is_malformed_and_the_canonical_form_sorts_keys() {
+    fn not_json_is_malformed_an_array_is_the_wrong_shape_and_the_canonical_form_sorts_keys() {
         assert!(matches!(err("{nope"), BodyError::Malformed(_)));
-        assert!(matches!(err("[1, 2]"), BodyError::Malformed(_)));
+        assert!(matches!(err("[1, 2]"), BodyError::Shape(_)));
         let ok = parse::<Order>(br#"{"store": "x",  "lines": []}"#).unwrap();
         assert_eq!(ok.canonical, r#"{"lines":[],"store":"x"}"#);
     }

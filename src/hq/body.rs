@@ -40,7 +40,7 @@ impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> ApiError {
         match e {
             BodyError::TooLarge { .. } => ApiError::payload_too_large(),
-            BodyError::Unreadable(_) | BodyError::Malformed(_) => {
+            BodyError::Unreadable(_) | BodyError::Malformed(_) | BodyError::Shape(_) => {
                 ApiError::invalid_json(e.to_string())
             }
             BodyError::Field { ref field, .. } => {
