@@ -16,6 +16,8 @@ use super::motion::{merge_received, merge_sent, MotionKind, Movement, Received, 
 use super::op::{ConsumeReason, Op, OpId, Payload, SaleLine, Tender};
 use super::order::{Order, OrderStatus};
 use super::returns::ReturnBook;
+use super::till::pricing::net_lines;
+use super::till::{CashBook, CashMovement, Promotions, SalePricing};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,14 +30,28 @@ pub struct SaleRecord {
     pub tender: Tender,
     pub customer: Option<CustomerId>,
     pub at: Hlc,
+    /// The discounts it was sold with (DESIGN.md §18), when any were recorded.
+    pub pricing: Option<SalePricing>,
 }
 
 impl SaleRecord {
+    /// What was paid: the lines after their discounts.
     pub fn total_cents(&self) -> i64 {
+        self.net_lines().iter().sum()
+    }
+
+    /// What was paid for each line, in line order.
+    pub fn net_lines(&self) -> Vec<i64> {
+        net_lines(&self.lines, self.pricing.as_ref())
+    }
+
+    /// Everything taken off the list prices.
+    pub fn discount_cents(&self) -> i64 {
         self.lines
             .iter()
             .map(|l| l.unit_cents * i64::from(l.qty))
-            .sum()
+            .sum::<i64>()
+            - self.total_cents()
     }
 }
 
@@ -91,6 +107,12 @@ pub struct State {
     pub resolutions: BTreeMap<String, Resolution>,
     /// When each erased customer was first erased (earliest erase op).
     pub erased_at: BTreeMap<CustomerId, Hlc>,
+    /// Promotions HQ authored (DESIGN.md §18), last writer wins per promotion.
+    pub promotions: Promotions,
+    /// Every store's cash sessions.
+    pub cash: CashBook,
+    /// Pricing recorded for sales not applied yet (a `SalePriced` precedes its `Sale`).
+    sale_pricing: BTreeMap<SaleId, SalePricing>,
     /// Every price HQ set per sku, sorted by `(hlc, actor)`: the price in force at a moment.
     price_log: BTreeMap<Sku, Vec<(Hlc, ActorId, i64)>>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,
@@ -336,17 +358,25 @@ impl State {
                 for line in lines {
                     self.counter_mut(store, &line.sku).consume(actor, line.qty);
                 }
-                self.sales.insert(
-                    sale_id.clone(),
-                    SaleRecord {
-                        id: sale_id.clone(),
-                        store: store.clone(),
-                        lines: lines.clone(),
-                        tender: *tender,
-                        customer: customer.clone(),
-                        at: op.hlc,
-                    },
-                );
+                let record = SaleRecord {
+                    id: sale_id.clone(),
+                    store: store.clone(),
+                    lines: lines.clone(),
+                    tender: *tender,
+                    customer: customer.clone(),
+                    at: op.hlc,
+                    pricing: self.sale_pricing.remove(sale_id),
+                };
+                if *actor == store.actor() {
+                    self.cash.on_sale(
+                        store,
+                        *tender,
+                        lines,
+                        &record.net_lines(),
+                        record.pricing.as_ref(),
+                    );
+                }
+                self.sales.insert(sale_id.clone(), record);
                 self.recheck_double_returns(sale_id);
             }
             Payload::OrderPlace {
@@ -481,16 +511,68 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
-            Payload::Return { .. } => self.merge_return(op, effects),
+            Payload::Return { .. } => {
+                self.merge_return(op, effects);
+                self.count_return(op);
+            }
             Payload::ReturnRightsRequested {
                 sale, by, epoch, ..
             } => self.merge_rights_request(sale, by, *epoch),
             Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
-            Payload::Invoice { store, record } => self
-                .fiscal
-                .entry(store.clone())
-                .or_default()
-                .merge((**record).clone()),
+            Payload::Invoice { store, record } => {
+                if *actor == store.actor() && record.kind == super::fiscal::RecordKind::Alta {
+                    self.cash.on_invoice(store, record.numserie());
+                }
+                self.fiscal
+                    .entry(store.clone())
+                    .or_default()
+                    .merge((**record).clone())
+            }
+            Payload::PromotionPut { promotion } => self
+                .promotions
+                .put(promotion.clone(), (op.hlc, actor.clone())),
+            Payload::SalePriced {
+                sale_id, pricing, ..
+            } => match self.sales.get_mut(sale_id) {
+                Some(sale) => sale.pricing = Some(pricing.clone()),
+                None => {
+                    self.sale_pricing.insert(sale_id.clone(), pricing.clone());
+                }
+            },
+            Payload::CashOpen {
+                store,
+                session,
+                float_cents,
+                staff,
+                opened_ms,
+            } => self
+                .cash
+                .open(store, session, *float_cents, *opened_ms, staff),
+            Payload::CashMove {
+                session,
+                kind,
+                cents,
+                reason,
+                staff,
+                ..
+            } => self.cash.movement(
+                session,
+                CashMovement {
+                    kind: *kind,
+                    cents: *cents,
+                    reason: reason.clone(),
+                    staff: staff.clone(),
+                },
+            ),
+            Payload::CashClose {
+                store,
+                session,
+                counted_cents,
+                staff,
+                closed_ms,
+            } => self
+                .cash
+                .close(store, session, *counted_cents, *closed_ms, staff),
             Payload::ShipmentNotice {
                 shipment,
                 store,
@@ -581,6 +663,39 @@ impl State {
                 }
             }
         }
+    }
+
+    /// A return the receiving store took itself counts in its open cash session; each line's
+    /// VAT rate is the sale's (or the catalog's when the sale is not known here).
+    fn count_return(&mut self, op: &Op) {
+        let Payload::Return {
+            store,
+            sale,
+            lines,
+            tender,
+            ..
+        } = &op.payload
+        else {
+            return;
+        };
+        if op.actor != store.actor() {
+            return;
+        }
+        let refunds: Vec<(i64, u32)> = lines
+            .iter()
+            .map(|l| {
+                let sold = self
+                    .sales
+                    .get(sale)
+                    .and_then(|s| s.lines.iter().find(|x| x.sku == l.sku))
+                    .map(|x| x.vat_bp);
+                let vat_bp = sold
+                    .or_else(|| self.catalog.get(&l.sku).map(|p| p.vat_bp))
+                    .unwrap_or(0);
+                (l.refund_cents, vat_bp)
+            })
+            .collect();
+        self.cash.on_return(store, *tender, &refunds);
     }
 
     /// Return an order's units to its store, once. `actor` is the store (checked by authority).
