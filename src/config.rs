@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 mod fiscal;
 pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
 mod customers;
+mod till;
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
+pub use till::TillConfig;
 
 /// One problem in a config file: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +321,9 @@ pub struct StoreConfig {
     pub terminal: TerminalSecurityConfig,
     #[serde(default)]
     pub returns: ReturnsConfig,
+    /// Discounts and the cash drawer (DESIGN.md §18).
+    #[serde(default)]
+    pub till: TillConfig,
     /// HQ's public key (64 hex digits, printed by `storenode key --hq --db <hq db>`). HQ
     /// always signs its down-batches, so this is required: without it a store would take
     /// whatever anyone publishes on its `down` topic.
@@ -412,6 +417,7 @@ impl StoreConfig {
         check_chain(&self.chain, errs);
         check_mqtt(&self.mqtt, errs);
         self.returns.check(errs);
+        self.till.check(errs);
         if self.data_dir.as_os_str().is_empty() {
             push(errs, "data_dir", "must not be empty");
         }

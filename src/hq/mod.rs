@@ -7,12 +7,14 @@
 
 mod api;
 mod body;
+mod cash;
 pub mod conflicts;
 pub mod customers;
 mod dashboard;
 pub mod error;
 pub mod journal;
 mod motion;
+mod promotions;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -196,6 +198,9 @@ impl HqState {
 pub fn app(state: HqState) -> Router {
     let api = Router::new()
         .route("/catalog/{sku}", put(api::put_catalog))
+        .route("/promotions", get(promotions::list))
+        .route("/cash/sessions", get(cash::list))
+        .route("/promotions/{id}", put(promotions::put))
         .route("/availability", get(api::availability))
         .route("/carts/{customer}", get(api::get_cart).put(api::put_cart))
         .route("/orders", post(api::post_order))

@@ -9,6 +9,7 @@
 mod assets;
 pub mod auth;
 mod body;
+pub mod cash;
 pub mod conflicts;
 mod customers;
 pub mod error;
@@ -24,6 +25,7 @@ mod sales;
 mod session;
 pub mod spool;
 mod stock;
+pub mod till;
 
 use crate::devices::scanner::{ScannerStatus, SourceState};
 use crate::domain::{Replica, StoreId};
@@ -66,6 +68,8 @@ pub struct TerminalConfig {
     pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
     /// Stores this one may send transfers to (from the config's `transfer_to`).
     pub transfer_to: Vec<StoreId>,
+    /// Discount limit and cash-session rule (`[till]`).
+    pub till: crate::config::TillConfig,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -86,6 +90,7 @@ impl TerminalConfig {
             returns: Default::default(),
             fiscal: None,
             transfer_to: Vec::new(),
+            till: Default::default(),
         }
     }
 }
@@ -288,6 +293,13 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
         .route("/sales/{id}", get(returns::show))
+        .route("/promotions", get(till::list_promotions))
+        .route("/cash/sessions", post(cash::open))
+        .route("/cash/sessions/current", get(cash::current))
+        .route("/cash/sessions/current/movements", post(cash::movement))
+        .route("/cash/sessions/current/close", post(cash::close))
+        .route("/cash/sessions/current/report", get(cash::report))
+        .route("/cash/sessions/{id}", get(cash::show))
         .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))
         .route("/pickups/{id}", get(pickups::show))
