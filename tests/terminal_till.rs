@@ -487,3 +487,72 @@ async fn a_session_left_open_overnight_is_shown_as_such_at_the_next_login() {
     assert_eq!(login["cash_session"]["id"], "Z-OLD");
     assert_eq!(login["cash_session"]["stale"], true);
 }
+
+#[tokio::test]
+async fn a_parked_ticket_survives_a_restart_and_is_resumed_once() {
+    let f = till(false).await;
+    let associate = f.login("1001", "1234").await;
+    let ticket = json!({"lines": [{"sku": "SKU-1", "qty": 2, "discount_pct": 5}, {"sku": "SKU-2", "qty": 1}],
+                        "label": "señora del abrigo rojo"});
+    let (status, parked) = post(&f, "/api/v1/sales/parked", ticket, &associate).await;
+    assert_eq!(status, StatusCode::CREATED, "{parked}");
+    let id = parked["id"].as_str().unwrap().to_string();
+    let bad = json!({"lines": [{"sku": "SKU-1", "qty": 0}]});
+    let (status, e) = post(&f, "/api/v1/sales/parked", bad, &associate).await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("qty"))
+    );
+    // Serve someone else meanwhile.
+    let other = json!({"lines": [{"sku": "SKU-2", "qty": 1}], "tender": "card"});
+    assert_eq!(
+        post(&f, "/api/v1/sales", other, &associate).await.0,
+        StatusCode::CREATED
+    );
+
+    // Restart: a new node and terminal over the same file.
+    let terminal_support::Fixture {
+        state,
+        node,
+        dir,
+        printer,
+        link,
+        hq,
+    } = f;
+    let config = state.config().clone();
+    drop(state);
+    drop(node);
+    let node = Node::open(&dir.path().join("store.db"), store().actor()).unwrap();
+    let state = storenode::terminal::TerminalState::new(
+        node.clone(),
+        link.clone(),
+        printer.clone(),
+        config,
+    );
+    let f = Fixture {
+        state,
+        node,
+        dir,
+        printer,
+        link,
+        hq,
+    };
+    let associate = f.login("1001", "1234").await;
+    let (_, _, list) = f
+        .call(Method::GET, "/api/v1/sales/parked", None, Some(&associate))
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["label"], "señora del abrigo rojo");
+    let resume = format!("/api/v1/sales/parked/{id}/resume");
+    let (status, mut resumed) = post(&f, &resume, json!({}), &associate).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["lines"][0]["discount_pct"], 5.0);
+    let (status, _) = post(&f, &resume, json!({}), &associate).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a ticket is resumed once");
+    // The resumed ticket sells as it was parked.
+    resumed["tender"] = json!("card");
+    let (status, sold) = post(&f, "/api/v1/sales", resumed, &associate).await;
+    assert_eq!(status, StatusCode::CREATED, "{sold}");
+    // SKU-1: 6.98 - 20 % promotion (1.40) = 5.58, - 5 % (0.28) = 5.30; SKU-2: 0.99.
+    assert_eq!(sold["total_cents"], 530 + 99);
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod link;
 pub mod motion;
+mod parked;
 mod pickups;
 pub mod print;
 mod profile;
@@ -35,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use error::ApiError;
 use events::{Scan, ScanSender};
@@ -293,6 +294,9 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
         .route("/sales/{id}", get(returns::show))
+        .route("/sales/parked", get(parked::list).post(parked::park))
+        .route("/sales/parked/{id}", delete(parked::discard))
+        .route("/sales/parked/{id}/resume", post(parked::resume))
         .route("/promotions", get(till::list_promotions))
         .route("/cash/sessions", post(cash::open))
         .route("/cash/sessions/current", get(cash::current))
