@@ -1,7 +1,8 @@
 //! `[till]` of a store config (DESIGN.md §18): how far an associate may discount without a
 //! manager, and whether cash sales need an open cash session.
 
-use super::{push, ConfigError};
+use super::error::push;
+use super::ConfigError;
 use serde::Deserialize;
 
 /// `[till]`: discounts and the cash drawer.
