@@ -17,6 +17,7 @@ use storenode::domain::till::{CashMoveKind, Promotion, PromotionKind};
 use storenode::domain::{Op, Payload, Sku};
 use storenode::fiscal::FiscalSetup;
 use storenode::store::{now_ms, Node};
+use storenode::terminal::print::PrintJob;
 use terminal_support::{queued, store, Fixture};
 
 fn setup() -> Arc<FiscalSetup> {
@@ -92,6 +93,26 @@ async fn promotions_and_discounts_flow_into_the_sale_its_invoice_and_its_refund(
             .and_then(|_| storenode::fiscal::issued_invoice(r, &id))
     });
     assert_eq!(record.map(|i| i.importe_cents), Some(823), "{invoice}");
+    // The receipt prints each discount under its line, at that line's VAT rate, and adds up.
+    let receipt = f.printer.jobs().into_iter().find_map(|j| match j {
+        PrintJob::Receipt {
+            reference,
+            lines,
+            total_cents,
+            ..
+        } if reference == id => Some((lines, total_cents)),
+        _ => None,
+    });
+    let (lines, total) = receipt.expect("the sale's receipt");
+    assert_eq!(total, 823);
+    let printed: i64 = lines.iter().map(|l| l.unit_cents * i64::from(l.qty)).sum();
+    assert_eq!(printed, 823);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.unit_cents == -151 && l.vat_bp == 1000),
+        "{lines:?}"
+    );
     let (_, _, shown) = f
         .call(
             Method::GET,
