@@ -5,11 +5,11 @@
 //! `starts` and `ends` are RFC 3339 times, or dates (`2026-12-01`) read in Europe/Madrid:
 //! a date `starts` at the beginning of that day and `ends` at the end of it.
 
-use super::body::{Fields, JsonBody};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
 use crate::domain::ids::PromotionId;
-use crate::domain::till::promotion::BP_FULL;
+use crate::domain::till::promotion::{BP_FULL, SKUS_MAX};
 use crate::domain::till::{Promotion, PromotionKind};
 use crate::domain::{Payload, Sku};
 use crate::terminal::till::promotion_json;
@@ -17,33 +17,46 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 type ApiResult = Result<Response, ApiError>;
 
 /// The zone date-only `starts` and `ends` are read in.
 const DATE_ZONE: &str = "Europe/Madrid";
 
+/// `PUT /api/v1/promotions/{id}` as sent; each field is checked below with its own error.
+#[derive(Debug, Deserialize)]
+pub struct PromotionBody {
+    kind: String,
+    skus: Vec<String>,
+    #[serde(default)]
+    percent: Option<f64>,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    m: Option<u32>,
+    starts: String,
+    ends: String,
+    #[serde(default)]
+    priority: Option<u32>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
 /// `PUT /api/v1/promotions/{id}`: 200 with the promotion; 422 naming the field.
 pub async fn put(
     State(state): State<HqState>,
     Path(id): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<PromotionBody>, ApiError>,
 ) -> ApiResult {
     let id = PromotionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let b = &body.object;
-    let kind = kind(b)?;
-    let skus = skus(&state, b)?;
-    let starts_ms = instant(b, "starts", false)?;
-    let ends_ms = instant(b, "ends", true)?;
-    let priority = match b.get("priority") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
-            .ok_or_else(|| ApiError::invalid("priority", "priority must be a whole number >= 0"))?,
-    };
-    let name = b.opt_str("name")?.unwrap_or(id.as_str()).trim().to_string();
+    let b = body?.value;
+    let kind = kind(&b)?;
+    let skus = skus(&state, &b.skus)?;
+    let starts_ms = instant(&b.starts, "starts", false)?;
+    let ends_ms = instant(&b.ends, "ends", true)?;
+    let name = b.name.as_deref().unwrap_or(id.as_str()).trim().to_string();
     let promotion = Promotion {
         id,
         name,
@@ -51,7 +64,7 @@ pub async fn put(
         skus,
         starts_ms,
         ends_ms,
-        priority,
+        priority: b.priority.unwrap_or(0),
     };
     promotion
         .check()
@@ -72,8 +85,8 @@ pub async fn list(State(state): State<HqState>) -> ApiResult {
     Ok(Json(Value::Array(all)).into_response())
 }
 
-fn percent_bp(b: &Map<String, Value>) -> Result<u32, ApiError> {
-    match b.get("percent").and_then(Value::as_f64) {
+fn percent_bp(b: &PromotionBody) -> Result<u32, ApiError> {
+    match b.percent {
         Some(p) if p > 0.0 && p <= 100.0 => Ok(((p * 100.0).round() as u32).clamp(1, BP_FULL)),
         _ => Err(ApiError::invalid(
             "percent",
@@ -82,20 +95,17 @@ fn percent_bp(b: &Map<String, Value>) -> Result<u32, ApiError> {
     }
 }
 
-fn count(b: &Map<String, Value>, field: &str) -> Result<u32, ApiError> {
-    b.get(field)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| (1..=1_000).contains(n))
+fn count(v: Option<u32>, field: &str) -> Result<u32, ApiError> {
+    v.filter(|n| (1..=1_000).contains(n))
         .ok_or_else(|| ApiError::invalid(field, format!("{field} must be a whole number 1-1000")))
 }
 
-fn kind(b: &Map<String, Value>) -> Result<PromotionKind, ApiError> {
-    match b.req_str("kind")? {
+fn kind(b: &PromotionBody) -> Result<PromotionKind, ApiError> {
+    match b.kind.as_str() {
         "percent" => Ok(PromotionKind::Percent { bp: percent_bp(b)? }),
         "second_unit" => Ok(PromotionKind::SecondUnit { bp: percent_bp(b)? }),
         "n_for_m" => {
-            let (n, m) = (count(b, "n")?, count(b, "m")?);
+            let (n, m) = (count(b.n, "n")?, count(b.m, "m")?);
             if n < 2 {
                 return Err(ApiError::invalid("n", "n must be at least 2"));
             }
@@ -111,17 +121,16 @@ fn kind(b: &Map<String, Value>) -> Result<PromotionKind, ApiError> {
     }
 }
 
-fn skus(state: &HqState, b: &Map<String, Value>) -> Result<Vec<Sku>, ApiError> {
-    let raw = b.req_array("skus")?;
-    if raw.is_empty() || raw.len() > crate::domain::till::promotion::SKUS_MAX {
-        return Err(ApiError::invalid("skus", "skus must name 1-500 skus"));
+fn skus(state: &HqState, raw: &[String]) -> Result<Vec<Sku>, ApiError> {
+    if raw.is_empty() || raw.len() > SKUS_MAX {
+        return Err(ApiError::invalid(
+            "skus",
+            format!("skus must name 1-{SKUS_MAX} skus"),
+        ));
     }
     let mut out: Vec<Sku> = Vec::with_capacity(raw.len());
-    for v in raw {
-        let sku = v
-            .as_str()
-            .and_then(|s| Sku::parse(s).ok())
-            .ok_or_else(|| ApiError::invalid("skus", "each sku must be a sku string"))?;
+    for s in raw {
+        let sku = Sku::parse(s).map_err(|e| ApiError::invalid("skus", e.to_string()))?;
         if !state.node.read(|r| r.state().catalog.contains(&sku)) {
             return Err(ApiError::unknown_sku(
                 sku.as_str(),
@@ -137,14 +146,14 @@ fn skus(state: &HqState, b: &Map<String, Value>) -> Result<Vec<Sku>, ApiError> {
 
 /// `starts` / `ends` in ms: an RFC 3339 time, or a date in `DATE_ZONE` (its start, or for
 /// `ends` the start of the next day).
-fn instant(b: &Map<String, Value>, field: &str, end_of_day: bool) -> Result<u64, ApiError> {
+fn instant(raw: &str, field: &str, end_of_day: bool) -> Result<u64, ApiError> {
     let bad = || {
         ApiError::invalid(
             field,
             format!("{field} must be a date (2026-12-01) or an RFC 3339 time"),
         )
     };
-    let raw = b.req_str(field)?.trim();
+    let raw = raw.trim();
     let ms = if let Ok(t) = raw.parse::<jiff::Timestamp>() {
         t.as_millisecond()
     } else {
