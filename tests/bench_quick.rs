@@ -77,3 +77,13 @@ fn catch_up_quick_prints_a_result_line() {
 fn scan_to_screen_quick_prints_a_result_line() {
     assert_result_line("scan-to-screen", &bench("scan-to-screen", &[]));
 }
+
+#[test]
+fn history_quick_prints_a_result_line() {
+    assert_result_line("history", &bench("history", &[]));
+}
+
+#[test]
+fn fanin_quick_prints_a_result_line() {
+    assert_result_line("fanin", &bench("fanin", &[]));
+}

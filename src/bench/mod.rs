@@ -9,7 +9,9 @@ mod apply;
 mod catch_up;
 mod chain;
 mod crdt_peers;
+mod fanin;
 mod footprint;
+mod history;
 mod mosquitto;
 mod mqtt_raw;
 pub mod proc;
@@ -36,6 +38,10 @@ pub enum Scenario {
     CatchUp,
     /// A line on a TCP scanner source until the terminal page's event stream shows it parsed.
     ScanToScreen,
+    /// A store with a year of closed sales and orders behind it: RSS idle and `Node::open`.
+    History,
+    /// One HQ ingesting the up-batches of many stores at once, vs raw batched SQLite inserts.
+    Fanin,
 }
 
 /// How a scenario runs.
@@ -59,5 +65,7 @@ pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
         Scenario::Replicate => runtime.block_on(replicate::run(&opts)),
         Scenario::CatchUp => runtime.block_on(catch_up::run(&opts)),
         Scenario::ScanToScreen => runtime.block_on(scan_to_screen::run(&opts)),
+        Scenario::History => runtime.block_on(history::run(&opts)),
+        Scenario::Fanin => runtime.block_on(fanin::run(&opts)),
     }
 }

@@ -48,19 +48,9 @@ fn id<T>(parsed: Result<T, crate::domain::IdError>) -> T {
 /// The seed: HQ's catalog of `skus` products, the store's stock of each, and `orders` open
 /// pickup orders placed at the store. HQ ops first, then the store's in seq order.
 pub fn seed_ops(skus: usize, orders: usize) -> Vec<Op> {
-    let mut hq = Replica::new(ActorId::hq());
     let mut at_store = Replica::new(store().actor());
     let mut ops = Vec::with_capacity(skus * 2 + orders);
-    for i in 0..skus {
-        let payload = Payload::CatalogPut {
-            sku: sku(i),
-            ean: ean(i),
-            name: format!("Producto de prueba {i} (caja de 12)"),
-            price_cents: 100 + (i % 5_000) as i64,
-            vat_bp: 2100,
-        };
-        ops.push(prepared(&mut hq, payload));
-    }
+    ops.extend(catalog_ops(skus));
     for op in &ops {
         let _ = at_store.apply(op);
     }
@@ -96,7 +86,25 @@ pub fn seed_ops(skus: usize, orders: usize) -> Vec<Op> {
     ops
 }
 
-fn prepared(replica: &mut Replica, payload: Payload) -> Op {
+/// HQ's catalog of `skus` products.
+pub fn catalog_ops(skus: usize) -> Vec<Op> {
+    let mut hq = Replica::new(ActorId::hq());
+    (0..skus)
+        .map(|i| {
+            let payload = Payload::CatalogPut {
+                sku: sku(i),
+                ean: ean(i),
+                name: format!("Producto de prueba {i} (caja de 12)"),
+                price_cents: 100 + (i % 5_000) as i64,
+                vat_bp: 2100,
+            };
+            prepared(&mut hq, payload)
+        })
+        .collect()
+}
+
+/// `payload` issued by `replica` at the seeding clock.
+pub fn prepared(replica: &mut Replica, payload: Payload) -> Op {
     let now = SEED_NOW_MS + replica.next_seq();
     match replica.prepare(now, payload) {
         Ok((op, _)) => op,
@@ -129,6 +137,7 @@ struct OrderFlow {
 /// One submitter's stream of payloads. Every ten ops: four sales, two cart sets, one cart
 /// remove, three order steps (place, picking, a pick per line, ready, handed over).
 pub struct Mix {
+    store: StoreId,
     task: usize,
     skus: usize,
     rng: StdRng,
@@ -139,7 +148,14 @@ pub struct Mix {
 
 impl Mix {
     pub fn new(task: usize, skus: usize) -> Mix {
+        Mix::at(store(), task, skus)
+    }
+
+    /// The mix of task `task` at `store` (task numbers name the ids it makes: keep them
+    /// unique across stores whose ops meet).
+    pub fn at(store: StoreId, task: usize, skus: usize) -> Mix {
         Mix {
+            store,
             task,
             skus: skus.max(1),
             rng: StdRng::seed_from_u64(0x5eed_0000 + task as u64),
@@ -183,7 +199,7 @@ impl Mix {
             .collect();
         let customer = self.n.is_multiple_of(3).then(|| self.customer());
         Payload::Sale {
-            store: store(),
+            store: self.store.clone(),
             sale_id: id(SaleId::parse(&format!("S-{}-{}", self.task, self.n))),
             lines,
             tender: if self.n.is_multiple_of(2) {
@@ -239,7 +255,7 @@ impl Mix {
             });
             return Payload::OrderPlace {
                 order_id,
-                store: store(),
+                store: self.store.clone(),
                 customer,
                 lines: lines
                     .into_iter()
@@ -252,16 +268,17 @@ impl Mix {
         flow.step += 1;
         let order_id = flow.id.clone();
         let picks = flow.lines.len();
+        let store = self.store.clone();
         let advance = |to| Payload::OrderAdvance {
             order_id: order_id.clone(),
-            store: store(),
+            store: store.clone(),
             to,
         };
         match flow.step {
             1 => advance(Advance::Picking),
             s if s <= 1 + picks => Payload::OrderPick {
                 order_id: order_id.clone(),
-                store: store(),
+                store: store.clone(),
                 sku: flow.lines[s - 2].clone(),
                 picked: 1,
             },

@@ -70,6 +70,9 @@ pub enum TxStep {
     Savepoint,
     /// `COMMIT` (for example a deferred constraint, a full disk or an I/O error).
     Commit,
+    /// Writing the batch of derived rows the group carried (`store::derived`): the group is
+    /// rolled back whole.
+    Derive,
 }
 
 impl std::fmt::Display for TxStep {
@@ -78,6 +81,7 @@ impl std::fmt::Display for TxStep {
             TxStep::Begin => "beginning the write transaction",
             TxStep::Savepoint => "undoing a failed request inside the write transaction",
             TxStep::Commit => "committing the write transaction",
+            TxStep::Derive => "writing the derived rows in the write transaction",
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Rewriting the materialised rows an op changed, inside the op's own transaction, so what
-//! SQL readers see always matches the op log.
+//! The materialised rows an op changes: which ones (`keys_for`, named by `RowKey`) and their
+//! content as the state has it (`write`). The writer writes them behind the log, in batches
+//! (`store::derived`); only an invoice's journal record is written with its op (`with_op`).
 //!
 //! Rows are upserted (`ON CONFLICT DO UPDATE`), not `INSERT OR REPLACE`d: REPLACE deletes the
 //! row and inserts it again under a new rowid, which dirties the old table page, the table's
@@ -7,61 +8,79 @@
 //! rewritten on most ops, so this is most of the pages a group commit writes.
 
 use crate::domain::{ActorId, CustomerId, Op, OrderId, Payload, SaleId, Sku, State, StoreId};
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
-/// Write the rows `op` changed, read from `state` after the op was applied.
-pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()> {
+/// A derived row (or group of rows) an op changed, named by its key. Its content is read
+/// from the state when it is written, so writing a key twice, or once for many ops, gives the
+/// same rows as writing it after each op.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RowKey {
+    /// The product's `catalog` row.
+    Catalog(Sku),
+    /// The `(store, sku)` row of `stock`.
+    Stock(StoreId, Sku),
+    /// The `orders` row and the stock rows of the order's lines.
+    Order(OrderId),
+    /// The `sales` row.
+    Sale(SaleId),
+    /// The `customers` row and the customer's `cart_lines`.
+    Customer(CustomerId),
+}
+
+/// Name every derived row `op` changes (some more than once).
+pub fn keys_for(op: &Op, mut note: impl FnMut(RowKey)) {
+    let mut stock_lines = |store: &StoreId, skus: &mut dyn Iterator<Item = &Sku>| {
+        for sku in skus {
+            note(RowKey::Stock(store.clone(), sku.clone()));
+        }
+    };
     match &op.payload {
-        Payload::CatalogPut { sku, .. } => catalog(tx, state, sku),
+        Payload::CatalogPut { sku, .. } => note(RowKey::Catalog(sku.clone())),
         Payload::StockReceive { store, sku, .. }
         | Payload::StockTransfer { store, sku, .. }
-        | Payload::StockConsume { store, sku, .. } => stock(tx, state, store, sku),
+        | Payload::StockConsume { store, sku, .. } => {
+            note(RowKey::Stock(store.clone(), sku.clone()))
+        }
         Payload::Sale {
             store,
             sale_id,
             lines,
             ..
         } => {
-            for line in lines {
-                stock(tx, state, store, &line.sku)?;
-            }
-            sale(tx, state, sale_id)
+            stock_lines(store, &mut lines.iter().map(|l| &l.sku));
+            note(RowKey::Sale(sale_id.clone()));
         }
         Payload::OrderPlace {
-            order_id,
-            store,
-            customer,
-            ..
+            order_id, customer, ..
         } => {
-            order_with_stock(tx, state, order_id, store)?;
-            customer_rows(tx, state, customer)
+            note(RowKey::Order(order_id.clone()));
+            note(RowKey::Customer(customer.clone()));
         }
-        Payload::OrderAdvance {
-            order_id, store, ..
-        }
-        | Payload::OrderPick {
-            order_id, store, ..
-        }
-        | Payload::OrderCancel {
-            order_id, store, ..
-        }
-        | Payload::OrderRelease { order_id, store } => order_with_stock(tx, state, order_id, store),
+        Payload::OrderAdvance { order_id, .. }
+        | Payload::OrderPick { order_id, .. }
+        | Payload::OrderCancel { order_id, .. }
+        | Payload::OrderRelease { order_id, .. } => note(RowKey::Order(order_id.clone())),
         Payload::CartSet { customer, .. }
         | Payload::CartRemove { customer, .. }
         | Payload::CustomerUpdate { customer, .. }
         | Payload::ConsentSet { customer, .. }
         | Payload::CustomerErase { customer }
-        | Payload::CustomerFollow { customer, .. } => customer_rows(tx, state, customer),
+        | Payload::CustomerFollow { customer, .. } => note(RowKey::Customer(customer.clone())),
         // A restocked return changes the receiving store's stock row; the rest lives in the
         // op log and the replica (no table of returns yet).
         Payload::Return { store, lines, .. } => {
-            for line in lines {
-                stock(tx, state, store, &line.sku)?;
-            }
-            Ok(())
+            stock_lines(store, &mut lines.iter().map(|l| &l.sku))
         }
-        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
-        Payload::CountRecorded { .. }
+        Payload::TransferDispatch { store, lines, .. } => {
+            stock_lines(store, &mut lines.iter().map(|l| &l.sku))
+        }
+        Payload::ShipmentReceive { store, lines, .. }
+        | Payload::TransferReceive { store, lines, .. } => {
+            stock_lines(store, &mut lines.iter().map(|l| &l.sku))
+        }
+        // Invoice records are written with their op (`with_op`), not derived later.
+        Payload::Invoice { .. }
+        | Payload::CountRecorded { .. }
         | Payload::RightsReturnRequested { .. }
         | Payload::ShipmentNotice { .. }
         | Payload::ConflictResolve { .. }
@@ -71,24 +90,40 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::SalePriced { .. }
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }
-        | Payload::CashClose { .. } => Ok(()),
-        Payload::TransferDispatch { store, lines, .. } => {
-            for line in lines {
-                stock(tx, state, store, &line.sku)?;
-            }
-            Ok(())
-        }
-        Payload::ShipmentReceive { store, lines, .. }
-        | Payload::TransferReceive { store, lines, .. } => {
-            for line in lines {
-                stock(tx, state, store, &line.sku)?;
-            }
-            Ok(())
-        }
+        | Payload::CashClose { .. } => {}
     }
 }
 
-fn catalog(tx: &Transaction, state: &State, sku: &Sku) -> rusqlite::Result<()> {
+/// The rows written in the same transaction as `op` itself: an `Invoice`'s journal record
+/// (the fiscal chain is read from `fiscal_records` and must never lag its op).
+pub fn with_op(tx: &Transaction, op: &Op) -> rusqlite::Result<()> {
+    match &op.payload {
+        Payload::Invoice { store, record } => super::fiscal::insert_record(tx, store, record),
+        _ => Ok(()),
+    }
+}
+
+/// Write the rows named by `key` as `state` has them.
+pub fn write(conn: &Connection, state: &State, key: &RowKey) -> rusqlite::Result<()> {
+    match key {
+        RowKey::Catalog(sku) => catalog(conn, state, sku),
+        RowKey::Stock(store, sku) => stock(conn, state, store, sku),
+        RowKey::Order(id) => order_with_stock(conn, state, id),
+        RowKey::Sale(id) => sale(conn, state, id),
+        RowKey::Customer(id) => customer_rows(conn, state, id),
+    }
+}
+
+/// Write every row `op` changed, as `state` has them after it (tests, and callers that need
+/// the rows at once).
+pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()> {
+    with_op(tx, op)?;
+    let mut keys = Vec::new();
+    keys_for(op, |k| keys.push(k));
+    keys.iter().try_for_each(|k| write(tx, state, k))
+}
+
+fn catalog(tx: &Connection, state: &State, sku: &Sku) -> rusqlite::Result<()> {
     let Some(p) = state.catalog.get(sku) else {
         return Ok(());
     };
@@ -107,7 +142,7 @@ fn catalog(tx: &Transaction, state: &State, sku: &Sku) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn stock(tx: &Transaction, state: &State, store: &StoreId, sku: &Sku) -> rusqlite::Result<()> {
+fn stock(tx: &Connection, state: &State, store: &StoreId, sku: &Sku) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO stock (store, sku, available, store_rights, hq_rights, reserved)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -126,12 +161,7 @@ fn stock(tx: &Transaction, state: &State, store: &StoreId, sku: &Sku) -> rusqlit
     Ok(())
 }
 
-fn order_with_stock(
-    tx: &Transaction,
-    state: &State,
-    id: &OrderId,
-    store: &StoreId,
-) -> rusqlite::Result<()> {
+fn order_with_stock(tx: &Connection, state: &State, id: &OrderId) -> rusqlite::Result<()> {
     let Some(o) = state.orders.get(id) else {
         return Ok(()); // waiting for its placement
     };
@@ -160,12 +190,12 @@ fn order_with_stock(
         serde_json::Value::Array(lines).to_string(),
     ])?;
     for sku in o.lines.keys() {
-        stock(tx, state, store, sku)?;
+        stock(tx, state, &o.store, sku)?;
     }
     Ok(())
 }
 
-fn sale(tx: &Transaction, state: &State, id: &SaleId) -> rusqlite::Result<()> {
+fn sale(tx: &Connection, state: &State, id: &SaleId) -> rusqlite::Result<()> {
     let Some(s) = state.sales.get(id) else {
         return Ok(());
     };
@@ -193,7 +223,7 @@ fn sale(tx: &Transaction, state: &State, id: &SaleId) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn customer_rows(tx: &Transaction, state: &State, id: &CustomerId) -> rusqlite::Result<()> {
+fn customer_rows(tx: &Connection, state: &State, id: &CustomerId) -> rusqlite::Result<()> {
     if let Some(c) = state.customers.get(id) {
         tx.prepare_cached(
             "INSERT INTO customers (id, name, email, phone, loyalty_card, erased)

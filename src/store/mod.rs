@@ -7,6 +7,7 @@
 //! whatever a caller is told happened is on disk.
 
 pub mod codec;
+pub mod derived;
 pub mod erasure;
 mod error;
 pub mod fiscal;

@@ -15,7 +15,7 @@ const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
 /// original dropped, which frees that arena as a whole, and the freed pages go back to the OS.
 /// An idle node's resident memory is then its state, not what building it left behind.
 pub(super) fn replay_packed(
-    conn: Connection,
+    mut conn: Connection,
     actor: ActorId,
 ) -> Result<(Connection, Replica), StoreError> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -31,6 +31,7 @@ pub(super) fn replay_packed(
         .name("storenode-replay".into())
         .spawn(move || {
             let replica = replay(&conn, actor).and_then(|mut r| {
+                super::derived::recover(&mut conn, r.state())?;
                 r.compact();
                 conn.execute_batch("PRAGMA shrink_memory")?;
                 Ok(r)

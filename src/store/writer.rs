@@ -9,6 +9,7 @@
 //! after a refused one); a failed begin or commit answers every request of the group with the
 //! step that failed, and memory is rebuilt from the file.
 
+use super::derived::{Pending, DERIVED_IDLE_MS};
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
     StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
@@ -18,6 +19,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 /// Why a whole group did not commit; every request of the group is answered with it.
 #[derive(Debug, Clone)]
@@ -55,13 +57,34 @@ struct Handled {
 }
 
 pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
+    let mut pending = Pending::default();
+    loop {
+        let first = if pending.is_empty() {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(Duration::from_millis(DERIVED_IDLE_MS))
+        };
+        let first = match first {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                write_derived(&mut conn, &shared, &mut pending);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                write_derived(&mut conn, &shared, &mut pending);
+                return;
+            }
+        };
         match first {
             Request::Checkpoint { reply } => {
+                write_derived(&mut conn, &shared, &mut pending);
                 let _ = reply.send(checkpoint(&conn));
                 continue;
             }
-            Request::Close { reply } => return close(conn, reply),
+            Request::Close { reply } => {
+                write_derived(&mut conn, &shared, &mut pending);
+                return close(conn, reply);
+            }
             _ => {}
         }
         let mut group = vec![first];
@@ -81,18 +104,39 @@ pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        if let Err(e) = commit_group(&mut conn, &shared, group) {
+        if let Err(e) = commit_group(&mut conn, &shared, group, &mut pending) {
             // Memory can no longer be shown to match the file: stop rather than answer
             // anyone from it. Callers now get `StoreError::Closed`.
             tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
             return;
         }
         if let Some(reply) = checkpoint_reply {
+            write_derived(&mut conn, &shared, &mut pending);
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
+            write_derived(&mut conn, &shared, &mut pending);
             return close(conn, reply);
         }
+    }
+}
+
+/// Write the pending derived rows in a transaction of their own (the writer is idle, or about
+/// to checkpoint or close). On failure they stay pending and the next batch retries them.
+fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending) {
+    if pending.is_empty() {
+        return;
+    }
+    let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
+        {
+            let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
+            pending.write(&tx, replica.state())?;
+        }
+        tx.commit()
+    });
+    match written {
+        Ok(()) => pending.clear(),
+        Err(e) => tracing::warn!(error = %StoreError::from(e), "derived rows not written yet"),
     }
 }
 
@@ -114,6 +158,7 @@ fn commit_group(
     conn: &mut Connection,
     shared: &Shared,
     group: Vec<Request>,
+    pending: &mut Pending,
 ) -> Result<(), StoreError> {
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -130,6 +175,7 @@ fn commit_group(
     let mut events: Vec<NodeEvent> = Vec::new();
     let mut abort = None;
     let mut erased = false;
+    let mut derived = false;
     {
         let mut replica = shared
             .replica
@@ -140,12 +186,25 @@ fn commit_group(
                 replies.push(refused(req));
                 continue;
             }
-            let handled = handle(&tx, &mut replica, req, &mut events, &mut erased);
+            let mut group = Group {
+                events: &mut events,
+                erased: &mut erased,
+                pending: &mut *pending,
+            };
+            let handled = handle(&tx, &mut replica, req, &mut group);
             replies.push(handled.reply);
             if let Some(e) = handled.broken {
                 abort = Some(Abort::new(TxStep::Savepoint, e));
             } else if handled.dirty {
                 *replica = replay(&tx, shared.actor.clone())?;
+            }
+        }
+        // An erasure's group carries every pending row, so the customer's row leaves the
+        // disk (and, by the WAL truncation below, its old page images) with the erasure.
+        if abort.is_none() && (erased || pending.due()) {
+            match pending.write(&tx, replica.state()) {
+                Ok(()) => derived = true,
+                Err(e) => abort = Some(Abort::new(TxStep::Derive, e)),
             }
         }
     }
@@ -158,6 +217,9 @@ fn commit_group(
     };
     match abort {
         None => {
+            if derived {
+                pending.clear();
+            }
             if erased {
                 truncate_wal(conn);
             }
@@ -209,16 +271,26 @@ fn store_op(
     tx: &rusqlite::Transaction,
     replica: &Replica,
     op: &Op,
-    erased: &mut bool,
+    group: &mut Group,
 ) -> rusqlite::Result<Op> {
     let stored = erasure::stored_form(op, replica.state()).into_owned();
     insert_op(tx, &stored)?;
-    materialize::rows_for(tx, replica.state(), &stored)?;
+    materialize::with_op(tx, &stored)?;
+    // Named even if the request is undone later: writing a row from the state is idempotent.
+    group.pending.note(&stored);
     if let Some(customer) = erasure::erased_by(op) {
         erasure::rewrite_log(tx, replica.state(), customer)?;
-        *erased = true;
+        *group.erased = true;
     }
     Ok(stored)
+}
+
+/// What the requests of one group add up to, beside their replies.
+struct Group<'a> {
+    events: &'a mut Vec<NodeEvent>,
+    /// A request erased a customer: the WAL is truncated after the commit.
+    erased: &'a mut bool,
+    pending: &'a mut Pending,
 }
 
 /// A reply that only reports the group's failure (the request never ran).
@@ -279,13 +351,7 @@ fn outcome<T, E: From<StoreError>>(result: Result<T, E>, abort: Option<&Abort>) 
 }
 
 /// Run one request inside the group transaction.
-fn handle(
-    tx: &Transaction,
-    replica: &mut Replica,
-    req: Request,
-    events: &mut Vec<NodeEvent>,
-    erased: &mut bool,
-) -> Handled {
+fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Group) -> Handled {
     match req {
         Request::Submit {
             now_ms,
@@ -312,7 +378,7 @@ fn handle(
                 for payload in payloads {
                     let (op, eff) = replica.prepare(now_ms, payload)?;
                     prepared += 1;
-                    let stored = store_op(tx, replica, &op, erased).map_err(StoreError::from)?;
+                    let stored = store_op(tx, replica, &op, group).map_err(StoreError::from)?;
                     ops.push(stored);
                     effects.extend(eff);
                 }
@@ -330,7 +396,7 @@ fn handle(
                     None => dirty = prepared > 0,
                 }
             } else {
-                events.push(NodeEvent::Applied {
+                group.events.push(NodeEvent::Applied {
                     ops: Arc::new(ops.clone()),
                     effects: effects.clone(),
                     local: true,
@@ -356,7 +422,7 @@ fn handle(
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
                             in_memory += 1;
-                            let stored = store_op(tx, replica, &op, erased)?;
+                            let stored = store_op(tx, replica, &op, group)?;
                             report.applied += 1;
                             report.effects.extend(eff);
                             fresh.push(stored);
@@ -369,7 +435,7 @@ fn handle(
             });
             let (result, broken) = split(result);
             if result.is_ok() && !fresh.is_empty() {
-                events.push(NodeEvent::Applied {
+                group.events.push(NodeEvent::Applied {
                     ops: Arc::new(fresh),
                     effects: report.effects.clone(),
                     local: false,
