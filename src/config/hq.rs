@@ -75,6 +75,9 @@ pub struct HqConfig {
     pub rate_limit: HqRateLimitConfig,
     #[serde(default)]
     pub contact_policy: ContactPolicyConfig,
+    /// HQ staff accounts of the console (`[console]`).
+    #[serde(default)]
+    pub console: super::ConsoleConfig,
 }
 
 /// Shortest API token accepted.
@@ -177,6 +180,7 @@ impl HqConfig {
             errs,
         );
         self.contact_policy.check(errs);
+        self.console.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

@@ -348,11 +348,11 @@ impl State {
                 merge_received(map, kind, id, received);
             }
             Payload::ConflictResolve {
+                store,
                 conflict,
                 action,
                 note,
                 by,
-                ..
             } => {
                 let newer = self
                     .resolutions
@@ -366,6 +366,7 @@ impl State {
                             note: note.clone(),
                             by: by.clone(),
                             actor: actor.clone(),
+                            store: store.clone(),
                             at: op.hlc,
                         },
                     );
