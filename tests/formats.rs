@@ -27,7 +27,9 @@ use storenode::domain::{
 };
 use storenode::store::encode_op;
 use storenode::sync::lookup::{LookupReply, SignedLookup};
-use storenode::sync::wire::{self, Ack, DownBatch, Message, SignedDown, SignedUp, Status, UpBatch};
+use storenode::sync::wire::{
+    self, Ack, DownBatch, Message, SignedDown, SignedReply, SignedUp, Status, UpBatch,
+};
 
 fn store() -> StoreId {
     StoreId::parse("madrid").unwrap()
@@ -482,6 +484,7 @@ fn message_index(m: &Message) -> usize {
         Message::Lookup(_) => 5,
         Message::LookupReply(_) => 6,
         Message::SignedDown(_) => 7,
+        Message::SignedReply(_) => 8,
     }
 }
 
@@ -562,6 +565,14 @@ fn message_cases() -> Vec<(Message, &'static str)> {
                 signature: vec![0xBB; 4],
             }),
             "0107066d616472696402060704bbbbbbbb",
+        ),
+        (
+            Message::SignedReply(SignedReply {
+                store: store(),
+                message: vec![8, 9],
+                signature: vec![0xCC; 4],
+            }),
+            "0108066d616472696402080904cccccccc",
         ),
     ]
 }

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Domain separation: these signatures mean "HQ down-batch, protocol v1" and nothing else.
 const DOWN_CONTEXT: &[u8] = b"storenode/v1/down-batch\0";
+/// Domain separation for HQ's acks and lookup replies (`wire::SignedReply`), so a signed reply
+/// can never pass as a down-batch or the other way round.
+const REPLY_CONTEXT: &[u8] = b"storenode/v1/hq-reply\0";
 
 /// Why a store refused a down-batch. Counted by reason; nothing in the batch is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,10 +38,10 @@ impl DownRejected {
     }
 }
 
-/// The bytes a down signature covers: context, receiving store, batch bytes.
-fn signed_bytes(store: &StoreId, batch: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DOWN_CONTEXT.len() + store.as_str().len() + 1 + batch.len());
-    out.extend_from_slice(DOWN_CONTEXT);
+/// The bytes a signature covers: context, receiving store, message bytes.
+fn signed_bytes(context: &[u8], store: &StoreId, batch: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(context.len() + store.as_str().len() + 1 + batch.len());
+    out.extend_from_slice(context);
     out.extend_from_slice(store.as_str().as_bytes());
     out.push(0);
     out.extend_from_slice(batch);
@@ -84,7 +87,16 @@ impl HqKey {
 
     /// Sign the encoded down-batch bytes HQ is about to publish to `store`.
     pub fn sign(&self, store: &StoreId, batch: &[u8]) -> [u8; SIGNATURE_BYTES] {
-        self.key.sign(&signed_bytes(store, batch)).to_bytes()
+        self.key
+            .sign(&signed_bytes(DOWN_CONTEXT, store, batch))
+            .to_bytes()
+    }
+
+    /// Sign the encoded ack or lookup reply HQ is about to publish to `store`.
+    pub fn sign_reply(&self, store: &StoreId, message: &[u8]) -> [u8; SIGNATURE_BYTES] {
+        self.key
+            .sign(&signed_bytes(REPLY_CONTEXT, store, message))
+            .to_bytes()
     }
 }
 
@@ -113,6 +125,27 @@ impl HqPublicKey {
         batch: &[u8],
         signature: Option<&[u8]>,
     ) -> Result<(), DownRejected> {
+        self.check(DOWN_CONTEXT, store, batch, signature)
+    }
+
+    /// Check an ack or lookup reply that arrived for `store`, before it is decoded. Refusals
+    /// are counted under the same labels as down-batches: everything HQ sends is signed.
+    pub fn verify_reply(
+        &self,
+        store: &StoreId,
+        message: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<(), DownRejected> {
+        self.check(REPLY_CONTEXT, store, message, signature)
+    }
+
+    fn check(
+        &self,
+        context: &[u8],
+        store: &StoreId,
+        batch: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<(), DownRejected> {
         let Some(signature) = signature else {
             return Err(DownRejected::Unsigned {
                 store: store.clone(),
@@ -123,7 +156,7 @@ impl HqPublicKey {
         };
         let signature = Signature::from_slice(signature).map_err(|_| bad())?;
         self.key
-            .verify(&signed_bytes(store, batch), &signature)
+            .verify(&signed_bytes(context, store, batch), &signature)
             .map_err(|_| bad())
     }
 }

@@ -35,7 +35,7 @@ use super::SyncMetrics;
 use crate::domain::customer::Customer;
 use crate::domain::{CustomerId, Payload, Replica, StoreId};
 use crate::http_security::RateLimiter;
-use crate::signing::{StoreKey, StoreKeys};
+use crate::signing::{HqKey, StoreKey, StoreKeys};
 use crate::store::{now_ms, Node};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::HashMap;
@@ -181,6 +181,8 @@ pub fn answer(
 /// HQ's side: store keys, per-store budgets and topic names.
 pub(super) struct HqLookups {
     keys: Option<Arc<StoreKeys>>,
+    /// Signs every reply when set (stores holding HQ's key refuse unsigned ones).
+    hq_key: Option<Arc<HqKey>>,
     limiter: RateLimiter,
     topics: Topics,
 }
@@ -189,6 +191,7 @@ impl HqLookups {
     pub(super) fn new(cfg: &super::HqSyncConfig, topics: Topics) -> HqLookups {
         HqLookups {
             keys: cfg.store_keys.clone(),
+            hq_key: cfg.hq_key.clone(),
             limiter: RateLimiter::new(cfg.lookup_rate),
             topics,
         }
@@ -216,7 +219,12 @@ impl HqLookups {
             return;
         };
         tracing::debug!(store = %store, id = reply.id, found = reply.customers.len(), "customer lookup answered");
-        let sent = wire::encode(&Message::LookupReply(reply)).map(|bytes| {
+        let reply = Message::LookupReply(reply);
+        let encoded = match self.hq_key.as_deref() {
+            Some(key) => wire::encode_signed_reply(key, store, &reply),
+            None => wire::encode(&reply),
+        };
+        let sent = encoded.map(|bytes| {
             let len = bytes.len() as u64;
             client
                 .try_publish(

@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 mod down;
-pub use down::{down_batch, encode_signed_down, open_signed_down, DownRefused, SignedDown};
+pub use down::{
+    down_batch, encode_signed_down, encode_signed_reply, from_hq, open_signed_down, DownRefused,
+    SignedDown, SignedReply,
+};
 
 /// The only payload version this build speaks.
 pub const WIRE_VERSION: u8 = 1;
@@ -84,6 +87,8 @@ pub enum Message {
     LookupReply(lookup::LookupReply),
     /// A down-batch signed by HQ (topic `down`).
     SignedDown(SignedDown),
+    /// An ack or lookup reply signed by HQ (topics `ack` and `down`).
+    SignedReply(SignedReply),
 }
 
 impl Message {
@@ -98,6 +103,7 @@ impl Message {
             Message::Lookup(_) => "lookup",
             Message::LookupReply(_) => "lookup_reply",
             Message::SignedDown(_) => "signed_down",
+            Message::SignedReply(_) => "signed_reply",
         }
     }
 }
@@ -352,6 +358,14 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
                 "first_idx": inner.as_ref().map(|b| b.first_idx).ok(),
                 "ops": inner.as_ref().map(|b| &b.ops).ok(),
                 "batch_error": inner.as_ref().err().map(|e| e.to_string()),
+            })
+        }
+        Message::SignedReply(s) => {
+            let inner = decode(&s.message);
+            serde_json::json!({
+                "type": "signed_reply", "store": s.store, "signature": hex::encode(&s.signature),
+                "message": inner.as_ref().map(to_json).ok(),
+                "message_error": inner.as_ref().err().map(|e| e.to_string()),
             })
         }
     };

@@ -23,6 +23,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A typed body whose fields carry the terminal's own 422 codes (`invalid_staff`, `invalid_scan`,
+/// ...), named by `FieldCodes`. A handler that checks its session or path first takes
+/// `Result<Typed<T>, ApiError>` and applies `?` after, so the old order of errors holds.
+pub struct Typed<T>(pub T);
+
+/// The 422 code of each field of a typed body (`invalid_field` for one not listed).
+pub trait FieldCodes {
+    fn code(field: &str) -> &'static str;
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + FieldCodes> FromRequest<S> for Typed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Typed<T>, ApiError> {
+        match http_body::read(req, state, BODY_BYTES_MAX).await {
+            Ok(parsed) => Ok(Typed(parsed.value)),
+            Err(BodyError::Field {
+                path,
+                field,
+                reason,
+            }) => Err(
+                ApiError::unprocessable(T::code(&field), format!("{path}: {reason}"))
+                    .with("field", field),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> ApiError {
         let message = e.to_string();

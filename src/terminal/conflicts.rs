@@ -7,14 +7,15 @@
 //! terminal and HQ answer with.
 
 use super::auth::Session;
-use super::body::JsonBody;
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
 use super::TerminalState;
 use crate::domain::conflict::{self, Conflict};
 use crate::domain::Payload;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 /// One inbox item as the API shows it (store and HQ alike).
 pub fn conflict_json(c: &Conflict) -> Value {
@@ -38,28 +39,34 @@ pub fn conflict_json(c: &Conflict) -> Value {
     })
 }
 
-/// The `{"action", "note"?}` body of a resolve call, each field checked by name.
-pub fn resolve_fields(body: &Map<String, Value>) -> Result<(String, String), ApiError> {
-    let action = match body.get("action") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_action",
-                "action must be a non-empty string",
-            )
-            .with("field", "action"))
+/// `POST /api/v1/conflicts/{id}/resolve`.
+#[derive(Debug, Deserialize)]
+pub struct ResolveBody {
+    pub action: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl FieldCodes for ResolveBody {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "action" => "invalid_action",
+            "note" => "invalid_note",
+            _ => "invalid_field",
         }
-    };
-    let note = match body.get("note") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.trim().to_string(),
-        Some(_) => {
-            return Err(
-                ApiError::unprocessable("invalid_note", "note must be a string")
-                    .with("field", "note"),
-            )
-        }
-    };
+    }
+}
+
+/// The action (trimmed, not empty) and note of a resolve call.
+pub fn resolve_fields(body: ResolveBody) -> Result<(String, String), ApiError> {
+    let action = body.action.trim().to_string();
+    if action.is_empty() {
+        return Err(
+            ApiError::unprocessable("invalid_action", "action must be a non-empty string")
+                .with("field", "action"),
+        );
+    }
+    let note = body.note.unwrap_or_default().trim().to_string();
     Ok((action, note))
 }
 
@@ -81,10 +88,10 @@ pub async fn resolve(
     State(state): State<TerminalState>,
     session: Session,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    body: Result<Typed<ResolveBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     session.require_manager("resolving a conflict")?;
-    let (action, note) = resolve_fields(&body)?;
+    let (action, note) = resolve_fields(body?.0)?;
     let store = state.store().clone();
     let found = state.read(|r| conflict::find(r.state(), &id));
     match found {

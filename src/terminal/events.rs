@@ -7,7 +7,7 @@
 //! Slow pages skip events rather than hold the node back (bounded broadcast channels).
 
 use super::auth::Session;
-use super::body::{str_field, JsonBody};
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
 use super::link::LinkStatus;
 use super::TerminalState;
@@ -19,8 +19,8 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::Stream;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -168,13 +168,26 @@ pub async fn status(State(state): State<TerminalState>, session: Session) -> Jso
     }))
 }
 
+/// `POST /api/v1/scans`, and the `{"scan"}` of a pick (as `PickBody`).
+#[derive(Debug, Deserialize)]
+pub struct ScanBody {
+    pub code: String,
+}
+
+impl FieldCodes for ScanBody {
+    fn code(_field: &str) -> &'static str {
+        "invalid_scan"
+    }
+}
+
 /// `POST /api/v1/scans` `{"code"}`: a scan typed at one page, shown on every page.
 pub async fn post_scan(
     State(state): State<TerminalState>,
     _session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    body: Result<Typed<ScanBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let code = str_field(body.get("code"), "code", "invalid_scan")?;
+    let code = body?.0.code;
+    let code = code.as_str();
     state
         .scan_sender()
         .send(code, "page")

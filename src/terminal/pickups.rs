@@ -5,7 +5,7 @@
 //! same line never race to the same picked count.
 
 use super::auth::Session;
-use super::body::{str_field, JsonBody};
+use super::body::{FieldCodes, JsonBody, Typed};
 use super::error::ApiError;
 use super::print::{PrintJob, ReceiptLine};
 use super::qr;
@@ -156,14 +156,27 @@ fn closed(order: &Order) -> Option<ApiError> {
     }
 }
 
+/// `POST /api/v1/pickups/{id}/pick`.
+#[derive(Debug, Deserialize)]
+pub struct PickBody {
+    pub scan: String,
+}
+
+impl FieldCodes for PickBody {
+    fn code(_field: &str) -> &'static str {
+        "invalid_scan"
+    }
+}
+
 /// `POST /api/v1/pickups/{id}/pick` `{"scan"}`: one unit of the scanned item.
 pub async fn pick(
     State(state): State<TerminalState>,
     _session: Session,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    body: Result<Typed<PickBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let scan = str_field(body.get("scan"), "scan", "invalid_scan")?;
+    let scan = body?.0.scan;
+    let scan = scan.as_str();
     let _guard = state.order_steps().lock().await;
     let order = find(&state, &id)?;
     if let Some(e) = closed(&order) {

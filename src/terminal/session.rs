@@ -1,23 +1,39 @@
 //! `POST /api/v1/session` (log in), `GET` (who am I), `DELETE` (log out).
 
 use super::auth::{self, Session};
-use super::body::{str_field, JsonBody};
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
 use super::TerminalState;
 use axum::extract::State;
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `POST /api/v1/session`.
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    pub staff: String,
+    pub pin: String,
+}
+
+impl FieldCodes for LoginBody {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "staff" => "invalid_staff",
+            "pin" => "invalid_pin",
+            _ => "invalid_field",
+        }
+    }
+}
 
 pub async fn create(
     State(state): State<TerminalState>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let staff = str_field(body.get("staff"), "staff", "invalid_staff")?
-        .trim()
-        .to_string();
-    let pin = str_field(body.get("pin"), "pin", "invalid_pin")?.to_string();
+    let staff = body.staff.trim().to_string();
+    let pin = body.pin;
     if !auth::valid_staff(&staff) {
         return Err(
             ApiError::unprocessable("invalid_staff", "staff must be 1-16 digits")

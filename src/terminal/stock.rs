@@ -2,7 +2,7 @@
 //! scan-to-product resolution the other screens share.
 
 use super::auth::Session;
-use super::body::{int_field, JsonBody};
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
 use super::TerminalState;
 use crate::devices::barcode;
@@ -12,7 +12,8 @@ use crate::domain::validate::QTY_MAX;
 use crate::domain::{Ean13, Sku};
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 /// The product a scan or typed code names: a barcode (EAN-13, UPC-A, GS1 with a unit GTIN,
 /// with or without an AIM prefix; check digits verified) or a sku.
@@ -82,22 +83,35 @@ pub async fn lookup(
     Ok(Json(stock_json(&state, &product)))
 }
 
+/// `POST /api/v1/stock/{sku}/count`.
+#[derive(Debug, Deserialize)]
+pub struct CountBody {
+    pub counted: i64,
+}
+
+impl FieldCodes for CountBody {
+    fn code(_field: &str) -> &'static str {
+        "invalid_qty"
+    }
+}
+
 /// `POST /api/v1/stock/{sku}/count` `{"counted"}`: manager only.
 pub async fn count(
     State(state): State<TerminalState>,
     session: Session,
     Path(sku): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    body: Result<Typed<CountBody>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     session.require_manager("adjusting a count")?;
     let product = resolve(&state, &sku)?;
-    let counted = int_field(
-        body.get("counted"),
-        "counted",
-        "invalid_qty",
-        0,
-        i64::from(QTY_MAX),
-    )?;
+    let counted = body?.0.counted;
+    if !(0..=i64::from(QTY_MAX)).contains(&counted) {
+        return Err(ApiError::unprocessable(
+            "invalid_qty",
+            format!("counted must be a whole number from 0 to {QTY_MAX}"),
+        )
+        .with("field", "counted"));
+    }
     let store = state.store().clone();
     let _guard = state.order_steps().lock().await;
     let payloads = state.read(|r| plan_count(r.state(), &store, &product.sku, counted as u32));

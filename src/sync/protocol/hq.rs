@@ -384,7 +384,11 @@ impl HqProtocol {
                     resend: due.resend,
                     reply: due.reply,
                 });
-                let Ok(payload) = wire::encode(&ack) else {
+                let payload = match &self.cfg.hq_key {
+                    Some(key) => wire::encode_signed_reply(key, store, &ack),
+                    None => wire::encode(&ack),
+                };
+                let Ok(payload) = payload else {
                     continue;
                 };
                 return Some(HqAction::Publish(Publish {

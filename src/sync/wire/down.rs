@@ -59,6 +59,64 @@ pub fn open_signed_down(signed: &SignedDown) -> Result<DownBatch, WireError> {
     super::open_inner(&signed.batch, |b: &DownBatch| b.ops.len())
 }
 
+/// An ack or lookup reply signed by HQ for one store: `message` is the full wire encoding of
+/// a `Message::Ack` or `Message::LookupReply`, `signature` HQ's signature over those bytes for
+/// `store` (`crate::signing::HqKey::sign_reply`). Verified before decoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReply {
+    pub store: StoreId,
+    pub message: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// `msg` (an `Ack` or `LookupReply`) signed by HQ for `store`, encoded for the wire.
+pub fn encode_signed_reply(
+    key: &HqKey,
+    store: &StoreId,
+    msg: &Message,
+) -> Result<Vec<u8>, WireError> {
+    debug_assert!(matches!(msg, Message::Ack(_) | Message::LookupReply(_)));
+    let message = encode(msg)?;
+    let signature = key.sign_reply(store, &message).to_vec();
+    encode(&Message::SignedReply(SignedReply {
+        store: store.clone(),
+        message,
+        signature,
+    }))
+}
+
+/// HQ's acks and lookup replies as a store takes them: a store holding HQ's key (`hq`) takes
+/// them only signed by HQ for it, and refuses bare ones from HQ; one without takes both kinds
+/// unchecked. A signed reply comes back opened; any other message (the store's own ack echoed
+/// on its topic, say) passes through unchanged.
+pub fn from_hq(
+    msg: Message,
+    store: &StoreId,
+    hq: Option<&HqPublicKey>,
+) -> Result<Message, DownRefused> {
+    let unsigned = || DownRejected::Unsigned {
+        store: store.clone(),
+    };
+    match (msg, hq) {
+        (Message::Ack(a), Some(_)) if a.from.is_hq() => Err(unsigned().into()),
+        (Message::LookupReply(_), Some(_)) => Err(unsigned().into()),
+        (Message::SignedReply(signed), hq) => {
+            if let Some(key) = hq {
+                key.verify_reply(store, &signed.message, Some(&signed.signature))?;
+            }
+            match super::decode(&signed.message)? {
+                inner @ (Message::Ack(_) | Message::LookupReply(_)) => Ok(inner),
+                other => Err(WireError::Malformed(format!(
+                    "a signed reply carries {}, not an ack or a lookup reply",
+                    other.kind()
+                ))
+                .into()),
+            }
+        }
+        (msg, _) => Ok(msg),
+    }
+}
+
 /// Why a store did not take a down-batch: not signed by HQ, or not decodable inside.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DownRefused {

@@ -39,6 +39,15 @@ impl StoreProtocol {
                 None => {}
             }
         }
+        let hq = self.cfg.hq_public_key.as_deref();
+        let msg = match wire::from_hq(msg, &self.cfg.store, hq) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.reject(e.reason());
+                tracing::warn!(store = %self.cfg.store, reason = e.reason(), error = %e, "refused a message from HQ");
+                return;
+            }
+        };
         match (kind, msg) {
             (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(now_ms, ack),
             (TopicKind::Ack, Message::Ack(_)) => {}

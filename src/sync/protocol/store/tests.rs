@@ -266,3 +266,70 @@ fn a_lost_hello_is_said_again_on_a_tick_until_hq_answers_without_a_reconnect() {
     let later = acks(&drain(&mut p, 10 * retry, &r));
     assert!(later.iter().all(|a| !a.reply), "{later:?}");
 }
+
+#[test]
+fn a_store_holding_hqs_key_takes_only_acks_and_lookup_replies_hq_signed_for_it() {
+    use crate::signing::{HqKey, HqPublicKey};
+    let hq = HqKey::from_secret([7; 32]);
+    let forger = HqKey::from_secret([8; 32]);
+    let mut cfg = StoreSyncConfig::new("acme", store(), "localhost", 1883);
+    cfg.hq_public_key = Some(Arc::new(HqPublicKey::parse(&hq.public_hex()).unwrap()));
+    let metrics = Arc::new(SyncMetrics::new());
+    let mut p = StoreProtocol::new(cfg, StoreCursors::default(), metrics.clone(), 0).unwrap();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+
+    let topics = Topics::new("acme").unwrap();
+    let (ack_topic, down_topic) = (
+        topics.topic(&store(), TopicKind::Ack),
+        topics.topic(&store(), TopicKind::Down),
+    );
+    let answer = Message::Ack(Ack {
+        from: ActorId::hq(),
+        vv: Default::default(),
+        down_idx: 0,
+        resend: false,
+        reply: true,
+    });
+    let reply = Message::LookupReply(LookupReply {
+        id: 1,
+        customers: Vec::new(),
+    });
+    let other = StoreId::parse("sur").unwrap();
+    for (topic, msg, reason) in [
+        (&ack_topic, wire::encode(&answer).unwrap(), "down_unsigned"),
+        (&down_topic, wire::encode(&reply).unwrap(), "down_unsigned"),
+        (
+            &ack_topic,
+            wire::encode_signed_reply(&forger, &store(), &answer).unwrap(),
+            "down_bad_signature",
+        ),
+        (
+            &down_topic,
+            wire::encode_signed_reply(&hq, &other, &reply).unwrap(),
+            "down_bad_signature",
+        ),
+    ] {
+        let before = metrics.rejected(reason);
+        p.handle_message(2, topic, &msg);
+        assert_eq!(metrics.rejected(reason), before + 1, "{reason}");
+        let taken = drain(&mut p, 2, &r);
+        assert!(
+            acks(&taken).is_empty()
+                && !taken
+                    .iter()
+                    .any(|a| matches!(a, StoreAction::LookupReply(_)))
+        );
+    }
+
+    let signed = wire::encode_signed_reply(&hq, &store(), &answer).unwrap();
+    p.handle_message(3, &ack_topic, &signed);
+    let answered = acks(&drain(&mut p, 3, &r));
+    assert_eq!(answered.len(), 1, "HQ's signed hello reply is answered");
+    let signed = wire::encode_signed_reply(&hq, &store(), &reply).unwrap();
+    p.handle_message(4, &down_topic, &signed);
+    assert!(drain(&mut p, 4, &r)
+        .iter()
+        .any(|a| matches!(a, StoreAction::LookupReply(r) if r.id == 1)));
+}
