@@ -73,6 +73,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::Return { .. } => 24,
         Payload::ReturnRightsRequested { .. } => 25,
         Payload::ReturnRightsGranted { .. } => 26,
+        Payload::OrderShipToStore { .. } => 27,
+        Payload::OrderArrived { .. } => 28,
     }
 }
 
@@ -387,6 +389,28 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 returned: vec![(sku(), 1)],
             },
             "1a03732d31066d616472696407736576696c6c6101066d61647269640105534b552d3102f412b41080a0f1c2b1340100010454312d310a33302d31312d3230323601e825000105534b552d3101",
+        ),
+        (
+            Payload::OrderShipToStore {
+                order_id: OrderId::parse("o-2").unwrap(),
+                store: store(),
+                from: StoreId::parse("sevilla").unwrap(),
+                transfer: motion("tr-2"),
+                customer: customer(),
+                lines: vec![OrderLine { sku: sku(), qty: 2 }],
+                pickup_code: "ABC234".into(),
+                placed_at_ms: 1_800_000_000_000,
+                ready_by_ms: 1_800_172_800_000,
+            },
+            "1b036f2d32066d616472696407736576696c6c610474722d3203632d310105534b552d31020641424332333480a0f1c2b1348090a495b234",
+        ),
+        (
+            Payload::OrderArrived {
+                order_id: OrderId::parse("o-2").unwrap(),
+                store: store(),
+                lines: vec![OrderLine { sku: sku(), qty: 2 }],
+            },
+            "1c036f2d32066d61647269640105534b552d3102",
         ),
     ]
 }

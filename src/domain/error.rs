@@ -126,4 +126,11 @@ pub enum DomainError {
     NotReturnHolder(SaleId),
     #[error("return {0} already exists")]
     DuplicateReturn(ReturnId),
+    /// A ship-to-store order's units have not arrived at its store yet (picking waits).
+    #[error("order {order}: only {arrived} of {sku} arrived by transfer so far")]
+    NotArrived {
+        order: OrderId,
+        sku: Sku,
+        arrived: u32,
+    },
 }

@@ -24,6 +24,7 @@ pub mod pickup;
 pub mod reaction;
 pub mod replica;
 pub mod returns;
+pub mod ship_to_store;
 pub mod state;
 pub mod validate;
 pub mod version;
@@ -34,6 +35,8 @@ mod conflict_tests;
 mod erasure_tests;
 #[cfg(test)]
 mod motion_tests;
+#[cfg(test)]
+mod ship_to_store_tests;
 #[cfg(test)]
 mod tests;
 

@@ -14,7 +14,7 @@ use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
 use super::inventory::EscrowCounter;
 use super::motion::{merge_received, merge_sent, MotionKind, Movement, Received, Sent};
 use super::op::{ConsumeReason, Op, OpId, Payload, SaleLine, Tender};
-use super::order::{Order, OrderStatus};
+use super::order::{Order, OrderStatus, ShipFrom};
 use super::returns::ReturnBook;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,7 +222,10 @@ impl State {
     /// Merge one new (never seen) op. Total: never refuses.
     pub(crate) fn merge(&mut self, op: &Op, effects: &mut Vec<Effect>) {
         if let Some(order_id) = op.payload.order() {
-            let is_place = matches!(op.payload, Payload::OrderPlace { .. });
+            let is_place = matches!(
+                op.payload,
+                Payload::OrderPlace { .. } | Payload::OrderShipToStore { .. }
+            );
             if !is_place && !self.orders.contains_key(order_id) {
                 self.pending_order_ops
                     .entry(order_id.clone())
@@ -232,7 +235,9 @@ impl State {
             }
         }
         self.merge_payload(op, effects);
-        if let Payload::OrderPlace { order_id, .. } = &op.payload {
+        if let Payload::OrderPlace { order_id, .. } | Payload::OrderShipToStore { order_id, .. } =
+            &op.payload
+        {
             for waiting in self.pending_order_ops.remove(order_id).unwrap_or_default() {
                 self.merge_payload(&waiting, effects);
             }
@@ -370,23 +375,22 @@ impl State {
                     pickup_code.clone(),
                     lines,
                 );
-                for sku in order.lines.keys() {
-                    let ids = self
-                        .orders_by_line
-                        .entry((order.store.clone(), sku.clone()))
-                        .or_default();
-                    if !ids.contains(order_id) {
-                        ids.push(order_id.clone());
+                self.insert_order(order, effects);
+            }
+            Payload::OrderShipToStore { .. } => self.merge_ship_to_store(op, effects),
+            Payload::OrderArrived {
+                order_id,
+                store,
+                lines,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    for line in lines {
+                        *order.arrived.entry(line.sku.clone()).or_default() += line.qty;
                     }
                 }
-                self.orders.insert(order_id.clone(), order);
-                if let Ok(sale) = SaleId::parse(order_id.as_str()) {
-                    self.recheck_double_returns(&sale);
-                }
-                effects.push(Effect::OrderPlaced {
-                    order: order_id.clone(),
-                    store: store.clone(),
-                });
             }
             Payload::OrderAdvance { order_id, to, .. } => {
                 if let Some(order) = self.orders.get_mut(order_id) {
@@ -583,7 +587,79 @@ impl State {
         }
     }
 
+    /// Index a new order by line and announce it.
+    fn insert_order(&mut self, order: Order, effects: &mut Vec<Effect>) {
+        let order_id = order.id.clone();
+        for sku in order.lines.keys() {
+            let ids = self
+                .orders_by_line
+                .entry((order.store.clone(), sku.clone()))
+                .or_default();
+            if !ids.contains(&order_id) {
+                ids.push(order_id.clone());
+            }
+        }
+        let store = order.store.clone();
+        self.orders.insert(order_id.clone(), order);
+        if let Ok(sale) = SaleId::parse(order_id.as_str()) {
+            self.recheck_double_returns(&sale);
+        }
+        effects.push(Effect::OrderPlaced {
+            order: order_id,
+            store,
+        });
+    }
+
+    /// A ship-to-store order: HQ's rights at the sending store are consumed and the units put
+    /// in transit to the order's store, where nothing is consumed (they are not there yet).
+    fn merge_ship_to_store(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        let Payload::OrderShipToStore {
+            order_id,
+            store,
+            from,
+            transfer,
+            customer,
+            lines,
+            pickup_code,
+            placed_at_ms,
+            ready_by_ms,
+        } = &op.payload
+        else {
+            return;
+        };
+        for line in lines {
+            self.counter_mut(from, &line.sku)
+                .consume(&op.actor, line.qty);
+        }
+        let sent = Sent {
+            from: Some(from.clone()),
+            to: store.clone(),
+            reference: order_id.as_str().to_string(),
+            lines: lines.clone(),
+            at: op.hlc,
+        };
+        merge_sent(&mut self.transfers, MotionKind::Transfer, transfer, sent);
+        let mut order = Order::new(
+            order_id.clone(),
+            store.clone(),
+            customer.clone(),
+            op.actor.clone(),
+            *placed_at_ms,
+            op.hlc,
+            pickup_code.clone(),
+            lines,
+        );
+        order.ship = Some(ShipFrom {
+            store: from.clone(),
+            transfer: transfer.clone(),
+            ready_by_ms: *ready_by_ms,
+        });
+        self.insert_order(order, effects);
+    }
+
     /// Return an order's units to its store, once. `actor` is the store (checked by authority).
+    /// A ship-to-store order returns only the units that arrived; the rest become the store's
+    /// when its transfer is received.
     fn release(&mut self, order_id: &OrderId, actor: &ActorId, effects: &mut Vec<Effect>) {
         let Some(order) = self.orders.get_mut(order_id) else {
             return;
@@ -595,8 +671,9 @@ impl State {
         let store = order.store.clone();
         let lines: Vec<(Sku, u32)> = order
             .lines
-            .iter()
-            .map(|(sku, l)| (sku.clone(), l.qty))
+            .keys()
+            .map(|sku| (sku.clone(), order.units_here(sku)))
+            .filter(|(_, n)| *n > 0)
             .collect();
         for (sku, qty) in lines {
             self.counter_mut(&store, &sku).create(actor, qty);

@@ -80,6 +80,25 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
             }
             Ok(())
         }
+        // HQ's rights at the sending store went down; the order's store is untouched until
+        // its units arrive.
+        Payload::OrderShipToStore {
+            order_id,
+            store,
+            from,
+            customer,
+            lines,
+            ..
+        } => {
+            for line in lines {
+                stock(tx, state, from, &line.sku)?;
+            }
+            order_with_stock(tx, state, order_id, store)?;
+            customer_rows(tx, state, customer)
+        }
+        Payload::OrderArrived {
+            order_id, store, ..
+        } => order_with_stock(tx, state, order_id, store),
     }
 }
 

@@ -154,6 +154,11 @@ impl From<DomainError> for ApiError {
                     .with("sent", sent)
             }
             DomainError::SameStore(_) => ApiError::unprocessable("same_store", message),
+            DomainError::NotArrived { sku, arrived, .. } => {
+                ApiError::conflict("not_arrived", message)
+                    .with("sku", sku.as_str())
+                    .with("arrived", arrived)
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use super::stock::resolve;
 use super::TerminalState;
 use crate::domain::motion::{MotionKind, Movement};
 use crate::domain::op::{OrderLine, ReceiptLine};
+use crate::domain::ship_to_store::plan_arrivals;
 use crate::domain::{MotionId, Payload, StoreId};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -60,6 +61,9 @@ pub(crate) fn movement_json(m: &Movement) -> Value {
                 o.insert("from".into(), json!(from));
                 o.insert("to".into(), json!(to));
                 o.insert("qr".into(), json!(format!("{TRANSFER_QR_PREFIX}{}", m.id)));
+                // A ship-to-store transfer names the order it carries units for.
+                let order = sent.map(|s| s.reference.as_str()).filter(|r| !r.is_empty());
+                o.insert("order".into(), json!(order));
             }
         }
     }
@@ -262,15 +266,22 @@ pub async fn receive_transfer(
         .and_then(|s| s.from)
         .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
     let lines = receipt_lines(&state, &body)?;
-    let payload = Payload::TransferReceive {
-        transfer: id.clone(),
-        store: state.store().clone(),
-        from,
-        lines,
-        over_delivery: body.over_delivery,
-    };
+    let (transfer, store, over_delivery) = (id.clone(), state.store().clone(), body.over_delivery);
+    // Built in the writer: units for a ship-to-store order are set aside in the receipt's
+    // own commit, against the order as it is then (a cancel that arrived first means none).
+    let build: crate::store::BuildPayloads = Box::new(move |replica, _now_ms| {
+        let arrived = plan_arrivals(replica.state(), &transfer, &store, &lines);
+        let receipt = Payload::TransferReceive {
+            transfer,
+            store,
+            from,
+            lines,
+            over_delivery,
+        };
+        Ok(std::iter::once(receipt).chain(arrived).collect())
+    });
     let _guard = state.order_steps().lock().await;
-    state.node().submit(vec![payload]).await?;
+    state.node().submit_built(build, |_, _| Ok(())).await?;
     Ok(Json(movement_json(&find(
         &state,
         MotionKind::Transfer,
