@@ -161,7 +161,12 @@ pub async fn post_order(
         customer: req.customer,
         patch,
     });
-    let sources = state.settings.stores.clone();
+    // Without ship-to-store, no other store is a source: the pickup store's refusal stands.
+    let lead_ms = state.settings.ship_to_store_lead_ms;
+    let sources = match lead_ms {
+        Some(_) => state.settings.stores.clone(),
+        None => Vec::new(),
+    };
     // Decided in the writer, on the replica as this commit has it: the rights HQ checks
     // cannot be spent by another request in between.
     let build: crate::store::BuildPayloads = Box::new(move |replica, now_ms| {
@@ -171,7 +176,7 @@ pub async fn post_order(
             &sources,
             request,
             now_ms,
-            LEAD_MS_DEFAULT,
+            lead_ms.unwrap_or(LEAD_MS_DEFAULT),
         )?;
         Ok(patch.into_iter().chain(std::iter::once(order)).collect())
     });
