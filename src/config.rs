@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::domain::StoreId;
 
+mod console;
 mod customers;
 mod devices;
 mod error;
@@ -25,6 +26,7 @@ mod ship_to_store;
 mod staff;
 mod store;
 
+pub use console::{ConsoleAccount, ConsoleConfig, ConsoleRole};
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
 pub use devices::{PrinterConfig, ScannerConfig};
 use error::push;

@@ -77,6 +77,9 @@ pub struct HqConfig {
     pub contact_policy: ContactPolicyConfig,
     #[serde(default)]
     pub ship_to_store: super::ShipToStoreConfig,
+    /// HQ staff accounts of the console (`[console]`).
+    #[serde(default)]
+    pub console: super::ConsoleConfig,
 }
 
 /// Shortest API token accepted.
@@ -180,6 +183,7 @@ impl HqConfig {
         );
         self.contact_policy.check(errs);
         self.ship_to_store.check(errs);
+        self.console.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

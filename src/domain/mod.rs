@@ -38,6 +38,8 @@ mod motion_tests;
 #[cfg(test)]
 mod ship_to_store_tests;
 #[cfg(test)]
+mod shrinkage_tests;
+#[cfg(test)]
 mod tests;
 
 pub use digest::Digest;

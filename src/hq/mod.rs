@@ -8,6 +8,7 @@
 mod api;
 mod body;
 pub mod conflicts;
+pub mod console;
 pub mod customers;
 mod dashboard;
 pub mod error;
@@ -99,6 +100,8 @@ pub struct HqSettings {
     /// Ship-to-store lead time told to the customer; `None` when HQ may not ship orders from
     /// another store (`[ship_to_store]`).
     pub ship_to_store_lead_ms: Option<u64>,
+    /// HQ staff accounts of the console.
+    pub console: crate::config::ConsoleConfig,
 }
 
 /// Default requests per bearer token: a burst of 600, then 6,000 a minute (100/s).
@@ -137,6 +140,7 @@ impl HqSettings {
                 burst: c.rate_limit.unauthenticated_burst,
             },
             ship_to_store_lead_ms: c.ship_to_store.enabled.then(|| c.ship_to_store.lead_ms()),
+            console: c.console.clone(),
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct HqState {
     token_limiter: Arc<RateLimiter>,
     /// Requests without a valid token, per client IP.
     anonymous_limiter: Arc<RateLimiter>,
+    /// Console accounts and sessions.
+    pub console: Arc<console::ConsoleAuth>,
 }
 
 impl HqState {
@@ -164,6 +170,7 @@ impl HqState {
             node,
             token_limiter: Arc::new(RateLimiter::new(settings.rate_limit)),
             anonymous_limiter: Arc::new(RateLimiter::new(settings.unauthenticated_rate_limit)),
+            console: Arc::new(console::ConsoleAuth::new(settings.console.clone())),
             settings: Arc::new(settings),
             sync,
             links: None,
@@ -242,6 +249,7 @@ pub fn app(state: HqState) -> Router {
         .layer(middleware::from_fn(|req: Request, next: Next| {
             security_headers(DASHBOARD_CSP, req, next)
         }))
+        .merge(console::router())
         .with_state(state)
 }
 
