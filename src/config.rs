@@ -22,6 +22,7 @@ mod hq;
 mod network;
 mod pickup;
 mod security;
+mod ship_to_store;
 mod staff;
 mod store;
 mod till;
@@ -38,6 +39,7 @@ pub use pickup::{
     new_qr_key_hex, HqPickupConfig, QrKey, StorePickupConfig, QR_KEYS_MAX, QR_KEY_BYTES_MIN,
 };
 pub use security::{HqRateLimitConfig, TerminalSecurityConfig};
+pub use ship_to_store::ShipToStoreConfig;
 pub use staff::{StaffConfig, StaffRole};
 pub use store::{AllocationConfig, ReturnsConfig, StoreConfig};
 pub use till::TillConfig;

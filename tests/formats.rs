@@ -82,6 +82,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::CashOpen { .. } => 29,
         Payload::CashMove { .. } => 30,
         Payload::CashClose { .. } => 31,
+        Payload::OrderShipToStore { .. } => 32,
+        Payload::OrderArrived { .. } => 33,
     }
 }
 
@@ -460,6 +462,28 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 closed_ms: 1_800_040_000_000,
             },
             "1f066d6164726964037a2d319cea01043930303180d4fad5b134",
+        ),
+        (
+            Payload::OrderShipToStore {
+                order_id: OrderId::parse("o-2").unwrap(),
+                store: store(),
+                from: StoreId::parse("sevilla").unwrap(),
+                transfer: motion("tr-2"),
+                customer: customer(),
+                lines: vec![OrderLine { sku: sku(), qty: 2 }],
+                pickup_code: "ABC234".into(),
+                placed_at_ms: 1_800_000_000_000,
+                ready_by_ms: 1_800_172_800_000,
+            },
+            "20036f2d32066d616472696407736576696c6c610474722d3203632d310105534b552d31020641424332333480a0f1c2b1348090a495b234",
+        ),
+        (
+            Payload::OrderArrived {
+                order_id: OrderId::parse("o-2").unwrap(),
+                store: store(),
+                lines: vec![OrderLine { sku: sku(), qty: 2 }],
+            },
+            "21036f2d32066d61647269640105534b552d3102",
         ),
     ]
 }

@@ -158,3 +158,168 @@ async fn a_delivery_and_a_transfer_to_an_offline_store_conserve_units_over_the_b
     }
     assert_no_loss_no_double(&chain).await;
 }
+
+/// Ship-to-store over the broker: with b offline, HQ sells the last of its rights at b and
+/// then takes an order for b that a fulfils from HQ's rights at a; with a offline, b receives
+/// the transfer, sets the units aside, picks them and makes the order ready. Neither store is
+/// oversold and every unit is accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ship_to_store_order_is_fulfilled_by_a_transfer_with_either_store_offline() {
+    use storenode::domain::op::Advance;
+    use storenode::domain::order::OrderStatus;
+    use storenode::domain::ship_to_store::{plan_arrivals, plan_order, OrderRequest};
+    use storenode::domain::{ActorId, CustomerId, OrderId};
+
+    let chain = Chain::start(embedded_broker()).await;
+    chain.seed().await;
+    let units = |node: &storenode::store::Node| {
+        node.read(|r| {
+            let s = r.state();
+            [store_a(), store_b()]
+                .iter()
+                .map(|st| s.available(st, &sku()) + s.reserved(st, &sku()) as i64)
+                .sum::<i64>()
+                + in_transit(s, &store_b(), &sku()) as i64
+        })
+    };
+    assert_eq!(units(&chain.hq), 20);
+
+    chain.b_sync.set_link(false);
+    let hq_at_b = chain
+        .hq
+        .read(|r| r.state().rights(&store_b(), &sku(), &ActorId::hq()));
+    assert!(hq_at_b > 0);
+    let hq_order = |n: &str, qty: u32| {
+        let req = OrderRequest {
+            order_id: OrderId::parse(n).unwrap(),
+            store: store_b(),
+            customer: CustomerId::parse("C-0009").unwrap(),
+            lines: vec![OrderLine { sku: sku(), qty }],
+            pickup_code: "ABC234".into(),
+            transfer: id(&format!("T-{n}")),
+        };
+        let sources = vec![store_a(), store_b()];
+        let build: storenode::store::BuildPayloads = Box::new(move |r, now| {
+            plan_order(r.state(), r.actor(), &sources, req, now, 1_000).map(|p| vec![p])
+        });
+        chain.hq.submit_built(build, |_, _| Ok(()))
+    };
+    // HQ's own rights at the offline b go first, as a plain order.
+    hq_order("O-1", hq_at_b as u32).await.unwrap();
+    let plain = chain.hq.read(|r| {
+        r.state().orders[&OrderId::parse("O-1").unwrap()]
+            .ship
+            .clone()
+    });
+    assert!(plain.is_none());
+    // The next order for b ships from a, out of HQ's rights there.
+    hq_order("O-2", 2).await.unwrap();
+    let ship = chain
+        .hq
+        .read(|r| {
+            r.state().orders[&OrderId::parse("O-2").unwrap()]
+                .ship
+                .clone()
+        })
+        .expect("shipped from another store");
+    assert_eq!(ship.store, store_a());
+    let a = chain.a.clone();
+    wait_for(WITHIN, "a sees the order it ships for", || {
+        a.read(|r| r.state().transfers.contains_key(&ship.transfer))
+    })
+    .await;
+    assert_eq!(units(&chain.hq), 20, "HQ's view: nothing created or lost");
+
+    // a goes offline; b comes back, receives the transfer and makes the order ready.
+    chain.a_sync.set_link(false);
+    chain.b_sync.set_link(true);
+    let b = chain.b.clone();
+    wait_for(WITHIN, "the shipped order reaches b", || {
+        b.read(|r| r.state().transfers.contains_key(&ship.transfer))
+    })
+    .await;
+    let own_before = chain.b.read(|r| r.state().available(&store_b(), &sku()));
+    let transfer = ship.transfer.clone();
+    let build: storenode::store::BuildPayloads = Box::new(move |r, _| {
+        let lines = vec![ReceiptLine {
+            sku: sku(),
+            received: 2,
+            damaged: 0,
+        }];
+        let arrived = plan_arrivals(r.state(), &transfer, &store_b(), &lines);
+        let receipt = Payload::TransferReceive {
+            transfer,
+            store: store_b(),
+            from: store_a(),
+            lines,
+            over_delivery: false,
+        };
+        Ok(std::iter::once(receipt).chain(arrived).collect())
+    });
+    chain.b.submit_built(build, |_, _| Ok(())).await.unwrap();
+    assert_eq!(
+        chain.b.read(|r| r.state().available(&store_b(), &sku())),
+        own_before,
+        "arrived units are the order's, not for sale at b"
+    );
+    let o2 = OrderId::parse("O-2").unwrap();
+    chain
+        .b
+        .submit(vec![
+            Payload::OrderPick {
+                order_id: o2.clone(),
+                store: store_b(),
+                sku: sku(),
+                picked: 2,
+            },
+            Payload::OrderAdvance {
+                order_id: o2.clone(),
+                store: store_b(),
+                to: Advance::Ready,
+            },
+        ])
+        .await
+        .unwrap();
+    let hq = chain.hq.clone();
+    wait_for(WITHIN, "HQ sees the shipped order ready", || {
+        hq.read(|r| r.state().orders[&o2].status == OrderStatus::Ready)
+    })
+    .await;
+
+    // a comes back and learns its units arrived.
+    chain.a_sync.set_link(true);
+    wait_for(WITHIN, "a sees the transfer received", || {
+        a.read(|r| {
+            r.state()
+                .transfers
+                .get(&ship.transfer)
+                .is_some_and(|m| m.status() == "received")
+        })
+    })
+    .await;
+    chain.converged(&store_a(), &chain.a, WITHIN).await;
+    chain.converged(&store_b(), &chain.b, WITHIN).await;
+    assert_eq!(units(&chain.hq), 20);
+    // Never oversold: HQ's view of both stores, and each store's view of its own stock (a
+    // store holds only its own counter in full).
+    for (node, s) in [
+        (&chain.hq, store_a()),
+        (&chain.hq, store_b()),
+        (&chain.a, store_a()),
+        (&chain.b, store_b()),
+    ] {
+        assert!(node.read(|r| r.state().available(&s, &sku())) >= 0);
+    }
+    let m = chain
+        .hq
+        .read(|r| r.state().transfers[&ship.transfer].balance());
+    assert_eq!(
+        (m[0].sent, m[0].received, m[0].in_transit, m[0].lost),
+        (2, 2, 0, 0)
+    );
+    assert_eq!(
+        chain.hq.read(|r| r.state().reserved(&store_b(), &sku())),
+        u64::from(hq_at_b as u32) + 2
+    );
+    assert_no_loss_no_double(&chain).await;
+}

@@ -1,5 +1,5 @@
 //! Deterministic simulation of HQ and stores under loss, duplication, reordering, partitions
-//! and crashes (see `sim/mod.rs`). `SIM_SEEDS=<n>` runs more seeds (long mode, from
+//! and crashes (see `sim/mod.rs`), with deliveries, transfers and ship-to-store orders. `SIM_SEEDS=<n>` runs more seeds (long mode, from
 //! `SIM_SEED_START`, default 0), `SIM_SEED=<n>` replays one seed; a failing seed is printed.
 
 mod sim;
@@ -44,6 +44,9 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
             total.discounted_sales > 0,
             "till sales with promotions and discounts ran"
         );
+        assert!(total.shipments_received > 0 && total.transfers_received > 0);
+        assert!(total.transfers_short > 0 && total.ship_to_store_orders > 0);
+        assert!(total.ship_to_store_arrived > 0);
     }
 }
 

@@ -910,3 +910,150 @@ async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discoun
     let _ = page.c.close().await;
     result
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_sends_a_transfer_by_scans_and_its_note_prints_in_a_real_browser() {
+    use storenode::domain::{CustomerId, Hlc, MotionId, Op, StoreId};
+    let sevilla = StoreId::parse("sevilla-nervion").unwrap();
+    let to = sevilla.clone();
+    let mut f = Fixture::with_config(move |c| c.transfer_to = vec![to]).await;
+    // HQ asked this store to send two units for a ship-to-store order of sevilla.
+    let ship = Op {
+        actor: storenode::domain::ActorId::hq(),
+        seq: f.hq.next_seq(),
+        hlc: Hlc::new(9_000, 1),
+        payload: Payload::OrderShipToStore {
+            order_id: OrderId::parse("O-SHIP1").unwrap(),
+            store: sevilla.clone(),
+            from: store(),
+            transfer: MotionId::parse("T-SHIP1").unwrap(),
+            customer: CustomerId::parse(CUSTOMER).unwrap(),
+            lines: vec![OrderLine {
+                sku: Sku::parse("SKU-1").unwrap(),
+                qty: 2,
+            }],
+            pickup_code: "QRS456".into(),
+            placed_at_ms: 9_000,
+            ready_by_ms: 9_000 + 2 * 86_400_000,
+        },
+    };
+    f.hq.apply(&ship).unwrap();
+    f.node.ingest(vec![ship]).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let mut page = Page {
+        c,
+        lang: "es",
+        shots: screenshots_dir(),
+        n: 40,
+    };
+    let sent_to = |f: &Fixture| {
+        f.node.read(|r| {
+            r.state()
+                .transfers
+                .values()
+                .filter(|m| {
+                    m.sent
+                        .as_ref()
+                        .is_some_and(|s| s.from.as_ref() == Some(&store()))
+                })
+                .count()
+        })
+    };
+    let result = async {
+        for (lang, title, order_note, done, too_many) in [
+            (
+                "es",
+                "Traspaso a otra tienda",
+                "para el pedido O-SHIP1",
+                "enviado a sevilla-nervion",
+                "Solo hay 1 de Aceite",
+            ),
+            (
+                "en",
+                "Transfer to another store",
+                "for order O-SHIP1",
+                "sent to sevilla-nervion",
+                "Only 0 of Aceite",
+            ),
+        ] {
+            page.lang = lang;
+            log_in(&page, &base, lang, "9001", "4321").await;
+            page.click("#nav-send").await;
+            page.wait_text(title).await;
+            page.el("[data-out='T-SHIP1'] .badge").await;
+            let badge = page
+                .el("[data-out='T-SHIP1'] .badge")
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(badge.to_lowercase(), order_note.to_lowercase());
+            page.el(".seg.active[data-dest='sevilla-nervion']").await;
+            page.shot("send-empty").await;
+            page.scan(&ean("841000000001")).await;
+            page.scan(&ean("841000000001")).await;
+            // Aceite: one sellable here, sent in the first pass; one scan too many each time.
+            page.scan(&ean("841000000003")).await;
+            if lang == "es" {
+                page.el(".send-line[data-sline='SKU-3']").await;
+                page.scan(&ean("841000000003")).await;
+            }
+            page.wait_text(too_many).await;
+            page.el(".flash-error").await;
+            let deadline = Instant::now() + WAIT;
+            while page
+                .el(".send-line[data-sline='SKU-1'] .send-qty")
+                .await
+                .text()
+                .await
+                // A re-render between finding the cell and reading it: read it again.
+                .unwrap_or_default()
+                != "2"
+            {
+                assert!(Instant::now() < deadline, "count never reached 2");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            page.shot("send-scanned").await;
+            let before = sent_to(&f);
+            page.click("#send-dispatch").await;
+            page.wait_text(done).await;
+            assert_eq!(sent_to(&f), before + 1);
+            page.shot("send-done").await;
+            page.click("[data-note='T-SHIP1']").await;
+            wait_job(
+                &f,
+                "note of the ship-to-store transfer",
+                |j| matches!(j, PrintJob::TransferNote { transfer, .. } if transfer == "T-SHIP1"),
+            )
+            .await;
+            page.click("#logout").await;
+            page.el("#login:not([hidden])").await;
+        }
+        // Two transfers sent by scans, each with its note; SKU-3 (1 sellable) left entirely.
+        let notes = f
+            .printer
+            .jobs()
+            .into_iter()
+            .filter(|j| matches!(j, PrintJob::TransferNote { to, .. } if to == "sevilla-nervion"))
+            .count();
+        assert!(notes >= 3, "two sends and a reprint: {notes}");
+        let (sku3, in_transit) = f.node.read(|r| {
+            let s = r.state();
+            (
+                s.rights(&store(), &Sku::parse("SKU-3").unwrap(), &store().actor()),
+                storenode::domain::motion::in_transit(s, &sevilla, &Sku::parse("SKU-1").unwrap()),
+            )
+        });
+        assert_eq!(sku3, 0);
+        assert_eq!(in_transit, 2 + 2 + 2);
+    }
+    .await;
+    let _ = page.c.close().await;
+    result
+}

@@ -302,3 +302,135 @@ async fn a_manager_sends_a_transfer_with_a_note_and_receives_one_by_its_qr() {
     assert_eq!(received["lines"][0]["short"], 1, "the short is recorded");
     assert_eq!(available(&f, &associate, "SKU-2").await, before2 + 2);
 }
+
+/// A ship-to-store order for this store (HQ shipped it from sevilla): the queue says it awaits
+/// its transfer, picking is refused until the transfer is received, the received units are
+/// the order's (not for sale here), and then it is picked and made ready.
+#[tokio::test]
+async fn a_ship_to_store_order_is_picked_only_after_its_transfer_is_received() {
+    let mut f = Fixture::with_config(|c| c.transfer_to = vec![sevilla()]).await;
+    let ship = Op {
+        actor: storenode::domain::ActorId::hq(),
+        seq: f.hq.next_seq(),
+        hlc: Hlc::new(9_000, 1),
+        payload: Payload::OrderShipToStore {
+            order_id: storenode::domain::OrderId::parse("O-S2S").unwrap(),
+            store: store(),
+            from: sevilla(),
+            transfer: MotionId::parse("T-S2S").unwrap(),
+            customer: storenode::domain::CustomerId::parse(CUSTOMER).unwrap(),
+            lines: vec![OrderLine {
+                sku: Sku::parse("SKU-2").unwrap(),
+                qty: 2,
+            }],
+            pickup_code: "QRS456".into(),
+            placed_at_ms: 9_000,
+            ready_by_ms: 9_000 + 2 * 86_400_000,
+        },
+    };
+    f.hq.apply(&ship).unwrap();
+    f.node.ingest(vec![ship]).await.unwrap();
+    let associate = f.login("1001", "1234").await;
+    let manager = f.login("9001", "4321").await;
+    let call = |method: Method, uri: &'static str, body: Option<Value>, cookie: &str| {
+        let (f, cookie) = (&f, cookie.to_string());
+        async move { f.call(method, uri, body, Some(&cookie)).await }
+    };
+
+    let (_, _, queue) = call(
+        Method::GET,
+        "/api/v1/pickups?status=placed",
+        None,
+        &associate,
+    )
+    .await;
+    let row = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "O-S2S")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["awaiting_transfer"], true);
+    assert_eq!(row["transfer"], "T-S2S");
+    let scan = json!({"scan": ean("841000000002")});
+    let (status, _, refused) = call(
+        Method::POST,
+        "/api/v1/pickups/O-S2S/pick",
+        Some(scan.clone()),
+        &associate,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"], "not_arrived");
+
+    let before = available(&f, &associate, "SKU-2").await;
+    let (status, _, received) = call(
+        Method::POST,
+        "/api/v1/transfers/T-S2S/receive",
+        Some(json!({"lines": [{"sku": "SKU-2", "received": 2}]})),
+        &associate,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{received}");
+    assert_eq!(received["order"], "O-S2S");
+    assert_eq!(received["lines"][0]["name"], "Leche entera 1 L");
+    assert_eq!(
+        available(&f, &associate, "SKU-2").await,
+        before,
+        "the order's units"
+    );
+    for _ in 0..2 {
+        let (status, _, body) = call(
+            Method::POST,
+            "/api/v1/pickups/O-S2S/pick",
+            Some(scan.clone()),
+            &associate,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _, ready) = call(
+        Method::POST,
+        "/api/v1/pickups/O-S2S/ready",
+        None,
+        &associate,
+    )
+    .await;
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    // The sending screen's calls: destinations from transfer_to; a note only for a transfer
+    // this store sends, and only by a manager.
+    let (_, _, dests) = call(
+        Method::GET,
+        "/api/v1/transfers/destinations",
+        None,
+        &associate,
+    )
+    .await;
+    assert_eq!(
+        dests,
+        json!({"from": "madrid-centro", "to": ["sevilla-nervion"]})
+    );
+    let (status, _, _) = call(
+        Method::POST,
+        "/api/v1/transfers/T-S2S/note",
+        None,
+        &associate,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) =
+        call(Method::POST, "/api/v1/transfers/T-S2S/note", None, &manager).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_transfer"))
+    );
+    let jobs = f.printer.jobs();
+    assert!(!jobs
+        .iter()
+        .any(|j| matches!(j, PrintJob::TransferNote { .. })));
+}

@@ -75,6 +75,8 @@ pub struct HqConfig {
     pub rate_limit: HqRateLimitConfig,
     #[serde(default)]
     pub contact_policy: ContactPolicyConfig,
+    #[serde(default)]
+    pub ship_to_store: super::ShipToStoreConfig,
     /// HQ staff accounts of the console (`[console]`).
     #[serde(default)]
     pub console: super::ConsoleConfig,
@@ -180,6 +182,7 @@ impl HqConfig {
             errs,
         );
         self.contact_policy.check(errs);
+        self.ship_to_store.check(errs);
         self.console.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;

@@ -371,3 +371,25 @@ fn the_contact_policy_and_the_webhook_secret_are_checked_naming_their_keys() {
     let short = hq_text().replace("change-me-webhook-secret-0123456789", "short");
     assert!(Config::parse(&short).unwrap_err().names("webhook.secret"));
 }
+
+#[test]
+fn ship_to_store_defaults_on_with_two_days_and_a_bad_lead_time_is_named() {
+    let c = HqConfig::load(&example("hq.example.toml")).unwrap();
+    assert!(c.ship_to_store.enabled);
+    assert_eq!(c.ship_to_store.lead_ms(), 48 * 3_600_000);
+    let without: String = hq_text()
+        .lines()
+        .filter(|l| !l.starts_with("enabled =") && !l.starts_with("lead_hours ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::parse(&without).unwrap();
+    let Config::Hq(c) = c else {
+        panic!("not an HQ config")
+    };
+    assert_eq!(c.ship_to_store, super::ShipToStoreConfig::default());
+    for bad in ["lead_hours = 0", "lead_hours = 100000"] {
+        let text = hq_text().replace("lead_hours = 48", bad);
+        let errs = Config::parse(&text).unwrap_err();
+        assert!(errs.names("ship_to_store.lead_hours"), "{bad}: {errs}");
+    }
+}

@@ -134,4 +134,11 @@ pub enum DomainError {
     /// The store's cash drawer has no open session (or not this one).
     #[error("no open cash session")]
     NoCashSession,
+    /// A ship-to-store order's units have not arrived at its store yet (picking waits).
+    #[error("order {order}: only {arrived} of {sku} arrived by transfer so far")]
+    NotArrived {
+        order: OrderId,
+        sku: Sku,
+        arrived: u32,
+    },
 }

@@ -24,6 +24,7 @@ pub mod pickup;
 pub mod reaction;
 pub mod replica;
 pub mod returns;
+pub mod ship_to_store;
 pub mod state;
 pub mod till;
 pub mod validate;
@@ -35,6 +36,8 @@ mod conflict_tests;
 mod erasure_tests;
 #[cfg(test)]
 mod motion_tests;
+#[cfg(test)]
+mod ship_to_store_tests;
 #[cfg(test)]
 mod shrinkage_tests;
 #[cfg(test)]

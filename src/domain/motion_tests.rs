@@ -3,39 +3,41 @@
 //! The property: whatever the schedule and partitions, once everyone has exchanged everything
 //! the replicas agree, no available stock is negative, and units are conserved:
 //! `initial + good units received from shipments = sum of available + in transit + lost +
-//! damaged in transfers` per sku (dispatch + receipt never creates or loses units).
+//! damaged in transfers + units held for orders` per sku (dispatch + receipt never creates or
+//! loses units), with ship-to-store orders, cancels and releases in the schedules too.
 
 use super::error::DomainError;
 use super::ids::*;
 use super::motion::{in_transit, MotionKind};
 use super::op::*;
 use super::replica::Replica;
+use super::ship_to_store::{plan_arrivals, plan_order, OrderRequest, LEAD_MS_DEFAULT};
 use proptest::prelude::*;
 
 const SKU: &str = "SKU-A";
 const STORES: [&str; 2] = ["madrid-centro", "sevilla-nervion"];
-const INITIAL: u32 = 10;
+pub(super) const INITIAL: u32 = 10;
 
-fn sku() -> Sku {
+pub(super) fn sku() -> Sku {
     Sku::parse(SKU).unwrap()
 }
-fn store(i: usize) -> StoreId {
+pub(super) fn store(i: usize) -> StoreId {
     StoreId::parse(STORES[i % 2]).unwrap()
 }
-fn mid(s: &str) -> MotionId {
+pub(super) fn mid(s: &str) -> MotionId {
     MotionId::parse(s).unwrap()
 }
 
 /// The three replicas plus every op each has seen, in the order it saw them.
-struct Chain {
-    replicas: Vec<Replica>,
+pub(super) struct Chain {
+    pub(super) replicas: Vec<Replica>,
     logs: Vec<Vec<Op>>,
-    now: u64,
+    pub(super) now: u64,
 }
 
 impl Chain {
     /// HQ (0), madrid (1), sevilla (2); the catalog everywhere; `INITIAL` units at each store.
-    fn new() -> Chain {
+    pub(super) fn new() -> Chain {
         let mut c = Chain {
             replicas: vec![
                 Replica::new(ActorId::hq()),
@@ -73,7 +75,7 @@ impl Chain {
         c
     }
 
-    fn act(&mut self, who: usize, payload: Payload) -> Result<(), DomainError> {
+    pub(super) fn act(&mut self, who: usize, payload: Payload) -> Result<(), DomainError> {
         self.now += 1;
         let (op, _) = self.replicas[who].prepare(self.now, payload)?;
         self.logs[who].push(op);
@@ -81,7 +83,7 @@ impl Chain {
     }
 
     /// Everything `from` has seen reaches `to` (HQ relays between stores).
-    fn sync(&mut self, from: usize, to: usize) {
+    pub(super) fn sync(&mut self, from: usize, to: usize) {
         for op in self.logs[from].clone() {
             if let Ok(super::replica::Applied::New(_)) = self.replicas[to].apply(&op) {
                 self.logs[to].push(op);
@@ -89,7 +91,7 @@ impl Chain {
         }
     }
 
-    fn sync_all(&mut self) {
+    pub(super) fn sync_all(&mut self) {
         for _ in 0..2 {
             for s in 1..=2 {
                 self.sync(s, 0);
@@ -99,11 +101,11 @@ impl Chain {
     }
 }
 
-fn line(qty: u32) -> Vec<OrderLine> {
+pub(super) fn line(qty: u32) -> Vec<OrderLine> {
     vec![OrderLine { sku: sku(), qty }]
 }
 
-fn receipt(received: u32, damaged: u32) -> Vec<ReceiptLine> {
+pub(super) fn receipt(received: u32, damaged: u32) -> Vec<ReceiptLine> {
     vec![ReceiptLine {
         sku: sku(),
         received,
@@ -111,9 +113,65 @@ fn receipt(received: u32, damaged: u32) -> Vec<ReceiptLine> {
     }]
 }
 
-/// One step: who acts (0-2), what (0-4), and a small number.
+/// One step: who acts (0-2), what (0-8), and a small number.
 fn steps() -> impl Strategy<Value = Vec<(usize, u8, u32)>> {
-    prop::collection::vec((0usize..3, 0u8..5, 0u32..8), 1..40)
+    prop::collection::vec((0usize..3, 0u8..9, 0u32..8), 1..48)
+}
+
+/// HQ takes a pickup order for `store` as its API does: from its rights there, else shipped
+/// from the other store.
+pub(super) fn hq_order(
+    c: &mut Chain,
+    id: &str,
+    store_ix: usize,
+    qty: u32,
+) -> Result<(), DomainError> {
+    let req = OrderRequest {
+        order_id: OrderId::parse(&format!("O-{id}")).unwrap(),
+        store: store(store_ix),
+        customer: CustomerId::parse("C-1").unwrap(),
+        lines: line(qty),
+        pickup_code: "ABC234".into(),
+        transfer: mid(&format!("T-{id}")),
+    };
+    let hq = &c.replicas[0];
+    let payload = plan_order(
+        hq.state(),
+        hq.actor(),
+        &[store(0), store(1)],
+        req,
+        c.now,
+        LEAD_MS_DEFAULT,
+    )?;
+    c.act(0, payload)
+}
+
+/// Store `s` (1-2) receives `id` with `lines`, setting aside what an order awaits, as the
+/// terminal does.
+pub(super) fn receive_transfer(
+    c: &mut Chain,
+    s: usize,
+    id: &MotionId,
+    from: StoreId,
+    lines: Vec<ReceiptLine>,
+    over: bool,
+) -> Result<(), DomainError> {
+    let here = store(s - 1);
+    let arrived = plan_arrivals(c.replicas[s].state(), id, &here, &lines);
+    c.act(
+        s,
+        Payload::TransferReceive {
+            transfer: id.clone(),
+            store: here,
+            from,
+            lines,
+            over_delivery: over,
+        },
+    )?;
+    match arrived {
+        Some(p) => c.act(s, p),
+        None => Ok(()),
+    }
 }
 
 fn run(schedule: &[(usize, u8, u32)]) -> Chain {
@@ -152,23 +210,22 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                         sent.saturating_sub(n % 3)
                     };
                     let damaged = (n % 2).min(received);
-                    let payload = match (kind, from) {
-                        (MotionKind::Transfer, Some(from)) => Payload::TransferReceive {
-                            transfer: id,
-                            store: here,
-                            from,
-                            lines: receipt(received, damaged),
-                            over_delivery: over,
-                        },
-                        _ => Payload::ShipmentReceive {
-                            shipment: id,
-                            store: here,
-                            lines: receipt(received, damaged),
-                            over_delivery: over,
-                        },
-                    };
-                    c.act(s, payload)
-                        .expect("a receipt of a visible movement is valid");
+                    let lines = receipt(received, damaged);
+                    match (kind, from) {
+                        (MotionKind::Transfer, Some(from)) => {
+                            receive_transfer(&mut c, s, &id, from, lines, over)
+                        }
+                        _ => c.act(
+                            s,
+                            Payload::ShipmentReceive {
+                                shipment: id,
+                                store: here,
+                                lines,
+                                over_delivery: over,
+                            },
+                        ),
+                    }
+                    .expect("a receipt of a visible movement is valid");
                 }
             }
             (2, _) => c
@@ -183,6 +240,44 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                 )
                 .expect("a notice is valid"),
             (3, s @ 1..=2) => c.sync(s, 0),
+            (5, _) => {
+                let _ = hq_order(&mut c, &id, who % 2, n.max(1));
+            }
+            (6, s @ 1..=2) => {
+                let _ = c.act(
+                    s,
+                    Payload::StockTransfer {
+                        store: store(s - 1),
+                        sku: sku(),
+                        to: ActorId::hq(),
+                        qty: n.max(1),
+                    },
+                );
+            }
+            (7, _) => {
+                let open = c.replicas[0]
+                    .state()
+                    .orders
+                    .values()
+                    .find(|o| o.status.is_open())
+                    .map(|o| (o.id.clone(), o.store.clone()));
+                if let Some((order_id, store)) = open {
+                    c.act(
+                        0,
+                        Payload::OrderCancel {
+                            order_id,
+                            store,
+                            kind: CancelKind::Cancelled,
+                        },
+                    )
+                    .expect("HQ cancels an open order");
+                }
+            }
+            (8, s @ 1..=2) => {
+                for p in super::reaction::plan_releases(c.replicas[s].state(), &store(s - 1)) {
+                    c.act(s, p).expect("a release the store planned is valid");
+                }
+            }
             (_, s) => c.sync(0, s.max(1)),
         }
         for r in &c.replicas {
@@ -223,9 +318,13 @@ proptest! {
             in_motion += i64::from(b.in_transit) + b.lost + i64::from(b.damaged);
         }
         let available: i64 = (0..2).map(|s| st.available(&store(s), &sku())).sum();
+        let held: i64 = (0..2).map(|s| st.reserved(&store(s), &sku()) as i64).sum();
+        for o in st.orders.values() {
+            prop_assert!(o.units_here(&sku()) <= o.lines[&sku()].qty);
+        }
         prop_assert_eq!(
             i64::from(INITIAL) * 2 + shipped_good,
-            available + in_motion,
+            available + in_motion + held,
             "schedule {:?}", schedule
         );
     }

@@ -419,6 +419,29 @@ pub enum Payload {
         staff: String,
         closed_ms: u64,
     },
+    /// Ship-to-store (DESIGN.md §19): HQ takes a pickup order for `store` that `from` fulfils.
+    /// Consumes HQ's rights at `from` (`U[hq] += qty` there) and puts the units in transit as
+    /// `transfer` from `from` to `store`; the order's units come from that transfer, so
+    /// nothing is consumed at `store`. The customer is told `ready_by_ms`.
+    OrderShipToStore {
+        order_id: OrderId,
+        store: StoreId,
+        from: StoreId,
+        transfer: MotionId,
+        customer: CustomerId,
+        lines: Vec<OrderLine>,
+        pickup_code: String,
+        placed_at_ms: u64,
+        ready_by_ms: u64,
+    },
+    /// `store` set aside units of a ship-to-store order that its transfer brought, issued
+    /// with the transfer's receipt: `U[store] += qty` (the receipt created them), so they are
+    /// reserved for the order, not sellable.
+    OrderArrived {
+        order_id: OrderId,
+        store: StoreId,
+        lines: Vec<OrderLine>,
+    },
 }
 
 impl Payload {
@@ -448,7 +471,9 @@ impl Payload {
             | Payload::CashOpen { store, .. }
             | Payload::CashMove { store, .. }
             | Payload::CashClose { store, .. }
-            | Payload::ReturnRightsGranted { to: store, .. } => Some(store),
+            | Payload::ReturnRightsGranted { to: store, .. }
+            | Payload::OrderShipToStore { store, .. }
+            | Payload::OrderArrived { store, .. } => Some(store),
             Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
             _ => None,
         }
@@ -459,7 +484,9 @@ impl Payload {
     pub fn peer_store(&self) -> Option<&StoreId> {
         match self {
             Payload::TransferDispatch { to, .. } => Some(to),
-            Payload::TransferReceive { from, .. } => Some(from),
+            Payload::TransferReceive { from, .. } | Payload::OrderShipToStore { from, .. } => {
+                Some(from)
+            }
             _ => None,
         }
     }
@@ -473,7 +500,8 @@ impl Payload {
             | Payload::ConsentSet { customer, .. }
             | Payload::CustomerErase { customer }
             | Payload::CustomerFollow { customer, .. }
-            | Payload::OrderPlace { customer, .. } => Some(customer),
+            | Payload::OrderPlace { customer, .. }
+            | Payload::OrderShipToStore { customer, .. } => Some(customer),
             Payload::Sale { customer, .. } | Payload::Return { customer, .. } => customer.as_ref(),
             _ => None,
         }
@@ -486,7 +514,9 @@ impl Payload {
             | Payload::OrderAdvance { order_id, .. }
             | Payload::OrderPick { order_id, .. }
             | Payload::OrderCancel { order_id, .. }
-            | Payload::OrderRelease { order_id, .. } => Some(order_id),
+            | Payload::OrderRelease { order_id, .. }
+            | Payload::OrderShipToStore { order_id, .. }
+            | Payload::OrderArrived { order_id, .. } => Some(order_id),
             _ => None,
         }
     }
@@ -526,6 +556,8 @@ impl Payload {
             Payload::CashOpen { .. } => "cash_open",
             Payload::CashMove { .. } => "cash_move",
             Payload::CashClose { .. } => "cash_close",
+            Payload::OrderShipToStore { .. } => "order_ship_to_store",
+            Payload::OrderArrived { .. } => "order_arrived",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! and is the only one that can hand them over), so a return can never race a handover.
 
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, OrderId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, Sku, StoreId};
 use super::op::{Advance, CancelKind, OrderLine};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -77,6 +77,17 @@ pub struct OrderLineState {
     pub picked: u32,
 }
 
+/// Where a ship-to-store order's units come from (DESIGN.md §19).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipFrom {
+    /// The store whose HQ rights the order consumed and that sends the units.
+    pub store: StoreId,
+    /// The transfer carrying them to the order's store.
+    pub transfer: MotionId,
+    /// The date the customer was told: pickup from then on.
+    pub ready_by_ms: u64,
+}
+
 /// A pickup order as merged from every op about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
@@ -96,6 +107,12 @@ pub struct Order {
     pub cancel_seen: bool,
     /// The units went back to the store's stock (at most once).
     pub released: bool,
+    /// Set for a ship-to-store order: its units arrive by transfer.
+    #[serde(default)]
+    pub ship: Option<ShipFrom>,
+    /// Units of a ship-to-store order that arrived and were set aside at its store, per sku.
+    #[serde(default)]
+    pub arrived: BTreeMap<Sku, u32>,
 }
 
 impl Order {
@@ -132,7 +149,31 @@ impl Order {
             was_ready: false,
             cancel_seen: false,
             released: false,
+            ship: None,
+            arrived: BTreeMap::new(),
         }
+    }
+
+    /// Units of `sku` at the order's store for it: all of them for an order served from the
+    /// store's shelf, those that arrived for a ship-to-store order.
+    pub fn units_here(&self, sku: &Sku) -> u32 {
+        let qty = self.lines.get(sku).map_or(0, |l| l.qty);
+        match self.ship {
+            Some(_) => self.arrived.get(sku).copied().unwrap_or(0).min(qty),
+            None => qty,
+        }
+    }
+
+    /// Units of a ship-to-store order still to arrive, per sku (empty for other orders).
+    pub fn awaiting(&self) -> Vec<(Sku, u32)> {
+        if self.ship.is_none() {
+            return Vec::new();
+        }
+        self.lines
+            .iter()
+            .map(|(sku, l)| (sku.clone(), l.qty.saturating_sub(self.units_here(sku))))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Lattice join of the status.
@@ -165,7 +206,7 @@ impl Order {
         if self.status == OrderStatus::HandedOver || self.released {
             return 0;
         }
-        self.lines.get(sku).map_or(0, |l| l.qty)
+        self.units_here(sku)
     }
 
     /// Staff must look: a cancel met a prepared bag, or a cancel met a handover.
@@ -174,8 +215,13 @@ impl Order {
     }
 
     /// Placed this long ago and still not collected.
+    /// A ship-to-store order counts from the date the customer was told.
     pub fn is_overdue(&self, now_ms: u64, expire_after_ms: u64) -> bool {
-        self.status.is_open() && now_ms.saturating_sub(self.placed_at_ms) > expire_after_ms
+        let from = self
+            .ship
+            .as_ref()
+            .map_or(self.placed_at_ms, |s| s.ready_by_ms.max(self.placed_at_ms));
+        self.status.is_open() && now_ms.saturating_sub(from) > expire_after_ms
     }
 }
 

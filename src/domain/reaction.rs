@@ -14,6 +14,13 @@ use std::collections::BTreeSet;
 
 /// The skus of `store` a payload touches (their rights or shortfall may have changed).
 pub fn skus_touched(payload: &Payload, store: &StoreId, out: &mut BTreeSet<Sku>) {
+    if let Payload::OrderShipToStore { from, lines, .. } = payload {
+        if from == store {
+            // HQ spent rights it held here: its allocation may need a top-up.
+            out.extend(lines.iter().map(|l| l.sku.clone()));
+        }
+        return;
+    }
     if payload.store() != Some(store) {
         return;
     }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod merge;
+mod ship;
 
 /// A till sale as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

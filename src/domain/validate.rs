@@ -65,6 +65,8 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::CashMove { store, .. }
         | Payload::CashClose { store, .. } => is_store(store),
         Payload::TransferDispatch { store, .. } => is_store(store),
+        Payload::OrderShipToStore { .. } => actor.is_hq(),
+        Payload::OrderArrived { store, .. } => is_store(store),
     };
     if ok {
         Ok(())
@@ -233,6 +235,14 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
                     qty: line.qty,
                 });
             }
+            let here = order.units_here(sku);
+            if *picked > here {
+                return Err(DomainError::NotArrived {
+                    order: order_id.clone(),
+                    sku: sku.clone(),
+                    arrived: here,
+                });
+            }
         }
         Payload::OrderCancel { order_id, .. } => {
             let order = order(state, order_id)?;
@@ -374,6 +384,34 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }
         | Payload::CashClose { .. } => super::till::check(state, payload)?,
+        Payload::OrderShipToStore {
+            order_id,
+            store,
+            from,
+            transfer,
+            customer,
+            lines,
+            pickup_code,
+            ..
+        } => {
+            if state.orders.contains_key(order_id) {
+                return Err(DomainError::DuplicateOrder(order_id.clone()));
+            }
+            if state.customer_erased(customer) {
+                return Err(DomainError::CustomerErased(customer.clone()));
+            }
+            if from == store {
+                return Err(DomainError::SameStore(store.clone()));
+            }
+            text("pickup_code", pickup_code)?;
+            motion::validate_sent(state, MotionKind::Transfer, transfer, "", lines)?;
+            has_rights(state, from, actor, lines.iter().map(|l| (&l.sku, l.qty)))?;
+        }
+        Payload::OrderArrived {
+            order_id,
+            store,
+            lines,
+        } => super::ship_to_store::validate_arrived(state, order_id, store, lines)?,
     }
     Ok(())
 }

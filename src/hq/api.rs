@@ -22,6 +22,7 @@ mod order;
 pub use cart::{get_cart, put_cart};
 pub(super) use cart::{parse_lines, LineBody};
 pub use metrics::metrics;
+pub(crate) use order::date_utc;
 pub use order::{cancel_order, get_order, post_order};
 
 type ApiResult = Result<Response, ApiError>;

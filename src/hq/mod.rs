@@ -99,6 +99,9 @@ pub struct HqSettings {
     pub rate_limit: RateLimit,
     /// Requests with a missing or wrong token, per client IP.
     pub unauthenticated_rate_limit: RateLimit,
+    /// Ship-to-store lead time told to the customer; `None` when HQ may not ship orders from
+    /// another store (`[ship_to_store]`).
+    pub ship_to_store_lead_ms: Option<u64>,
     /// HQ staff accounts of the console.
     pub console: crate::config::ConsoleConfig,
 }
@@ -138,6 +141,7 @@ impl HqSettings {
                 per_minute: c.rate_limit.unauthenticated_per_minute,
                 burst: c.rate_limit.unauthenticated_burst,
             },
+            ship_to_store_lead_ms: c.ship_to_store.enabled.then(|| c.ship_to_store.lead_ms()),
             console: c.console.clone(),
         }
     }

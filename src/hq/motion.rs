@@ -251,4 +251,111 @@ mod tests {
         assert_eq!(moving[0]["id"], "T-1");
         assert_eq!(moving[0]["to"], "sevilla-nervion");
     }
+
+    #[tokio::test]
+    async fn an_order_for_a_store_without_stock_ships_from_another_and_tells_the_later_date() {
+        let f = fixture().await;
+        let body = json!({
+            "store": "sevilla-nervion",
+            "customer": {"id": "C-0002"},
+            "lines": [{"sku": SKU, "qty": 2}],
+        });
+        let post = |key: &'static str, body: serde_json::Value| {
+            let state = f.state.clone();
+            async move {
+                send(
+                    &state,
+                    Method::POST,
+                    "/api/v1/orders",
+                    Some(body),
+                    &[("idempotency-key", key)],
+                )
+                .await
+            }
+        };
+        let (status, placed) = post("k-ship", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{placed}");
+        assert_eq!(placed["status"], "placed");
+        assert_eq!(placed["fulfilment"], "ship_to_store");
+        assert_eq!(placed["ship_from"], "madrid-centro");
+        let ready_by = placed["ready_by_ms"].as_u64().unwrap();
+        assert!(
+            ready_by >= crate::store::now_ms() + 24 * 3_600_000,
+            "{placed}"
+        );
+        assert_eq!(placed["ready_by"].as_str().unwrap().len(), 10, "{placed}");
+        // The same key answers the same, shipped order.
+        assert_eq!(post("k-ship", body).await.1, placed);
+
+        let id = placed["id"].as_str().unwrap();
+        let (_, order) = send(
+            &f.state,
+            Method::GET,
+            &format!("/api/v1/orders/{id}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(order["awaiting_transfer"], true);
+        assert_eq!(order["lines"][0]["arrived"], 0);
+        assert_eq!(order["ready_by_ms"], ready_by);
+        let (_, avail) = send(
+            &f.state,
+            Method::GET,
+            &format!("/api/v1/availability?sku={SKU}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            avail["stores"][0]["hq_can_sell"], 1,
+            "spent at madrid: {avail}"
+        );
+        assert_eq!(avail["stores"][0]["available"], 8);
+        assert_eq!(avail["stores"][1]["in_transit"], 2);
+        let transfer = placed["transfer"].as_str().unwrap();
+        let (_, moving) = send(
+            &f.state,
+            Method::GET,
+            &format!("/api/v1/transfers/{transfer}"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(moving["from"], "madrid-centro");
+        assert_eq!(moving["to"], "sevilla-nervion");
+        assert_eq!(moving["order"], id);
+
+        // More than any store can ship: the pickup store's shortage, nothing placed.
+        let big = json!({
+            "store": "sevilla-nervion",
+            "customer": {"id": "C-0002"},
+            "lines": [{"sku": SKU, "qty": 2}],
+        });
+        let (status, refused) = post("k-big", big).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"], "insufficient_stock");
+        assert_eq!(refused["available"], 0);
+        assert_eq!(f.state.node.read(|r| r.state().orders.len()), 1);
+
+        // The shop hears the later date through the webhook too.
+        crate::hq::webhook::recover(&f.state.node, None)
+            .await
+            .unwrap();
+        let event: String = f
+            .state
+            .node
+            .query(|c| {
+                c.query_row(
+                    "SELECT body FROM hq_webhook_events WHERE type = 'order.ship_to_store'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .await
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+        assert_eq!(event["ready_by_ms"], ready_by);
+        assert_eq!(event["ship_from"], "madrid-centro");
+    }
 }

@@ -1,6 +1,7 @@
 //! The shop's webhook: signed, typed events delivered at least once, in order of creation.
 //!
-//! Events are `order.ready`, `order.handed_over`, `order.cancelled` (from the orders HQ's
+//! Events are `order.ship_to_store` (with `ready_by`), `order.ready`, `order.handed_over`,
+//! `order.cancelled` (from the orders HQ's
 //! state holds) and `cart.abandoned` (a cart unchanged for `abandoned_cart_hours`, once per
 //! cart change). Each is queued durably in `hq_webhook_events` with a unique event id and a
 //! dedup key, and a worker POSTs its body, signed (`signature`), until the shop answers 2xx,

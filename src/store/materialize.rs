@@ -91,6 +91,20 @@ pub fn keys_for(op: &Op, mut note: impl FnMut(RowKey)) {
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }
         | Payload::CashClose { .. } => {}
+        // HQ's rights at the sending store went down; the order's store is untouched until
+        // its units arrive.
+        Payload::OrderShipToStore {
+            order_id,
+            from,
+            customer,
+            lines,
+            ..
+        } => {
+            stock_lines(from, &mut lines.iter().map(|l| &l.sku));
+            note(RowKey::Order(order_id.clone()));
+            note(RowKey::Customer(customer.clone()));
+        }
+        Payload::OrderArrived { order_id, .. } => note(RowKey::Order(order_id.clone())),
     }
 }
 

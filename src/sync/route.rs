@@ -54,6 +54,7 @@ fn is_history(payload: &Payload) -> bool {
     matches!(
         payload,
         Payload::OrderPlace { .. }
+            | Payload::OrderShipToStore { .. }
             | Payload::Sale {
                 customer: Some(_),
                 ..
@@ -69,6 +70,9 @@ fn is_history(payload: &Payload) -> bool {
 fn scope_entry(payload: &Payload) -> Option<(StoreId, CustomerId)> {
     match payload {
         Payload::OrderPlace {
+            store, customer, ..
+        }
+        | Payload::OrderShipToStore {
             store, customer, ..
         }
         | Payload::CustomerFollow { store, customer } => Some((store.clone(), customer.clone())),

@@ -220,6 +220,15 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
             Payload::Sale { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
             Payload::OrderPlace { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
             Payload::Return { lines, .. } => skus.extend(lines.iter().map(|l| l.sku.clone())),
+            // Inventory in motion changes stock too (DESIGN.md §19).
+            Payload::TransferDispatch { lines, .. }
+            | Payload::OrderShipToStore { lines, .. }
+            | Payload::OrderArrived { lines, .. } => {
+                skus.extend(lines.iter().map(|l| l.sku.clone()))
+            }
+            Payload::ShipmentReceive { lines, .. } | Payload::TransferReceive { lines, .. } => {
+                skus.extend(lines.iter().map(|l| l.sku.clone()))
+            }
             _ => {}
         }
     }

@@ -12,9 +12,11 @@ use super::error::ApiError;
 use super::print::PrintJob;
 use super::stock::resolve;
 use super::TerminalState;
+use crate::domain::catalog::Catalog;
 use crate::domain::motion::{MotionKind, Movement};
 use crate::domain::op::{OrderLine, ReceiptLine};
-use crate::domain::{MotionId, Payload, StoreId};
+use crate::domain::ship_to_store::plan_arrivals;
+use crate::domain::{MotionId, Payload, Sku, StoreId};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -60,10 +62,36 @@ pub(crate) fn movement_json(m: &Movement) -> Value {
                 o.insert("from".into(), json!(from));
                 o.insert("to".into(), json!(to));
                 o.insert("qr".into(), json!(format!("{TRANSFER_QR_PREFIX}{}", m.id)));
+                // A ship-to-store transfer names the order it carries units for.
+                let order = sent.map(|s| s.reference.as_str()).filter(|r| !r.is_empty());
+                o.insert("order".into(), json!(order));
             }
         }
     }
     out
+}
+
+/// `movement_json` with each line's product name, as the store's screens show them.
+fn named_json(m: &Movement, catalog: &Catalog) -> Value {
+    let mut out = movement_json(m);
+    if let Some(Value::Array(lines)) = out.get_mut("lines") {
+        for line in lines.iter_mut() {
+            let name = line
+                .get("sku")
+                .and_then(Value::as_str)
+                .and_then(|s| Sku::parse(s).ok())
+                .and_then(|sku| catalog.get(&sku).map(|p| p.name.clone()));
+            if let Value::Object(o) = line {
+                o.insert("name".into(), json!(name));
+            }
+        }
+    }
+    out
+}
+
+/// One movement of this store, rendered with product names.
+fn render(state: &TerminalState, m: &Movement) -> Value {
+    state.read(|r| named_json(m, &r.state().catalog))
 }
 
 fn parse_id(kind: MotionKind, id: &str) -> Result<MotionId, ApiError> {
@@ -120,7 +148,9 @@ fn list(state: &TerminalState, kind: MotionKind, status: Option<&String>) -> Vec
             .filter(|m| status.is_none_or(|st| m.status() == st))
             .collect();
         rows.sort_by_key(|m| std::cmp::Reverse(m.sent.as_ref().map(|s| s.at)));
-        rows.into_iter().map(movement_json).collect()
+        rows.into_iter()
+            .map(|m| named_json(m, &s.catalog))
+            .collect()
     })
 }
 
@@ -144,11 +174,8 @@ pub async fn show_shipment(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(MotionKind::Shipment, &id)?;
-    Ok(Json(movement_json(&find(
-        &state,
-        MotionKind::Shipment,
-        &id,
-    )?)))
+    let m = find(&state, MotionKind::Shipment, &id)?;
+    Ok(Json(render(&state, &m)))
 }
 
 /// `GET /api/v1/transfers[?status=in_transit]`: both directions, newest first.
@@ -171,11 +198,8 @@ pub async fn show_transfer(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(MotionKind::Transfer, &id)?;
-    Ok(Json(movement_json(&find(
-        &state,
-        MotionKind::Transfer,
-        &id,
-    )?)))
+    let m = find(&state, MotionKind::Transfer, &id)?;
+    Ok(Json(render(&state, &m)))
 }
 
 #[derive(Deserialize)]
@@ -241,11 +265,8 @@ pub async fn receive_shipment(
     };
     let _guard = state.order_steps().lock().await;
     state.node().submit(vec![payload]).await?;
-    Ok(Json(movement_json(&find(
-        &state,
-        MotionKind::Shipment,
-        &id,
-    )?)))
+    let m = find(&state, MotionKind::Shipment, &id)?;
+    Ok(Json(render(&state, &m)))
 }
 
 /// `POST /api/v1/transfers/{id}/receive` (the receiving store) `{"lines": [{"sku",
@@ -262,20 +283,24 @@ pub async fn receive_transfer(
         .and_then(|s| s.from)
         .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
     let lines = receipt_lines(&state, &body)?;
-    let payload = Payload::TransferReceive {
-        transfer: id.clone(),
-        store: state.store().clone(),
-        from,
-        lines,
-        over_delivery: body.over_delivery,
-    };
+    let (transfer, store, over_delivery) = (id.clone(), state.store().clone(), body.over_delivery);
+    // Built in the writer: units for a ship-to-store order are set aside in the receipt's
+    // own commit, against the order as it is then (a cancel that arrived first means none).
+    let build: crate::store::BuildPayloads = Box::new(move |replica, _now_ms| {
+        let arrived = plan_arrivals(replica.state(), &transfer, &store, &lines);
+        let receipt = Payload::TransferReceive {
+            transfer,
+            store,
+            from,
+            lines,
+            over_delivery,
+        };
+        Ok(std::iter::once(receipt).chain(arrived).collect())
+    });
     let _guard = state.order_steps().lock().await;
-    state.node().submit(vec![payload]).await?;
-    Ok(Json(movement_json(&find(
-        &state,
-        MotionKind::Transfer,
-        &id,
-    )?)))
+    state.node().submit_built(build, |_, _| Ok(())).await?;
+    let m = find(&state, MotionKind::Transfer, &id)?;
+    Ok(Json(render(&state, &m)))
 }
 
 #[derive(Deserialize)]
@@ -343,7 +368,55 @@ pub async fn create_transfer(
     let _guard = state.order_steps().lock().await;
     state.submit_printing(vec![payload], vec![note]).await?;
     let m = find(&state, MotionKind::Transfer, &id)?;
-    Ok((StatusCode::CREATED, Json(movement_json(&m))))
+    Ok((StatusCode::CREATED, Json(render(&state, &m))))
+}
+
+/// `GET /api/v1/transfers/destinations`: where this store may send transfers (its
+/// `transfer_to`), with each store's id, for the sending screen.
+pub async fn destinations(State(state): State<TerminalState>, _session: Session) -> Json<Value> {
+    Json(json!({
+        "from": state.store().as_str(),
+        "to": state.config().transfer_to.iter().map(StoreId::as_str).collect::<Vec<_>>(),
+    }))
+}
+
+/// `POST /api/v1/transfers/{id}/note` (manager, the sending store): print the transfer note
+/// again, e.g. for a ship-to-store transfer HQ asked this store to send. 200 with the
+/// transfer; 409 `already_received` once it arrived.
+pub async fn print_note(
+    State(state): State<TerminalState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    session.require_manager("printing a transfer note")?;
+    let id = parse_id(MotionKind::Transfer, &id)?;
+    let m = find(&state, MotionKind::Transfer, &id)?;
+    let here = state.store();
+    let sent = m
+        .sent
+        .as_ref()
+        .filter(|s| s.from.as_ref() == Some(here))
+        .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
+    if m.received.is_some() {
+        return Err(ApiError::conflict(
+            "already_received",
+            format!("transfer {id} was already received"),
+        ));
+    }
+    let note = PrintJob::TransferNote {
+        transfer: id.to_string(),
+        from: here.to_string(),
+        to: sent.to.to_string(),
+        staff: session.staff.clone(),
+        lines: sent
+            .lines
+            .iter()
+            .map(|l| (l.sku.to_string(), l.qty))
+            .collect(),
+        qr: format!("{TRANSFER_QR_PREFIX}{id}"),
+    };
+    state.submit_printing(Vec::new(), vec![note]).await?;
+    Ok(Json(render(&state, &m)))
 }
 
 /// `<prefix>-` and ten random characters of an unambiguous alphabet: unique without asking

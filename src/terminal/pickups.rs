@@ -36,6 +36,7 @@ fn order_json(state: &TerminalState, o: &Order, now: u64) -> Value {
                     "name": p.map(|p| p.name.as_str()),
                     "qty": l.qty,
                     "picked": l.picked,
+                    "here": o.units_here(sku),
                 })
             })
             .collect();
@@ -54,6 +55,10 @@ fn order_json(state: &TerminalState, o: &Order, now: u64) -> Value {
             "placed_at": o.placed_at_ms,
             "overdue": o.is_overdue(now, overdue_ms),
             "conflict": o.conflict(),
+            // Ship-to-store: units come by transfer; picking waits for them.
+            "transfer": o.ship.as_ref().map(|s| s.transfer.as_str()),
+            "ready_by": o.ship.as_ref().map(|s| s.ready_by_ms),
+            "awaiting_transfer": crate::domain::ship_to_store::awaiting_transfer(o),
         })
     })
 }

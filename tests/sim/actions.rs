@@ -130,7 +130,10 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
         .store()
         .expect("store");
     Some(vec![match w.rng.below(100) {
-        0..=39 => place(w, store),
+        0..=39 => {
+            let placed = place(w, store);
+            super::motion::hq_order(w, placed)
+        }
         40..=54 => {
             let open = open_orders(w, 0, None);
             let (order_id, store, _) = w.rng.pick(&open)?.clone();
@@ -156,6 +159,7 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
             customer: customer(w.rng.below(4)),
         },
         65..=68 => promotion(w),
+        69..=76 => super::motion::notice(w, store, sku),
         _ => cart_edit(w, 0)?,
     }])
 }
@@ -163,13 +167,14 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
 fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
     let store = w.nodes[who].actor.store().expect("store");
     Some(match w.rng.below(100) {
-        0..=14 => vec![Payload::StockReceive {
+        0..=11 => super::motion::receive(w, who)?,
+        12..=16 => vec![Payload::StockReceive {
             store,
             sku: sku(w.rng.below(4)),
             qty: w.rng.range(1, 8) as u32,
             reason: ReceiveReason::Delivery,
         }],
-        15..=39 => sale(w, who, store),
+        17..=39 => sale(w, who, store),
         40..=47 => vec![place(w, store)],
         48..=67 => vec![advance(w, who, &store)?],
         68..=71 => {
@@ -194,6 +199,7 @@ fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
             store,
         }],
         83..=92 => vec![give_back(w, who, store)?],
+        93..=96 => super::motion::dispatch(w, who, sku)?,
         _ => vec![cart_edit(w, who)?],
     })
 }
@@ -419,6 +425,25 @@ pub fn count_flow(op: &Op, flow: &mut BTreeMap<(String, String), (i64, i64)>) {
         Payload::OrderPlace { store, lines, .. } => {
             for l in lines {
                 add(store, &l.sku, 0, l.qty);
+            }
+        }
+        // In motion: out of the sender at dispatch (a ship-to-store order's from HQ's rights
+        // there), good units into the receiver at receipt, out again when set aside for the
+        // order.
+        Payload::TransferDispatch { store, lines, .. }
+        | Payload::OrderShipToStore {
+            from: store, lines, ..
+        }
+        | Payload::OrderArrived { store, lines, .. } => {
+            for l in lines {
+                add(store, &l.sku, 0, l.qty);
+            }
+        }
+        Payload::ShipmentReceive { store, lines, .. }
+        | Payload::TransferReceive { store, lines, .. } => {
+            // Only good units touch the counter (a damaged-only line creates none).
+            for l in lines.iter().filter(|l| l.received > l.damaged) {
+                add(store, &l.sku, l.received - l.damaged, 0);
             }
         }
         // Restocked returns come in at the receiving store; damaged ones never enter.

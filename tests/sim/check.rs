@@ -1,6 +1,7 @@
 //! The invariants checked after healing: every store's digest equals HQ's, the stock flow
-//! holds (nothing sold or reserved beyond what was received), no forged op got in, no
-//! cancelled order is left unreleased.
+//! holds (nothing sold or reserved beyond what was received, deliveries and transfers
+//! included), units in motion are conserved, no forged op got in, no cancelled order is left
+//! unreleased.
 
 use super::net::Proto;
 use super::{actions, Outcome, World};
@@ -34,6 +35,7 @@ impl World {
             digests.push((store.to_string(), at_hq.short(), at_store.short()));
         }
         self.check_stock();
+        self.check_motion();
         // No forged op (a seq the store never issued) got into HQ.
         for s in self.stores() {
             let actor = self.nodes[s].actor.clone();
@@ -65,6 +67,7 @@ impl World {
         }
         let mut stats = self.stats.clone();
         self.check_returns(&mut stats);
+        self.count_motion(&mut stats);
         stats.forged_rejected = self.hq_metrics.rejected_total();
         stats.forged_down_rejected = self
             .store_metrics
@@ -162,12 +165,14 @@ impl World {
         }
         hq.read(|r| {
             let state = r.state();
+            // A released order gives back the units it held at its store (for a ship-to-store
+            // order, those that arrived).
             for o in state.orders.values().filter(|o| o.released) {
-                for (sku, line) in &o.lines {
+                for sku in o.lines.keys().filter(|k| o.units_here(k) > 0) {
                     let e = flow
                         .entry((o.store.to_string(), sku.to_string()))
                         .or_default();
-                    e.0 += i64::from(line.qty);
+                    e.0 += i64::from(o.units_here(sku));
                 }
             }
             for ((store, sku), (into, out)) in &flow {
@@ -178,9 +183,85 @@ impl World {
                 let s = StoreId::parse(store).expect("store");
                 let k = storenode::domain::Sku::parse(sku).expect("sku");
                 assert_eq!(state.available(&s, &k), into - out, "{store}/{sku} counter");
-                let c = state.counter(&s, &k).expect("counter");
+                let c = state.counter(&s, &k).unwrap_or_else(|| {
+                    panic!("no counter for {store}/{sku}: {into} in, {out} out")
+                });
                 assert!(c.rights(&s.actor()) >= 0 && c.rights(&ActorId::hq()) >= 0);
             }
+        });
+    }
+}
+
+impl World {
+    /// Units in motion are conserved (DESIGN.md §19): at HQ, every line of every delivery and
+    /// transfer has `received + in_transit + lost = sent`; every store sees the deliveries and
+    /// transfers it sends or receives exactly as HQ does; a ship-to-store order never holds or
+    /// picks more than arrived for it.
+    fn check_motion(&self) {
+        let (shipments, transfers) = self.nodes[0].backend.read(|r| {
+            let s = r.state();
+            for m in s.shipments.values().chain(s.transfers.values()) {
+                for b in m.balance() {
+                    assert_eq!(
+                        i64::from(b.received) + i64::from(b.in_transit) + b.lost,
+                        i64::from(b.sent),
+                        "{} {}: units created or lost in motion",
+                        m.kind.as_str(),
+                        m.id
+                    );
+                }
+            }
+            for o in s.orders.values().filter(|o| o.ship.is_some()) {
+                for (sku, line) in &o.lines {
+                    let here = o.units_here(sku);
+                    assert!(here <= line.qty, "{}: {here} arrived of {}", o.id, line.qty);
+                    assert!(
+                        line.picked <= here,
+                        "{}: picked {} of {here} arrived",
+                        o.id,
+                        line.picked
+                    );
+                }
+            }
+            (s.shipments.clone(), s.transfers.clone())
+        });
+        for st in self.stores() {
+            let store = self.nodes[st].actor.store().expect("store");
+            let mine = |m: &storenode::domain::motion::Movement| {
+                m.to() == Some(&store)
+                    || m.sent
+                        .as_ref()
+                        .is_some_and(|x| x.from.as_ref() == Some(&store))
+            };
+            self.nodes[st].backend.read(|r| {
+                let s = r.state();
+                for (theirs, ours) in [(&shipments, &s.shipments), (&transfers, &s.transfers)] {
+                    let at_hq: Vec<_> = theirs.values().filter(|m| mine(m)).collect();
+                    let here: Vec<_> = ours.values().filter(|m| mine(m)).collect();
+                    assert_eq!(here, at_hq, "{store} sees its movements unlike HQ");
+                }
+            });
+        }
+    }
+
+    fn count_motion(&self, stats: &mut super::Stats) {
+        self.nodes[0].backend.read(|r| {
+            let s = r.state();
+            let received = |m: &&storenode::domain::motion::Movement| m.received.is_some();
+            stats.shipments_received = s.shipments.values().filter(received).count() as u64;
+            stats.transfers_received = s.transfers.values().filter(received).count() as u64;
+            stats.transfers_short = s
+                .transfers
+                .values()
+                .filter(|m| !m.discrepancies().is_empty())
+                .count() as u64;
+            let shipped = s.orders.values().filter(|o| o.ship.is_some());
+            stats.ship_to_store_orders = shipped.clone().count() as u64;
+            stats.ship_to_store_arrived = shipped
+                .clone()
+                .filter(|o| o.arrived.values().any(|n| *n > 0))
+                .count() as u64;
+            stats.ship_to_store_ready = shipped.filter(|o| o.was_ready).count() as u64;
         });
     }
 }

@@ -2,8 +2,9 @@
 //! a real `store::Node` on SQLite) running the shipped sync protocol
 //! (`storenode::sync::protocol`: the same `StoreProtocol` and `HqProtocol` the daemons run,
 //! with signed up-batches, routing into per-store down-logs, acks, gap requests and
-//! retransmits), driven by one seeded scheduler through local actions, lossy and reordering
-//! links, partitions, crashes and forged batches. After healing (faults stop and every store
+//! retransmits), driven by one seeded scheduler through local actions (deliveries, transfers
+//! and ship-to-store orders among them), lossy and reordering links, partitions, crashes and
+//! forged batches. After healing (faults stop and every store
 //! reconnects once, as after an outage), every store's shared digest must equal HQ's, and no
 //! (store, sku) may have sold or reserved more than it received. A failing seed is printed and
 //! replays exactly with `SIM_SEED=<n>`.
@@ -12,6 +13,7 @@ mod actions;
 mod backend;
 mod check;
 mod forge;
+mod motion;
 mod net;
 mod rng;
 
@@ -88,6 +90,12 @@ pub struct Stats {
     /// Sales recorded with discounts (promotions or manual), and verified returns of them.
     pub discounted_sales: u64,
     pub discounted_returns: u64,
+    pub shipments_received: u64,
+    pub transfers_received: u64,
+    pub transfers_short: u64,
+    pub ship_to_store_orders: u64,
+    pub ship_to_store_arrived: u64,
+    pub ship_to_store_ready: u64,
 }
 
 impl Stats {
@@ -116,6 +124,12 @@ impl Stats {
         self.rights_granted += o.rights_granted;
         self.discounted_sales += o.discounted_sales;
         self.discounted_returns += o.discounted_returns;
+        self.shipments_received += o.shipments_received;
+        self.transfers_received += o.transfers_received;
+        self.transfers_short += o.transfers_short;
+        self.ship_to_store_orders += o.ship_to_store_orders;
+        self.ship_to_store_arrived += o.ship_to_store_arrived;
+        self.ship_to_store_ready += o.ship_to_store_ready;
     }
 }
 

@@ -5,7 +5,7 @@ use super::{CountRecord, Effect, SaleRecord, State};
 use crate::domain::catalog::Product;
 use crate::domain::conflict::Resolution;
 use crate::domain::customer::Consent;
-use crate::domain::ids::{ActorId, OrderId, SaleId, Sku, StoreId};
+use crate::domain::ids::{ActorId, OrderId, Sku, StoreId};
 use crate::domain::motion::{merge_received, merge_sent, MotionKind, Received, Sent};
 use crate::domain::op::{ConsumeReason, Op, Payload};
 use crate::domain::order::{Order, OrderStatus};
@@ -15,7 +15,10 @@ impl State {
     /// Merge one new (never seen) op. Total: never refuses.
     pub(crate) fn merge(&mut self, op: &Op, effects: &mut Vec<Effect>) {
         if let Some(order_id) = op.payload.order() {
-            let is_place = matches!(op.payload, Payload::OrderPlace { .. });
+            let is_place = matches!(
+                op.payload,
+                Payload::OrderPlace { .. } | Payload::OrderShipToStore { .. }
+            );
             if !is_place && !self.orders.contains_key(order_id) {
                 self.pending_order_ops
                     .entry(order_id.clone())
@@ -25,7 +28,9 @@ impl State {
             }
         }
         self.merge_payload(op, effects);
-        if let Payload::OrderPlace { order_id, .. } = &op.payload {
+        if let Payload::OrderPlace { order_id, .. } | Payload::OrderShipToStore { order_id, .. } =
+            &op.payload
+        {
             for waiting in self.pending_order_ops.remove(order_id).unwrap_or_default() {
                 self.merge_payload(&waiting, effects);
             }
@@ -170,24 +175,14 @@ impl State {
                     pickup_code.clone(),
                     lines,
                 );
-                for sku in order.lines.keys() {
-                    let ids = self
-                        .orders_by_line
-                        .entry((order.store.clone(), sku.clone()))
-                        .or_default();
-                    if !ids.contains(order_id) {
-                        ids.push(order_id.clone());
-                    }
-                }
-                self.orders.insert(order_id.clone(), order);
-                if let Ok(sale) = SaleId::parse(order_id.as_str()) {
-                    self.recheck_double_returns(&sale);
-                }
-                effects.push(Effect::OrderPlaced {
-                    order: order_id.clone(),
-                    store: store.clone(),
-                });
+                self.insert_order(order, effects);
             }
+            Payload::OrderShipToStore { .. } => self.merge_ship_to_store(op, effects),
+            Payload::OrderArrived {
+                order_id,
+                store,
+                lines,
+            } => self.merge_arrived(actor, order_id, store, lines),
             Payload::OrderAdvance { order_id, to, .. } => {
                 if let Some(order) = self.orders.get_mut(order_id) {
                     let before = order.status;
@@ -471,6 +466,8 @@ impl State {
     }
 
     /// Return an order's units to its store, once. `actor` is the store (checked by authority).
+    /// A ship-to-store order returns only the units that arrived; the rest become the store's
+    /// when its transfer is received.
     fn release(&mut self, order_id: &OrderId, actor: &ActorId, effects: &mut Vec<Effect>) {
         let Some(order) = self.orders.get_mut(order_id) else {
             return;
@@ -482,8 +479,9 @@ impl State {
         let store = order.store.clone();
         let lines: Vec<(Sku, u32)> = order
             .lines
-            .iter()
-            .map(|(sku, l)| (sku.clone(), l.qty))
+            .keys()
+            .map(|sku| (sku.clone(), order.units_here(sku)))
+            .filter(|(_, n)| *n > 0)
             .collect();
         for (sku, qty) in lines {
             self.counter_mut(&store, &sku).create(actor, qty);

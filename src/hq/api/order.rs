@@ -6,6 +6,7 @@ use super::{known_store, ApiResult};
 use crate::domain::op::{CancelKind, OrderLine, ProfilePatch};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::pickup::{qr_payload, PickupCode};
+use crate::domain::ship_to_store::{self, awaiting_transfer, plan_order, LEAD_MS_DEFAULT};
 use crate::domain::{CustomerId, OrderId, Payload, StoreId};
 use crate::hq::body::JsonBody;
 use crate::hq::error::ApiError;
@@ -153,50 +154,64 @@ pub async fn post_order(
     if let Some(found) = remembered(&state.node, &key).await? {
         return replay(&hash, found);
     }
+    let (key_again, hash_again) = (key.clone(), hash.clone());
     let req = parse_order(&state, &body.value)?;
     let id = new_order_id();
     let order_id = OrderId::parse(&id).map_err(ApiError::internal)?;
     let pickup = PickupCode::from_random(rand::thread_rng().gen());
     let qr = qr_payload(&id, &pickup, &state.settings.qr_key);
-    let code = pickup.as_str().to_string();
-    let answer = json!({
-        "id": id, "status": "placed", "pickup_code": code, "qr": qr, "store": req.store,
-        "customer": req.customer,
-        "lines": req.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty})).collect::<Vec<_>>(),
-    });
-    let mut payloads = Vec::new();
-    if let Some(patch) = req.patch {
-        payloads.push(Payload::CustomerUpdate {
-            customer: req.customer.clone(),
-            patch,
-        });
-    }
-    payloads.push(Payload::OrderPlace {
+    let request = ship_to_store::OrderRequest {
         order_id,
         store: req.store,
-        customer: req.customer,
+        customer: req.customer.clone(),
         lines: req.lines,
-        pickup_code: code,
-        placed_at_ms: crate::store::now_ms(),
+        pickup_code: pickup.as_str().to_string(),
+        transfer: crate::terminal::motion::new_motion_id("T"),
+    };
+    let patch = req.patch.map(|patch| Payload::CustomerUpdate {
+        customer: req.customer,
+        patch,
     });
-    let record = (key.clone(), hash.clone(), answer.to_string(), id);
+    // Without ship-to-store, no other store is a source: the pickup store's refusal stands.
+    let lead_ms = state.settings.ship_to_store_lead_ms;
+    let sources = match lead_ms {
+        Some(_) => state.settings.stores.clone(),
+        None => Vec::new(),
+    };
+    // Decided in the writer, on the replica as this commit has it: the rights HQ checks
+    // cannot be spent by another request in between.
+    let build: crate::store::BuildPayloads = Box::new(move |replica, now_ms| {
+        let order = plan_order(
+            replica.state(),
+            replica.actor(),
+            &sources,
+            request,
+            now_ms,
+            lead_ms.unwrap_or(LEAD_MS_DEFAULT),
+        )?;
+        Ok(patch.into_iter().chain(std::iter::once(order)).collect())
+    });
     let result = state
         .node
-        .submit_with(payloads, move |tx, _ops| {
-            let (key, hash, response, id) = record;
+        .submit_built(build, move |tx, ops| {
+            let answer = ops
+                .iter()
+                .find_map(|op| placed_json(&op.payload, &qr))
+                .unwrap_or(Value::Null);
             tx.execute(
                 "INSERT INTO hq_idempotency (key, request_hash, status, response, order_id, created_ms)
                  VALUES (?1, ?2, 201, ?3, ?4, ?5)",
-                params![key, hash, response, id, crate::store::now_ms() as i64],
-            )
+                params![key, hash, answer.to_string(), id, crate::store::now_ms() as i64],
+            )?;
+            Ok(answer)
         })
         .await;
     match result {
-        Ok(_) => Ok((StatusCode::CREATED, Json(answer)).into_response()),
+        Ok((_, answer)) => Ok((StatusCode::CREATED, Json(answer)).into_response()),
         Err(SubmitError::Store(e)) => {
             // A concurrent request with the same key won the insert: answer as it was answered.
-            match remembered(&state.node, &key).await? {
-                Some(found) => replay(&hash, found),
+            match remembered(&state.node, &key_again).await? {
+                Some(found) => replay(&hash_again, found),
                 None => Err(ApiError::internal(e)),
             }
         }
@@ -204,17 +219,91 @@ pub async fn post_order(
     }
 }
 
+/// The 201 answer to `POST /orders` for the order op that was committed. A ship-to-store
+/// order adds where it ships from and the date the customer may collect it.
+fn placed_json(payload: &Payload, qr: &str) -> Option<Value> {
+    let (id, store, customer, lines, code) = match payload {
+        Payload::OrderPlace {
+            order_id,
+            store,
+            customer,
+            lines,
+            pickup_code,
+            ..
+        }
+        | Payload::OrderShipToStore {
+            order_id,
+            store,
+            customer,
+            lines,
+            pickup_code,
+            ..
+        } => (order_id, store, customer, lines, pickup_code),
+        _ => return None,
+    };
+    let mut answer = json!({
+        "id": id, "status": "placed", "pickup_code": code, "qr": qr, "store": store,
+        "customer": customer, "fulfilment": "in_store",
+        "lines": lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty})).collect::<Vec<_>>(),
+    });
+    if let (
+        Payload::OrderShipToStore {
+            from,
+            transfer,
+            ready_by_ms,
+            ..
+        },
+        Value::Object(o),
+    ) = (payload, &mut answer)
+    {
+        o.insert("fulfilment".into(), json!("ship_to_store"));
+        o.insert("ship_from".into(), json!(from));
+        o.insert("transfer".into(), json!(transfer.as_str()));
+        o.insert("ready_by_ms".into(), json!(ready_by_ms));
+        o.insert("ready_by".into(), json!(date_utc(*ready_by_ms)));
+    }
+    Some(answer)
+}
+
+/// `YYYY-MM-DD` (UTC) of a moment in milliseconds.
+pub(crate) fn date_utc(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                .strftime("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 fn order_json(order: &Order) -> Value {
     let lines: Vec<Value> = order
         .lines
         .iter()
-        .map(|(sku, l)| json!({"sku": sku, "qty": l.qty, "picked": l.picked}))
+        .map(|(sku, l)| {
+            let mut line = json!({"sku": sku, "qty": l.qty, "picked": l.picked});
+            if let (Some(_), Value::Object(o)) = (&order.ship, &mut line) {
+                o.insert("arrived".into(), json!(order.units_here(sku)));
+            }
+            line
+        })
         .collect();
-    json!({
+    let mut out = json!({
         "id": order.id, "store": order.store, "customer": order.customer,
         "status": order.status.as_str(), "lines": lines, "pickup_code": order.pickup_code,
         "placed_at_ms": order.placed_at_ms, "conflict": order.conflict(),
-    })
+        "fulfilment": if order.ship.is_some() { "ship_to_store" } else { "in_store" },
+    });
+    if let (Some(ship), Value::Object(o)) = (&order.ship, &mut out) {
+        o.insert("ship_from".into(), json!(ship.store));
+        o.insert("transfer".into(), json!(ship.transfer.as_str()));
+        o.insert("ready_by_ms".into(), json!(ship.ready_by_ms));
+        o.insert("ready_by".into(), json!(date_utc(ship.ready_by_ms)));
+        o.insert("awaiting_transfer".into(), json!(awaiting_transfer(order)));
+    }
+    out
 }
 
 fn find_order(state: &HqState, id: &str) -> Result<(OrderId, Order), ApiError> {

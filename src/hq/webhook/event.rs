@@ -21,17 +21,35 @@ fn fields(value: Value) -> Map<String, Value> {
     }
 }
 
-/// Events an order has called for so far: `order.ready` once it was ready, then
+/// Events an order has called for so far: `order.ship_to_store` for an order shipped from
+/// another store (with `ready_by`), `order.ready` once it was ready, then
 /// `order.handed_over` or `order.cancelled` (an expiry is a cancellation with
 /// `"reason": "expired"`).
 pub fn order_events(order: &Order) -> Vec<Event> {
     let base = |status: &str| {
-        json!({
+        let mut body = json!({
             "order": order.id, "store": order.store, "status": status,
             "pickup_code": order.pickup_code,
-        })
+        });
+        if let (Some(ship), Value::Object(o)) = (&order.ship, &mut body) {
+            o.insert("ship_from".into(), json!(ship.store));
+            o.insert("ready_by_ms".into(), json!(ship.ready_by_ms));
+            o.insert(
+                "ready_by".into(),
+                json!(crate::hq::api::date_utc(ship.ready_by_ms)),
+            );
+        }
+        body
     };
     let mut out = Vec::new();
+    if order.ship.is_some() {
+        // Ship-to-store: the shop tells the customer the later date at once.
+        out.push(Event {
+            kind: "order.ship_to_store",
+            dedup: format!("order.ship_to_store:{}", order.id),
+            fields: fields(base("placed")),
+        });
+    }
     if order.was_ready {
         out.push(Event {
             kind: "order.ready",

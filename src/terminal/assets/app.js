@@ -237,7 +237,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     const [screen, arg] = h.split("/");
-    const known = ["pickups", "pick", "counter", "customers", "returns", "stock", "receive", "status", "inbox"].concat(Object.keys(EXT));
+    const known = ["pickups", "pick", "counter", "customers", "returns", "stock", "receive", "send", "status", "inbox"].concat(Object.keys(EXT));
     S.screen = known.includes(screen) ? screen : "pickups";
     document.querySelectorAll("#nav a").forEach((a) => {
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
@@ -250,6 +250,7 @@
     else if (S.screen === "pick") { S.order = null; render(); loadOrder(decodeURIComponent(arg || "")); }
     else if (S.screen === "status") { render(); refreshStatus(); refreshCounts(); }
     else if (S.screen === "receive") { render(); loadArrivals(); }
+    else if (S.screen === "send") { render(); loadSend(); }
     else if (S.screen === "inbox") { render(); loadInbox(); }
     else if (EXT[S.screen]) { render(); EXT[S.screen].load(); }
     else { render(); refreshCounts(); }
@@ -280,6 +281,7 @@
       case "counter": return counterFind(code);
       case "customers": return searchCustomers(code);
       case "stock": return lookupStock(code);
+      case "send": return sendScan(code);
       case "pickups": {
         const o = S.orders.find((x) => x.id.toLowerCase() === code.toLowerCase());
         if (o) return go((o.status === "ready" ? "#/counter" : "#/pick/") + (o.status === "ready" ? "" : encodeURIComponent(o.id)));
@@ -705,15 +707,78 @@
   function renderReceive() {
     const r = S.rcv;
     if (!r) {
-      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + " · " + a.lines.reduce((n, l) => n + l.qty, 0) + " " + esc(t("receive.units")) + "</button>").join("");
+      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + (a.order ? " · " + esc(t("receive.for_order", { id: a.order })) : "") + " · " + a.lines.reduce((n, l) => n + l.qty, 0) + " " + esc(t("receive.units")) + "</button>").join("");
       return '<div class="screen-head"><h1>' + esc(t("receive.title")) + '</h1></div><div class="card"><p class="muted">' + esc(t("receive.help")) + "</p>" + (rows || "<p>" + esc(t("receive.none")) + "</p>") + "</div>";
     }
     const lines = r.m.lines.map((l) => {
       const n = r.n[l.sku] || 0, bad = r.bad[l.sku] || 0;
-      return '<tr class="rcv-line" data-line="' + esc(l.sku) + '"><td>' + esc(l.sku) + '</td><td class="num">' + l.qty + '</td><td class="num rcv-count">' + n + '</td><td class="num">' + bad + ' <button class="btn btn-ghost" data-damaged="' + esc(l.sku) + '">' + esc(t("receive.damaged")) + "</button></td></tr>";
+      return '<tr class="rcv-line" data-line="' + esc(l.sku) + '"><td><b>' + esc(l.name || l.sku) + '</b><div class="muted">' + esc(l.sku) + '</div></td><td class="num">' + l.qty + '</td><td class="num rcv-count">' + n + '</td><td class="num">' + bad + ' <button class="btn btn-ghost" data-damaged="' + esc(l.sku) + '">' + esc(t("receive.damaged")) + "</button></td></tr>";
     }).join("");
-    return '<div class="screen-head"><h1>' + esc(t("receive.title")) + " · " + esc(r.m.id) + '</h1></div><div class="card"><table class="cart"><thead><tr><th>SKU</th><th class="num">' + esc(t("receive.sent")) + '</th><th class="num">' + esc(t("receive.counted")) + '</th><th class="num">' + esc(t("receive.damaged")) + "</th></tr></thead><tbody>" + lines + '</tbody></table><button id="receive-confirm" class="btn btn-primary btn-xl">' + esc(t("receive.confirm")) + "</button></div>";
+    return '<div class="screen-head"><h1>' + esc(t("receive.title")) + " · " + esc(r.m.id) + '</h1>' + (r.m.order ? '<span class="badge">' + esc(t("receive.for_order", { id: r.m.order })) + "</span>" : "") + '</div><div class="card"><table class="cart"><thead><tr><th>' + esc(t("send.item")) + '</th><th class="num">' + esc(t("receive.sent")) + '</th><th class="num">' + esc(t("receive.counted")) + '</th><th class="num">' + esc(t("receive.damaged")) + "</th></tr></thead><tbody>" + lines + '</tbody></table><button id="receive-confirm" class="btn btn-primary btn-xl">' + esc(t("receive.confirm")) + "</button></div>";
   }
+  // ---------- sending a transfer (managers) ----------
+  // Pick the destination among the store's `transfer_to`, scan items (each scan adds one, up
+  // to what is sellable here), send: the units leave this store's rights and the note with
+  // its QR prints in the same commit. Transfers on their way (also those HQ asked this store
+  // to send for a ship-to-store order) can have their note printed again.
+  async function loadSend() {
+    if (!S.send) S.send = { to: null, lines: [], dests: [], outgoing: [] };
+    if (!isManager()) { render(); return; }
+    try {
+      const [d, trs] = await Promise.all([api("GET", "/transfers/destinations"), api("GET", "/transfers?status=in_transit")]);
+      S.send.dests = d.to;
+      if (S.send.dests.length === 1 && !S.send.to) S.send.to = S.send.dests[0];
+      S.send.outgoing = trs.filter((x) => x.from === d.from);
+      render();
+    } catch (e) { flash("error", errorText(e)); }
+  }
+  async function sendScan(code) {
+    if (!isManager()) { beep(false); flash("error", t("send.manager_only")); return; }
+    let p;
+    try { p = await api("GET", "/stock/" + encodeURIComponent(code)); } catch (e) { beep(false); flash("error", errorText(e) + " · " + code); return; }
+    const l = S.send.lines.find((x) => x.sku === p.sku);
+    const have = l ? l.qty : 0;
+    if (have + 1 > p.store_rights) { beep(false); flash("error", t("send.too_many", { n: p.store_rights, sku: p.name })); return; }
+    if (l) { l.qty++; l.max = p.store_rights; } else S.send.lines.push({ sku: p.sku, name: p.name, qty: 1, max: p.store_rights });
+    beep(true); $("#flash").hidden = true; render();
+  }
+  async function dispatchTransfer() {
+    const sd = S.send;
+    const lines = sd.lines.filter((l) => l.qty > 0).map((l) => ({ sku: l.sku, qty: l.qty }));
+    try {
+      const tr = await api("POST", "/transfers", { to: sd.to, lines });
+      beep(true);
+      flash("ok", t("send.done", { id: tr.id, to: tr.to }));
+      S.send.lines = [];
+      S.send.last = tr;
+      loadSend();
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
+  async function printNote(id) {
+    try { await api("POST", "/transfers/" + encodeURIComponent(id) + "/note"); beep(true); flash("ok", t("send.printed", { id })); } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
+  function renderSend() {
+    const head = '<div class="screen-head"><h1>' + esc(t("send.title")) + "</h1></div>";
+    if (!isManager()) return head + '<div class="card"><p class="muted lock">' + esc(t("send.manager_only")) + "</p></div>";
+    const sd = S.send || { dests: [], lines: [], outgoing: [] };
+    const dests = sd.dests.length
+      ? '<div class="segmented dests">' + sd.dests.map((d) => '<button class="seg' + (d === sd.to ? " active" : "") + '" data-dest="' + esc(d) + '">' + esc(d) + "</button>").join("") + "</div>"
+      : '<p class="alert alert-error">' + esc(t("send.no_dest")) + "</p>";
+    const rows = sd.lines.map((l) => '<tr class="send-line" data-sline="' + esc(l.sku) + '"><td><b>' + esc(l.name) + '</b><div class="muted">' + esc(l.sku) + '</div></td><td class="num">' + l.max + '</td><td class="num"><span class="stepper"><button class="step" data-sstep="-1" data-sku="' + esc(l.sku) + '">−</button><span class="step-val send-qty">' + l.qty + '</span><button class="step" data-sstep="1" data-sku="' + esc(l.sku) + '"' + (l.qty >= l.max ? " disabled" : "") + ">+</button></span></td></tr>").join("");
+    const units = sd.lines.reduce((n, l) => n + l.qty, 0);
+    const table = rows
+      ? '<table class="cart"><thead><tr><th>' + esc(t("send.item")) + '</th><th class="num">' + esc(t("send.sellable")) + '</th><th class="num">' + esc(t("send.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>"
+      : '<div class="hero"><div class="hero-ico">⇪</div><p class="lead">' + esc(t("send.empty")) + "</p></div>";
+    const ready = sd.to && units > 0;
+    const out = sd.outgoing.map((m) => '<div class="outgoing" data-out="' + esc(m.id) + '"><div><b class="order-id">' + esc(m.id) + "</b> → " + esc(m.to) + (m.order ? ' · <span class="badge">' + esc(t("send.for_order", { id: m.order })) + "</span>" : "") + '<div class="muted">' + m.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + '</div></div><button class="btn btn-ghost" data-note="' + esc(m.id) + '">' + esc(t("send.note")) + "</button></div>").join("");
+    return head +
+      '<div class="return-grid"><div class="card"><h2 class="section">' + esc(t("send.to")) + "</h2>" + dests + '<p class="muted">' + esc(t("send.help")) + "</p>" + table + "</div>" +
+      '<aside class="card summary"><div class="total"><span class="muted">' + esc(t("send.units")) + '</span><span class="total-val" data-units>' + units + "</span></div>" +
+      '<div class="muted">' + esc(sd.to ? t("send.to_store", { to: sd.to }) : t("send.pick_dest")) + "</div>" +
+      '<button id="send-dispatch" class="btn btn-primary btn-block btn-xl"' + (ready ? "" : " disabled") + ">" + esc(t("send.dispatch")) + "</button></aside></div>" +
+      '<div class="card history"><h2 class="section">' + esc(t("send.outgoing")) + "</h2>" + (out || '<p class="muted">' + esc(t("send.none_out")) + "</p>") + "</div>";
+  }
+
   // ---------- conflict inbox (managers) ----------
   function isManager() { return !!(S.me && S.me.role === "manager"); }
   function renderInboxCount(n) {
@@ -773,11 +838,13 @@
     const m = main();
     if (!m) return;
     const ext = EXT[S.screen];
-    const html = ext ? ext.render() : { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, returns: renderReturns, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
+    const html = ext ? ext.render() : { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, returns: renderReturns, stock: renderStock, receive: renderReceive, send: renderSend, status: renderStatus, inbox: renderInbox }[S.screen]();
     m.innerHTML = html;
     if (ext && ext.bind) ext.bind(m);
     m.querySelectorAll(".resolve-form").forEach((f) => f.addEventListener("submit", resolveConflict));
     m.className = "screen-" + S.screen;
+    const sendLink = $("#nav-send");
+    if (sendLink) sendLink.hidden = !isManager();
     const cf = $("#count-form");
     if (cf) cf.addEventListener("submit", recordCount);
   }
@@ -807,6 +874,15 @@
     if (el.dataset.arrival) { openArrival(el.dataset.arrival); return; }
     if (el.dataset.damaged && S.rcv) { const k = el.dataset.damaged; S.rcv.bad[k] = Math.min((S.rcv.bad[k] || 0) + 1, S.rcv.n[k] || 0); render(); return; }
     if (el.id === "receive-confirm") { confirmReceipt(); return; }
+    if (el.dataset.dest && S.send) { S.send.to = el.dataset.dest; render(); return; }
+    if (el.dataset.sstep && S.send) {
+      const l = S.send.lines.find((x) => x.sku === el.dataset.sku);
+      if (l) l.qty = Math.max(0, Math.min(l.max, l.qty + parseInt(el.dataset.sstep, 10)));
+      S.send.lines = S.send.lines.filter((x) => x.qty > 0);
+      render(); return;
+    }
+    if (el.id === "send-dispatch") { dispatchTransfer(); return; }
+    if (el.dataset.note) { printNote(el.dataset.note); return; }
     if (el.id === "handover-btn") { doHandover(); return; }
     if (el.dataset.action === "next-customer") { S.counter = null; render(); focusScan(); return; }
     if (el.dataset.customer) { openCustomer(el.dataset.customer); return; }

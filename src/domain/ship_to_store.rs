@@ -1,0 +1,198 @@
+//! Ship-to-store (DESIGN.md §19): a pickup order for a store that lacks the stock, fulfilled
+//! by a transfer from another store out of the rights HQ holds there.
+//!
+//! `plan_order` decides, on HQ's replica, between a plain `OrderPlace` (HQ's rights at the
+//! pickup store cover every line) and an `OrderShipToStore` from the first other store where
+//! HQ's rights cover every line. Either way a replica spends only rights it holds itself, so
+//! neither store can be oversold. At the pickup store the transfer's receipt creates the
+//! units and `plan_arrivals` sets aside what the order still awaits (`OrderArrived`, in the
+//! receipt's commit); picking is refused beyond what arrived, so the order is ready only once
+//! the store has received and picked it.
+
+use super::error::DomainError;
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, Sku, StoreId};
+use super::op::{OrderLine, Payload, ReceiptLine};
+use super::order::OrderStatus;
+use super::state::State;
+use super::validate::validate;
+use std::collections::BTreeMap;
+
+/// How long a transfer takes before the customer may collect, when HQ's config says nothing:
+/// two days.
+pub const LEAD_MS_DEFAULT: u64 = 2 * 24 * 60 * 60 * 1000;
+
+/// A pickup order as the shop asked for it, with the ids the adapter drew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub order_id: OrderId,
+    pub store: StoreId,
+    pub customer: CustomerId,
+    pub lines: Vec<OrderLine>,
+    pub pickup_code: String,
+    /// The transfer's id, used only when the order ships from another store.
+    pub transfer: MotionId,
+}
+
+/// The order op `actor` (HQ) should issue for `req` at `now_ms`: from its rights at the
+/// pickup store, else shipped from the first of `sources` (other stores, in preference order)
+/// whose HQ rights cover every line, ready `lead_ms` later. When none can, the pickup store's
+/// own refusal (`insufficient_stock` naming what HQ can sell there).
+pub fn plan_order(
+    state: &State,
+    actor: &ActorId,
+    sources: &[StoreId],
+    req: OrderRequest,
+    now_ms: u64,
+    lead_ms: u64,
+) -> Result<Payload, DomainError> {
+    let here = Payload::OrderPlace {
+        order_id: req.order_id.clone(),
+        store: req.store.clone(),
+        customer: req.customer.clone(),
+        lines: req.lines.clone(),
+        pickup_code: req.pickup_code.clone(),
+        placed_at_ms: now_ms,
+    };
+    let refusal = match validate(state, actor, &here) {
+        Ok(()) => return Ok(here),
+        Err(e @ DomainError::InsufficientStock { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    for from in sources.iter().filter(|s| **s != req.store) {
+        let shipped = Payload::OrderShipToStore {
+            order_id: req.order_id.clone(),
+            store: req.store.clone(),
+            from: from.clone(),
+            transfer: req.transfer.clone(),
+            customer: req.customer.clone(),
+            lines: req.lines.clone(),
+            pickup_code: req.pickup_code.clone(),
+            placed_at_ms: now_ms,
+            ready_by_ms: now_ms.saturating_add(lead_ms),
+        };
+        if validate(state, actor, &shipped).is_ok() {
+            return Ok(shipped);
+        }
+    }
+    Err(refusal)
+}
+
+/// The open ship-to-store order of `store` that `transfer` carries units for, if any.
+fn order_for<'a>(
+    state: &'a State,
+    transfer: &MotionId,
+    store: &StoreId,
+) -> Option<&'a super::order::Order> {
+    let sent = state.transfers.get(transfer)?.sent.as_ref()?;
+    let order = state.orders.get(&OrderId::parse(&sent.reference).ok()?)?;
+    let ours = order.ship.as_ref().is_some_and(|s| &s.transfer == transfer);
+    (ours && &order.store == store && order.status.is_open() && !order.released).then_some(order)
+}
+
+/// What `store` sets aside for a ship-to-store order when it receives `transfer` with
+/// `lines`: per sku the good units received, up to what the order still awaits. `None` when
+/// the transfer serves no open order of this store (a plain transfer, or one whose order was
+/// cancelled: its units simply become the store's).
+pub fn plan_arrivals(
+    state: &State,
+    transfer: &MotionId,
+    store: &StoreId,
+    lines: &[ReceiptLine],
+) -> Option<Payload> {
+    let order = order_for(state, transfer, store)?;
+    let mut good: BTreeMap<&Sku, u32> = BTreeMap::new();
+    for l in lines {
+        *good.entry(&l.sku).or_default() += l.received.saturating_sub(l.damaged);
+    }
+    let arrived: Vec<OrderLine> = order
+        .awaiting()
+        .into_iter()
+        .filter_map(|(sku, wanted)| {
+            let qty = good.get(&sku).copied().unwrap_or(0).min(wanted);
+            (qty > 0).then_some(OrderLine { sku, qty })
+        })
+        .collect();
+    (!arrived.is_empty()).then(|| Payload::OrderArrived {
+        order_id: order.id.clone(),
+        store: store.clone(),
+        lines: arrived,
+    })
+}
+
+/// Checks for `OrderArrived`: an open ship-to-store order of `store` whose transfer `store`
+/// has received, each line a sku of the order once, 1 up to what it still awaits, and the
+/// store's rights (which the receipt created) cover it.
+pub(crate) fn validate_arrived(
+    state: &State,
+    order_id: &OrderId,
+    store: &StoreId,
+    lines: &[OrderLine],
+) -> Result<(), DomainError> {
+    let order = state
+        .orders
+        .get(order_id)
+        .ok_or_else(|| DomainError::UnknownOrder(order_id.clone()))?;
+    let bad = |step| DomainError::BadTransition {
+        order: order_id.clone(),
+        status: order.status.as_str(),
+        step,
+    };
+    let ship = order
+        .ship
+        .as_ref()
+        .ok_or_else(|| bad("receive units by transfer"))?;
+    if &order.store != store || !order.status.is_open() || order.released {
+        return Err(bad("set units aside"));
+    }
+    let received = state
+        .transfers
+        .get(&ship.transfer)
+        .is_some_and(|m| m.received.is_some());
+    if !received {
+        return Err(DomainError::UnknownMovement {
+            kind: "transfer",
+            id: ship.transfer.clone(),
+        });
+    }
+    let awaiting: BTreeMap<Sku, u32> = order.awaiting().into_iter().collect();
+    let mut seen: Vec<&Sku> = Vec::new();
+    if lines.is_empty() {
+        return Err(DomainError::InvalidField {
+            field: "lines",
+            reason: "must hold at least one line".into(),
+        });
+    }
+    for l in lines {
+        if seen.contains(&&l.sku) {
+            return Err(DomainError::InvalidField {
+                field: "lines",
+                reason: format!("{} appears twice", l.sku),
+            });
+        }
+        seen.push(&l.sku);
+        let wanted = awaiting.get(&l.sku).copied().unwrap_or(0);
+        if l.qty == 0 || l.qty > wanted {
+            return Err(DomainError::InvalidQty {
+                field: "qty",
+                qty: u64::from(l.qty),
+                reason: "must be 1 up to the units the order still awaits",
+            });
+        }
+        let rights = state.rights(store, &l.sku, &store.actor());
+        if rights < i64::from(l.qty) {
+            return Err(DomainError::InsufficientStock {
+                store: store.clone(),
+                sku: l.sku.clone(),
+                requested: u64::from(l.qty),
+                available: rights,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether an order is a ship-to-store order still waiting for units (for lists and the
+/// shop's answer: `awaiting_transfer`).
+pub fn awaiting_transfer(order: &super::order::Order) -> bool {
+    order.status == OrderStatus::Placed && !order.awaiting().is_empty()
+}
