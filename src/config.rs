@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 mod fiscal;
 pub use fiscal::{load_identity, AeatConfig, FiscalConfig};
 mod customers;
+mod storage;
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
+pub use storage::StorageConfig;
 
 /// One problem in a config file: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,6 +548,9 @@ pub struct HqConfig {
     pub rate_limit: HqRateLimitConfig,
     #[serde(default)]
     pub contact_policy: ContactPolicyConfig,
+    /// Where the op log lives: absent, the SQLite file `db`; `url`, PostgreSQL.
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Shortest API token accepted.
@@ -648,6 +653,7 @@ impl HqConfig {
             errs,
         );
         self.contact_policy.check(errs);
+        self.storage.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

@@ -26,7 +26,7 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> ApiError {
         match e {
             SubmitError::Domain(d) => d.into(),
-            SubmitError::Store(s) => ApiError::internal(s),
+            SubmitError::Store(s) => ApiError::store(s),
         }
     }
 }
@@ -427,7 +427,7 @@ pub async fn post_order(
             // A concurrent request with the same key won the insert: answer as it was answered.
             match remembered(&state.node, &key).await? {
                 Some(found) => replay(&hash, found),
-                None => Err(ApiError::internal(e)),
+                None => Err(ApiError::store(e)),
             }
         }
         Err(e) => Err(e.into()),

@@ -10,7 +10,9 @@ pub mod codec;
 pub mod erasure;
 pub mod fiscal;
 pub mod import;
+pub mod journal;
 pub mod materialize;
+pub mod pg;
 pub mod schema;
 mod writer;
 
@@ -96,6 +98,9 @@ pub enum TxStep {
     Savepoint,
     /// `COMMIT` (for example a deferred constraint, a full disk or an I/O error).
     Commit,
+    /// Committing the group to the shared op log (`Journal`) first: it is unreachable or
+    /// refused the group.
+    Journal,
 }
 
 impl std::fmt::Display for TxStep {
@@ -104,6 +109,7 @@ impl std::fmt::Display for TxStep {
             TxStep::Begin => "beginning the write transaction",
             TxStep::Savepoint => "undoing a failed request inside the write transaction",
             TxStep::Commit => "committing the write transaction",
+            TxStep::Journal => "committing to the shared op log",
         })
     }
 }
@@ -153,6 +159,17 @@ impl std::fmt::Display for IoKind {
 }
 
 impl StoreError {
+    /// The shared op log (PostgreSQL) could not take the write: retry once it is back.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Transaction {
+                step: TxStep::Journal,
+                ..
+            }
+        )
+    }
+
     /// An error from opening or checking the file at `path`: a disk failure is `Io`,
     /// anything else means the file is damaged (`Corrupt`).
     pub fn checking(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -307,6 +324,16 @@ impl Node {
         actor: ActorId,
         durability: Durability,
     ) -> Result<Node, StoreError> {
+        Node::open_journaled(path, actor, durability, None)
+    }
+
+    /// `open_with`, and every group is committed to `journal` before the file (`store::pg`).
+    pub fn open_journaled(
+        path: &Path,
+        actor: ActorId,
+        durability: Durability,
+        journal: Option<Box<dyn journal::Journal>>,
+    ) -> Result<Node, StoreError> {
         schema::check_existing(path)?;
         let mut conn = Connection::open(path)?;
         schema::configure_writer(&conn, durability)?;
@@ -350,7 +377,7 @@ impl Node {
         let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("storenode-writer".into())
-            .spawn(move || writer::run(conn, for_writer, rx))
+            .spawn(move || writer::run(conn, for_writer, rx, journal))
             .map_err(|e| StoreError::Thread(format!("cannot start the writer thread: {e}")))?;
         Ok(Node {
             shared,
