@@ -1,4 +1,5 @@
 use super::*;
+use std::path::PathBuf;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

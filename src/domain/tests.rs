@@ -1,4 +1,5 @@
 //! Property tests of the merge rules, driven through the real `Replica`.
+//! (Just over 500 lines: one schedule generator and the properties over it belong together.)
 //!
 //! A random schedule of local actions at HQ and two stores, with random partial exchanges of
 //! ops between them, produces a set of ops. Applying that set in any order, with duplicates,

@@ -1,4 +1,7 @@
 //! Handler tests: `app(state)` driven with `oneshot`, no server, one SQLite file per test.
+//!
+//! Over 500 lines on purpose: it is a flat list of independent request/response cases plus the
+//! `fixture` and `send` helpers other HQ test modules import; splitting it would only scatter them.
 
 use super::*;
 use crate::domain::op::{Advance, ReceiveReason};

@@ -8,11 +8,13 @@
 
 pub mod codec;
 pub mod erasure;
+mod error;
 pub mod fiscal;
 pub mod import;
 pub mod journal;
 pub mod materialize;
 pub mod pg;
+mod replay;
 pub mod schema;
 mod writer;
 
@@ -25,6 +27,8 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot};
 
 pub use codec::{decode_op, encode_op, CodecError};
+pub use error::{IoKind, StoreError, SubmitError, TxStep};
+use replay::{insert_op, replay, replay_packed};
 pub use schema::{Durability, Synchronous};
 
 /// Most requests committed in one group transaction.
@@ -33,180 +37,6 @@ pub const GROUP_REQUESTS_MAX: usize = 512;
 pub const QUEUE_REQUESTS_MAX: usize = 4096;
 /// Events buffered for slow subscribers before they start missing some.
 pub const EVENTS_BUFFERED_MAX: usize = 4096;
-
-/// Why the database could not be opened or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The file exists but is not an SQLite database; it was not modified.
-    #[error("{0} is not an SQLite database; refusing to touch it")]
-    NotSqlite(String),
-    /// SQLite reports damage; the file was not modified.
-    #[error("{0} is corrupt ({1}); refusing to touch it")]
-    Corrupt(String, String),
-    /// The disk failed under SQLite (full, or an I/O error): not damage to the database.
-    /// Nothing committed is lost; fix the disk and start again.
-    #[error("{kind} on {path} ({detail}); this is not database damage: {}", kind.hint())]
-    Io {
-        path: String,
-        kind: IoKind,
-        detail: String,
-    },
-    /// The file was written by a newer storenode.
-    #[error("database schema version {found} is newer than this binary supports ({supported}); upgrade storenode")]
-    NewerSchema { found: u32, supported: u32 },
-    #[error("migration {0} failed: {1}")]
-    Migration(u32, String),
-    /// The database belongs to another replica.
-    #[error("database belongs to actor {found}, not {requested}")]
-    ActorMismatch { found: String, requested: String },
-    /// The op log holds bytes this binary cannot read.
-    #[error("op log entry {actor}/{seq}: {source}")]
-    Codec {
-        actor: String,
-        seq: u64,
-        source: CodecError,
-    },
-    /// Replaying the log failed: the log contradicts itself.
-    #[error("replaying op {actor}/{seq}: {source}")]
-    Replay {
-        actor: String,
-        seq: u64,
-        source: DomainError,
-    },
-    #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
-    /// The writer could not begin, keep or commit the group transaction carrying the request:
-    /// nothing of the request was stored, and memory was rebuilt from the file.
-    #[error("{step} failed ({detail}); nothing of this request was stored")]
-    Transaction { step: TxStep, detail: String },
-    /// An existing file records no owner (a file created outside storenode, or emptied).
-    #[error("{0} records no actor; say whose it is with --actor hq or --actor store:<id>")]
-    NoActor(String),
-    /// A thread the node needs (writer, replay) could not be started or panicked.
-    #[error("{0}")]
-    Thread(String),
-    #[error("the writer has stopped")]
-    Closed,
-}
-
-/// The step of the writer's group transaction that failed, for `StoreError::Transaction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxStep {
-    /// `BEGIN IMMEDIATE` (for example another connection holds the write lock).
-    Begin,
-    /// Undoing or releasing a failed request's savepoint: the group is rolled back whole.
-    Savepoint,
-    /// `COMMIT` (for example a deferred constraint, a full disk or an I/O error).
-    Commit,
-    /// Committing the group to the shared op log (`Journal`) first: it is unreachable or
-    /// refused the group.
-    Journal,
-}
-
-impl std::fmt::Display for TxStep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TxStep::Begin => "beginning the write transaction",
-            TxStep::Savepoint => "undoing a failed request inside the write transaction",
-            TxStep::Commit => "committing the write transaction",
-            TxStep::Journal => "committing to the shared op log",
-        })
-    }
-}
-
-/// What kind of disk failure an SQLite error reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoKind {
-    /// `SQLITE_FULL`: no space left (ENOSPC) or the file hit its size limit.
-    DiskFull,
-    /// `SQLITE_IOERR` (any extended code): the OS failed a read, write, fsync or lock (EIO).
-    Io,
-    /// `SQLITE_CANTOPEN`: the file (or its WAL/shm beside it) could not be opened or created.
-    CannotOpen,
-}
-
-impl IoKind {
-    /// The SQLite error as a disk failure, if it is one (`None`: damage, misuse, a
-    /// constraint, ... — anything the disk did not cause).
-    pub fn of(e: &rusqlite::Error) -> Option<IoKind> {
-        match e.sqlite_error_code()? {
-            rusqlite::ErrorCode::DiskFull => Some(IoKind::DiskFull),
-            rusqlite::ErrorCode::SystemIoFailure => Some(IoKind::Io),
-            rusqlite::ErrorCode::CannotOpen => Some(IoKind::CannotOpen),
-            _ => None,
-        }
-    }
-
-    fn hint(&self) -> &'static str {
-        match self {
-            IoKind::DiskFull => "free disk space, then start again",
-            IoKind::Io => "check the disk and the system log, then start again",
-            IoKind::CannotOpen => {
-                "check the folder exists, is writable and has free space, then start again"
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for IoKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IoKind::DiskFull => "disk full",
-            IoKind::Io => "I/O error",
-            IoKind::CannotOpen => "cannot open the database file",
-        })
-    }
-}
-
-impl StoreError {
-    /// The shared op log (PostgreSQL) could not take the write: retry once it is back.
-    pub fn is_storage_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Transaction {
-                step: TxStep::Journal,
-                ..
-            }
-        )
-    }
-
-    /// An error from opening or checking the file at `path`: a disk failure is `Io`,
-    /// anything else means the file is damaged (`Corrupt`).
-    pub fn checking(path: &Path, e: rusqlite::Error) -> StoreError {
-        let path = path.display().to_string();
-        match IoKind::of(&e) {
-            Some(kind) => StoreError::Io {
-                path,
-                kind,
-                detail: e.to_string(),
-            },
-            None => StoreError::Corrupt(path, e.to_string()),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    /// Disk failures (full, I/O) are told apart from other SQLite errors wherever they occur.
-    fn from(e: rusqlite::Error) -> StoreError {
-        match IoKind::of(&e) {
-            Some(kind) => StoreError::Io {
-                path: "the database".to_string(),
-                kind,
-                detail: e.to_string(),
-            },
-            None => StoreError::Sqlite(e),
-        }
-    }
-}
-
-/// A local change was refused (domain) or could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Committed local ops and the effects they caused.
 #[derive(Debug, Clone)]
@@ -648,87 +478,4 @@ impl Node {
         conn.query_row("SELECT count(*) FROM ops", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
     }
-}
-
-/// Free heap at the top of a malloc arena above this goes back to the kernel (glibc).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
-
-/// Replay the log for `open` without leaving the replay's garbage resident. The replay runs on a
-/// thread of its own, so its allocations (decoded ops, half-full map nodes, the page cache it
-/// fills) land in that thread's malloc arena; the packed replica is then cloned here and the
-/// original dropped, which frees that arena as a whole, and the freed pages go back to the OS.
-/// An idle node's resident memory is then its state, not what building it left behind.
-fn replay_packed(conn: Connection, actor: ActorId) -> Result<(Connection, Replica), StoreError> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` and `malloc_trim` only change when glibc gives free pages back to the
-    // kernel; they touch no live allocation and may be called at any time from any thread.
-    // A fixed trim threshold replaces glibc's dynamic one, which the replay's large transient
-    // buffers would raise to tens of MiB (and with it the size below which big buffers are
-    // carved from the arena instead of mapped), so the freed replay arena would stay resident.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES);
-    }
-    let replayed = std::thread::Builder::new()
-        .name("storenode-replay".into())
-        .spawn(move || {
-            let replica = replay(&conn, actor).and_then(|mut r| {
-                r.compact();
-                conn.execute_batch("PRAGMA shrink_memory")?;
-                Ok(r)
-            });
-            (conn, replica)
-        })
-        .map_err(|e| StoreError::Thread(format!("cannot start the replay thread: {e}")))?
-        .join()
-        .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
-    let (conn, built) = replayed;
-    let built = built?;
-    let replica = built.clone();
-    drop(built);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: see `mallopt` above.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    Ok((conn, replica))
-}
-
-/// Rebuild the replica from the op log, in the order ops were applied.
-fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
-    let mut replica = Replica::new(actor);
-    let mut stmt = conn.prepare("SELECT actor, seq, body FROM ops ORDER BY rowid")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let who: String = row.get(0)?;
-        let seq: i64 = row.get(1)?;
-        let body: Vec<u8> = row.get(2)?;
-        let op = decode_op(&body).map_err(|source| StoreError::Codec {
-            actor: who.clone(),
-            seq: seq as u64,
-            source,
-        })?;
-        replica.apply(&op).map_err(|source| StoreError::Replay {
-            actor: who,
-            seq: seq as u64,
-            source,
-        })?;
-    }
-    Ok(replica)
-}
-
-/// Insert one op into the log.
-fn insert_op(tx: &rusqlite::Transaction, op: &Op) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO ops (actor, seq, hlc_wall, hlc_counter, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        op.actor.as_str(),
-        op.seq as i64,
-        op.hlc.wall_ms() as i64,
-        op.hlc.counter(),
-        op.payload.kind(),
-        encode_op(op),
-    ])?;
-    Ok(())
 }

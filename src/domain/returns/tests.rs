@@ -2,6 +2,7 @@
 //! `double_return` they may cause, and stock flows that still balance (property tests).
 
 use super::*;
+use crate::domain::error::DomainError;
 use crate::domain::ids::{ActorId, Ean13};
 use crate::domain::op::ReceiveReason;
 use crate::domain::replica::Replica;

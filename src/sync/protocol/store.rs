@@ -18,8 +18,9 @@ use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::LookupReply;
 use crate::sync::wire::{self, Ack, DownBatch, Message, Status};
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+
+mod inbound;
 
 /// Persisted cursor: last own seq HQ acknowledged.
 pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
@@ -144,117 +145,6 @@ impl StoreProtocol {
             self.status_due = true;
             self.ack_due = Some(AckDue::HELLO);
             self.sweep_all = true;
-        }
-    }
-
-    /// A message arrived on one of our subscriptions.
-    pub fn handle_message(&mut self, now_ms: u64, topic: &str, payload: &[u8]) {
-        let kind = match self.topics.parse(topic) {
-            Ok((store, kind)) if store == self.cfg.store => kind,
-            _ => return,
-        };
-        SyncMetrics::add(&self.metrics.bytes_received, payload.len() as u64);
-        let msg = match wire::decode(payload) {
-            Ok(m) => m,
-            Err(e) => {
-                self.metrics.reject(e.reason());
-                tracing::warn!(topic, error = %e, "refused a sync payload");
-                return;
-            }
-        };
-        if kind == TopicKind::Down {
-            let hq = self.cfg.hq_public_key.as_deref();
-            match wire::down_batch(&msg, &self.cfg.store, hq) {
-                Some(Ok(batch)) => {
-                    SyncMetrics::add(&self.metrics.batches_received, 1);
-                    return self.on_down(now_ms, batch);
-                }
-                Some(Err(e)) => {
-                    self.metrics.reject(e.reason());
-                    tracing::warn!(store = %self.cfg.store, reason = e.reason(), error = %e, "refused a down-batch");
-                    return;
-                }
-                None => {}
-            }
-        }
-        match (kind, msg) {
-            (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(now_ms, ack),
-            (TopicKind::Ack, Message::Ack(_)) => {}
-            (TopicKind::Down, Message::LookupReply(reply)) => {
-                self.queue.push_back(StoreAction::LookupReply(reply))
-            }
-            (kind, msg) => {
-                self.metrics.reject("malformed");
-                tracing::warn!(
-                    topic,
-                    kind = kind.as_str(),
-                    message = msg.kind(),
-                    "unexpected message on topic"
-                );
-            }
-        }
-    }
-
-    /// Last down-log index accepted: applied, being applied, or waiting to be.
-    fn accepted_upto(&self) -> u64 {
-        match (&self.pending_down, self.ingesting) {
-            (Some(p), _) => p.first_idx + p.ops.len() as u64 - 1,
-            (None, Some(last)) => last,
-            (None, None) => self.down_idx,
-        }
-    }
-
-    fn on_down(&mut self, now_ms: u64, batch: DownBatch) {
-        self.last_sync_ms = Some(now_ms);
-        self.metrics.last_sync_ms.store(now_ms, Relaxed);
-        let n = batch.ops.len() as u64;
-        if n == 0 {
-            return;
-        }
-        let upto = self.accepted_upto();
-        let last = batch.first_idx.saturating_add(n - 1);
-        if last <= upto {
-            AckDue::merge(&mut self.ack_due, AckDue::default());
-            return;
-        }
-        if batch.first_idx > upto + 1 {
-            if self.gap.request(now_ms) {
-                tracing::debug!(
-                    have = upto,
-                    got = batch.first_idx,
-                    "down-log gap; asking HQ to resend"
-                );
-                AckDue::merge(&mut self.ack_due, AckDue::RESEND);
-            }
-            return;
-        }
-        self.gap.clear();
-        let skip = (upto + 1 - batch.first_idx) as usize;
-        let fresh = batch.ops.into_iter().skip(skip);
-        match &mut self.pending_down {
-            Some(p) => p.ops.extend(fresh),
-            None => {
-                self.pending_down = Some(DownBatch {
-                    first_idx: upto + 1,
-                    ops: fresh.collect(),
-                })
-            }
-        }
-    }
-
-    fn on_ack(&mut self, now_ms: u64, ack: Ack) {
-        SyncMetrics::add(&self.metrics.acks_received, 1);
-        self.last_sync_ms = Some(now_ms);
-        self.metrics.last_sync_ms.store(now_ms, Relaxed);
-        let acked = ack.vv.get(&self.me).copied().unwrap_or(0);
-        if self.outbox.on_ack(acked, ack.resend, now_ms) {
-            self.queue.push_back(StoreAction::Persist {
-                key: KEY_HQ_ACKED_SEQ,
-                value: acked,
-            });
-        }
-        if ack.reply {
-            AckDue::merge(&mut self.ack_due, AckDue::RESEND);
         }
     }
 

@@ -1,0 +1,425 @@
+//! The merge of one op into the state: total (it never refuses) and independent of the order
+//! ops arrive in, so replicas holding the same ops hold the same state.
+
+use super::{CountRecord, Effect, SaleRecord, State};
+use crate::domain::catalog::Product;
+use crate::domain::conflict::Resolution;
+use crate::domain::customer::Consent;
+use crate::domain::ids::{ActorId, OrderId, SaleId, Sku, StoreId};
+use crate::domain::motion::{merge_received, merge_sent, MotionKind, Received, Sent};
+use crate::domain::op::{ConsumeReason, Op, Payload};
+use crate::domain::order::{Order, OrderStatus};
+
+impl State {
+    /// Merge one new (never seen) op. Total: never refuses.
+    pub(crate) fn merge(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        if let Some(order_id) = op.payload.order() {
+            let is_place = matches!(op.payload, Payload::OrderPlace { .. });
+            if !is_place && !self.orders.contains_key(order_id) {
+                self.pending_order_ops
+                    .entry(order_id.clone())
+                    .or_default()
+                    .push(op.clone());
+                return;
+            }
+        }
+        self.merge_payload(op, effects);
+        if let Payload::OrderPlace { order_id, .. } = &op.payload {
+            for waiting in self.pending_order_ops.remove(order_id).unwrap_or_default() {
+                self.merge_payload(&waiting, effects);
+            }
+        }
+    }
+
+    fn merge_payload(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        let actor = &op.actor;
+        let marker = (op.hlc, actor.clone());
+        match &op.payload {
+            Payload::CatalogPut {
+                sku,
+                ean,
+                name,
+                price_cents,
+                vat_bp,
+            } => {
+                let log = self.price_log.entry(sku.clone()).or_default();
+                let entry = (op.hlc, actor.clone(), *price_cents);
+                let at = log.partition_point(|e| (e.0, &e.1) < (entry.0, &entry.1));
+                log.insert(at, entry);
+                self.catalog.put(
+                    Product {
+                        sku: sku.clone(),
+                        ean: ean.clone(),
+                        name: name.clone(),
+                        price_cents: *price_cents,
+                        vat_bp: *vat_bp,
+                    },
+                    marker,
+                )
+            }
+            Payload::StockReceive {
+                store, sku, qty, ..
+            } => {
+                self.counter_mut(store, sku).create(actor, *qty);
+                self.rights_grew(store, sku, actor, effects);
+            }
+            Payload::StockTransfer {
+                store,
+                sku,
+                to,
+                qty,
+            } => {
+                self.counter_mut(store, sku).transfer(actor, to, *qty);
+                self.rights_grew(store, sku, to, effects);
+            }
+            Payload::StockConsume {
+                store,
+                sku,
+                qty,
+                reason,
+            } => {
+                self.counter_mut(store, sku).consume(actor, *qty);
+                if *reason == ConsumeReason::Damaged {
+                    self.returns.write_off(store, sku, *qty);
+                }
+                if *reason == ConsumeReason::ShrinkageCovered {
+                    if let Some(open) = self.shortfall.get_mut(&(store.clone(), sku.clone())) {
+                        *open = open.saturating_sub(u64::from(*qty));
+                    }
+                }
+            }
+            Payload::CountRecorded {
+                store,
+                sku,
+                counted,
+                expected,
+                shrinkage,
+            } => {
+                self.counts.insert(
+                    op.id(),
+                    CountRecord {
+                        store: store.clone(),
+                        sku: sku.clone(),
+                        counted: *counted,
+                        expected: *expected,
+                        shrinkage: *shrinkage,
+                        at: op.hlc,
+                    },
+                );
+                *self
+                    .shortfall
+                    .entry((store.clone(), sku.clone()))
+                    .or_default() += u64::from(*shrinkage);
+            }
+            Payload::RightsReturnRequested { store, sku, qty } => {
+                effects.push(Effect::ReturnRequested {
+                    store: store.clone(),
+                    sku: sku.clone(),
+                    qty: *qty,
+                })
+            }
+            Payload::Sale {
+                store,
+                sale_id,
+                lines,
+                tender,
+                customer,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                self.sales.insert(
+                    sale_id.clone(),
+                    SaleRecord {
+                        id: sale_id.clone(),
+                        store: store.clone(),
+                        lines: lines.clone(),
+                        tender: *tender,
+                        customer: customer.clone(),
+                        at: op.hlc,
+                    },
+                );
+                self.recheck_double_returns(sale_id);
+            }
+            Payload::OrderPlace {
+                order_id,
+                store,
+                customer,
+                lines,
+                pickup_code,
+                placed_at_ms,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                let order = Order::new(
+                    order_id.clone(),
+                    store.clone(),
+                    customer.clone(),
+                    actor.clone(),
+                    *placed_at_ms,
+                    op.hlc,
+                    pickup_code.clone(),
+                    lines,
+                );
+                for sku in order.lines.keys() {
+                    let ids = self
+                        .orders_by_line
+                        .entry((order.store.clone(), sku.clone()))
+                        .or_default();
+                    if !ids.contains(order_id) {
+                        ids.push(order_id.clone());
+                    }
+                }
+                self.orders.insert(order_id.clone(), order);
+                if let Ok(sale) = SaleId::parse(order_id.as_str()) {
+                    self.recheck_double_returns(&sale);
+                }
+                effects.push(Effect::OrderPlaced {
+                    order: order_id.clone(),
+                    store: store.clone(),
+                });
+            }
+            Payload::OrderAdvance { order_id, to, .. } => {
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    let before = order.status;
+                    order.raise((*to).into());
+                    if order.status == OrderStatus::Ready && before != OrderStatus::Ready {
+                        effects.push(Effect::OrderReady {
+                            order: order_id.clone(),
+                            store: order.store.clone(),
+                        });
+                    }
+                }
+            }
+            Payload::OrderPick {
+                order_id,
+                sku,
+                picked,
+                ..
+            } => {
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    order.pick(sku, *picked);
+                }
+            }
+            Payload::OrderCancel { order_id, kind, .. } => {
+                let Some(order) = self.orders.get_mut(order_id) else {
+                    return;
+                };
+                order.raise((*kind).into());
+                let by_store = order.store.actor() == *actor;
+                let needs_release =
+                    !by_store && !order.released && order.status != OrderStatus::HandedOver;
+                let store = order.store.clone();
+                if by_store {
+                    self.release(order_id, actor, effects);
+                } else if needs_release {
+                    effects.push(Effect::ReleaseNeeded {
+                        order: order_id.clone(),
+                        store,
+                    });
+                }
+            }
+            Payload::OrderRelease { order_id, .. } => self.release(order_id, actor, effects),
+            Payload::CartSet { customer, sku, qty } => {
+                if !self.customer_erased(customer) {
+                    self.carts
+                        .entry(customer.clone())
+                        .or_default()
+                        .set(op.id(), op.hlc, sku, *qty);
+                }
+            }
+            Payload::CartRemove {
+                customer,
+                sku,
+                observed,
+            } => {
+                if !self.customer_erased(customer) {
+                    self.carts
+                        .entry(customer.clone())
+                        .or_default()
+                        .remove(op.hlc, sku, observed);
+                }
+            }
+            Payload::CustomerUpdate { customer, patch } => self
+                .customers
+                .entry(customer.clone())
+                .or_default()
+                .update(patch, &marker),
+            Payload::ConsentSet {
+                customer,
+                channel,
+                granted,
+                source,
+            } => self
+                .customers
+                .entry(customer.clone())
+                .or_default()
+                .set_consent(
+                    *channel,
+                    Consent {
+                        granted: *granted,
+                        at_ms: op.hlc.wall_ms(),
+                        source: source.clone(),
+                    },
+                    &marker,
+                ),
+            Payload::CustomerErase { customer } => {
+                let first = self.erased_at.entry(customer.clone()).or_insert(op.hlc);
+                *first = (*first).min(op.hlc);
+                self.customers.entry(customer.clone()).or_default().erase();
+                self.carts.remove(customer);
+            }
+            Payload::CustomerFollow { customer, store } => {
+                self.follows.insert((store.clone(), customer.clone()));
+            }
+            Payload::Return { .. } => self.merge_return(op, effects),
+            Payload::ReturnRightsRequested {
+                sale, by, epoch, ..
+            } => self.merge_rights_request(sale, by, *epoch),
+            Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
+            Payload::Invoice { store, record } => self
+                .fiscal
+                .entry(store.clone())
+                .or_default()
+                .merge((**record).clone()),
+            Payload::ShipmentNotice {
+                shipment,
+                store,
+                reference,
+                lines,
+            } => {
+                let sent = Sent {
+                    from: None,
+                    to: store.clone(),
+                    reference: reference.clone(),
+                    lines: lines.clone(),
+                    at: op.hlc,
+                };
+                merge_sent(&mut self.shipments, MotionKind::Shipment, shipment, sent);
+            }
+            Payload::TransferDispatch {
+                transfer,
+                store,
+                to,
+                lines,
+            } => {
+                for line in lines {
+                    self.counter_mut(store, &line.sku).consume(actor, line.qty);
+                }
+                let sent = Sent {
+                    from: Some(store.clone()),
+                    to: to.clone(),
+                    reference: String::new(),
+                    lines: lines.clone(),
+                    at: op.hlc,
+                };
+                merge_sent(&mut self.transfers, MotionKind::Transfer, transfer, sent);
+            }
+            Payload::ShipmentReceive {
+                shipment: id,
+                store,
+                lines,
+                over_delivery,
+            }
+            | Payload::TransferReceive {
+                transfer: id,
+                store,
+                lines,
+                over_delivery,
+                ..
+            } => {
+                for line in lines {
+                    let good = line.received.saturating_sub(line.damaged);
+                    if good > 0 {
+                        self.counter_mut(store, &line.sku).create(actor, good);
+                        self.rights_grew(store, &line.sku, actor, effects);
+                    }
+                }
+                let received = Received {
+                    store: store.clone(),
+                    lines: lines.clone(),
+                    over_delivery: *over_delivery,
+                    at: op.hlc,
+                };
+                let (map, kind) = match &op.payload {
+                    Payload::ShipmentReceive { .. } => (&mut self.shipments, MotionKind::Shipment),
+                    _ => (&mut self.transfers, MotionKind::Transfer),
+                };
+                merge_received(map, kind, id, received);
+            }
+            Payload::ConflictResolve {
+                conflict,
+                action,
+                note,
+                by,
+                ..
+            } => {
+                let newer = self
+                    .resolutions
+                    .get(conflict)
+                    .is_none_or(|r| (r.at, &r.actor) < (op.hlc, actor));
+                if newer {
+                    self.resolutions.insert(
+                        conflict.clone(),
+                        Resolution {
+                            action: action.clone(),
+                            note: note.clone(),
+                            by: by.clone(),
+                            actor: actor.clone(),
+                            at: op.hlc,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Return an order's units to its store, once. `actor` is the store (checked by authority).
+    fn release(&mut self, order_id: &OrderId, actor: &ActorId, effects: &mut Vec<Effect>) {
+        let Some(order) = self.orders.get_mut(order_id) else {
+            return;
+        };
+        if order.released {
+            return;
+        }
+        order.released = true;
+        let store = order.store.clone();
+        let lines: Vec<(Sku, u32)> = order
+            .lines
+            .iter()
+            .map(|(sku, l)| (sku.clone(), l.qty))
+            .collect();
+        for (sku, qty) in lines {
+            self.counter_mut(&store, &sku).create(actor, qty);
+            self.rights_grew(&store, &sku, actor, effects);
+        }
+    }
+
+    /// Units created at `actor` for (store, sku): `R[actor][actor] += qty`.
+    pub(crate) fn create_units(
+        &mut self,
+        store: &StoreId,
+        sku: &Sku,
+        actor: &ActorId,
+        qty: u32,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.counter_mut(store, sku).create(actor, qty);
+        self.rights_grew(store, sku, actor, effects);
+    }
+
+    fn rights_grew(&self, store: &StoreId, sku: &Sku, to: &ActorId, effects: &mut Vec<Effect>) {
+        let open = self
+            .shortfall
+            .get(&(store.clone(), sku.clone()))
+            .copied()
+            .unwrap_or(0);
+        if open > 0 && store.actor() == *to {
+            effects.push(Effect::CoverShortfall {
+                store: store.clone(),
+                sku: sku.clone(),
+            });
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Orders of the online shop: `POST /orders` (idempotent by `Idempotency-Key`), `GET` and
+//! cancel. A 201 means the order's ops are committed; a replayed key answers what it answered.
+
+use super::cart::{parse_customer, parse_lines};
+use super::{known_store, ApiResult};
+use crate::domain::op::{CancelKind, OrderLine, ProfilePatch};
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::pickup::{qr_payload, PickupCode};
+use crate::domain::{CustomerId, OrderId, Payload, StoreId};
+use crate::hq::body::{Fields, JsonBody};
+use crate::hq::error::ApiError;
+use crate::hq::HqState;
+use crate::store::{Node, SubmitError};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use rand::Rng;
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+/// `O-` and ten characters of Crockford base32: about 50 bits, collision-free in practice.
+fn new_order_id() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..10)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..32)]))
+        .collect();
+    format!("O-{tail}")
+}
+
+/// Longest Idempotency-Key accepted.
+const IDEMPOTENCY_KEY_LEN_MAX: usize = 200;
+
+struct OrderRequest {
+    store: StoreId,
+    customer: CustomerId,
+    patch: Option<ProfilePatch>,
+    lines: Vec<OrderLine>,
+}
+
+fn parse_order(
+    state: &HqState,
+    b: &serde_json::Map<String, Value>,
+) -> Result<OrderRequest, ApiError> {
+    let store = known_store(state, b.req_str("store")?)?;
+    let c = match b.get("customer") {
+        Some(Value::Object(c)) => c,
+        _ => {
+            return Err(ApiError::invalid(
+                "customer",
+                "customer must be an object with an id",
+            ))
+        }
+    };
+    let customer = parse_customer(c.req_str("id")?)?;
+    let mut patch = ProfilePatch::default();
+    for (key, slot) in [
+        ("name", &mut patch.name),
+        ("email", &mut patch.email),
+        ("phone", &mut patch.phone),
+    ] {
+        if let Some(v) = c.opt_str(key)? {
+            let v = v.trim();
+            if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+                return Err(ApiError::invalid(
+                    key,
+                    format!("{key} must be 1-200 printable characters"),
+                ));
+            }
+            if key == "email" && !v.contains('@') {
+                return Err(ApiError::invalid(
+                    "email",
+                    format!("not an email address: {v:?}"),
+                ));
+            }
+            *slot = Some(v.to_string());
+        }
+    }
+    let has_patch = patch.name.is_some() || patch.email.is_some() || patch.phone.is_some();
+    let lines = parse_lines(state, b, false)?
+        .into_iter()
+        .map(|(sku, qty)| OrderLine { sku, qty })
+        .collect();
+    Ok(OrderRequest {
+        store,
+        customer,
+        patch: has_patch.then_some(patch),
+        lines,
+    })
+}
+
+/// The first answer given for an Idempotency-Key, if any: (request hash, status, body).
+async fn remembered(node: &Node, key: &str) -> Result<Option<(String, u16, String)>, ApiError> {
+    let key = key.to_string();
+    node.query(move |conn| {
+        conn.query_row(
+            "SELECT request_hash, status, response FROM hq_idempotency WHERE key = ?1",
+            params![key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+fn replay(hash: &str, found: (String, u16, String)) -> ApiResult {
+    let (first_hash, status, body) = found;
+    if first_hash != hash {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different body",
+        ));
+    }
+    let value: Value = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
+    Ok((status, Json(value)).into_response())
+}
+
+pub async fn post_order(
+    State(state): State<HqState>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                format!("send an Idempotency-Key header of 1-{IDEMPOTENCY_KEY_LEN_MAX} characters"),
+            )
+        })?
+        .to_string();
+    let hash = hex::encode(Sha256::digest(body.canonical.as_bytes()));
+    if let Some(found) = remembered(&state.node, &key).await? {
+        return replay(&hash, found);
+    }
+    let req = parse_order(&state, &body.object)?;
+    let id = new_order_id();
+    let order_id = OrderId::parse(&id).map_err(ApiError::internal)?;
+    let pickup = PickupCode::from_random(rand::thread_rng().gen());
+    let qr = qr_payload(&id, &pickup, &state.settings.qr_key);
+    let code = pickup.as_str().to_string();
+    let answer = json!({
+        "id": id, "status": "placed", "pickup_code": code, "qr": qr, "store": req.store,
+        "customer": req.customer,
+        "lines": req.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty})).collect::<Vec<_>>(),
+    });
+    let mut payloads = Vec::new();
+    if let Some(patch) = req.patch {
+        payloads.push(Payload::CustomerUpdate {
+            customer: req.customer.clone(),
+            patch,
+        });
+    }
+    payloads.push(Payload::OrderPlace {
+        order_id,
+        store: req.store,
+        customer: req.customer,
+        lines: req.lines,
+        pickup_code: code,
+        placed_at_ms: crate::store::now_ms(),
+    });
+    let record = (key.clone(), hash.clone(), answer.to_string(), id);
+    let result = state
+        .node
+        .submit_with(payloads, move |tx, _ops| {
+            let (key, hash, response, id) = record;
+            tx.execute(
+                "INSERT INTO hq_idempotency (key, request_hash, status, response, order_id, created_ms)
+                 VALUES (?1, ?2, 201, ?3, ?4, ?5)",
+                params![key, hash, response, id, crate::store::now_ms() as i64],
+            )
+        })
+        .await;
+    match result {
+        Ok(_) => Ok((StatusCode::CREATED, Json(answer)).into_response()),
+        Err(SubmitError::Store(e)) => {
+            // A concurrent request with the same key won the insert: answer as it was answered.
+            match remembered(&state.node, &key).await? {
+                Some(found) => replay(&hash, found),
+                None => Err(ApiError::store(e)),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn order_json(order: &Order) -> Value {
+    let lines: Vec<Value> = order
+        .lines
+        .iter()
+        .map(|(sku, l)| json!({"sku": sku, "qty": l.qty, "picked": l.picked}))
+        .collect();
+    json!({
+        "id": order.id, "store": order.store, "customer": order.customer,
+        "status": order.status.as_str(), "lines": lines, "pickup_code": order.pickup_code,
+        "placed_at_ms": order.placed_at_ms, "conflict": order.conflict(),
+    })
+}
+
+fn find_order(state: &HqState, id: &str) -> Result<(OrderId, Order), ApiError> {
+    let order_id = OrderId::parse(id).map_err(|_| ApiError::unknown_order(id))?;
+    state
+        .node
+        .read(|r| r.state().orders.get(&order_id).cloned())
+        .map(|o| (order_id, o))
+        .ok_or_else(|| ApiError::unknown_order(id))
+}
+
+pub async fn get_order(State(state): State<HqState>, Path(id): Path<String>) -> ApiResult {
+    let (_, order) = find_order(&state, &id)?;
+    Ok(Json(order_json(&order)).into_response())
+}
+
+pub async fn cancel_order(State(state): State<HqState>, Path(id): Path<String>) -> ApiResult {
+    let (order_id, order) = find_order(&state, &id)?;
+    match order.status {
+        OrderStatus::Cancelled => return Ok(Json(order_json(&order)).into_response()),
+        OrderStatus::HandedOver => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_handed_over",
+                format!("order {id} was already handed over"),
+            ))
+        }
+        _ => {}
+    }
+    state
+        .node
+        .submit(vec![Payload::OrderCancel {
+            order_id,
+            store: order.store.clone(),
+            kind: CancelKind::Cancelled,
+        }])
+        .await?;
+    let (_, order) = find_order(&state, &id)?;
+    Ok(Json(order_json(&order)).into_response())
+}

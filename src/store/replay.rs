@@ -1,0 +1,92 @@
+//! Rebuilding the in-memory replica from the op log at open, and appending one op to the log.
+//! The replay runs on a thread of its own so what it allocates goes back to the OS after.
+
+use super::{decode_op, encode_op, StoreError};
+use crate::domain::{ActorId, Op, Replica};
+use rusqlite::{params, Connection};
+
+/// Free heap at the top of a malloc arena above this goes back to the kernel (glibc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
+
+/// Replay the log for `open` without leaving the replay's garbage resident. The replay runs on a
+/// thread of its own, so its allocations (decoded ops, half-full map nodes, the page cache it
+/// fills) land in that thread's malloc arena; the packed replica is then cloned here and the
+/// original dropped, which frees that arena as a whole, and the freed pages go back to the OS.
+/// An idle node's resident memory is then its state, not what building it left behind.
+pub(super) fn replay_packed(
+    conn: Connection,
+    actor: ActorId,
+) -> Result<(Connection, Replica), StoreError> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` and `malloc_trim` only change when glibc gives free pages back to the
+    // kernel; they touch no live allocation and may be called at any time from any thread.
+    // A fixed trim threshold replaces glibc's dynamic one, which the replay's large transient
+    // buffers would raise to tens of MiB (and with it the size below which big buffers are
+    // carved from the arena instead of mapped), so the freed replay arena would stay resident.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES);
+    }
+    let replayed = std::thread::Builder::new()
+        .name("storenode-replay".into())
+        .spawn(move || {
+            let replica = replay(&conn, actor).and_then(|mut r| {
+                r.compact();
+                conn.execute_batch("PRAGMA shrink_memory")?;
+                Ok(r)
+            });
+            (conn, replica)
+        })
+        .map_err(|e| StoreError::Thread(format!("cannot start the replay thread: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
+    let (conn, built) = replayed;
+    let built = built?;
+    let replica = built.clone();
+    drop(built);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: see `mallopt` above.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    Ok((conn, replica))
+}
+
+/// Rebuild the replica from the op log, in the order ops were applied.
+pub(super) fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
+    let mut replica = Replica::new(actor);
+    let mut stmt = conn.prepare("SELECT actor, seq, body FROM ops ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let who: String = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let body: Vec<u8> = row.get(2)?;
+        let op = decode_op(&body).map_err(|source| StoreError::Codec {
+            actor: who.clone(),
+            seq: seq as u64,
+            source,
+        })?;
+        replica.apply(&op).map_err(|source| StoreError::Replay {
+            actor: who,
+            seq: seq as u64,
+            source,
+        })?;
+    }
+    Ok(replica)
+}
+
+/// Insert one op into the log.
+pub(super) fn insert_op(tx: &rusqlite::Transaction, op: &Op) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO ops (actor, seq, hlc_wall, hlc_counter, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        op.actor.as_str(),
+        op.seq as i64,
+        op.hlc.wall_ms() as i64,
+        op.hlc.counter(),
+        op.payload.kind(),
+        encode_op(op),
+    ])?;
+    Ok(())
+}
