@@ -105,6 +105,9 @@ async fn every_acknowledged_op_is_in_postgres_once_and_a_lost_hq_file_is_restore
     let chain = Chain::start(broker.port).await;
     chain.seed().await;
     trade(&chain).await;
+    let (status, first) = place_order(&hq_state(&chain), "k-restore").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let orders = chain.hq.read(|r| r.state().orders.len());
     let dir = chain.path();
     let (shared, local) = op_counts(cluster, &dir, &chain.hq).await;
     assert_eq!(shared, local, "the shared log holds what HQ's file holds");
@@ -121,6 +124,10 @@ async fn every_acknowledged_op_is_in_postgres_once_and_a_lost_hq_file_is_restore
         "restored from PostgreSQL"
     );
     assert_eq!(chain.hq.read(|r| r.next_seq()), hq_seq);
+    let (status, again) = place_order(&hq_state(&chain), "k-restore").await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], first["id"], "the key outlived the file");
+    assert_eq!(chain.hq.read(|r| r.state().orders.len()), orders);
     trade(&chain).await;
     let dir = chain.path();
     let (shared, local) = op_counts(cluster, &dir, &chain.hq).await;

@@ -11,9 +11,16 @@ use crate::domain::{Op, State};
 /// A shared log the writer commits to before its own file.
 pub trait Journal: Send {
     /// Make `ops` durable, all or nothing. `state` is the replica after applying them (an
-    /// erasure among them rewrites the customer's earlier ops in the journal too). An error
-    /// fails the whole group: nothing of it is committed or acknowledged.
-    fn commit(&mut self, ops: &[Op], state: &State) -> Result<(), JournalError>;
+    /// erasure among them rewrites the customer's earlier ops in the journal too); `tx` is the
+    /// group's SQLite transaction, still open, from which side rows belonging to the ops (an
+    /// order's Idempotency-Key) are copied. An error fails the whole group: nothing of it is
+    /// committed or acknowledged.
+    fn commit(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        ops: &[Op],
+        state: &State,
+    ) -> Result<(), JournalError>;
 }
 
 /// Why the journal did not take a group.
@@ -26,4 +33,10 @@ pub enum JournalError {
     /// behind the log (restart to restore it) or another process writes as this actor.
     #[error("the shared op log already holds {actor}/{seq}; restart to restore from it")]
     Behind { actor: String, seq: u64 },
+    /// The group's side rows could not be read from the SQLite transaction.
+    #[error("reading the group's side rows: {0}")]
+    Local(String),
+    /// The shared log already holds this Idempotency-Key for another request.
+    #[error("the shared op log already holds Idempotency-Key {0}")]
+    KeyTaken(String),
 }

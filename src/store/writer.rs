@@ -172,7 +172,7 @@ fn commit_group(
             drop(tx); // rolls back
             Some(abort)
         }
-        None => match journal_group(journal, shared, &events) {
+        None => match journal_group(journal, shared, &tx, &events) {
             Err(abort) => {
                 drop(tx); // rolls back
                 Some(abort)
@@ -215,6 +215,7 @@ fn commit_group(
 fn journal_group(
     journal: &mut MaybeJournal,
     shared: &Shared,
+    tx: &Transaction,
     events: &[NodeEvent],
 ) -> Result<(), Abort> {
     let Some(journal) = journal else {
@@ -229,7 +230,7 @@ fn journal_group(
     }
     let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
     journal
-        .commit(&ops, replica.state())
+        .commit(tx, &ops, replica.state())
         .map_err(Abort::journal)
 }
 

@@ -6,7 +6,7 @@
 //! is acknowledged, and the first group after it returns reconnects.
 
 use super::log;
-use crate::domain::{ActorId, Op, State};
+use crate::domain::{ActorId, Op, Payload, State};
 use crate::store::erasure::erased_by;
 use crate::store::journal::{Journal, JournalError};
 use tokio_postgres::{Client, Config, NoTls};
@@ -49,7 +49,13 @@ impl PgJournal {
 }
 
 impl Journal for PgJournal {
-    fn commit(&mut self, ops: &[Op], state: &State) -> Result<(), JournalError> {
+    fn commit(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        ops: &[Op],
+        state: &State,
+    ) -> Result<(), JournalError> {
+        let keys = idempotency_rows(tx, ops)?;
         let config = self.config.clone();
         let actor = self.actor.clone();
         let mut client = self.client.take();
@@ -67,13 +73,31 @@ impl Journal for PgJournal {
             let Some(c) = client.as_mut() else {
                 return Err(JournalError::Unavailable("not connected".to_string()));
             };
-            commit_ops(c, &actor, ops, state).await
+            commit_ops(c, &actor, ops, &keys, state).await
         });
         if !matches!(result, Err(JournalError::Unavailable(_))) {
             self.client = client; // keep a working connection
         }
         result
     }
+}
+
+/// The Idempotency-Keys of the orders HQ placed in this group, as the SQLite transaction
+/// holds them (written there by the order's own request).
+fn idempotency_rows(
+    tx: &rusqlite::Transaction,
+    ops: &[Op],
+) -> Result<Vec<log::IdempotencyRow>, JournalError> {
+    let mut rows = Vec::new();
+    for op in ops {
+        let Payload::OrderPlace { order_id, .. } = &op.payload else {
+            continue;
+        };
+        let found = log::local_idempotency(tx, order_id.as_str())
+            .map_err(|e| JournalError::Local(e.to_string()))?;
+        rows.extend(found);
+    }
+    Ok(rows)
 }
 
 fn unavailable(e: tokio_postgres::Error) -> JournalError {
@@ -85,10 +109,17 @@ async fn commit_ops(
     client: &mut Client,
     actor: &ActorId,
     ops: &[Op],
+    keys: &[log::IdempotencyRow],
     state: &State,
 ) -> Result<(), JournalError> {
     let tx = client.transaction().await.map_err(unavailable)?;
     let stored = log::insert_ops(&tx, ops).await.map_err(unavailable)?;
+    let taken = log::insert_idempotency(&tx, keys)
+        .await
+        .map_err(unavailable)?;
+    if let Some(key) = taken.into_iter().next() {
+        return Err(JournalError::KeyTaken(key));
+    }
     // A peer op already stored is a duplicate (another process, or a restore, got it first);
     // one of our own is a seq the log already gave to something else.
     if let Some(own) = ops

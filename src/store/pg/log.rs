@@ -123,3 +123,130 @@ pub async fn op_count(client: &Client) -> Result<u64, tokio_postgres::Error> {
     let row = client.query_one("SELECT count(*) FROM ops", &[]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
+
+/// One row of `hq_idempotency` (the HQ API's Idempotency-Keys), as both databases hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    pub key: String,
+    pub request_hash: String,
+    pub status: i32,
+    pub response: String,
+    pub order_id: String,
+    pub created_ms: i64,
+}
+
+const IDEMPOTENCY_COLUMNS: &str = "key, request_hash, status, response, order_id, created_ms";
+
+/// The key rows of `order_id` in the SQLite file (the group's transaction).
+pub fn local_idempotency(
+    tx: &rusqlite::Transaction,
+    order_id: &str,
+) -> rusqlite::Result<Vec<IdempotencyRow>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {IDEMPOTENCY_COLUMNS} FROM hq_idempotency WHERE order_id = ?1"
+    ))?;
+    let rows = stmt.query_map([order_id], local_row)?;
+    rows.collect()
+}
+
+fn local_row(r: &rusqlite::Row) -> rusqlite::Result<IdempotencyRow> {
+    Ok(IdempotencyRow {
+        key: r.get(0)?,
+        request_hash: r.get(1)?,
+        status: r.get(2)?,
+        response: r.get(3)?,
+        order_id: r.get(4)?,
+        created_ms: r.get(5)?,
+    })
+}
+
+/// Every key row of the SQLite file.
+pub fn all_local_idempotency(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<IdempotencyRow>> {
+    let mut stmt = conn.prepare(&format!("SELECT {IDEMPOTENCY_COLUMNS} FROM hq_idempotency"))?;
+    let rows = stmt.query_map([], local_row)?;
+    rows.collect()
+}
+
+/// Store `rows` in the SQLite file, keeping any key it already has.
+pub fn restore_local_idempotency(
+    tx: &rusqlite::Transaction,
+    rows: &[IdempotencyRow],
+) -> rusqlite::Result<usize> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO hq_idempotency ({IDEMPOTENCY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?;
+    let mut n = 0;
+    for row in rows {
+        n += stmt.execute(rusqlite::params![
+            row.key,
+            row.request_hash,
+            row.status,
+            row.response,
+            row.order_id,
+            row.created_ms
+        ])?;
+    }
+    Ok(n)
+}
+
+/// Insert key rows into PostgreSQL; returns the keys it already held for another order.
+pub async fn insert_idempotency(
+    tx: &Transaction<'_>,
+    rows: &[IdempotencyRow],
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let mut taken = Vec::new();
+    for row in rows {
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO hq_idempotency ({IDEMPOTENCY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (key) DO NOTHING"
+                ),
+                &[
+                    &row.key,
+                    &row.request_hash,
+                    &row.status,
+                    &row.response,
+                    &row.order_id,
+                    &row.created_ms,
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            let same: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM hq_idempotency WHERE key = $1 AND order_id = $2",
+                    &[&row.key, &row.order_id],
+                )
+                .await?
+                .get(0);
+            if same == 0 {
+                taken.push(row.key.clone());
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Every key row of PostgreSQL.
+pub async fn all_idempotency(
+    client: &Client,
+) -> Result<Vec<IdempotencyRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!("SELECT {IDEMPOTENCY_COLUMNS} FROM hq_idempotency"),
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| IdempotencyRow {
+            key: r.get(0),
+            request_hash: r.get(1),
+            status: r.get(2),
+            response: r.get(3),
+            order_id: r.get(4),
+            created_ms: r.get(5),
+        })
+        .collect())
+}

@@ -127,6 +127,8 @@ pub struct Restored {
     pub pulled: usize,
     /// Ops only the file had, copied up to the shared log.
     pub pushed: usize,
+    /// Idempotency-Keys the file lacked, copied down.
+    pub keys_pulled: usize,
 }
 
 /// Open `db` for `actor` as a cache of the shared log at `url` (see the module doc).
@@ -150,6 +152,7 @@ pub async fn open_node(
     let restored = Restored {
         pulled: pull(&client, &node).await?,
         pushed: push(&mut client, &node).await?,
+        keys_pulled: level_keys(&mut client, &node).await?,
     };
     let closing = node.clone();
     blocking(move || closing.close_blocking()).await?;
@@ -212,6 +215,28 @@ async fn pull(client: &Client, node: &Node) -> Result<usize, PgError> {
         }
         pulled += ingested.applied;
     }
+}
+
+/// Bring the Idempotency-Keys level: PostgreSQL's copied into the file, the file's own (an HQ
+/// moving from SQLite) copied up. Returns how many the file gained.
+async fn level_keys(client: &mut Client, node: &Node) -> Result<usize, PgError> {
+    let shared = log::all_idempotency(client).await.map_err(PgError::query)?;
+    let pulled = node
+        .write(move |tx| log::restore_local_idempotency(tx, &shared))
+        .await?;
+    let local = node.query(log::all_local_idempotency).await?;
+    let tx = client.transaction().await.map_err(PgError::query)?;
+    let taken = log::insert_idempotency(&tx, &local)
+        .await
+        .map_err(PgError::query)?;
+    tx.commit().await.map_err(PgError::query)?;
+    if !taken.is_empty() {
+        tracing::warn!(
+            keys = taken.len(),
+            "Idempotency-Keys of this file name other orders in PostgreSQL; PostgreSQL's kept"
+        );
+    }
+    Ok(pulled)
 }
 
 /// Copy up the ops only the file has (an HQ moving from SQLite to PostgreSQL).

@@ -8,11 +8,18 @@ use super::PgError;
 use tokio_postgres::Client;
 
 /// Every PostgreSQL migration this binary knows, in order. Add new files at the end.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "oplog",
-    include_str!("../../../migrations/postgres/0001_oplog.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "oplog",
+        include_str!("../../../migrations/postgres/0001_oplog.sql"),
+    ),
+    (
+        2,
+        "hq_idempotency",
+        include_str!("../../../migrations/postgres/0002_hq_idempotency.sql"),
+    ),
+];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).
 const MIGRATION_LOCK_KEY: i64 = 0x5354_4f52_454e;
