@@ -15,7 +15,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use storenode::app::HqSyncView;
 use storenode::config::Config;
-use storenode::domain::ActorId;
+use storenode::domain::op::ProfilePatch;
+use storenode::domain::{ActorId, Payload};
 use storenode::hq::{HqSettings, HqState};
 use storenode::store::pg::{self, PgError};
 use storenode::store::Node;
@@ -272,7 +273,7 @@ async fn postgres_down_at_start_is_waited_for_and_a_bounded_wait_names_the_serve
         .unwrap()
         .unwrap();
     assert_eq!(restored, pg::Restored::default());
-    node.submit(vec![storenode::domain::Payload::CatalogPut {
+    node.submit(vec![Payload::CatalogPut {
         sku: sku(),
         ean: storenode::domain::Ean13::parse("4006381333931").unwrap(),
         name: "Green tea".into(),
@@ -315,4 +316,50 @@ async fn a_postgres_database_from_a_newer_binary_is_refused_untouched() {
         "{refused}"
     );
     assert!(!dir.path().join("b.db").exists(), "nothing written");
+}
+
+/// Ops in the shared log of `dir`'s chain whose stored bytes contain `needle`.
+async fn ops_containing(cluster: &PgCluster, dir: &std::path::Path, needle: &str) -> i64 {
+    let url = std::fs::read_to_string(dir.join("hq.pgurl")).unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let client = cluster.client(&db).await;
+    client
+        .query_one(
+            "SELECT count(*) FROM ops WHERE position($1::bytea in body) > 0",
+            &[&needle.as_bytes()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_at_hq_leaves_no_personal_data_in_postgres() {
+    const EMAIL: &str = "erase.me@example.com";
+    let cluster = shared_cluster();
+    let broker = Mosquitto::start();
+    let chain = Chain::start(broker.port).await;
+    let customer = storenode::domain::CustomerId::parse("C-erase-1").unwrap();
+    chain
+        .hq
+        .submit(vec![Payload::CustomerUpdate {
+            customer: customer.clone(),
+            patch: ProfilePatch {
+                name: Some("Erase Me".into()),
+                email: Some(EMAIL.into()),
+                ..Default::default()
+            },
+        }])
+        .await
+        .unwrap();
+    let dir = chain.path();
+    // Positive control: the scan finds the datum before the erasure.
+    assert_eq!(ops_containing(cluster, &dir, EMAIL).await, 1);
+    chain
+        .hq
+        .submit(vec![Payload::CustomerErase { customer }])
+        .await
+        .unwrap();
+    assert_eq!(ops_containing(cluster, &dir, EMAIL).await, 0);
+    assert_eq!(ops_containing(cluster, &dir, "Erase Me").await, 0);
 }
