@@ -77,3 +77,8 @@ fn catch_up_quick_prints_a_result_line() {
 fn scan_to_screen_quick_prints_a_result_line() {
     assert_result_line("scan-to-screen", &bench("scan-to-screen", &[]));
 }
+
+#[test]
+fn chain_quick_with_hq_on_postgres_prints_a_result_line() {
+    assert_result_line("chain", &bench("chain", &["--stores", "5"]));
+}

@@ -8,10 +8,12 @@ pub mod alloc;
 mod apply;
 mod catch_up;
 mod chain;
+mod chain_scale;
 mod crdt_peers;
 mod footprint;
 mod mosquitto;
 mod mqtt_raw;
+mod postgres;
 pub mod proc;
 mod raw;
 mod replicate;
@@ -36,6 +38,8 @@ pub enum Scenario {
     CatchUp,
     /// A line on a TCP scanner source until the terminal page's event stream shows it parsed.
     ScanToScreen,
+    /// HQ on PostgreSQL under N stores: ingest ops/s, store -> HQ p99, vs raw inserts.
+    Chain,
 }
 
 /// How a scenario runs.
@@ -45,6 +49,10 @@ pub struct Options {
     pub quick: bool,
     /// Print one JSON object with every figure before the RESULT line.
     pub json: bool,
+    /// `chain`: stores (0: 200).
+    pub stores: usize,
+    /// `chain`: HQ processes (only 1 is built).
+    pub hq: usize,
 }
 
 /// Run one scenario, printing its report.
@@ -59,5 +67,6 @@ pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
         Scenario::Replicate => runtime.block_on(replicate::run(&opts)),
         Scenario::CatchUp => runtime.block_on(catch_up::run(&opts)),
         Scenario::ScanToScreen => runtime.block_on(scan_to_screen::run(&opts)),
+        Scenario::Chain => runtime.block_on(chain_scale::run(&opts)),
     }
 }
