@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::domain::StoreId;
 
+mod console;
 mod customers;
 mod storage;
 pub use storage::StorageConfig;
@@ -26,6 +27,7 @@ mod security;
 mod staff;
 mod store;
 
+pub use console::{ConsoleAccount, ConsoleConfig, ConsoleRole};
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
 pub use devices::{PrinterConfig, ScannerConfig};
 use error::push;

@@ -15,6 +15,12 @@ pub mod store;
 /// Rate limits and security headers shared by the terminal's and HQ's HTTP servers.
 pub mod http_security;
 
+/// JSON request bodies of the terminal and HQ as typed structs, errors naming the field.
+pub mod http_body;
+
+/// `/metrics` of the store and HQ in the OpenMetrics text format (`prometheus-client`).
+pub mod exposition;
+
 /// Sync over MQTT: wire format, the sans-IO protocol, and the daemons that carry it out.
 pub mod sync;
 

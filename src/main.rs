@@ -143,6 +143,9 @@ enum Command {
     },
     /// Print a fresh random pickup QR key (hex) to put first in `pickup.qr_keys` when rotating.
     NewQrKey,
+    /// Print the argon2 hash of a password read from stdin (one line), for an HQ console
+    /// account's `password_hash` (or a terminal `pin_hash`).
+    HashPassword,
     /// Print the state digest of a database, overall and per store.
     Digest {
         /// SQLite database file.
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
             println!("{}", storenode::config::new_qr_key_hex());
             Ok(())
         }
+        Command::HashPassword => hash_password(),
         Command::Key { db, store, hq } => match (hq, store) {
             (true, _) => storenode::signing::hq_public_key_command(&db),
             (false, Some(store)) => storenode::signing::public_key_command(&db, &store),
@@ -295,4 +299,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `storenode hash-password`: one line from stdin, its argon2id PHC string on stdout.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password given on stdin");
+    }
+    let hash = storenode::hq::console::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
 }

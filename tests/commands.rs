@@ -334,3 +334,42 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(err.contains("synchronous=OFF"), "{err}");
     assert!(!err.contains('\x1b'), "{err:?}");
 }
+
+#[test]
+fn hash_password_prints_an_argon2_hash_the_console_accepts_and_refuses_an_empty_line() {
+    use std::io::Write as _;
+    let run = |input: &str| {
+        let mut child = bin()
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("correct horse battery\n");
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let auth = storenode::hq::console::ConsoleAuth::new(storenode::config::ConsoleConfig {
+        accounts: vec![storenode::config::ConsoleAccount {
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: storenode::config::ConsoleRole::Admin,
+            password_hash: hash.to_string(),
+        }],
+        ..Default::default()
+    });
+    assert!(auth.login("ana", "correct horse battery", 0).is_ok());
+    let empty = run("\n");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no password given"));
+}

@@ -113,3 +113,98 @@ async fn items_raised_offline_reach_hq_after_healing_and_hq_resolutions_reach_th
     let at_store = chain.a.read(|r| find(r.state(), &shrinkage)).unwrap();
     assert_eq!(at_store.resolution.unwrap().note, "broken jars binned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_received_short_offline_is_one_item_everywhere_and_its_resolution_travels() {
+    use storenode::domain::op::{OrderLine, ReceiptLine};
+    use storenode::domain::MotionId;
+    let chain = Chain::start(embedded_broker()).await;
+    chain.seed().await;
+    chain
+        .a
+        .submit(vec![Payload::TransferDispatch {
+            transfer: MotionId::parse("T-1").unwrap(),
+            store: store_a(),
+            to: store_b(),
+            lines: vec![OrderLine { sku: sku(), qty: 3 }],
+        }])
+        .await
+        .unwrap();
+    let b = chain.b.clone();
+    wait_for(
+        Duration::from_secs(10),
+        "the receiver hears of the transfer",
+        || {
+            b.read(|r| {
+                r.state()
+                    .transfers
+                    .contains_key(&MotionId::parse("T-1").unwrap())
+            })
+        },
+    )
+    .await;
+    // The receiving store is cut off when the van arrives one unit short.
+    chain.b_sync.set_link(false);
+    chain
+        .b
+        .submit(vec![Payload::TransferReceive {
+            transfer: MotionId::parse("T-1").unwrap(),
+            store: store_b(),
+            from: store_a(),
+            lines: vec![ReceiptLine {
+                sku: sku(),
+                received: 2,
+                damaged: 0,
+            }],
+            over_delivery: false,
+        }])
+        .await
+        .unwrap();
+    let at_b = chain.b.read(|r| conflicts(r.state(), Some(&store_b())));
+    assert_eq!(at_b.len(), 1);
+    assert_eq!(at_b[0].kind, ConflictKind::TransferDiscrepancy);
+    let id = at_b[0].id.clone();
+    assert!(chain.hq.read(|r| find(r.state(), &id)).is_none());
+
+    chain.b_sync.set_link(true);
+    chain
+        .converged(&store_b(), &chain.b, Duration::from_secs(10))
+        .await;
+    let (hq, a) = (chain.hq.clone(), chain.a.clone());
+    wait_for(
+        Duration::from_secs(5),
+        "HQ and the sender list the same item",
+        || {
+            let h = hq.read(|r| find(r.state(), &id));
+            let s = a.read(|r| find(r.state(), &id));
+            h.is_some() && h == s && h == b.read(|r| find(r.state(), &id))
+        },
+    )
+    .await;
+
+    // Resolved at the receiving store: shown resolved at HQ, digests equal again.
+    chain
+        .b
+        .submit(vec![Payload::ConflictResolve {
+            store: store_b(),
+            conflict: id.clone(),
+            action: "confirm_loss".into(),
+            note: "one box missing from the van".into(),
+            by: "9002".into(),
+        }])
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(5),
+        "HQ sees the store's resolution",
+        || {
+            hq.read(|r| find(r.state(), &id))
+                .and_then(|c| c.resolution)
+                .is_some_and(|r| r.by == "9002" && r.action == "confirm_loss")
+        },
+    )
+    .await;
+    chain
+        .converged(&store_b(), &chain.b, Duration::from_secs(10))
+        .await;
+}

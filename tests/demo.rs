@@ -285,6 +285,40 @@ async fn converged(api: &Api) -> bool {
     stores[0]["store"] == "madrid-centro" && stores[0]["digest"] == health["digest"]
 }
 
+/// The console logins the demo prints work: the admin signs in and sees both stores.
+async fn the_demo_console_admin_signs_in_and_sees_both_stores(base: u16) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("http://127.0.0.1:{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=ana&password=ana-demo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "demo console login");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = client
+        .get(format!("http://127.0.0.1:{base}/console/stores"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("madrid-centro") && html.contains("sevilla-nervion"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(TOKEN),
+        "the console page carries no API token"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_restarts_on_its_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,6 +335,7 @@ async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_rest
     let before = store_orders(&api).await;
     assert!(before >= 1, "the demo starts with pickup orders");
     a_network_scanner_line_shows_parsed_on_the_terminal_page(base).await;
+    the_demo_console_admin_signs_in_and_sees_both_stores(base).await;
     a_till_sale_is_an_invoice_printed_with_its_qr_and_journaled_at_hq(&api, dir.path()).await;
 
     let mut sku = None;

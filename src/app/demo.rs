@@ -29,6 +29,11 @@ use tower::ServiceExt;
 
 /// The HQ API token of the demo.
 pub const DEMO_TOKEN: &str = "demo-hq-token";
+/// The HQ console's demo accounts: (user, name, role, password). Not secrets.
+pub const DEMO_CONSOLE_ACCOUNTS: [(&str, &str, &str, &str); 2] = [
+    ("ana", "Ana Torres", "admin", "ana-demo"),
+    ("luis", "Luis Romero", "read_only", "luis-demo"),
+];
 /// The demo's stores.
 pub const DEMO_STORES: [&str; 2] = ["madrid-centro", "sevilla-nervion"];
 /// Demo QR key (hex); not a secret.
@@ -65,7 +70,15 @@ impl Default for DemoOptions {
 
 /// HQ's config, registering each demo store's public key (`store_keys`).
 fn hq_config(o: &DemoOptions, store_keys: &[(StoreId, String)]) -> anyhow::Result<HqConfig> {
-    let mut keys = String::from("[store_keys]\n");
+    let mut console = String::new();
+    for (user, name, role, password) in DEMO_CONSOLE_ACCOUNTS {
+        let hash = crate::hq::console::hash_password(password).map_err(|e| anyhow!("{e}"))?;
+        console.push_str(&format!(
+            "[[console.accounts]]\nuser = \"{user}\"\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
+        ));
+    }
+    let mut keys = console;
+    keys.push_str("[store_keys]\n");
     for (store, key) in store_keys {
         keys.push_str(&format!("{store} = \"{key}\"\n"));
     }
@@ -211,6 +224,7 @@ fn banner(o: &DemoOptions) -> String {
     format!(
         "\nstorenode demo is running (data in {dir})\n\n\
          HQ dashboard and API   http://127.0.0.1:{b}/   (API token: {DEMO_TOKEN})\n\
+         HQ console             http://127.0.0.1:{b}/console/   (admin ana / ana-demo, read-only luis / luis-demo)\n\
          madrid-centro          http://127.0.0.1:{m}/\n\
          sevilla-nervion        http://127.0.0.1:{s}/\n\
          MQTT broker            127.0.0.1:{broker}\n\

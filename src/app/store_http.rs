@@ -2,9 +2,10 @@
 //! digest, so tests and operators can compare a store with HQ's `/stores`) and `/metrics`.
 
 use crate::domain::StoreId;
+use crate::exposition::{self, Scrape};
 use crate::store::Node;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -67,25 +68,43 @@ async fn metrics(State(s): State<StoreHttp>) -> Response {
         )
     });
     let store = &s.store;
-    let mut out = format!(
-        "# HELP storenode_ops_applied Ops in this replica's log.\n# TYPE storenode_ops_applied gauge\n\
-         storenode_ops_applied{{role=\"store\",store=\"{store}\"}} {ops}\n\
-         # TYPE storenode_open_orders gauge\nstorenode_open_orders{{store=\"{store}\"}} {orders}\n\
-         # TYPE storenode_outbox gauge\nstorenode_outbox{{store=\"{store}\"}} {}\n\
-         # TYPE storenode_online gauge\nstorenode_online{{store=\"{store}\"}} {}\n",
+    let l = [("store", store.as_str())];
+    let mut m = Scrape::new();
+    m.gauge(
+        "storenode_ops_applied",
+        "Ops in this replica's log",
+        &[("role", "store"), ("store", store.as_str())],
+        ops,
+    );
+    m.gauge(
+        "storenode_open_orders",
+        "Open pickup orders at this store",
+        &l,
+        orders as u64,
+    );
+    m.gauge(
+        "storenode_outbox",
+        "Own ops HQ has not acknowledged",
+        &l,
         s.sync.outbox(),
-        u8::from(s.sync.online()),
+    );
+    m.gauge(
+        "storenode_online",
+        "1 while linked to HQ",
+        &l,
+        u64::from(s.sync.online()),
     );
     if let Some(ms) = s.sync.last_sync_ms() {
-        out.push_str(&format!(
-            "# TYPE storenode_last_contact_ms gauge\nstorenode_last_contact_ms{{store=\"{store}\"}} {ms}\n"
-        ));
+        m.gauge(
+            "storenode_last_contact_ms",
+            "Last message from HQ, ms",
+            &l,
+            ms,
+        );
     }
-    out.push_str(&crate::fiscal::aeat::render_metrics(&s.node, store).await);
-    out.push_str(&s.sync.render_metrics());
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        out,
-    )
-        .into_response()
+    exposition::response(&[
+        m.encode(),
+        crate::fiscal::aeat::render_metrics(&s.node, store).await,
+        s.sync.render_metrics(),
+    ])
 }

@@ -78,6 +78,9 @@ pub struct HqConfig {
     /// Where the op log lives: absent, the SQLite file `db`; `url`, PostgreSQL.
     #[serde(default)]
     pub storage: super::StorageConfig,
+    /// HQ staff accounts of the console (`[console]`).
+    #[serde(default)]
+    pub console: super::ConsoleConfig,
 }
 
 /// Shortest API token accepted.
@@ -181,6 +184,7 @@ impl HqConfig {
         );
         self.contact_policy.check(errs);
         self.storage.check(errs);
+        self.console.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;
         check_rate("rate_limit.burst", r.burst, errs);

@@ -7,10 +7,15 @@
 //! `ConflictResolve` op; concurrent resolutions of one item converge to the last writer by
 //! `(hlc, actor)`. Kinds raised: a cancel that met a ready or handed-over order, shrinkage from
 //! a count (naming the open orders at risk), a till sale at a price older than HQ's price at
-//! that moment, and a sale or order for a customer erased before it was made.
+//! that moment, a sale or order for a customer erased before it was made, a sale returned more
+//! often than sold, and a delivery or transfer received short or over (`losses`).
+
+mod losses;
+
+pub use losses::{MissingLine, ReturnTaken};
 
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, OrderId, SaleId, Sku, StoreId};
+use super::ids::{ActorId, CustomerId, MotionId, OrderId, SaleId, Sku, StoreId};
 use super::op::OpId;
 use super::order::{Order, OrderStatus};
 use super::state::State;
@@ -31,15 +36,24 @@ pub enum ConflictKind {
     StalePrice,
     /// A sale or order made for a customer already erased.
     ErasedCustomer,
+    /// More units of a sale came back than it sold (returns taken without verification).
+    DoubleReturn,
+    /// A delivery from HQ received with fewer (or more) units than its notice.
+    DeliveryDiscrepancy,
+    /// A transfer between stores received with fewer (or more) units than dispatched.
+    TransferDiscrepancy,
 }
 
 impl ConflictKind {
     /// Every kind, in API order.
-    pub const ALL: [ConflictKind; 4] = [
+    pub const ALL: [ConflictKind; 7] = [
         ConflictKind::CancelMetHandover,
         ConflictKind::Shrinkage,
         ConflictKind::StalePrice,
         ConflictKind::ErasedCustomer,
+        ConflictKind::DoubleReturn,
+        ConflictKind::DeliveryDiscrepancy,
+        ConflictKind::TransferDiscrepancy,
     ];
 
     /// The API name (`cancel_met_handover`, `shrinkage`, ...).
@@ -49,6 +63,9 @@ impl ConflictKind {
             ConflictKind::Shrinkage => "shrinkage",
             ConflictKind::StalePrice => "stale_price",
             ConflictKind::ErasedCustomer => "erased_customer",
+            ConflictKind::DoubleReturn => "double_return",
+            ConflictKind::DeliveryDiscrepancy => "delivery_discrepancy",
+            ConflictKind::TransferDiscrepancy => "transfer_discrepancy",
         }
     }
 
@@ -96,6 +113,24 @@ pub enum Facts {
         erased_at_ms: u64,
         by: ActorId,
     },
+    DoubleReturn {
+        sale: SaleId,
+        sku: Sku,
+        sold: u32,
+        returned: u64,
+        /// Every return of the sale naming the sku, in id order.
+        returns: Vec<ReturnTaken>,
+    },
+    Movement {
+        movement: MotionId,
+        /// The sending store; `None` for a delivery from HQ's warehouse.
+        from: Option<StoreId>,
+        reference: String,
+        received_by: ActorId,
+        sent_at_ms: u64,
+        /// Only the lines whose receipt differs from what was sent.
+        lines: Vec<MissingLine>,
+    },
 }
 
 /// A person's decision on an item, replicated as a `ConflictResolve` op.
@@ -107,6 +142,8 @@ pub struct Resolution {
     pub by: String,
     /// The replica that issued the resolution.
     pub actor: ActorId,
+    /// The store whose item it resolves (scopes the store's digest).
+    pub store: StoreId,
     pub at: Hlc,
 }
 
@@ -144,6 +181,11 @@ impl Conflict {
             Facts::ErasedCustomer { customer, record, id, .. } => format!(
                 "The {record} {id} names customer {customer}, erased before it was made."
             ),
+            Facts::DoubleReturn { sale, sku, sold, returned, returns } => format!(
+                "Sale {sale} sold {sold} of {sku} but {returned} came back (taken at {}): refunded twice.",
+                losses::return_stores(returns)
+            ),
+            Facts::Movement { movement, lines, .. } => losses::movement_en(self.kind, movement, lines),
         }
     }
 
@@ -168,6 +210,11 @@ impl Conflict {
                 let record = if *record == "sale" { "la venta" } else { "el pedido" };
                 format!("{record} {id} nombra al cliente {customer}, borrado antes de hacerse.")
             }
+            Facts::DoubleReturn { sale, sku, sold, returned, returns } => format!(
+                "La venta {sale} vendió {sold} de {sku} pero se devolvieron {returned} (en {}): reembolso doble.",
+                losses::return_stores(returns)
+            ),
+            Facts::Movement { movement, lines, .. } => losses::movement_es(self.kind, movement, lines),
         }
     }
 }
@@ -210,6 +257,7 @@ pub fn conflicts(state: &State, store: Option<&StoreId>) -> Vec<Conflict> {
     for sale in state.sales.values().filter(|s| mine(&s.store)) {
         sale_conflicts(state, sale, &mut out);
     }
+    losses::raise(state, &mine, &mut out);
     for item in &mut out {
         item.resolution = state.resolutions.get(&item.id).cloned();
     }
@@ -227,6 +275,28 @@ pub fn follow_up(store: &StoreId, action: &str) -> Option<super::op::Payload> {
         store: store.clone(),
         kind: super::op::CancelKind::Cancelled,
     })
+}
+
+/// Whether applying `payload` can raise or resolve an item: pages recount the inbox only then.
+pub fn may_touch_inbox(payload: &super::op::Payload) -> bool {
+    use super::op::Payload as P;
+    matches!(
+        payload,
+        P::OrderCancel { .. }
+            | P::OrderAdvance { .. }
+            | P::OrderPlace { .. }
+            | P::CountRecorded { .. }
+            | P::CatalogPut { .. }
+            | P::Sale { .. }
+            | P::CustomerErase { .. }
+            | P::ConflictResolve { .. }
+            | P::Return { .. }
+            | P::ReturnRightsGranted { .. }
+            | P::ShipmentNotice { .. }
+            | P::ShipmentReceive { .. }
+            | P::TransferDispatch { .. }
+            | P::TransferReceive { .. }
+    )
 }
 
 /// The item with this id, if the state raises it.

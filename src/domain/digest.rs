@@ -98,5 +98,11 @@ fn digest_where(state: &State, keep: impl Fn(&StoreId) -> bool, scope: Option<&S
         .map(|(c, cart)| (c, cart.lines()))
         .collect();
     h.feed("carts", &carts);
+    let resolutions: Vec<_> = state
+        .resolutions
+        .iter()
+        .filter(|(_, r)| keep(&r.store))
+        .collect();
+    h.feed("resolutions", &resolutions);
     h.finish()
 }

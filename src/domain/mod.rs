@@ -35,6 +35,8 @@ mod erasure_tests;
 #[cfg(test)]
 mod motion_tests;
 #[cfg(test)]
+mod shrinkage_tests;
+#[cfg(test)]
 mod tests;
 
 pub use digest::Digest;

@@ -77,8 +77,15 @@ pub struct State {
     pub customers: BTreeMap<CustomerId, Customer>,
     pub sales: BTreeMap<SaleId, SaleRecord>,
     pub counts: BTreeMap<OpId, CountRecord>,
-    /// Units a count found missing that no rights covered yet, per (store, sku).
+    /// Units a count found missing that no rights covered yet, per (store, sku):
+    /// `shrinkage_counted - shrinkage_covered`, never below zero. Derived from two grow-only
+    /// sums, so it is the same whatever order counts and covers arrive in.
     pub shortfall: BTreeMap<(StoreId, Sku), u64>,
+    /// Shrinkage recorded by counts (`CountRecorded`), summed per (store, sku); only grows.
+    pub shrinkage_counted: BTreeMap<(StoreId, Sku), u64>,
+    /// Units consumed to cover shrinkage (`ShrinkageCovered`), summed per (store, sku); only
+    /// grows. A cover merged before its count is held here, not lost.
+    pub shrinkage_covered: BTreeMap<(StoreId, Sku), u64>,
     /// Customers a store brought into its scope.
     pub follows: BTreeSet<(StoreId, CustomerId)>,
     /// Returns, return rights and double returns (see `returns`).

@@ -271,14 +271,25 @@ pub async fn render_metrics(node: &Node, store: &StoreId) -> String {
         .query(move |c| sql::submission_mark(c, &s))
         .await
         .unwrap_or_default();
-    format!(
-        "# HELP storenode_fiscal_records Invoice records in this store's chain.\n# TYPE storenode_fiscal_records gauge\n\
-         storenode_fiscal_records{{store=\"{store}\"}} {records}\n\
-         # HELP storenode_aeat_unanswered Records the AEAT has not answered yet.\n# TYPE storenode_aeat_unanswered gauge\n\
-         storenode_aeat_unanswered{{store=\"{store}\"}} {}\n\
-         # HELP storenode_aeat_failures Failed submissions in a row.\n# TYPE storenode_aeat_failures gauge\n\
-         storenode_aeat_failures{{store=\"{store}\"}} {}\n",
+    let l = [("store", store.as_str())];
+    let mut s = crate::exposition::Scrape::new();
+    s.gauge(
+        "storenode_fiscal_records",
+        "Invoice records in this store's chain",
+        &l,
+        records,
+    );
+    s.gauge(
+        "storenode_aeat_unanswered",
+        "Records the AEAT has not answered yet",
+        &l,
         records.saturating_sub(mark.position),
-        mark.failures
-    )
+    );
+    s.gauge(
+        "storenode_aeat_failures",
+        "Failed submissions in a row",
+        &l,
+        u64::from(mark.failures),
+    );
+    s.encode()
 }

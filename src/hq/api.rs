@@ -1,7 +1,7 @@
 //! Handlers of the HQ API (DESIGN.md section 11, HQ table). Each parses its input at the edge,
 //! turns it into payloads, submits them, and renders the merged state back as JSON.
 
-use super::body::{Fields, JsonBody};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
 use crate::domain::validate::PRICE_CENTS_MAX;
@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -18,8 +19,8 @@ mod cart;
 mod metrics;
 mod order;
 
-pub(super) use cart::parse_lines;
 pub use cart::{get_cart, put_cart};
+pub(super) use cart::{parse_lines, LineBody};
 pub use metrics::metrics;
 pub use order::{cancel_order, get_order, post_order};
 
@@ -54,26 +55,32 @@ pub async fn healthz(State(state): State<HqState>) -> Json<Value> {
     Json(json!({"status": "ok", "role": "hq", "ops": ops}))
 }
 
+/// `PUT /catalog/{sku}`.
+#[derive(Debug, Deserialize)]
+pub struct CatalogBody {
+    pub name: String,
+    pub ean: String,
+    pub price_cents: i64,
+    pub vat_bp: i64,
+}
+
 pub async fn put_catalog(
     State(state): State<HqState>,
     Path(sku): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<CatalogBody>, ApiError>,
 ) -> ApiResult {
     let sku = parse_sku(&sku)?;
-    let b = &body.object;
-    let name = b.req_str("name")?.trim().to_string();
-    let ean =
-        Ean13::parse(b.req_str("ean")?).map_err(|e| ApiError::invalid("ean", e.to_string()))?;
-    let price_cents = b
-        .req_i64("price_cents")
-        .map_err(|e| ApiError::invalid("price", e.message))?;
+    let b = body?.value;
+    let name = b.name.trim().to_string();
+    let ean = Ean13::parse(&b.ean).map_err(|e| ApiError::invalid("ean", e.to_string()))?;
+    let price_cents = b.price_cents;
     if !(0..=PRICE_CENTS_MAX).contains(&price_cents) {
         return Err(ApiError::invalid(
             "price",
             format!("price_cents must be 0-{PRICE_CENTS_MAX}, got {price_cents}"),
         ));
     }
-    let vat_bp = b.req_i64("vat_bp")?;
+    let vat_bp = b.vat_bp;
     let vat_bp = u32::try_from(vat_bp)
         .ok()
         .filter(|v| *v <= 10_000)
@@ -169,10 +176,16 @@ pub async fn stores(State(state): State<HqState>) -> Json<Value> {
     Json(Value::Array(store_rows(&state)))
 }
 
+/// `POST /demo/stores/{store}/link`.
+#[derive(Debug, Deserialize)]
+pub struct LinkBody {
+    pub online: bool,
+}
+
 pub async fn demo_link(
     State(state): State<HqState>,
     Path(store): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<LinkBody>, ApiError>,
 ) -> ApiResult {
     let Some(links) = state.links.clone() else {
         return Err(ApiError::new(
@@ -182,10 +195,7 @@ pub async fn demo_link(
         ));
     };
     let store = known_store(&state, &store)?;
-    let online = match body.object.get("online") {
-        Some(Value::Bool(b)) => *b,
-        _ => return Err(ApiError::invalid("online", "online must be true or false")),
-    };
+    let online = body?.value.online;
     if !links.set_link(&store, online) {
         return Err(ApiError::unknown_store(store.as_str()));
     }

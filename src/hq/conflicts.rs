@@ -7,7 +7,7 @@
 //! who decided (`by`); the console passes its logged-in account.
 
 use super::api::known_store;
-use super::body::{Fields, JsonBody};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
 use crate::domain::conflict::{self, Conflict, ConflictKind};
@@ -17,6 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -92,19 +93,26 @@ pub async fn resolve_as(
         .ok_or_else(|| ApiError::internal(format!("conflict {id} vanished after resolving")))
 }
 
+/// `POST /api/v1/conflicts/{id}/resolve`.
+#[derive(Debug, Deserialize)]
+pub struct ResolveBody {
+    pub action: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
 /// `POST /api/v1/conflicts/{id}/resolve` `{"action", "note"?, "by"?}`.
 pub async fn resolve(
     State(state): State<HqState>,
     Path(id): Path<String>,
-    body: JsonBody,
+    body: JsonBody<ResolveBody>,
 ) -> Result<Response, ApiError> {
-    let action = body.object.req_str("action")?.to_string();
-    let note = body.object.opt_str("note")?.unwrap_or("").to_string();
-    let by = body
-        .object
-        .opt_str("by")?
-        .unwrap_or(API_RESOLVER)
-        .to_string();
+    let b = body.value;
+    let action = b.action;
+    let note = b.note.unwrap_or_default();
+    let by = b.by.unwrap_or_else(|| API_RESOLVER.to_string());
     let item = resolve_as(&state, &id, &action, &note, &by).await?;
     Ok(Json(conflict_json(&item)).into_response())
 }

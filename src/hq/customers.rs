@@ -4,7 +4,7 @@
 //!
 //! Personal data is validated here and in the domain, never logged: handlers log ids only.
 
-use super::body::{Fields, JsonBody};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
 use crate::domain::customer::Customer;
@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rusqlite::params;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 mod contact;
@@ -162,30 +163,46 @@ async fn render(hq: &HqState, id: &CustomerId) -> ApiResult {
     Ok(Json(body).into_response())
 }
 
-/// A profile field from the body: absent, or a trimmed non-empty string.
-fn profile(b: &Map<String, Value>) -> Result<ProfilePatch, ApiError> {
-    let mut patch = ProfilePatch::default();
-    for (key, slot) in [
-        ("name", &mut patch.name),
-        ("email", &mut patch.email),
-        ("phone", &mut patch.phone),
-        ("loyalty_card", &mut patch.loyalty_card),
-    ] {
-        if let Some(v) = b.opt_str(key)? {
-            *slot = Some(v.trim().to_string());
-        }
+/// `PUT /customers/{id}`: each profile field absent (unchanged) or a string.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProfileBody {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub loyalty_card: Option<String>,
+}
+
+/// The profile patch of a body: each given field trimmed (the domain checks the rest).
+fn profile(b: ProfileBody) -> ProfilePatch {
+    let trim = |v: Option<String>| v.map(|s| s.trim().to_string());
+    ProfilePatch {
+        name: trim(b.name),
+        email: trim(b.email),
+        phone: trim(b.phone),
+        loyalty_card: trim(b.loyalty_card),
     }
-    Ok(patch)
+}
+
+/// `PUT /customers/{id}/consent/{channel}`.
+#[derive(Debug, Deserialize)]
+pub struct ConsentBody {
+    pub granted: bool,
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// `PUT /customers/{id}`: create or update the profile (each field last writer wins).
 pub async fn put_customer(
     State(hq): State<HqState>,
     Path(id): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<ProfileBody>, ApiError>,
 ) -> ApiResult {
     let id = parse_customer(&id)?;
-    let patch = profile(&body.object)?;
+    let patch = profile(body?.value);
     if hq.node.read(|r| r.state().customer_erased(&id)) {
         return Err(erased(&id, StatusCode::GONE));
     }
@@ -219,20 +236,13 @@ pub async fn get_customer(State(hq): State<HqState>, Path(id): Path<String>) -> 
 pub async fn put_consent(
     State(hq): State<HqState>,
     Path((id, channel)): Path<(String, String)>,
-    body: JsonBody,
+    body: Result<JsonBody<ConsentBody>, ApiError>,
 ) -> ApiResult {
     let id = parse_customer(&id)?;
     let channel = parse_channel(&channel)?;
-    let granted = match body.object.get("granted") {
-        Some(Value::Bool(b)) => *b,
-        _ => {
-            return Err(ApiError::invalid(
-                "granted",
-                "granted must be true or false",
-            ))
-        }
-    };
-    let source = body.object.opt_str("source")?.unwrap_or("shop").trim();
+    let body = body?.value;
+    let granted = body.granted;
+    let source = body.source.as_deref().unwrap_or("shop").trim();
     let (known, gone) = hq
         .node
         .read(|r| (known(r.state(), &id), r.state().customer_erased(&id)));

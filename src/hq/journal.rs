@@ -71,18 +71,25 @@ pub async fn show(
 /// Gauges per configured store: `storenode_fiscal_chain_intact` (1, or 0 once a record broke
 /// the chain) and `storenode_fiscal_records`.
 pub fn render_metrics(state: &HqState) -> String {
-    let mut out = String::from(
-        "# HELP storenode_fiscal_chain_intact 1 while every invoice record received from the store chains and hashes correctly, 0 from the first bad one.\n# TYPE storenode_fiscal_chain_intact gauge\n# HELP storenode_fiscal_records Invoice records received from the store.\n# TYPE storenode_fiscal_records gauge\n",
-    );
+    let mut s = crate::exposition::Scrape::new();
     for store in &state.settings.stores {
         let v = view(state, store);
-        out.push_str(&format!(
-            "storenode_fiscal_chain_intact{{store=\"{store}\"}} {}\nstorenode_fiscal_records{{store=\"{store}\"}} {}\n",
-            u8::from(v.intact()),
-            v.records
-        ));
+        let l = [("store", store.as_str())];
+        s.gauge(
+            "storenode_fiscal_chain_intact",
+            "1 while every invoice record received from the store chains and hashes correctly, \
+             0 from the first bad one",
+            &l,
+            u64::from(v.intact()),
+        );
+        s.gauge(
+            "storenode_fiscal_records",
+            "Invoice records received from the store",
+            &l,
+            v.records,
+        );
     }
-    out
+    s.encode()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod api;
 mod body;
 pub mod conflicts;
+pub mod console;
 pub mod customers;
 mod dashboard;
 pub mod error;
@@ -96,6 +97,8 @@ pub struct HqSettings {
     pub rate_limit: RateLimit,
     /// Requests with a missing or wrong token, per client IP.
     pub unauthenticated_rate_limit: RateLimit,
+    /// HQ staff accounts of the console.
+    pub console: crate::config::ConsoleConfig,
 }
 
 /// Default requests per bearer token: a burst of 600, then 6,000 a minute (100/s).
@@ -133,6 +136,7 @@ impl HqSettings {
                 per_minute: c.rate_limit.unauthenticated_per_minute,
                 burst: c.rate_limit.unauthenticated_burst,
             },
+            console: c.console.clone(),
         }
     }
 }
@@ -152,6 +156,8 @@ pub struct HqState {
     token_limiter: Arc<RateLimiter>,
     /// Requests without a valid token, per client IP.
     anonymous_limiter: Arc<RateLimiter>,
+    /// Console accounts and sessions.
+    pub console: Arc<console::ConsoleAuth>,
 }
 
 impl HqState {
@@ -160,6 +166,7 @@ impl HqState {
             node,
             token_limiter: Arc::new(RateLimiter::new(settings.rate_limit)),
             anonymous_limiter: Arc::new(RateLimiter::new(settings.unauthenticated_rate_limit)),
+            console: Arc::new(console::ConsoleAuth::new(settings.console.clone())),
             settings: Arc::new(settings),
             sync,
             links: None,
@@ -238,6 +245,7 @@ pub fn app(state: HqState) -> Router {
         .layer(middleware::from_fn(|req: Request, next: Next| {
             security_headers(DASHBOARD_CSP, req, next)
         }))
+        .merge(console::router())
         .with_state(state)
 }
 

@@ -2,8 +2,8 @@
 //! warehouse (`POST /api/v1/shipments`), and every shipment and transfer with what arrived,
 //! so HQ sees discrepancies and units in transit.
 
-use super::api::parse_lines;
-use super::body::{Fields, JsonBody};
+use super::api::{parse_lines, LineBody};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
 use crate::domain::motion::{MotionKind, Movement};
@@ -14,26 +14,34 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
 type ApiResult = Result<Response, ApiError>;
 
+/// `POST /api/v1/shipments`.
+#[derive(Debug, Deserialize)]
+pub struct ShipmentBody {
+    pub store: String,
+    #[serde(default)]
+    pub reference: Option<String>,
+    pub lines: Vec<LineBody>,
+}
+
 /// `POST /api/v1/shipments` `{"store", "reference"?, "lines": [{"sku", "qty"}]}`: 201 with the
 /// shipment (`expected`); 404 `unknown_store`, 422 `unknown_sku` / `invalid_qty`.
-pub async fn post_shipment(State(state): State<HqState>, body: JsonBody) -> ApiResult {
-    let b = &body.object;
-    let raw_store = b.req_str("store")?;
-    let store = StoreId::parse(raw_store)
+pub async fn post_shipment(
+    State(state): State<HqState>,
+    body: JsonBody<ShipmentBody>,
+) -> ApiResult {
+    let b = body.value;
+    let store = StoreId::parse(&b.store)
         .ok()
         .filter(|s| state.knows(s))
-        .ok_or_else(|| ApiError::unknown_store(raw_store))?;
-    let reference = match b.get("reference") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::invalid("reference", "reference must be a string")),
-    };
-    let lines: Vec<OrderLine> = parse_lines(&state, b, false)?
+        .ok_or_else(|| ApiError::unknown_store(&b.store))?;
+    let reference = b.reference.unwrap_or_default();
+    let lines: Vec<OrderLine> = parse_lines(&state, &b.lines, false)?
         .into_iter()
         .map(|(sku, qty)| OrderLine { sku, qty })
         .collect();

@@ -41,6 +41,7 @@ pub(crate) fn settings() -> HqSettings {
         },
         rate_limit: super::API_RATE_DEFAULT,
         unauthenticated_rate_limit: super::UNAUTHENTICATED_RATE_DEFAULT,
+        console: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! start by `recover`, which queues whatever the state calls for and has no row yet.
 
 mod event;
+pub mod queue;
 pub mod signature;
 
 use crate::domain::{OrderId, Payload};

@@ -1,9 +1,9 @@
-//! Counters both sync engines share, rendered for Prometheus by the HTTP layers.
+//! Counters both sync engines share, rendered for `/metrics` by the HTTP layers.
 //!
 //! Plain atomics, updated with relaxed ordering: a scrape may see counters from slightly
 //! different instants, never torn values.
 
-use std::fmt::Write as _;
+use crate::exposition::Scrape;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
@@ -90,9 +90,9 @@ impl SyncMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Prometheus text format, every name starting with `prefix` (e.g. `storenode_sync`).
+    /// OpenMetrics text (`crate::exposition`), every name starting with `prefix` (e.g.
+    /// `storenode_sync`).
     pub fn render_prometheus(&self, prefix: &str) -> String {
-        let mut out = String::new();
         let counters: [(&str, &AtomicU64, &str); 12] = [
             (
                 "ops_applied_total",
@@ -139,22 +139,23 @@ impl SyncMetrics {
                 "publishes deferred by a full queue",
             ),
         ];
+        let mut s = Scrape::new();
         for (name, value, help) in counters {
-            let v = value.load(Ordering::Relaxed);
-            let _ = write!(
-                out,
-                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} counter\n{prefix}_{name} {v}\n"
+            s.counter(
+                &format!("{prefix}_{name}"),
+                help,
+                &[],
+                value.load(Ordering::Relaxed),
             );
         }
-        let _ = write!(
-            out,
-            "# HELP {prefix}_batches_rejected_total payloads or batches refused\n# TYPE {prefix}_batches_rejected_total counter\n"
-        );
+        let rejected = format!("{prefix}_batches_rejected_total");
         for (i, reason) in REJECT_REASONS.iter().enumerate() {
             let v = self.rejected[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{prefix}_batches_rejected_total{{reason=\"{reason}\"}} {v}"
+            s.counter(
+                &rejected,
+                "payloads or batches refused",
+                &[("reason", reason)],
+                v,
             );
         }
         let gauges: [(&str, &AtomicU64, &str); 2] = [
@@ -170,13 +171,14 @@ impl SyncMetrics {
             ),
         ];
         for (name, value, help) in gauges {
-            let v = value.load(Ordering::Relaxed);
-            let _ = write!(
-                out,
-                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} gauge\n{prefix}_{name} {v}\n"
+            s.gauge(
+                &format!("{prefix}_{name}"),
+                help,
+                &[],
+                value.load(Ordering::Relaxed),
             );
         }
-        out
+        s.encode()
     }
 }
 

@@ -4,52 +4,43 @@
 
 use super::error::ApiError;
 use super::BODY_BYTES_MAX;
-use axum::body::Bytes;
+use crate::http_body::{self, BodyError};
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// A JSON body of type `T`.
+/// A JSON body of type `T`, read through `crate::http_body` (one reader for the terminal and
+/// HQ); a field of the wrong shape is a 422 `invalid_field` naming it by path.
 pub struct JsonBody<T>(pub T);
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("request body over {BODY_BYTES_MAX} bytes"),
-    )
-}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
-            return Err(too_large());
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+        let parsed = http_body::read(req, state, BODY_BYTES_MAX).await?;
+        Ok(JsonBody(parsed.value))
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            BodyError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
             }
-        })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("body is not valid JSON: {e}"),
-            )
-        })?;
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| ApiError::unprocessable("invalid_field", format!("bad request body: {e}")))
+            BodyError::Unreadable(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+            }
+            BodyError::Malformed(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+            }
+            BodyError::Shape(_) => ApiError::unprocessable("invalid_field", message),
+            BodyError::Field { path, .. } => {
+                ApiError::unprocessable("invalid_field", message).with("field", path)
+            }
+        }
     }
 }
 

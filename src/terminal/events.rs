@@ -187,7 +187,9 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
     let store = state.store();
     let mut orders = BTreeSet::new();
     let mut skus = BTreeSet::new();
-    let inbox = ops.iter().any(|op| may_touch_inbox(&op.payload));
+    let inbox = ops
+        .iter()
+        .any(|op| crate::domain::conflict::may_touch_inbox(&op.payload));
     for op in ops {
         if op.payload.store().is_some_and(|s| s != store) {
             continue;
@@ -230,21 +232,6 @@ fn events_for(ops: &[Op], state: &TerminalState) -> Vec<Event> {
         out.push(Event::default().event("conflicts").data(data.to_string()));
     }
     out
-}
-
-/// Ops that can raise or resolve an inbox item (checked before counting the items).
-fn may_touch_inbox(payload: &Payload) -> bool {
-    matches!(
-        payload,
-        Payload::OrderCancel { .. }
-            | Payload::OrderAdvance { .. }
-            | Payload::OrderPlace { .. }
-            | Payload::CountRecorded { .. }
-            | Payload::CatalogPut { .. }
-            | Payload::Sale { .. }
-            | Payload::CustomerErase { .. }
-            | Payload::ConflictResolve { .. }
-    )
 }
 
 struct Listener {

@@ -83,9 +83,9 @@ impl State {
                     self.returns.write_off(store, sku, *qty);
                 }
                 if *reason == ConsumeReason::ShrinkageCovered {
-                    if let Some(open) = self.shortfall.get_mut(&(store.clone(), sku.clone())) {
-                        *open = open.saturating_sub(u64::from(*qty));
-                    }
+                    let key = (store.clone(), sku.clone());
+                    *self.shrinkage_covered.entry(key.clone()).or_default() += u64::from(*qty);
+                    self.settle_shortfall(key);
                 }
             }
             Payload::CountRecorded {
@@ -106,10 +106,9 @@ impl State {
                         at: op.hlc,
                     },
                 );
-                *self
-                    .shortfall
-                    .entry((store.clone(), sku.clone()))
-                    .or_default() += u64::from(*shrinkage);
+                let key = (store.clone(), sku.clone());
+                *self.shrinkage_counted.entry(key.clone()).or_default() += u64::from(*shrinkage);
+                self.settle_shortfall(key);
             }
             Payload::RightsReturnRequested { store, sku, qty } => {
                 effects.push(Effect::ReturnRequested {
@@ -349,11 +348,11 @@ impl State {
                 merge_received(map, kind, id, received);
             }
             Payload::ConflictResolve {
+                store,
                 conflict,
                 action,
                 note,
                 by,
-                ..
             } => {
                 let newer = self
                     .resolutions
@@ -367,6 +366,7 @@ impl State {
                             note: note.clone(),
                             by: by.clone(),
                             actor: actor.clone(),
+                            store: store.clone(),
                             at: op.hlc,
                         },
                     );
@@ -407,6 +407,14 @@ impl State {
     ) {
         self.counter_mut(store, sku).create(actor, qty);
         self.rights_grew(store, sku, actor, effects);
+    }
+
+    /// Recompute one shortfall from the two grow-only sums (counted minus covered). Each op is
+    /// merged once, so the sums, and with them the shortfall, depend only on the set of ops.
+    fn settle_shortfall(&mut self, key: (StoreId, Sku)) {
+        let counted = self.shrinkage_counted.get(&key).copied().unwrap_or(0);
+        let covered = self.shrinkage_covered.get(&key).copied().unwrap_or(0);
+        self.shortfall.insert(key, counted.saturating_sub(covered));
     }
 
     fn rights_grew(&self, store: &StoreId, sku: &Sku, to: &ActorId, effects: &mut Vec<Effect>) {

@@ -4,13 +4,14 @@
 use super::{parse_sku, ApiResult};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Payload, Sku};
-use crate::hq::body::{Fields, JsonBody};
+use crate::hq::body::JsonBody;
 use crate::hq::error::ApiError;
 use crate::hq::HqState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -39,13 +40,25 @@ pub async fn get_cart(State(state): State<HqState>, Path(customer): Path<String>
     Ok(Json(cart_json(&state, &customer)).into_response())
 }
 
+/// One `{"sku", "qty"}` line of a cart, an order or a shipment.
+#[derive(Debug, Deserialize)]
+pub struct LineBody {
+    pub sku: String,
+    pub qty: i64,
+}
+
+/// `PUT /carts/{customer}`: the whole cart.
+#[derive(Debug, Deserialize)]
+pub struct CartBody {
+    pub lines: Vec<LineBody>,
+}
+
 /// `lines: [{"sku", "qty"}]` with each sku in the catalog; `allow_zero` for carts (0 removes).
 pub(in crate::hq) fn parse_lines(
     state: &HqState,
-    b: &serde_json::Map<String, Value>,
+    raw: &[LineBody],
     allow_zero: bool,
 ) -> Result<Vec<(Sku, u32)>, ApiError> {
-    let raw = b.req_array("lines")?;
     if raw.len() > LINES_MAX || (!allow_zero && raw.is_empty()) {
         return Err(ApiError::invalid(
             "lines",
@@ -54,13 +67,8 @@ pub(in crate::hq) fn parse_lines(
     }
     let mut out: Vec<(Sku, u32)> = Vec::new();
     for line in raw {
-        let obj = line
-            .as_object()
-            .ok_or_else(|| ApiError::invalid("lines", "each line is an object {sku, qty}"))?;
-        let sku = parse_sku(obj.req_str("sku")?)?;
-        let qty = obj
-            .req_i64("qty")
-            .map_err(|e| ApiError::invalid("qty", e.message))?;
+        let sku = parse_sku(&line.sku)?;
+        let qty = line.qty;
         let min = if allow_zero { 0 } else { 1 };
         let qty = u32::try_from(qty)
             .ok()
@@ -94,10 +102,10 @@ pub(in crate::hq) fn parse_lines(
 pub async fn put_cart(
     State(state): State<HqState>,
     Path(customer): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<CartBody>, ApiError>,
 ) -> ApiResult {
     let customer = parse_customer(&customer)?;
-    let wanted: BTreeMap<Sku, u32> = parse_lines(&state, &body.object, true)?
+    let wanted: BTreeMap<Sku, u32> = parse_lines(&state, &body?.value.lines, true)?
         .into_iter()
         .filter(|(_, q)| *q > 0)
         .collect();

@@ -1,13 +1,13 @@
 //! Orders of the online shop: `POST /orders` (idempotent by `Idempotency-Key`), `GET` and
 //! cancel. A 201 means the order's ops are committed; a replayed key answers what it answered.
 
-use super::cart::{parse_customer, parse_lines};
+use super::cart::{parse_customer, parse_lines, LineBody};
 use super::{known_store, ApiResult};
 use crate::domain::op::{CancelKind, OrderLine, ProfilePatch};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::pickup::{qr_payload, PickupCode};
 use crate::domain::{CustomerId, OrderId, Payload, StoreId};
-use crate::hq::body::{Fields, JsonBody};
+use crate::hq::body::JsonBody;
 use crate::hq::error::ApiError;
 use crate::hq::HqState;
 use crate::store::{Node, SubmitError};
@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use rand::Rng;
 use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -40,28 +41,37 @@ struct OrderRequest {
     lines: Vec<OrderLine>,
 }
 
-fn parse_order(
-    state: &HqState,
-    b: &serde_json::Map<String, Value>,
-) -> Result<OrderRequest, ApiError> {
-    let store = known_store(state, b.req_str("store")?)?;
-    let c = match b.get("customer") {
-        Some(Value::Object(c)) => c,
-        _ => {
-            return Err(ApiError::invalid(
-                "customer",
-                "customer must be an object with an id",
-            ))
-        }
-    };
-    let customer = parse_customer(c.req_str("id")?)?;
+/// `POST /orders`.
+#[derive(Debug, Deserialize)]
+pub struct OrderBody {
+    pub store: String,
+    pub customer: OrderCustomer,
+    pub lines: Vec<LineBody>,
+}
+
+/// The customer of an order: an id, and optionally the profile fields to record with it.
+#[derive(Debug, Deserialize)]
+pub struct OrderCustomer {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+fn parse_order(state: &HqState, b: &OrderBody) -> Result<OrderRequest, ApiError> {
+    let store = known_store(state, &b.store)?;
+    let c = &b.customer;
+    let customer = parse_customer(&c.id)?;
     let mut patch = ProfilePatch::default();
-    for (key, slot) in [
-        ("name", &mut patch.name),
-        ("email", &mut patch.email),
-        ("phone", &mut patch.phone),
+    for (key, value, slot) in [
+        ("name", &c.name, &mut patch.name),
+        ("email", &c.email, &mut patch.email),
+        ("phone", &c.phone, &mut patch.phone),
     ] {
-        if let Some(v) = c.opt_str(key)? {
+        if let Some(v) = value {
             let v = v.trim();
             if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
                 return Err(ApiError::invalid(
@@ -79,7 +89,7 @@ fn parse_order(
         }
     }
     let has_patch = patch.name.is_some() || patch.email.is_some() || patch.phone.is_some();
-    let lines = parse_lines(state, b, false)?
+    let lines = parse_lines(state, &b.lines, false)?
         .into_iter()
         .map(|(sku, qty)| OrderLine { sku, qty })
         .collect();
@@ -123,7 +133,7 @@ fn replay(hash: &str, found: (String, u16, String)) -> ApiResult {
 pub async fn post_order(
     State(state): State<HqState>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: Result<JsonBody<OrderBody>, ApiError>,
 ) -> ApiResult {
     let key = headers
         .get("idempotency-key")
@@ -138,11 +148,12 @@ pub async fn post_order(
             )
         })?
         .to_string();
+    let body = body?;
     let hash = hex::encode(Sha256::digest(body.canonical.as_bytes()));
     if let Some(found) = remembered(&state.node, &key).await? {
         return replay(&hash, found);
     }
-    let req = parse_order(&state, &body.object)?;
+    let req = parse_order(&state, &body.value)?;
     let id = new_order_id();
     let order_id = OrderId::parse(&id).map_err(ApiError::internal)?;
     let pickup = PickupCode::from_random(rand::thread_rng().gen());

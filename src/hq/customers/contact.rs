@@ -10,7 +10,7 @@ use crate::domain::contact::{Refusal, WEEK_MS};
 use crate::domain::customer::Customer;
 use crate::domain::op::Channel;
 use crate::domain::CustomerId;
-use crate::hq::body::{Fields, JsonBody};
+use crate::hq::body::JsonBody;
 use crate::hq::error::ApiError;
 use crate::hq::HqState;
 use crate::store::now_ms;
@@ -112,17 +112,25 @@ pub async fn abandoned(State(hq): State<HqState>, Query(q): Query<AbandonedQuery
 /// Longest campaign name.
 const CAMPAIGN_LEN_MAX: usize = 200;
 
+/// `POST /customers/{id}/contacts`.
+#[derive(Debug, Deserialize)]
+pub struct ContactBody {
+    pub channel: String,
+    pub campaign: String,
+}
+
 /// `POST /customers/{id}/contacts` with `{"channel", "campaign"}`: record a contact, refused
 /// (409 with the reason) when the policy says no. The weekly count is checked and the contact
 /// recorded in one transaction, so concurrent calls cannot pass the limit together.
 pub async fn post_contact(
     State(hq): State<HqState>,
     Path(id): Path<String>,
-    body: JsonBody,
+    body: Result<JsonBody<ContactBody>, ApiError>,
 ) -> ApiResult {
     let id = parse_customer(&id)?;
-    let channel = parse_channel(body.object.req_str("channel")?)?;
-    let campaign = body.object.req_str("campaign")?.trim().to_string();
+    let body = body?.value;
+    let channel = parse_channel(&body.channel)?;
+    let campaign = body.campaign.trim().to_string();
     if campaign.is_empty()
         || campaign.chars().count() > CAMPAIGN_LEN_MAX
         || campaign.chars().any(char::is_control)

@@ -64,6 +64,9 @@ pub struct StoreProtocol {
     ingesting: Option<u64>,
     gap: GapTimer,
     ack_due: Option<AckDue>,
+    /// When our last hello went out while HQ has not answered it (an HQ ack with `resend`):
+    /// a lost hello is sent again on a tick, without waiting for a reconnect.
+    hello_unanswered_ms: Option<u64>,
     status_due: bool,
     /// When the status was last published, and the outbox depth it carried.
     status_sent: (u64, u64),
@@ -96,6 +99,7 @@ impl StoreProtocol {
             ingesting: None,
             gap: GapTimer::default(),
             ack_due: None,
+            hello_unanswered_ms: None,
             status_due: false,
             status_sent: (now_ms, u64::MAX),
             dirty_skus: BTreeSet::new(),
@@ -144,7 +148,10 @@ impl StoreProtocol {
             self.outbox.restart(now_ms);
             self.status_due = true;
             self.ack_due = Some(AckDue::HELLO);
+            self.hello_unanswered_ms = Some(now_ms);
             self.sweep_all = true;
+        } else {
+            self.hello_unanswered_ms = None;
         }
     }
 
@@ -251,9 +258,17 @@ impl StoreProtocol {
         }
     }
 
-    /// Housekeeping at `now_ms`: lift a publish stall, resend after silence.
+    /// Housekeeping at `now_ms`: lift a publish stall, resend after silence, say hello again
+    /// when HQ did not answer the last one within `retransmit_ms`.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.stalled = false;
+        if let Some(sent) = self.hello_unanswered_ms {
+            if self.online && now_ms.saturating_sub(sent) >= self.cfg.retransmit_ms {
+                tracing::debug!("no answer to our hello; sending it again");
+                AckDue::merge(&mut self.ack_due, AckDue::HELLO);
+                self.hello_unanswered_ms = Some(now_ms);
+            }
+        }
         if self.online && self.outbox.retransmit(now_ms, self.cfg.retransmit_ms) {
             tracing::debug!(
                 from = self.outbox.acked() + 1,

@@ -723,11 +723,17 @@
   }
   function factsText(c) {
     const f = c.facts || {};
-    return Object.keys(f).map((k) => k + ": " + (Array.isArray(f[k]) ? f[k].join(", ") : f[k])).join(" · ");
+    // A line object reads "SKU-2 sent 6 received 4 lost 2": its sku or id first.
+    const first = ["sku", "id", "store"];
+    const one = (x) => (x && typeof x === "object"
+      ? Object.keys(x).sort((a, b) => (first.indexOf(b) - first.indexOf(a))).map((k) => (first.includes(k) ? x[k] : k + " " + x[k])).join(" ")
+      : x);
+    const value = (k, v) => (k.endsWith("_ms") ? clock(v) : Array.isArray(v) ? v.map(one).join("; ") : v);
+    return Object.keys(f).filter((k) => f[k] !== null).map((k) => k.replace(/_ms$/, "") + ": " + value(k, f[k])).join(" · ");
   }
   function conflictCard(c) {
     const summary = S.lang === "en" ? c.summary : c.summary_es;
-    const actions = c.resolved ? '<div class="muted" data-resolution>' + esc(t("inbox.resolved", { action: c.resolution.action, by: c.resolution.by, time: clock(c.resolution.at) })) + (c.resolution.note ? " · " + esc(c.resolution.note) : "") + "</div>"
+    const actions = c.resolved ? '<div class="muted" data-resolution>' + esc(t("inbox.resolved", { action: actionText(c.resolution.action), by: c.resolution.by, time: clock(c.resolution.at) })) + (c.resolution.note ? " · " + esc(c.resolution.note) : "") + "</div>"
       : '<form class="resolve-form" data-conflict="' + esc(c.id) + '"><input class="input" name="note" maxlength="500" placeholder="' + esc(t("inbox.note")) + '">' +
         c.actions.map((a) => '<button class="btn btn-primary" type="submit" name="action" value="' + esc(a) + '">' + esc(actionText(a)) + "</button>").join(" ") + "</form>";
     return '<div class="card conflict-card" data-kind="' + esc(c.kind) + '" data-id="' + esc(c.id) + '"><div><span class="badge badge-' + (c.resolved ? "ready" : "overdue") + '">' + esc(t("inbox.kind." + c.kind)) + '</span> <span class="muted">' + esc(clock(c.at)) + "</span></div>" +

@@ -11,8 +11,9 @@ use crate::sync::wire::{self, Ack, Message, SignedUp, Status, UpBatch};
 
 /// A store's ops in seq order, keeping only those up to the first hole after `before` (the
 /// store's contiguous seq at HQ), and whether a hole held some back. HQ applies each store's
-/// ops in the store's order: merges such as a count's shortfall and the consume that covers it
-/// are not commutative, so a batch that overtook an earlier one waits for the resend.
+/// ops in the store's order so its cursor (the contiguous seq it acks) and the fiscal chain
+/// check stay exact; the merge itself no longer needs it (a shortfall is counted minus
+/// covered, two grow-only sums), so a batch that overtook an earlier one just waits.
 pub(super) fn in_order(mut ops: Vec<Op>, before: u64) -> (Vec<Op>, bool) {
     ops.sort_by_key(|op| op.seq);
     ops.dedup_by_key(|op| op.seq);

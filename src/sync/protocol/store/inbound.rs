@@ -115,6 +115,9 @@ impl StoreProtocol {
                 value: acked,
             });
         }
+        if ack.resend {
+            self.hello_unanswered_ms = None;
+        }
         if ack.reply {
             AckDue::merge(&mut self.ack_due, AckDue::RESEND);
         }

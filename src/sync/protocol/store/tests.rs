@@ -234,3 +234,35 @@ fn own_ops_are_published_until_acked_and_a_deferred_batch_goes_again_after_the_t
     }));
     assert_eq!(p.link_status(&r).outbox, 0);
 }
+
+#[test]
+fn a_lost_hello_is_said_again_on_a_tick_until_hq_answers_without_a_reconnect() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    let retry = StoreSyncConfig::new("acme", store(), "localhost", 1883).retransmit_ms;
+    p.handle_link(1, true);
+    assert_eq!(acks(&drain(&mut p, 1, &r)).len(), 1, "the first hello");
+    // The hello is lost: before the retry interval a tick says nothing new.
+    p.handle_tick(retry);
+    assert!(acks(&drain(&mut p, retry, &r)).is_empty());
+    p.handle_tick(1 + retry);
+    let again = acks(&drain(&mut p, 1 + retry, &r));
+    assert_eq!(again.len(), 1, "the hello again, on the same connection");
+    assert!(again[0].resend && again[0].reply);
+
+    // HQ answers (its ack asks us to resend too): no more hellos.
+    let topic = Topics::new("acme").unwrap().topic(&store(), TopicKind::Ack);
+    let answer = wire::encode(&Message::Ack(Ack {
+        from: ActorId::hq(),
+        vv: Default::default(),
+        down_idx: 0,
+        resend: true,
+        reply: false,
+    }))
+    .unwrap();
+    p.handle_message(2 + retry, &topic, &answer);
+    drain(&mut p, 2 + retry, &r);
+    p.handle_tick(10 * retry);
+    let later = acks(&drain(&mut p, 10 * retry, &r));
+    assert!(later.iter().all(|a| !a.reply), "{later:?}");
+}
