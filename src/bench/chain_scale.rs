@@ -35,26 +35,26 @@ const SEED_UNITS: u32 = 10_000;
 /// When HQ committed each store op.
 type Seen = Arc<Mutex<HashMap<OpId, Instant>>>;
 
+/// Timestamp HQ's commits on an OS thread of its own: a task on the runtime the stores and
+/// their engines share would be starved under load and timestamp late.
 fn watch_hq(hq: &Node) -> Seen {
     let seen: Seen = Arc::default();
     let mut events = hq.subscribe();
     let out = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::Applied { ops, local, .. }) => {
-                    if local {
-                        continue;
-                    }
-                    let now = Instant::now();
-                    let mut map = out.lock().unwrap_or_else(|p| p.into_inner());
-                    for op in ops.iter() {
-                        map.entry(op.id()).or_insert(now);
-                    }
+    std::thread::spawn(move || loop {
+        match events.blocking_recv() {
+            Ok(NodeEvent::Applied { ops, local, .. }) => {
+                if local {
+                    continue;
                 }
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
+                let now = Instant::now();
+                let mut map = out.lock().unwrap_or_else(|p| p.into_inner());
+                for op in ops.iter() {
+                    map.entry(op.id()).or_insert(now);
+                }
             }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
         }
     });
     seen
