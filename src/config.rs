@@ -26,6 +26,7 @@ mod pickup;
 mod security;
 mod staff;
 mod store;
+mod till;
 
 pub use console::{ConsoleAccount, ConsoleConfig, ConsoleRole};
 pub use customers::{ContactPolicyConfig, WEBHOOK_SECRET_LEN_MIN};
@@ -41,6 +42,7 @@ pub use pickup::{
 pub use security::{HqRateLimitConfig, TerminalSecurityConfig};
 pub use staff::{StaffConfig, StaffRole};
 pub use store::{AllocationConfig, ReturnsConfig, StoreConfig};
+pub use till::TillConfig;
 
 /// Which program a config file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -15,10 +15,12 @@
 use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
+use storenode::domain::ids::{CashSessionId, PromotionId};
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
     ReceiveReason, ReturnLine, SaleLine, SoldInvoice, SoldSnapshot, Tender,
 };
+use storenode::domain::till::{CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing};
 use storenode::domain::{
     ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, ReturnId, SaleId, Sku,
     StoreId,
@@ -73,6 +75,11 @@ fn payload_index(p: &Payload) -> usize {
         Payload::Return { .. } => 24,
         Payload::ReturnRightsRequested { .. } => 25,
         Payload::ReturnRightsGranted { .. } => 26,
+        Payload::PromotionPut { .. } => 27,
+        Payload::SalePriced { .. } => 28,
+        Payload::CashOpen { .. } => 29,
+        Payload::CashMove { .. } => 30,
+        Payload::CashClose { .. } => 31,
     }
 }
 
@@ -387,6 +394,70 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 returned: vec![(sku(), 1)],
             },
             "1a03732d31066d616472696407736576696c6c6101066d61647269640105534b552d3102f412b41080a0f1c2b1340100010454312d310a33302d31312d3230323601e825000105534b552d3101",
+        ),
+        (
+            Payload::PromotionPut {
+                promotion: Promotion {
+                    id: PromotionId::parse("p-1").unwrap(),
+                    name: "3x2".into(),
+                    kind: PromotionKind::NForM { n: 3, m: 2 },
+                    skus: vec![sku()],
+                    starts_ms: 1_800_000_000_000,
+                    ends_ms: 1_800_086_400_000,
+                    priority: 5,
+                },
+            },
+            "1b03702d31033378320103020105534b552d3180a0f1c2b13480d88aecb13405",
+        ),
+        (
+            Payload::SalePriced {
+                store: store(),
+                sale_id: SaleId::parse("s-1").unwrap(),
+                pricing: SalePricing {
+                    lines: vec![LineDiscount {
+                        sku: sku(),
+                        promotion: Some(PromotionId::parse("p-1").unwrap()),
+                        promotion_cents: 121,
+                        manual_bp: 1000,
+                        manual_cents: 109,
+                        ticket_cents: 5,
+                    }],
+                    ticket_bp: 50,
+                    approved_by: Some("9001".into()),
+                },
+            },
+            "1c066d616472696403732d310105534b552d310103702d31f201e807da010a32010439303031",
+        ),
+        (
+            Payload::CashOpen {
+                store: store(),
+                session: CashSessionId::parse("z-1").unwrap(),
+                float_cents: 15_000,
+                staff: "1001".into(),
+                opened_ms: 1_800_000_000_000,
+            },
+            "1d066d6164726964037a2d31b0ea01043130303180a0f1c2b134",
+        ),
+        (
+            Payload::CashMove {
+                store: store(),
+                session: CashSessionId::parse("z-1").unwrap(),
+                kind: CashMoveKind::Out,
+                cents: 5_000,
+                reason: "banco".into(),
+                staff: "1001".into(),
+            },
+            "1e066d6164726964037a2d3101904e0562616e636f0431303031",
+        ),
+        (
+            Payload::CashClose {
+                store: store(),
+                session: CashSessionId::parse("z-1").unwrap(),
+                counted_cents: 14_990,
+                staff: "9001".into(),
+                closed_ms: 1_800_040_000_000,
+            },
+            "1f066d6164726964037a2d319cea01043930303180d4fad5b134",
         ),
     ]
 }

@@ -40,6 +40,10 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
         assert!(total.forged_rejected > 0 && total.forged_down_rejected > 0);
         assert!(total.returns_verified > 0 && total.returns_unverified > 0);
         assert!(total.double_returns > 0 && total.rights_granted > 0);
+        assert!(
+            total.discounted_sales > 0,
+            "till sales with promotions and discounts ran"
+        );
     }
 }
 

@@ -794,3 +794,119 @@ async fn a_return_starts_from_a_receipt_scan_a_history_line_or_a_typed_id_in_a_r
     let _ = page.c.close().await;
     result
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discount_parks_and_closes_in_a_real_browser(
+) {
+    let mut f = Fixture::with_config(|c| c.till.cash_session_required = true).await;
+    let now = storenode::store::now_ms();
+    let (promo, _) =
+        f.hq.prepare(
+            now,
+            Payload::PromotionPut {
+                promotion: storenode::domain::till::Promotion {
+                    id: storenode::domain::ids::PromotionId::parse("CAFE-20").unwrap(),
+                    name: "Café -20 %".into(),
+                    kind: storenode::domain::till::PromotionKind::Percent { bp: 2_000 },
+                    skus: vec![Sku::parse("SKU-1").unwrap()],
+                    starts_ms: now - 3_600_000,
+                    ends_ms: now + 86_400_000,
+                    priority: 1,
+                },
+            },
+        )
+        .unwrap();
+    f.node.ingest(vec![promo]).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let app = f.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let mut page = Page {
+        c,
+        lang: "es",
+        shots: screenshots_dir(),
+        n: 0,
+    };
+    let result = async {
+        log_in(&page, &base, "es", "1001", "1234").await;
+        page.c.goto(&format!("{base}#/till")).await.unwrap();
+        page.wait_text("La caja está cerrada").await;
+        page.shot("till-closed").await;
+        page.click("[data-till='open']").await;
+        page.wait_text("Caja abierta desde").await;
+        page.scan(&ean("841000000001")).await;
+        page.el("[data-promo]").await;
+        page.scan(&ean("841000000002")).await;
+        page.wait_text("Leche entera 1 L").await;
+        page.el("[data-pct='1']")
+            .await
+            .send_keys("15")
+            .await
+            .unwrap();
+        page.click("#till-ticket-pct").await;
+        page.shot("till-ticket").await;
+        page.click("[data-till='cash']").await;
+        page.el("[data-approval]").await;
+        page.wait_text("autorización del encargado").await;
+        page.shot("till-manager-approval").await;
+        page.el("#till-mgr").await.send_keys("9001").await.unwrap();
+        page.el("#till-mgr-pin")
+            .await
+            .send_keys("4321")
+            .await
+            .unwrap();
+        page.click("[data-till='approve']").await;
+        page.el("[data-last-sale]").await;
+        // 3.49 - 20 % (0.70) = 2.79; 0.99 - 15 % (0.15) = 0.84.
+        page.wait_text("3,63").await;
+        page.shot("till-sold").await;
+        page.scan(&ean("841000000002")).await;
+        page.wait_text("Leche entera 1 L").await;
+        page.click("[data-till='park']").await;
+        page.el("[data-parked]").await;
+        page.wait_text("Ticket aparcado").await;
+        page.shot("till-parked").await;
+        page.click("[data-till='x']").await;
+        page.el("[data-report='X']").await;
+        page.shot("till-x-report").await;
+        page.el("#till-counted")
+            .await
+            .send_keys("153,63")
+            .await
+            .unwrap();
+        page.click("[data-till='close']").await;
+        page.el("[data-report='Z']").await;
+        page.wait_text("Diferencia").await;
+        page.shot("till-z-report").await;
+        page.wait_text("La caja está cerrada").await;
+        let closed = f.node.read(|r| {
+            r.state().cash.of_store(&store()).last().and_then(|s| {
+                s.closed
+                    .as_ref()
+                    .map(|c| (c.expected_cents, c.counted_cents))
+            })
+        });
+        assert_eq!(closed, Some((15_000 + 363, 15_363)));
+        page.click("#logout").await;
+        page.el("#login:not([hidden])").await;
+
+        // English, a manager resumes the parked ticket.
+        page.lang = "en";
+        page.n = 0;
+        log_in(&page, &base, "en", "9001", "4321").await;
+        page.c.goto(&format!("{base}#/till")).await.unwrap();
+        page.wait_text("The drawer is closed").await;
+        page.click("[data-resume]").await;
+        page.wait_text("Leche entera 1 L").await;
+        page.shot("till-resumed").await;
+        page.click("[data-till='card']").await;
+        page.el("[data-last-sale]").await;
+        page.shot("till-card-sale").await;
+    }
+    .await;
+    let _ = page.c.close().await;
+    result
+}

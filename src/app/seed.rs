@@ -2,6 +2,7 @@
 //! directory), loaded with the store's CSV import: catalog, customers and carts at HQ, each
 //! store's stock receipts at that store.
 
+use crate::domain::Payload;
 use crate::store::import::{parse, ImportError, ImportKind};
 use crate::store::{Node, SubmitError};
 
@@ -48,6 +49,53 @@ pub async fn seed_hq(node: &Node) -> Result<usize, SeedError> {
     let mut n = import(node, ImportKind::Catalog, "catalog.csv", CATALOG_CSV).await?;
     n += import(node, ImportKind::Customers, "customers.csv", CUSTOMERS_CSV).await?;
     n += import(node, ImportKind::Carts, "carts.csv", CARTS_CSV).await?;
+    n += seed_promotions(node).await?;
+    Ok(n)
+}
+
+/// The demo's promotions (DESIGN.md §18): a 3x2 and a second unit at half price, valid from
+/// 2026 to the end of 2030, so the till shows them at once.
+async fn seed_promotions(node: &Node) -> Result<usize, SeedError> {
+    use crate::domain::ids::PromotionId;
+    use crate::domain::till::{Promotion, PromotionKind};
+    const FROM_MS: u64 = 1_767_222_000_000; // 2026-01-01T00:00:00+01:00
+    const UNTIL_MS: u64 = 1_924_988_400_000; // 2031-01-01T00:00:00+01:00
+    let promotion = |id: &str, name: &str, kind, sku: &str| -> Option<Promotion> {
+        Some(Promotion {
+            id: PromotionId::parse(id).ok()?,
+            name: name.to_string(),
+            kind,
+            skus: vec![crate::domain::Sku::parse(sku).ok()?],
+            starts_ms: FROM_MS,
+            ends_ms: UNTIL_MS,
+            priority: 1,
+        })
+    };
+    let payloads: Vec<Payload> = [
+        promotion(
+            "DEMO-3X2",
+            "3x2",
+            PromotionKind::NForM { n: 3, m: 2 },
+            "SKU-000021",
+        ),
+        promotion(
+            "DEMO-2A-50",
+            "2a unidad -50 %",
+            PromotionKind::SecondUnit { bp: 5_000 },
+            "SKU-000022",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|promotion| Payload::PromotionPut { promotion })
+    .collect();
+    let n = payloads.len();
+    node.submit(payloads)
+        .await
+        .map_err(|source| SeedError::Submit {
+            file: "promotions",
+            source,
+        })?;
     Ok(n)
 }
 

@@ -57,6 +57,9 @@ pub struct StoreConfig {
     pub terminal: TerminalSecurityConfig,
     #[serde(default)]
     pub returns: ReturnsConfig,
+    /// Discounts and the cash drawer (DESIGN.md §18).
+    #[serde(default)]
+    pub till: super::TillConfig,
     /// HQ's public key (64 hex digits, printed by `storenode key --hq --db <hq db>`). HQ
     /// always signs its down-batches, so this is required: without it a store would take
     /// whatever anyone publishes on its `down` topic.
@@ -150,6 +153,7 @@ impl StoreConfig {
         check_chain(&self.chain, errs);
         check_mqtt(&self.mqtt, errs);
         self.returns.check(errs);
+        self.till.check(errs);
         if self.data_dir.as_os_str().is_empty() {
             push(errs, "data_dir", "must not be empty");
         }

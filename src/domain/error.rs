@@ -1,6 +1,8 @@
 //! Why the domain refuses an operation. Each variant names the value at fault.
 
-use super::ids::{ActorId, CustomerId, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId};
+use super::ids::{
+    ActorId, CashSessionId, CustomerId, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId,
+};
 
 /// A refused operation: nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,4 +128,10 @@ pub enum DomainError {
     NotReturnHolder(SaleId),
     #[error("return {0} already exists")]
     DuplicateReturn(ReturnId),
+    /// The store's cash drawer already has an open session.
+    #[error("cash session {0} is open; close it first")]
+    CashSessionOpen(CashSessionId),
+    /// The store's cash drawer has no open session (or not this one).
+    #[error("no open cash session")]
+    NoCashSession,
 }

@@ -187,6 +187,8 @@ token_id!(OrderId, "order");
 token_id!(SaleId, "sale");
 token_id!(MotionId, "shipment or transfer");
 token_id!(ReturnId, "return");
+token_id!(PromotionId, "promotion");
+token_id!(CashSessionId, "cash session");
 
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
@@ -209,7 +211,19 @@ macro_rules! string_plumbing {
     )*};
 }
 
-string_plumbing!(StoreId, ActorId, Sku, Ean13, CustomerId, OrderId, SaleId, MotionId, ReturnId);
+string_plumbing!(
+    StoreId,
+    ActorId,
+    Sku,
+    Ean13,
+    CustomerId,
+    OrderId,
+    SaleId,
+    MotionId,
+    ReturnId,
+    PromotionId,
+    CashSessionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ pub mod reaction;
 pub mod replica;
 pub mod returns;
 pub mod state;
+pub mod till;
 pub mod validate;
 pub mod version;
 

@@ -5,7 +5,10 @@
 
 use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
-use super::ids::{ActorId, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId};
+use super::ids::{
+    ActorId, CashSessionId, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId,
+};
+use super::till::{CashMoveKind, Promotion, SalePricing};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -382,6 +385,40 @@ pub enum Payload {
         sold: SoldSnapshot,
         returned: Vec<(Sku, u32)>,
     },
+    /// HQ sets a promotion (last writer wins per promotion id; DESIGN.md §18).
+    PromotionPut { promotion: Promotion },
+    /// The prices and discounts a till sale was sold at, issued just before its `Sale` (same
+    /// actor, previous seq), so every replica knows them when the sale is applied.
+    SalePriced {
+        store: StoreId,
+        sale_id: SaleId,
+        pricing: SalePricing,
+    },
+    /// The store opens its cash drawer with a float.
+    CashOpen {
+        store: StoreId,
+        session: CashSessionId,
+        float_cents: i64,
+        staff: String,
+        opened_ms: u64,
+    },
+    /// Cash put in or taken out of the open drawer, with a reason.
+    CashMove {
+        store: StoreId,
+        session: CashSessionId,
+        kind: CashMoveKind,
+        cents: i64,
+        reason: String,
+        staff: String,
+    },
+    /// The store closes its drawer with a blind count (the Z report).
+    CashClose {
+        store: StoreId,
+        session: CashSessionId,
+        counted_cents: i64,
+        staff: String,
+        closed_ms: u64,
+    },
 }
 
 impl Payload {
@@ -407,6 +444,10 @@ impl Payload {
             | Payload::TransferReceive { store, .. }
             | Payload::ConflictResolve { store, .. }
             | Payload::Return { store, .. }
+            | Payload::SalePriced { store, .. }
+            | Payload::CashOpen { store, .. }
+            | Payload::CashMove { store, .. }
+            | Payload::CashClose { store, .. }
             | Payload::ReturnRightsGranted { to: store, .. } => Some(store),
             Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
             _ => None,
@@ -480,6 +521,11 @@ impl Payload {
             Payload::Return { .. } => "return",
             Payload::ReturnRightsRequested { .. } => "return_rights_requested",
             Payload::ReturnRightsGranted { .. } => "return_rights_granted",
+            Payload::PromotionPut { .. } => "promotion_put",
+            Payload::SalePriced { .. } => "sale_priced",
+            Payload::CashOpen { .. } => "cash_open",
+            Payload::CashMove { .. } => "cash_move",
+            Payload::CashClose { .. } => "cash_close",
         }
     }
 }

@@ -149,9 +149,17 @@ impl State {
     /// priced from the catalog: orders record no price.
     pub fn sold(&self, sale: &SaleId) -> Option<SoldSnapshot> {
         if let Some(s) = self.sales.get(sale) {
+            // A discounted line hands on what was paid per unit (rounded down), so a return
+            // at another store never refunds more than was paid.
+            let mut lines = s.lines.clone();
+            if s.pricing.is_some() {
+                for (l, net) in lines.iter_mut().zip(s.net_lines()) {
+                    l.unit_cents = net / i64::from(l.qty.max(1));
+                }
+            }
             return Some(SoldSnapshot {
                 store: s.store.clone(),
-                lines: s.lines.clone(),
+                lines,
                 at_ms: s.at.wall_ms(),
                 tender: s.tender,
                 customer: s.customer.clone(),
@@ -258,6 +266,21 @@ impl State {
     }
 
     /// Units of `sku` still returnable from the sale, as known here.
+    /// The refund for `qty` more units of a discounted sale known here, cent-exact: the
+    /// first `r` units returned are refunded `floor(net * r / sold)` in all, so returning
+    /// every unit refunds exactly what the line was paid. `None` for sales without
+    /// discounts or not known here (their unit price applies).
+    pub fn discounted_refund(&self, sale: &SaleId, sku: &Sku, qty: u32) -> Option<i64> {
+        let s = self.sales.get(sale).filter(|s| s.pricing.is_some())?;
+        let (i, line) = s.lines.iter().enumerate().find(|(_, l)| &l.sku == sku)?;
+        let net = i128::from(*s.net_lines().get(i)?);
+        let sold = u64::from(line.qty.max(1));
+        let before = self.returned_qty(sale, sku).min(sold);
+        let after = (before + u64::from(qty)).min(sold);
+        let paid = |n: u64| net * i128::from(n) / i128::from(sold);
+        i64::try_from(paid(after) - paid(before)).ok()
+    }
+
     pub fn returnable(&self, sale: &SaleId, sku: &Sku) -> Option<u32> {
         let sold = self.sold_qty(sale, sku)?;
         Some(sold.saturating_sub(self.returned_qty(sale, sku).min(u64::from(u32::MAX)) as u32))

@@ -16,6 +16,8 @@ use super::motion::Movement;
 use super::op::{Op, OpId, SaleLine, Tender};
 use super::order::Order;
 use super::returns::ReturnBook;
+use super::till::pricing::net_lines;
+use super::till::{CashBook, Promotions, SalePricing};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,14 +32,28 @@ pub struct SaleRecord {
     pub tender: Tender,
     pub customer: Option<CustomerId>,
     pub at: Hlc,
+    /// The discounts it was sold with (DESIGN.md §18), when any were recorded.
+    pub pricing: Option<SalePricing>,
 }
 
 impl SaleRecord {
+    /// What was paid: the lines after their discounts.
     pub fn total_cents(&self) -> i64 {
+        self.net_lines().iter().sum()
+    }
+
+    /// What was paid for each line, in line order.
+    pub fn net_lines(&self) -> Vec<i64> {
+        net_lines(&self.lines, self.pricing.as_ref())
+    }
+
+    /// Everything taken off the list prices.
+    pub fn discount_cents(&self) -> i64 {
         self.lines
             .iter()
             .map(|l| l.unit_cents * i64::from(l.qty))
-            .sum()
+            .sum::<i64>()
+            - self.total_cents()
     }
 }
 
@@ -100,6 +116,12 @@ pub struct State {
     pub resolutions: BTreeMap<String, Resolution>,
     /// When each erased customer was first erased (earliest erase op).
     pub erased_at: BTreeMap<CustomerId, Hlc>,
+    /// Promotions HQ authored (DESIGN.md §18), last writer wins per promotion.
+    pub promotions: Promotions,
+    /// Every store's cash sessions.
+    pub cash: CashBook,
+    /// Pricing recorded for sales not applied yet (a `SalePriced` precedes its `Sale`).
+    sale_pricing: BTreeMap<SaleId, SalePricing>,
     /// Every price HQ set per sku, sorted by `(hlc, actor)`: the price in force at a moment.
     price_log: BTreeMap<Sku, Vec<(Hlc, ActorId, i64)>>,
     pending_order_ops: BTreeMap<OrderId, Vec<Op>>,

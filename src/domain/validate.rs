@@ -59,7 +59,11 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::Return { store, .. }
         | Payload::ReturnRightsRequested { by: store, .. }
         | Payload::ReturnRightsGranted { from: store, .. } => is_store(store),
-        Payload::ShipmentNotice { .. } => actor.is_hq(),
+        Payload::ShipmentNotice { .. } | Payload::PromotionPut { .. } => actor.is_hq(),
+        Payload::SalePriced { store, .. }
+        | Payload::CashOpen { store, .. }
+        | Payload::CashMove { store, .. }
+        | Payload::CashClose { store, .. } => is_store(store),
         Payload::TransferDispatch { store, .. } => is_store(store),
     };
     if ok {
@@ -365,6 +369,11 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
             note,
             by,
         } => validate_resolve(state, store, conflict, action, note, by)?,
+        Payload::PromotionPut { .. }
+        | Payload::SalePriced { .. }
+        | Payload::CashOpen { .. }
+        | Payload::CashMove { .. }
+        | Payload::CashClose { .. } => super::till::check(state, payload)?,
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ pub async fn page(State(state): State<HqState>) -> Html<String> {
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"3\">\
-         <title>storenode HQ</title><style>{STYLE}</style></head><body><h1>storenode HQ</h1>\
+         <title>storenode HQ</title><style>{STYLE}</style></head><body><h1>storenode HQ</h1><p><a href=\"/console/\">HQ console</a> (sign in with a [console] account)</p>\
          <h2>Stores</h2><table><tr><th>store</th><th>link</th><th>last seen</th><th>outbox</th><th>lag (ops)</th><th>digest</th>"
     );
     let demo = state.links.is_some() && state.dashboard_token.is_some();

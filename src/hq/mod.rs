@@ -7,6 +7,7 @@
 
 mod api;
 mod body;
+mod cash;
 pub mod conflicts;
 pub mod console;
 pub mod customers;
@@ -14,6 +15,7 @@ mod dashboard;
 pub mod error;
 pub mod journal;
 mod motion;
+mod promotions;
 pub mod webhook;
 
 use crate::config::HqConfig;
@@ -203,6 +205,9 @@ impl HqState {
 pub fn app(state: HqState) -> Router {
     let api = Router::new()
         .route("/catalog/{sku}", put(api::put_catalog))
+        .route("/promotions", get(promotions::list))
+        .route("/cash/sessions", get(cash::list))
+        .route("/promotions/{id}", put(promotions::put))
         .route("/availability", get(api::availability))
         .route("/carts/{customer}", get(api::get_cart).put(api::put_cart))
         .route("/orders", post(api::post_order))

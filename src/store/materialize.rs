@@ -66,7 +66,12 @@ pub fn rows_for(tx: &Transaction, state: &State, op: &Op) -> rusqlite::Result<()
         | Payload::ShipmentNotice { .. }
         | Payload::ConflictResolve { .. }
         | Payload::ReturnRightsRequested { .. }
-        | Payload::ReturnRightsGranted { .. } => Ok(()),
+        | Payload::ReturnRightsGranted { .. }
+        | Payload::PromotionPut { .. }
+        | Payload::SalePriced { .. }
+        | Payload::CashOpen { .. }
+        | Payload::CashMove { .. }
+        | Payload::CashClose { .. } => Ok(()),
         Payload::TransferDispatch { store, lines, .. } => {
             for line in lines {
                 stock(tx, state, store, &line.sku)?;

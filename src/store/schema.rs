@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "fiscal",
         include_str!("../../migrations/0008_fiscal.sql"),
     ),
+    (
+        9,
+        "parked_sales",
+        include_str!("../../migrations/0009_parked_sales.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -121,6 +121,7 @@ impl Router {
         if matches!(
             payload,
             Payload::CatalogPut { .. }
+                | Payload::PromotionPut { .. }
                 | Payload::CustomerErase { .. }
                 | Payload::ReturnRightsRequested { holder: None, .. }
         ) {

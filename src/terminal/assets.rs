@@ -11,6 +11,7 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");
 const I18N_JS: &str = include_str!("assets/i18n.js");
+const TILL_JS: &str = include_str!("assets/till.js");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -36,6 +37,10 @@ pub fn routes() -> Router<TerminalState> {
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/till.js",
+            get(|| async { asset("text/javascript; charset=utf-8", TILL_JS) }),
         )
         .route(
             "/i18n.js",

@@ -278,7 +278,44 @@ async fn open_session(
 /// Check a staff number and PIN; record the failure or open a session.
 pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<Login, ApiError> {
     let now = now_ms();
-    let (row, locked_until) = load(state, &staff).await?;
+    let (name, role) = credentials(state, &staff, pin, now).await?;
+    let token = open_session(state, &staff, role, now).await?;
+    Ok(Login {
+        token,
+        staff,
+        name,
+        role,
+    })
+}
+
+/// A manager's approval given on the associate's screen (their staff number and PIN), checked
+/// like a login (failures count towards the same lockout) but opening no session. Someone who
+/// is not a manager gets `403 manager_required`.
+pub async fn manager_approval(
+    state: &TerminalState,
+    staff: &str,
+    pin: String,
+) -> Result<String, ApiError> {
+    let (_, role) = credentials(state, staff, pin, now_ms()).await?;
+    match role {
+        Role::Manager => Ok(staff.to_string()),
+        Role::Associate => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "manager_required",
+            format!("staff {staff} is not a manager"),
+        )),
+    }
+}
+
+/// The name and role of `staff` if `pin` is theirs; a failure is recorded (401, or 429 once
+/// locked out).
+async fn credentials(
+    state: &TerminalState,
+    staff: &str,
+    pin: String,
+    now: u64,
+) -> Result<(String, Role), ApiError> {
+    let (row, locked_until) = load(state, staff).await?;
     if locked_until > now {
         return Err(locked_out(locked_until, now));
     }
@@ -296,16 +333,10 @@ pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<
         }
     };
     let (Some((name, role, _)), true) = (row, ok) else {
-        return Err(record_failure(state, &staff, now).await);
+        return Err(record_failure(state, staff, now).await);
     };
     let role = Role::parse(&role).ok_or_else(|| ApiError::internal("bad role in staff table"))?;
-    let token = open_session(state, &staff, role, now).await?;
-    Ok(Login {
-        token,
-        staff,
-        name,
-        role,
-    })
+    Ok((name, role))
 }
 
 /// End the session named by the request's cookie, if any.

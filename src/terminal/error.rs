@@ -154,6 +154,10 @@ impl From<DomainError> for ApiError {
                     .with("sent", sent)
             }
             DomainError::SameStore(_) => ApiError::unprocessable("same_store", message),
+            DomainError::CashSessionOpen(id) => {
+                ApiError::conflict("session_open", message).with("session", id.as_str())
+            }
+            DomainError::NoCashSession => ApiError::conflict("no_cash_session", message),
         }
     }
 }

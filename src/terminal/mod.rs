@@ -9,12 +9,14 @@
 mod assets;
 pub mod auth;
 mod body;
+pub mod cash;
 pub mod conflicts;
 mod customers;
 pub mod error;
 pub mod events;
 pub mod link;
 pub mod motion;
+mod parked;
 mod pickups;
 pub mod print;
 mod profile;
@@ -24,6 +26,7 @@ mod sales;
 mod session;
 pub mod spool;
 mod stock;
+pub mod till;
 
 use crate::devices::scanner::{ScannerStatus, SourceState};
 use crate::domain::{Replica, StoreId};
@@ -33,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use error::ApiError;
 use events::{Scan, ScanSender};
@@ -66,6 +69,8 @@ pub struct TerminalConfig {
     pub fiscal: Option<Arc<crate::fiscal::FiscalSetup>>,
     /// Stores this one may send transfers to (from the config's `transfer_to`).
     pub transfer_to: Vec<StoreId>,
+    /// Discount limit and cash-session rule (`[till]`).
+    pub till: crate::config::TillConfig,
 }
 
 /// Default login attempts per client IP: a burst of 20, then 30 a minute.
@@ -86,6 +91,7 @@ impl TerminalConfig {
             returns: Default::default(),
             fiscal: None,
             transfer_to: Vec::new(),
+            till: Default::default(),
         }
     }
 }
@@ -288,6 +294,16 @@ pub fn app(state: TerminalState) -> Router {
         .route("/stock/{sku}/count", post(stock::count))
         .route("/sales", post(sales::create))
         .route("/sales/{id}", get(returns::show))
+        .route("/sales/parked", get(parked::list).post(parked::park))
+        .route("/sales/parked/{id}", delete(parked::discard))
+        .route("/sales/parked/{id}/resume", post(parked::resume))
+        .route("/promotions", get(till::list_promotions))
+        .route("/cash/sessions", post(cash::open))
+        .route("/cash/sessions/current", get(cash::current))
+        .route("/cash/sessions/current/movements", post(cash::movement))
+        .route("/cash/sessions/current/close", post(cash::close))
+        .route("/cash/sessions/current/report", get(cash::report))
+        .route("/cash/sessions/{id}", get(cash::show))
         .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))
         .route("/pickups/{id}", get(pickups::show))

@@ -114,6 +114,16 @@ pub enum PrintJob {
         /// The rectifying invoice (R5/R1), with `[fiscal]`.
         fiscal: Option<FiscalMark>,
     },
+    /// A cash session's X (mid-day) or Z (close) report: labelled amounts.
+    CashReport {
+        store: String,
+        title: String,
+        session: String,
+        staff: String,
+        /// First and last invoice numbers of the session, as printed.
+        invoices: String,
+        rows: Vec<(String, i64)>,
+    },
 }
 
 /// The scannable reference printed on a receipt as a QR, `SR1:<store>:<sale>`: a return

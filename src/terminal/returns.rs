@@ -68,11 +68,16 @@ pub(crate) fn sale_json(s: &State, sale: &SaleId) -> Option<Value> {
             })
         })
         .collect();
-    let total: i64 = sold
-        .lines
-        .iter()
-        .map(|l| l.unit_cents * i64::from(l.qty))
-        .sum();
+    // What was paid: a sale known here after its discounts, else the lines as sold.
+    let total: i64 = s.sales.get(sale).map_or_else(
+        || {
+            sold.lines
+                .iter()
+                .map(|l| l.unit_cents * i64::from(l.qty))
+                .sum()
+        },
+        |r| r.total_cents(),
+    );
     let returns: Vec<Value> = s
         .returns
         .of_sale(sale)

@@ -8,9 +8,12 @@ use super::body::{int_field, str_field, JsonBody};
 use super::error::ApiError;
 use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::stock::resolve;
+use super::till;
 use super::TerminalState;
 use crate::domain::fiscal::{InvoiceDraft, InvoiceRecord, TaxId};
 use crate::domain::op::{SaleLine, Tender};
+use crate::domain::till::pricing::net_lines;
+use crate::domain::till::SalePricing;
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Payload, SaleId};
 use crate::fiscal::{with_invoice, InvoiceFor};
@@ -96,22 +99,35 @@ pub async fn create(
         ),
     };
     let customer_tax_id = parse_tax_id(&body)?;
+    till::require_cash_session(&state, tender)?;
+    let raw = body.get("lines").and_then(Value::as_array).cloned();
+    let manual = till::line_discounts(&state, raw.as_deref().unwrap_or(&[]), &lines)?;
+    let ticket_bp = till::discount_bp(body.get("ticket_discount_pct"), "ticket_discount_pct")?;
     let store = state.store().clone();
     let now = now_ms();
+    let mut pricing = till::price_ticket(&state, &lines, &manual, ticket_bp, now);
+    pricing.approved_by = till::approval(&state, &session, &pricing, &body).await?;
     let sale_id = SaleId::parse(&format!("S{now}-{:04x}", rand::thread_rng().gen::<u16>()))
         .map_err(ApiError::internal)?;
     let sale_lines: Vec<SaleLine> = lines.iter().map(|(l, _)| l.clone()).collect();
-    let total_cents: i64 = sale_lines
-        .iter()
-        .map(|l| l.unit_cents * i64::from(l.qty))
-        .sum();
-    let mut payloads = vec![Payload::Sale {
+    let nets = net_lines(&sale_lines, Some(&pricing));
+    let total_cents: i64 = nets.iter().sum();
+    let mut payloads = Vec::with_capacity(2);
+    if !pricing.is_empty() {
+        // Before the sale: every replica knows the discounts when it applies the sale.
+        payloads.push(Payload::SalePriced {
+            store: store.clone(),
+            sale_id: sale_id.clone(),
+            pricing: pricing.clone(),
+        });
+    }
+    payloads.push(Payload::Sale {
         store: store.clone(),
         sale_id: sale_id.clone(),
         lines: sale_lines,
         tender,
         customer: customer.clone(),
-    }];
+    });
     if let Some(c) = &customer {
         // Sold at the counter: those lines leave the online cart (an add made meanwhile stays).
         payloads.extend(state.read(|r| {
@@ -129,16 +145,7 @@ pub async fn create(
                 .collect::<Vec<_>>()
         }));
     }
-    let receipt_lines: Vec<ReceiptLine> = lines
-        .iter()
-        .map(|(l, name)| ReceiptLine {
-            sku: l.sku.to_string(),
-            name: name.clone(),
-            qty: l.qty,
-            unit_cents: l.unit_cents,
-            vat_bp: l.vat_bp,
-        })
-        .collect();
+    let receipt_lines = receipt_lines(&lines, &pricing);
     let staff = session.staff.clone();
     let store_name = store.to_string();
     let reference = sale_id.to_string();
@@ -172,9 +179,10 @@ pub async fn create(
             None
         }
         Some(setup) => {
+            // VAT on what was paid: each line's net after its discounts.
             let draft = InvoiceDraft::sale(
                 sale_id.as_str(),
-                lines.iter().map(|(l, _)| (l.qty, l.unit_cents, l.vat_bp)),
+                lines.iter().zip(&nets).map(|((l, _), n)| (1, *n, l.vat_bp)),
                 customer_tax_id,
             );
             let build = with_invoice(setup, store.clone(), payloads, InvoiceFor::Sale(draft));
@@ -190,8 +198,55 @@ pub async fn create(
             "invoice": invoice,
             "tender": if tender == Tender::Cash { "cash" } else { "card" },
             "customer": customer.as_ref().map(|c| c.as_str()),
+            "discount_cents": pricing.discount_cents(),
+            "lines": till::lines_json(&lines, &pricing),
         })),
     ))
+}
+
+/// The receipt's lines: each sold line, then what came off it as a line of its own (negative,
+/// at the same VAT rate), so the receipt's totals and VAT rows match the invoice.
+fn receipt_lines(lines: &[(SaleLine, String)], pricing: &SalePricing) -> Vec<ReceiptLine> {
+    let mut out = Vec::with_capacity(lines.len() * 2);
+    for (i, (l, name)) in lines.iter().enumerate() {
+        out.push(ReceiptLine {
+            sku: l.sku.to_string(),
+            name: name.clone(),
+            qty: l.qty,
+            unit_cents: l.unit_cents,
+            vat_bp: l.vat_bp,
+        });
+        let Some(d) = pricing.lines.get(i).filter(|d| d.cents() > 0) else {
+            continue;
+        };
+        let label = match (&d.promotion, d.manual_bp, d.ticket_cents) {
+            (Some(p), 0, 0) => format!("  Promo {p}"),
+            (None, bp, 0) => format!("  Dto. {}", percent(bp)),
+            (None, 0, _) => format!("  Dto. ticket {}", percent(pricing.ticket_bp)),
+            _ => "  Descuento".to_string(),
+        };
+        out.push(ReceiptLine {
+            sku: l.sku.to_string(),
+            name: label,
+            qty: 1,
+            unit_cents: -d.cents(),
+            vat_bp: l.vat_bp,
+        });
+    }
+    out
+}
+
+/// `1250` basis points as `12,5 %`.
+fn percent(bp: u32) -> String {
+    if bp.is_multiple_of(100) {
+        format!("{} %", bp / 100)
+    } else {
+        format!(
+            "{},{} %",
+            bp / 100,
+            format!("{:02}", bp % 100).trim_end_matches('0')
+        )
+    }
 }
 
 /// The optional `customer_tax_id`: a NIF, NIE or CIF whose check character holds.

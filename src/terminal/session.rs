@@ -38,6 +38,7 @@ pub async fn create(
         "role": login.role.as_str(),
         "name": login.name,
         "store": state.store().as_str(),
+        "cash_session": super::cash::current_json(&state),
     });
     Ok((StatusCode::OK, headers, Json(body)).into_response())
 }
@@ -62,6 +63,7 @@ pub async fn current(
         "role": session.role.as_str(),
         "name": name,
         "store": state.store().as_str(),
+        "cash_session": super::cash::current_json(&state),
     })))
 }
 

@@ -142,6 +142,31 @@ impl QueuePrintSink {
                 p.line(qr).feed(3).cut();
                 ("transfer_note", p.finish())
             }
+            PrintJob::CashReport {
+                store,
+                title,
+                session,
+                staff,
+                invoices,
+                rows,
+            } => {
+                let mut p = EscPos::new();
+                p.init().bold(true).line(title).bold(false);
+                p.line(store)
+                    .line(session)
+                    .line(&format!("Empleado {staff}"));
+                p.line(&"-".repeat(COLUMNS_80MM));
+                for (label, cents) in rows {
+                    p.line(&escpos::document::two_columns(
+                        label,
+                        &escpos::format_cents(*cents),
+                        COLUMNS_80MM,
+                    ));
+                }
+                p.line(&"-".repeat(COLUMNS_80MM)).line(invoices);
+                p.feed(3).cut();
+                ("cash_report", p.finish())
+            }
             PrintJob::DrawerKick => (
                 "drawer",
                 EscPos::new()

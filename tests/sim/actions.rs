@@ -5,11 +5,13 @@
 use super::World;
 use std::collections::BTreeMap;
 use storenode::domain::count::plan_count;
+use storenode::domain::ids::PromotionId;
 use storenode::domain::op::{
     Advance, CancelKind, OrderLine, ProfilePatch, ReceiveReason, SaleLine, Tender,
 };
 use storenode::domain::order::OrderStatus;
 use storenode::domain::returns::{plan_return, plan_rights_request, ReturnAsk, ReturnPolicy};
+use storenode::domain::till::{price, Promotion, PromotionKind, TillLine};
 use storenode::domain::{CustomerId, Ean13, Op, OrderId, Payload, ReturnId, SaleId, Sku, StoreId};
 
 const SKUS: [(&str, &str); 4] = [
@@ -153,6 +155,7 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
         63..=64 => Payload::CustomerErase {
             customer: customer(w.rng.below(4)),
         },
+        65..=68 => promotion(w),
         _ => cart_edit(w, 0)?,
     }])
 }
@@ -166,7 +169,7 @@ fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
             qty: w.rng.range(1, 8) as u32,
             reason: ReceiveReason::Delivery,
         }],
-        15..=39 => vec![sale(w, who, store)],
+        15..=39 => sale(w, who, store),
         40..=47 => vec![place(w, store)],
         48..=67 => vec![advance(w, who, &store)?],
         68..=71 => {
@@ -195,7 +198,9 @@ fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
     })
 }
 
-fn sale(w: &mut World, who: usize, store: StoreId) -> Payload {
+/// A till sale; two in five with HQ's promotions and, now and then, manual line and ticket
+/// discounts, recorded by a `SalePriced` just before the sale as the terminal does.
+fn sale(w: &mut World, who: usize, store: StoreId) -> Vec<Payload> {
     let n_lines = w.rng.range(1, 2);
     let lines = (0..n_lines)
         .map(|_| {
@@ -212,9 +217,44 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Payload {
         })
         .collect();
     let customer = w.rng.chance(30).then(|| customer(w.rng.below(4)));
-    Payload::Sale {
+    let sale_id = SaleId::parse(&next_id(w, "S")).expect("sale id");
+    let mut out = Vec::with_capacity(2);
+    let distinct = |lines: &Vec<SaleLine>| lines.len() < 2 || lines[0].sku != lines[1].sku;
+    if distinct(&lines) && w.rng.chance(40) {
+        let mut till = Vec::with_capacity(lines.len());
+        for l in &lines {
+            till.push(TillLine {
+                sku: l.sku.clone(),
+                qty: l.qty,
+                unit_cents: l.unit_cents,
+                vat_bp: l.vat_bp,
+                manual_bp: if w.rng.chance(30) {
+                    w.rng.below(3_001) as u32
+                } else {
+                    0
+                },
+            });
+        }
+        let ticket_bp = if w.rng.chance(20) {
+            w.rng.below(1_001) as u32
+        } else {
+            0
+        };
+        let now = w.now_ms;
+        let pricing = w.nodes[who]
+            .backend
+            .read(|r| price(&r.state().promotions, now, &till, ticket_bp));
+        if !pricing.is_empty() {
+            out.push(Payload::SalePriced {
+                store: store.clone(),
+                sale_id: sale_id.clone(),
+                pricing,
+            });
+        }
+    }
+    out.push(Payload::Sale {
         store,
-        sale_id: SaleId::parse(&next_id(w, "S")).expect("sale id"),
+        sale_id,
         lines,
         tender: if w.rng.chance(50) {
             Tender::Card
@@ -222,6 +262,30 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Payload {
             Tender::Cash
         },
         customer,
+    });
+    out
+}
+
+/// HQ authors a promotion on one sku, valid around now.
+fn promotion(w: &mut World) -> Payload {
+    let kind = match w.rng.below(3) {
+        0 => PromotionKind::Percent {
+            bp: 500 + w.rng.below(4_000) as u32,
+        },
+        1 => PromotionKind::NForM { n: 3, m: 2 },
+        _ => PromotionKind::SecondUnit { bp: 5_000 },
+    };
+    let starts_ms = w.now_ms.saturating_sub(w.rng.below(3_600_000));
+    Payload::PromotionPut {
+        promotion: Promotion {
+            id: PromotionId::parse(&format!("P-{}", w.rng.below(5))).expect("promotion id"),
+            name: "sim".into(),
+            kind,
+            skus: vec![sku(w.rng.below(4))],
+            starts_ms,
+            ends_ms: starts_ms + 1 + w.rng.below(7_200_000),
+            priority: w.rng.below(3) as u32,
+        },
     }
 }
 

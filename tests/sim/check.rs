@@ -97,6 +97,35 @@ impl World {
                     }
                 }
             }
+            // A discounted sale is never refunded more than was paid for a line by verified
+            // returns (promotions and manual discounts, DESIGN.md §18).
+            let mut refunded: BTreeMap<_, i64> = BTreeMap::new();
+            for ret in s.returns.returns.values().filter(|x| x.verified) {
+                for l in &ret.lines {
+                    *refunded
+                        .entry((ret.sale.clone(), l.sku.clone()))
+                        .or_default() += l.refund_cents;
+                }
+            }
+            for ((sale, sku), cents) in &refunded {
+                let Some(record) = s.sales.get(sale).filter(|r| r.pricing.is_some()) else {
+                    continue;
+                };
+                stats.discounted_returns += 1;
+                let paid: i64 = record
+                    .lines
+                    .iter()
+                    .zip(record.net_lines())
+                    .filter(|(l, _)| &l.sku == sku)
+                    .map(|(_, n)| n)
+                    .sum();
+                assert!(
+                    *cents <= paid,
+                    "{sale}/{sku}: {cents} refunded, {paid} paid after discounts"
+                );
+            }
+            stats.discounted_sales =
+                s.sales.values().filter(|r| r.pricing.is_some()).count() as u64;
             for ((sale, sku), (all, verified)) in by_sale {
                 let Some(sold) = s.sold(&sale) else { continue };
                 let sold: u64 = sold

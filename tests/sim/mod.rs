@@ -85,6 +85,9 @@ pub struct Stats {
     pub returns_unverified: u64,
     pub double_returns: u64,
     pub rights_granted: u64,
+    /// Sales recorded with discounts (promotions or manual), and verified returns of them.
+    pub discounted_sales: u64,
+    pub discounted_returns: u64,
 }
 
 impl Stats {
@@ -111,6 +114,8 @@ impl Stats {
         self.returns_unverified += o.returns_unverified;
         self.double_returns += o.double_returns;
         self.rights_granted += o.rights_granted;
+        self.discounted_sales += o.discounted_sales;
+        self.discounted_returns += o.discounted_returns;
     }
 }
 

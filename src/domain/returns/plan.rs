@@ -88,7 +88,11 @@ pub(crate) fn validate(
                         returnable,
                     });
                 }
-                if refund > line.unit_cents * qty as i64 {
+                let paid = u32::try_from(qty)
+                    .ok()
+                    .and_then(|q| state.discounted_refund(sale, sku, q))
+                    .unwrap_or(line.unit_cents * qty as i64);
+                if refund > paid {
                     return Err(DomainError::InvalidField {
                         field: "refund_cents",
                         reason: format!("refund {refund} exceeds what was paid for {qty} {sku}"),
@@ -165,7 +169,9 @@ pub fn plan_return(
             sku: sku.clone(),
             qty: *qty,
             restock: *restock,
-            refund_cents: unit_cents * i64::from(*qty),
+            refund_cents: state
+                .discounted_refund(&ask.sale, sku, *qty)
+                .unwrap_or(unit_cents * i64::from(*qty)),
         });
     }
     check_lines(&lines)?;

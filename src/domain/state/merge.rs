@@ -9,6 +9,7 @@ use crate::domain::ids::{ActorId, OrderId, SaleId, Sku, StoreId};
 use crate::domain::motion::{merge_received, merge_sent, MotionKind, Received, Sent};
 use crate::domain::op::{ConsumeReason, Op, Payload};
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::till::CashMovement;
 
 impl State {
     /// Merge one new (never seen) op. Total: never refuses.
@@ -127,17 +128,25 @@ impl State {
                 for line in lines {
                     self.counter_mut(store, &line.sku).consume(actor, line.qty);
                 }
-                self.sales.insert(
-                    sale_id.clone(),
-                    SaleRecord {
-                        id: sale_id.clone(),
-                        store: store.clone(),
-                        lines: lines.clone(),
-                        tender: *tender,
-                        customer: customer.clone(),
-                        at: op.hlc,
-                    },
-                );
+                let record = SaleRecord {
+                    id: sale_id.clone(),
+                    store: store.clone(),
+                    lines: lines.clone(),
+                    tender: *tender,
+                    customer: customer.clone(),
+                    at: op.hlc,
+                    pricing: self.sale_pricing.remove(sale_id),
+                };
+                if *actor == store.actor() {
+                    self.cash.on_sale(
+                        store,
+                        *tender,
+                        lines,
+                        &record.net_lines(),
+                        record.pricing.as_ref(),
+                    );
+                }
+                self.sales.insert(sale_id.clone(), record);
                 self.recheck_double_returns(sale_id);
             }
             Payload::OrderPlace {
@@ -272,16 +281,69 @@ impl State {
             Payload::CustomerFollow { customer, store } => {
                 self.follows.insert((store.clone(), customer.clone()));
             }
-            Payload::Return { .. } => self.merge_return(op, effects),
+            Payload::Return { .. } => {
+                self.merge_return(op, effects);
+                self.count_return(op);
+            }
             Payload::ReturnRightsRequested {
                 sale, by, epoch, ..
             } => self.merge_rights_request(sale, by, *epoch),
             Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
-            Payload::Invoice { store, record } => self
-                .fiscal
-                .entry(store.clone())
-                .or_default()
-                .merge((**record).clone()),
+            Payload::Invoice { store, record } => {
+                if *actor == store.actor() && record.kind == crate::domain::fiscal::RecordKind::Alta
+                {
+                    self.cash.on_invoice(store, record.numserie());
+                }
+                self.fiscal
+                    .entry(store.clone())
+                    .or_default()
+                    .merge((**record).clone())
+            }
+            Payload::PromotionPut { promotion } => self
+                .promotions
+                .put(promotion.clone(), (op.hlc, actor.clone())),
+            Payload::SalePriced {
+                sale_id, pricing, ..
+            } => match self.sales.get_mut(sale_id) {
+                Some(sale) => sale.pricing = Some(pricing.clone()),
+                None => {
+                    self.sale_pricing.insert(sale_id.clone(), pricing.clone());
+                }
+            },
+            Payload::CashOpen {
+                store,
+                session,
+                float_cents,
+                staff,
+                opened_ms,
+            } => self
+                .cash
+                .open(store, session, *float_cents, *opened_ms, staff),
+            Payload::CashMove {
+                session,
+                kind,
+                cents,
+                reason,
+                staff,
+                ..
+            } => self.cash.movement(
+                session,
+                CashMovement {
+                    kind: *kind,
+                    cents: *cents,
+                    reason: reason.clone(),
+                    staff: staff.clone(),
+                },
+            ),
+            Payload::CashClose {
+                store,
+                session,
+                counted_cents,
+                staff,
+                closed_ms,
+            } => self
+                .cash
+                .close(store, session, *counted_cents, *closed_ms, staff),
             Payload::ShipmentNotice {
                 shipment,
                 store,
@@ -373,6 +435,39 @@ impl State {
                 }
             }
         }
+    }
+
+    /// A return the receiving store took itself counts in its open cash session; each line's
+    /// VAT rate is the sale's (or the catalog's when the sale is not known here).
+    fn count_return(&mut self, op: &Op) {
+        let Payload::Return {
+            store,
+            sale,
+            lines,
+            tender,
+            ..
+        } = &op.payload
+        else {
+            return;
+        };
+        if op.actor != store.actor() {
+            return;
+        }
+        let refunds: Vec<(i64, u32)> = lines
+            .iter()
+            .map(|l| {
+                let sold = self
+                    .sales
+                    .get(sale)
+                    .and_then(|s| s.lines.iter().find(|x| x.sku == l.sku))
+                    .map(|x| x.vat_bp);
+                let vat_bp = sold
+                    .or_else(|| self.catalog.get(&l.sku).map(|p| p.vat_bp))
+                    .unwrap_or(0);
+                (l.refund_cents, vat_bp)
+            })
+            .collect();
+        self.cash.on_return(store, *tender, &refunds);
     }
 
     /// Return an order's units to its store, once. `actor` is the store (checked by authority).

@@ -266,6 +266,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("fiscal.chain", "Cadena", "Chain"),
     ("fiscal.intact", "íntegra", "intact"),
     ("fiscal.broken", "ROTA en {at}", "BROKEN at {at}"),
+    (
+        "fiscal.pending",
+        "{n} registro(s) esperan al que falta",
+        "{n} record(s) wait for a missing one",
+    ),
     ("error.title", "No se pudo", "That did not work"),
     (
         "error.forbidden",

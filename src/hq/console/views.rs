@@ -627,9 +627,19 @@ pub fn fiscal(state: &HqState, lang: Lang) -> String {
     );
     for store in &state.settings.stores {
         let v = crate::hq::journal::view(state, store);
+        let waiting = if v.pending > 0 {
+            format!(
+                " <span class=\"muted\">{}</span>",
+                esc(&lang
+                    .t("fiscal.pending")
+                    .replace("{n}", &v.pending.to_string()))
+            )
+        } else {
+            String::new()
+        };
         let chain = match &v.broken_at {
             None => format!(
-                "<span class=\"pill on\">{}</span>",
+                "<span class=\"pill on\">{}</span>{waiting}",
                 esc(lang.t("fiscal.intact"))
             ),
             Some(at) => format!(

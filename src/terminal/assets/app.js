@@ -30,6 +30,8 @@
   };
 
   const $ = (sel) => document.querySelector(sel);
+  // Screens defined in their own scripts (till.js), built once the helpers below exist.
+  const EXT = {};
   const SCAN_SVG = '<svg class="scan-svg" viewBox="0 0 32 24" aria-hidden="true"><path d="M2 2h3v20H2zM7 2h1v20H7zM10 2h2v20h-2zM14 2h1v20h-1zM17 2h3v20h-3zM22 2h1v20h-1zM25 2h2v20h-2zM29 2h1v20h-1z" fill="currentColor"/></svg>';
   const main = () => $("#main");
 
@@ -181,6 +183,8 @@
     connectEvents();
     refreshStatus();
     route();
+    const cs = S.me.cash_session;
+    if (cs && cs.stale) flash("error", t("till.stale", { when: new Date(cs.opened_at).toLocaleString(S.lang === "es" ? "es-ES" : "en-GB") }));
   }
   function renderWho() {
     if (S.me) $("#who").innerHTML = '<span class="who-name">' + esc(S.me.name || S.me.staff) + '</span><span class="role role-' + S.me.role + '">' + esc(t("role." + S.me.role)) + "</span>";
@@ -233,7 +237,7 @@
   function route() {
     const h = location.hash.replace(/^#\/?/, "");
     const [screen, arg] = h.split("/");
-    const known = ["pickups", "pick", "counter", "customers", "returns", "stock", "receive", "status", "inbox"];
+    const known = ["pickups", "pick", "counter", "customers", "returns", "stock", "receive", "status", "inbox"].concat(Object.keys(EXT));
     S.screen = known.includes(screen) ? screen : "pickups";
     document.querySelectorAll("#nav a").forEach((a) => {
       a.classList.toggle("active", a.dataset.screen === S.screen || (S.screen === "pick" && a.dataset.screen === "pickups"));
@@ -247,6 +251,7 @@
     else if (S.screen === "status") { render(); refreshStatus(); refreshCounts(); }
     else if (S.screen === "receive") { render(); loadArrivals(); }
     else if (S.screen === "inbox") { render(); loadInbox(); }
+    else if (EXT[S.screen]) { render(); EXT[S.screen].load(); }
     else { render(); refreshCounts(); }
     focusScan();
   }
@@ -268,6 +273,7 @@
     if (isQr && S.screen !== "counter") { go("#/counter"); setTimeout(() => counterFind(code), 0); return; }
     const isReceipt = RECEIPT_RE.test(code);
     if (isReceipt && S.screen !== "returns") { S.sale = null; go("#/returns"); setTimeout(() => openSale(code), 0); return; }
+    if (EXT[S.screen]) return EXT[S.screen].scan(code);
     switch (S.screen) {
       case "returns": return (!S.sale || isReceipt || SALE_ID_RE.test(code)) ? openSale(code) : addExchange(code);
       case "pick": return pickScan(code);
@@ -766,8 +772,10 @@
   function render() {
     const m = main();
     if (!m) return;
-    const html = { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, returns: renderReturns, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
+    const ext = EXT[S.screen];
+    const html = ext ? ext.render() : { pickups: renderPickups, pick: renderPick, counter: renderCounter, customers: renderCustomers, returns: renderReturns, stock: renderStock, receive: renderReceive, status: renderStatus, inbox: renderInbox }[S.screen]();
     m.innerHTML = html;
+    if (ext && ext.bind) ext.bind(m);
     m.querySelectorAll(".resolve-form").forEach((f) => f.addEventListener("submit", resolveConflict));
     m.className = "screen-" + S.screen;
     const cf = $("#count-form");
@@ -778,6 +786,7 @@
   document.addEventListener("click", (ev) => {
     const el = ev.target.closest("button, a");
     if (!el) return;
+    if (EXT[S.screen] && EXT[S.screen].click(el)) return;
     if (el.dataset.lang) { setLang(el.dataset.lang); return; }
     if (el.dataset.key) {
       const target = pinTarget === "staff" ? $("#login-staff") : $("#login-pin");
@@ -849,6 +858,9 @@
   window.addEventListener("hashchange", route);
   setInterval(() => { if (S.me && S.screen === "pickups") render(); }, 60000);
 
+  for (const [name, make] of Object.entries(window.SN_SCREENS || {})) {
+    EXT[name] = make({ S, t, esc, money, clock, api, flash, beep, errorText, render, go });
+  }
   applyStatic();
   renderKeypad();
   api("GET", "/session").then((me) => { S.me = me; enterShell(); }).catch(() => toLogin());

@@ -1,0 +1,77 @@
+//! The till as shops run it (DESIGN.md §18): promotions authored at HQ, the pricing of a
+//! ticket with promotions and manual discounts, and cash sessions with their X and Z reports.
+//! Pure like the rest of `domain`: time comes in as arguments.
+
+pub mod cash;
+pub mod pricing;
+pub mod promotion;
+
+#[cfg(test)]
+mod tests;
+
+pub use cash::{CashBook, CashMoveKind, CashMovement, CashReport, CashSession};
+pub use pricing::{price, LineDiscount, SalePricing, TillLine};
+pub use promotion::{Promotion, PromotionError, PromotionKind, Promotions};
+
+use super::error::DomainError;
+use super::op::Payload;
+use super::state::State;
+
+/// The checks run before a till op is issued (promotions at HQ, the rest at the store).
+pub fn check(state: &State, payload: &Payload) -> Result<(), DomainError> {
+    match payload {
+        Payload::PromotionPut { promotion } => {
+            promotion.check().map_err(|e| DomainError::InvalidField {
+                field: e.field(),
+                reason: e.to_string(),
+            })
+        }
+        Payload::SalePriced {
+            sale_id, pricing, ..
+        } => {
+            if state.sales.contains_key(sale_id) {
+                return Err(DomainError::DuplicateSale(sale_id.clone()));
+            }
+            let bad = pricing.ticket_bp > promotion::BP_FULL
+                || pricing.lines.iter().any(|l| {
+                    l.manual_bp > promotion::BP_FULL
+                        || l.promotion_cents < 0
+                        || l.manual_cents < 0
+                        || l.ticket_cents < 0
+                });
+            if bad {
+                return Err(DomainError::InvalidField {
+                    field: "discount_pct",
+                    reason: "discounts must be 0-100 % and never negative".into(),
+                });
+            }
+            Ok(())
+        }
+        Payload::CashOpen {
+            store,
+            session,
+            float_cents,
+            ..
+        } => cash::check_open(&state.cash, store, session, *float_cents),
+        Payload::CashMove {
+            store,
+            session,
+            cents,
+            reason,
+            ..
+        } => {
+            cash::check_current(&state.cash, store, session)?;
+            cash::check_movement(*cents, reason)
+        }
+        Payload::CashClose {
+            store,
+            session,
+            counted_cents,
+            ..
+        } => {
+            cash::check_current(&state.cash, store, session)?;
+            cash::cents("counted_cents", *counted_cents, 0)
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,306 @@
+//! The cash drawer's calls (DESIGN.md §18): open a session with a float, cash in and out with
+//! a reason, the X report at any time, and the close with a blind count, which answers and
+//! prints the Z report in the close's own transaction. Reports are derived by
+//! `domain::till::cash` from the replica, so a restarted node (or HQ) shows the same figures.
+
+use super::auth::Session;
+use super::body::{int_field, JsonBody};
+use super::error::ApiError;
+use super::print::PrintJob;
+use super::TerminalState;
+use crate::domain::fiscal::VatLine;
+use crate::domain::ids::CashSessionId;
+use crate::domain::op::Tender;
+use crate::domain::till::cash::CASH_CENTS_MAX;
+use crate::domain::till::{CashMoveKind, CashReport, CashSession};
+use crate::domain::Payload;
+use crate::store::now_ms;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+fn tender_name(t: Tender) -> &'static str {
+    match t {
+        Tender::Cash => "cash",
+        Tender::Card => "card",
+    }
+}
+
+/// A report as the API shows it (`counted_cents` and `difference_cents` only once closed).
+pub fn report_json(r: &CashReport) -> Value {
+    let by_tender: Map<String, Value> = r
+        .by_tender
+        .iter()
+        .map(|(t, c)| (tender_name(*t).to_string(), json!(c)))
+        .collect();
+    let vat: Vec<Value> = r
+        .vat
+        .iter()
+        .map(
+            |v| json!({"vat_bp": v.vat_bp, "base_cents": v.base_cents, "vat_cents": v.cuota_cents}),
+        )
+        .collect();
+    json!({
+        "id": r.id.as_str(),
+        "store": r.store.as_str(),
+        "opened_at": r.opened_ms,
+        "closed_at": r.closed_ms,
+        "float_cents": r.float_cents,
+        "cash_in_cents": r.cash_in_cents,
+        "cash_out_cents": r.cash_out_cents,
+        "sales": r.sales,
+        "sales_cents": r.sales_cents,
+        "returns": r.returns,
+        "returns_cents": r.returns_cents,
+        "discounts_cents": r.discounts_cents,
+        "by_tender": by_tender,
+        "vat": vat,
+        "first_invoice": r.first_invoice,
+        "last_invoice": r.last_invoice,
+        "expected_cents": r.expected_cents,
+        "counted_cents": r.counted_cents,
+        "difference_cents": r.difference_cents(),
+    })
+}
+
+/// The open session as the terminal shows it; `stale` when it was opened on an earlier day
+/// (left open overnight), by the store's fiscal time zone (Europe/Madrid without `[fiscal]`).
+pub fn session_json(state: &TerminalState, s: &CashSession, now: u64) -> Value {
+    json!({
+        "id": s.id.as_str(),
+        "opened_at": s.opened_ms,
+        "opened_by": s.opened_by,
+        "float_cents": s.float_cents,
+        "expected_cents": s.expected_cents(),
+        "stale": earlier_day(state, s.opened_ms, now),
+    })
+}
+
+fn earlier_day(state: &TerminalState, then_ms: u64, now_ms: u64) -> bool {
+    let tz = match state.config().fiscal.as_ref() {
+        Some(f) => f.zone.clone(),
+        None => match jiff::tz::TimeZone::get("Europe/Madrid") {
+            Ok(tz) => tz,
+            Err(_) => return now_ms.saturating_sub(then_ms) > 86_400_000,
+        },
+    };
+    let day = |ms: u64| {
+        i64::try_from(ms)
+            .ok()
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .map(|t| t.to_zoned_datetime(tz.clone()).date())
+    };
+    day(then_ms) < day(now_ms)
+}
+
+/// The store's open session, if any, for the login answer and the terminal.
+pub fn current_json(state: &TerminalState) -> Value {
+    let store = state.store().clone();
+    let now = now_ms();
+    state.read(|r| {
+        r.state()
+            .cash
+            .current(&store)
+            .map_or(Value::Null, |s| session_json(state, s, now))
+    })
+}
+
+fn cents_field(body: &Map<String, Value>, field: &str, min: i64) -> Result<i64, ApiError> {
+    int_field(body.get(field), field, "invalid_cents", min, CASH_CENTS_MAX)
+}
+
+/// `POST /api/v1/cash/sessions` `{"float_cents"}`: 201, or 409 `session_open`.
+pub async fn open(
+    State(state): State<TerminalState>,
+    session: Session,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let float_cents = cents_field(&body, "float_cents", 0)?;
+    let now = now_ms();
+    let id = CashSessionId::parse(&format!("Z{now}-{:04x}", rand::thread_rng().gen::<u16>()))
+        .map_err(ApiError::internal)?;
+    let payload = Payload::CashOpen {
+        store: state.store().clone(),
+        session: id.clone(),
+        float_cents,
+        staff: session.staff.clone(),
+        opened_ms: now,
+    };
+    state
+        .submit_printing(vec![payload], vec![PrintJob::DrawerKick])
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id.as_str(), "opened_at": now, "float_cents": float_cents})),
+    ))
+}
+
+fn current_id(state: &TerminalState) -> Result<CashSessionId, ApiError> {
+    let store = state.store().clone();
+    state
+        .read(|r| r.state().cash.current(&store).map(|s| s.id.clone()))
+        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))
+}
+
+/// `POST /api/v1/cash/sessions/current/movements` `{"kind": "in"|"out", "cents", "reason"}`.
+pub async fn movement(
+    State(state): State<TerminalState>,
+    session: Session,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let kind = match body.get("kind").and_then(Value::as_str) {
+        Some("in") => CashMoveKind::In,
+        Some("out") => CashMoveKind::Out,
+        _ => {
+            return Err(
+                ApiError::unprocessable("invalid_kind", "kind must be \"in\" or \"out\"")
+                    .with("field", "kind"),
+            )
+        }
+    };
+    let cents = cents_field(&body, "cents", 1)?;
+    let reason = match body.get("reason") {
+        Some(Value::String(r)) if !r.trim().is_empty() => r.trim().to_string(),
+        _ => {
+            return Err(
+                ApiError::unprocessable("invalid_reason", "a cash movement needs a reason")
+                    .with("field", "reason"),
+            )
+        }
+    };
+    let id = current_id(&state)?;
+    let payload = Payload::CashMove {
+        store: state.store().clone(),
+        session: id.clone(),
+        kind,
+        cents,
+        reason: reason.clone(),
+        staff: session.staff.clone(),
+    };
+    state
+        .submit_printing(vec![payload], vec![PrintJob::DrawerKick])
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "session": id.as_str(),
+            "kind": if kind == CashMoveKind::In { "in" } else { "out" },
+            "cents": cents,
+            "reason": reason,
+        })),
+    ))
+}
+
+/// `POST /api/v1/cash/sessions/current/close` `{"counted_cents"}`: the Z report, printed and
+/// kept; 409 `no_cash_session` when none is open.
+pub async fn close(
+    State(state): State<TerminalState>,
+    session: Session,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let counted_cents = cents_field(&body, "counted_cents", 0)?;
+    let id = current_id(&state)?;
+    let store = state.store().clone();
+    let payload = Payload::CashClose {
+        store: store.clone(),
+        session: id.clone(),
+        counted_cents,
+        staff: session.staff.clone(),
+        closed_ms: now_ms(),
+    };
+    // The Z report as it will be once the close applies: the replica's session plus the count.
+    let z = state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .map(|mut z| {
+            z.counted_cents = Some(counted_cents);
+            z
+        })
+        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
+    let job = report_job(&session.staff, "Z", &z);
+    state.submit_printing(vec![payload], vec![job]).await?;
+    let kept = state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .ok_or_else(|| ApiError::internal("closed session vanished"))?;
+    Ok(Json(report_json(&kept)))
+}
+
+/// `GET /api/v1/cash/sessions/current/report`: the X report of the open session.
+pub async fn report(
+    State(state): State<TerminalState>,
+    _session: Session,
+) -> Result<Json<Value>, ApiError> {
+    let id = current_id(&state)?;
+    let x = state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
+    Ok(Json(report_json(&x)))
+}
+
+/// `GET /api/v1/cash/sessions/current`: `{"session": ...}` (null when the drawer is closed).
+pub async fn current(
+    State(state): State<TerminalState>,
+    _session: Session,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "session": current_json(&state) })))
+}
+
+/// `GET /api/v1/cash/sessions/{id}`: a session's report (the Z report once closed).
+pub async fn show(
+    State(state): State<TerminalState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let unknown = || ApiError::not_found("unknown_session", format!("no cash session {id}"));
+    let id = CashSessionId::parse(&id).map_err(|_| unknown())?;
+    state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .map(|r| Json(report_json(&r)))
+        .ok_or_else(unknown)
+}
+
+/// The printed X or Z report: one label and amount per row.
+fn report_job(staff: &str, title: &str, r: &CashReport) -> PrintJob {
+    let mut rows: Vec<(String, i64)> = vec![
+        ("Fondo inicial".into(), r.float_cents),
+        ("Ventas".into(), r.sales_cents),
+        ("Devoluciones".into(), -r.returns_cents),
+        ("Descuentos".into(), r.discounts_cents),
+        ("Entradas".into(), r.cash_in_cents),
+        ("Salidas".into(), -r.cash_out_cents),
+    ];
+    for (t, c) in &r.by_tender {
+        let name = if *t == Tender::Cash {
+            "Efectivo"
+        } else {
+            "Tarjeta"
+        };
+        rows.push((name.into(), *c));
+    }
+    for VatLine {
+        vat_bp,
+        base_cents,
+        cuota_cents,
+    } in &r.vat
+    {
+        rows.push((format!("Base {} %", vat_bp / 100), *base_cents));
+        rows.push((format!("IVA {} %", vat_bp / 100), *cuota_cents));
+    }
+    rows.push(("Esperado".into(), r.expected_cents));
+    if let (Some(c), Some(d)) = (r.counted_cents, r.difference_cents()) {
+        rows.push(("Contado".into(), c));
+        rows.push(("Diferencia".into(), d));
+    }
+    PrintJob::CashReport {
+        store: r.store.to_string(),
+        title: format!("INFORME {title} / {title} REPORT"),
+        session: r.id.to_string(),
+        staff: staff.to_string(),
+        invoices: match (&r.first_invoice, &r.last_invoice) {
+            (Some(a), Some(b)) => format!("Facturas {a} .. {b}"),
+            _ => "Sin facturas".to_string(),
+        },
+        rows,
+    }
+}

@@ -1,0 +1,201 @@
+//! The till's rules at the edge of `POST /api/v1/sales` (DESIGN.md §18): discounts as given
+//! (`discount_pct` per line, `ticket_discount_pct`), the associate's limit and the manager's
+//! approval on the same screen, promotions applied from the replica, and the cash-session rule.
+
+use super::auth::{self, Role, Session};
+use super::body::str_field;
+use super::error::ApiError;
+use super::stock::resolve;
+use super::TerminalState;
+use crate::domain::op::{SaleLine, Tender};
+use crate::domain::till::{price, SalePricing, TillLine};
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+/// A percent field (0-100, decimals allowed) in basis points; absent or null is 0. Anything
+/// else, negative or over 100 % is a 422 naming the field.
+pub fn discount_bp(value: Option<&Value>, field: &str) -> Result<u32, ApiError> {
+    let pct = match value {
+        None | Some(Value::Null) => return Ok(0),
+        Some(v) => v.as_f64(),
+    };
+    match pct {
+        Some(p) if (0.0..=100.0).contains(&p) => Ok((p * 100.0).round() as u32),
+        _ => Err(ApiError::unprocessable(
+            "invalid_discount",
+            format!("{field} must be a percent from 0 to 100"),
+        )
+        .with("field", field)),
+    }
+}
+
+/// Each sale line's manual discount from the request's lines (a sku given twice keeps the
+/// larger), in the order of `lines`.
+pub fn line_discounts(
+    state: &TerminalState,
+    raw: &[Value],
+    lines: &[(SaleLine, String)],
+) -> Result<Vec<u32>, ApiError> {
+    let mut out = vec![0u32; lines.len()];
+    for line in raw {
+        let bp = discount_bp(line.get("discount_pct"), "discount_pct")?;
+        if bp == 0 {
+            continue;
+        }
+        let sku = resolve(state, str_field(line.get("sku"), "sku", "invalid_sku")?)?.sku;
+        if let Some(i) = lines.iter().position(|(l, _)| l.sku == sku) {
+            out[i] = out[i].max(bp);
+        }
+    }
+    Ok(out)
+}
+
+/// The ticket priced with the promotions valid at `now_ms` and the manual discounts.
+pub fn price_ticket(
+    state: &TerminalState,
+    lines: &[(SaleLine, String)],
+    manual_bp: &[u32],
+    ticket_bp: u32,
+    now_ms: u64,
+) -> SalePricing {
+    let till: Vec<TillLine> = lines
+        .iter()
+        .zip(manual_bp)
+        .map(|((l, _), bp)| TillLine {
+            sku: l.sku.clone(),
+            qty: l.qty,
+            unit_cents: l.unit_cents,
+            vat_bp: l.vat_bp,
+            manual_bp: *bp,
+        })
+        .collect();
+    state.read(|r| price(&r.state().promotions, now_ms, &till, ticket_bp))
+}
+
+/// Who approved the manual discounts: nobody needed within the associate's limit; a manager
+/// at the till approves their own; otherwise `"approval": {"staff", "pin"}` of a manager, or
+/// `403 manager_required`.
+pub async fn approval(
+    state: &TerminalState,
+    session: &Session,
+    pricing: &SalePricing,
+    body: &Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    let limit_bp = state.config().till.associate_max_bp();
+    if pricing.manual_bp_max() <= limit_bp {
+        return Ok(None);
+    }
+    if session.role == Role::Manager {
+        return Ok(Some(session.staff.clone()));
+    }
+    let Some(approval) = body.get("approval").and_then(Value::as_object) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "manager_required",
+            format!(
+                "a discount over {} % needs a manager's approval",
+                limit_bp / 100
+            ),
+        )
+        .with("limit_pct", limit_bp / 100));
+    };
+    let staff = str_field(approval.get("staff"), "approval.staff", "invalid_staff")?.trim();
+    let pin = str_field(approval.get("pin"), "approval.pin", "invalid_pin")?;
+    if !auth::valid_staff(staff) || pin.len() > 64 {
+        return Err(ApiError::unprocessable(
+            "invalid_staff",
+            "approval needs a manager's staff number and PIN",
+        )
+        .with("field", "approval"));
+    }
+    auth::manager_approval(state, staff, pin.to_string())
+        .await
+        .map(Some)
+}
+
+/// `409 no_cash_session` for a cash sale while the drawer is closed (when `[till]
+/// cash_session_required`); card sales never need one.
+pub fn require_cash_session(state: &TerminalState, tender: Tender) -> Result<(), ApiError> {
+    if tender != Tender::Cash || !state.config().till.cash_session_required {
+        return Ok(());
+    }
+    let store = state.store().clone();
+    if state.read(|r| r.state().cash.current(&store).is_some()) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "no_cash_session",
+            "open a cash session before taking cash",
+        ))
+    }
+}
+
+/// The answer's `lines`: each line's list price and what came off it.
+pub fn lines_json(lines: &[(SaleLine, String)], pricing: &SalePricing) -> Vec<Value> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, (l, name))| {
+            let d = pricing.lines.get(i).filter(|d| d.sku == l.sku);
+            json!({
+                "sku": l.sku.as_str(),
+                "name": name,
+                "qty": l.qty,
+                "unit_cents": l.unit_cents,
+                "discount_cents": d.map_or(0, |d| d.cents()),
+                "promotion": d.and_then(|d| d.promotion.as_ref()).map(|p| p.as_str()),
+            })
+        })
+        .collect()
+}
+
+/// A promotion as the HQ and store APIs show it.
+pub fn promotion_json(p: &crate::domain::till::Promotion) -> Value {
+    use crate::domain::till::PromotionKind;
+    let mut v = json!({
+        "id": p.id.as_str(),
+        "name": p.name,
+        "skus": p.skus.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "starts": rfc3339(p.starts_ms),
+        "ends": rfc3339(p.ends_ms),
+        "starts_ms": p.starts_ms,
+        "ends_ms": p.ends_ms,
+        "priority": p.priority,
+    });
+    let extra = match p.kind {
+        PromotionKind::Percent { bp } => {
+            json!({"kind": "percent", "percent": f64::from(bp) / 100.0})
+        }
+        PromotionKind::NForM { n, m } => json!({"kind": "n_for_m", "n": n, "m": m}),
+        PromotionKind::SecondUnit { bp } => {
+            json!({"kind": "second_unit", "percent": f64::from(bp) / 100.0})
+        }
+    };
+    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        v.extend(extra.clone());
+    }
+    v
+}
+
+fn rfc3339(ms: u64) -> Option<String> {
+    let ms = i64::try_from(ms).ok()?;
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+/// `GET /api/v1/promotions` (store): the promotions valid now, as the till applies them.
+pub async fn list_promotions(
+    axum::extract::State(state): axum::extract::State<TerminalState>,
+    _session: Session,
+) -> axum::Json<Value> {
+    let now = crate::store::now_ms();
+    axum::Json(Value::Array(state.read(|r| {
+        r.state()
+            .promotions
+            .iter()
+            .filter(|p| p.active_at(now))
+            .map(promotion_json)
+            .collect()
+    })))
+}
