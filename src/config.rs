@@ -15,6 +15,8 @@ use crate::domain::StoreId;
 
 mod console;
 mod customers;
+mod storage;
+pub use storage::StorageConfig;
 mod devices;
 mod error;
 mod fiscal;

@@ -105,6 +105,12 @@ enum Command {
         /// Print every figure as one JSON object before the RESULT line.
         #[arg(long)]
         json: bool,
+        /// `chain`: simulated stores.
+        #[arg(long, default_value_t = 200)]
+        stores: usize,
+        /// `chain`: HQ processes (only 1 is built so far).
+        #[arg(long, default_value_t = 1)]
+        hq: usize,
     },
     /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
     PrinterSim {
@@ -247,7 +253,17 @@ fn main() -> ExitCode {
             scenario,
             quick,
             json,
-        } => storenode::bench::run(scenario, storenode::bench::Options { quick, json }),
+            stores,
+            hq,
+        } => storenode::bench::run(
+            scenario,
+            storenode::bench::Options {
+                quick,
+                json,
+                stores,
+                hq,
+            },
+        ),
         Command::Soak {
             db,
             ops,

@@ -87,3 +87,8 @@ fn history_quick_prints_a_result_line() {
 fn fanin_quick_prints_a_result_line() {
     assert_result_line("fanin", &bench("fanin", &[]));
 }
+
+#[test]
+fn chain_quick_with_hq_on_postgres_prints_a_result_line() {
+    assert_result_line("chain", &bench("chain", &["--stores", "5"]));
+}

@@ -132,8 +132,7 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let node = Node::open(&config.db, ActorId::hq())
-        .with_context(|| format!("cannot open {}", config.db.display()))?;
+    let node = open_hq_node(&config).await?;
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
     let sync_cfg = hq_sync_config(&config).context("store_keys")?;
@@ -151,6 +150,29 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     }
     sync.join().await;
     Ok(())
+}
+
+/// HQ's node: the SQLite file alone, or as the cache of the PostgreSQL log (`[storage] url`),
+/// waiting for PostgreSQL while it is down.
+async fn open_hq_node(config: &HqConfig) -> anyhow::Result<Node> {
+    let Some(url) = &config.storage.url else {
+        return Node::open(&config.db, ActorId::hq())
+            .with_context(|| format!("cannot open {}", config.db.display()));
+    };
+    let (node, restored) = crate::store::pg::open_node(&config.db, ActorId::hq(), url, None)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the PostgreSQL op log for {}",
+                config.db.display()
+            )
+        })?;
+    tracing::info!(
+        pulled = restored.pulled,
+        pushed = restored.pushed,
+        "hq op log on PostgreSQL"
+    );
+    Ok(node)
 }
 
 /// `storenode run --config FILE`: a store node until Ctrl-C.

@@ -8,12 +8,14 @@ pub mod alloc;
 mod apply;
 mod catch_up;
 mod chain;
+mod chain_scale;
 mod crdt_peers;
 mod fanin;
 mod footprint;
 mod history;
 mod mosquitto;
 mod mqtt_raw;
+mod postgres;
 pub mod proc;
 mod raw;
 mod replicate;
@@ -42,6 +44,8 @@ pub enum Scenario {
     History,
     /// One HQ ingesting the up-batches of many stores at once, vs raw batched SQLite inserts.
     Fanin,
+    /// HQ on PostgreSQL under N stores: ingest ops/s, store -> HQ p99, vs raw inserts.
+    Chain,
 }
 
 /// How a scenario runs.
@@ -51,6 +55,10 @@ pub struct Options {
     pub quick: bool,
     /// Print one JSON object with every figure before the RESULT line.
     pub json: bool,
+    /// `chain`: stores (0: 200).
+    pub stores: usize,
+    /// `chain`: HQ processes (only 1 is built).
+    pub hq: usize,
 }
 
 /// Run one scenario, printing its report.
@@ -67,5 +75,6 @@ pub fn run(scenario: Scenario, opts: Options) -> anyhow::Result<()> {
         Scenario::ScanToScreen => runtime.block_on(scan_to_screen::run(&opts)),
         Scenario::History => runtime.block_on(history::run(&opts)),
         Scenario::Fanin => runtime.block_on(fanin::run(&opts)),
+        Scenario::Chain => runtime.block_on(chain_scale::run(&opts)),
     }
 }

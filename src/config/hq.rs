@@ -77,6 +77,9 @@ pub struct HqConfig {
     pub contact_policy: ContactPolicyConfig,
     #[serde(default)]
     pub ship_to_store: super::ShipToStoreConfig,
+    /// Where the op log lives: absent, the SQLite file `db`; `url`, PostgreSQL.
+    #[serde(default)]
+    pub storage: super::StorageConfig,
     /// HQ staff accounts of the console (`[console]`).
     #[serde(default)]
     pub console: super::ConsoleConfig,
@@ -183,6 +186,7 @@ impl HqConfig {
         );
         self.contact_policy.check(errs);
         self.ship_to_store.check(errs);
+        self.storage.check(errs);
         self.console.check(errs);
         self.check_store_keys(errs);
         let r = &self.rate_limit;

@@ -31,7 +31,7 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> ApiError {
         match e {
             SubmitError::Domain(d) => d.into(),
-            SubmitError::Store(s) => ApiError::internal(s),
+            SubmitError::Store(s) => ApiError::store(s),
         }
     }
 }

@@ -90,6 +90,19 @@ impl ApiError {
         )
         .with("id", id)
     }
+    /// 503 `storage_unavailable` while the shared op log (PostgreSQL) is unreachable: nothing
+    /// was stored, the call may be retried; any other storage failure is `internal`.
+    pub fn store(e: crate::store::StoreError) -> ApiError {
+        if e.is_storage_unavailable() {
+            tracing::warn!(error = %e, "hq storage unavailable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "storage is unavailable; nothing was stored, try again",
+            );
+        }
+        ApiError::internal(e)
+    }
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %message, "hq api internal error");
         ApiError::new(

@@ -73,6 +73,9 @@ pub enum TxStep {
     /// Writing the batch of derived rows the group carried (`store::derived`): the group is
     /// rolled back whole.
     Derive,
+    /// Committing the group to the shared op log (`Journal`) first: it is unreachable or
+    /// refused the group.
+    Journal,
 }
 
 impl std::fmt::Display for TxStep {
@@ -82,6 +85,7 @@ impl std::fmt::Display for TxStep {
             TxStep::Savepoint => "undoing a failed request inside the write transaction",
             TxStep::Commit => "committing the write transaction",
             TxStep::Derive => "writing the derived rows in the write transaction",
+            TxStep::Journal => "committing to the shared op log",
         })
     }
 }
@@ -131,6 +135,17 @@ impl std::fmt::Display for IoKind {
 }
 
 impl StoreError {
+    /// The shared op log (PostgreSQL) could not take the write: retry once it is back.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Transaction {
+                step: TxStep::Journal,
+                ..
+            }
+        )
+    }
+
     /// An error from opening or checking the file at `path`: a disk failure is `Io`,
     /// anything else means the file is damaged (`Corrupt`).
     pub fn checking(path: &Path, e: rusqlite::Error) -> StoreError {

@@ -12,7 +12,9 @@ pub mod erasure;
 mod error;
 pub mod fiscal;
 pub mod import;
+pub mod journal;
 pub mod materialize;
+pub mod pg;
 mod replay;
 pub mod schema;
 mod writer;
@@ -153,6 +155,16 @@ impl Node {
         actor: ActorId,
         durability: Durability,
     ) -> Result<Node, StoreError> {
+        Node::open_journaled(path, actor, durability, None)
+    }
+
+    /// `open_with`, and every group is committed to `journal` before the file (`store::pg`).
+    pub fn open_journaled(
+        path: &Path,
+        actor: ActorId,
+        durability: Durability,
+        journal: Option<Box<dyn journal::Journal>>,
+    ) -> Result<Node, StoreError> {
         schema::check_existing(path)?;
         let mut conn = Connection::open(path)?;
         schema::configure_writer(&conn, durability)?;
@@ -196,7 +208,7 @@ impl Node {
         let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("storenode-writer".into())
-            .spawn(move || writer::run(conn, for_writer, rx))
+            .spawn(move || writer::run(conn, for_writer, rx, journal))
             .map_err(|e| StoreError::Thread(format!("cannot start the writer thread: {e}")))?;
         Ok(Node {
             shared,

@@ -7,9 +7,11 @@
 //! transaction before the next request runs (so a resend in the same group is not taken for a
 //! duplicate, the next local op reuses the seq, and a built submit never numbers an invoice
 //! after a refused one); a failed begin or commit answers every request of the group with the
-//! step that failed, and memory is rebuilt from the file.
+//! step that failed, and memory is rebuilt from the file. With a `Journal` (the shared op log
+//! on PostgreSQL) the group's ops are committed there first, and SQLite commits only after.
 
 use super::derived::{Pending, DERIVED_IDLE_MS};
+use super::journal::{Journal, JournalError};
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
     StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
@@ -36,6 +38,13 @@ impl Abort {
         }
     }
 
+    fn journal(e: JournalError) -> Abort {
+        Abort {
+            step: TxStep::Journal,
+            detail: e.to_string(),
+        }
+    }
+
     fn error(&self) -> StoreError {
         StoreError::Transaction {
             step: self.step,
@@ -56,7 +65,15 @@ struct Handled {
     broken: Option<rusqlite::Error>,
 }
 
-pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<Request>) {
+/// The journal the writer commits each group to first, if any.
+pub(super) type MaybeJournal = Option<Box<dyn Journal>>;
+
+pub(super) fn run(
+    mut conn: Connection,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    mut journal: MaybeJournal,
+) {
     let mut pending = Pending::default();
     loop {
         let first = if pending.is_empty() {
@@ -104,7 +121,7 @@ pub(super) fn run(mut conn: Connection, shared: Arc<Shared>, rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        if let Err(e) = commit_group(&mut conn, &shared, group, &mut pending) {
+        if let Err(e) = commit_group(&mut conn, &shared, group, &mut pending, &mut journal) {
             // Memory can no longer be shown to match the file: stop rather than answer
             // anyone from it. Callers now get `StoreError::Closed`.
             tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
@@ -159,6 +176,7 @@ fn commit_group(
     shared: &Shared,
     group: Vec<Request>,
     pending: &mut Pending,
+    journal: &mut MaybeJournal,
 ) -> Result<(), StoreError> {
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -213,7 +231,13 @@ fn commit_group(
             drop(tx); // rolls back
             Some(abort)
         }
-        None => tx.commit().err().map(|e| Abort::new(TxStep::Commit, e)),
+        None => match journal_group(journal, shared, &tx, &events) {
+            Err(abort) => {
+                drop(tx); // rolls back
+                Some(abort)
+            }
+            Ok(()) => tx.commit().err().map(|e| Abort::new(TxStep::Commit, e)),
+        },
     };
     match abort {
         None => {
@@ -247,6 +271,29 @@ fn commit_group(
             fresh.map(|_| ())
         }
     }
+}
+
+/// Commit the group's ops to the journal, if there is one and the group wrote ops.
+fn journal_group(
+    journal: &mut MaybeJournal,
+    shared: &Shared,
+    tx: &Transaction,
+    events: &[NodeEvent],
+) -> Result<(), Abort> {
+    let Some(journal) = journal else {
+        return Ok(());
+    };
+    let ops: Vec<Op> = events
+        .iter()
+        .flat_map(|NodeEvent::Applied { ops, .. }| ops.iter().cloned())
+        .collect();
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
+    journal
+        .commit(tx, &ops, replica.state())
+        .map_err(Abort::journal)
 }
 
 /// Fold the WAL into the database and truncate it, so the page images an erasure replaced

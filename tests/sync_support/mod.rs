@@ -128,6 +128,48 @@ pub fn store_b() -> StoreId {
     StoreId::parse("sur").unwrap()
 }
 
+/// The PostgreSQL cluster HQ's op log goes to (its `postgres` database URL), in the test
+/// binaries that run the scenarios with HQ on PostgreSQL; unset, HQ has only its SQLite file.
+static HQ_ON_POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// From now on every `Chain` of this test binary keeps HQ's log in a database of its own on
+/// the cluster at `admin_url`.
+pub fn hq_on_postgres(admin_url: String) {
+    let _ = HQ_ON_POSTGRES.set(admin_url);
+}
+
+/// HQ's node in `dir`: its SQLite file, or the cache of the PostgreSQL database named in
+/// `dir/hq.pgurl` (with `hq_on_postgres`, created on first open, so a reopened chain finds
+/// its log again).
+pub async fn open_hq(dir: &std::path::Path) -> Node {
+    let named = dir.join("hq.pgurl");
+    let url = match (std::fs::read_to_string(&named), HQ_ON_POSTGRES.get()) {
+        (Ok(url), _) => url,
+        (Err(_), None) => return Node::open(&dir.join("hq.db"), ActorId::hq()).unwrap(),
+        (Err(_), Some(admin)) => {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let db = format!(
+                "hq_{}",
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let config = storenode::store::pg::parse_url(admin).unwrap();
+            let client = storenode::store::pg::connect(&config).await.unwrap();
+            client
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .await
+                .unwrap();
+            let url = admin.replace("/postgres", &format!("/{db}"));
+            std::fs::write(&named, &url).unwrap();
+            url
+        }
+    };
+    let patience = Some(Duration::from_secs(10));
+    storenode::store::pg::open_node(&dir.join("hq.db"), ActorId::hq(), &url, patience)
+        .await
+        .unwrap()
+        .0
+}
+
 /// HQ and two stores on one broker.
 pub struct Chain {
     dir: Option<tempfile::TempDir>,
@@ -165,7 +207,7 @@ impl Chain {
 
     /// HQ and stores on the databases in `dir` (new or reopened).
     pub async fn open(dir: tempfile::TempDir, port: u16) -> Chain {
-        let hq = Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();
+        let hq = open_hq(dir.path()).await;
         let a = Node::open(&dir.path().join("a.db"), store_a().actor()).unwrap();
         let b = Node::open(&dir.path().join("b.db"), store_b().actor()).unwrap();
         let (shutdown, rx) = watch::channel(false);

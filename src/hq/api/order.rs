@@ -212,7 +212,7 @@ pub async fn post_order(
             // A concurrent request with the same key won the insert: answer as it was answered.
             match remembered(&state.node, &key_again).await? {
                 Some(found) => replay(&hash_again, found),
-                None => Err(ApiError::internal(e)),
+                None => Err(ApiError::store(e)),
             }
         }
         Err(e) => Err(e.into()),

@@ -1,0 +1,308 @@
+//! `chain`: HQ on PostgreSQL under N stores. Everything is real and in this process except
+//! the broker and the database: mosquitto and a PostgreSQL cluster started by the bench, N
+//! store nodes (each its own SQLite file and store sync engine) and HQ (`store::pg` journal,
+//! HQ sync engine). After a seed (catalog from HQ, stock received at every store), each store
+//! sells and receives at a steady rate; HQ's commit of each op is timestamped.
+//!
+//! Figures: HQ ingest ops/s against the offered load, store -> HQ latency (from the store's
+//! submit to HQ's commit), equal digests at the end, and the same-run baseline: raw inserts
+//! of the same op rows into PostgreSQL with HQ's average group size. One HQ process only:
+//! several processes and failover are not built, so no failover time is measured.
+
+use super::chain::wait_for;
+use super::mosquitto::Mosquitto;
+use super::postgres::Postgres;
+use super::report::{percentile, Report};
+use super::scratch::Scratch;
+use super::workload::{ean, sku};
+use super::Options;
+use crate::domain::op::{ReceiveReason, SaleLine, Tender};
+use crate::domain::{ActorId, OpId, Payload, SaleId, StoreId};
+use crate::store::{pg, Node, NodeEvent};
+use crate::sync::{spawn_hq_sync, spawn_store_sync, HqSyncConfig, StoreSyncConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+const CHAIN: &str = "bench";
+/// Products every store sells.
+const SKUS: usize = 20;
+/// Units of each product every store receives at the seed.
+const SEED_UNITS: u32 = 10_000;
+
+/// When HQ committed each store op.
+type Seen = Arc<Mutex<HashMap<OpId, Instant>>>;
+
+/// Timestamp HQ's commits on an OS thread of its own: a task on the runtime the stores and
+/// their engines share would be starved under load and timestamp late.
+fn watch_hq(hq: &Node) -> Seen {
+    let seen: Seen = Arc::default();
+    let mut events = hq.subscribe();
+    let out = seen.clone();
+    std::thread::spawn(move || loop {
+        match events.blocking_recv() {
+            Ok(NodeEvent::Applied { ops, local, .. }) => {
+                if local {
+                    continue;
+                }
+                let now = Instant::now();
+                let mut map = out.lock().unwrap_or_else(|p| p.into_inner());
+                for op in ops.iter() {
+                    map.entry(op.id()).or_insert(now);
+                }
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        }
+    });
+    seen
+}
+
+/// The k-th op of a store's run: mostly single-line sales, every fifth a delivery.
+fn payload(store: &StoreId, k: usize) -> anyhow::Result<Payload> {
+    if k % 5 == 4 {
+        return Ok(Payload::StockReceive {
+            store: store.clone(),
+            sku: sku(k % SKUS),
+            qty: 3,
+            reason: ReceiveReason::Delivery,
+        });
+    }
+    Ok(Payload::Sale {
+        store: store.clone(),
+        sale_id: SaleId::parse(&format!("S-{store}-{k}"))?,
+        lines: vec![SaleLine {
+            sku: sku(k % SKUS),
+            qty: 1,
+            unit_cents: 100,
+            vat_bp: 2100,
+        }],
+        tender: Tender::Cash,
+        customer: None,
+    })
+}
+
+/// Whether HQ holds every op each store has committed.
+fn hq_holds_all(hq: &Node, stores: &[(StoreId, Node)]) -> bool {
+    stores.iter().all(|(s, node)| {
+        let mine = node.read(|r| r.next_seq() - 1);
+        hq.read(|r| r.version().contiguous(&s.actor())) >= mine
+    })
+}
+
+/// Whether every store and HQ agree on that store's shared state.
+fn digests_equal(hq: &Node, stores: &[(StoreId, Node)]) -> usize {
+    stores
+        .iter()
+        .filter(|(s, node)| {
+            let mine = node.read(|r| r.digest_for_store(s));
+            let theirs = hq.read(|r| r.digest_for_store(s));
+            mine == theirs
+        })
+        .count()
+}
+
+pub async fn run(opts: &Options) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.hq <= 1,
+        "--hq {}: several HQ processes sharing one database are not built yet (issue 16); use --hq 1",
+        opts.hq
+    );
+    let n = if opts.stores == 0 { 200 } else { opts.stores };
+    let (ops_per_store, rate_per_store): (usize, f64) =
+        if opts.quick { (10, 5.0) } else { (100, 2.0) };
+    let broker = Mosquitto::start()?;
+    let postgres = Postgres::start()?;
+    let scratch = Scratch::new("chain-scale")?;
+    let ids: Vec<StoreId> = (0..n)
+        .map(|i| StoreId::parse(&format!("s{i:04}")))
+        .collect::<Result<_, _>>()?;
+    let patience = Some(Duration::from_secs(10));
+    let (hq, _) = pg::open_node(
+        &scratch.file("hq.db"),
+        ActorId::hq(),
+        &postgres.url(),
+        patience,
+    )
+    .await?;
+    let (shutdown, rx) = watch::channel(false);
+    let hq_cfg = HqSyncConfig::new(CHAIN, ids.clone(), "127.0.0.1", broker.port);
+    let hq_sync = spawn_hq_sync(hq.clone(), hq_cfg, rx.clone());
+    for i in 0..SKUS {
+        hq.submit(vec![Payload::CatalogPut {
+            sku: sku(i),
+            ean: ean(i),
+            name: format!("Producto {i}"),
+            price_cents: 100,
+            vat_bp: 2100,
+        }])
+        .await?;
+    }
+    let mut stores = Vec::with_capacity(n);
+    let mut syncs = Vec::with_capacity(n);
+    for s in &ids {
+        let node = Node::open(&scratch.file(&format!("{s}.db")), s.actor())?;
+        let cfg = StoreSyncConfig::new(CHAIN, s.clone(), "127.0.0.1", broker.port);
+        syncs.push(spawn_store_sync(node.clone(), cfg, rx.clone()));
+        stores.push((s.clone(), node));
+    }
+    let last = sku(SKUS - 1);
+    let all: Vec<Node> = stores.iter().map(|(_, n)| n.clone()).collect();
+    wait_for(
+        Duration::from_secs(300),
+        "the catalog reaches every store",
+        || {
+            all.iter()
+                .all(|n| n.read(|r| r.state().catalog.contains(&last)))
+        },
+    )
+    .await?;
+    for (s, node) in &stores {
+        let receive: Vec<Payload> = (0..SKUS)
+            .map(|i| Payload::StockReceive {
+                store: s.clone(),
+                sku: sku(i),
+                qty: SEED_UNITS,
+                reason: ReceiveReason::Delivery,
+            })
+            .collect();
+        node.submit(receive).await?;
+    }
+    let (h, st) = (hq.clone(), stores.clone());
+    wait_for(Duration::from_secs(300), "HQ holds the seed", move || {
+        hq_holds_all(&h, &st)
+    })
+    .await?;
+
+    let seen = watch_hq(&hq);
+    let groups_before = hq.writer_stats();
+    let submitted: Seen = Arc::default();
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate_per_store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (s, node)) in stores.iter().enumerate() {
+        let (s, node, submitted) = (s.clone(), node.clone(), submitted.clone());
+        // Stores start spread over one interval, so the offered load is even.
+        let offset = interval.mul_f64(i as f64 / n as f64);
+        tasks.spawn(async move {
+            for k in 0..ops_per_store {
+                tokio::time::sleep_until((started + offset + interval * k as u32).into()).await;
+                let t0 = Instant::now();
+                let done = node.submit(vec![payload(&s, k)?]).await?;
+                let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+                for op in &done.ops {
+                    map.insert(op.id(), t0);
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    let offered_s = started.elapsed().as_secs_f64();
+    let (h, st) = (hq.clone(), stores.clone());
+    wait_for(Duration::from_secs(300), "HQ holds every op", move || {
+        hq_holds_all(&h, &st)
+    })
+    .await?;
+    let run_s = started.elapsed().as_secs_f64();
+    let groups_after = hq.writer_stats();
+
+    let submitted = submitted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let at_hq = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut lat: Vec<f64> = submitted
+        .iter()
+        .filter_map(|(id, t0)| at_hq.get(id).map(|t| t.saturating_duration_since(*t0)))
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let total = submitted.len();
+    let ingest = total as f64 / run_s;
+
+    let (h, st) = (hq.clone(), stores.clone());
+    let converged = wait_for(Duration::from_secs(120), "digests converge", move || {
+        digests_equal(&h, &st) == st.len()
+    })
+    .await;
+    let equal = digests_equal(&hq, &stores);
+
+    let groups = groups_after
+        .groups
+        .saturating_sub(groups_before.groups)
+        .max(1);
+    let batch = (total as u64).div_ceil(groups).max(1) as usize;
+    let baseline = raw_inserts(&postgres, &stores, ops_per_store, batch).await?;
+
+    shutdown.send_replace(true);
+    hq_sync.join().await;
+    for s in &syncs {
+        s.join().await;
+    }
+
+    let mut report = Report::new("chain", "HQ ingest ops/s");
+    report.figure("stores", n as u64, "");
+    report.figure("hq_processes", 1u64, "");
+    report.figure("ops", total as u64, "");
+    report.figure("offered_ops_per_s", n as f64 * rate_per_store, "ops/s");
+    report.figure("offered_s", offered_s, "s");
+    report.figure("drained_s", run_s, "s");
+    report.figure("ingest_ops_per_s", ingest, "ops/s");
+    report.figure("latency_samples", lat.len() as u64, "");
+    report.figure("store_to_hq_p50_ms", percentile(&lat, 50.0), "ms");
+    report.figure("store_to_hq_p99_ms", percentile(&lat, 99.0), "ms");
+    report.figure(
+        "store_to_hq_max_ms",
+        lat.last().copied().unwrap_or(0.0),
+        "ms",
+    );
+    report.figure("hq_ops_per_group", batch as u64, "");
+    report.figure("raw_pg_insert_rows_per_s", baseline, "rows/s");
+    report.figure("digests_equal", equal as u64, "stores");
+    report.note("failover: not measured; several HQ processes are not built (issue 16)");
+    if let Err(e) = converged {
+        report.note(format!("digests did not all converge: {e}"));
+    }
+    report.note(format!(
+        "{n} stores x {ops_per_store} ops at {rate_per_store}/s each (4 sales : 1 delivery); \
+         latency from the store's submit to HQ's commit in PostgreSQL and SQLite; baseline: \
+         the same op rows inserted raw into PostgreSQL, {batch} per transaction"
+    ));
+    report.finish(ingest, baseline, opts.json);
+    Ok(())
+}
+
+/// Rows per second inserting the run's op rows raw into a fresh PostgreSQL database, `batch`
+/// rows per transaction (the statement HQ's journal uses).
+async fn raw_inserts(
+    postgres: &Postgres,
+    stores: &[(StoreId, Node)],
+    ops_per_store: usize,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let mut ops = Vec::new();
+    for (s, node) in stores {
+        let actor = s.actor();
+        let last = node.read(|r| r.next_seq() - 1);
+        let from = last.saturating_sub(ops_per_store as u64);
+        ops.extend(
+            node.query(move |c| Node::ops_since(c, &actor, from, ops_per_store))
+                .await?,
+        );
+    }
+    let admin = pg::parse_url(&postgres.url())?;
+    let client = pg::connect(&admin).await?;
+    client.batch_execute("CREATE DATABASE raw_baseline").await?;
+    let url = postgres.url().replace("/postgres", "/raw_baseline");
+    let mut client = pg::connect(&pg::parse_url(&url)?).await?;
+    pg::schema::migrate(&mut client).await?;
+    let started = Instant::now();
+    for chunk in ops.chunks(batch) {
+        let tx = client.transaction().await?;
+        pg::log::insert_ops(&tx, chunk).await?;
+        tx.commit().await?;
+    }
+    Ok(ops.len() as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}

@@ -1,0 +1,42 @@
+//! The seam between the writer and a shared op log outside the node's SQLite file.
+//!
+//! A `Journal` is told every op a group transaction wrote (local submits and ingested peer
+//! ops, in their stored form) after they were applied and before SQLite commits; the group
+//! commits only if the journal committed them first. With PostgreSQL (`store::pg`) the shared
+//! log is the source of truth and the SQLite file a cache of it: whatever is acknowledged is
+//! committed there, and a file that lost a group gets it back from the log at the next start.
+
+use crate::domain::{Op, State};
+
+/// A shared log the writer commits to before its own file.
+pub trait Journal: Send {
+    /// Make `ops` durable, all or nothing. `state` is the replica after applying them (an
+    /// erasure among them rewrites the customer's earlier ops in the journal too); `tx` is the
+    /// group's SQLite transaction, still open, from which side rows belonging to the ops (an
+    /// order's Idempotency-Key) are copied. An error fails the whole group: nothing of it is
+    /// committed or acknowledged.
+    fn commit(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        ops: &[Op],
+        state: &State,
+    ) -> Result<(), JournalError>;
+}
+
+/// Why the journal did not take a group.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The shared log could not be reached or did not commit; retry later.
+    #[error("shared op log unavailable: {0}")]
+    Unavailable(String),
+    /// The shared log already holds one of this node's own ops with the same seq: the file is
+    /// behind the log (restart to restore it) or another process writes as this actor.
+    #[error("the shared op log already holds {actor}/{seq}; restart to restore from it")]
+    Behind { actor: String, seq: u64 },
+    /// The group's side rows could not be read from the SQLite transaction.
+    #[error("reading the group's side rows: {0}")]
+    Local(String),
+    /// The shared log already holds this Idempotency-Key for another request.
+    #[error("the shared op log already holds Idempotency-Key {0}")]
+    KeyTaken(String),
+}
