@@ -1,4 +1,5 @@
 //! Shipments and transfers through real `Replica`s: HQ and two stores, links that come and go.
+//! (Just over 500 lines: one schedule generator and the conservation property belong together.)
 //!
 //! The property: whatever the schedule and partitions, once everyone has exchanged everything
 //! the replicas agree, no available stock is negative, and units are conserved:

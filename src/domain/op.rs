@@ -1,4 +1,6 @@
 //! The operation envelope `{actor, seq, hlc, payload}` and every payload the chain exchanges.
+//! (Over 500 lines: the `Payload` enum is the on-disk and wire format, append-only, and is
+//! kept in one file so its variant order is visible in one place.)
 //!
 //! An op is immutable once issued. `(actor, seq)` identifies it everywhere: in the op log, on
 //! the wire, and as the dot of cart entries. Payloads carry only validated domain types.

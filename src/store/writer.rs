@@ -1,4 +1,6 @@
 //! The writer thread: one connection, group commit.
+//! (Over 500 lines: the group's transaction, its failure paths, the derived-row batch and the
+//! journal hand-off are one sequence whose order is the durability argument; read it whole.)
 //!
 //! Each loop takes every request already queued (up to `GROUP_REQUESTS_MAX`), runs each in its
 //! own savepoint inside one `BEGIN IMMEDIATE` transaction, commits once, and only then answers
