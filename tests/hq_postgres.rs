@@ -236,6 +236,10 @@ async fn postgres_lost_mid_run_answers_503_acks_nothing_and_everything_resumes_w
     .await;
     let (status, body) = place_order(&state, "k-during").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The order is HQ's op for store a: wait for it to reach the store before comparing logs.
+    chain
+        .converged(&store_a(), &chain.a, Duration::from_secs(15))
+        .await;
     let client = cluster.client("postgres").await;
     let shared = pg::log::op_count(&client).await.unwrap();
     let local = chain.hq.query(Node::op_count).await.unwrap();
