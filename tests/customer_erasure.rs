@@ -114,7 +114,7 @@ async fn terminal(node: &Node, store: StoreId, sync: &StoreSyncHandle) -> (Termi
         node.clone(),
         Arc::new(sync.clone()),
         Arc::new(MemoryPrintSink::default()),
-        TerminalConfig::new(store),
+        no_drawer(TerminalConfig::new(store)),
     );
     state
         .upsert_staff("1001", "Ana", Role::Associate, "2468")
@@ -476,4 +476,11 @@ async fn erasure_is_provable_on_disk(port: u16) {
             "{needle} logged at info level:\n{text}"
         );
     }
+}
+
+/// A till that sells cash without a drawer session (`[till] cash_session_required = false`):
+/// this test is not about the drawer.
+fn no_drawer(mut config: TerminalConfig) -> TerminalConfig {
+    config.till.cash_session_required = false;
+    config
 }

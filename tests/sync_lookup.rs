@@ -35,7 +35,7 @@ impl Terminal {
             node.clone(),
             Arc::new(sync.clone()),
             Arc::new(MemoryPrintSink::default()),
-            TerminalConfig::new(store),
+            no_drawer(TerminalConfig::new(store)),
         );
         state
             .upsert_staff("1001", "Ana", Role::Associate, "2468")
@@ -269,4 +269,11 @@ async fn customers_are_fetched_from_hq_on_demand(port: u16) {
     hq_sync.join().await;
     a_sync.join().await;
     b_sync.join().await;
+}
+
+/// A till that sells cash without a drawer session (`[till] cash_session_required = false`):
+/// this test is not about the drawer.
+fn no_drawer(mut config: TerminalConfig) -> TerminalConfig {
+    config.till.cash_session_required = false;
+    config
 }

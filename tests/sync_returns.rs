@@ -36,7 +36,7 @@ impl Terminal {
             node.clone(),
             Arc::new(sync.clone()),
             Arc::new(MemoryPrintSink::default()),
-            TerminalConfig::new(store),
+            no_drawer(TerminalConfig::new(store)),
         );
         state
             .upsert_staff("1001", "Ana", Role::Associate, "2468")
@@ -258,4 +258,11 @@ async fn returns_anywhere(port: u16) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["conflicts"][0]["kind"], "double_return", "{got}");
     chain.close().await;
+}
+
+/// A till that sells cash without a drawer session (`[till] cash_session_required = false`):
+/// this test is not about the drawer.
+fn no_drawer(mut config: TerminalConfig) -> TerminalConfig {
+    config.till.cash_session_required = false;
+    config
 }

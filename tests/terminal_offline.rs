@@ -142,7 +142,7 @@ async fn with_the_link_cut_the_counter_hands_over_and_sells_and_both_sides_conve
         node.clone(),
         Arc::new(sync.clone()),
         Arc::new(MemoryPrintSink::default()),
-        TerminalConfig::new(store.clone()),
+        no_drawer(TerminalConfig::new(store.clone())),
     );
     state
         .upsert_staff("1001", "Ana García", Role::Associate, "1234")
@@ -248,4 +248,11 @@ async fn with_the_link_cut_the_counter_hands_over_and_sells_and_both_sides_conve
     let sale_id = sale["id"].as_str().unwrap().to_string();
     assert!(hq.read(|r| r.state().sales.keys().any(|k| k.as_str() == sale_id)));
     shutdown.send_replace(true);
+}
+
+/// A till that sells cash without a drawer session (`[till] cash_session_required = false`):
+/// this test is not about the drawer.
+fn no_drawer(mut config: TerminalConfig) -> TerminalConfig {
+    config.till.cash_session_required = false;
+    config
 }

@@ -13,9 +13,10 @@ pub struct TillConfig {
     /// needs a manager's PIN.
     #[serde(default = "default_associate_max_discount_pct")]
     pub associate_max_discount_pct: u32,
-    /// Refuse cash sales while no cash session is open (`409 no_cash_session`). Off unless
-    /// set, so existing till clients keep working; the demo and the example config set it.
-    #[serde(default)]
+    /// Refuse cash sales while no cash session is open (`409 no_cash_session`, DESIGN.md
+    /// §18). On unless set to `false` (a store that keeps no drawer); the demo opens a float
+    /// at each store on first start, so its tills take cash at once.
+    #[serde(default = "default_cash_session_required")]
     pub cash_session_required: bool,
 }
 
@@ -23,11 +24,15 @@ fn default_associate_max_discount_pct() -> u32 {
     10
 }
 
+fn default_cash_session_required() -> bool {
+    true
+}
+
 impl Default for TillConfig {
     fn default() -> Self {
         TillConfig {
             associate_max_discount_pct: default_associate_max_discount_pct(),
-            cash_session_required: false,
+            cash_session_required: default_cash_session_required(),
         }
     }
 }
@@ -46,5 +51,23 @@ impl TillConfig {
     /// The associate's limit in basis points.
     pub fn associate_max_bp(&self) -> u32 {
         self.associate_max_discount_pct.min(100) * 100
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TillConfig;
+
+    #[test]
+    fn cash_sales_need_an_open_drawer_unless_the_store_says_it_keeps_none() {
+        let absent: TillConfig = toml::from_str("").unwrap();
+        assert!(
+            absent.cash_session_required,
+            "DESIGN.md §18: refused by default"
+        );
+        assert_eq!(absent, TillConfig::default());
+        let none: TillConfig = toml::from_str("cash_session_required = false").unwrap();
+        assert!(!none.cash_session_required);
+        assert_eq!(none.associate_max_discount_pct, 10);
     }
 }

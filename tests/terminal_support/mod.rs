@@ -258,6 +258,9 @@ impl Fixture {
             last_sync_ms: Some(2_000),
         }));
         let mut config = TerminalConfig::new(store);
+        // Tests not about the drawer sell cash without one, as a store with
+        // `[till] cash_session_required = false` does; the till tests turn it back on.
+        config.till.cash_session_required = false;
         config.pickup_keys = vec![KEY.to_vec()];
         tweak(&mut config);
         let state = TerminalState::new(node.clone(), link.clone(), sink, config);
