@@ -84,6 +84,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::CashClose { .. } => 31,
         Payload::OrderShipToStore { .. } => 32,
         Payload::OrderArrived { .. } => 33,
+        Payload::ShipDispatch { .. } => 34,
+        Payload::ShipWithdraw { .. } => 35,
     }
 }
 
@@ -484,6 +486,24 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 lines: vec![OrderLine { sku: sku(), qty: 2 }],
             },
             "21036f2d32066d61647269640105534b552d3102",
+        ),
+        (
+            Payload::ShipDispatch {
+                order_id: OrderId::parse("o-2").unwrap(),
+                transfer: motion("tr-2"),
+                store: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+            },
+            "22036f2d320474722d32066d616472696407736576696c6c61",
+        ),
+        (
+            Payload::ShipWithdraw {
+                order_id: OrderId::parse("o-2").unwrap(),
+                transfer: motion("tr-2"),
+                store: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+            },
+            "23036f2d320474722d32066d616472696407736576696c6c61",
         ),
     ]
 }

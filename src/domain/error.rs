@@ -134,6 +134,13 @@ pub enum DomainError {
     /// The store's cash drawer has no open session (or not this one).
     #[error("no open cash session")]
     NoCashSession,
+    /// The sender kept this ship-to-store transfer's units (its order was cancelled before
+    /// they left): nothing travels, nothing can be received.
+    #[error("transfer {0} was withdrawn by its sender: its order was cancelled before dispatch")]
+    Withdrawn(MotionId),
+    /// The ship-to-store transfer already left its sender (or was withdrawn).
+    #[error("transfer {0} was already dispatched or withdrawn")]
+    AlreadyDispatched(MotionId),
     /// A ship-to-store order's units have not arrived at its store yet (picking waits).
     #[error("order {order}: only {arrived} of {sku} arrived by transfer so far")]
     NotArrived {

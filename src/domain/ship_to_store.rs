@@ -8,6 +8,12 @@
 //! units and `plan_arrivals` sets aside what the order still awaits (`OrderArrived`, in the
 //! receipt's commit); picking is refused beyond what arrived, so the order is ready only once
 //! the store has received and picked it.
+//!
+//! The sending store scans the units out (`ShipDispatch`) when they physically leave; until
+//! then they are on its shelf, set aside (a count there does not re-add them). An order
+//! cancelled or expired before that gives them back to the sender (`plan_withdrawals`:
+//! `ShipWithdraw`). Only the sender issues either, once, checked against its own state, so
+//! the units are either in transit or back on its shelf, never both.
 
 use super::error::DomainError;
 use super::ids::{ActorId, CustomerId, MotionId, OrderId, Sku, StoreId};
@@ -195,4 +201,88 @@ pub(crate) fn validate_arrived(
 /// shop's answer: `awaiting_transfer`).
 pub fn awaiting_transfer(order: &super::order::Order) -> bool {
     order.status == OrderStatus::Placed && !order.awaiting().is_empty()
+}
+
+/// Checks for `ShipDispatch` (`withdraw` false) or `ShipWithdraw` by `store`: the sender of
+/// ship-to-store order `order_id` to `to` by `transfer`, its units still on the shelf (not
+/// dispatched, withdrawn or received); dispatch needs the order open, withdrawal a cancelled
+/// or expired one.
+pub(crate) fn validate_ship_out(
+    state: &State,
+    order_id: &OrderId,
+    transfer: &MotionId,
+    store: &StoreId,
+    to: &StoreId,
+    withdraw: bool,
+) -> Result<(), DomainError> {
+    let order = state
+        .orders
+        .get(order_id)
+        .ok_or_else(|| DomainError::UnknownOrder(order_id.clone()))?;
+    let unknown = || DomainError::UnknownMovement {
+        kind: "transfer",
+        id: transfer.clone(),
+    };
+    let ship = order.ship.as_ref().ok_or_else(unknown)?;
+    if &ship.store != store || &ship.transfer != transfer || &order.store != to {
+        return Err(unknown());
+    }
+    let m = state.transfers.get(transfer).ok_or_else(unknown)?;
+    if m.received.is_some() {
+        return Err(DomainError::AlreadyReceived {
+            kind: "transfer",
+            id: transfer.clone(),
+        });
+    }
+    if m.dispatch.is_some() {
+        return Err(DomainError::AlreadyDispatched(transfer.clone()));
+    }
+    let cancelled = matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired);
+    if withdraw != cancelled {
+        return Err(DomainError::BadTransition {
+            order: order_id.clone(),
+            status: order.status.as_str(),
+            step: if withdraw {
+                "keep its units at the sender"
+            } else {
+                "dispatch its units"
+            },
+        });
+    }
+    Ok(())
+}
+
+/// `ShipWithdraw` for every ship-to-store order `store` sends whose units are still on its
+/// shelf and that was cancelled or expired: the sender keeps the units.
+pub fn plan_withdrawals(state: &State, store: &StoreId) -> Vec<Payload> {
+    state
+        .awaiting_dispatch()
+        .filter_map(|m| {
+            let sent = m.sent.as_ref()?;
+            (sent.from.as_ref() == Some(store)).then_some(())?;
+            let order = state.orders.get(&OrderId::parse(&sent.reference).ok()?)?;
+            let over = matches!(order.status, OrderStatus::Cancelled | OrderStatus::Expired);
+            over.then(|| Payload::ShipWithdraw {
+                order_id: order.id.clone(),
+                transfer: m.id.clone(),
+                store: store.clone(),
+                to: sent.to.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The `ShipDispatch` `store` issues for transfer `transfer` it sends for a ship-to-store
+/// order, or `None` when it is not such a transfer of this store.
+pub fn dispatch_of(state: &State, transfer: &MotionId, store: &StoreId) -> Option<Payload> {
+    let sent = state.transfers.get(transfer)?.sent.as_ref()?;
+    if sent.from.as_ref() != Some(store) || !sent.awaits_dispatch {
+        return None;
+    }
+    Some(Payload::ShipDispatch {
+        order_id: OrderId::parse(&sent.reference).ok()?,
+        transfer: transfer.clone(),
+        store: store.clone(),
+        to: sent.to.clone(),
+    })
 }

@@ -158,6 +158,8 @@ impl From<DomainError> for ApiError {
                 ApiError::conflict("session_open", message).with("session", id.as_str())
             }
             DomainError::NoCashSession => ApiError::conflict("no_cash_session", message),
+            DomainError::Withdrawn(_) => ApiError::conflict("transfer_withdrawn", message),
+            DomainError::AlreadyDispatched(_) => ApiError::conflict("already_dispatched", message),
             DomainError::NotArrived { sku, arrived, .. } => {
                 ApiError::conflict("not_arrived", message)
                     .with("sku", sku.as_str())
