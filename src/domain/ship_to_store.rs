@@ -3,7 +3,8 @@
 //!
 //! `plan_order` decides, on HQ's replica, between a plain `OrderPlace` (HQ's rights at the
 //! pickup store cover every line) and an `OrderShipToStore` from the first other store where
-//! HQ's rights cover every line. Either way a replica spends only rights it holds itself, so
+//! HQ's rights cover every line. An order only several stores together could fulfil is
+//! refused (`NoSingleSource`, naming where HQ's rights are), never split. Either way a replica spends only rights it holds itself, so
 //! neither store can be oversold. At the pickup store the transfer's receipt creates the
 //! units and `plan_arrivals` sets aside what the order still awaits (`OrderArrived`, in the
 //! receipt's commit); picking is refused beyond what arrived, so the order is ready only once
@@ -15,7 +16,7 @@
 //! `ShipWithdraw`). Only the sender issues either, once, checked against its own state, so
 //! the units are either in transit or back on its shelf, never both.
 
-use super::error::DomainError;
+use super::error::{DomainError, SplitRefusal};
 use super::ids::{ActorId, CustomerId, MotionId, OrderId, Sku, StoreId};
 use super::op::{OrderLine, Payload, ReceiptLine};
 use super::order::OrderStatus;
@@ -80,7 +81,66 @@ pub fn plan_order(
             return Ok(shipped);
         }
     }
-    Err(refusal)
+    Err(split_refusal(state, actor, sources, &req, refusal))
+}
+
+/// The refusal for an order no single store can fulfil: `NoSingleSource` when HQ's rights
+/// across the pickup store and `sources` would cover every line (the shop may split it into
+/// one order per store), else the pickup store's own `refusal`.
+///
+/// Not split here on purpose: one order, one pickup code, one transfer. A split order would
+/// need several transfers arriving apart, a ready date set by the slowest, and cancels and
+/// shorts per part; several orders, which the shop can place from `sources`, already have all
+/// of that, each with its own date.
+fn split_refusal(
+    state: &State,
+    actor: &ActorId,
+    sources: &[StoreId],
+    req: &OrderRequest,
+    refusal: DomainError,
+) -> DomainError {
+    let DomainError::InsufficientStock {
+        store,
+        sku,
+        requested,
+        available,
+    } = refusal
+    else {
+        return refusal;
+    };
+    let mut wanted: BTreeMap<&Sku, u64> = BTreeMap::new();
+    for l in &req.lines {
+        *wanted.entry(&l.sku).or_default() += u64::from(l.qty);
+    }
+    let candidates: Vec<&StoreId> = std::iter::once(&req.store)
+        .chain(sources.iter().filter(|s| **s != req.store))
+        .collect();
+    let mut per_sku = Vec::with_capacity(wanted.len());
+    let mut covered = !sources.iter().all(|s| *s == req.store);
+    for (k, qty) in &wanted {
+        let stores: Vec<(StoreId, i64)> = candidates
+            .iter()
+            .map(|s| ((*s).clone(), state.rights(s, k, actor)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        covered &= stores.iter().map(|(_, n)| *n as u64).sum::<u64>() >= *qty;
+        per_sku.push(((*k).clone(), stores));
+    }
+    if !covered {
+        return DomainError::InsufficientStock {
+            store,
+            sku,
+            requested,
+            available,
+        };
+    }
+    DomainError::NoSingleSource(Box::new(SplitRefusal {
+        store,
+        sku,
+        requested,
+        available,
+        sources: per_sku,
+    }))
 }
 
 /// The open ship-to-store order of `store` that `transfer` carries units for, if any.

@@ -383,3 +383,33 @@ fn only_hq_ships_to_store_and_only_the_pickup_store_sets_units_aside() {
         "nothing arrives before the transfer is received: {early:?}"
     );
 }
+
+#[test]
+fn an_order_only_several_stores_together_could_fulfil_is_refused_naming_them() {
+    let mut c = with_hq_rights_at_madrid(3);
+    c.act(
+        2,
+        Payload::StockTransfer {
+            store: store(1),
+            sku: sku(),
+            to: ActorId::hq(),
+            qty: 2,
+        },
+    )
+    .unwrap();
+    c.sync_all();
+    let before = c.replicas[0].digest();
+    // 4 for sevilla: HQ holds 2 there and 3 at madrid; together enough, alone neither.
+    let refused = hq_order(&mut c, "1", 1, 4);
+    let Err(DomainError::NoSingleSource(r)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((&r.store, r.available), (&store(1), 2));
+    assert_eq!(r.sources, vec![(sku(), vec![(store(1), 2), (store(0), 3)])]);
+    assert_eq!(c.replicas[0].digest(), before, "nothing placed");
+    // More than all of HQ's rights together: the plain shortage.
+    assert!(matches!(
+        hq_order(&mut c, "2", 1, 6),
+        Err(DomainError::InsufficientStock { available: 2, .. })
+    ));
+}

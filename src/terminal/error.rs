@@ -87,6 +87,9 @@ impl From<DomainError> for ApiError {
             DomainError::UnknownSku(sku) => {
                 ApiError::unprocessable("unknown_sku", message).with("sku", sku.as_str())
             }
+            DomainError::NoSingleSource(r) => ApiError::conflict("insufficient_stock", message)
+                .with("sku", r.sku.as_str())
+                .with("available", r.available.max(0)),
             DomainError::InsufficientStock { sku, available, .. } => {
                 ApiError::conflict("insufficient_stock", message)
                     .with("sku", sku.as_str())
