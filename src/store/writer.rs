@@ -193,6 +193,8 @@ fn commit_group(
     };
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
+    // Own ops another process wrote to the journal, applied first: not journaled again.
+    let mut caught: Vec<NodeEvent> = Vec::new();
     let mut abort = None;
     let mut erased = false;
     let mut derived = false;
@@ -201,6 +203,17 @@ fn commit_group(
             .replica
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let issues_own = group.iter().any(|r| matches!(r, Request::Submit { .. }));
+        if let (Some(j), true) = (journal.as_mut(), issues_own) {
+            let mut own = Group {
+                events: &mut caught,
+                erased: &mut erased,
+                pending: &mut *pending,
+            };
+            if let Err(e) = catch_up_own(j.as_mut(), &tx, &mut replica, &mut own) {
+                abort = Some(e);
+            }
+        }
         for req in group {
             if abort.is_some() {
                 replies.push(refused(req));
@@ -231,6 +244,9 @@ fn commit_group(
     let abort = match abort {
         Some(abort) => {
             drop(tx); // rolls back
+            if let Some(j) = journal.as_mut() {
+                j.abandon();
+            }
             Some(abort)
         }
         None => match journal_group(journal, shared, &tx, &events) {
@@ -256,7 +272,7 @@ fn commit_group(
             for reply in replies {
                 reply(None);
             }
-            for event in events {
+            for event in caught.into_iter().chain(events) {
                 let _ = shared.events.send(event);
             }
             Ok(())
@@ -290,12 +306,60 @@ fn journal_group(
         .flat_map(|NodeEvent::Applied { ops, .. }| ops.iter().cloned())
         .collect();
     if ops.is_empty() {
+        journal.abandon(); // a `begin_own` whose submits were all refused
         return Ok(());
     }
     let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
     journal
         .commit(tx, &ops, replica.state())
         .map_err(Abort::journal)
+}
+
+/// Before a group issues this node's own ops: take the journal's lock on the actor
+/// (`Journal::begin_own`) and apply the actor's ops other processes committed there since
+/// this replica last saw one, so the next op gets the next free seq and its rights are
+/// checked against every op issued before it. They are written to the file in this group but
+/// not journaled again (they come from the journal).
+fn catch_up_own(
+    journal: &mut dyn Journal,
+    tx: &Transaction,
+    replica: &mut Replica,
+    group: &mut Group,
+) -> Result<(), Abort> {
+    let actor = replica.actor().clone();
+    let ops = journal
+        .begin_own(&actor, replica.next_seq())
+        .map_err(Abort::journal)?;
+    let mut fresh = Vec::new();
+    let mut effects = Vec::new();
+    for op in ops {
+        match replica.apply(&op) {
+            Ok(Applied::New(eff)) => {
+                let stored = store_op(tx, replica, &op, group)
+                    .map_err(|e| Abort::new(TxStep::Journal, e))?;
+                fresh.push(stored);
+                effects.extend(eff);
+            }
+            Ok(Applied::Duplicate) => {}
+            Err(e) => {
+                return Err(Abort {
+                    step: TxStep::Journal,
+                    detail: format!(
+                        "the shared log's {}/{} does not apply: {e}",
+                        op.actor, op.seq
+                    ),
+                })
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        group.events.push(NodeEvent::Applied {
+            ops: Arc::new(fresh),
+            effects,
+            local: false,
+        });
+    }
+    Ok(())
 }
 
 /// Fold the WAL into the database and truncate it, so the page images an erasure replaced
