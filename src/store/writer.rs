@@ -14,6 +14,7 @@
 
 use super::derived::{Pending, DERIVED_IDLE_MS};
 use super::journal::{Journal, JournalError};
+use super::snapshot::{self, Cadence};
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
     StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
@@ -75,10 +76,11 @@ pub(super) fn run(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
     mut journal: MaybeJournal,
+    mut cadence: Cadence,
 ) {
     let mut pending = Pending::default();
     loop {
-        let first = if pending.is_empty() {
+        let first = if pending.is_empty() && !cadence.due_idle() {
             rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
         } else {
             rx.recv_timeout(Duration::from_millis(DERIVED_IDLE_MS))
@@ -87,21 +89,27 @@ pub(super) fn run(
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 write_derived(&mut conn, &shared, &mut pending);
+                if cadence.due_idle() {
+                    write_snapshot(&mut conn, &shared, &mut cadence);
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 return;
             }
         };
         match first {
             Request::Checkpoint { reply } => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 let _ = reply.send(checkpoint(&conn));
                 continue;
             }
             Request::Close { reply } => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 return close(conn, reply);
             }
             _ => {}
@@ -123,18 +131,27 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        if let Err(e) = commit_group(&mut conn, &shared, group, &mut pending, &mut journal) {
+        let mut tally = Tally {
+            pending: &mut pending,
+            cadence: &mut cadence,
+        };
+        if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
             // Memory can no longer be shown to match the file: stop rather than answer
             // anyone from it. Callers now get `StoreError::Closed`.
             tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
             return;
         }
+        if cadence.due_busy() {
+            write_snapshot(&mut conn, &shared, &mut cadence);
+        }
         if let Some(reply) = checkpoint_reply {
             write_derived(&mut conn, &shared, &mut pending);
+            write_snapshot(&mut conn, &shared, &mut cadence);
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
             write_derived(&mut conn, &shared, &mut pending);
+            write_snapshot(&mut conn, &shared, &mut cadence);
             return close(conn, reply);
         }
     }
@@ -159,6 +176,31 @@ fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending) 
     }
 }
 
+/// Write a snapshot of the replica (everything committed) in a transaction of its own, if ops
+/// were logged since the last one. On failure the next chance retries; the log stays whole.
+fn write_snapshot(conn: &mut Connection, shared: &Shared, cadence: &mut Cadence) {
+    if cadence.tail_ops() == 0 {
+        return;
+    }
+    let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
+        {
+            let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
+            snapshot::write(&tx, &replica, super::now_ms())
+        }
+        .and_then(|bytes| tx.commit().map(|()| bytes))
+    });
+    match written {
+        Ok(bytes) => cadence.written(bytes),
+        Err(e) => tracing::warn!(error = %StoreError::from(e), "snapshot not written"),
+    }
+}
+
+/// The writer's bookkeeping a group updates: derived rows to write, ops since the snapshot.
+struct Tally<'a> {
+    pending: &'a mut Pending,
+    cadence: &'a mut Cadence,
+}
+
 /// Close the connection, then answer: the caller may exit the process at once.
 fn close(conn: Connection, reply: tokio::sync::oneshot::Sender<()>) {
     if let Err((_, e)) = conn.close() {
@@ -177,9 +219,10 @@ fn commit_group(
     conn: &mut Connection,
     shared: &Shared,
     group: Vec<Request>,
-    pending: &mut Pending,
+    tally: &mut Tally,
     journal: &mut MaybeJournal,
 ) -> Result<(), StoreError> {
+    let pending = &mut *tally.pending;
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -240,6 +283,12 @@ fn commit_group(
                 Err(e) => abort = Some(Abort::new(TxStep::Derive, e)),
             }
         }
+        // The snapshot may hold the erased customer's data: it goes with the erasure.
+        if abort.is_none() && erased {
+            if let Err(e) = snapshot::delete(&tx) {
+                abort = Some(Abort::new(TxStep::Derive, e));
+            }
+        }
     }
     let abort = match abort {
         Some(abort) => {
@@ -262,7 +311,13 @@ fn commit_group(
             if derived {
                 pending.clear();
             }
+            let logged = events
+                .iter()
+                .map(|NodeEvent::Applied { ops, .. }| ops.len())
+                .sum();
+            tally.cadence.logged(logged);
             if erased {
+                tally.cadence.dropped();
                 truncate_wal(conn);
             }
             shared.groups.fetch_add(1, Ordering::Relaxed);
