@@ -22,7 +22,9 @@ use super::validate::{QTY_MAX, TEXT_LEN_MAX};
 use std::collections::BTreeMap;
 
 /// Which kind of movement, for messages and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MotionKind {
     Shipment,
     Transfer,
@@ -38,7 +40,7 @@ impl MotionKind {
 }
 
 /// The send half: what left (HQ's notice or the sending store's dispatch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sent {
     /// `None` for a shipment from HQ's warehouse.
     pub from: Option<StoreId>,
@@ -59,7 +61,7 @@ pub struct Dispatch {
 }
 
 /// The receipt half, authored by the destination store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Received {
     pub store: StoreId,
     pub lines: Vec<ReceiptLine>,
@@ -68,7 +70,7 @@ pub struct Received {
 }
 
 /// A shipment or a transfer as this replica knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Movement {
     pub id: MotionId,
     pub kind: MotionKind,

@@ -25,7 +25,7 @@ mod merge;
 mod ship;
 
 /// A till sale as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SaleRecord {
     pub id: SaleId,
     pub store: StoreId,
@@ -59,7 +59,7 @@ impl SaleRecord {
 }
 
 /// A physical count as recorded for the manager.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CountRecord {
     pub store: StoreId,
     pub sku: Sku,
@@ -85,7 +85,7 @@ pub enum Effect {
 }
 
 /// Everything a replica knows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub catalog: Catalog,
     pub stock: BTreeMap<(StoreId, Sku), EscrowCounter>,

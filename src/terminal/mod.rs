@@ -358,13 +358,12 @@ async fn limit_login_attempts(
         let key = client_key(&request);
         if let Err(secs) = state.0.login_limiter.check(&key) {
             tracing::warn!(client = %key, retry_after_s = secs, "login attempts rate limited");
-            let mut e = ApiError::new(
+            let e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!("too many login attempts from this device: try again in {secs} s"),
             )
-            .with("retry_after_s", secs);
-            e.retry_after_s = Some(secs);
+            .retry_after(secs);
             return e.into_response();
         }
     }
