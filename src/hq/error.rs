@@ -79,6 +79,24 @@ impl From<DomainError> for ApiError {
                     .with("sku", sku.as_str())
                     .with("available", (*available).max(0))
             }
+            DomainError::NoSingleSource(refusal) => {
+                let sources: Vec<Value> = refusal
+                    .sources
+                    .iter()
+                    .map(|(k, stores)| {
+                        let stores: Vec<Value> = stores
+                            .iter()
+                            .map(|(s, n)| json!({"store": s.as_str(), "hq_can_sell": n}))
+                            .collect();
+                        json!({"sku": k.as_str(), "stores": stores})
+                    })
+                    .collect();
+                ApiError::new(StatusCode::CONFLICT, "insufficient_stock", msg)
+                    .with("sku", refusal.sku.as_str())
+                    .with("available", refusal.available.max(0))
+                    .with("reason", "no_single_store")
+                    .with("sources", sources)
+            }
             DomainError::InvalidQty { .. } => ApiError::invalid("qty", msg),
             DomainError::InvalidField { field, .. } => ApiError::invalid(field, msg),
             DomainError::UnknownOrder(id) => ApiError::unknown_order(id.as_str()),

@@ -42,6 +42,9 @@ impl From<DomainError> for ApiError {
             DomainError::UnknownSku(sku) => {
                 ApiError::unprocessable("unknown_sku", message).with("sku", sku.as_str())
             }
+            DomainError::NoSingleSource(r) => ApiError::conflict("insufficient_stock", message)
+                .with("sku", r.sku.as_str())
+                .with("available", r.available.max(0)),
             DomainError::InsufficientStock { sku, available, .. } => {
                 ApiError::conflict("insufficient_stock", message)
                     .with("sku", sku.as_str())
@@ -113,6 +116,8 @@ impl From<DomainError> for ApiError {
                 ApiError::conflict("session_open", message).with("session", id.as_str())
             }
             DomainError::NoCashSession => ApiError::conflict("no_cash_session", message),
+            DomainError::Withdrawn(_) => ApiError::conflict("transfer_withdrawn", message),
+            DomainError::AlreadyDispatched(_) => ApiError::conflict("already_dispatched", message),
             DomainError::NotArrived { sku, arrived, .. } => {
                 ApiError::conflict("not_arrived", message)
                     .with("sku", sku.as_str())

@@ -320,6 +320,7 @@ pub fn app(state: TerminalState) -> Router {
         .route("/transfers/destinations", get(motion::destinations))
         .route("/transfers/{id}", get(motion::show_transfer))
         .route("/transfers/{id}/note", post(motion::print_note))
+        .route("/transfers/{id}/dispatch", post(motion::dispatch_transfer))
         .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}", get(customers::show))
