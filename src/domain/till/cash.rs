@@ -37,7 +37,7 @@ pub struct CashMovement {
 }
 
 /// The close as recorded: the blind count and what the store expected then.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CashClosed {
     pub counted_cents: i64,
     pub expected_cents: i64,
@@ -46,7 +46,7 @@ pub struct CashClosed {
 }
 
 /// What a session took, accumulated as the store's ops are applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SessionTotals {
     pub sales: u32,
     /// Paid for sales (after discounts) per tender.
@@ -62,7 +62,7 @@ pub struct SessionTotals {
 }
 
 /// One drawer session of a store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CashSession {
     pub id: CashSessionId,
     pub store: StoreId,
@@ -175,7 +175,7 @@ impl CashReport {
 }
 
 /// Every store's sessions and which one is open.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CashBook {
     pub sessions: BTreeMap<CashSessionId, CashSession>,
     open: BTreeMap<StoreId, CashSessionId>,
