@@ -18,9 +18,8 @@ use serde::{Deserialize, Serialize};
 /// Layout of the encoded replica. The bytes are postcard over the domain's own types, which
 /// is not self-describing: change this whenever a type inside `State` changes shape (the
 /// golden case in tests/formats.rs fails when one does), so old snapshots are ignored rather
-/// than misread. 2: `State::price_log` holds only superseded prices (a sku's first price lives
-/// in the catalog register alone).
-pub const FORMAT: u8 = 2;
+/// than misread.
+pub const FORMAT: u8 = 3;
 
 /// A writer idle with at least this many ops logged since the last snapshot writes one.
 pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;
