@@ -726,7 +726,7 @@ fn a_replica_snapshot_encodes_to_its_golden_digest_and_decodes_back() {
         bytes.len(),
         hex::encode(Sha256::digest(&bytes))
     );
-    assert_eq!(actual, "format 1 956 bytes sha256 bed4ce764a4a72a480e2fd746ea97a3a2e6b3903de618c22f2cfd4651658bf96", "snapshot format changed");
+    assert_eq!(actual, "format 1 1053 bytes sha256 fd6c278d2ac686819e0dac31352bc8fb14cbad0663d0848820b52affaf32d2ed", "snapshot format changed");
     let back = snapshot::decode(replica.actor().clone(), &bytes).unwrap();
     assert_eq!(
         format!("{:?}", back.state()),

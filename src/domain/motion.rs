@@ -54,7 +54,7 @@ pub struct Sent {
 
 /// What the sender of a ship-to-store transfer did with the units: scanned them out, or kept
 /// them (the order was cancelled before they left).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dispatch {
     pub withdrawn: bool,
     pub at: Hlc,

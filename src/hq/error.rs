@@ -6,6 +6,7 @@ use crate::domain::DomainError;
 use crate::http_error::Api;
 pub use crate::http_error::ErrorCode;
 use axum::http::StatusCode;
+use serde_json::{json, Value};
 
 /// The HQ API, as the marker of its errors.
 #[derive(Debug, Clone, Copy)]
