@@ -5,6 +5,7 @@
 use super::{decode_op, encode_op, snapshot, StoreError};
 use crate::domain::{ActorId, Op, Replica};
 use rusqlite::{params, Connection};
+use std::time::Instant;
 
 /// Free heap at the top of a malloc arena above this goes back to the kernel (glibc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -31,10 +32,20 @@ pub(super) fn replay_packed(
     let replayed = std::thread::Builder::new()
         .name("storenode-replay".into())
         .spawn(move || {
+            let started = Instant::now();
             let replica = replay_counted(&conn, actor).and_then(|(mut r, tail)| {
+                let replayed_ms = started.elapsed().as_millis() as u64;
                 super::derived::recover(&mut conn, r.state())?;
+                let recovered_ms = started.elapsed().as_millis() as u64;
                 r.compact();
                 conn.execute_batch("PRAGMA shrink_memory")?;
+                tracing::info!(
+                    tail_ops = tail,
+                    replayed_ms,
+                    recovered_ms,
+                    packed_ms = started.elapsed().as_millis() as u64,
+                    "replica loaded"
+                );
                 Ok((r, tail))
             });
             (conn, replica, ArenaTrimmer::new())
@@ -44,9 +55,14 @@ pub(super) fn replay_packed(
         .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
     let (conn, built, trimmer) = replayed;
     let (built, tail) = built?;
+    let started = Instant::now();
     let replica = built.clone();
     drop(built);
     drop(trimmer);
+    tracing::debug!(
+        copied_ms = started.elapsed().as_millis() as u64,
+        "replica moved out of the replay arena"
+    );
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: see `mallopt` above.
     unsafe {
@@ -87,10 +103,16 @@ pub(super) fn replay_counted(
     conn: &Connection,
     actor: ActorId,
 ) -> Result<(Replica, u64), StoreError> {
+    let started = Instant::now();
     let (replica, through) = match snapshot::load(conn, &actor)? {
         Some((replica, through)) => (replica, through),
         None => (Replica::new(actor), 0),
     };
+    tracing::debug!(
+        through,
+        loaded_ms = started.elapsed().as_millis() as u64,
+        "snapshot loaded"
+    );
     replay_after(conn, replica, through)
 }
 
