@@ -50,7 +50,9 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
         );
         assert!(total.shipments_received > 0 && total.transfers_received > 0);
         assert!(total.transfers_short > 0 && total.ship_to_store_orders > 0);
-        assert!(total.ship_to_store_arrived > 0);
+        assert!(total.ship_to_store_arrived > 0 && total.ship_to_store_dispatched > 0);
+        assert!(total.ship_to_store_ready > 0 && total.ship_to_store_handed_over > 0);
+        assert!(total.ship_to_store_withdrawn > 0 && total.ship_to_store_cancelled > 0);
     }
 }
 

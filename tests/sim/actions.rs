@@ -76,6 +76,25 @@ fn open_orders(
     })
 }
 
+/// The three most recently placed open orders `who` knows (of `store`, if given): customers
+/// cancel soon after ordering, not in proportion to how long an order stays open (a shipped
+/// order's wait for its transfer would otherwise make it the likeliest one to go).
+fn recent_open_orders(
+    w: &World,
+    who: usize,
+    store: Option<&StoreId>,
+) -> Vec<(OrderId, StoreId, OrderStatus)> {
+    let mut open = open_orders(w, who, store);
+    let placed = |id: &OrderId| {
+        w.nodes[who]
+            .backend
+            .read(|r| r.state().orders.get(id).map(|o| o.placed_hlc))
+    };
+    open.sort_by_key(|(id, _, _)| std::cmp::Reverse(placed(id)));
+    open.truncate(3);
+    open
+}
+
 fn place(w: &mut World, store: StoreId) -> Payload {
     let n_lines = w.rng.range(1, 2);
     let lines = (0..n_lines)
@@ -135,7 +154,7 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
             super::motion::hq_order(w, placed)
         }
         40..=54 => {
-            let open = open_orders(w, 0, None);
+            let open = recent_open_orders(w, 0, None);
             let (order_id, store, _) = w.rng.pick(&open)?.clone();
             let kind = if w.rng.chance(25) {
                 CancelKind::Expired
@@ -166,6 +185,12 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
 
 fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
     let store = w.nodes[who].actor.store().expect("store");
+    // Orders shipped between stores wait on people at both ends: staff see them first.
+    if w.rng.chance(40) {
+        if let Some(step) = super::motion::ship_step(w, who) {
+            return Some(step);
+        }
+    }
     Some(match w.rng.below(100) {
         0..=11 => super::motion::receive(w, who)?,
         12..=16 => vec![Payload::StockReceive {
@@ -178,7 +203,7 @@ fn store_action(w: &mut World, who: usize) -> Option<Vec<Payload>> {
         40..=47 => vec![place(w, store)],
         48..=67 => vec![advance(w, who, &store)?],
         68..=71 => {
-            let open = open_orders(w, who, Some(&store));
+            let open = recent_open_orders(w, who, Some(&store));
             let (order_id, store, _) = w.rng.pick(&open)?.clone();
             vec![Payload::OrderCancel {
                 order_id,
@@ -370,7 +395,20 @@ fn give_back(w: &mut World, who: usize, store: StoreId) -> Option<Payload> {
 
 /// The next step of a random open order of the store: start, pick a line, ready, hand over.
 fn advance(w: &mut World, who: usize, store: &StoreId) -> Option<Payload> {
-    let open = open_orders(w, who, Some(store));
+    // A shipped order whose units have not all arrived cannot be picked yet: staff work on
+    // the orders they can finish.
+    let waiting: Vec<OrderId> = w.nodes[who].backend.read(|r| {
+        r.state()
+            .orders
+            .values()
+            .filter(|o| &o.store == store && !o.awaiting().is_empty())
+            .map(|o| o.id.clone())
+            .collect()
+    });
+    let open: Vec<_> = open_orders(w, who, Some(store))
+        .into_iter()
+        .filter(|(id, _, _)| !waiting.contains(id))
+        .collect();
     let (order_id, store, status) = w.rng.pick(&open)?.clone();
     let unpicked = w.nodes[who].backend.read(|r| {
         r.state().orders.get(&order_id).and_then(|o| {

@@ -294,7 +294,23 @@ impl World {
                 .clone()
                 .filter(|o| o.arrived.values().any(|n| *n > 0))
                 .count() as u64;
-            stats.ship_to_store_ready = shipped.filter(|o| o.was_ready).count() as u64;
+            stats.ship_to_store_ready = shipped.clone().filter(|o| o.was_ready).count() as u64;
+            let ended = |o: &&storenode::domain::order::Order, withdrawn: bool| {
+                let t = o.ship.as_ref().and_then(|x| s.transfers.get(&x.transfer));
+                t.and_then(|m| m.dispatch.as_ref())
+                    .is_some_and(|d| d.withdrawn == withdrawn)
+            };
+            stats.ship_to_store_dispatched =
+                shipped.clone().filter(|o| ended(o, false)).count() as u64;
+            stats.ship_to_store_withdrawn =
+                shipped.clone().filter(|o| ended(o, true)).count() as u64;
+            stats.ship_to_store_handed_over = shipped
+                .clone()
+                .filter(|o| o.status == OrderStatus::HandedOver)
+                .count() as u64;
+            stats.ship_to_store_cancelled = shipped
+                .filter(|o| matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired))
+                .count() as u64;
         });
     }
 }

@@ -99,6 +99,12 @@ pub struct Stats {
     pub ship_to_store_orders: u64,
     pub ship_to_store_arrived: u64,
     pub ship_to_store_ready: u64,
+    /// Ship-to-store orders whose sender scanned the units out, or kept them (cancelled
+    /// first); handed over to the customer; cancelled or expired.
+    pub ship_to_store_dispatched: u64,
+    pub ship_to_store_withdrawn: u64,
+    pub ship_to_store_handed_over: u64,
+    pub ship_to_store_cancelled: u64,
 }
 
 impl Stats {
@@ -135,6 +141,10 @@ impl Stats {
         self.ship_to_store_orders += o.ship_to_store_orders;
         self.ship_to_store_arrived += o.ship_to_store_arrived;
         self.ship_to_store_ready += o.ship_to_store_ready;
+        self.ship_to_store_dispatched += o.ship_to_store_dispatched;
+        self.ship_to_store_withdrawn += o.ship_to_store_withdrawn;
+        self.ship_to_store_handed_over += o.ship_to_store_handed_over;
+        self.ship_to_store_cancelled += o.ship_to_store_cancelled;
     }
 }
 

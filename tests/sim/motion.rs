@@ -8,7 +8,8 @@
 
 use super::World;
 use storenode::domain::motion::MotionKind;
-use storenode::domain::op::{OrderLine, ReceiptLine};
+use storenode::domain::op::{Advance, OrderLine, ReceiptLine};
+use storenode::domain::order::OrderStatus;
 use storenode::domain::ship_to_store::{dispatch_of, plan_arrivals, plan_order, OrderRequest};
 use storenode::domain::{MotionId, OrderId, Payload, Sku, StoreId};
 
@@ -198,6 +199,73 @@ fn left_sender(w: &World, id: &MotionId, from: Option<&StoreId>) -> bool {
             let sent = m.sent.as_ref();
             !sent.is_some_and(|x| x.awaits_dispatch)
                 || m.dispatch.as_ref().is_some_and(|d| !d.withdrawn)
+        })
+    })
+}
+
+/// Ship-to-store work waiting at store `who`, done first now and then as staff would: scan
+/// out the units of an open order it sends, else receive units that left their sender for one
+/// of its orders, else take one of its shipped orders whose units arrived a step further.
+/// `None` when there is none (the caller picks another action).
+pub fn ship_step(w: &mut World, who: usize) -> Option<Vec<Payload>> {
+    let store = w.nodes[who].actor.store().expect("store");
+    let send = w.nodes[who].backend.read(|r| {
+        let s = r.state();
+        s.awaiting_dispatch().find_map(|m| {
+            let order = OrderId::parse(&m.sent.as_ref()?.reference).ok()?;
+            let open = s.orders.get(&order)?.status.is_open();
+            open.then(|| dispatch_of(s, &m.id, &store)).flatten()
+        })
+    });
+    if let Some(p) = send {
+        return Some(vec![p]);
+    }
+    let incoming: Vec<(MotionId, Option<StoreId>)> = w.nodes[who].backend.read(|r| {
+        let s = r.state();
+        s.orders
+            .values()
+            .filter(|o| o.store == store && o.status.is_open())
+            .filter_map(|o| o.ship.as_ref())
+            .filter_map(|x| s.transfers.get(&x.transfer))
+            .filter(|m| m.received.is_none() && !m.withdrawn())
+            .map(|m| (m.id.clone(), m.sent.as_ref().and_then(|x| x.from.clone())))
+            .collect()
+    });
+    let left = incoming
+        .iter()
+        .any(|(id, from)| left_sender(w, id, from.as_ref()));
+    if left {
+        return receive(w, who);
+    }
+    next_step_of_arrived(w, who, &store).map(|p| vec![p])
+}
+
+/// The next step of one of `store`'s shipped orders whose units all arrived: start picking,
+/// pick a unit, make it ready, hand it over.
+fn next_step_of_arrived(w: &World, who: usize, store: &StoreId) -> Option<Payload> {
+    w.nodes[who].backend.read(|r| {
+        let o = r.state().orders.values().find(|o| {
+            &o.store == store && o.ship.is_some() && o.status.is_open() && o.awaiting().is_empty()
+        })?;
+        let unpicked = o.lines.iter().find(|(_, l)| l.picked < l.qty);
+        let (order_id, store) = (o.id.clone(), store.clone());
+        let to = match (o.status, unpicked) {
+            (OrderStatus::Placed, _) => Advance::Picking,
+            (OrderStatus::Picking, Some((sku, l))) => {
+                return Some(Payload::OrderPick {
+                    order_id,
+                    store,
+                    sku: sku.clone(),
+                    picked: l.picked + 1,
+                })
+            }
+            (OrderStatus::Picking, None) => Advance::Ready,
+            _ => Advance::HandedOver,
+        };
+        Some(Payload::OrderAdvance {
+            order_id,
+            store,
+            to,
         })
     })
 }
