@@ -15,12 +15,14 @@
 use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
-use storenode::domain::ids::{CashSessionId, PromotionId};
+use storenode::domain::ids::{CashSessionId, PromotionId, TillId};
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
     ReceiveReason, ReturnLine, SaleLine, SoldInvoice, SoldSnapshot, Tender,
 };
-use storenode::domain::till::{CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing};
+use storenode::domain::till::{
+    CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing, TillDoc,
+};
 use storenode::domain::{
     ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, ReturnId, SaleId, Sku,
     StoreId,
@@ -84,6 +86,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::CashClose { .. } => 31,
         Payload::OrderShipToStore { .. } => 32,
         Payload::OrderArrived { .. } => 33,
+        Payload::CashOpenTill { .. } => 34,
+        Payload::TakenAt { .. } => 35,
     }
 }
 
@@ -484,6 +488,25 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 lines: vec![OrderLine { sku: sku(), qty: 2 }],
             },
             "21036f2d32066d61647269640105534b552d3102",
+        ),
+        (
+            Payload::CashOpenTill {
+                store: store(),
+                till: TillId::parse("T2").unwrap(),
+                session: CashSessionId::parse("z-1").unwrap(),
+                float_cents: 15_000,
+                staff: "1001".into(),
+                opened_ms: 1_800_000_000_000,
+            },
+            "22066d6164726964025432037a2d31b0ea01043130303180a0f1c2b134",
+        ),
+        (
+            Payload::TakenAt {
+                store: store(),
+                till: TillId::parse("T2").unwrap(),
+                doc: TillDoc::Sale(SaleId::parse("s-1").unwrap()),
+            },
+            "23066d61647269640254320003732d31",
         ),
     ]
 }

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "parked_sales",
         include_str!("../../migrations/0009_parked_sales.sql"),
     ),
+    (
+        10,
+        "till_sessions",
+        include_str!("../../migrations/0010_till_sessions.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

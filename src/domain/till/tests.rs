@@ -20,7 +20,7 @@ const EANS: [&str; 4] = [
     "5901234123457",
 ];
 
-fn sku(i: usize) -> Sku {
+pub(super) fn sku(i: usize) -> Sku {
     Sku::parse(SKUS[i % SKUS.len()]).unwrap()
 }
 
@@ -277,7 +277,7 @@ proptest! {
 }
 
 /// A store with the catalog and stock, and HQ holding the same ops.
-fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
+pub(super) fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
     let mut log = Vec::new();
     let mut hq = Replica::new(ActorId::hq());
     let store = StoreId::parse("madrid-centro").unwrap();
@@ -309,7 +309,7 @@ fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
     (st, hq, store, log)
 }
 
-fn session(id: &str) -> CashSessionId {
+pub(super) fn session(id: &str) -> CashSessionId {
     CashSessionId::parse(id).unwrap()
 }
 
@@ -456,7 +456,7 @@ fn a_session_counts_its_sales_returns_and_movements_and_hq_reports_the_same() {
 }
 
 /// Issue a local op at the store and keep it, as the store's op log would.
-fn issue(st: &mut Replica, log: &mut Vec<Op>, now_ms: u64, payload: Payload) {
+pub(super) fn issue(st: &mut Replica, log: &mut Vec<Op>, now_ms: u64, payload: Payload) {
     let (op, _) = st.prepare(now_ms, payload).unwrap();
     log.push(op);
 }
