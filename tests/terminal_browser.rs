@@ -732,9 +732,15 @@ async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discoun
         page.el("[data-parked]").await;
         page.wait_text("Ticket aparcado").await;
         page.shot("till-parked").await;
-        page.click("[data-till='x']").await;
+        page.click("[data-till='xprint']").await;
         page.el("[data-report='X']").await;
+        page.wait_text("Informe X enviado a la impresora").await;
         page.shot("till-x-report").await;
+        assert_eq!(
+            terminal_support::queued(&f.node, "cash_report").await,
+            1,
+            "the X report is queued"
+        );
         page.el("#till-counted")
             .await
             .send_keys("153,63")

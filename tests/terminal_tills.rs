@@ -236,3 +236,123 @@ async fn a_terminal_names_only_a_till_of_its_store_and_can_move_to_another() {
         "T2"
     );
 }
+
+/// The queued cash reports (`kind = 'cash_report'`), oldest first, decoded as the printer
+/// emulator does: (text, PNG path under target/screenshots).
+async fn printed_reports(f: &Fixture) -> Vec<(String, std::path::PathBuf)> {
+    use storenode::devices::printer_sim::decoder::{Decoder, Output};
+    use storenode::devices::printer_sim::render;
+    let blobs: Vec<Vec<u8>> = f
+        .node
+        .query(|c| {
+            let mut st =
+                c.prepare("SELECT payload FROM print_job WHERE kind = 'cash_report' ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    blobs
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let mut d = Decoder::new();
+            let mut items: Vec<_> = d
+                .feed(bytes)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::Job(items) => Some(items),
+                    Output::Status(_) => None,
+                })
+                .flatten()
+                .collect();
+            items.extend(d.finish().unwrap_or_default());
+            let png = dir.join(format!("printer-cash-report-{i}.png"));
+            render::to_png_image(&items).save(&png).unwrap();
+            (render::to_text(&items), png)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_x_report_prints_at_any_time_and_the_z_report_prints_at_close() {
+    let f = two_tills().await;
+    let (t2, _) = login_at(&f, "1001", "1234", Some("T2")).await;
+    let (status, e) = post(
+        &f,
+        "/api/v1/cash/sessions/current/report/print",
+        json!({}),
+        &t2,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("no_cash_session"))
+    );
+    assert!(
+        printed_reports(&f).await.is_empty(),
+        "nothing printed without a session"
+    );
+    let (status, _) = post(
+        &f,
+        "/api/v1/cash/sessions",
+        json!({"float_cents": 15_000}),
+        &t2,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, s) = post(&f, "/api/v1/sales", sale("SKU-1", 2, "cash"), &t2).await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    let (status, _, x) = f
+        .call(
+            Method::POST,
+            "/api/v1/cash/sessions/current/report/print",
+            None,
+            Some(&t2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+    assert_eq!(
+        (x["printed"].as_bool(), x["till"].as_str()),
+        (Some(true), Some("T2"))
+    );
+    assert_eq!(x["expected_cents"], 15_000 + 698);
+    assert_eq!(x["counted_cents"], Value::Null);
+    let (status, z) = post(
+        &f,
+        "/api/v1/cash/sessions/current/close",
+        json!({"counted_cents": 15_700}),
+        &t2,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{z}");
+    let printed = printed_reports(&f).await;
+    assert_eq!(printed.len(), 2, "the X report, then the Z report");
+    let (x_text, x_png) = &printed[0];
+    assert!(x_text.contains("INFORME X"), "{x_text}");
+    assert!(x_text.contains("madrid-centro / T2"), "{x_text}");
+    assert!(
+        x_text.contains("Esperado") && x_text.contains("156,98"),
+        "{x_text}"
+    );
+    assert!(
+        !x_text.contains("Contado"),
+        "an X report has no count: {x_text}"
+    );
+    let (z_text, z_png) = &printed[1];
+    assert!(z_text.contains("INFORME Z"), "{z_text}");
+    assert!(
+        z_text.contains("Contado") && z_text.contains("157,00"),
+        "{z_text}"
+    );
+    assert!(
+        z_text.contains("Diferencia") && z_text.contains("0,02"),
+        "{z_text}"
+    );
+    for png in [x_png, z_png] {
+        let img = image::open(png).unwrap().to_luma8();
+        assert!(img.height() > 200, "{} is a whole report", png.display());
+    }
+}

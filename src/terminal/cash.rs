@@ -1,6 +1,7 @@
 //! The cash drawer's calls (DESIGN.md §18): open a session with a float, cash in and out with
 //! a reason, the X report at any time, and the close with a blind count, which answers and
-//! prints the Z report in the close's own transaction. Each call works on the drawer of the
+//! prints the Z report in the close's own transaction; the X report is shown at any time and
+//! printed on request. Each call works on the drawer of the
 //! caller's till (named at login, `Session::till`); `GET /cash/tills` lists every till's. Reports are derived by
 //! `domain::till::cash` from the replica, so a restarted node (or HQ) shows the same figures.
 
@@ -292,6 +293,23 @@ pub async fn report(
         .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
         .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
     Ok(Json(report_json(&x)))
+}
+
+/// `POST /api/v1/cash/sessions/current/report/print`: the X report of the open session,
+/// queued for the receipt printer (durably, like a receipt) and answered as by `GET`.
+pub async fn print_report(
+    State(state): State<TerminalState>,
+    session: Session,
+) -> Result<Json<Value>, ApiError> {
+    let id = current_id(&state, &session.till)?;
+    let x = state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
+    let job = report_job(&session.staff, "X", &x);
+    state.submit_printing(Vec::new(), vec![job]).await?;
+    let mut answer = report_json(&x);
+    answer["printed"] = Value::Bool(true);
+    Ok(Json(answer))
 }
 
 /// `GET /api/v1/cash/sessions/current`: `{"session": ...}` (null when the drawer is closed).

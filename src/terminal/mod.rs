@@ -305,6 +305,10 @@ pub fn app(state: TerminalState) -> Router {
         .route("/cash/sessions/current/movements", post(cash::movement))
         .route("/cash/sessions/current/close", post(cash::close))
         .route("/cash/sessions/current/report", get(cash::report))
+        .route(
+            "/cash/sessions/current/report/print",
+            post(cash::print_report),
+        )
         .route("/cash/sessions/{id}", get(cash::show))
         .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))

@@ -26,6 +26,8 @@
     "till.amount": "Importe (€)",
     "till.reason": "Motivo",
     "till.x": "Informe X",
+    "till.x_print": "Imprimir informe X",
+    "till.x_printed": "Informe X enviado a la impresora",
     "till.counted": "Efectivo contado (€)",
     "till.close": "Cerrar caja (Z)",
     "till.ticket": "Ticket",
@@ -87,6 +89,8 @@
     "till.amount": "Amount (€)",
     "till.reason": "Reason",
     "till.x": "X report",
+    "till.x_print": "Print X report",
+    "till.x_printed": "X report sent to the printer",
     "till.counted": "Cash counted (€)",
     "till.close": "Close drawer (Z)",
     "till.ticket": "Ticket",
@@ -188,7 +192,7 @@
       if (r.first_invoice) rows += '<tr><td colspan="2" class="muted">' + esc(t("till.r.invoices", { first: r.first_invoice, last: r.last_invoice })) + "</td></tr>";
       rows += row(t("till.r.expected"), r.expected_cents);
       if (r.counted_cents !== null && r.counted_cents !== undefined) rows += row(t("till.r.counted"), r.counted_cents) + row(t("till.r.difference"), r.difference_cents);
-      return '<div class="card" data-report="' + kind + '"><h2 class="section">' + esc(t("till.report", { kind })) + '</h2><table class="cart"><tbody>' + rows + "</tbody></table></div>";
+      return '<div class="card" data-report="' + kind + '"><h2 class="section">' + esc(t("till.report", { kind }) + (S.me && S.me.tills && S.me.tills.length > 1 ? " · " + r.till : "")) + '</h2><table class="cart"><tbody>' + rows + "</tbody></table></div>";
     }
     function drawerHtml() {
       const s = T.session;
@@ -201,7 +205,8 @@
         '<span class="grow"></span><span class="muted">' + esc(t("till.expected")) + ' <strong data-expected>' + money(s.expected_cents) + "</strong></span></div>" +
         '<div class="till-row"><input id="till-move-cents" inputmode="decimal" placeholder="' + esc(t("till.amount")) + '"><input id="till-move-reason" placeholder="' + esc(t("till.reason")) + '">' +
         '<button class="btn btn-primary" data-till="in">' + esc(t("till.move_in")) + '</button><button class="btn btn-primary" data-till="out">' + esc(t("till.move_out")) + "</button>" +
-        '<button class="btn btn-primary" data-till="x">' + esc(t("till.x")) + "</button></div>" +
+        '<button class="btn btn-primary" data-till="x">' + esc(t("till.x")) + "</button>" +
+        '<button class="btn btn-primary" data-till="xprint">' + esc(t("till.x_print")) + "</button></div>" +
         '<div class="till-row"><input id="till-counted" inputmode="decimal" placeholder="' + esc(t("till.counted")) + '"><button class="btn btn-success" data-till="close">' + esc(t("till.close")) + "</button></div></div>";
     }
     function ticketHtml() {
@@ -280,6 +285,7 @@
       if (a === "open") post("/cash/sessions", { float_cents: cents(input("#till-float").value) });
       else if (a === "in" || a === "out") post("/cash/sessions/current/movements", { kind: a, cents: cents(input("#till-move-cents").value), reason: input("#till-move-reason").value });
       else if (a === "x") api("GET", "/cash/sessions/current/report").then((r) => { T.report = { r, kind: "X" }; render(); }).catch((e) => flash("error", errorText(e)));
+      else if (a === "xprint") post("/cash/sessions/current/report/print", undefined, (r) => { T.report = { r, kind: "X" }; flash("ok", t("till.x_printed")); });
       else if (a === "close") post("/cash/sessions/current/close", { counted_cents: cents(input("#till-counted").value) }, (r) => { T.report = { r, kind: "Z" }; });
       else if (a === "cash" || a === "card") charge(a);
       else if (a === "approve") { T.approval.staff = input("#till-mgr").value.trim(); T.approval.pin = input("#till-mgr-pin").value; charge(T.approval.tender); }
