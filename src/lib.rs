@@ -18,6 +18,9 @@ pub mod http_security;
 /// JSON request bodies of the terminal and HQ as typed structs, errors naming the field.
 pub mod http_body;
 
+/// The one error answer (`ApiError`) of the terminal's and HQ's APIs.
+pub mod http_error;
+
 /// `/metrics` of the store and HQ in the OpenMetrics text format (`prometheus-client`).
 pub mod exposition;
 

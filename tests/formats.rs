@@ -1,6 +1,7 @@
 //! Golden bytes of every format we persist or send: each `Payload` variant (postcard, as stored
 //! in the op log inside `encode_op` and as carried in sync batches) and each sync `Message`
-//! variant (`wire::encode`: version byte, then postcard).
+//! variant (`wire::encode`: version byte, then postcard), and the replica snapshot a node
+//! starts from (`store::snapshot`).
 //!
 //! Postcard encodes an enum variant as its index, so the enums are APPEND-ONLY: reordering or
 //! removing a variant silently changes what old databases and peers mean. A failure here means
@@ -12,6 +13,7 @@
 //! or `message_index` (those matches have no wildcard, so a new variant does not compile until
 //! it has a golden case).
 
+use sha2::{Digest as _, Sha256};
 use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
@@ -24,10 +26,10 @@ use storenode::domain::till::{
     CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing, TillDoc,
 };
 use storenode::domain::{
-    ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, ReturnId, SaleId, Sku,
-    StoreId,
+    ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, Replica, ReturnId,
+    SaleId, Sku, StoreId,
 };
-use storenode::store::encode_op;
+use storenode::store::{encode_op, snapshot};
 use storenode::sync::lookup::{LookupReply, SignedLookup};
 use storenode::sync::wire::{
     self, Ack, DownBatch, Message, SignedDown, SignedReply, SignedUp, Status, UpBatch,
@@ -86,8 +88,10 @@ fn payload_index(p: &Payload) -> usize {
         Payload::CashClose { .. } => 31,
         Payload::OrderShipToStore { .. } => 32,
         Payload::OrderArrived { .. } => 33,
-        Payload::CashOpenTill { .. } => 34,
-        Payload::TakenAt { .. } => 35,
+        Payload::ShipDispatch { .. } => 34,
+        Payload::ShipWithdraw { .. } => 35,
+        Payload::CashOpenTill { .. } => 36,
+        Payload::TakenAt { .. } => 37,
     }
 }
 
@@ -490,6 +494,24 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
             "21036f2d32066d61647269640105534b552d3102",
         ),
         (
+            Payload::ShipDispatch {
+                order_id: OrderId::parse("o-2").unwrap(),
+                transfer: motion("tr-2"),
+                store: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+            },
+            "22036f2d320474722d32066d616472696407736576696c6c61",
+        ),
+        (
+            Payload::ShipWithdraw {
+                order_id: OrderId::parse("o-2").unwrap(),
+                transfer: motion("tr-2"),
+                store: store(),
+                to: StoreId::parse("sevilla").unwrap(),
+            },
+            "23036f2d320474722d32066d616472696407736576696c6c61",
+        ),
+        (
             Payload::CashOpenTill {
                 store: store(),
                 till: TillId::parse("T2").unwrap(),
@@ -498,7 +520,7 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 staff: "1001".into(),
                 opened_ms: 1_800_000_000_000,
             },
-            "22066d6164726964025432037a2d31b0ea01043130303180a0f1c2b134",
+            "24066d6164726964025432037a2d31b0ea01043130303180a0f1c2b134",
         ),
         (
             Payload::TakenAt {
@@ -506,7 +528,7 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 till: TillId::parse("T2").unwrap(),
                 doc: TillDoc::Sale(SaleId::parse("s-1").unwrap()),
             },
-            "23066d61647269640254320003732d31",
+            "25066d61647269640254320003732d31",
         ),
     ]
 }
@@ -691,4 +713,48 @@ fn every_message_encodes_to_its_golden_bytes_and_decodes_back() {
         let bytes = wire::encode(&message).unwrap();
         assert_eq!(wire::decode(&bytes).unwrap(), message);
     }
+}
+
+/// A replica that applied every payload case, each from the actor allowed to author it (HQ
+/// when the store may not), for the snapshot's golden case.
+fn replica_of_every_case() -> Replica {
+    let hq = ActorId::parse("hq").unwrap();
+    let mut replica = Replica::new(hq.clone());
+    let (mut store_seq, mut hq_seq) = (0u64, 0u64);
+    for (payload, _) in payload_cases() {
+        store_seq += 1;
+        if replica.apply(&op(store_seq, payload.clone())).is_err() {
+            store_seq -= 1;
+            hq_seq += 1;
+            let _ = replica.apply(&Op {
+                actor: hq.clone(),
+                ..op(hq_seq, payload)
+            });
+        }
+    }
+    replica
+}
+
+/// The snapshot a node starts from (`store::snapshot`: postcard over the domain's own types)
+/// of `replica_of_every_case`, as its length and SHA-256. A failure means a type inside
+/// `State` changed shape, or a payload case was added: bump `snapshot::FORMAT` (always safe:
+/// older snapshots are then ignored and the log replayed once), then paste the new figures.
+#[test]
+fn a_replica_snapshot_encodes_to_its_golden_digest_and_decodes_back() {
+    let replica = replica_of_every_case();
+    let bytes = snapshot::encode(&replica);
+    let actual = format!(
+        "format {} {} bytes sha256 {}",
+        snapshot::FORMAT,
+        bytes.len(),
+        hex::encode(Sha256::digest(&bytes))
+    );
+    assert_eq!(actual, "format 2 1066 bytes sha256 9ff2c39969ad574c54e985f7ee50944ac9ae4f1d294790e86906cfc25324b13e", "snapshot format changed");
+    let back = snapshot::decode(replica.actor().clone(), &bytes).unwrap();
+    assert_eq!(
+        format!("{:?}", back.state()),
+        format!("{:?}", replica.state())
+    );
+    assert_eq!(back.version(), replica.version());
+    assert_eq!(snapshot::encode(&back), bytes);
 }

@@ -434,3 +434,117 @@ async fn a_ship_to_store_order_is_picked_only_after_its_transfer_is_received() {
         .iter()
         .any(|j| matches!(j, PrintJob::TransferNote { .. })));
 }
+
+/// A ship-to-store order this store sends (HQ took it for sevilla from its rights here): the
+/// units stay on this shelf, set aside, until a manager dispatches them from the sending
+/// screen; a count meanwhile re-adds nothing; the dispatch checks what was scanned, prints the
+/// note, and happens once.
+#[tokio::test]
+async fn a_ship_to_store_transfer_is_dispatched_once_by_a_manager_with_its_note() {
+    let mut f = Fixture::with_config(|c| c.transfer_to = vec![sevilla()]).await;
+    let associate = f.login("1001", "1234").await;
+    let manager = f.login("9001", "4321").await;
+    let (_, _, stock) = f
+        .call(Method::GET, "/api/v1/stock/SKU-2", None, Some(&manager))
+        .await;
+    let shelf = stock["on_hand"].as_i64().unwrap();
+    let ship = Op {
+        actor: storenode::domain::ActorId::hq(),
+        seq: f.hq.next_seq(),
+        hlc: Hlc::new(9_000, 1),
+        payload: Payload::OrderShipToStore {
+            order_id: storenode::domain::OrderId::parse("O-OUT").unwrap(),
+            store: sevilla(),
+            from: store(),
+            transfer: MotionId::parse("T-OUT").unwrap(),
+            customer: storenode::domain::CustomerId::parse(CUSTOMER).unwrap(),
+            lines: vec![OrderLine {
+                sku: Sku::parse("SKU-2").unwrap(),
+                qty: 2,
+            }],
+            pickup_code: "QRS456".into(),
+            placed_at_ms: 9_000,
+            ready_by_ms: 9_000 + 2 * 86_400_000,
+        },
+    };
+    f.hq.apply(&ship).unwrap();
+    f.node.ingest(vec![ship]).await.unwrap();
+    let call = |method: Method, uri: &'static str, body: Option<Value>, cookie: &str| {
+        let (f, cookie) = (&f, cookie.to_string());
+        async move { f.call(method, uri, body, Some(&cookie)).await }
+    };
+
+    let (_, _, waiting) = call(
+        Method::GET,
+        "/api/v1/transfers?status=awaiting_dispatch",
+        None,
+        &manager,
+    )
+    .await;
+    assert_eq!(waiting[0]["id"], "T-OUT");
+    assert_eq!(waiting[0]["order"], "O-OUT");
+    assert_eq!(waiting[0]["lines"][0]["name"], "Leche entera 1 L");
+    let (_, _, stock) = call(Method::GET, "/api/v1/stock/SKU-2", None, &manager).await;
+    assert_eq!(stock["on_hand"], shelf, "the order's units are still here");
+    let sellable = stock["available"].as_i64().unwrap();
+    let (status, _, counted) = call(
+        Method::POST,
+        "/api/v1/stock/SKU-2/count",
+        Some(json!({ "counted": shelf })),
+        &manager,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{counted}");
+    assert_eq!(counted["available"], sellable, "the count re-added nothing");
+
+    let (status, _, _) = call(
+        Method::POST,
+        "/api/v1/transfers/T-OUT/dispatch",
+        Some(json!({})),
+        &associate,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, wrong) = call(
+        Method::POST,
+        "/api/v1/transfers/T-OUT/dispatch",
+        Some(json!({"lines": [{"sku": "SKU-2", "qty": 1}]})),
+        &manager,
+    )
+    .await;
+    assert_eq!(
+        (status, wrong["error"].as_str(), wrong["expected"].as_i64()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("lines_mismatch"),
+            Some(2)
+        )
+    );
+    let (status, _, sent) = call(
+        Method::POST,
+        "/api/v1/transfers/T-OUT/dispatch",
+        Some(json!({"lines": [{"sku": "SKU-2", "qty": 2}]})),
+        &manager,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["status"], "in_transit");
+    let (_, _, stock) = call(Method::GET, "/api/v1/stock/SKU-2", None, &manager).await;
+    assert_eq!(stock["on_hand"], shelf - 2, "the units left");
+    assert!(f
+        .printer
+        .jobs()
+        .iter()
+        .any(|j| matches!(j, PrintJob::TransferNote { transfer, .. } if transfer == "T-OUT")));
+    let (status, _, twice) = call(
+        Method::POST,
+        "/api/v1/transfers/T-OUT/dispatch",
+        Some(json!({})),
+        &manager,
+    )
+    .await;
+    assert_eq!(
+        (status, twice["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_dispatched"))
+    );
+}

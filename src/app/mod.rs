@@ -3,6 +3,7 @@
 //! and every server and task they started has stopped.
 
 mod demo;
+mod hq_cluster;
 pub mod seed;
 mod store_http;
 pub mod store_node;
@@ -132,15 +133,33 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let node = open_hq_node(&config).await?;
+    let (node, tail) = open_hq_node(&config).await?;
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
     let sync_cfg = hq_sync_config(&config).context("store_keys")?;
-    let sync = crate::sync::spawn_hq_sync(node.clone(), sync_cfg, shutdown.clone());
-    let webhook = spawn_webhook(&node, &settings, shutdown.clone());
-    let state = HqState::new(node, settings, Arc::new(HqSyncView(sync.clone())));
-    let (addr, server) = serve(config.http.listen, hq::app(state), shutdown).await?;
-    tracing::info!(%addr, "hq listening");
+    let sync = config
+        .storage
+        .sync
+        .then(|| crate::sync::spawn_hq_sync(node.clone(), sync_cfg, shutdown.clone()));
+    // Webhook events are derived from the state every process holds: one process sends them.
+    let webhook = match config.storage.sync {
+        true => spawn_webhook(&node, &settings, shutdown.clone()),
+        false => None,
+    };
+    let view: Arc<dyn hq::SyncView> = match &sync {
+        Some(sync) => Arc::new(HqSyncView(sync.clone())),
+        None => Arc::new(hq_cluster::NoSync),
+    };
+    let state = HqState::new(node, settings, view);
+    let (router, tailing) = match tail {
+        Some(tail) => (
+            hq_cluster::caught_up(hq::app(state), tail.clone()),
+            Some(tail.spawn(shutdown.clone())),
+        ),
+        None => (hq::app(state), None),
+    };
+    let (addr, server) = serve(config.http.listen, router, shutdown).await?;
+    tracing::info!(%addr, sync = sync.is_some(), "hq listening");
     interrupted().await;
     tracing::info!("stopping");
     let _ = stop.send(true);
@@ -148,17 +167,30 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     if let Some(w) = webhook {
         let _ = w.await;
     }
-    sync.join().await;
+    if let Some(task) = tailing {
+        let _ = task.await;
+    }
+    if let Some(sync) = sync {
+        sync.join().await;
+    }
     Ok(())
 }
 
-/// HQ's node: the SQLite file alone, or as the cache of the PostgreSQL log (`[storage] url`),
-/// waiting for PostgreSQL while it is down.
-async fn open_hq_node(config: &HqConfig) -> anyhow::Result<Node> {
+/// HQ's node: the SQLite file alone, or as the cache of the PostgreSQL log (`[storage] url`)
+/// with the tail that keeps it level with the other HQ processes, waiting for PostgreSQL
+/// while it is down.
+async fn open_hq_node(
+    config: &HqConfig,
+) -> anyhow::Result<(Node, Option<crate::store::pg::tail::Tail>)> {
     let Some(url) = &config.storage.url else {
-        return Node::open(&config.db, ActorId::hq())
-            .with_context(|| format!("cannot open {}", config.db.display()));
+        let node = Node::open(&config.db, ActorId::hq())
+            .with_context(|| format!("cannot open {}", config.db.display()))?;
+        return Ok((node, None));
     };
+    // Taken before the node reads the log, so nothing committed meanwhile is missed.
+    let from = crate::store::pg::tail::Tail::start_position(url)
+        .await
+        .context("cannot reach PostgreSQL")?;
     let (node, restored) = crate::store::pg::open_node(&config.db, ActorId::hq(), url, None)
         .await
         .with_context(|| {
@@ -172,7 +204,8 @@ async fn open_hq_node(config: &HqConfig) -> anyhow::Result<Node> {
         pushed = restored.pushed,
         "hq op log on PostgreSQL"
     );
-    Ok(node)
+    let tail = crate::store::pg::tail::Tail::new(node.clone(), url, from)?;
+    Ok((node, Some(tail)))
 }
 
 /// `storenode run --config FILE`: a store node until Ctrl-C.

@@ -20,7 +20,7 @@ pub struct Product {
 pub type Marker = (Hlc, ActorId);
 
 /// All products, each a last-writer-wins register.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Catalog {
     products: BTreeMap<Sku, LWWReg<Product, Marker>>,
     by_ean: BTreeMap<Ean13, Sku>,

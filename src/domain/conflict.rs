@@ -134,7 +134,7 @@ pub enum Facts {
 }
 
 /// A person's decision on an item, replicated as a `ConflictResolve` op.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Resolution {
     pub action: String,
     pub note: String,

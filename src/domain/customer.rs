@@ -19,7 +19,7 @@ pub struct Consent {
 }
 
 /// A customer as merged from every op about them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Customer {
     name: Option<LWWReg<String, Marker>>,
     email: Option<LWWReg<String, Marker>>,

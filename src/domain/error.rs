@@ -20,6 +20,13 @@ pub enum DomainError {
         requested: u64,
         available: i64,
     },
+    /// A ship-to-store order no single store can fulfil, though HQ's rights across stores
+    /// would cover every line: refused, not split (see `ship_to_store`).
+    #[error(
+        "no single store can fulfil this order for {}; {}: {} here; split it by store",
+        .0.store, .0.sku, .0.available
+    )]
+    NoSingleSource(Box<SplitRefusal>),
     /// A quantity outside its allowed range.
     #[error("invalid quantity {qty} for {field}: {reason}")]
     InvalidQty {
@@ -134,6 +141,13 @@ pub enum DomainError {
     /// The store's cash drawer has no open session (or not this one).
     #[error("no open cash session")]
     NoCashSession,
+    /// The sender kept this ship-to-store transfer's units (its order was cancelled before
+    /// they left): nothing travels, nothing can be received.
+    #[error("transfer {0} was withdrawn by its sender: its order was cancelled before dispatch")]
+    Withdrawn(MotionId),
+    /// The ship-to-store transfer already left its sender (or was withdrawn).
+    #[error("transfer {0} was already dispatched or withdrawn")]
+    AlreadyDispatched(MotionId),
     /// A ship-to-store order's units have not arrived at its store yet (picking waits).
     #[error("order {order}: only {arrived} of {sku} arrived by transfer so far")]
     NotArrived {
@@ -141,4 +155,16 @@ pub enum DomainError {
         sku: Sku,
         arrived: u32,
     },
+}
+
+/// The facts of a `NoSingleSource` refusal (boxed, so every `DomainError` stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRefusal {
+    /// The pickup store and its own shortage, as `InsufficientStock` names them.
+    pub store: StoreId,
+    pub sku: Sku,
+    pub requested: u64,
+    pub available: i64,
+    /// Per sku, the stores where HQ holds rights and how many, so the shop can split it.
+    pub sources: Vec<(Sku, Vec<(StoreId, i64)>)>,
 }

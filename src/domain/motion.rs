@@ -6,6 +6,12 @@
 //! receipt; in between they are *in transit*. Per line, `received + in_transit + lost = sent`
 //! always holds (an over-delivery, which must be declared, makes `lost` negative). Only the
 //! destination store may receive, once.
+//!
+//! A ship-to-store transfer (`Sent::awaits_dispatch`) is created when HQ takes the order, while
+//! the units are still on the sender's shelf: it is *awaiting dispatch* until the sender scans
+//! the units out (`ShipDispatch`: now in transit) or keeps them because the order was cancelled
+//! first (`ShipWithdraw`: withdrawn, never received). Per line `received + in_transit + lost =
+//! dispatched`, and `dispatched + awaiting_dispatch + withdrawn = sent`.
 
 use super::error::DomainError;
 use super::hlc::Hlc;
@@ -16,7 +22,9 @@ use super::validate::{QTY_MAX, TEXT_LEN_MAX};
 use std::collections::BTreeMap;
 
 /// Which kind of movement, for messages and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MotionKind {
     Shipment,
     Transfer,
@@ -32,7 +40,7 @@ impl MotionKind {
 }
 
 /// The send half: what left (HQ's notice or the sending store's dispatch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sent {
     /// `None` for a shipment from HQ's warehouse.
     pub from: Option<StoreId>,
@@ -40,10 +48,20 @@ pub struct Sent {
     pub reference: String,
     pub lines: Vec<OrderLine>,
     pub at: Hlc,
+    /// Set for a ship-to-store transfer: the units leave the sender only at its `ShipDispatch`.
+    pub awaits_dispatch: bool,
+}
+
+/// What the sender of a ship-to-store transfer did with the units: scanned them out, or kept
+/// them (the order was cancelled before they left).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dispatch {
+    pub withdrawn: bool,
+    pub at: Hlc,
 }
 
 /// The receipt half, authored by the destination store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Received {
     pub store: StoreId,
     pub lines: Vec<ReceiptLine>,
@@ -52,12 +70,14 @@ pub struct Received {
 }
 
 /// A shipment or a transfer as this replica knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Movement {
     pub id: MotionId,
     pub kind: MotionKind,
     pub sent: Option<Sent>,
     pub received: Option<Received>,
+    /// The sender's dispatch or withdrawal of a ship-to-store transfer.
+    pub dispatch: Option<Dispatch>,
 }
 
 /// One sku of a movement, reconciled: what was sent against what arrived.
@@ -67,7 +87,11 @@ pub struct LineBalance {
     pub sent: u32,
     pub received: u32,
     pub damaged: u32,
-    /// Units still on their way (all of `sent` until the receipt).
+    /// Units that left the sender (all of `sent` once dispatched or received, else 0).
+    pub dispatched: u32,
+    /// Units of a ship-to-store transfer still on the sender's shelf, set aside.
+    pub awaiting_dispatch: u32,
+    /// Units still on their way (all of `dispatched` until the receipt).
     pub in_transit: u32,
     /// `sent - received` once received: positive short, negative over-delivered.
     pub lost: i64,
@@ -80,11 +104,33 @@ impl Movement {
             kind,
             sent: None,
             received: None,
+            dispatch: None,
         }
     }
 
-    /// `expected` (or `in_transit` for a transfer) until received, then `received`.
+    /// Units of a ship-to-store transfer still on the sender's shelf: not dispatched, not
+    /// withdrawn, and not received (a receipt proves the units left).
+    pub fn awaiting_dispatch(&self) -> bool {
+        self.received.is_none()
+            && self.dispatch.is_none()
+            && self.sent.as_ref().is_some_and(|s| s.awaits_dispatch)
+    }
+
+    /// The sender kept the units (the order was cancelled before they left).
+    pub fn withdrawn(&self) -> bool {
+        self.received.is_none() && self.dispatch.as_ref().is_some_and(|d| d.withdrawn)
+    }
+
+    /// `expected` (or `in_transit` for a transfer) until received, then `received`; a
+    /// ship-to-store transfer is `awaiting_dispatch` until its sender scans it out, and
+    /// `withdrawn` when the sender kept the units.
     pub fn status(&self) -> &'static str {
+        if self.awaiting_dispatch() {
+            return "awaiting_dispatch";
+        }
+        if self.withdrawn() {
+            return "withdrawn";
+        }
         match (&self.received, self.kind) {
             (Some(_), _) => "received",
             (None, MotionKind::Shipment) => "expected",
@@ -105,6 +151,7 @@ impl Movement {
             e.2 += l.damaged;
         }
         let done = self.received.is_some();
+        let (awaiting, withdrawn) = (self.awaiting_dispatch(), self.withdrawn());
         by_sku
             .into_iter()
             .map(|(sku, (sent, received, damaged))| LineBalance {
@@ -112,7 +159,13 @@ impl Movement {
                 sent,
                 received,
                 damaged,
-                in_transit: if done { 0 } else { sent },
+                dispatched: if awaiting || withdrawn { 0 } else { sent },
+                awaiting_dispatch: if awaiting { sent } else { 0 },
+                in_transit: if done || awaiting || withdrawn {
+                    0
+                } else {
+                    sent
+                },
                 lost: if done {
                     i64::from(sent) - i64::from(received)
                 } else {
@@ -155,6 +208,21 @@ pub(crate) fn merge_sent(
     }
 }
 
+/// Merge the sender's dispatch or withdrawal (authored once, by the sender; the earliest by
+/// HLC wins should two ever meet).
+pub(crate) fn merge_dispatch(
+    map: &mut BTreeMap<MotionId, Movement>,
+    id: &MotionId,
+    dispatch: Dispatch,
+) {
+    let m = map
+        .entry(id.clone())
+        .or_insert_with(|| Movement::new(id.clone(), MotionKind::Transfer));
+    if m.dispatch.as_ref().is_none_or(|old| dispatch.at < old.at) {
+        m.dispatch = Some(dispatch);
+    }
+}
+
 /// Merge the receipt half (authored once, by the destination store).
 pub(crate) fn merge_received(
     map: &mut BTreeMap<MotionId, Movement>,
@@ -171,13 +239,13 @@ pub(crate) fn merge_received(
 }
 
 /// Units on their way to `store` for `sku`: transfers dispatched and expected shipments, not
-/// yet received.
+/// yet received (a ship-to-store transfer counts from its sender's dispatch).
 pub fn in_transit(state: &State, store: &StoreId, sku: &Sku) -> u64 {
     state
         .shipments
         .values()
         .chain(state.transfers.values())
-        .filter(|m| m.received.is_none())
+        .filter(|m| m.received.is_none() && !m.awaiting_dispatch() && !m.withdrawn())
         .filter_map(|m| m.sent.as_ref())
         .filter(|s| &s.to == store)
         .flat_map(|s| &s.lines)
@@ -256,6 +324,9 @@ pub(crate) fn validate_received(
             kind: kind.as_str(),
             id: id.clone(),
         });
+    }
+    if m.withdrawn() {
+        return Err(DomainError::Withdrawn(id.clone()));
     }
     if lines.len() > super::validate::LINES_MAX {
         lines_shape(lines.len())?;

@@ -4,15 +4,19 @@
 //! The property: whatever the schedule and partitions, once everyone has exchanged everything
 //! the replicas agree, no available stock is negative, and units are conserved:
 //! `initial + good units received from shipments = sum of available + in transit + lost +
-//! damaged in transfers + units held for orders` per sku (dispatch + receipt never creates or
-//! loses units), with ship-to-store orders, cancels and releases in the schedules too.
+//! damaged in transfers + units held for orders + units awaiting dispatch` per sku (dispatch +
+//! receipt never creates or loses units), with ship-to-store orders, their dispatch, cancels,
+//! releases and withdrawals in the schedules too. And at every step each store's own view of
+//! its shelf (`on_hand`) is exactly what is physically there, so a count taken at any moment
+//! (before or after a ship-to-store order's units leave) neither re-adds nor loses units.
 
+use super::count::plan_count;
 use super::error::DomainError;
 use super::ids::*;
 use super::motion::{in_transit, MotionKind};
 use super::op::*;
 use super::replica::Replica;
-use super::ship_to_store::{plan_arrivals, plan_order, OrderRequest, LEAD_MS_DEFAULT};
+use super::ship_to_store::{dispatch_of, plan_arrivals, plan_order, OrderRequest, LEAD_MS_DEFAULT};
 use proptest::prelude::*;
 
 const SKU: &str = "SKU-A";
@@ -114,9 +118,31 @@ pub(super) fn receipt(received: u32, damaged: u32) -> Vec<ReceiptLine> {
     }]
 }
 
-/// One step: who acts (0-2), what (0-8), and a small number.
+/// One step: who acts (0-2), what (0-9), and a small number.
 fn steps() -> impl Strategy<Value = Vec<(usize, u8, u32)>> {
-    prop::collection::vec((0usize..3, 0u8..9, 0u32..8), 1..48)
+    prop::collection::vec((0usize..3, 0u8..10, 0u32..8), 1..48)
+}
+
+/// Whether the units of `m` physically left their sender: a plain transfer at once, a
+/// ship-to-store one when the sender (replica `sender`) dispatched it.
+fn left_sender(c: &Chain, m: &super::motion::Movement) -> bool {
+    let Some(sent) = m.sent.as_ref() else {
+        return false;
+    };
+    if !sent.awaits_dispatch {
+        return true;
+    }
+    let sender = STORES
+        .iter()
+        .position(|s| sent.from.as_ref().is_some_and(|f| f.as_str() == *s));
+    sender.is_some_and(|i| {
+        c.replicas[i + 1]
+            .state()
+            .transfers
+            .get(&m.id)
+            .and_then(|x| x.dispatch.as_ref())
+            .is_some_and(|d| !d.withdrawn)
+    })
 }
 
 /// HQ takes a pickup order for `store` as its API does: from its rights there, else shipped
@@ -177,11 +203,13 @@ pub(super) fn receive_transfer(
 
 fn run(schedule: &[(usize, u8, u32)]) -> Chain {
     let mut c = Chain::new();
+    // What is physically on each store's shelf (good units).
+    let mut shelf = [i64::from(INITIAL); 2];
     for (i, &(who, what, n)) in schedule.iter().enumerate() {
         let id = format!("M-{i}");
         match (what, who) {
             (0, s @ 1..=2) => {
-                let _ = c.act(
+                let sent = c.act(
                     s,
                     Payload::TransferDispatch {
                         transfer: mid(&id),
@@ -190,6 +218,9 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                         lines: line(n.max(1)),
                     },
                 );
+                if sent.is_ok() {
+                    shelf[s - 1] -= i64::from(n.max(1));
+                }
             }
             (1, s @ 1..=2) => {
                 let here = store(s - 1);
@@ -198,7 +229,7 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                     .shipments
                     .values()
                     .chain(c.replicas[s].state().transfers.values())
-                    .filter(|m| m.received.is_none())
+                    .filter(|m| m.received.is_none() && left_sender(&c, m))
                     .filter_map(|m| m.sent.as_ref().map(|x| (m, x)))
                     .filter(|(_, x)| x.to == here)
                     .map(|(m, x)| (m.kind, m.id.clone(), x.from.clone(), x.lines[0].qty))
@@ -211,6 +242,7 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                         sent.saturating_sub(n % 3)
                     };
                     let damaged = (n % 2).min(received);
+                    shelf[s - 1] += i64::from(received - damaged);
                     let lines = receipt(received, damaged);
                     match (kind, from) {
                         (MotionKind::Transfer, Some(from)) => {
@@ -279,12 +311,51 @@ fn run(schedule: &[(usize, u8, u32)]) -> Chain {
                     c.act(s, p).expect("a release the store planned is valid");
                 }
             }
+            (9, s @ 1..=2) => {
+                let here = store(s - 1);
+                let st = c.replicas[s].state();
+                let open = st.awaiting_dispatch().find_map(|m| {
+                    let order = st
+                        .orders
+                        .get(&OrderId::parse(&m.sent.as_ref()?.reference).ok()?)?;
+                    order.status.is_open().then(|| m.id.clone())
+                });
+                let dispatch = open.and_then(|t| dispatch_of(st, &t, &here));
+                if let Some(p) = dispatch {
+                    let qty = match &p {
+                        Payload::ShipDispatch { transfer, .. } => st.transfers[transfer]
+                            .sent
+                            .as_ref()
+                            .map_or(0, |x| x.lines[0].qty),
+                        _ => 0,
+                    };
+                    c.act(s, p)
+                        .expect("a dispatch of a waiting open order is valid");
+                    shelf[s - 1] -= i64::from(qty);
+                }
+            }
             (_, s) => c.sync(0, s.max(1)),
         }
         for r in &c.replicas {
             for s in 0..2 {
                 assert!(r.state().available(&store(s), &sku()) >= 0);
+                assert!(r.state().rights(&store(s), &sku(), r.actor()) >= 0);
             }
+        }
+        for s in 1..=2 {
+            let st = c.replicas[s].state();
+            assert_eq!(
+                st.on_hand(&store(s - 1), &sku()),
+                shelf[s - 1],
+                "{} sees its shelf as it is",
+                store(s - 1)
+            );
+            let count = plan_count(st, &store(s - 1), &sku(), shelf[s - 1] as u32);
+            assert_eq!(
+                count.len(),
+                1,
+                "a count neither re-adds nor loses units: {count:?}"
+            );
         }
     }
     c
@@ -314,12 +385,15 @@ proptest! {
         for b in st.transfers.values().flat_map(|m| m.balance()) {
             prop_assert_eq!(
                 i64::from(b.received) + i64::from(b.in_transit) + b.lost,
-                i64::from(b.sent)
+                i64::from(b.dispatched)
             );
+            prop_assert!(b.dispatched + b.awaiting_dispatch <= b.sent);
             in_motion += i64::from(b.in_transit) + b.lost + i64::from(b.damaged);
         }
         let available: i64 = (0..2).map(|s| st.available(&store(s), &sku())).sum();
-        let held: i64 = (0..2).map(|s| st.reserved(&store(s), &sku()) as i64).sum();
+        let held: i64 = (0..2)
+            .map(|s| (st.reserved(&store(s), &sku()) + st.outgoing(&store(s), &sku())) as i64)
+            .sum();
         for o in st.orders.values() {
             prop_assert!(o.units_here(&sku()) <= o.lines[&sku()].qty);
         }

@@ -445,6 +445,25 @@ pub enum Payload {
         store: StoreId,
         lines: Vec<OrderLine>,
     },
+    /// `store`, the sending store of ship-to-store order `order_id`, scanned its units out:
+    /// they leave its shelf and travel as `transfer` to `to`, the order's store. (HQ's rights
+    /// at `store` were spent when the order was taken; until this op the units are still on
+    /// the sender's shelf, set aside, so a count there does not re-add them.)
+    ShipDispatch {
+        order_id: OrderId,
+        transfer: MotionId,
+        store: StoreId,
+        to: StoreId,
+    },
+    /// `store` kept the units of ship-to-store order `order_id`, cancelled or expired before
+    /// they left: `R[store][store] += qty` per line, and `transfer` is withdrawn (never
+    /// received). Only the sender decides between this and `ShipDispatch`, once.
+    ShipWithdraw {
+        order_id: OrderId,
+        transfer: MotionId,
+        store: StoreId,
+        to: StoreId,
+    },
     /// The store opens the drawer of one of its tills with a float (`CashOpen` is the
     /// default till's, `till::cash::DEFAULT_TILL`).
     CashOpenTill {
@@ -494,6 +513,8 @@ impl Payload {
             | Payload::ReturnRightsGranted { to: store, .. }
             | Payload::OrderShipToStore { store, .. }
             | Payload::OrderArrived { store, .. }
+            | Payload::ShipDispatch { store, .. }
+            | Payload::ShipWithdraw { store, .. }
             | Payload::CashOpenTill { store, .. }
             | Payload::TakenAt { store, .. } => Some(store),
             Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
@@ -505,7 +526,9 @@ impl Payload {
     /// receipt): it needs the op as much as `store()` does.
     pub fn peer_store(&self) -> Option<&StoreId> {
         match self {
-            Payload::TransferDispatch { to, .. } => Some(to),
+            Payload::TransferDispatch { to, .. }
+            | Payload::ShipDispatch { to, .. }
+            | Payload::ShipWithdraw { to, .. } => Some(to),
             Payload::TransferReceive { from, .. } | Payload::OrderShipToStore { from, .. } => {
                 Some(from)
             }
@@ -538,7 +561,9 @@ impl Payload {
             | Payload::OrderCancel { order_id, .. }
             | Payload::OrderRelease { order_id, .. }
             | Payload::OrderShipToStore { order_id, .. }
-            | Payload::OrderArrived { order_id, .. } => Some(order_id),
+            | Payload::OrderArrived { order_id, .. }
+            | Payload::ShipDispatch { order_id, .. }
+            | Payload::ShipWithdraw { order_id, .. } => Some(order_id),
             _ => None,
         }
     }
@@ -580,6 +605,8 @@ impl Payload {
             Payload::CashClose { .. } => "cash_close",
             Payload::OrderShipToStore { .. } => "order_ship_to_store",
             Payload::OrderArrived { .. } => "order_arrived",
+            Payload::ShipDispatch { .. } => "ship_dispatch",
+            Payload::ShipWithdraw { .. } => "ship_withdraw",
             Payload::CashOpenTill { .. } => "cash_open_till",
             Payload::TakenAt { .. } => "taken_at",
         }

@@ -49,8 +49,11 @@ pub fn all_skus(state: &State, store: &StoreId) -> BTreeSet<Sku> {
         .collect()
 }
 
-/// `OrderRelease` for every order of `store` cancelled or expired elsewhere and not released.
+/// `OrderRelease` for every order of `store` cancelled or expired elsewhere and not released,
+/// and `ShipWithdraw` for every such ship-to-store order `store` was to send and has not
+/// dispatched (`ship_to_store::plan_withdrawals`).
 pub fn plan_releases(state: &State, store: &StoreId) -> Vec<Payload> {
+    let withdrawals = super::ship_to_store::plan_withdrawals(state, store);
     state
         .orders
         .values()
@@ -60,6 +63,7 @@ pub fn plan_releases(state: &State, store: &StoreId) -> Vec<Payload> {
             order_id: o.id.clone(),
             store: store.clone(),
         })
+        .chain(withdrawals)
         .collect()
 }
 

@@ -50,6 +50,18 @@ impl Replica {
         }
     }
 
+    /// A replica as a snapshot of it was written (`store::snapshot`): its clock, the ops it
+    /// had seen and its state. The caller then applies the ops logged after the snapshot, in
+    /// log order, as on start.
+    pub fn restore(actor: ActorId, clock: Hlc, seen: VersionVector, state: State) -> Replica {
+        Replica {
+            actor,
+            clock,
+            seen,
+            state,
+        }
+    }
+
     pub fn actor(&self) -> &ActorId {
         &self.actor
     }

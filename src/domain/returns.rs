@@ -23,7 +23,7 @@ pub(crate) use plan::validate;
 pub use plan::{plan_grants, plan_return, plan_rights_request};
 
 /// A return as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReturnRecord {
     pub id: ReturnId,
     /// The receiving store.
@@ -44,7 +44,7 @@ impl ReturnRecord {
 }
 
 /// The latest handover of a sale's return rights.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RightsRecord {
     pub holder: StoreId,
     pub epoch: u32,
@@ -54,7 +54,7 @@ pub struct RightsRecord {
 }
 
 /// More units of a sale's sku came back than were sold: a manager must be told.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DoubleReturn {
     pub sale: SaleId,
     pub sku: Sku,
@@ -65,7 +65,7 @@ pub struct DoubleReturn {
 }
 
 /// Everything a replica knows about returns.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReturnBook {
     pub returns: BTreeMap<ReturnId, ReturnRecord>,
     by_sale: BTreeMap<SaleId, Vec<ReturnId>>,

@@ -25,7 +25,7 @@ mod merge;
 mod ship;
 
 /// A till sale as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SaleRecord {
     pub id: SaleId,
     pub store: StoreId,
@@ -59,7 +59,7 @@ impl SaleRecord {
 }
 
 /// A physical count as recorded for the manager.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CountRecord {
     pub store: StoreId,
     pub sku: Sku,
@@ -85,7 +85,7 @@ pub enum Effect {
 }
 
 /// Everything a replica knows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub catalog: Catalog,
     pub stock: BTreeMap<(StoreId, Sku), EscrowCounter>,
@@ -113,6 +113,9 @@ pub struct State {
     pub shipments: BTreeMap<MotionId, Movement>,
     /// Transfers between stores, by id.
     pub transfers: BTreeMap<MotionId, Movement>,
+    /// Ship-to-store transfers whose units are still on the sender's shelf
+    /// (`Movement::awaiting_dispatch`), so `outgoing` reads only those.
+    awaiting_dispatch: BTreeSet<MotionId>,
     /// Resolutions of conflict inbox items by id (last writer by `(hlc, actor)` wins).
     pub resolutions: BTreeMap<String, Resolution>,
     /// When each erased customer was first erased (earliest erase op).
@@ -180,9 +183,31 @@ impl State {
             .sum()
     }
 
-    /// What should be on the shelf: available plus reserved and not yet collected.
+    /// What should be on the shelf: available plus reserved and not yet collected, plus units
+    /// set aside for ship-to-store orders another store awaits and not dispatched yet (HQ's
+    /// rights here paid for them, but they have not left: a count must not re-add them).
     pub fn on_hand(&self, store: &StoreId, sku: &Sku) -> i64 {
-        self.available(store, sku) + self.reserved(store, sku) as i64
+        self.available(store, sku)
+            + self.reserved(store, sku) as i64
+            + self.outgoing(store, sku) as i64
+    }
+
+    /// Ship-to-store transfers whose units are still on their sender's shelf.
+    pub fn awaiting_dispatch(&self) -> impl Iterator<Item = &Movement> {
+        self.awaiting_dispatch
+            .iter()
+            .filter_map(|id| self.transfers.get(id))
+    }
+
+    /// Units of `sku` on `store`'s shelf awaiting dispatch for ship-to-store orders.
+    pub fn outgoing(&self, store: &StoreId, sku: &Sku) -> u64 {
+        self.awaiting_dispatch()
+            .filter_map(|m| m.sent.as_ref())
+            .filter(|s| s.from.as_ref() == Some(store))
+            .flat_map(|s| &s.lines)
+            .filter(|l| &l.sku == sku)
+            .map(|l| u64::from(l.qty))
+            .sum()
     }
 
     /// HQ's price for `sku` in force just before `at` and when it was set: the last price put

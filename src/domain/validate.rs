@@ -70,7 +70,9 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::TakenAt { store, .. } => is_store(store),
         Payload::TransferDispatch { store, .. } => is_store(store),
         Payload::OrderShipToStore { .. } => actor.is_hq(),
-        Payload::OrderArrived { store, .. } => is_store(store),
+        Payload::OrderArrived { store, .. }
+        | Payload::ShipDispatch { store, .. }
+        | Payload::ShipWithdraw { store, .. } => is_store(store),
     };
     if ok {
         Ok(())
@@ -418,6 +420,21 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
             store,
             lines,
         } => super::ship_to_store::validate_arrived(state, order_id, store, lines)?,
+        Payload::ShipDispatch {
+            order_id,
+            transfer,
+            store,
+            to,
+        }
+        | Payload::ShipWithdraw {
+            order_id,
+            transfer,
+            store,
+            to,
+        } => {
+            let withdraw = matches!(payload, Payload::ShipWithdraw { .. });
+            super::ship_to_store::validate_ship_out(state, order_id, transfer, store, to, withdraw)?
+        }
     }
     Ok(())
 }

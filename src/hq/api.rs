@@ -6,7 +6,6 @@ use super::error::ApiError;
 use super::HqState;
 use crate::domain::validate::PRICE_CENTS_MAX;
 use crate::domain::{Ean13, Payload, Sku, StoreId};
-use crate::store::SubmitError;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,15 +25,6 @@ pub(crate) use order::date_utc;
 pub use order::{cancel_order, get_order, post_order};
 
 type ApiResult = Result<Response, ApiError>;
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> ApiError {
-        match e {
-            SubmitError::Domain(d) => d.into(),
-            SubmitError::Store(s) => ApiError::store(s),
-        }
-    }
-}
 
 fn parse_sku(s: &str) -> Result<Sku, ApiError> {
     Sku::parse(s).map_err(|e| ApiError::invalid("sku", e.to_string()))

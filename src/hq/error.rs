@@ -1,41 +1,26 @@
-//! The one error type of the HQ API: `{"error": "<code>", "message": "..."}` plus named fields.
-//!
-//! Handlers return `ApiError`; the response carries the code as an extension so the metrics
-//! layer can count errors by code without parsing bodies.
+//! The HQ API's refusals: the shared `ApiError` (`crate::http_error`) marked `Hq`, the
+//! constructors its handlers share, and how HQ's contract names each domain refusal
+//! (DESIGN.md sections 11 and 17). `ErrorCode` rides on each answer for the metrics layer.
 
 use crate::domain::DomainError;
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Map, Value};
+use crate::http_error::Api;
+pub use crate::http_error::ErrorCode;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
 
-/// An API error: status, snake_case code, message, and extra named fields.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: String,
-    pub message: String,
-    pub fields: Map<String, Value>,
+/// The HQ API, as the marker of its errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Hq;
+
+impl Api for Hq {
+    const NAME: &'static str = "hq";
+    const INTERNAL_MESSAGE: &'static str = "internal error; see the hq log";
 }
 
-/// The error code of a response, for metrics.
-#[derive(Debug, Clone)]
-pub struct ErrorCode(pub String);
+/// HQ's refusals: the shared `crate::http_error::ApiError` with HQ's codes.
+pub type ApiError = crate::http_error::ApiError<Hq>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code: code.to_string(),
-            message: message.into(),
-            fields: Map::new(),
-        }
-    }
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
-        self.fields.insert(key.to_string(), value.into());
-        self
-    }
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -50,7 +35,7 @@ impl ApiError {
             "rate_limited",
             format!("too many requests: try again in {retry_after_s} s"),
         )
-        .with("retry_after_s", retry_after_s)
+        .retry_after(retry_after_s)
     }
     pub fn invalid_json(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
@@ -61,15 +46,6 @@ impl ApiError {
             "payload_too_large",
             "request body over 1 MiB",
         )
-    }
-    /// 422 for a bad field: code `invalid_<field>` and the field named.
-    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("invalid_{field}"),
-            message,
-        )
-        .with("field", field)
     }
     pub fn unknown_sku(sku: &str, status: StatusCode) -> ApiError {
         ApiError::new(status, "unknown_sku", format!("unknown sku {sku}")).with("sku", sku)
@@ -90,27 +66,6 @@ impl ApiError {
         )
         .with("id", id)
     }
-    /// 503 `storage_unavailable` while the shared op log (PostgreSQL) is unreachable: nothing
-    /// was stored, the call may be retried; any other storage failure is `internal`.
-    pub fn store(e: crate::store::StoreError) -> ApiError {
-        if e.is_storage_unavailable() {
-            tracing::warn!(error = %e, "hq storage unavailable");
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "storage is unavailable; nothing was stored, try again",
-            );
-        }
-        ApiError::internal(e)
-    }
-    pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %message, "hq api internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the hq log",
-        )
-    }
 }
 
 impl From<DomainError> for ApiError {
@@ -124,6 +79,24 @@ impl From<DomainError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_stock", msg)
                     .with("sku", sku.as_str())
                     .with("available", (*available).max(0))
+            }
+            DomainError::NoSingleSource(refusal) => {
+                let sources: Vec<Value> = refusal
+                    .sources
+                    .iter()
+                    .map(|(k, stores)| {
+                        let stores: Vec<Value> = stores
+                            .iter()
+                            .map(|(s, n)| json!({"store": s.as_str(), "hq_can_sell": n}))
+                            .collect();
+                        json!({"sku": k.as_str(), "stores": stores})
+                    })
+                    .collect();
+                ApiError::new(StatusCode::CONFLICT, "insufficient_stock", msg)
+                    .with("sku", refusal.sku.as_str())
+                    .with("available", refusal.available.max(0))
+                    .with("reason", "no_single_store")
+                    .with("sources", sources)
             }
             DomainError::InvalidQty { .. } => ApiError::invalid("qty", msg),
             DomainError::InvalidField { field, .. } => ApiError::invalid(field, msg),
@@ -142,30 +115,5 @@ impl From<DomainError> for ApiError {
             }
             _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", msg),
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = %self.code, message = %self.message, "hq api error");
-        } else {
-            tracing::debug!(code = %self.code, message = %self.message, "hq api refusal");
-        }
-        let mut body = Map::new();
-        body.insert("error".into(), json!(self.code));
-        body.insert("message".into(), json!(self.message));
-        let retry_after = self.fields.get("retry_after_s").and_then(Value::as_u64);
-        for (k, v) in self.fields {
-            body.entry(k).or_insert(v);
-        }
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        if let (StatusCode::TOO_MANY_REQUESTS, Some(secs)) = (self.status, retry_after) {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response.extensions_mut().insert(ErrorCode(self.code));
-        response
     }
 }

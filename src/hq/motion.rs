@@ -312,7 +312,10 @@ mod tests {
             "spent at madrid: {avail}"
         );
         assert_eq!(avail["stores"][0]["available"], 8);
-        assert_eq!(avail["stores"][1]["in_transit"], 2);
+        assert_eq!(
+            avail["stores"][1]["in_transit"], 0,
+            "on madrid's shelf until it dispatches: {avail}"
+        );
         let transfer = placed["transfer"].as_str().unwrap();
         let (_, moving) = send(
             &f.state,
@@ -325,6 +328,7 @@ mod tests {
         assert_eq!(moving["from"], "madrid-centro");
         assert_eq!(moving["to"], "sevilla-nervion");
         assert_eq!(moving["order"], id);
+        assert_eq!(moving["status"], "awaiting_dispatch");
 
         // More than any store can ship: the pickup store's shortage, nothing placed.
         let big = json!({

@@ -6,7 +6,7 @@
 //! log is the source of truth and the SQLite file a cache of it: whatever is acknowledged is
 //! committed there, and a file that lost a group gets it back from the log at the next start.
 
-use crate::domain::{Op, State};
+use crate::domain::{ActorId, Op, State};
 
 /// A shared log the writer commits to before its own file.
 pub trait Journal: Send {
@@ -21,6 +21,19 @@ pub trait Journal: Send {
         ops: &[Op],
         state: &State,
     ) -> Result<(), JournalError>;
+
+    /// Called before a group that issues this node's own ops, with the seq the replica would
+    /// give the next one: serialise with every other process writing as `actor` (a lock held
+    /// until `commit` or `abandon`) and return the actor's ops the log holds from `next_seq`
+    /// on, in seq order, which the writer applies before numbering any new op. A journal no
+    /// other process writes to has nothing to return.
+    fn begin_own(&mut self, actor: &ActorId, next_seq: u64) -> Result<Vec<Op>, JournalError> {
+        let _ = (actor, next_seq);
+        Ok(Vec::new())
+    }
+
+    /// The group begun with `begin_own` will not reach `commit`: release what it holds.
+    fn abandon(&mut self) {}
 }
 
 /// Why the journal did not take a group.

@@ -107,6 +107,11 @@ pub fn keys_for(op: &Op, mut note: impl FnMut(RowKey)) {
             note(RowKey::Customer(customer.clone()));
         }
         Payload::OrderArrived { order_id, .. } => note(RowKey::Order(order_id.clone())),
+        // A withdrawal gives the units back to the sender: the order's rows include the
+        // sending store's stock rows.
+        Payload::ShipDispatch { order_id, .. } | Payload::ShipWithdraw { order_id, .. } => {
+            note(RowKey::Order(order_id.clone()))
+        }
     }
 }
 
@@ -207,6 +212,9 @@ fn order_with_stock(tx: &Connection, state: &State, id: &OrderId) -> rusqlite::R
     ])?;
     for sku in o.lines.keys() {
         stock(tx, state, &o.store, sku)?;
+        if let Some(ship) = &o.ship {
+            stock(tx, state, &ship.store, sku)?;
+        }
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! SQLite persistence: the op log and the materialised state, behind one writer that commits
 //! in groups.
 //!
-//! `Node` is the handle every adapter uses. Reads go to the in-memory `Replica` (rebuilt from
-//! the log at open). Writes go to the writer thread, which gathers requests arriving together
-//! into one transaction and one fsync, and answers each caller only after that commit:
-//! whatever a caller is told happened is on disk.
+//! `Node` is the handle every adapter uses. Reads go to the in-memory `Replica` (rebuilt at
+//! open from the last snapshot and the log after it). Writes go to the writer thread, which
+//! gathers requests arriving together into one transaction and one fsync, and answers each
+//! caller only after that commit: whatever a caller is told happened is on disk.
 
 pub mod codec;
 pub mod derived;
@@ -17,6 +17,7 @@ pub mod materialize;
 pub mod pg;
 mod replay;
 pub mod schema;
+pub mod snapshot;
 mod writer;
 
 use crate::domain::{ActorId, DomainError, Effect, Op, OpId, Payload, Replica};
@@ -29,6 +30,7 @@ use tokio::sync::{broadcast, oneshot};
 
 pub use codec::{decode_op, encode_op, CodecError};
 pub use error::{IoKind, StoreError, SubmitError, TxStep};
+pub use replay::replay_whole;
 use replay::{insert_op, replay, replay_packed};
 pub use schema::{Durability, Synchronous};
 
@@ -189,7 +191,8 @@ impl Node {
                 )?;
             }
         }
-        let (conn, replica) = replay_packed(conn, actor.clone())?;
+        let (conn, replica, tail_ops) = replay_packed(conn, actor.clone())?;
+        let cadence = snapshot::Cadence::new(tail_ops, snapshot::stored_bytes(&conn)?);
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -208,7 +211,7 @@ impl Node {
         let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("storenode-writer".into())
-            .spawn(move || writer::run(conn, for_writer, rx, journal))
+            .spawn(move || writer::run(conn, for_writer, rx, journal, cadence))
             .map_err(|e| StoreError::Thread(format!("cannot start the writer thread: {e}")))?;
         Ok(Node {
             shared,

@@ -1,7 +1,8 @@
-//! Rebuilding the in-memory replica from the op log at open, and appending one op to the log.
+//! Rebuilding the in-memory replica at open from the snapshot and the op log's tail after it
+//! (the whole log without a usable snapshot), and appending one op to the log.
 //! The replay runs on a thread of its own so what it allocates goes back to the OS after.
 
-use super::{decode_op, encode_op, StoreError};
+use super::{decode_op, encode_op, snapshot, StoreError};
 use crate::domain::{ActorId, Op, Replica};
 use rusqlite::{params, Connection};
 
@@ -17,7 +18,7 @@ const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
 pub(super) fn replay_packed(
     mut conn: Connection,
     actor: ActorId,
-) -> Result<(Connection, Replica), StoreError> {
+) -> Result<(Connection, Replica, u64), StoreError> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` and `malloc_trim` only change when glibc gives free pages back to the
     // kernel; they touch no live allocation and may be called at any time from any thread.
@@ -30,11 +31,11 @@ pub(super) fn replay_packed(
     let replayed = std::thread::Builder::new()
         .name("storenode-replay".into())
         .spawn(move || {
-            let replica = replay(&conn, actor).and_then(|mut r| {
+            let replica = replay_counted(&conn, actor).and_then(|(mut r, tail)| {
                 super::derived::recover(&mut conn, r.state())?;
                 r.compact();
                 conn.execute_batch("PRAGMA shrink_memory")?;
-                Ok(r)
+                Ok((r, tail))
             });
             (conn, replica)
         })
@@ -42,7 +43,7 @@ pub(super) fn replay_packed(
         .join()
         .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
     let (conn, built) = replayed;
-    let built = built?;
+    let (built, tail) = built?;
     let replica = built.clone();
     drop(built);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -50,14 +51,42 @@ pub(super) fn replay_packed(
     unsafe {
         libc::malloc_trim(0);
     }
-    Ok((conn, replica))
+    Ok((conn, replica, tail))
 }
 
-/// Rebuild the replica from the op log, in the order ops were applied.
+/// Rebuild the replica: from the snapshot, if there is a usable one, then every op logged
+/// after it, in the order ops were applied.
 pub(super) fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
-    let mut replica = Replica::new(actor);
-    let mut stmt = conn.prepare("SELECT actor, seq, body FROM ops ORDER BY rowid")?;
-    let mut rows = stmt.query([])?;
+    replay_counted(conn, actor).map(|(replica, _)| replica)
+}
+
+/// `replay`, and how many ops it applied on top of the snapshot (the log's tail).
+pub(super) fn replay_counted(
+    conn: &Connection,
+    actor: ActorId,
+) -> Result<(Replica, u64), StoreError> {
+    let (replica, through) = match snapshot::load(conn, &actor)? {
+        Some((replica, through)) => (replica, through),
+        None => (Replica::new(actor), 0),
+    };
+    replay_after(conn, replica, through)
+}
+
+/// Rebuild the replica from every op of the log, ignoring any snapshot (to check one).
+pub fn replay_whole(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
+    replay_after(conn, Replica::new(actor), 0).map(|(replica, _)| replica)
+}
+
+/// Apply to `replica` the ops logged after rowid `through`, in log order.
+fn replay_after(
+    conn: &Connection,
+    mut replica: Replica,
+    through: i64,
+) -> Result<(Replica, u64), StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT actor, seq, body FROM ops WHERE rowid > ?1 ORDER BY rowid")?;
+    let mut rows = stmt.query(params![through])?;
+    let mut applied = 0u64;
     while let Some(row) = rows.next()? {
         let who: String = row.get(0)?;
         let seq: i64 = row.get(1)?;
@@ -72,8 +101,9 @@ pub(super) fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, Store
             seq: seq as u64,
             source,
         })?;
+        applied += 1;
     }
-    Ok(replica)
+    Ok((replica, applied))
 }
 
 /// Insert one op into the log.

@@ -46,8 +46,13 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         10,
+        "snapshot",
+        include_str!("../../migrations/0010_snapshot.sql"),
+    ),
+    (
+        11,
         "till_sessions",
-        include_str!("../../migrations/0010_till_sessions.sql"),
+        include_str!("../../migrations/0011_till_sessions.sql"),
     ),
 ];
 

@@ -14,6 +14,7 @@
 
 use super::derived::{Pending, DERIVED_IDLE_MS};
 use super::journal::{Journal, JournalError};
+use super::snapshot::{self, Cadence};
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
     StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
@@ -75,10 +76,11 @@ pub(super) fn run(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
     mut journal: MaybeJournal,
+    mut cadence: Cadence,
 ) {
     let mut pending = Pending::default();
     loop {
-        let first = if pending.is_empty() {
+        let first = if pending.is_empty() && !cadence.due_idle() {
             rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
         } else {
             rx.recv_timeout(Duration::from_millis(DERIVED_IDLE_MS))
@@ -87,21 +89,27 @@ pub(super) fn run(
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 write_derived(&mut conn, &shared, &mut pending);
+                if cadence.due_idle() {
+                    write_snapshot(&mut conn, &shared, &mut cadence);
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 return;
             }
         };
         match first {
             Request::Checkpoint { reply } => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 let _ = reply.send(checkpoint(&conn));
                 continue;
             }
             Request::Close { reply } => {
                 write_derived(&mut conn, &shared, &mut pending);
+                write_snapshot(&mut conn, &shared, &mut cadence);
                 return close(conn, reply);
             }
             _ => {}
@@ -123,18 +131,27 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        if let Err(e) = commit_group(&mut conn, &shared, group, &mut pending, &mut journal) {
+        let mut tally = Tally {
+            pending: &mut pending,
+            cadence: &mut cadence,
+        };
+        if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
             // Memory can no longer be shown to match the file: stop rather than answer
             // anyone from it. Callers now get `StoreError::Closed`.
             tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
             return;
         }
+        if cadence.due_busy() {
+            write_snapshot(&mut conn, &shared, &mut cadence);
+        }
         if let Some(reply) = checkpoint_reply {
             write_derived(&mut conn, &shared, &mut pending);
+            write_snapshot(&mut conn, &shared, &mut cadence);
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
             write_derived(&mut conn, &shared, &mut pending);
+            write_snapshot(&mut conn, &shared, &mut cadence);
             return close(conn, reply);
         }
     }
@@ -159,6 +176,31 @@ fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending) 
     }
 }
 
+/// Write a snapshot of the replica (everything committed) in a transaction of its own, if ops
+/// were logged since the last one. On failure the next chance retries; the log stays whole.
+fn write_snapshot(conn: &mut Connection, shared: &Shared, cadence: &mut Cadence) {
+    if cadence.tail_ops() == 0 {
+        return;
+    }
+    let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
+        {
+            let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
+            snapshot::write(&tx, &replica, super::now_ms())
+        }
+        .and_then(|bytes| tx.commit().map(|()| bytes))
+    });
+    match written {
+        Ok(bytes) => cadence.written(bytes),
+        Err(e) => tracing::warn!(error = %StoreError::from(e), "snapshot not written"),
+    }
+}
+
+/// The writer's bookkeeping a group updates: derived rows to write, ops since the snapshot.
+struct Tally<'a> {
+    pending: &'a mut Pending,
+    cadence: &'a mut Cadence,
+}
+
 /// Close the connection, then answer: the caller may exit the process at once.
 fn close(conn: Connection, reply: tokio::sync::oneshot::Sender<()>) {
     if let Err((_, e)) = conn.close() {
@@ -177,9 +219,10 @@ fn commit_group(
     conn: &mut Connection,
     shared: &Shared,
     group: Vec<Request>,
-    pending: &mut Pending,
+    tally: &mut Tally,
     journal: &mut MaybeJournal,
 ) -> Result<(), StoreError> {
+    let pending = &mut *tally.pending;
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -193,6 +236,8 @@ fn commit_group(
     };
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
+    // Own ops another process wrote to the journal, applied first: not journaled again.
+    let mut caught: Vec<NodeEvent> = Vec::new();
     let mut abort = None;
     let mut erased = false;
     let mut derived = false;
@@ -201,6 +246,17 @@ fn commit_group(
             .replica
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let issues_own = group.iter().any(|r| matches!(r, Request::Submit { .. }));
+        if let (Some(j), true) = (journal.as_mut(), issues_own) {
+            let mut own = Group {
+                events: &mut caught,
+                erased: &mut erased,
+                pending: &mut *pending,
+            };
+            if let Err(e) = catch_up_own(j.as_mut(), &tx, &mut replica, &mut own) {
+                abort = Some(e);
+            }
+        }
         for req in group {
             if abort.is_some() {
                 replies.push(refused(req));
@@ -227,10 +283,19 @@ fn commit_group(
                 Err(e) => abort = Some(Abort::new(TxStep::Derive, e)),
             }
         }
+        // The snapshot may hold the erased customer's data: it goes with the erasure.
+        if abort.is_none() && erased {
+            if let Err(e) = snapshot::delete(&tx) {
+                abort = Some(Abort::new(TxStep::Derive, e));
+            }
+        }
     }
     let abort = match abort {
         Some(abort) => {
             drop(tx); // rolls back
+            if let Some(j) = journal.as_mut() {
+                j.abandon();
+            }
             Some(abort)
         }
         None => match journal_group(journal, shared, &tx, &events) {
@@ -246,7 +311,13 @@ fn commit_group(
             if derived {
                 pending.clear();
             }
+            let logged = events
+                .iter()
+                .map(|NodeEvent::Applied { ops, .. }| ops.len())
+                .sum();
+            tally.cadence.logged(logged);
             if erased {
+                tally.cadence.dropped();
                 truncate_wal(conn);
             }
             shared.groups.fetch_add(1, Ordering::Relaxed);
@@ -256,7 +327,7 @@ fn commit_group(
             for reply in replies {
                 reply(None);
             }
-            for event in events {
+            for event in caught.into_iter().chain(events) {
                 let _ = shared.events.send(event);
             }
             Ok(())
@@ -290,12 +361,60 @@ fn journal_group(
         .flat_map(|NodeEvent::Applied { ops, .. }| ops.iter().cloned())
         .collect();
     if ops.is_empty() {
+        journal.abandon(); // a `begin_own` whose submits were all refused
         return Ok(());
     }
     let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
     journal
         .commit(tx, &ops, replica.state())
         .map_err(Abort::journal)
+}
+
+/// Before a group issues this node's own ops: take the journal's lock on the actor
+/// (`Journal::begin_own`) and apply the actor's ops other processes committed there since
+/// this replica last saw one, so the next op gets the next free seq and its rights are
+/// checked against every op issued before it. They are written to the file in this group but
+/// not journaled again (they come from the journal).
+fn catch_up_own(
+    journal: &mut dyn Journal,
+    tx: &Transaction,
+    replica: &mut Replica,
+    group: &mut Group,
+) -> Result<(), Abort> {
+    let actor = replica.actor().clone();
+    let ops = journal
+        .begin_own(&actor, replica.next_seq())
+        .map_err(Abort::journal)?;
+    let mut fresh = Vec::new();
+    let mut effects = Vec::new();
+    for op in ops {
+        match replica.apply(&op) {
+            Ok(Applied::New(eff)) => {
+                let stored = store_op(tx, replica, &op, group)
+                    .map_err(|e| Abort::new(TxStep::Journal, e))?;
+                fresh.push(stored);
+                effects.extend(eff);
+            }
+            Ok(Applied::Duplicate) => {}
+            Err(e) => {
+                return Err(Abort {
+                    step: TxStep::Journal,
+                    detail: format!(
+                        "the shared log's {}/{} does not apply: {e}",
+                        op.actor, op.seq
+                    ),
+                })
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        group.events.push(NodeEvent::Applied {
+            ops: Arc::new(fresh),
+            effects,
+            local: false,
+        });
+    }
+    Ok(())
 }
 
 /// Fold the WAL into the database and truncate it, so the page images an erasure replaced

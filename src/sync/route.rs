@@ -7,10 +7,11 @@
 //! HQ keeps an index of customer ops. Sales, orders and returns naming a customer are indexed
 //! and routed the same way (purchase history); a return also goes to the store that sold it, and
 //! a request for a sale's return rights to its holder (to every store when the asker does not
-//! know it). A store never gets its own ops back.
+//! know it). A store never gets its own ops back. A cancel of a ship-to-store order also goes to
+//! the store that was to send its units, while they wait there for dispatch (it keeps them).
 
-use crate::domain::{CustomerId, Op, OpId, Payload, StoreId};
-use std::collections::BTreeSet;
+use crate::domain::{CustomerId, Op, OpId, OrderId, Payload, StoreId};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One consequence of routing an op, to be persisted in order in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,10 @@ pub enum RouteAction {
 pub struct Router {
     stores: Vec<StoreId>,
     scope: BTreeSet<(StoreId, CustomerId)>,
+    /// Ship-to-store orders whose units still wait at their sending store, by order: learned
+    /// from the `OrderShipToStore` ops routed (and `seed_ships` after a start), forgotten at
+    /// the sender's dispatch or withdrawal.
+    ships: BTreeMap<OrderId, StoreId>,
 }
 
 /// Customer data ops that travel to every store holding the customer in scope.
@@ -88,7 +93,17 @@ fn scope_entry(payload: &Payload) -> Option<(StoreId, CustomerId)> {
 impl Router {
     /// `scope` is what earlier routing recorded (persisted alongside the down-logs).
     pub fn new(stores: Vec<StoreId>, scope: BTreeSet<(StoreId, CustomerId)>) -> Router {
-        Router { stores, scope }
+        Router {
+            stores,
+            scope,
+            ships: BTreeMap::new(),
+        }
+    }
+
+    /// Ship-to-store orders (order, sending store) whose units wait at the sender, as HQ's
+    /// replica knows them: the routing position may be behind the replica after a start.
+    pub fn seed_ships(&mut self, ships: impl IntoIterator<Item = (OrderId, StoreId)>) {
+        self.ships.extend(ships);
     }
 
     pub fn stores(&self) -> &[StoreId] {
@@ -112,6 +127,25 @@ impl Router {
                 store: store.clone(),
                 op: id,
             });
+        }
+    }
+
+    /// Ship-to-store: remember where an order's units wait, send its cancel there, forget it
+    /// once they left (or stayed for good).
+    fn route_ship(&mut self, out: &mut Vec<RouteAction>, op: &Op) {
+        match &op.payload {
+            Payload::OrderShipToStore { order_id, from, .. } => {
+                self.ships.insert(order_id.clone(), from.clone());
+            }
+            Payload::OrderCancel { order_id, .. } => {
+                if let Some(from) = self.ships.get(order_id).cloned() {
+                    self.append_once(out, &from, op);
+                }
+            }
+            Payload::ShipDispatch { order_id, .. } | Payload::ShipWithdraw { order_id, .. } => {
+                self.ships.remove(order_id);
+            }
+            _ => {}
         }
     }
 
@@ -161,6 +195,7 @@ impl Router {
         {
             self.append_once(&mut out, seller, op);
         }
+        self.route_ship(&mut out, op);
         if let (true, Some(customer)) = (is_history(payload), payload.customer()) {
             let scoped: Vec<StoreId> = self
                 .stores
@@ -386,5 +421,73 @@ mod tests {
             },
         );
         assert_eq!(appended_to(&r.route(&receipt)), vec!["a"]);
+    }
+
+    #[test]
+    fn a_cancel_of_a_ship_to_store_order_reaches_the_sender_until_it_dispatched() {
+        let mut r = Router::new(vec![s("a"), s("b")], BTreeSet::new());
+        let order = |n: &str| OrderId::parse(n).unwrap();
+        let ship = |n: &str, seq| {
+            op(
+                ActorId::hq(),
+                seq,
+                Payload::OrderShipToStore {
+                    order_id: order(n),
+                    store: s("b"),
+                    from: s("a"),
+                    transfer: crate::domain::MotionId::parse(&format!("T-{n}")).unwrap(),
+                    customer: c("c1"),
+                    lines: vec![],
+                    pickup_code: "ABC234".into(),
+                    placed_at_ms: 1,
+                    ready_by_ms: 2,
+                },
+            )
+        };
+        let cancel = |n: &str, actor: ActorId, seq| {
+            op(
+                actor,
+                seq,
+                Payload::OrderCancel {
+                    order_id: order(n),
+                    store: s("b"),
+                    kind: crate::domain::op::CancelKind::Cancelled,
+                },
+            )
+        };
+        assert_eq!(appended_to(&r.route(&ship("O-1", 1))), vec!["b", "a"]);
+        assert_eq!(
+            appended_to(&r.route(&cancel("O-1", ActorId::hq(), 2))),
+            vec!["b", "a"]
+        );
+        // b's own expiry goes to a alone.
+        assert_eq!(
+            appended_to(&r.route(&cancel("O-1", s("b").actor(), 1))),
+            vec!["a"]
+        );
+        r.route(&ship("O-2", 3));
+        let dispatched = op(
+            s("a").actor(),
+            1,
+            Payload::ShipDispatch {
+                order_id: order("O-2"),
+                transfer: crate::domain::MotionId::parse("T-O-2").unwrap(),
+                store: s("a"),
+                to: s("b"),
+            },
+        );
+        assert_eq!(appended_to(&r.route(&dispatched)), vec!["b"]);
+        assert_eq!(
+            appended_to(&r.route(&cancel("O-2", ActorId::hq(), 4))),
+            vec!["b"],
+            "the units left a: nothing for a to keep"
+        );
+        // After a restart the router learns waiting orders from the replica.
+        let mut fresh = Router::new(vec![s("a"), s("b")], BTreeSet::new());
+        fresh.seed_ships([(order("O-3"), s("a"))]);
+        assert_eq!(
+            appended_to(&fresh.route(&cancel("O-3", ActorId::hq(), 5))),
+            vec!["b", "a"]
+        );
     }
 }

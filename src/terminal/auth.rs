@@ -182,14 +182,12 @@ fn lockout_ms(failures: u32) -> u64 {
 
 fn locked_out(until_ms: u64, now: u64) -> ApiError {
     let secs = until_ms.saturating_sub(now).div_ceil(1000).max(1);
-    let mut e = ApiError::new(
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "locked_out",
         format!("too many wrong PINs: try again in {secs} s"),
     )
-    .with("retry_after_s", secs);
-    e.retry_after_s = Some(secs);
-    e
+    .retry_after(secs)
 }
 
 type StaffRow = (String, String, String);

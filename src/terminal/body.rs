@@ -1,6 +1,7 @@
 //! JSON request bodies: 413 over 1 MiB (before reading when the length is declared), 400
-//! `invalid_json` when malformed, 422 when well formed but the wrong shape. Handlers then check
-//! each field and name it in their 422.
+//! `invalid_json` when malformed, 422 when well formed but the wrong shape. Bodies are typed
+//! structs; a field of the wrong type gets its own code through `FieldCodes`, and handlers check
+//! ranges and formats after, naming the field in their 422.
 
 use super::error::ApiError;
 use super::BODY_BYTES_MAX;
@@ -8,7 +9,6 @@ use crate::http_body::{self, BodyError};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// A JSON body of type `T`, read through `crate::http_body` (one reader for the terminal and
 /// HQ); a field of the wrong shape is a 422 `invalid_field` naming it by path.
@@ -73,31 +73,22 @@ impl From<BodyError> for ApiError {
     }
 }
 
-/// An integer field in `min..=max`, or a 422 with `code` naming the field.
-pub fn int_field(
-    value: Option<&Value>,
+/// A whole number already read from a typed body, checked against `min..=max`, or a 422 with
+/// `code` naming the field (serde checks the type; the range is the contract's).
+pub fn bounded(
+    n: i64,
     field: &str,
     code: &'static str,
     min: i64,
     max: i64,
 ) -> Result<i64, ApiError> {
-    match value.and_then(Value::as_i64) {
-        Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::unprocessable(
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::unprocessable(
             code,
             format!("{field} must be a whole number from {min} to {max}"),
         )
-        .with("field", field)),
+        .with("field", field))
     }
-}
-
-/// A string field, or a 422 with `code` naming the field.
-pub fn str_field<'a>(
-    value: Option<&'a Value>,
-    field: &str,
-    code: &'static str,
-) -> Result<&'a str, ApiError> {
-    value.and_then(Value::as_str).ok_or_else(|| {
-        ApiError::unprocessable(code, format!("{field} must be a string")).with("field", field)
-    })
 }

@@ -6,7 +6,7 @@
 //! `domain::till::cash` from the replica, so a restarted node (or HQ) shows the same figures.
 
 use super::auth::Session;
-use super::body::{int_field, JsonBody};
+use super::body::{bounded, FieldCodes, Typed};
 use super::error::ApiError;
 use super::print::PrintJob;
 use super::TerminalState;
@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rand::Rng;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 fn tender_name(t: Tender) -> &'static str {
@@ -139,17 +140,74 @@ pub async fn tills(State(state): State<TerminalState>, _session: Session) -> Jso
     }))
 }
 
-fn cents_field(body: &Map<String, Value>, field: &str, min: i64) -> Result<i64, ApiError> {
-    int_field(body.get(field), field, "invalid_cents", min, CASH_CENTS_MAX)
+/// An amount of cash in `min..=CASH_CENTS_MAX`, or a 422 naming the field.
+fn cash_cents(n: i64, field: &str, min: i64) -> Result<i64, ApiError> {
+    bounded(n, field, "invalid_cents", min, CASH_CENTS_MAX)
+}
+
+/// The body of `POST /api/v1/cash/sessions`.
+#[derive(Debug, Deserialize)]
+pub struct OpenBody {
+    float_cents: i64,
+}
+
+/// The body of `POST /api/v1/cash/sessions/current/close` (the blind count).
+#[derive(Debug, Deserialize)]
+pub struct CloseBody {
+    counted_cents: i64,
+}
+
+/// `"in"` or `"out"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum MoveKindBody {
+    In,
+    Out,
+}
+
+/// The body of `POST /api/v1/cash/sessions/current/movements`.
+#[derive(Debug, Deserialize)]
+pub struct MoveBody {
+    kind: MoveKindBody,
+    cents: i64,
+    reason: String,
+}
+
+/// The 422 code of each field of the drawer's bodies.
+fn cash_code(field: &str) -> &'static str {
+    match field {
+        "float_cents" | "counted_cents" | "cents" => "invalid_cents",
+        "kind" => "invalid_kind",
+        "reason" => "invalid_reason",
+        _ => "invalid_field",
+    }
+}
+
+impl FieldCodes for OpenBody {
+    fn code(field: &str) -> &'static str {
+        cash_code(field)
+    }
+}
+
+impl FieldCodes for CloseBody {
+    fn code(field: &str) -> &'static str {
+        cash_code(field)
+    }
+}
+
+impl FieldCodes for MoveBody {
+    fn code(field: &str) -> &'static str {
+        cash_code(field)
+    }
 }
 
 /// `POST /api/v1/cash/sessions` `{"float_cents"}`: 201, or 409 `session_open`.
 pub async fn open(
     State(state): State<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<OpenBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let float_cents = cents_field(&body, "float_cents", 0)?;
+    let float_cents = cash_cents(body.float_cents, "float_cents", 0)?;
     let now = now_ms();
     let id = CashSessionId::parse(&format!("Z{now}-{:04x}", rand::thread_rng().gen::<u16>()))
         .map_err(ApiError::internal)?;
@@ -205,21 +263,15 @@ fn current_id(state: &TerminalState, till: &TillId) -> Result<CashSessionId, Api
 pub async fn movement(
     State(state): State<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<MoveBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let kind = match body.get("kind").and_then(Value::as_str) {
-        Some("in") => CashMoveKind::In,
-        Some("out") => CashMoveKind::Out,
-        _ => {
-            return Err(
-                ApiError::unprocessable("invalid_kind", "kind must be \"in\" or \"out\"")
-                    .with("field", "kind"),
-            )
-        }
+    let kind = match body.kind {
+        MoveKindBody::In => CashMoveKind::In,
+        MoveKindBody::Out => CashMoveKind::Out,
     };
-    let cents = cents_field(&body, "cents", 1)?;
-    let reason = match body.get("reason") {
-        Some(Value::String(r)) if !r.trim().is_empty() => r.trim().to_string(),
+    let cents = cash_cents(body.cents, "cents", 1)?;
+    let reason = match body.reason.trim() {
+        r if !r.is_empty() => r.to_string(),
         _ => {
             return Err(
                 ApiError::unprocessable("invalid_reason", "a cash movement needs a reason")
@@ -255,9 +307,9 @@ pub async fn movement(
 pub async fn close(
     State(state): State<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<CloseBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let counted_cents = cents_field(&body, "counted_cents", 0)?;
+    let counted_cents = cash_cents(body.counted_cents, "counted_cents", 0)?;
     let id = current_id(&state, &session.till)?;
     let store = state.store().clone();
     let payload = Payload::CashClose {

@@ -1,46 +1,24 @@
-//! The terminal API's one error type: every refusal becomes `{"error", "message"}` plus the
-//! fields DESIGN.md section 11 names (`sku`, `available`, ...), with the matching status.
+//! The terminal API's refusals: the shared `ApiError` (`crate::http_error`) marked `Terminal`,
+//! and how the store's contract names each domain refusal (DESIGN.md sections 11, 17-19):
+//! `insufficient_stock` with `sku` and `available`, `already_returned` with `returnable`, ...
 
 use crate::domain::DomainError;
-use crate::store::{StoreError, SubmitError};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Map, Value};
+use crate::http_error::Api;
+use axum::http::StatusCode;
 
-/// A refused request: status, snake_case code, a message for people, extra fields.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub extra: Map<String, Value>,
-    pub retry_after_s: Option<u64>,
+/// The terminal API, as the marker of its errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal;
+
+impl Api for Terminal {
+    const NAME: &'static str = "terminal";
+    const INTERNAL_MESSAGE: &'static str = "the store node could not complete this; try again";
 }
 
+/// The terminal's refusals: the shared `crate::http_error::ApiError` with the store's codes.
+pub type ApiError = crate::http_error::ApiError<Terminal>;
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            extra: Map::new(),
-            retry_after_s: None,
-        }
-    }
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
-        self.extra.insert(key.to_string(), value.into());
-        self
-    }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, code, message)
-    }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
-    }
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -55,29 +33,6 @@ impl ApiError {
             format!("{what} needs the manager role"),
         )
     }
-    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
-        tracing::error!(%detail, "terminal request failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the store node could not complete this; try again",
-        )
-    }
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> ApiError {
-        match e {
-            SubmitError::Domain(d) => d.into(),
-            SubmitError::Store(s) => ApiError::internal(s),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        ApiError::internal(e)
-    }
 }
 
 impl From<DomainError> for ApiError {
@@ -87,6 +42,9 @@ impl From<DomainError> for ApiError {
             DomainError::UnknownSku(sku) => {
                 ApiError::unprocessable("unknown_sku", message).with("sku", sku.as_str())
             }
+            DomainError::NoSingleSource(r) => ApiError::conflict("insufficient_stock", message)
+                .with("sku", r.sku.as_str())
+                .with("available", r.available.max(0)),
             DomainError::InsufficientStock { sku, available, .. } => {
                 ApiError::conflict("insufficient_stock", message)
                     .with("sku", sku.as_str())
@@ -158,30 +116,13 @@ impl From<DomainError> for ApiError {
                 ApiError::conflict("session_open", message).with("session", id.as_str())
             }
             DomainError::NoCashSession => ApiError::conflict("no_cash_session", message),
+            DomainError::Withdrawn(_) => ApiError::conflict("transfer_withdrawn", message),
+            DomainError::AlreadyDispatched(_) => ApiError::conflict("already_dispatched", message),
             DomainError::NotArrived { sku, arrived, .. } => {
                 ApiError::conflict("not_arrived", message)
                     .with("sku", sku.as_str())
                     .with("arrived", arrived)
             }
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_client_error() {
-            tracing::debug!(code = self.code, message = %self.message, "terminal request refused");
-        }
-        let mut body = Map::new();
-        body.insert("error".into(), json!(self.code));
-        body.insert("message".into(), json!(self.message));
-        body.extend(self.extra);
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        if let Some(s) = self.retry_after_s {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        response
     }
 }

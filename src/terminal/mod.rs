@@ -326,6 +326,7 @@ pub fn app(state: TerminalState) -> Router {
         .route("/transfers/destinations", get(motion::destinations))
         .route("/transfers/{id}", get(motion::show_transfer))
         .route("/transfers/{id}/note", post(motion::print_note))
+        .route("/transfers/{id}/dispatch", post(motion::dispatch_transfer))
         .route("/transfers/{id}/receive", post(motion::receive_transfer))
         .route("/customers", get(customers::search).post(profile::create))
         .route("/customers/{id}", get(customers::show))
@@ -363,13 +364,12 @@ async fn limit_login_attempts(
         let key = client_key(&request);
         if let Err(secs) = state.0.login_limiter.check(&key) {
             tracing::warn!(client = %key, retry_after_s = secs, "login attempts rate limited");
-            let mut e = ApiError::new(
+            let e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!("too many login attempts from this device: try again in {secs} s"),
             )
-            .with("retry_after_s", secs);
-            e.retry_after_s = Some(secs);
+            .retry_after(secs);
             return e.into_response();
         }
     }

@@ -403,20 +403,103 @@ pub async fn print_note(
             format!("transfer {id} was already received"),
         ));
     }
-    let note = PrintJob::TransferNote {
+    let note = note_for(&id, sent, &session.staff);
+    state.submit_printing(Vec::new(), vec![note]).await?;
+    Ok(Json(render(&state, &m)))
+}
+
+/// The transfer note of `sent`, printed by `staff`.
+fn note_for(id: &MotionId, sent: &crate::domain::motion::Sent, staff: &str) -> PrintJob {
+    PrintJob::TransferNote {
         transfer: id.to_string(),
-        from: here.to_string(),
+        from: sent
+            .from
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         to: sent.to.to_string(),
-        staff: session.staff.clone(),
+        staff: staff.to_string(),
         lines: sent
             .lines
             .iter()
             .map(|l| (l.sku.to_string(), l.qty))
             .collect(),
         qr: format!("{TRANSFER_QR_PREFIX}{id}"),
-    };
-    state.submit_printing(Vec::new(), vec![note]).await?;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchBody {
+    /// What was scanned out, when the screen scanned it: must be the transfer's lines.
+    #[serde(default)]
+    lines: Option<Vec<TransferLineBody>>,
+}
+
+/// `POST /api/v1/transfers/{id}/dispatch` (manager, the sending store of a ship-to-store
+/// transfer) `{}` or `{"lines": [{"sku", "qty"}]}` (the units scanned out, which must be
+/// exactly the transfer's): the units leave this store's shelf now and are in transit; the
+/// transfer note prints in the same commit. 409 `already_dispatched`, `already_received`, or
+/// `bad_transition` when the order was cancelled (the units stay here); 422 `lines_mismatch`.
+pub async fn dispatch_transfer(
+    State(state): State<TerminalState>,
+    session: Session,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DispatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    session.require_manager("dispatching a transfer")?;
+    let id = parse_id(MotionKind::Transfer, &id)?;
+    let m = find(&state, MotionKind::Transfer, &id)?;
+    let here = state.store().clone();
+    let sent = m
+        .sent
+        .as_ref()
+        .filter(|s| s.from.as_ref() == Some(&here) && s.awaits_dispatch)
+        .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
+    if let Some(scanned) = &body.lines {
+        check_scanned(&state, scanned, &sent.lines)?;
+    }
+    let payload = state
+        .read(|r| crate::domain::ship_to_store::dispatch_of(r.state(), &id, &here))
+        .ok_or_else(|| unknown(MotionKind::Transfer, id.as_str()))?;
+    let note = note_for(&id, sent, &session.staff);
+    let _guard = state.order_steps().lock().await;
+    state.submit_printing(vec![payload], vec![note]).await?;
+    let m = find(&state, MotionKind::Transfer, &id)?;
     Ok(Json(render(&state, &m)))
+}
+
+/// The scanned lines, summed per sku, must be the transfer's lines exactly.
+fn check_scanned(
+    state: &TerminalState,
+    scanned: &[TransferLineBody],
+    lines: &[OrderLine],
+) -> Result<(), ApiError> {
+    let mut got: std::collections::BTreeMap<Sku, i64> = std::collections::BTreeMap::new();
+    for l in scanned {
+        *got.entry(resolve(state, &l.sku)?.sku).or_default() += l.qty;
+    }
+    let mut want: std::collections::BTreeMap<Sku, i64> = std::collections::BTreeMap::new();
+    for l in lines {
+        *want.entry(l.sku.clone()).or_default() += i64::from(l.qty);
+    }
+    let skus: std::collections::BTreeSet<&Sku> = got.keys().chain(want.keys()).collect();
+    for sku in skus {
+        let (g, w) = (got.get(sku).copied(), want.get(sku).copied());
+        if g != w {
+            return Err(ApiError::unprocessable(
+                "lines_mismatch",
+                format!(
+                    "{sku}: scanned {} but the transfer carries {}",
+                    g.unwrap_or(0),
+                    w.unwrap_or(0)
+                ),
+            )
+            .with("sku", sku.as_str())
+            .with("expected", w.unwrap_or(0)));
+        }
+    }
+    Ok(())
 }
 
 /// `<prefix>-` and ten random characters of an unambiguous alphabet: unique without asking

@@ -5,12 +5,11 @@
 //! no stock taken, nothing replicated.
 
 use super::auth::Session;
-use super::body::JsonBody;
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
-use super::sales::price_lines;
+use super::sales::{lines_of, price_lines, till_field_code, LineBody};
 use super::till::discount_bp;
 use super::TerminalState;
-use crate::domain::validate::LINES_MAX;
 use crate::domain::CustomerId;
 use crate::store::now_ms;
 use axum::extract::{Path, State};
@@ -19,7 +18,7 @@ use axum::Json;
 use rand::Rng;
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Most tickets parked at once in a store.
 pub const PARKED_MAX: i64 = 50;
@@ -45,49 +44,49 @@ struct Ticket {
     customer: Option<String>,
 }
 
+/// The body of `POST /api/v1/sales/parked`: a sale's lines, discounts and customer, a label.
+#[derive(Debug, Deserialize)]
+pub struct ParkBody {
+    lines: Vec<LineBody>,
+    ticket_discount_pct: Option<f64>,
+    customer: Option<String>,
+    label: Option<String>,
+}
+
+impl FieldCodes for ParkBody {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "label" => "invalid_label",
+            _ => till_field_code(field),
+        }
+    }
+}
+
 /// The ticket in the request, checked as a sale would check it (skus, quantities, discounts).
-fn ticket(state: &TerminalState, body: &Map<String, Value>) -> Result<Ticket, ApiError> {
-    let raw = body
-        .get("lines")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty() && l.len() <= LINES_MAX)
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_lines",
-                format!("lines must hold 1-{LINES_MAX} lines"),
-            )
-            .with("field", "lines")
-        })?;
+fn ticket(state: &TerminalState, body: &ParkBody) -> Result<Ticket, ApiError> {
+    let raw = lines_of(&body.lines, "lines")?;
     price_lines(state, raw)?;
     let mut lines = Vec::with_capacity(raw.len());
     for l in raw {
-        let bp = discount_bp(l.get("discount_pct"), "discount_pct")?;
+        let bp = discount_bp(l.discount_pct, "discount_pct")?;
         lines.push(ParkedLine {
-            sku: l
-                .get("sku")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            qty: l
-                .get("qty")
-                .and_then(Value::as_u64)
-                .and_then(|q| u32::try_from(q).ok())
-                .unwrap_or(0),
+            sku: l.sku.clone(),
+            // In 1..=QTY_MAX: `price_lines` checked it.
+            qty: u32::try_from(l.qty).unwrap_or(0),
             discount_pct: (bp > 0).then(|| f64::from(bp) / 100.0),
         });
     }
-    let ticket_bp = discount_bp(body.get("ticket_discount_pct"), "ticket_discount_pct")?;
-    let customer = match body.get("customer") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .filter(|s| CustomerId::parse(s).is_ok())
-                .ok_or_else(|| {
-                    ApiError::unprocessable("invalid_customer", "customer must be a customer id")
-                        .with("field", "customer")
-                })?
-                .to_string(),
-        ),
+    let ticket_bp = discount_bp(body.ticket_discount_pct, "ticket_discount_pct")?;
+    let customer = match &body.customer {
+        None => None,
+        Some(c) if CustomerId::parse(c).is_ok() => Some(c.clone()),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_customer",
+                "customer must be a customer id",
+            )
+            .with("field", "customer"))
+        }
     };
     Ok(Ticket {
         lines,
@@ -113,12 +112,12 @@ fn parked_json(id: &str, staff: &str, label: &str, parked_ms: i64, ticket: &Tick
 pub async fn park(
     State(state): State<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<ParkBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ticket = ticket(&state, &body)?;
-    let label = match body.get("label") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if s.chars().count() <= LABEL_LEN_MAX => s.trim().to_string(),
+    let label = match body.label {
+        None => String::new(),
+        Some(s) if s.chars().count() <= LABEL_LEN_MAX => s.trim().to_string(),
         Some(_) => {
             return Err(ApiError::unprocessable(
                 "invalid_label",

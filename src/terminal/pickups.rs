@@ -5,7 +5,7 @@
 //! same line never race to the same picked count.
 
 use super::auth::Session;
-use super::body::{FieldCodes, JsonBody, Typed};
+use super::body::{FieldCodes, Typed};
 use super::error::ApiError;
 use super::print::{PrintJob, ReceiptLine};
 use super::qr;
@@ -18,7 +18,7 @@ use crate::store::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 fn order_json(state: &TerminalState, o: &Order, now: u64) -> Value {
     let overdue_ms = state.config().overdue_after_ms;
@@ -308,21 +308,28 @@ fn code_matches(given: &str, expected: &str) -> bool {
             == 0
 }
 
+/// The body of `POST /api/v1/pickups/{id}/handover`: the typed pickup code or the scanned QR.
+#[derive(Debug, Deserialize)]
+pub struct HandoverBody {
+    code: Option<String>,
+    qr: Option<String>,
+}
+
+impl FieldCodes for HandoverBody {
+    fn code(_field: &str) -> &'static str {
+        "invalid_code"
+    }
+}
+
 /// The code or signed QR in a handover body opens `order`, or a 422 says why not.
-fn check_code(
-    state: &TerminalState,
-    order: &Order,
-    body: &Map<String, Value>,
-) -> Result<(), ApiError> {
+fn check_code(state: &TerminalState, order: &Order, body: &HandoverBody) -> Result<(), ApiError> {
     let wrong = || {
         ApiError::unprocessable(
             "wrong_code",
             format!("that code does not open order {}", order.id),
         )
     };
-    let code = body.get("code").and_then(Value::as_str);
-    let qr_payload = body.get("qr").and_then(Value::as_str);
-    let opens = match (code, qr_payload) {
+    let opens = match (body.code.as_deref(), body.qr.as_deref()) {
         (Some(code), _) => code_matches(code, &order.pickup_code),
         (None, Some(payload)) => {
             qr::verify(payload, &state.config().pickup_keys).is_some_and(|(qr_order, code)| {
@@ -369,7 +376,7 @@ pub async fn handover(
     State(state): State<TerminalState>,
     session: Session,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<HandoverBody>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.order_steps().lock().await;
     let order = find(&state, &id)?;

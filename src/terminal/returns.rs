@@ -8,10 +8,11 @@
 //! `X-Storenode-Lookup` says whether HQ was asked, as for customer searches.
 
 use super::auth::{Role, Session};
-use super::body::{int_field, str_field, JsonBody};
+use super::body::{bounded, FieldCodes, Typed};
 use super::customers::LOOKUP_HEADER;
 use super::error::ApiError;
 use super::print::{FiscalMark, PrintJob, ReceiptLine};
+use super::sales::{lines_of, price_lines, till_field_code, LineBody, TenderBody};
 use super::stock::resolve;
 use super::till;
 use super::TerminalState;
@@ -151,56 +152,57 @@ async fn find_sale(
     (lookup, v.map(Json).ok_or_else(|| unknown_sale(id)))
 }
 
-/// The body of `POST /api/v1/returns`; each field is checked by hand to name it in a 422.
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/returns` (DESIGN.md §17).
+#[derive(Debug, Deserialize)]
 pub struct ReturnBody {
-    sale: Option<Value>,
-    lines: Option<Vec<Value>>,
-    tender: Option<Value>,
-    #[serde(default)]
-    exchange: Option<Vec<Value>>,
+    /// A sale id or a handed-over order id.
+    sale: String,
+    lines: Vec<ReturnLineBody>,
+    tender: TenderBody,
+    exchange: Option<Vec<LineBody>>,
     /// The selling store, when the counter knows it (a receipt scan): routes the rights request.
-    #[serde(default)]
-    sale_store: Option<Value>,
+    sale_store: Option<String>,
 }
 
-fn lines_of(v: Option<&Vec<Value>>, field: &str) -> Result<Vec<Value>, ApiError> {
-    v.filter(|l| !l.is_empty() && l.len() <= LINES_MAX)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_lines",
-                format!("{field} must hold 1-{LINES_MAX} lines"),
-            )
-            .with("field", field)
-        })
+/// A returned line: a sku or barcode, units, and whether they go back on the shelf (default).
+#[derive(Debug, Deserialize)]
+struct ReturnLineBody {
+    sku: String,
+    qty: i64,
+    restock: Option<bool>,
+}
+
+impl FieldCodes for ReturnBody {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "sale" => "invalid_sale",
+            "restock" => "invalid_restock",
+            "sale_store" => "invalid_store",
+            _ => till_field_code(field),
+        }
+    }
 }
 
 /// (sku, qty, restock) of the returned lines.
 fn parse_returned(
     state: &TerminalState,
-    lines: &[Value],
+    lines: &[ReturnLineBody],
 ) -> Result<Vec<(crate::domain::Sku, u32, bool)>, ApiError> {
+    if lines.is_empty() || lines.len() > LINES_MAX {
+        return Err(ApiError::unprocessable(
+            "invalid_lines",
+            format!("lines must hold 1-{LINES_MAX} lines"),
+        )
+        .with("field", "lines"));
+    }
     let mut out = Vec::with_capacity(lines.len());
     for line in lines {
-        let code = str_field(line.get("sku"), "sku", "invalid_sku")?;
-        let sku = match crate::domain::Sku::parse(code) {
+        let sku = match crate::domain::Sku::parse(&line.sku) {
             Ok(sku) if state.read(|r| r.state().catalog.contains(&sku)) => sku,
-            _ => resolve(state, code)?.sku,
+            _ => resolve(state, &line.sku)?.sku,
         };
-        let qty = int_field(line.get("qty"), "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
-        let restock = match line.get("restock") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "invalid_restock",
-                    "restock must be true or false",
-                )
-                .with("field", "restock"))
-            }
-        };
-        out.push((sku, qty, restock));
+        let qty = bounded(line.qty, "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
+        out.push((sku, qty, line.restock.unwrap_or(true)));
     }
     Ok(out)
 }
@@ -232,10 +234,13 @@ fn receipt_line(
 pub async fn create(
     AxState(state): AxState<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<ReturnBody>,
+    body: Result<Typed<ReturnBody>, ApiError>,
 ) -> Response {
     let mut lookup = "local";
-    let answer = take_return(&state, &session, body, &mut lookup).await;
+    let answer = match body {
+        Ok(Typed(body)) => take_return(&state, &session, body, &mut lookup).await,
+        Err(e) => Err(e),
+    };
     ([(LOOKUP_HEADER, lookup)], answer).into_response()
 }
 
@@ -245,37 +250,22 @@ async fn take_return(
     body: ReturnBody,
     lookup: &mut &'static str,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let sale_text = str_field(body.sale.as_ref(), "sale", "invalid_sale")?;
-    let sale = SaleId::parse(sale_text).map_err(|_| {
+    let sale = SaleId::parse(&body.sale).map_err(|_| {
         ApiError::unprocessable("invalid_sale", "sale must be a sale or order id")
             .with("field", "sale")
     })?;
-    let returned = parse_returned(state, &lines_of(body.lines.as_ref(), "lines")?)?;
-    let tender = match body.tender.as_ref().and_then(Value::as_str) {
-        Some("cash") => Tender::Cash,
-        Some("card") => Tender::Card,
-        _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_tender",
-                "tender must be \"cash\" or \"card\"",
-            )
-            .with("field", "tender"))
-        }
-    };
+    let returned = parse_returned(state, &body.lines)?;
+    let tender = Tender::from(body.tender);
     let exchange = match &body.exchange {
         None => Vec::new(),
-        Some(l) => super::sales::price_lines(state, &lines_of(Some(l), "exchange")?)?,
+        Some(l) => price_lines(state, lines_of(l, "exchange")?)?,
     };
     let hint = match &body.sale_store {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(|s| StoreId::parse(s).ok())
-                .ok_or_else(|| {
-                    ApiError::unprocessable("invalid_store", "sale_store must be a store id")
-                        .with("field", "sale_store")
-                })?,
-        ),
+        None => None,
+        Some(s) => Some(StoreId::parse(s).map_err(|_| {
+            ApiError::unprocessable("invalid_store", "sale_store must be a store id")
+                .with("field", "sale_store")
+        })?),
     };
     *lookup = ensure_rights(state, &sale, hint.clone()).await.header();
     let store = state.store().clone();

@@ -4,7 +4,7 @@
 //! `customer_tax_id`) is issued in the same transaction and printed on the receipt.
 
 use super::auth::Session;
-use super::body::{int_field, str_field, JsonBody};
+use super::body::{bounded, FieldCodes, Typed};
 use super::error::ApiError;
 use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::stock::resolve;
@@ -22,37 +22,101 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rand::Rng;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
-fn parse_lines(
-    state: &TerminalState,
-    body: &Map<String, Value>,
-) -> Result<Vec<(SaleLine, String)>, ApiError> {
-    let lines = body
-        .get("lines")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty() && l.len() <= LINES_MAX)
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_lines",
-                format!("lines must hold 1-{LINES_MAX} lines"),
-            )
-            .with("field", "lines")
-        })?;
-    price_lines(state, lines)
+/// A line as the till sends it (a sale, an exchange, a parked ticket): a sku or barcode as
+/// scanned, units, and the manual discount in percent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineBody {
+    pub sku: String,
+    /// Checked against `1..=QTY_MAX` by `price_lines`, which names the bounds.
+    pub qty: i64,
+    pub discount_pct: Option<f64>,
+}
+
+/// `"cash"` or `"card"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenderBody {
+    Cash,
+    Card,
+}
+
+impl From<TenderBody> for Tender {
+    fn from(t: TenderBody) -> Tender {
+        match t {
+            TenderBody::Cash => Tender::Cash,
+            TenderBody::Card => Tender::Card,
+        }
+    }
+}
+
+/// A manager's approval of discounts over the associate's limit, given on the same screen.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApprovalBody {
+    pub staff: String,
+    pub pin: String,
+}
+
+/// The body of `POST /api/v1/sales` (DESIGN.md §11, §17, §18).
+#[derive(Debug, Deserialize)]
+pub struct SaleBody {
+    pub lines: Vec<LineBody>,
+    pub tender: TenderBody,
+    pub customer: Option<String>,
+    pub customer_tax_id: Option<String>,
+    pub ticket_discount_pct: Option<f64>,
+    pub approval: Option<ApprovalBody>,
+}
+
+/// The 422 code of a field of a till line, a tender or an approval, wherever it appears.
+pub(super) fn till_field_code(field: &str) -> &'static str {
+    match field {
+        "lines" | "exchange" => "invalid_lines",
+        "sku" => "invalid_sku",
+        "qty" => "invalid_qty",
+        "discount_pct" | "ticket_discount_pct" => "invalid_discount",
+        "tender" => "invalid_tender",
+        "customer" => "invalid_customer",
+        "approval" | "staff" => "invalid_staff",
+        "pin" => "invalid_pin",
+        _ => "invalid_field",
+    }
+}
+
+impl FieldCodes for SaleBody {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "customer_tax_id" => "invalid_customer_tax_id",
+            _ => till_field_code(field),
+        }
+    }
+}
+
+/// `lines` (or `exchange`) holds 1 to `LINES_MAX` lines, or a 422 naming the field.
+pub(super) fn lines_of<'a>(lines: &'a [LineBody], field: &str) -> Result<&'a [LineBody], ApiError> {
+    if !lines.is_empty() && lines.len() <= LINES_MAX {
+        Ok(lines)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_lines",
+            format!("{field} must hold 1-{LINES_MAX} lines"),
+        )
+        .with("field", field))
+    }
 }
 
 /// Sale lines priced now from the catalog, with their names; a sku given twice is one line.
 /// Shared by the till sale and an exchange's new sale.
 pub(super) fn price_lines(
     state: &TerminalState,
-    lines: &[Value],
+    lines: &[LineBody],
 ) -> Result<Vec<(SaleLine, String)>, ApiError> {
     let mut out: Vec<(SaleLine, String)> = Vec::with_capacity(lines.len());
     for line in lines {
-        let sku = str_field(line.get("sku"), "sku", "invalid_sku")?;
-        let product = resolve(state, sku)?;
-        let qty = int_field(line.get("qty"), "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
+        let product = resolve(state, &line.sku)?;
+        let qty = bounded(line.qty, "qty", "invalid_qty", 1, i64::from(QTY_MAX))? as u32;
         match out.iter_mut().find(|(l, _)| l.sku == product.sku) {
             Some((l, _)) => l.qty = l.qty.saturating_add(qty),
             None => out.push((
@@ -73,40 +137,26 @@ pub(super) fn price_lines(
 pub async fn create(
     State(state): State<TerminalState>,
     session: Session,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    Typed(body): Typed<SaleBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let lines = parse_lines(&state, &body)?;
-    let tender = match body.get("tender").and_then(Value::as_str) {
-        Some("cash") => Tender::Cash,
-        Some("card") => Tender::Card,
-        _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_tender",
-                "tender must be \"cash\" or \"card\"",
-            )
-            .with("field", "tender"))
-        }
+    let lines = price_lines(&state, lines_of(&body.lines, "lines")?)?;
+    let tender = Tender::from(body.tender);
+    let customer = match &body.customer {
+        None => None,
+        Some(s) => Some(CustomerId::parse(s).map_err(|_| {
+            ApiError::unprocessable("invalid_customer", "customer must be a customer id")
+                .with("field", "customer")
+        })?),
     };
-    let customer = match body.get("customer") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(|s| CustomerId::parse(s).ok())
-                .ok_or_else(|| {
-                    ApiError::unprocessable("invalid_customer", "customer must be a customer id")
-                        .with("field", "customer")
-                })?,
-        ),
-    };
-    let customer_tax_id = parse_tax_id(&body)?;
+    let customer_tax_id = parse_tax_id(body.customer_tax_id.as_deref())?;
     till::require_cash_session(&state, &session, tender)?;
-    let raw = body.get("lines").and_then(Value::as_array).cloned();
-    let manual = till::line_discounts(&state, raw.as_deref().unwrap_or(&[]), &lines)?;
-    let ticket_bp = till::discount_bp(body.get("ticket_discount_pct"), "ticket_discount_pct")?;
+    let manual = till::line_discounts(&state, &body.lines, &lines)?;
+    let ticket_bp = till::discount_bp(body.ticket_discount_pct, "ticket_discount_pct")?;
     let store = state.store().clone();
     let now = now_ms();
     let mut pricing = till::price_ticket(&state, &lines, &manual, ticket_bp, now);
-    pricing.approved_by = till::approval(&state, &session, &pricing, &body).await?;
+    pricing.approved_by =
+        till::approval(&state, &session, &pricing, body.approval.as_ref()).await?;
     let sale_id = SaleId::parse(&format!("S{now}-{:04x}", rand::thread_rng().gen::<u16>()))
         .map_err(ApiError::internal)?;
     let sale_lines: Vec<SaleLine> = lines.iter().map(|(l, _)| l.clone()).collect();
@@ -255,17 +305,12 @@ fn percent(bp: u32) -> String {
 }
 
 /// The optional `customer_tax_id`: a NIF, NIE or CIF whose check character holds.
-fn parse_tax_id(body: &Map<String, Value>) -> Result<Option<TaxId>, ApiError> {
-    match body.get("customer_tax_id") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => TaxId::parse(s).map(Some).map_err(|e| {
+fn parse_tax_id(text: Option<&str>) -> Result<Option<TaxId>, ApiError> {
+    text.map(|s| {
+        TaxId::parse(s).map_err(|e| {
             ApiError::unprocessable("invalid_customer_tax_id", e.to_string())
                 .with("field", "customer_tax_id")
-        }),
-        Some(_) => Err(ApiError::unprocessable(
-            "invalid_customer_tax_id",
-            "customer_tax_id must be a string",
-        )
-        .with("field", "customer_tax_id")),
-    }
+        })
+    })
+    .transpose()
 }

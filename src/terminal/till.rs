@@ -4,24 +4,21 @@
 //! and the till a sale or return is taken at.
 
 use super::auth::{self, Role, Session};
-use super::body::str_field;
 use super::error::ApiError;
+use super::sales::{ApprovalBody, LineBody};
 use super::stock::resolve;
 use super::TerminalState;
 use crate::domain::op::{SaleLine, Tender};
 use crate::domain::till::{default_till, price, SalePricing, TillDoc, TillLine};
 use crate::domain::Payload;
 use axum::http::StatusCode;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-/// A percent field (0-100, decimals allowed) in basis points; absent or null is 0. Anything
-/// else, negative or over 100 % is a 422 naming the field.
-pub fn discount_bp(value: Option<&Value>, field: &str) -> Result<u32, ApiError> {
-    let pct = match value {
-        None | Some(Value::Null) => return Ok(0),
-        Some(v) => v.as_f64(),
-    };
+/// A percent field (0-100, decimals allowed) in basis points; absent or null is 0. Negative or
+/// over 100 % is a 422 naming the field (not a number is refused with the body).
+pub fn discount_bp(pct: Option<f64>, field: &str) -> Result<u32, ApiError> {
     match pct {
+        None => Ok(0),
         Some(p) if (0.0..=100.0).contains(&p) => Ok((p * 100.0).round() as u32),
         _ => Err(ApiError::unprocessable(
             "invalid_discount",
@@ -35,16 +32,16 @@ pub fn discount_bp(value: Option<&Value>, field: &str) -> Result<u32, ApiError> 
 /// larger), in the order of `lines`.
 pub fn line_discounts(
     state: &TerminalState,
-    raw: &[Value],
+    raw: &[LineBody],
     lines: &[(SaleLine, String)],
 ) -> Result<Vec<u32>, ApiError> {
     let mut out = vec![0u32; lines.len()];
     for line in raw {
-        let bp = discount_bp(line.get("discount_pct"), "discount_pct")?;
+        let bp = discount_bp(line.discount_pct, "discount_pct")?;
         if bp == 0 {
             continue;
         }
-        let sku = resolve(state, str_field(line.get("sku"), "sku", "invalid_sku")?)?.sku;
+        let sku = resolve(state, &line.sku)?.sku;
         if let Some(i) = lines.iter().position(|(l, _)| l.sku == sku) {
             out[i] = out[i].max(bp);
         }
@@ -81,7 +78,7 @@ pub async fn approval(
     state: &TerminalState,
     session: &Session,
     pricing: &SalePricing,
-    body: &Map<String, Value>,
+    approval: Option<&ApprovalBody>,
 ) -> Result<Option<String>, ApiError> {
     let limit_bp = state.config().till.associate_max_bp();
     if pricing.manual_bp_max() <= limit_bp {
@@ -90,7 +87,7 @@ pub async fn approval(
     if session.role == Role::Manager {
         return Ok(Some(session.staff.clone()));
     }
-    let Some(approval) = body.get("approval").and_then(Value::as_object) else {
+    let Some(approval) = approval else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "manager_required",
@@ -101,8 +98,7 @@ pub async fn approval(
         )
         .with("limit_pct", limit_bp / 100));
     };
-    let staff = str_field(approval.get("staff"), "approval.staff", "invalid_staff")?.trim();
-    let pin = str_field(approval.get("pin"), "approval.pin", "invalid_pin")?;
+    let (staff, pin) = (approval.staff.trim(), approval.pin.as_str());
     if !auth::valid_staff(staff) || pin.len() > 64 {
         return Err(ApiError::unprocessable(
             "invalid_staff",

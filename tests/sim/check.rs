@@ -56,6 +56,13 @@ impl World {
                     .count()
             });
             assert_eq!(unreleased, 0, "{store} left cancelled orders unreleased");
+            let kept = self.nodes[s].backend.read(|r| {
+                storenode::domain::ship_to_store::plan_withdrawals(r.state(), &store).len()
+            });
+            assert_eq!(
+                kept, 0,
+                "{store} did not take back the units of a cancelled ship-to-store order"
+            );
         }
         // No forged down op (an HQ seq HQ never issued) got into a store.
         let hq_last = self.nodes[0].backend.read(|r| r.next_seq()) - 1;
@@ -175,6 +182,20 @@ impl World {
                     e.0 += i64::from(o.units_here(sku));
                 }
             }
+            // A withdrawn ship-to-store transfer gives its units back to the sender.
+            for m in state.transfers.values().filter(|m| m.withdrawn()) {
+                let Some(sent) = m.sent.as_ref() else {
+                    continue;
+                };
+                for l in &sent.lines {
+                    let from = sent
+                        .from
+                        .as_ref()
+                        .map(|f| f.to_string())
+                        .unwrap_or_default();
+                    flow.entry((from, l.sku.to_string())).or_default().0 += i64::from(l.qty);
+                }
+            }
             for ((store, sku), (into, out)) in &flow {
                 assert!(
                     out <= into,
@@ -194,7 +215,7 @@ impl World {
 
 impl World {
     /// Units in motion are conserved (DESIGN.md §19): at HQ, every line of every delivery and
-    /// transfer has `received + in_transit + lost = sent`; every store sees the deliveries and
+    /// transfer has `received + in_transit + lost = dispatched`; every store sees the deliveries and
     /// transfers it sends or receives exactly as HQ does; a ship-to-store order never holds or
     /// picks more than arrived for it.
     fn check_motion(&self) {
@@ -204,7 +225,7 @@ impl World {
                 for b in m.balance() {
                     assert_eq!(
                         i64::from(b.received) + i64::from(b.in_transit) + b.lost,
-                        i64::from(b.sent),
+                        i64::from(b.dispatched),
                         "{} {}: units created or lost in motion",
                         m.kind.as_str(),
                         m.id

@@ -1,15 +1,16 @@
 //! Inventory in motion in the simulation (DESIGN.md §19): HQ announces deliveries and takes
 //! pickup orders that ship from another store when the pickup store lacks HQ's rights; stores
 //! receive deliveries and transfers (short, damaged, now and then a declared over-delivery),
-//! setting aside what a ship-to-store order awaits, and send transfers to each other. All of
+//! setting aside what a ship-to-store order awaits, scan out the units of ship-to-store orders
+//! they send (only then can they arrive), and send transfers to each other. All of
 //! it through the shipped domain planners (`plan_order`, `plan_arrivals`), under the same
 //! partitions and crashes as everything else. `check_motion` holds at the end of every seed.
 
 use super::World;
 use storenode::domain::motion::MotionKind;
 use storenode::domain::op::{OrderLine, ReceiptLine};
-use storenode::domain::ship_to_store::{plan_arrivals, plan_order, OrderRequest};
-use storenode::domain::{MotionId, Payload, Sku, StoreId};
+use storenode::domain::ship_to_store::{dispatch_of, plan_arrivals, plan_order, OrderRequest};
+use storenode::domain::{MotionId, OrderId, Payload, Sku, StoreId};
 
 /// How long HQ tells the customer a shipped order takes (simulated time is short).
 const LEAD_MS: u64 = 60_000;
@@ -73,9 +74,22 @@ pub fn hq_order(w: &mut World, placed: Payload) -> Payload {
         .unwrap_or(placed)
 }
 
-/// Store `who` sends a transfer to another store (refused beyond its rights).
+/// Store `who` scans out the units of a ship-to-store order it sends (an open order's, as the
+/// sending screen offers them), when one waits; otherwise it sends a transfer of its own to
+/// another store (refused beyond its rights).
 pub fn dispatch(w: &mut World, who: usize, sku: fn(u64) -> Sku) -> Option<Vec<Payload>> {
     let store = w.nodes[who].actor.store().expect("store");
+    let waiting = w.nodes[who].backend.read(|r| {
+        let s = r.state();
+        s.awaiting_dispatch().find_map(|m| {
+            let order = OrderId::parse(&m.sent.as_ref()?.reference).ok()?;
+            let open = s.orders.get(&order)?.status.is_open();
+            open.then(|| dispatch_of(s, &m.id, &store)).flatten()
+        })
+    });
+    if let Some(p) = waiting {
+        return Some(vec![p]);
+    }
     let others: Vec<StoreId> = w
         .stores()
         .filter(|s| *s != who)
@@ -101,12 +115,18 @@ pub fn receive(w: &mut World, who: usize) -> Option<Vec<Payload>> {
             s.shipments
                 .values()
                 .chain(s.transfers.values())
-                .filter(|m| m.received.is_none())
+                .filter(|m| m.received.is_none() && !m.withdrawn())
                 .filter_map(|m| m.sent.as_ref().map(|x| (m, x)))
                 .filter(|(_, x)| x.to == store)
                 .map(|(m, x)| (m.kind, m.id.clone(), x.from.clone(), x.lines.clone()))
                 .collect()
         });
+    // Units arrive only once they physically left: a ship-to-store transfer when its sender
+    // dispatched it (as the sender's own state says, whether or not that reached us).
+    let open: Vec<_> = open
+        .into_iter()
+        .filter(|m| m.0 == MotionKind::Shipment || left_sender(w, &m.1, m.2.as_ref()))
+        .collect();
     // Transfers for a ship-to-store order first, more often than not: their orders wait.
     let for_order = open.iter().find(|m| {
         w.nodes[who].backend.read(|r| {
@@ -158,5 +178,26 @@ pub fn receive(w: &mut World, who: usize) -> Option<Vec<Payload>> {
             lines: receipt,
             over_delivery: over,
         }],
+    })
+}
+
+/// Whether transfer `id`'s units physically left `from`: a plain transfer at once (its
+/// dispatch is its send), a ship-to-store one once `from`'s own state says it dispatched it.
+fn left_sender(w: &World, id: &MotionId, from: Option<&StoreId>) -> bool {
+    let Some(from) = from else {
+        return true;
+    };
+    let Some(node) = w
+        .stores()
+        .find(|s| w.nodes[*s].actor.store().as_ref() == Some(from))
+    else {
+        return false;
+    };
+    w.nodes[node].backend.read(|r| {
+        r.state().transfers.get(id).is_some_and(|m| {
+            let sent = m.sent.as_ref();
+            !sent.is_some_and(|x| x.awaits_dispatch)
+                || m.dispatch.as_ref().is_some_and(|d| !d.withdrawn)
+        })
     })
 }

@@ -809,23 +809,26 @@ pub async fn cancellations_and_counts_trigger_the_right_reactions(port: u16) {
     chain
         .converged(&store_a(), &chain.a, Duration::from_secs(5))
         .await;
-    let (hq_rights, own) = chain.a.read(|r| {
+    // One unit fewer on the shelf than the store's own rights can cover, planned in the
+    // writer on the state the count commits on (a down-batch landing between a read and the
+    // submit would make a plan read earlier stale).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((0i64, 0i64, 0u32)));
+    let out = seen.clone();
+    let build: storenode::store::BuildPayloads = Box::new(move |r, _now| {
         let st = r.state();
-        (
-            st.rights(&store_a(), &sku(), &ActorId::hq()),
-            st.rights(&store_a(), &sku(), &store_a().actor()),
-        )
+        let hq_rights = st.rights(&store_a(), &sku(), &ActorId::hq());
+        let own = st.rights(&store_a(), &sku(), &store_a().actor());
+        let counted = (st.on_hand(&store_a(), &sku()) - own - 1).max(0) as u32;
+        *out.lock().unwrap() = (hq_rights, own, counted);
+        Ok(plan_count(st, &store_a(), &sku(), counted))
     });
+    let (submitted, ()) = chain.a.submit_built(build, |_, _| Ok(())).await.unwrap();
+    let (hq_rights, own, counted) = *seen.lock().unwrap();
     assert!(hq_rights > 0 && own > 0, "hq {hq_rights}, store {own}");
-    // One unit fewer on the shelf than the store's own rights can cover.
-    let counted = chain.a.read(|r| r.state().on_hand(&store_a(), &sku())) as u32 - own as u32 - 1;
-    let ops = chain
-        .a
-        .read(|r| plan_count(r.state(), &store_a(), &sku(), counted));
-    assert!(ops
+    assert!(submitted
+        .ops
         .iter()
-        .any(|p| matches!(p, Payload::RightsReturnRequested { qty: 1, .. })));
-    chain.a.submit(ops).await.unwrap();
+        .any(|op| matches!(op.payload, Payload::RightsReturnRequested { qty: 1, .. })));
     let a = chain.a.clone();
     wait_for(
         Duration::from_secs(3),

@@ -10,7 +10,7 @@ use super::record::{InvoiceRecord, InvoiceType, IssuedInvoice, RecordKind};
 use std::collections::BTreeMap;
 
 /// Why a record does not follow the chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum BreakReason {
     /// A record is missing, repeated or out of place.
     #[error("position {got}, expected {expected} (a record is missing, repeated or moved)")]
@@ -34,7 +34,7 @@ pub enum BreakReason {
 }
 
 /// The first record at which a chain stops holding.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("record {position} ({numserie}): {reason}")]
 pub struct ChainBreak {
     pub position: u64,
@@ -44,7 +44,7 @@ pub struct ChainBreak {
 
 /// Records taken in order, held back while an earlier one is missing (bounded by the store's
 /// own outbox; HQ receives each store's ops in seq order, this only covers a resend).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FiscalChain {
     /// Records in the chain so far.
     pub records: u64,

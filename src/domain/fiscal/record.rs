@@ -253,7 +253,7 @@ impl InvoiceDraft {
 }
 
 /// An invoice already in the chain, as a later rectification needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IssuedInvoice {
     pub position: u64,
     pub numserie: String,

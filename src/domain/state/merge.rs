@@ -384,6 +384,7 @@ impl State {
                     reference: reference.clone(),
                     lines: lines.clone(),
                     at: op.hlc,
+                    awaits_dispatch: false,
                 };
                 merge_sent(&mut self.shipments, MotionKind::Shipment, shipment, sent);
             }
@@ -402,6 +403,7 @@ impl State {
                     reference: String::new(),
                     lines: lines.clone(),
                     at: op.hlc,
+                    awaits_dispatch: false,
                 };
                 merge_sent(&mut self.transfers, MotionKind::Transfer, transfer, sent);
             }
@@ -436,6 +438,12 @@ impl State {
                     _ => (&mut self.transfers, MotionKind::Transfer),
                 };
                 merge_received(map, kind, id, received);
+                if kind == MotionKind::Transfer {
+                    self.reindex_dispatch(id);
+                }
+            }
+            Payload::ShipDispatch { .. } | Payload::ShipWithdraw { .. } => {
+                self.merge_ship_out(op, effects)
             }
             Payload::ConflictResolve {
                 store,

@@ -1,11 +1,12 @@
 //! Merging orders into the state, ship-to-store ones included (DESIGN.md §19): an
-//! `OrderShipToStore` consumes HQ's rights at the sending store and puts the units in transit
-//! to the order's store, where nothing is consumed until `OrderArrived` sets the received
-//! units aside for the order.
+//! `OrderShipToStore` consumes HQ's rights at the sending store and opens a transfer to the
+//! order's store, where nothing is consumed until `OrderArrived` sets the received units aside
+//! for the order. Until the sender's `ShipDispatch` the units are still on its shelf
+//! (`State::outgoing`); a `ShipWithdraw` gives them back to the sender.
 
 use super::{Effect, State};
-use crate::domain::ids::{ActorId, OrderId, SaleId, StoreId};
-use crate::domain::motion::{merge_sent, MotionKind, Sent};
+use crate::domain::ids::{ActorId, MotionId, OrderId, SaleId, StoreId};
+use crate::domain::motion::{merge_dispatch, merge_sent, Dispatch, MotionKind, Sent};
 use crate::domain::op::{Op, OrderLine, Payload};
 use crate::domain::order::{Order, ShipFrom};
 
@@ -60,8 +61,10 @@ impl State {
             reference: order_id.as_str().to_string(),
             lines: lines.clone(),
             at: op.hlc,
+            awaits_dispatch: true,
         };
         merge_sent(&mut self.transfers, MotionKind::Transfer, transfer, sent);
+        self.reindex_dispatch(transfer);
         let mut order = Order::new(
             order_id.clone(),
             store.clone(),
@@ -96,6 +99,52 @@ impl State {
             for line in lines {
                 *order.arrived.entry(line.sku.clone()).or_default() += line.qty;
             }
+        }
+    }
+
+    /// The sender scanned a ship-to-store transfer out (`ShipDispatch`: the units left its
+    /// shelf) or kept its units (`ShipWithdraw`: `R[store][store] += qty` per line, once).
+    pub(super) fn merge_ship_out(&mut self, op: &Op, effects: &mut Vec<Effect>) {
+        let (Payload::ShipDispatch {
+            transfer, store, ..
+        }
+        | Payload::ShipWithdraw {
+            transfer, store, ..
+        }) = &op.payload
+        else {
+            return;
+        };
+        let withdrawn = matches!(op.payload, Payload::ShipWithdraw { .. });
+        if withdrawn {
+            let lines: Vec<OrderLine> = self
+                .transfers
+                .get(transfer)
+                .and_then(|m| m.sent.as_ref())
+                .map(|s| s.lines.clone())
+                .unwrap_or_default();
+            for line in &lines {
+                self.create_units(store, &line.sku, &op.actor, line.qty, effects);
+            }
+        }
+        let dispatch = Dispatch {
+            withdrawn,
+            at: op.hlc,
+        };
+        merge_dispatch(&mut self.transfers, transfer, dispatch);
+        self.reindex_dispatch(transfer);
+    }
+
+    /// Keep `awaiting_dispatch` true to the transfer: a function of the movement alone, so
+    /// the index is the same whatever order its halves arrived in.
+    pub(super) fn reindex_dispatch(&mut self, transfer: &MotionId) {
+        let waiting = self
+            .transfers
+            .get(transfer)
+            .is_some_and(|m| m.awaiting_dispatch());
+        if waiting {
+            self.awaiting_dispatch.insert(transfer.clone());
+        } else {
+            self.awaiting_dispatch.remove(transfer);
         }
     }
 }

@@ -55,7 +55,7 @@ pub struct CashMovement {
 }
 
 /// The close as recorded: the blind count and what the store expected then.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CashClosed {
     pub counted_cents: i64,
     pub expected_cents: i64,
@@ -64,7 +64,7 @@ pub struct CashClosed {
 }
 
 /// What a session took, accumulated as the store's ops are applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SessionTotals {
     pub sales: u32,
     /// Paid for sales (after discounts) per tender.
@@ -80,7 +80,7 @@ pub struct SessionTotals {
 }
 
 /// One drawer session of a store's till.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CashSession {
     pub id: CashSessionId,
     pub store: StoreId,
@@ -196,7 +196,7 @@ impl CashReport {
 }
 
 /// Every store's sessions, which one is open at each till, and where documents were taken.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CashBook {
     pub sessions: BTreeMap<CashSessionId, CashSession>,
     open: BTreeMap<(StoreId, TillId), CashSessionId>,

@@ -134,7 +134,7 @@ pub fn percent_of(cents: i64, bp: u32) -> i64 {
 }
 
 /// Every promotion a replica knows, each a last-writer-wins register.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Promotions {
     regs: BTreeMap<PromotionId, LWWReg<Promotion, Marker>>,
 }

@@ -7,6 +7,7 @@
 
 use super::log;
 use crate::domain::{ActorId, Op, Payload, State};
+use crate::store::decode_op;
 use crate::store::erasure::erased_by;
 use crate::store::journal::{Journal, JournalError};
 use tokio_postgres::{Client, Config, NoTls};
@@ -14,12 +15,18 @@ use tokio_postgres::{Client, Config, NoTls};
 /// Longest wait for a connection before a group is refused.
 pub const CONNECT_TIMEOUT_S: u64 = 2;
 
+/// Most own ops read back in one `begin_own` (another process's ops this one has not applied).
+pub const CATCH_UP_OPS_MAX: i64 = 100_000;
+
 /// The shared op log as the writer sees it.
 pub struct PgJournal {
     config: Config,
     actor: ActorId,
     rt: Option<tokio::runtime::Runtime>,
     client: Option<Client>,
+    /// A transaction opened by `begin_own` holds the actor's lock; own ops above `floor` (the
+    /// highest seq the log held then) must be new to the log.
+    open: Option<u64>,
 }
 
 impl PgJournal {
@@ -31,6 +38,7 @@ impl PgJournal {
             actor,
             rt: None,
             client: None,
+            open: None,
         }
     }
 
@@ -46,22 +54,19 @@ impl PgJournal {
             .as_ref()
             .ok_or_else(|| JournalError::Unavailable("no runtime".to_string()))
     }
-}
 
-impl Journal for PgJournal {
-    fn commit(
+    /// Run `body` on a working connection (opened first if needed, then `body` is told it is
+    /// new); a connection that failed is dropped, so the next call reconnects.
+    fn with_client<T>(
         &mut self,
-        tx: &rusqlite::Transaction,
-        ops: &[Op],
-        state: &State,
-    ) -> Result<(), JournalError> {
-        let keys = idempotency_rows(tx, ops)?;
+        body: impl AsyncFnOnce(&mut Client, bool) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
         let config = self.config.clone();
-        let actor = self.actor.clone();
         let mut client = self.client.take();
         let rt = self.runtime()?;
         let result = rt.block_on(async {
-            if client.as_ref().is_none_or(Client::is_closed) {
+            let fresh = client.as_ref().is_none_or(Client::is_closed);
+            if fresh {
                 let (c, connection) = config.connect(NoTls).await.map_err(unavailable)?;
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
@@ -73,12 +78,93 @@ impl Journal for PgJournal {
             let Some(c) = client.as_mut() else {
                 return Err(JournalError::Unavailable("not connected".to_string()));
             };
-            commit_ops(c, &actor, ops, &keys, state).await
+            body(c, fresh).await
         });
         if !matches!(result, Err(JournalError::Unavailable(_))) {
             self.client = client; // keep a working connection
         }
         result
+    }
+}
+
+impl Journal for PgJournal {
+    fn commit(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        ops: &[Op],
+        state: &State,
+    ) -> Result<(), JournalError> {
+        let keys = idempotency_rows(tx, ops)?;
+        let actor = self.actor.clone();
+        let open = self.open.take();
+        self.with_client(async move |c, fresh| {
+            match open {
+                None => c.batch_execute("BEGIN").await.map_err(unavailable)?,
+                Some(_) if fresh => {
+                    return Err(JournalError::Unavailable(
+                        "connection lost during the group".to_string(),
+                    ))
+                }
+                Some(_) => {}
+            }
+            // Without `begin_own` the group issued no own op: any of ours came from the log.
+            let floor = open.unwrap_or(u64::MAX);
+            match commit_ops(c, &actor, floor, ops, &keys, state).await {
+                Ok(()) => c.batch_execute("COMMIT").await.map_err(unavailable),
+                Err(e) => {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn begin_own(&mut self, actor: &ActorId, next_seq: u64) -> Result<Vec<Op>, JournalError> {
+        self.abandon();
+        let actor = actor.clone();
+        let read = self.with_client(async move |c, _| {
+            c.batch_execute("BEGIN").await.map_err(unavailable)?;
+            let read = async {
+                log::lock_actor(c, &actor).await.map_err(unavailable)?;
+                log::actor_ops_from(c, &actor, next_seq, CATCH_UP_OPS_MAX)
+                    .await
+                    .map_err(unavailable)
+            }
+            .await;
+            if read.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            read
+        })?;
+        let mut ops = Vec::with_capacity(read.len());
+        for row in read {
+            match decode_op(&row.body) {
+                Ok(op) => ops.push(op),
+                Err(e) => {
+                    self.abandon();
+                    return Err(JournalError::Local(format!(
+                        "shared op log entry {}/{}: {e}",
+                        row.actor, row.seq
+                    )));
+                }
+            }
+        }
+        self.open = Some(
+            ops.last()
+                .map_or(next_seq.saturating_sub(1), |op: &Op| op.seq),
+        );
+        Ok(ops)
+    }
+
+    fn abandon(&mut self) {
+        if self.open.take().is_some() {
+            let _ = self.with_client(async |c, fresh| {
+                if fresh {
+                    return Ok(()); // the transaction died with the old connection
+                }
+                c.batch_execute("ROLLBACK").await.map_err(unavailable)
+            });
+        }
     }
 }
 
@@ -90,7 +176,9 @@ fn idempotency_rows(
 ) -> Result<Vec<log::IdempotencyRow>, JournalError> {
     let mut rows = Vec::new();
     for op in ops {
-        let Payload::OrderPlace { order_id, .. } = &op.payload else {
+        let (Payload::OrderPlace { order_id, .. } | Payload::OrderShipToStore { order_id, .. }) =
+            &op.payload
+        else {
             continue;
         };
         let found = log::local_idempotency(tx, order_id.as_str())
@@ -104,17 +192,20 @@ fn unavailable(e: tokio_postgres::Error) -> JournalError {
     JournalError::Unavailable(e.to_string())
 }
 
-/// One PostgreSQL transaction: the ops, once, and the erasures' rewrites.
+/// The body of the group's PostgreSQL transaction: the ops, once, their keys, the erasures'
+/// rewrites, and a wake-up for the processes tailing the log. Own ops above `floor` must be
+/// new to the log (below it they were read back from it by `begin_own`, or ingested by the
+/// tail).
 async fn commit_ops(
-    client: &mut Client,
+    tx: &Client,
     actor: &ActorId,
+    floor: u64,
     ops: &[Op],
     keys: &[log::IdempotencyRow],
     state: &State,
 ) -> Result<(), JournalError> {
-    let tx = client.transaction().await.map_err(unavailable)?;
-    let stored = log::insert_ops(&tx, ops).await.map_err(unavailable)?;
-    let taken = log::insert_idempotency(&tx, keys)
+    let stored = log::insert_ops(tx, ops).await.map_err(unavailable)?;
+    let taken = log::insert_idempotency(tx, keys)
         .await
         .map_err(unavailable)?;
     if let Some(key) = taken.into_iter().next() {
@@ -122,21 +213,23 @@ async fn commit_ops(
     }
     // A peer op already stored is a duplicate (another process, or a restore, got it first);
     // one of our own is a seq the log already gave to something else.
-    if let Some(own) = ops
-        .iter()
-        .find(|op| &op.actor == actor && !stored.contains(&(op.actor.to_string(), op.seq)))
-    {
+    if let Some(own) = ops.iter().find(|op| {
+        &op.actor == actor && op.seq > floor && !stored.contains(&(op.actor.to_string(), op.seq))
+    }) {
         return Err(JournalError::Behind {
             actor: own.actor.to_string(),
             seq: own.seq,
         });
     }
     for customer in ops.iter().filter_map(erased_by) {
-        log::rewrite_erased(&tx, state, customer)
+        log::rewrite_erased(tx, state, customer)
             .await
             .map_err(unavailable)?;
     }
-    tx.commit().await.map_err(unavailable)
+    if !stored.is_empty() {
+        log::notify_tailers(tx).await.map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

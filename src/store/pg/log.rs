@@ -5,11 +5,11 @@ use crate::domain::erasure::to_store;
 use crate::domain::{ActorId, CustomerId, Op, State};
 use crate::store::{decode_op, encode_op};
 use std::collections::BTreeSet;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient};
 
 /// Insert `ops`, skipping those already stored; returns the `(actor, seq)` newly stored.
 pub async fn insert_ops(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     ops: &[Op],
 ) -> Result<BTreeSet<(String, u64)>, tokio_postgres::Error> {
     let mut actors = Vec::with_capacity(ops.len());
@@ -45,7 +45,7 @@ pub async fn insert_ops(
 /// Rewrite, in place, every stored op carrying personal data of `customer`, who is erased in
 /// `state` (the same rewrite `store::erasure::rewrite_log` does in the SQLite file).
 pub async fn rewrite_erased(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     state: &State,
     customer: &CustomerId,
 ) -> Result<usize, tokio_postgres::Error> {
@@ -191,7 +191,7 @@ pub fn restore_local_idempotency(
 
 /// Insert key rows into PostgreSQL; returns the keys it already held for another order.
 pub async fn insert_idempotency(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     rows: &[IdempotencyRow],
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     let mut taken = Vec::new();
@@ -249,4 +249,150 @@ pub async fn all_idempotency(
             created_ms: r.get(5),
         })
         .collect())
+}
+
+/// Lock the row of `actor` in `hq_actor` until the transaction ends (created on first use):
+/// every process issuing ops as `actor` takes it first, so they number their ops one at a time.
+pub async fn lock_actor(
+    tx: &impl GenericClient,
+    actor: &ActorId,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO hq_actor (actor) VALUES ($1) ON CONFLICT (actor) DO NOTHING",
+        &[&actor.as_str()],
+    )
+    .await?;
+    tx.query_one(
+        "SELECT actor FROM hq_actor WHERE actor = $1 FOR UPDATE",
+        &[&actor.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The stored ops of `actor` from `seq` on, in seq order, at most `limit`. Under the actor's
+/// lock (or for an actor only ever written under it) the answer has no holes: seq n + 1 is
+/// inserted only after the transaction that inserted n committed.
+pub async fn actor_ops_from(
+    tx: &impl GenericClient,
+    actor: &ActorId,
+    seq: u64,
+    limit: i64,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT gseq, actor, seq, body FROM ops WHERE actor = $1 AND seq >= $2
+             ORDER BY seq LIMIT $3",
+            &[&actor.as_str(), &(seq as i64), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(stored).collect())
+}
+
+fn stored(r: &tokio_postgres::Row) -> Stored {
+    Stored {
+        gseq: r.get(0),
+        actor: r.get(1),
+        seq: r.get::<_, i64>(2) as u64,
+        body: r.get(3),
+    }
+}
+
+/// Wake every process tailing the log (delivered when the transaction commits).
+pub async fn notify_tailers(tx: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    tx.execute("SELECT pg_notify($1, '')", &[&TAIL_CHANNEL])
+        .await
+        .map(|_| ())
+}
+
+/// The `LISTEN`/`NOTIFY` channel of new ops.
+pub const TAIL_CHANNEL: &str = "storenode_ops";
+
+/// A position in the log's tail order `(xid, gseq)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TailCursor {
+    pub xid: u64,
+    pub gseq: i64,
+}
+
+/// One op read from the tail, and whether every transaction before it has ended (`settled`:
+/// its xid is below the oldest one still running), so the cursor may move past it.
+pub struct Tailed {
+    pub at: TailCursor,
+    pub settled: bool,
+    pub op: Stored,
+}
+
+/// Ops after `cursor` in `(xid, gseq)` order, at most `limit`, each marked settled or not.
+pub async fn tail_after(
+    client: &Client,
+    cursor: TailCursor,
+    limit: i64,
+) -> Result<Vec<Tailed>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT xid::text, gseq, actor, seq, body,
+                    xid < pg_snapshot_xmin(pg_current_snapshot()) AS settled
+             FROM ops WHERE (xid, gseq) > ($1::text::xid8, $2)
+             ORDER BY xid, gseq LIMIT $3",
+            &[&cursor.xid.to_string(), &cursor.gseq, &limit],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let xid: String = r.get(0);
+        out.push(Tailed {
+            at: TailCursor {
+                xid: xid.parse().unwrap_or(0),
+                gseq: r.get(1),
+            },
+            settled: r.get(5),
+            op: Stored {
+                gseq: r.get(1),
+                actor: r.get(2),
+                seq: r.get::<_, i64>(3) as u64,
+                body: r.get(4),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Where tailing may start: every op of a transaction older than the oldest one running now
+/// is already visible, so a reader of the whole log that starts after this call needs the
+/// tail only from here.
+pub async fn tail_start(client: &Client) -> Result<TailCursor, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        .await?;
+    let xmin: String = row.get(0);
+    Ok(TailCursor {
+        xid: xmin.parse::<u64>().unwrap_or(1).saturating_sub(1),
+        gseq: i64::MAX,
+    })
+}
+
+/// The Idempotency-Key rows of these orders.
+pub async fn idempotency_of(
+    client: &Client,
+    order_ids: &[String],
+) -> Result<Vec<IdempotencyRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!("SELECT {IDEMPOTENCY_COLUMNS} FROM hq_idempotency WHERE order_id = ANY($1)"),
+            &[&order_ids],
+        )
+        .await?;
+    Ok(rows.iter().map(shared_row).collect())
+}
+
+fn shared_row(r: &tokio_postgres::Row) -> IdempotencyRow {
+    IdempotencyRow {
+        key: r.get(0),
+        request_hash: r.get(1),
+        status: r.get(2),
+        response: r.get(3),
+        order_id: r.get(4),
+        created_ms: r.get(5),
+    }
 }

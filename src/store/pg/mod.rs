@@ -11,6 +11,7 @@
 pub mod journal;
 pub mod log;
 pub mod schema;
+pub mod tail;
 
 use super::{decode_op, CodecError, Node, StoreError};
 use crate::domain::ActorId;

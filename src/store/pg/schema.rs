@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_idempotency",
         include_str!("../../../migrations/postgres/0002_hq_idempotency.sql"),
     ),
+    (
+        3,
+        "hq_processes",
+        include_str!("../../../migrations/postgres/0003_hq_processes.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).

@@ -96,6 +96,9 @@ pub struct HqProtocol {
     peers: BTreeMap<StoreId, Peer>,
     route_due: bool,
     route_reading: bool,
+    /// The router learnt where ship-to-store units wait from the replica (after a start or
+    /// reload; from then on from the ops it routes).
+    ships_seeded: bool,
     /// Cursors of the routing write out with the caller.
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
@@ -143,6 +146,7 @@ impl HqProtocol {
             online: false,
             peers,
             route_due: true,
+            ships_seeded: false,
             route_reading: false,
             routing: None,
             pending_up: BTreeMap::new(),
@@ -271,6 +275,7 @@ impl HqProtocol {
     pub fn handle_loaded(&mut self, loaded: HqLoaded) {
         self.routed = loaded.routed;
         self.router = Router::new(self.cfg.stores.clone(), loaded.scope);
+        self.ships_seeded = false;
         for (store, peer) in &mut self.peers {
             peer.down_last = loaded.downlog_last.get(store).copied().unwrap_or(0);
         }
@@ -421,6 +426,15 @@ impl HqProtocol {
             return None;
         }
         self.route_due = false;
+        if !self.ships_seeded {
+            self.ships_seeded = true;
+            self.router
+                .seed_ships(replica.state().awaiting_dispatch().filter_map(|m| {
+                    let sent = m.sent.as_ref()?;
+                    let order = crate::domain::OrderId::parse(&sent.reference).ok()?;
+                    Some((order, sent.from.clone()?))
+                }));
+        }
         let reads: Vec<RouteRead> = replica
             .version()
             .entries()

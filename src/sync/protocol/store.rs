@@ -166,6 +166,10 @@ impl StoreProtocol {
             ) {
                 self.releases_due = true;
             }
+            // Units a withdrawal gave back (their skus live on the order): top up anew.
+            if matches!(op.payload, Payload::ShipWithdraw { .. }) {
+                self.sweep_all = true;
+            }
         }
         self.note_effects(effects);
     }

@@ -677,8 +677,10 @@
   // scanning items counts them (an item not in it is refused); confirm posts the receipt.
   async function loadArrivals() {
     try {
-      const [ships, trs] = await Promise.all([api("GET", "/shipments?status=expected"), api("GET", "/transfers?status=in_transit")]);
-      S.arrivals = ships.concat(trs.filter((x) => S.me && x.to === S.me.store));
+      // A ship-to-store transfer whose sender's dispatch has not reached us yet can still be
+      // received: the units are here, the note's QR opens it.
+      const [ships, trs, waiting] = await Promise.all([api("GET", "/shipments?status=expected"), api("GET", "/transfers?status=in_transit"), api("GET", "/transfers?status=awaiting_dispatch")]);
+      S.arrivals = ships.concat(trs.concat(waiting).filter((x) => S.me && x.to === S.me.store));
       render();
     } catch (e) { flash("error", errorText(e)); }
   }
@@ -716,7 +718,7 @@
   function renderReceive() {
     const r = S.rcv;
     if (!r) {
-      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + (a.order ? " · " + esc(t("receive.for_order", { id: a.order })) : "") + " · " + a.lines.reduce((n, l) => n + l.qty, 0) + " " + esc(t("receive.units")) + "</button>").join("");
+      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + (a.order ? " · " + esc(t("receive.for_order", { id: a.order })) : "") + (a.status === "awaiting_dispatch" ? ' · <span class="badge">' + esc(t("receive.not_dispatched")) + "</span>" : "") + '<div class="muted">' + a.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + "</div></button>").join("");
       return '<div class="screen-head"><h1>' + esc(t("receive.title")) + '</h1></div><div class="card"><p class="muted">' + esc(t("receive.help")) + "</p>" + (rows || "<p>" + esc(t("receive.none")) + "</p>") + "</div>";
     }
     const lines = r.m.lines.map((l) => {
@@ -734,10 +736,11 @@
     if (!S.send) S.send = { to: null, lines: [], dests: [], outgoing: [] };
     if (!isManager()) { render(); return; }
     try {
-      const [d, trs] = await Promise.all([api("GET", "/transfers/destinations"), api("GET", "/transfers?status=in_transit")]);
+      const [d, trs, waiting] = await Promise.all([api("GET", "/transfers/destinations"), api("GET", "/transfers?status=in_transit"), api("GET", "/transfers?status=awaiting_dispatch")]);
       S.send.dests = d.to;
       if (S.send.dests.length === 1 && !S.send.to) S.send.to = S.send.dests[0];
       S.send.outgoing = trs.filter((x) => x.from === d.from);
+      S.send.waiting = waiting.filter((x) => x.from === d.from);
       render();
     } catch (e) { flash("error", errorText(e)); }
   }
@@ -763,6 +766,15 @@
       loadSend();
     } catch (e) { beep(false); flash("error", errorText(e)); }
   }
+  // A ship-to-store transfer HQ asked this store to send: confirm its units are leaving now
+  // (they stop counting on this shelf), and its note prints.
+  async function dispatchShip(id) {
+    try {
+      await api("POST", "/transfers/" + encodeURIComponent(id) + "/dispatch", {});
+      beep(true); flash("ok", t("send.dispatched", { id }));
+      loadSend();
+    } catch (e) { beep(false); flash("error", errorText(e)); }
+  }
   async function printNote(id) {
     try { await api("POST", "/transfers/" + encodeURIComponent(id) + "/note"); beep(true); flash("ok", t("send.printed", { id })); } catch (e) { beep(false); flash("error", errorText(e)); }
   }
@@ -779,12 +791,15 @@
       ? '<table class="cart"><thead><tr><th>' + esc(t("send.item")) + '</th><th class="num">' + esc(t("send.sellable")) + '</th><th class="num">' + esc(t("send.qty")) + "</th></tr></thead><tbody>" + rows + "</tbody></table>"
       : '<div class="hero"><div class="hero-ico">⇪</div><p class="lead">' + esc(t("send.empty")) + "</p></div>";
     const ready = sd.to && units > 0;
+    const lineText = (m) => m.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ");
+    const waiting = (sd.waiting || []).map((m) => '<div class="outgoing" data-wait="' + esc(m.id) + '"><div><b class="order-id">' + esc(m.id) + "</b> → " + esc(m.to) + (m.order ? ' · <span class="badge">' + esc(t("send.for_order", { id: m.order })) + "</span>" : "") + '<div class="muted">' + lineText(m) + '</div></div><button class="btn btn-primary" data-ship="' + esc(m.id) + '">' + esc(t("send.dispatch_ship")) + "</button></div>").join("");
     const out = sd.outgoing.map((m) => '<div class="outgoing" data-out="' + esc(m.id) + '"><div><b class="order-id">' + esc(m.id) + "</b> → " + esc(m.to) + (m.order ? ' · <span class="badge">' + esc(t("send.for_order", { id: m.order })) + "</span>" : "") + '<div class="muted">' + m.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + '</div></div><button class="btn btn-ghost" data-note="' + esc(m.id) + '">' + esc(t("send.note")) + "</button></div>").join("");
     return head +
       '<div class="return-grid"><div class="card"><h2 class="section">' + esc(t("send.to")) + "</h2>" + dests + '<p class="muted">' + esc(t("send.help")) + "</p>" + table + "</div>" +
       '<aside class="card summary"><div class="total"><span class="muted">' + esc(t("send.units")) + '</span><span class="total-val" data-units>' + units + "</span></div>" +
       '<div class="muted">' + esc(sd.to ? t("send.to_store", { to: sd.to }) : t("send.pick_dest")) + "</div>" +
       '<button id="send-dispatch" class="btn btn-primary btn-block btn-xl"' + (ready ? "" : " disabled") + ">" + esc(t("send.dispatch")) + "</button></aside></div>" +
+      (waiting ? '<div class="card history"><h2 class="section">' + esc(t("send.to_dispatch")) + '</h2><p class="muted">' + esc(t("send.to_dispatch_help")) + "</p>" + waiting + "</div>" : "") +
       '<div class="card history"><h2 class="section">' + esc(t("send.outgoing")) + "</h2>" + (out || '<p class="muted">' + esc(t("send.none_out")) + "</p>") + "</div>";
   }
 
@@ -892,6 +907,7 @@
     }
     if (el.id === "send-dispatch") { dispatchTransfer(); return; }
     if (el.dataset.note) { printNote(el.dataset.note); return; }
+    if (el.dataset.ship) { dispatchShip(el.dataset.ship); return; }
     if (el.id === "handover-btn") { doHandover(); return; }
     if (el.dataset.action === "next-customer") { S.counter = null; render(); focusScan(); return; }
     if (el.dataset.customer) { openCustomer(el.dataset.customer); return; }
