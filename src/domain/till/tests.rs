@@ -460,3 +460,36 @@ pub(super) fn issue(st: &mut Replica, log: &mut Vec<Op>, now_ms: u64, payload: P
     let (op, _) = st.prepare(now_ms, payload).unwrap();
     log.push(op);
 }
+
+#[test]
+fn a_discounted_sale_applied_at_another_store_shows_what_was_paid() {
+    let (mut st, _, store, mut log) = store_and_hq();
+    let lines = [line(0, 2, 1_000, 0)];
+    let pricing = price(&Promotions::default(), 1_500, &lines, 1_000);
+    let sale = SaleId::parse("S-H").unwrap();
+    let priced = Payload::SalePriced {
+        store: store.clone(),
+        sale_id: sale.clone(),
+        pricing,
+    };
+    issue(&mut st, &mut log, 12, priced);
+    let sold = Payload::Sale {
+        store: store.clone(),
+        sale_id: sale.clone(),
+        lines: sale_lines(&lines),
+        tender: Tender::Card,
+        customer: Some(CustomerId::parse("C-1").unwrap()),
+    };
+    issue(&mut st, &mut log, 12, sold);
+    // Another store gets the sale as purchase history with its pricing (`sync::route`).
+    let mut other = Replica::new(StoreId::parse("sevilla-nervion").unwrap().actor());
+    for op in &log {
+        other.apply(op).unwrap();
+    }
+    assert_eq!(st.state().sales[&sale].total_cents(), 1_800);
+    assert_eq!(
+        other.state().sales[&sale].total_cents(),
+        1_800,
+        "not the list 20.00"
+    );
+}
