@@ -17,12 +17,14 @@ use sha2::{Digest as _, Sha256};
 use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
-use storenode::domain::ids::{CashSessionId, PromotionId};
+use storenode::domain::ids::{CashSessionId, PromotionId, TillId};
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
     ReceiveReason, ReturnLine, SaleLine, SoldInvoice, SoldSnapshot, Tender,
 };
-use storenode::domain::till::{CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing};
+use storenode::domain::till::{
+    CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing, TillDoc,
+};
 use storenode::domain::{
     ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, Replica, ReturnId,
     SaleId, Sku, StoreId,
@@ -88,6 +90,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::OrderArrived { .. } => 33,
         Payload::ShipDispatch { .. } => 34,
         Payload::ShipWithdraw { .. } => 35,
+        Payload::CashOpenTill { .. } => 36,
+        Payload::TakenAt { .. } => 37,
     }
 }
 
@@ -507,6 +511,25 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
             },
             "23036f2d320474722d32066d616472696407736576696c6c61",
         ),
+        (
+            Payload::CashOpenTill {
+                store: store(),
+                till: TillId::parse("T2").unwrap(),
+                session: CashSessionId::parse("z-1").unwrap(),
+                float_cents: 15_000,
+                staff: "1001".into(),
+                opened_ms: 1_800_000_000_000,
+            },
+            "24066d6164726964025432037a2d31b0ea01043130303180a0f1c2b134",
+        ),
+        (
+            Payload::TakenAt {
+                store: store(),
+                till: TillId::parse("T2").unwrap(),
+                doc: TillDoc::Sale(SaleId::parse("s-1").unwrap()),
+            },
+            "25066d61647269640254320003732d31",
+        ),
     ]
 }
 
@@ -726,7 +749,7 @@ fn a_replica_snapshot_encodes_to_its_golden_digest_and_decodes_back() {
         bytes.len(),
         hex::encode(Sha256::digest(&bytes))
     );
-    assert_eq!(actual, "format 3 1034 bytes sha256 2b1f4c9beaac34fd11a02316ab9ddc5348c74f887a21d5fc8be0d1416111e5da", "snapshot format changed");
+    assert_eq!(actual, "format 4 1047 bytes sha256 2010540255de012d1173bde96f71cf8b92bfdb9a104ef5fe8261c77dcac92fc5", "snapshot format changed");
     let back = snapshot::decode(replica.actor().clone(), &bytes).unwrap();
     assert_eq!(
         format!("{:?}", back.state()),

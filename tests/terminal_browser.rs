@@ -660,7 +660,13 @@ async fn a_return_starts_from_a_receipt_scan_a_history_line_or_a_typed_id_in_a_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discount_parks_and_closes_in_a_real_browser(
 ) {
-    let mut f = Fixture::with_config(|c| c.till.cash_session_required = true).await;
+    let mut f = Fixture::with_config(|c| {
+        c.till.cash_session_required = true;
+        c.till.tills = ["T1", "T2"]
+            .map(|t| storenode::domain::ids::TillId::parse(t).unwrap())
+            .to_vec();
+    })
+    .await;
     let now = storenode::store::now_ms();
     let (promo, _) =
         f.hq.prepare(
@@ -731,9 +737,15 @@ async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discoun
         page.el("[data-parked]").await;
         page.wait_text("Ticket aparcado").await;
         page.shot("till-parked").await;
-        page.click("[data-till='x']").await;
+        page.click("[data-till='xprint']").await;
         page.el("[data-report='X']").await;
+        page.wait_text("Informe X enviado a la impresora").await;
         page.shot("till-x-report").await;
+        assert_eq!(
+            terminal_support::queued(&f.node, "cash_report").await,
+            1,
+            "the X report is queued"
+        );
         page.el("#till-counted")
             .await
             .send_keys("153,63")
@@ -767,6 +779,28 @@ async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discoun
         page.click("[data-till='card']").await;
         page.el("[data-last-sale]").await;
         page.shot("till-card-sale").await;
+        // This terminal moves to till T2 and opens its drawer; T1's stays closed.
+        page.click("[data-switch-till='T2']").await;
+        page.wait_text("Till T2").await;
+        page.click("[data-till='open']").await;
+        page.wait_text("T2: open since").await;
+        page.wait_text("T1: closed").await;
+        page.shot("till-t2-open").await;
+        let open: Vec<String> = f.node.read(|r| {
+            r.state()
+                .cash
+                .open_of_store(&store())
+                .map(|s| s.till.to_string())
+                .collect()
+        });
+        assert_eq!(open, ["T2"]);
+        // The device remembers its till at the next login.
+        page.click("#logout").await;
+        page.el("#login:not([hidden])").await;
+        log_in(&page, &base, "en", "1001", "1234").await;
+        page.c.goto(&format!("{base}#/till")).await.unwrap();
+        page.wait_text("Till T2").await;
+        page.wait_text("Drawer open since").await;
     }
     .await;
     let _ = page.c.close().await;

@@ -126,7 +126,7 @@ fn store_config(
          [pickup]\nexpire_after_days = 7\nqr_keys = [\"{DEMO_QR_KEY}\"]\n\
          [[printers]]\nname = \"counter\"\nuri = \"tcp://{printer}\"\n\
          [[scanners]]\nname = \"counter\"\nuri = \"tcp://127.0.0.1:{scanner}\"\n\
-         [till]\nassociate_max_discount_pct = 10\ncash_session_required = true\n\
+         [till]\nassociate_max_discount_pct = 10\ncash_session_required = true\ntills = [\"T1\", \"T2\"]\n\
          [[staff]]\nstaff = \"1001\"\nname = \"Lucía Pérez\"\nrole = \"associate\"\npin_hash = \"{PIN_1234}\"\n\
          [[staff]]\nstaff = \"9001\"\nname = \"Javier Gómez\"\nrole = \"manager\"\npin_hash = \"{PIN_4321}\"\n\
          [fiscal]\nnif = \"89890001K\"\nname = \"Tiendas Demo SL\"\naddress = [\"Calle Mayor 1, 28013 Madrid\"]\n\
@@ -166,22 +166,29 @@ async fn seed_once(hq: &Node, stores: &[(StoreId, Node)]) -> anyhow::Result<bool
 /// Float of the demo's tills, in cents.
 const DEMO_FLOAT_CENTS: i64 = 15_000;
 
-/// The demo's tills take cash at once (DESIGN.md §18): a store that never had a cash session
+/// The tills of each demo store (`[till] tills` of its config).
+const DEMO_TILLS: [&str; 2] = ["T1", "T2"];
+
+/// The demo's tills take cash at once (DESIGN.md §18): a till that never had a cash session
 /// opens one with a float on first start.
 async fn open_demo_drawer(id: &StoreId, node: &Node) -> anyhow::Result<()> {
-    if node.read(|r| r.state().cash.of_store(id).next().is_some()) {
-        return Ok(());
+    for till in DEMO_TILLS {
+        let till = crate::domain::ids::TillId::parse(till)?;
+        if node.read(|r| r.state().cash.of_store(id).any(|s| s.till == till)) {
+            continue;
+        }
+        let now = crate::store::now_ms();
+        let session = crate::domain::ids::CashSessionId::parse(&format!("Z{now}-demo-{till}"))?;
+        node.submit(vec![crate::domain::Payload::CashOpenTill {
+            store: id.clone(),
+            till,
+            session,
+            float_cents: DEMO_FLOAT_CENTS,
+            staff: "9001".into(),
+            opened_ms: now,
+        }])
+        .await?;
     }
-    let now = crate::store::now_ms();
-    let session = crate::domain::ids::CashSessionId::parse(&format!("Z{now}-demo"))?;
-    node.submit(vec![crate::domain::Payload::CashOpen {
-        store: id.clone(),
-        session,
-        float_cents: DEMO_FLOAT_CENTS,
-        staff: "9001".into(),
-        opened_ms: now,
-    }])
-    .await?;
     Ok(())
 }
 

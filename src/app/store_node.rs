@@ -204,7 +204,7 @@ pub async fn store_app(
     tcfg.returns = cfg.returns.policy();
     tcfg.fiscal = fiscal;
     tcfg.transfer_to = cfg.transfer_to.clone();
-    tcfg.till = cfg.till;
+    tcfg.till = cfg.till.clone();
     let state = TerminalState::new(node.clone(), link, printer, tcfg);
     tasks.extend(start_scanners(cfg, &state, shutdown)?);
     let terminal = crate::terminal::app(state);

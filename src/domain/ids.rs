@@ -189,6 +189,7 @@ token_id!(MotionId, "shipment or transfer");
 token_id!(ReturnId, "return");
 token_id!(PromotionId, "promotion");
 token_id!(CashSessionId, "cash session");
+token_id!(TillId, "till");
 
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
@@ -222,7 +223,8 @@ string_plumbing!(
     MotionId,
     ReturnId,
     PromotionId,
-    CashSessionId
+    CashSessionId,
+    TillId
 );
 
 #[cfg(test)]

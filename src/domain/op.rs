@@ -9,8 +9,9 @@ use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{
     ActorId, CashSessionId, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId,
+    TillId,
 };
-use super::till::{CashMoveKind, Promotion, SalePricing};
+use super::till::{CashMoveKind, Promotion, SalePricing, TillDoc};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -463,6 +464,23 @@ pub enum Payload {
         store: StoreId,
         to: StoreId,
     },
+    /// The store opens the drawer of one of its tills with a float (`CashOpen` is the
+    /// default till's, `till::cash::DEFAULT_TILL`).
+    CashOpenTill {
+        store: StoreId,
+        till: TillId,
+        session: CashSessionId,
+        float_cents: i64,
+        staff: String,
+        opened_ms: u64,
+    },
+    /// The store's next sale or return `doc` was taken at `till` (issued just before it, as
+    /// `SalePriced` is); a document without one was taken at the default till.
+    TakenAt {
+        store: StoreId,
+        till: TillId,
+        doc: TillDoc,
+    },
 }
 
 impl Payload {
@@ -496,7 +514,9 @@ impl Payload {
             | Payload::OrderShipToStore { store, .. }
             | Payload::OrderArrived { store, .. }
             | Payload::ShipDispatch { store, .. }
-            | Payload::ShipWithdraw { store, .. } => Some(store),
+            | Payload::ShipWithdraw { store, .. }
+            | Payload::CashOpenTill { store, .. }
+            | Payload::TakenAt { store, .. } => Some(store),
             Payload::ReturnRightsRequested { holder, .. } => holder.as_ref(),
             _ => None,
         }
@@ -587,6 +607,8 @@ impl Payload {
             Payload::OrderArrived { .. } => "order_arrived",
             Payload::ShipDispatch { .. } => "ship_dispatch",
             Payload::ShipWithdraw { .. } => "ship_withdraw",
+            Payload::CashOpenTill { .. } => "cash_open_till",
+            Payload::TakenAt { .. } => "taken_at",
         }
     }
 }

@@ -65,7 +65,9 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         Payload::SalePriced { store, .. }
         | Payload::CashOpen { store, .. }
         | Payload::CashMove { store, .. }
-        | Payload::CashClose { store, .. } => is_store(store),
+        | Payload::CashClose { store, .. }
+        | Payload::CashOpenTill { store, .. }
+        | Payload::TakenAt { store, .. } => is_store(store),
         Payload::TransferDispatch { store, .. } => is_store(store),
         Payload::OrderShipToStore { .. } => actor.is_hq(),
         Payload::OrderArrived { store, .. }
@@ -387,7 +389,9 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
         | Payload::SalePriced { .. }
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }
-        | Payload::CashClose { .. } => super::till::check(state, payload)?,
+        | Payload::CashClose { .. }
+        | Payload::CashOpenTill { .. }
+        | Payload::TakenAt { .. } => super::till::check(state, payload)?,
         Payload::OrderShipToStore {
             order_id,
             store,

@@ -28,20 +28,20 @@ const DATE_ZONE: &str = "Europe/Madrid";
 /// `PUT /api/v1/promotions/{id}` as sent; each field is checked below with its own error.
 #[derive(Debug, Deserialize)]
 pub struct PromotionBody {
-    kind: String,
-    skus: Vec<String>,
+    pub kind: String,
+    pub skus: Vec<String>,
     #[serde(default)]
-    percent: Option<f64>,
+    pub percent: Option<f64>,
     #[serde(default)]
-    n: Option<u32>,
+    pub n: Option<u32>,
     #[serde(default)]
-    m: Option<u32>,
-    starts: String,
-    ends: String,
+    pub m: Option<u32>,
+    pub starts: String,
+    pub ends: String,
     #[serde(default)]
-    priority: Option<u32>,
+    pub priority: Option<u32>,
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
 }
 
 /// `PUT /api/v1/promotions/{id}`: 200 with the promotion; 422 naming the field.
@@ -51,9 +51,15 @@ pub async fn put(
     body: Result<JsonBody<PromotionBody>, ApiError>,
 ) -> ApiResult {
     let id = PromotionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let b = body?.value;
-    let kind = kind(&b)?;
-    let skus = skus(&state, &b.skus)?;
+    let promotion = build(&state, id, &body?.value)?;
+    let json = author(&state, promotion).await?;
+    Ok((StatusCode::OK, Json(json)).into_response())
+}
+
+/// The promotion a body describes, every field checked (the API's and the console's rules).
+pub fn build(state: &HqState, id: PromotionId, b: &PromotionBody) -> Result<Promotion, ApiError> {
+    let kind = kind(b)?;
+    let skus = skus(state, &b.skus)?;
     let starts_ms = instant(&b.starts, "starts", false)?;
     let ends_ms = instant(&b.ends, "ends", true)?;
     let name = b.name.as_deref().unwrap_or(id.as_str()).trim().to_string();
@@ -69,12 +75,17 @@ pub async fn put(
     promotion
         .check()
         .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
+    Ok(promotion)
+}
+
+/// Issue a checked promotion (a `PromotionPut`, last writer wins); its JSON once committed.
+pub async fn author(state: &HqState, promotion: Promotion) -> Result<Value, ApiError> {
     let json = promotion_json(&promotion);
     state
         .node
         .submit(vec![Payload::PromotionPut { promotion }])
         .await?;
-    Ok((StatusCode::OK, Json(json)).into_response())
+    Ok(json)
 }
 
 /// `GET /api/v1/promotions`: every promotion, in id order.

@@ -90,7 +90,9 @@ pub fn keys_for(op: &Op, mut note: impl FnMut(RowKey)) {
         | Payload::SalePriced { .. }
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }
-        | Payload::CashClose { .. } => {}
+        | Payload::CashClose { .. }
+        | Payload::CashOpenTill { .. }
+        | Payload::TakenAt { .. } => {}
         // HQ's rights at the sending store went down; the order's store is untouched until
         // its units arrive.
         Payload::OrderShipToStore {

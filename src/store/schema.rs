@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "snapshot",
         include_str!("../../migrations/0010_snapshot.sql"),
     ),
+    (
+        11,
+        "till_sessions",
+        include_str!("../../migrations/0011_till_sessions.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

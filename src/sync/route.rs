@@ -7,10 +7,10 @@
 //! HQ keeps an index of customer ops. Sales, orders and returns naming a customer are indexed
 //! and routed the same way (purchase history); a return also goes to the store that sold it, and
 //! a request for a sale's return rights to its holder (to every store when the asker does not
-//! know it). A store never gets its own ops back. A cancel of a ship-to-store order also goes to
+//! know it). A sale's `SalePriced` travels and is indexed with it, so its discounts do too. A store never gets its own ops back. A cancel of a ship-to-store order also goes to
 //! the store that was to send its units, while they wait there for dispatch (it keeps them).
 
-use crate::domain::{CustomerId, Op, OpId, OrderId, Payload, StoreId};
+use crate::domain::{CustomerId, Op, OpId, OrderId, Payload, SaleId, StoreId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One consequence of routing an op, to be persisted in order in one transaction.
@@ -37,7 +37,14 @@ pub struct Router {
     /// from the `OrderShipToStore` ops routed (and `seed_ships` after a start), forgotten at
     /// the sender's dispatch or withdrawal.
     ships: BTreeMap<OrderId, StoreId>,
+    /// The `SalePriced` op routed just before its sale, by sale: when the sale travels as
+    /// purchase history, its pricing goes with it, so another store shows what was paid.
+    priced: BTreeMap<SaleId, OpId>,
 }
+
+/// `SalePriced` ops remembered at most while their sale has not come (it follows at once,
+/// same actor, next seq; the bound only guards against a store that never sends it).
+const PRICED_MAX: usize = 1_024;
 
 /// Customer data ops that travel to every store holding the customer in scope.
 fn is_customer_data(payload: &Payload) -> bool {
@@ -97,6 +104,7 @@ impl Router {
             stores,
             scope,
             ships: BTreeMap::new(),
+            priced: BTreeMap::new(),
         }
     }
 
@@ -149,6 +157,21 @@ impl Router {
         }
     }
 
+    /// Remember a `SalePriced` op; for a sale, the one remembered for it (taken).
+    fn pair_priced(&mut self, op: &Op) -> Option<OpId> {
+        match &op.payload {
+            Payload::SalePriced { sale_id, .. } => {
+                if self.priced.len() >= PRICED_MAX {
+                    self.priced.clear();
+                }
+                self.priced.insert(sale_id.clone(), op.id());
+                None
+            }
+            Payload::Sale { sale_id, .. } => self.priced.remove(sale_id),
+            _ => None,
+        }
+    }
+
     /// Route one op applied at HQ. Must see every op exactly once, in any order that keeps
     /// each actor's seqs ascending.
     pub fn route(&mut self, op: &Op) -> Vec<RouteAction> {
@@ -156,6 +179,7 @@ impl Router {
         let id = op.id();
         let not_author = |s: &StoreId| s.actor() != op.actor;
         let payload = &op.payload;
+        let priced = self.pair_priced(op);
         if matches!(
             payload,
             Payload::CatalogPut { .. }
@@ -204,6 +228,14 @@ impl Router {
                 .cloned()
                 .collect();
             for store in &scoped {
+                if let Some(p) = &priced {
+                    if store.actor() != p.actor {
+                        out.push(RouteAction::Append {
+                            store: store.clone(),
+                            op: p.clone(),
+                        });
+                    }
+                }
                 self.append_once(&mut out, store, op);
             }
         }
@@ -218,6 +250,12 @@ impl Router {
             is_customer_data(payload) || is_history(payload),
             payload.customer(),
         ) {
+            if let Some(p) = priced {
+                out.push(RouteAction::Index {
+                    customer: customer.clone(),
+                    op: p,
+                });
+            }
             out.push(RouteAction::Index {
                 customer: customer.clone(),
                 op: id,
@@ -372,6 +410,68 @@ mod tests {
         };
         assert_eq!(appended_to(&r.route(&ask(Some(s("a"))))), vec!["a"]);
         assert_eq!(appended_to(&r.route(&ask(None))), vec!["a", "c"]);
+    }
+
+    #[test]
+    fn a_discounted_sale_travels_as_history_with_its_pricing_before_it() {
+        let mut r = Router::new(vec![s("a"), s("b")], BTreeSet::from([(s("b"), c("c1"))]));
+        let sale_id = crate::domain::SaleId::parse("S1").unwrap();
+        let priced = op(
+            s("a").actor(),
+            1,
+            Payload::SalePriced {
+                store: s("a"),
+                sale_id: sale_id.clone(),
+                pricing: crate::domain::till::SalePricing {
+                    lines: vec![],
+                    ticket_bp: 1_000,
+                    approved_by: None,
+                },
+            },
+        );
+        assert!(
+            appended_to(&r.route(&priced)).is_empty(),
+            "alone it stays home"
+        );
+        let sale = op(
+            s("a").actor(),
+            2,
+            Payload::Sale {
+                store: s("a"),
+                sale_id,
+                lines: vec![],
+                tender: crate::domain::op::Tender::Card,
+                customer: Some(c("c1")),
+            },
+        );
+        let actions = r.route(&sale);
+        let (p, q) = (priced.id(), sale.id());
+        assert_eq!(
+            actions,
+            vec![
+                RouteAction::Append {
+                    store: s("b"),
+                    op: p.clone()
+                },
+                RouteAction::Append {
+                    store: s("b"),
+                    op: q.clone()
+                },
+                RouteAction::EnterScope {
+                    store: s("a"),
+                    customer: c("c1")
+                },
+                RouteAction::Index {
+                    customer: c("c1"),
+                    op: p
+                },
+                RouteAction::Index {
+                    customer: c("c1"),
+                    op: q
+                },
+            ],
+            "b gets (and a back-fill replays) the pricing before the sale"
+        );
     }
 
     #[test]

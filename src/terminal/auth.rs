@@ -7,6 +7,7 @@
 
 use super::error::ApiError;
 use super::TerminalState;
+use crate::domain::ids::TillId;
 use crate::store::now_ms;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
@@ -90,6 +91,9 @@ fn pin_matches(pin: &str, phc: &str) -> bool {
 pub struct Session {
     pub staff: String,
     pub role: Role,
+    /// The till this terminal works at (its drawer, its sales): named at login, else the
+    /// store's first till.
+    pub till: TillId,
 }
 
 impl Session {
@@ -130,18 +134,30 @@ impl FromRequestParts<TerminalState> for Session {
         let row = state
             .db_read(move |c| {
                 c.query_row(
-                    "SELECT staff, role FROM terminal_sessions
+                    "SELECT staff, role, till FROM terminal_sessions
                      WHERE token_sha256 = ?1 AND expires_ms > ?2",
                     rusqlite::params![hash, now as i64],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    },
                 )
                 .optional()
             })
             .await?;
+        let till_cfg = &state.config().till;
         match row {
-            Some((staff, role)) => Ok(Session {
+            Some((staff, role, till)) => Ok(Session {
                 staff,
                 role: Role::parse(&role).ok_or_else(ApiError::unauthorized)?,
+                // A till no longer configured falls back to the main one.
+                till: till
+                    .and_then(|t| TillId::parse(&t).ok())
+                    .filter(|t| till_cfg.knows(t))
+                    .unwrap_or_else(|| till_cfg.main_till()),
             }),
             None => Err(ApiError::unauthorized()),
         }
@@ -154,6 +170,7 @@ pub struct Login {
     pub staff: String,
     pub name: String,
     pub role: Role,
+    pub till: TillId,
 }
 
 fn lockout_ms(failures: u32) -> u64 {
@@ -244,6 +261,7 @@ async fn open_session(
     state: &TerminalState,
     staff: &str,
     role: Role,
+    till: &TillId,
     now: u64,
 ) -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
@@ -252,6 +270,7 @@ async fn open_session(
     let hash = token_hash(&token);
     let expires = now + state.config().session_ttl_ms;
     let key = staff.to_string();
+    let till = till.to_string();
     state
         .db(move |c| {
             c.execute(
@@ -263,9 +282,10 @@ async fn open_session(
                 [now as i64],
             )?;
             c.execute(
-                "INSERT INTO terminal_sessions (token_sha256, staff, role, created_ms, expires_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![hash, key, role.as_str(), now as i64, expires as i64],
+                "INSERT INTO terminal_sessions
+                 (token_sha256, staff, role, created_ms, expires_ms, till)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![hash, key, role.as_str(), now as i64, expires as i64, till],
             )
             .map(|_| ())
         })
@@ -273,16 +293,23 @@ async fn open_session(
     Ok(token)
 }
 
-/// Check a staff number and PIN; record the failure or open a session.
-pub async fn login(state: &TerminalState, staff: String, pin: String) -> Result<Login, ApiError> {
+/// Check a staff number and PIN; record the failure or open a session at `till` (checked
+/// against the store's tills by the caller).
+pub async fn login(
+    state: &TerminalState,
+    staff: String,
+    pin: String,
+    till: TillId,
+) -> Result<Login, ApiError> {
     let now = now_ms();
     let (name, role) = credentials(state, &staff, pin, now).await?;
-    let token = open_session(state, &staff, role, now).await?;
+    let token = open_session(state, &staff, role, &till, now).await?;
     Ok(Login {
         token,
         staff,
         name,
         role,
+        till,
     })
 }
 
@@ -352,6 +379,26 @@ pub async fn logout(state: &TerminalState, parts: &Parts) -> Result<(), ApiError
             .await?;
     }
     Ok(())
+}
+
+/// Move the caller's session to another till of the store (the caller checked it is one).
+pub async fn switch_till(
+    state: &TerminalState,
+    parts: &Parts,
+    till: &TillId,
+) -> Result<(), ApiError> {
+    let token = cookie_token(parts).ok_or_else(ApiError::unauthorized)?;
+    let hash = token_hash(&token);
+    let till = till.to_string();
+    state
+        .db(move |c| {
+            c.execute(
+                "UPDATE terminal_sessions SET till = ?2 WHERE token_sha256 = ?1",
+                rusqlite::params![hash, till],
+            )
+            .map(|_| ())
+        })
+        .await
 }
 
 /// The `Set-Cookie` value for a session (or for clearing it, with an empty token).

@@ -1,6 +1,8 @@
 //! The cash drawer's calls (DESIGN.md §18): open a session with a float, cash in and out with
 //! a reason, the X report at any time, and the close with a blind count, which answers and
-//! prints the Z report in the close's own transaction. Reports are derived by
+//! prints the Z report in the close's own transaction; the X report is shown at any time and
+//! printed on request. Each call works on the drawer of the
+//! caller's till (named at login, `Session::till`); `GET /cash/tills` lists every till's. Reports are derived by
 //! `domain::till::cash` from the replica, so a restarted node (or HQ) shows the same figures.
 
 use super::auth::Session;
@@ -9,10 +11,10 @@ use super::error::ApiError;
 use super::print::PrintJob;
 use super::TerminalState;
 use crate::domain::fiscal::VatLine;
-use crate::domain::ids::CashSessionId;
+use crate::domain::ids::{CashSessionId, TillId};
 use crate::domain::op::Tender;
 use crate::domain::till::cash::CASH_CENTS_MAX;
-use crate::domain::till::{CashMoveKind, CashReport, CashSession};
+use crate::domain::till::{default_till, CashMoveKind, CashReport, CashSession};
 use crate::domain::Payload;
 use crate::store::now_ms;
 use axum::extract::{Path, State};
@@ -46,6 +48,7 @@ pub fn report_json(r: &CashReport) -> Value {
     json!({
         "id": r.id.as_str(),
         "store": r.store.as_str(),
+        "till": r.till.as_str(),
         "opened_at": r.opened_ms,
         "closed_at": r.closed_ms,
         "float_cents": r.float_cents,
@@ -71,6 +74,7 @@ pub fn report_json(r: &CashReport) -> Value {
 pub fn session_json(state: &TerminalState, s: &CashSession, now: u64) -> Value {
     json!({
         "id": s.id.as_str(),
+        "till": s.till.as_str(),
         "opened_at": s.opened_ms,
         "opened_by": s.opened_by,
         "float_cents": s.float_cents,
@@ -96,16 +100,44 @@ fn earlier_day(state: &TerminalState, then_ms: u64, now_ms: u64) -> bool {
     day(then_ms) < day(now_ms)
 }
 
-/// The store's open session, if any, for the login answer and the terminal.
-pub fn current_json(state: &TerminalState) -> Value {
+/// The till's open session, if any, for the login answer and the terminal.
+pub fn current_json(state: &TerminalState, till: &TillId) -> Value {
     let store = state.store().clone();
     let now = now_ms();
     state.read(|r| {
         r.state()
             .cash
-            .current(&store)
+            .current(&store, till)
             .map_or(Value::Null, |s| session_json(state, s, now))
     })
+}
+
+/// `GET /api/v1/cash/tills`: every till of the store (configured, or with a session still
+/// open) and its open session or null, so a manager sees which drawers are open or stale.
+pub async fn tills(State(state): State<TerminalState>, _session: Session) -> Json<Value> {
+    let store = state.store().clone();
+    let now = now_ms();
+    let configured = state.config().till.tills.clone();
+    Json(state.read(|r| {
+        let book = &r.state().cash;
+        let mut tills = configured.clone();
+        for s in book.open_of_store(&store) {
+            if !tills.contains(&s.till) {
+                tills.push(s.till.clone());
+            }
+        }
+        Value::Array(
+            tills
+                .iter()
+                .map(|t| {
+                    let open = book
+                        .current(&store, t)
+                        .map_or(Value::Null, |s| session_json(&state, s, now));
+                    json!({"till": t.as_str(), "configured": configured.contains(t), "session": open})
+                })
+                .collect(),
+        )
+    }))
 }
 
 /// An amount of cash in `min..=CASH_CENTS_MAX`, or a 422 naming the field.
@@ -179,27 +211,52 @@ pub async fn open(
     let now = now_ms();
     let id = CashSessionId::parse(&format!("Z{now}-{:04x}", rand::thread_rng().gen::<u16>()))
         .map_err(ApiError::internal)?;
-    let payload = Payload::CashOpen {
-        store: state.store().clone(),
-        session: id.clone(),
-        float_cents,
-        staff: session.staff.clone(),
-        opened_ms: now,
+    let store = state.store().clone();
+    let staff = session.staff.clone();
+    // The default till keeps the op it always had, so single-till stores log what they did.
+    let payload = if session.till == default_till() {
+        Payload::CashOpen {
+            store,
+            session: id.clone(),
+            float_cents,
+            staff,
+            opened_ms: now,
+        }
+    } else {
+        Payload::CashOpenTill {
+            store,
+            till: session.till.clone(),
+            session: id.clone(),
+            float_cents,
+            staff,
+            opened_ms: now,
+        }
     };
     state
         .submit_printing(vec![payload], vec![PrintJob::DrawerKick])
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id.as_str(), "opened_at": now, "float_cents": float_cents})),
+        Json(json!({
+            "id": id.as_str(),
+            "till": session.till.as_str(),
+            "opened_at": now,
+            "float_cents": float_cents,
+        })),
     ))
 }
 
-fn current_id(state: &TerminalState) -> Result<CashSessionId, ApiError> {
+fn current_id(state: &TerminalState, till: &TillId) -> Result<CashSessionId, ApiError> {
     let store = state.store().clone();
     state
-        .read(|r| r.state().cash.current(&store).map(|s| s.id.clone()))
-        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))
+        .read(|r| r.state().cash.current(&store, till).map(|s| s.id.clone()))
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "no_cash_session",
+                format!("no cash session is open at till {till}"),
+            )
+            .with("till", till.as_str())
+        })
 }
 
 /// `POST /api/v1/cash/sessions/current/movements` `{"kind": "in"|"out", "cents", "reason"}`.
@@ -222,7 +279,7 @@ pub async fn movement(
             )
         }
     };
-    let id = current_id(&state)?;
+    let id = current_id(&state, &session.till)?;
     let payload = Payload::CashMove {
         store: state.store().clone(),
         session: id.clone(),
@@ -253,7 +310,7 @@ pub async fn close(
     Typed(body): Typed<CloseBody>,
 ) -> Result<Json<Value>, ApiError> {
     let counted_cents = cash_cents(body.counted_cents, "counted_cents", 0)?;
-    let id = current_id(&state)?;
+    let id = current_id(&state, &session.till)?;
     let store = state.store().clone();
     let payload = Payload::CashClose {
         store: store.clone(),
@@ -281,21 +338,41 @@ pub async fn close(
 /// `GET /api/v1/cash/sessions/current/report`: the X report of the open session.
 pub async fn report(
     State(state): State<TerminalState>,
-    _session: Session,
+    session: Session,
 ) -> Result<Json<Value>, ApiError> {
-    let id = current_id(&state)?;
+    let id = current_id(&state, &session.till)?;
     let x = state
         .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
         .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
     Ok(Json(report_json(&x)))
 }
 
+/// `POST /api/v1/cash/sessions/current/report/print`: the X report of the open session,
+/// queued for the receipt printer (durably, like a receipt) and answered as by `GET`.
+pub async fn print_report(
+    State(state): State<TerminalState>,
+    session: Session,
+) -> Result<Json<Value>, ApiError> {
+    let id = current_id(&state, &session.till)?;
+    let x = state
+        .read(|r| r.state().cash.sessions.get(&id).map(CashSession::report))
+        .ok_or_else(|| ApiError::conflict("no_cash_session", "no cash session is open"))?;
+    let job = report_job(&session.staff, "X", &x);
+    state.submit_printing(Vec::new(), vec![job]).await?;
+    let mut answer = report_json(&x);
+    answer["printed"] = Value::Bool(true);
+    Ok(Json(answer))
+}
+
 /// `GET /api/v1/cash/sessions/current`: `{"session": ...}` (null when the drawer is closed).
 pub async fn current(
     State(state): State<TerminalState>,
-    _session: Session,
+    session: Session,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "session": current_json(&state) })))
+    Ok(Json(json!({
+        "till": session.till.as_str(),
+        "session": current_json(&state, &session.till),
+    })))
 }
 
 /// `GET /api/v1/cash/sessions/{id}`: a session's report (the Z report once closed).
@@ -345,7 +422,7 @@ fn report_job(staff: &str, title: &str, r: &CashReport) -> PrintJob {
         rows.push(("Diferencia".into(), d));
     }
     PrintJob::CashReport {
-        store: r.store.to_string(),
+        store: format!("{} / {}", r.store, r.till),
         title: format!("INFORME {title} / {title} REPORT"),
         session: r.id.to_string(),
         staff: staff.to_string(),

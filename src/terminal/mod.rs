@@ -287,6 +287,7 @@ pub fn app(state: TerminalState) -> Router {
                 .get(session::current)
                 .delete(session::destroy),
         )
+        .route("/session/till", axum::routing::put(session::switch_till))
         .route("/status", get(events::status))
         .route("/events", get(events::stream))
         .route("/scans", post(events::post_scan))
@@ -300,9 +301,14 @@ pub fn app(state: TerminalState) -> Router {
         .route("/promotions", get(till::list_promotions))
         .route("/cash/sessions", post(cash::open))
         .route("/cash/sessions/current", get(cash::current))
+        .route("/cash/tills", get(cash::tills))
         .route("/cash/sessions/current/movements", post(cash::movement))
         .route("/cash/sessions/current/close", post(cash::close))
         .route("/cash/sessions/current/report", get(cash::report))
+        .route(
+            "/cash/sessions/current/report/print",
+            post(cash::print_report),
+        )
         .route("/cash/sessions/{id}", get(cash::show))
         .route("/returns", post(returns::create))
         .route("/pickups", get(pickups::list))

@@ -14,10 +14,12 @@ use super::error::ApiError;
 use super::print::{FiscalMark, PrintJob, ReceiptLine};
 use super::sales::{lines_of, price_lines, till_field_code, LineBody, TenderBody};
 use super::stock::resolve;
+use super::till;
 use super::TerminalState;
 use crate::domain::fiscal::InvoiceRecord;
 use crate::domain::op::Tender;
 use crate::domain::returns::{plan_return, ReturnAsk};
+use crate::domain::till::TillDoc;
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{Payload, ReturnId, SaleId, State, StoreId};
 use crate::fiscal::{with_invoice, InvoiceFor};
@@ -314,7 +316,11 @@ async fn take_return(
         .zip(&returned_lines)
         .map(|(l, r)| (-l.refund_cents, r.vat_bp))
         .collect();
-    let mut payloads = vec![ret];
+    let mut payloads: Vec<Payload> =
+        till::taken_at(state, session, TillDoc::Return(return_id.clone()))
+            .into_iter()
+            .chain([ret])
+            .collect();
     let mut exchange_sale = None;
     let mut exchange_lines = Vec::new();
     let mut exchange_cents = 0i64;
@@ -339,6 +345,7 @@ async fn take_return(
                 .iter()
                 .map(|(l, _)| (l.unit_cents * i64::from(l.qty), l.vat_bp)),
         );
+        payloads.extend(till::taken_at(state, session, TillDoc::Sale(id.clone())));
         payloads.push(Payload::Sale {
             store: store.clone(),
             sale_id: id.clone(),

@@ -13,7 +13,7 @@ use super::TerminalState;
 use crate::domain::fiscal::{InvoiceDraft, InvoiceRecord, TaxId};
 use crate::domain::op::{SaleLine, Tender};
 use crate::domain::till::pricing::net_lines;
-use crate::domain::till::SalePricing;
+use crate::domain::till::{SalePricing, TillDoc};
 use crate::domain::validate::{LINES_MAX, QTY_MAX};
 use crate::domain::{CustomerId, Payload, SaleId};
 use crate::fiscal::{with_invoice, InvoiceFor};
@@ -149,7 +149,7 @@ pub async fn create(
         })?),
     };
     let customer_tax_id = parse_tax_id(body.customer_tax_id.as_deref())?;
-    till::require_cash_session(&state, tender)?;
+    till::require_cash_session(&state, &session, tender)?;
     let manual = till::line_discounts(&state, &body.lines, &lines)?;
     let ticket_bp = till::discount_bp(body.ticket_discount_pct, "ticket_discount_pct")?;
     let store = state.store().clone();
@@ -162,7 +162,12 @@ pub async fn create(
     let sale_lines: Vec<SaleLine> = lines.iter().map(|(l, _)| l.clone()).collect();
     let nets = net_lines(&sale_lines, Some(&pricing));
     let total_cents: i64 = nets.iter().sum();
-    let mut payloads = Vec::with_capacity(2);
+    let mut payloads = Vec::with_capacity(3);
+    payloads.extend(till::taken_at(
+        &state,
+        &session,
+        TillDoc::Sale(sale_id.clone()),
+    ));
     if !pricing.is_empty() {
         // Before the sale: every replica knows the discounts when it applies the sale.
         payloads.push(Payload::SalePriced {

@@ -1,6 +1,7 @@
 //! The till's rules at the edge of `POST /api/v1/sales` (DESIGN.md §18): discounts as given
 //! (`discount_pct` per line, `ticket_discount_pct`), the associate's limit and the manager's
-//! approval on the same screen, promotions applied from the replica, and the cash-session rule.
+//! approval on the same screen, promotions applied from the replica, the cash-session rule
+//! and the till a sale or return is taken at.
 
 use super::auth::{self, Role, Session};
 use super::error::ApiError;
@@ -8,7 +9,8 @@ use super::sales::{ApprovalBody, LineBody};
 use super::stock::resolve;
 use super::TerminalState;
 use crate::domain::op::{SaleLine, Tender};
-use crate::domain::till::{price, SalePricing, TillLine};
+use crate::domain::till::{default_till, price, SalePricing, TillDoc, TillLine};
+use crate::domain::Payload;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
@@ -109,21 +111,40 @@ pub async fn approval(
         .map(Some)
 }
 
-/// `409 no_cash_session` for a cash sale while the drawer is closed (when `[till]
-/// cash_session_required`); card sales never need one.
-pub fn require_cash_session(state: &TerminalState, tender: Tender) -> Result<(), ApiError> {
+/// `409 no_cash_session` for a cash sale while the drawer of the session's till is closed
+/// (when `[till] cash_session_required`); card sales never need one.
+pub fn require_cash_session(
+    state: &TerminalState,
+    session: &Session,
+    tender: Tender,
+) -> Result<(), ApiError> {
     if tender != Tender::Cash || !state.config().till.cash_session_required {
         return Ok(());
     }
     let store = state.store().clone();
-    if state.read(|r| r.state().cash.current(&store).is_some()) {
+    if state.read(|r| r.state().cash.current(&store, &session.till).is_some()) {
         Ok(())
     } else {
         Err(ApiError::conflict(
             "no_cash_session",
-            "open a cash session before taking cash",
-        ))
+            format!(
+                "open a cash session at till {} before taking cash",
+                session.till
+            ),
+        )
+        .with("till", session.till.as_str()))
     }
+}
+
+/// The `TakenAt` op that puts `doc` in the session's till, to issue just before it; none at
+/// the default till (a document without one was taken there), so a single-till store logs
+/// exactly what it did before tills existed.
+pub fn taken_at(state: &TerminalState, session: &Session, doc: TillDoc) -> Option<Payload> {
+    (session.till != default_till()).then(|| Payload::TakenAt {
+        store: state.store().clone(),
+        till: session.till.clone(),
+        doc,
+    })
 }
 
 /// The answer's `lines`: each line's list price and what came off it.

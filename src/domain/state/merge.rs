@@ -11,7 +11,8 @@ use crate::domain::ids::{ActorId, OrderId, Sku, StoreId};
 use crate::domain::motion::{merge_received, merge_sent, MotionKind, Received, Sent};
 use crate::domain::op::{ConsumeReason, Op, Payload};
 use crate::domain::order::{Order, OrderStatus};
-use crate::domain::till::CashMovement;
+use crate::domain::till::cash::{Opening, TakenSale};
+use crate::domain::till::{default_till, CashMovement};
 
 impl State {
     /// Merge one new (never seen) op. Total: never refuses.
@@ -142,13 +143,14 @@ impl State {
                     pricing: self.sale_pricing.remove(sale_id),
                 };
                 if *actor == store.actor() {
-                    self.cash.on_sale(
-                        store,
-                        *tender,
+                    let nets = record.net_lines();
+                    let taken = TakenSale {
+                        tender: *tender,
                         lines,
-                        &record.net_lines(),
-                        record.pricing.as_ref(),
-                    );
+                        nets: &nets,
+                        pricing: record.pricing.as_ref(),
+                    };
+                    self.cash.on_sale(store, sale_id, taken);
                 }
                 self.sales.insert(sale_id.clone(), record);
                 self.recheck_double_returns(sale_id);
@@ -310,9 +312,38 @@ impl State {
                 float_cents,
                 staff,
                 opened_ms,
-            } => self
-                .cash
-                .open(store, session, *float_cents, *opened_ms, staff),
+            } => self.cash.open(
+                store,
+                &default_till(),
+                session,
+                Opening {
+                    float_cents: *float_cents,
+                    opened_ms: *opened_ms,
+                    staff: staff.clone(),
+                },
+            ),
+            Payload::CashOpenTill {
+                store,
+                till,
+                session,
+                float_cents,
+                staff,
+                opened_ms,
+            } => self.cash.open(
+                store,
+                till,
+                session,
+                Opening {
+                    float_cents: *float_cents,
+                    opened_ms: *opened_ms,
+                    staff: staff.clone(),
+                },
+            ),
+            Payload::TakenAt { store, till, doc } => {
+                if *actor == store.actor() {
+                    self.cash.taken_at(doc.clone(), till);
+                }
+            }
             Payload::CashMove {
                 session,
                 kind,
@@ -444,6 +475,7 @@ impl State {
     fn count_return(&mut self, op: &Op) {
         let Payload::Return {
             store,
+            return_id,
             sale,
             lines,
             tender,
@@ -469,7 +501,7 @@ impl State {
                 (l.refund_cents, vat_bp)
             })
             .collect();
-        self.cash.on_return(store, *tender, &refunds);
+        self.cash.on_return(store, return_id, *tender, &refunds);
     }
 
     /// Return an order's units to its store, once. `actor` is the store (checked by authority).

@@ -1,16 +1,19 @@
-//! Cash sessions: a store's drawer opened with a float, cash in and out with a reason, closed
+//! Cash sessions: a till's drawer opened with a float, cash in and out with a reason, closed
 //! with a blind count; the X report (any time) and the Z report (at close) are derived here.
 //!
-//! Only the store itself authors its session ops, and a session counts only that store's own
-//! sales, returns and invoices applied while it is open. Every replica applies a store's ops
-//! in that store's seq order, so HQ attributes each sale to the same session as the store did:
-//! the reports are equal everywhere, and a crash loses nothing the op log holds.
+//! A store has one or more tills, each with its own drawer: at most one open session per
+//! (store, till). Only the store itself authors its session ops, and a session counts only
+//! that store's own sales, returns and invoices taken at its till while it is open (a
+//! `TakenAt` op names the till of a sale or return; none means `DEFAULT_TILL`, as every
+//! sale before tills existed). Every replica applies a store's ops in that store's seq order,
+//! so HQ attributes each sale to the same session as the store did: the reports are equal
+//! everywhere, and a crash loses nothing the op log holds.
 
 use super::pricing::SalePricing;
 use crate::domain::error::DomainError;
 use crate::domain::fiscal::record::vat_lines;
 use crate::domain::fiscal::VatLine;
-use crate::domain::ids::{CashSessionId, StoreId};
+use crate::domain::ids::{CashSessionId, ReturnId, SaleId, StoreId, TillId};
 use crate::domain::op::{SaleLine, Tender};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +22,21 @@ use std::collections::BTreeMap;
 pub const CASH_CENTS_MAX: i64 = 100_000_000;
 /// Longest movement reason.
 pub const REASON_LEN_MAX: usize = 200;
+/// The till of a session opened with `CashOpen` and of a sale or return without `TakenAt`:
+/// the one drawer every store had before it could have several.
+pub const DEFAULT_TILL: &str = "T1";
+
+/// `DEFAULT_TILL` as an id.
+pub fn default_till() -> TillId {
+    TillId::parse(DEFAULT_TILL).unwrap_or_else(|_| unreachable!("T1 is a valid till id"))
+}
+
+/// A document taken at a till: what a `TakenAt` op attributes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TillDoc {
+    Sale(SaleId),
+    Return(ReturnId),
+}
 
 /// Cash put into the drawer or taken out of it outside a sale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,11 +79,12 @@ pub struct SessionTotals {
     pub last_invoice: Option<String>,
 }
 
-/// One drawer session of a store.
+/// One drawer session of a store's till.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CashSession {
     pub id: CashSessionId,
     pub store: StoreId,
+    pub till: TillId,
     pub float_cents: i64,
     pub opened_ms: u64,
     pub opened_by: String,
@@ -115,6 +134,7 @@ impl CashSession {
         CashReport {
             id: self.id.clone(),
             store: self.store.clone(),
+            till: self.till.clone(),
             opened_ms: self.opened_ms,
             closed_ms: self.closed.as_ref().map(|c| c.closed_ms),
             float_cents: self.float_cents,
@@ -148,6 +168,7 @@ impl CashSession {
 pub struct CashReport {
     pub id: CashSessionId,
     pub store: StoreId,
+    pub till: TillId,
     pub opened_ms: u64,
     pub closed_ms: Option<u64>,
     pub float_cents: i64,
@@ -174,17 +195,35 @@ impl CashReport {
     }
 }
 
-/// Every store's sessions and which one is open.
+/// Every store's sessions, which one is open at each till, and where documents were taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CashBook {
     pub sessions: BTreeMap<CashSessionId, CashSession>,
-    open: BTreeMap<StoreId, CashSessionId>,
+    open: BTreeMap<(StoreId, TillId), CashSessionId>,
+    /// Tills named by `TakenAt` for documents not applied yet (the op precedes its document).
+    taken_at: BTreeMap<TillDoc, TillId>,
+    /// The session the store's latest sale or return was counted in: its invoice follows it
+    /// in the same transaction, so it is counted there too.
+    last_doc: BTreeMap<StoreId, CashSessionId>,
 }
 
 impl CashBook {
-    /// The store's open session, if any.
-    pub fn current(&self, store: &StoreId) -> Option<&CashSession> {
-        self.open.get(store).and_then(|id| self.sessions.get(id))
+    /// The till's open session, if any.
+    pub fn current(&self, store: &StoreId, till: &TillId) -> Option<&CashSession> {
+        self.open
+            .get(&(store.clone(), till.clone()))
+            .and_then(|id| self.sessions.get(id))
+    }
+
+    /// Every open session of the store, by till.
+    pub fn open_of_store<'a>(
+        &'a self,
+        store: &'a StoreId,
+    ) -> impl Iterator<Item = &'a CashSession> + 'a {
+        self.open
+            .iter()
+            .filter(move |((s, _), _)| s == store)
+            .filter_map(|(_, id)| self.sessions.get(id))
     }
 
     /// The store's sessions, oldest first.
@@ -198,19 +237,14 @@ impl CashBook {
         v.into_iter()
     }
 
-    fn current_mut(&mut self, store: &StoreId) -> Option<&mut CashSession> {
-        let id = self.open.get(store)?;
-        self.sessions.get_mut(id)
+    /// Whether `id` is the open session of its till at `store`.
+    pub fn is_open(&self, store: &StoreId, id: &CashSessionId) -> bool {
+        self.sessions.get(id).is_some_and(|s| {
+            &s.store == store && self.open.get(&(store.clone(), s.till.clone())) == Some(id)
+        })
     }
 
-    pub fn open(
-        &mut self,
-        store: &StoreId,
-        id: &CashSessionId,
-        float_cents: i64,
-        opened_ms: u64,
-        staff: &str,
-    ) {
+    pub fn open(&mut self, store: &StoreId, till: &TillId, id: &CashSessionId, opening: Opening) {
         if self.sessions.contains_key(id) {
             return;
         }
@@ -219,15 +253,16 @@ impl CashBook {
             CashSession {
                 id: id.clone(),
                 store: store.clone(),
-                float_cents,
-                opened_ms,
-                opened_by: staff.to_string(),
+                till: till.clone(),
+                float_cents: opening.float_cents,
+                opened_ms: opening.opened_ms,
+                opened_by: opening.staff,
                 movements: Vec::new(),
                 totals: SessionTotals::default(),
                 closed: None,
             },
         );
-        self.open.insert(store.clone(), id.clone());
+        self.open.insert((store.clone(), till.clone()), id.clone());
     }
 
     pub fn movement(&mut self, id: &CashSessionId, movement: CashMovement) {
@@ -244,45 +279,70 @@ impl CashBook {
         closed_ms: u64,
         staff: &str,
     ) {
-        if let Some(s) = self.sessions.get_mut(id) {
-            let expected_cents = s.expected_cents();
-            s.closed.get_or_insert(CashClosed {
-                counted_cents,
-                expected_cents,
-                closed_ms,
-                staff: staff.to_string(),
-            });
-        }
-        if self.open.get(store) == Some(id) {
-            self.open.remove(store);
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let expected_cents = s.expected_cents();
+        s.closed.get_or_insert(CashClosed {
+            counted_cents,
+            expected_cents,
+            closed_ms,
+            staff: staff.to_string(),
+        });
+        let key = (store.clone(), s.till.clone());
+        if self.open.get(&key) == Some(id) {
+            self.open.remove(&key);
         }
     }
 
-    /// A sale of the store itself: counted in its open session, if any.
-    pub fn on_sale(
-        &mut self,
-        store: &StoreId,
-        tender: Tender,
-        lines: &[SaleLine],
-        nets: &[i64],
-        pricing: Option<&SalePricing>,
-    ) {
-        let Some(s) = self.current_mut(store) else {
+    /// A `TakenAt` op: `doc`, applied next, was taken at `till`.
+    pub fn taken_at(&mut self, doc: TillDoc, till: &TillId) {
+        self.taken_at.insert(doc, till.clone());
+    }
+
+    /// The open session at the till `doc` was taken at; remembered for its invoice.
+    fn session_for(&mut self, store: &StoreId, doc: TillDoc) -> Option<&mut CashSession> {
+        let till = self.taken_at.remove(&doc).unwrap_or_else(default_till);
+        match self.open.get(&(store.clone(), till)) {
+            Some(id) => {
+                self.last_doc.insert(store.clone(), id.clone());
+                self.sessions.get_mut(id)
+            }
+            None => {
+                self.last_doc.remove(store);
+                None
+            }
+        }
+    }
+
+    /// A sale of the store itself: counted in the open session of its till, if any.
+    pub fn on_sale(&mut self, store: &StoreId, sale: &SaleId, taken: TakenSale<'_>) {
+        let Some(s) = self.session_for(store, TillDoc::Sale(sale.clone())) else {
             return;
         };
         let t = &mut s.totals;
         t.sales += 1;
-        *t.sales_by_tender.entry(tender).or_insert(0) += nets.iter().sum::<i64>();
-        t.discounts_cents += pricing.map_or(0, SalePricing::discount_cents);
+        *t.sales_by_tender.entry(taken.tender).or_insert(0) += taken.nets.iter().sum::<i64>();
+        t.discounts_cents += taken.pricing.map_or(0, SalePricing::discount_cents);
         add_vat(
             &mut t.vat,
-            lines.iter().zip(nets).map(|(l, n)| (*n, l.vat_bp)),
+            taken
+                .lines
+                .iter()
+                .zip(taken.nets)
+                .map(|(l, n)| (*n, l.vat_bp)),
         );
     }
 
     /// A return taken by the store itself: `refunds` are `(cents, vat_bp)` per line.
-    pub fn on_return(&mut self, store: &StoreId, tender: Tender, refunds: &[(i64, u32)]) {
-        let Some(s) = self.current_mut(store) else {
+    pub fn on_return(
+        &mut self,
+        store: &StoreId,
+        id: &ReturnId,
+        tender: Tender,
+        refunds: &[(i64, u32)],
+    ) {
+        let Some(s) = self.session_for(store, TillDoc::Return(id.clone())) else {
             return;
         };
         let t = &mut s.totals;
@@ -291,9 +351,14 @@ impl CashBook {
         add_vat(&mut t.vat, refunds.iter().map(|(c, bp)| (-c, *bp)));
     }
 
-    /// An invoice of the store itself: the session's first and last numbers.
+    /// An invoice of the store itself: the first and last numbers of the session its sale or
+    /// return was counted in.
     pub fn on_invoice(&mut self, store: &StoreId, numserie: String) {
-        let Some(s) = self.current_mut(store) else {
+        let Some(s) = self
+            .last_doc
+            .get(store)
+            .and_then(|id| self.sessions.get_mut(id))
+        else {
             return;
         };
         let t = &mut s.totals;
@@ -302,6 +367,24 @@ impl CashBook {
         }
         t.last_invoice = Some(numserie);
     }
+}
+
+/// How a session was opened.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub float_cents: i64,
+    pub opened_ms: u64,
+    pub staff: String,
+}
+
+/// A sale as a session counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct TakenSale<'a> {
+    pub tender: Tender,
+    pub lines: &'a [SaleLine],
+    /// Each line's net after its discounts.
+    pub nets: &'a [i64],
+    pub pricing: Option<&'a SalePricing>,
 }
 
 /// VAT of one document, computed as its invoice does, added per rate.
@@ -317,10 +400,11 @@ fn add_vat(vat: &mut BTreeMap<u32, (i64, i64)>, gross: impl Iterator<Item = (i64
 pub fn check_open(
     book: &CashBook,
     store: &StoreId,
+    till: &TillId,
     id: &CashSessionId,
     float_cents: i64,
 ) -> Result<(), DomainError> {
-    if let Some(open) = book.current(store) {
+    if let Some(open) = book.current(store, till) {
         return Err(DomainError::CashSessionOpen(open.id.clone()));
     }
     if book.sessions.contains_key(id) {
@@ -332,15 +416,16 @@ pub fn check_open(
     cents("float_cents", float_cents, 0)
 }
 
-/// A movement or a close must name the store's open session.
+/// A movement or a close must name an open session of the store.
 pub fn check_current(
     book: &CashBook,
     store: &StoreId,
     id: &CashSessionId,
 ) -> Result<(), DomainError> {
-    match book.current(store) {
-        Some(s) if &s.id == id => Ok(()),
-        _ => Err(DomainError::NoCashSession),
+    if book.is_open(store, id) {
+        Ok(())
+    } else {
+        Err(DomainError::NoCashSession)
     }
 }
 

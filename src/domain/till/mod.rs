@@ -8,8 +8,13 @@ pub mod promotion;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tills_tests;
 
-pub use cash::{CashBook, CashMoveKind, CashMovement, CashReport, CashSession};
+pub use cash::{
+    default_till, CashBook, CashMoveKind, CashMovement, CashReport, CashSession, TillDoc,
+    DEFAULT_TILL,
+};
 pub use pricing::{price, LineDiscount, SalePricing, TillLine};
 pub use promotion::{Promotion, PromotionError, PromotionKind, Promotions};
 
@@ -52,7 +57,14 @@ pub fn check(state: &State, payload: &Payload) -> Result<(), DomainError> {
             session,
             float_cents,
             ..
-        } => cash::check_open(&state.cash, store, session, *float_cents),
+        } => cash::check_open(&state.cash, store, &default_till(), session, *float_cents),
+        Payload::CashOpenTill {
+            store,
+            till,
+            session,
+            float_cents,
+            ..
+        } => cash::check_open(&state.cash, store, till, session, *float_cents),
         Payload::CashMove {
             store,
             session,

@@ -20,7 +20,7 @@ const EANS: [&str; 4] = [
     "5901234123457",
 ];
 
-fn sku(i: usize) -> Sku {
+pub(super) fn sku(i: usize) -> Sku {
     Sku::parse(SKUS[i % SKUS.len()]).unwrap()
 }
 
@@ -277,7 +277,7 @@ proptest! {
 }
 
 /// A store with the catalog and stock, and HQ holding the same ops.
-fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
+pub(super) fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
     let mut log = Vec::new();
     let mut hq = Replica::new(ActorId::hq());
     let store = StoreId::parse("madrid-centro").unwrap();
@@ -309,7 +309,7 @@ fn store_and_hq() -> (Replica, Replica, StoreId, Vec<Op>) {
     (st, hq, store, log)
 }
 
-fn session(id: &str) -> CashSessionId {
+pub(super) fn session(id: &str) -> CashSessionId {
     CashSessionId::parse(id).unwrap()
 }
 
@@ -456,7 +456,40 @@ fn a_session_counts_its_sales_returns_and_movements_and_hq_reports_the_same() {
 }
 
 /// Issue a local op at the store and keep it, as the store's op log would.
-fn issue(st: &mut Replica, log: &mut Vec<Op>, now_ms: u64, payload: Payload) {
+pub(super) fn issue(st: &mut Replica, log: &mut Vec<Op>, now_ms: u64, payload: Payload) {
     let (op, _) = st.prepare(now_ms, payload).unwrap();
     log.push(op);
+}
+
+#[test]
+fn a_discounted_sale_applied_at_another_store_shows_what_was_paid() {
+    let (mut st, _, store, mut log) = store_and_hq();
+    let lines = [line(0, 2, 1_000, 0)];
+    let pricing = price(&Promotions::default(), 1_500, &lines, 1_000);
+    let sale = SaleId::parse("S-H").unwrap();
+    let priced = Payload::SalePriced {
+        store: store.clone(),
+        sale_id: sale.clone(),
+        pricing,
+    };
+    issue(&mut st, &mut log, 12, priced);
+    let sold = Payload::Sale {
+        store: store.clone(),
+        sale_id: sale.clone(),
+        lines: sale_lines(&lines),
+        tender: Tender::Card,
+        customer: Some(CustomerId::parse("C-1").unwrap()),
+    };
+    issue(&mut st, &mut log, 12, sold);
+    // Another store gets the sale as purchase history with its pricing (`sync::route`).
+    let mut other = Replica::new(StoreId::parse("sevilla-nervion").unwrap().actor());
+    for op in &log {
+        other.apply(op).unwrap();
+    }
+    assert_eq!(st.state().sales[&sale].total_cents(), 1_800);
+    assert_eq!(
+        other.state().sales[&sale].total_cents(),
+        1_800,
+        "not the list 20.00"
+    );
 }

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod page;
+mod promotions;
 mod views;
 
 use crate::domain::conflict;
@@ -49,16 +50,20 @@ pub enum View {
     Inbox,
     Webhooks,
     Fiscal,
+    Cash,
+    Promotions,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 8] = [
         View::Stores,
         View::Stock,
         View::Orders,
         View::Inbox,
         View::Webhooks,
         View::Fiscal,
+        View::Cash,
+        View::Promotions,
     ];
 
     /// The path under `/console/`.
@@ -70,6 +75,8 @@ impl View {
             View::Inbox => "inbox",
             View::Webhooks => "webhooks",
             View::Fiscal => "fiscal",
+            View::Cash => "cash",
+            View::Promotions => "promotions",
         }
     }
 
@@ -81,6 +88,8 @@ impl View {
             View::Inbox => "view.inbox",
             View::Webhooks => "view.webhooks",
             View::Fiscal => "view.fiscal",
+            View::Cash => "view.cash",
+            View::Promotions => "view.promotions",
         }
     }
 
@@ -105,6 +114,8 @@ pub fn router() -> Router<HqState> {
         .route("/console/events", get(events))
         .route("/console/inbox/items", get(inbox_items))
         .route("/console/inbox/{id}/resolve", post(resolve))
+        .route("/console/promotions/new", post(promotions::create))
+        .route("/console/promotions/{id}/end", post(promotions::end))
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
         .route("/console/{view}", get(show))
@@ -169,6 +180,8 @@ async fn show(
         View::Inbox => views::inbox(&state, lang, &who, &q),
         View::Webhooks => views::webhooks(&state, lang, now).await,
         View::Fiscal => Ok(views::fiscal(&state, lang)),
+        View::Cash => views::cash::cash(&state, lang, &q, now),
+        View::Promotions => Ok(views::promotions::promotions(&state, lang, &who, now)),
     };
     let (status, body) = match rendered {
         Ok(body) => (StatusCode::OK, body),

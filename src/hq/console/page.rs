@@ -102,6 +102,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("view.inbox", "Incidencias", "Inbox"),
     ("view.webhooks", "Webhooks", "Webhooks"),
     ("view.fiscal", "VERI*FACTU", "VERI*FACTU"),
+    ("view.cash", "Cajas", "Cash"),
+    ("view.promotions", "Promociones", "Promotions"),
     ("store", "Tienda", "Store"),
     ("all", "Todas", "All"),
     ("filter", "Filtrar", "Filter"),

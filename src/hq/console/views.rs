@@ -15,7 +15,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+pub mod cash;
 mod inbox;
+pub mod promotions;
 pub use inbox::{inbox, inbox_items};
 
 /// Orders listed at most (newest first).

@@ -161,7 +161,16 @@
     const err = $("#login-error");
     err.hidden = true;
     try {
-      S.me = await api("POST", "/session", { staff, pin });
+      // The device remembers its till (DESIGN.md §18); a till the store no longer has is forgotten.
+      const till = localStorage.getItem("sn.till");
+      try {
+        S.me = await api("POST", "/session", till ? { staff, pin, till } : { staff, pin });
+      } catch (e) {
+        if (!(till && e.body && e.body.error === "unknown_till")) throw e;
+        localStorage.removeItem("sn.till");
+        S.me = await api("POST", "/session", { staff, pin });
+      }
+      if (S.me.till) localStorage.setItem("sn.till", S.me.till);
       $("#login-pin").value = "";
       beep(true);
       enterShell();
@@ -178,7 +187,7 @@
   function enterShell() {
     $("#login").hidden = true;
     $("#shell").hidden = false;
-    $("#store-name").textContent = S.me.store;
+    $("#store-name").textContent = S.me.store + (S.me.tills && S.me.tills.length > 1 ? " · " + S.me.till : "");
     $("#who").innerHTML = '<span class="who-name">' + esc(S.me.name || S.me.staff) + '</span><span class="role role-' + S.me.role + '">' + esc(t("role." + S.me.role)) + "</span>";
     connectEvents();
     refreshStatus();

@@ -9,6 +9,11 @@
     "nav.till": "Caja",
     "scan.ph.till": "Escanee un artículo para añadirlo al ticket",
     "till.title": "Caja",
+    "till.at": "Caja {till}",
+    "till.switch": "Cambiar a la caja",
+    "till.tills": "Cajas de la tienda",
+    "till.till_open": "{till}: abierta desde {when}, esperado {expected}",
+    "till.till_closed": "{till}: cerrada",
     "till.closed": "La caja está cerrada. Ábrala con el fondo inicial para cobrar en efectivo.",
     "till.float": "Fondo inicial (€)",
     "till.open": "Abrir caja",
@@ -21,6 +26,8 @@
     "till.amount": "Importe (€)",
     "till.reason": "Motivo",
     "till.x": "Informe X",
+    "till.x_print": "Imprimir informe X",
+    "till.x_printed": "Informe X enviado a la impresora",
     "till.counted": "Efectivo contado (€)",
     "till.close": "Cerrar caja (Z)",
     "till.ticket": "Ticket",
@@ -56,6 +63,7 @@
     "till.r.difference": "Diferencia",
     "err.no_cash_session": "No hay caja abierta: ábrala para cobrar en efectivo",
     "err.session_open": "Ya hay una caja abierta",
+    "err.unknown_till": "Esta tienda no tiene esa caja",
     "err.invalid_discount": "El descuento debe estar entre 0 y 100 %",
     "err.invalid_reason": "Indique el motivo del movimiento",
     "err.manager_required": "Hace falta la autorización de un encargado",
@@ -64,6 +72,11 @@
     "nav.till": "Till",
     "scan.ph.till": "Scan an item to add it to the ticket",
     "till.title": "Till",
+    "till.at": "Till {till}",
+    "till.switch": "Move to till",
+    "till.tills": "The store's tills",
+    "till.till_open": "{till}: open since {when}, expected {expected}",
+    "till.till_closed": "{till}: closed",
     "till.closed": "The drawer is closed. Open it with a float to take cash.",
     "till.float": "Float (€)",
     "till.open": "Open drawer",
@@ -76,6 +89,8 @@
     "till.amount": "Amount (€)",
     "till.reason": "Reason",
     "till.x": "X report",
+    "till.x_print": "Print X report",
+    "till.x_printed": "X report sent to the printer",
     "till.counted": "Cash counted (€)",
     "till.close": "Close drawer (Z)",
     "till.ticket": "Ticket",
@@ -111,6 +126,7 @@
     "till.r.difference": "Difference",
     "err.no_cash_session": "No drawer is open: open it to take cash",
     "err.session_open": "A drawer is already open",
+    "err.unknown_till": "This store has no such till",
     "err.invalid_discount": "A discount must be 0 to 100 %",
     "err.invalid_reason": "Give the movement a reason",
     "err.manager_required": "A manager's approval is needed",
@@ -119,15 +135,15 @@
   window.SN_SCREENS = window.SN_SCREENS || {};
   window.SN_SCREENS.till = function (sn) {
     const { S, t, esc, money, api, flash, beep, errorText, render } = sn;
-    const T = (S.till = { lines: [], ticketPct: 0, session: null, promos: [], parked: [], report: null, approval: null, last: null });
+    const T = (S.till = { lines: [], ticketPct: 0, session: null, tills: [], promos: [], parked: [], report: null, approval: null, last: null });
     const cents = (v) => Math.round(parseFloat(String(v || "0").replace(",", ".")) * 100);
     const when = (ms) => new Date(ms).toLocaleString(S.lang === "es" ? "es-ES" : "en-GB", { dateStyle: "short", timeStyle: "short" });
     const input = (sel) => document.querySelector(sel);
 
     async function load() {
       try {
-        const [cur, promos, parked] = await Promise.all([api("GET", "/cash/sessions/current"), api("GET", "/promotions"), api("GET", "/sales/parked")]);
-        T.session = cur.session; T.promos = promos; T.parked = parked;
+        const [cur, promos, parked, tills] = await Promise.all([api("GET", "/cash/sessions/current"), api("GET", "/promotions"), api("GET", "/sales/parked"), api("GET", "/cash/tills")]);
+        T.session = cur.session; T.promos = promos; T.parked = parked; T.tills = tills;
       } catch (e) { flash("error", errorText(e)); }
       render();
     }
@@ -176,7 +192,7 @@
       if (r.first_invoice) rows += '<tr><td colspan="2" class="muted">' + esc(t("till.r.invoices", { first: r.first_invoice, last: r.last_invoice })) + "</td></tr>";
       rows += row(t("till.r.expected"), r.expected_cents);
       if (r.counted_cents !== null && r.counted_cents !== undefined) rows += row(t("till.r.counted"), r.counted_cents) + row(t("till.r.difference"), r.difference_cents);
-      return '<div class="card" data-report="' + kind + '"><h2 class="section">' + esc(t("till.report", { kind })) + '</h2><table class="cart"><tbody>' + rows + "</tbody></table></div>";
+      return '<div class="card" data-report="' + kind + '"><h2 class="section">' + esc(t("till.report", { kind }) + (S.me && S.me.tills && S.me.tills.length > 1 ? " · " + r.till : "")) + '</h2><table class="cart"><tbody>' + rows + "</tbody></table></div>";
     }
     function drawerHtml() {
       const s = T.session;
@@ -189,7 +205,8 @@
         '<span class="grow"></span><span class="muted">' + esc(t("till.expected")) + ' <strong data-expected>' + money(s.expected_cents) + "</strong></span></div>" +
         '<div class="till-row"><input id="till-move-cents" inputmode="decimal" placeholder="' + esc(t("till.amount")) + '"><input id="till-move-reason" placeholder="' + esc(t("till.reason")) + '">' +
         '<button class="btn btn-primary" data-till="in">' + esc(t("till.move_in")) + '</button><button class="btn btn-primary" data-till="out">' + esc(t("till.move_out")) + "</button>" +
-        '<button class="btn btn-primary" data-till="x">' + esc(t("till.x")) + "</button></div>" +
+        '<button class="btn btn-primary" data-till="x">' + esc(t("till.x")) + "</button>" +
+        '<button class="btn btn-primary" data-till="xprint">' + esc(t("till.x_print")) + "</button></div>" +
         '<div class="till-row"><input id="till-counted" inputmode="decimal" placeholder="' + esc(t("till.counted")) + '"><button class="btn btn-success" data-till="close">' + esc(t("till.close")) + "</button></div></div>";
     }
     function ticketHtml() {
@@ -217,8 +234,23 @@
       return '<div class="card" data-parked><h2 class="section">' + esc(t("till.parked")) + "</h2>" + T.parked.map((p) =>
         '<div class="till-row"><span class="grow">' + esc(p.label || p.id) + ' <span class="muted small">' + esc(when(p.parked_at)) + " · " + p.lines.length + '</span></span><button class="btn btn-primary" data-resume="' + esc(p.id) + '">' + esc(t("till.resume")) + "</button></div>").join("") + "</div>";
     }
+    // Several tills: this terminal's till in the title, a switch to another, and every
+    // drawer's state (a manager sees one left open at another till).
+    function tillsHtml() {
+      if (T.tills.length < 2) return "";
+      const items = T.tills.map((x) => {
+        const s = x.session;
+        const text = s ? t("till.till_open", { till: x.till, when: when(s.opened_at), expected: money(s.expected_cents) }) : t("till.till_closed", { till: x.till });
+        const mine = x.till === S.me.till;
+        return '<div class="till-row" data-till-row="' + esc(x.till) + '"><span class="grow">' + (mine ? "<strong>" + esc(text) + "</strong>" : esc(text)) +
+          (s && s.stale ? ' <span class="badge badge-warn">' + esc(t("till.stale_badge")) + "</span>" : "") + "</span>" +
+          (mine ? "" : '<button class="btn" data-switch-till="' + esc(x.till) + '">' + esc(t("till.switch") + " " + x.till) + "</button>") + "</div>";
+      }).join("");
+      return '<div class="card" data-tills><h2 class="section">' + esc(t("till.tills")) + "</h2>" + items + "</div>";
+    }
     function renderTill() {
-      return '<div class="screen-head"><h1>' + esc(t("till.title")) + "</h1></div>" + (T.report ? reportHtml(T.report.r, T.report.kind) : "") + drawerHtml() + ticketHtml() + parkedHtml();
+      const title = S.me && S.me.tills && S.me.tills.length > 1 ? t("till.at", { till: S.me.till }) : t("till.title");
+      return '<div class="screen-head"><h1 data-till-title>' + esc(title) + "</h1></div>" + (T.report ? reportHtml(T.report.r, T.report.kind) : "") + drawerHtml() + tillsHtml() + ticketHtml() + parkedHtml();
     }
     function bind(m) {
       m.querySelectorAll("[data-pct]").forEach((el) => el.addEventListener("change", () => { T.lines[+el.dataset.pct].discount_pct = parseFloat(el.value.replace(",", ".")) || 0; }));
@@ -240,11 +272,20 @@
         });
         return true;
       }
+      if (el.dataset.switchTill) {
+        api("PUT", "/session/till", { till: el.dataset.switchTill }).then((me) => {
+          S.me = Object.assign(S.me, me); localStorage.setItem("sn.till", me.till); T.report = null;
+          input("#store-name").textContent = me.store + " · " + me.till;
+          load();
+        }).catch((e) => flash("error", errorText(e)));
+        return true;
+      }
       const a = el.dataset.till;
       if (!a) return false;
       if (a === "open") post("/cash/sessions", { float_cents: cents(input("#till-float").value) });
       else if (a === "in" || a === "out") post("/cash/sessions/current/movements", { kind: a, cents: cents(input("#till-move-cents").value), reason: input("#till-move-reason").value });
       else if (a === "x") api("GET", "/cash/sessions/current/report").then((r) => { T.report = { r, kind: "X" }; render(); }).catch((e) => flash("error", errorText(e)));
+      else if (a === "xprint") post("/cash/sessions/current/report/print", undefined, (r) => { T.report = { r, kind: "X" }; flash("ok", t("till.x_printed")); });
       else if (a === "close") post("/cash/sessions/current/close", { counted_cents: cents(input("#till-counted").value) }, (r) => { T.report = { r, kind: "Z" }; });
       else if (a === "cash" || a === "card") charge(a);
       else if (a === "approve") { T.approval.staff = input("#till-mgr").value.trim(); T.approval.pin = input("#till-mgr-pin").value; charge(T.approval.tender); }
