@@ -6,8 +6,10 @@
 //!
 //! Figures: HQ ingest ops/s against the offered load, store -> HQ latency (from the store's
 //! submit to HQ's commit), equal digests at the end, and the same-run baseline: raw inserts
-//! of the same op rows into PostgreSQL with HQ's average group size. One HQ process only:
-//! several processes and failover are not built, so no failover time is measured.
+//! of the same op rows into PostgreSQL with HQ's average group size. Then HQ's own ops:
+//! orders placed back to back by `--hq` HQ nodes on the log at once (HQ's seq under the row
+//! lock on `hq_actor`). One node syncs: another taking over its stores is not built, so no
+//! failover time is measured.
 
 use super::chain::wait_for;
 use super::mosquitto::Mosquitto;
@@ -16,8 +18,11 @@ use super::report::{percentile, Report};
 use super::scratch::Scratch;
 use super::workload::{ean, sku};
 use super::Options;
+use crate::domain::op::OrderLine;
 use crate::domain::op::{ReceiveReason, SaleLine, Tender};
 use crate::domain::{ActorId, OpId, Payload, SaleId, StoreId};
+use crate::domain::{CustomerId, OrderId};
+use crate::store::pg::tail::Tail;
 use crate::store::{pg, Node, NodeEvent};
 use crate::sync::{spawn_hq_sync, spawn_store_sync, HqSyncConfig, StoreSyncConfig};
 use std::collections::HashMap;
@@ -106,8 +111,8 @@ fn digests_equal(hq: &Node, stores: &[(StoreId, Node)]) -> usize {
 
 pub async fn run(opts: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
-        opts.hq <= 1,
-        "--hq {}: several HQ processes sharing one database are not built yet (issue 16); use --hq 1",
+        (1..=2).contains(&opts.hq),
+        "--hq {}: 1 or 2 (the second takes orders only: one HQ process syncs, issue 16)",
         opts.hq
     );
     let n = if opts.stores == 0 { 200 } else { opts.stores };
@@ -235,6 +240,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         .max(1);
     let batch = (total as u64).div_ceil(groups).max(1) as usize;
     let baseline = raw_inserts(&postgres, &stores, ops_per_store, batch).await?;
+    let orders = hq_orders(&hq, opts.hq, &postgres.url(), &scratch, &ids[0]).await?;
 
     shutdown.send_replace(true);
     hq_sync.join().await;
@@ -244,7 +250,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
 
     let mut report = Report::new("chain", "HQ ingest ops/s");
     report.figure("stores", n as u64, "");
-    report.figure("hq_processes", 1u64, "");
+    report.figure("hq_processes", opts.hq as u64, "");
     report.figure("ops", total as u64, "");
     report.figure("offered_ops_per_s", n as f64 * rate_per_store, "ops/s");
     report.figure("offered_s", offered_s, "s");
@@ -261,7 +267,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("hq_ops_per_group", batch as u64, "");
     report.figure("raw_pg_insert_rows_per_s", baseline, "rows/s");
     report.figure("digests_equal", equal as u64, "stores");
-    report.note("failover: not measured; several HQ processes are not built (issue 16)");
+    report.figure("hq_orders_per_s", orders.per_s, "orders/s");
+    report.figure("hq_order_p99_ms", orders.p99_ms, "ms");
+    report.figure("hq_replicas_equal", u64::from(orders.equal), "");
+    report.note(format!(
+        "HQ's own ops: {HQ_ORDERS} orders placed back to back by each of {} HQ node(s) on the \
+         log (each its own file, journal connection and tail), numbered under the row lock on \
+         hq_actor",
+        opts.hq
+    ));
+    report.note("failover: not measured; one HQ process syncs, another taking over its stores is not built (issue 16)");
     if let Err(e) = converged {
         report.note(format!("digests did not all converge: {e}"));
     }
@@ -305,4 +320,92 @@ async fn raw_inserts(
         tx.commit().await?;
     }
     Ok(ops.len() as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Orders each HQ node places in the `hq_orders` phase.
+const HQ_ORDERS: usize = 200;
+
+/// What the HQ orders phase measured.
+struct Orders {
+    per_s: f64,
+    p99_ms: f64,
+    /// Both HQ replicas equal once each caught up with the log.
+    equal: bool,
+}
+
+/// HQ's own ops through `begin_own`: `HQ_ORDERS` orders of one unit at `store`, placed one
+/// after the other by each of `k` HQ nodes at once (the second opened like another process:
+/// its own SQLite file, journal connection and tail), then both caught up and compared.
+async fn hq_orders(
+    first: &Node,
+    k: usize,
+    url: &str,
+    scratch: &Scratch,
+    store: &StoreId,
+) -> anyhow::Result<Orders> {
+    let from = Tail::start_position(url).await?;
+    let mut nodes = vec![(first.clone(), Tail::new(first.clone(), url, from)?)];
+    if k > 1 {
+        let from = Tail::start_position(url).await?;
+        let (second, _) = pg::open_node(
+            &scratch.file("hq2.db"),
+            ActorId::hq(),
+            url,
+            Some(Duration::from_secs(10)),
+        )
+        .await?;
+        nodes.push((second.clone(), Tail::new(second, url, from)?));
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (node, _)) in nodes.iter().enumerate() {
+        let (node, store) = (node.clone(), store.clone());
+        tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(HQ_ORDERS);
+            for j in 0..HQ_ORDERS {
+                let order = Payload::OrderPlace {
+                    order_id: OrderId::parse(&format!("O-bench-{i}-{j}"))?,
+                    store: store.clone(),
+                    customer: CustomerId::parse(&format!("C-{i}-{j}"))?,
+                    lines: vec![OrderLine {
+                        sku: sku(j % SKUS),
+                        qty: 1,
+                    }],
+                    pickup_code: "BENCH1".to_string(),
+                    placed_at_ms: 1,
+                };
+                let t0 = Instant::now();
+                node.submit(vec![order]).await?;
+                lat.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            anyhow::Ok(lat)
+        });
+    }
+    let mut lat = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        lat.extend(joined??);
+    }
+    let per_s = lat.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    lat.sort_by(f64::total_cmp);
+    for (_, tail) in &nodes {
+        tail.catch_up().await?;
+    }
+    // Stores keep syncing meanwhile, so whole digests may differ for a moment: compare what
+    // the phase wrote, every order on every node and HQ's seq.
+    let placed = |n: &Node| {
+        n.read(|r| {
+            let ours = r.state().orders.keys();
+            let ours = ours
+                .filter(|id| id.as_str().starts_with("O-bench-"))
+                .count();
+            (ours, r.next_seq())
+        })
+    };
+    let want = placed(first);
+    let equal = want.0 == k * HQ_ORDERS && nodes.iter().all(|(n, _)| placed(n) == want);
+    Ok(Orders {
+        per_s,
+        p99_ms: percentile(&lat, 99.0),
+        equal,
+    })
 }
