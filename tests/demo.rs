@@ -263,7 +263,12 @@ async fn a_clean_start_logs_no_error_and_runs_signed_both_ways(api: &Api, dir: &
         counter("storenode_sync_batches_received_total") >= 1,
         "{metrics}"
     );
-    for reason in ["down_unsigned", "down_bad_signature"] {
+    for reason in [
+        "down_unsigned",
+        "down_bad_signature",
+        "reply_unsigned",
+        "reply_bad_signature",
+    ] {
         let series = format!("storenode_sync_batches_rejected_total{{reason=\"{reason}\"}}");
         assert_eq!(counter(&series), 0, "{metrics}");
     }

@@ -38,6 +38,10 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
         assert!(total.lost > 0 && total.duplicated > 0 && total.crashes > 0);
         assert!(total.partitions > 0 && total.refused_stock > 0 && total.reactions > 0);
         assert!(total.forged_rejected > 0 && total.forged_down_rejected > 0);
+        assert!(
+            total.forged_reply_rejected > 0,
+            "forged acks and replies were refused"
+        );
         assert!(total.returns_verified > 0 && total.returns_unverified > 0);
         assert!(total.double_returns > 0 && total.rights_granted > 0);
         assert!(

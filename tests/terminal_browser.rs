@@ -439,6 +439,11 @@ async fn an_associate_receives_a_transfer_by_its_qr_and_a_delivery_by_scans_in_a
             }
             page.wait_text(title).await;
             page.el(".arrival[data-arrival='S-1']").await;
+            // Each arrival names its products, not only skus.
+            page.wait_text("Café molido natural 250 g × 4").await;
+            if lang == "es" {
+                page.wait_text("Leche entera 1 L × 2").await;
+            }
             page.shot("receive-list").await;
             if lang == "es" {
                 page.scan("TR1:T-SEV1").await;
@@ -843,6 +848,26 @@ async fn a_manager_sends_a_transfer_by_scans_and_its_note_prints_in_a_real_brows
             log_in(&page, &base, lang, "9001", "4321").await;
             page.click("#nav-send").await;
             page.wait_text(title).await;
+            if lang == "es" {
+                // The ship-to-store units wait on this shelf until a manager dispatches them.
+                let badge = page
+                    .el("[data-wait='T-SHIP1'] .badge")
+                    .await
+                    .text()
+                    .await
+                    .unwrap();
+                assert_eq!(badge.to_lowercase(), order_note.to_lowercase());
+                page.wait_text("Café molido natural 250 g × 2").await;
+                page.shot("send-to-dispatch").await;
+                page.click("[data-ship='T-SHIP1']").await;
+                page.wait_text("Traspaso T-SHIP1 despachado").await;
+                wait_job(
+                    &f,
+                    "note of the dispatched ship-to-store transfer",
+                    |j| matches!(j, PrintJob::TransferNote { transfer, .. } if transfer == "T-SHIP1"),
+                )
+                .await;
+            }
             page.el("[data-out='T-SHIP1'] .badge").await;
             let badge = page
                 .el("[data-out='T-SHIP1'] .badge")
@@ -899,7 +924,7 @@ async fn a_manager_sends_a_transfer_by_scans_and_its_note_prints_in_a_real_brows
             .into_iter()
             .filter(|j| matches!(j, PrintJob::TransferNote { to, .. } if to == "sevilla-nervion"))
             .count();
-        assert!(notes >= 3, "two sends and a reprint: {notes}");
+        assert!(notes >= 4, "a dispatch, two sends and reprints: {notes}");
         let (sku3, in_transit) = f.node.read(|r| {
             let s = r.state();
             (

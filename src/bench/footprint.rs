@@ -5,6 +5,7 @@
 //! allocator): the headline ratio is how many times that floor a node costs.
 
 use super::alloc::live_bytes;
+use super::heap_parts;
 use super::proc::rss_bytes;
 use super::report::Report;
 use super::scratch::{db_bytes, Scratch};
@@ -31,7 +32,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         return seed_file(std::path::Path::new(&path), skus, orders).await;
     }
     let floor = rss_bytes().unwrap_or(0);
-    seed_in_child(&db, opts.quick)?;
+    let parts = seed_in_child(&db, opts.quick)?;
     let rss_before_open = rss_bytes().unwrap_or(0);
     let heap_before_open = live_bytes();
     let started = Instant::now();
@@ -39,6 +40,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let open_s = started.elapsed().as_secs_f64();
     let idle = rss_bytes().unwrap_or(0);
     let heap_idle = live_bytes().zip(heap_before_open).map(|(a, b)| a - b);
+    let (anon_idle, file_idle) = heap_parts::rss_anon_and_file_bytes().unwrap_or((0, 0));
+    let sqlite_idle = heap_parts::sqlite_bytes();
+    let (main_arena_idle, other_anon_idle) =
+        heap_parts::rss_heap_and_other_anon_bytes().unwrap_or((0, 0));
+    let malloc_idle = heap_parts::malloc_free_and_arena_bytes();
     let ops_seeded = node.query(Node::op_count).await?;
     let db_per_op = db_bytes(&db) as f64 / ops_seeded.max(1) as f64;
 
@@ -71,6 +77,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         Some(h) => report.figure("node_heap_idle_mib", h as f64 / MIB, "MiB"),
         None => report.figure("node_heap_idle_mib", "n/a", ""),
     }
+    report.figure("rss_idle_anon_mib", anon_idle as f64 / MIB, "MiB");
+    report.figure("rss_idle_file_mib", file_idle as f64 / MIB, "MiB");
+    report.figure(
+        "rss_idle_main_arena_mib",
+        main_arena_idle as f64 / MIB,
+        "MiB",
+    );
+    report.figure(
+        "rss_idle_other_anon_mib",
+        other_anon_idle as f64 / MIB,
+        "MiB",
+    );
+    report.figure("sqlite_heap_idle_mib", sqlite_idle as f64 / MIB, "MiB");
+    if let Some((free, arena)) = malloc_idle {
+        report.figure("malloc_free_idle_mib", free as f64 / MIB, "MiB");
+        report.figure("malloc_arena_idle_mib", arena as f64 / MIB, "MiB");
+    }
+    for (part, bytes) in &parts {
+        report.figure(&format!("heap_{part}_mib"), *bytes as f64 / MIB, "MiB");
+    }
     report.figure("open_replay_s", open_s, "s");
     report.figure(
         "load_ops_per_s",
@@ -89,6 +115,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.note(
         "under load = peak RSS sampled every 20 ms while 16 submitters run the mixed workload",
     );
+    report.note(
+        "heap_<part> = live heap of that part of State after a reopen, in the seeding child \
+         (cloned and counted); sqlite_heap = SQLite's own heap, outside the counting allocator",
+    );
     report.finish(idle as f64 / MIB, floor as f64 / MIB, opts.json);
     Ok(())
 }
@@ -97,27 +127,45 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
 /// never holds the seeding's memory.
 const SEED_ONLY_ENV: &str = "STORENODE_BENCH_SEED_ONLY";
 
-/// Build the seeded database at `path` (in the child process).
+/// Prefix of the child's stdout lines that carry the heap of one part of the state.
+const HEAP_PART_LINE: &str = "heap_part";
+
+/// Build the seeded database at `path` (in the child process), reopen it, and print the heap
+/// of each part of the replayed state.
 async fn seed_file(path: &std::path::Path, skus: usize, orders: usize) -> anyhow::Result<()> {
     let seed = seed_ops(skus, orders);
     let node = Node::open(path, store().actor())?;
     seed_node(&node, &seed).await?;
     node.checkpoint().await?;
+    tokio::task::spawn_blocking(move || node.close_blocking()).await??;
+    let node = Node::open(path, store().actor())?;
+    for (part, bytes) in node.read(|r| heap_parts::by_part(r.state())) {
+        println!("{HEAP_PART_LINE} {part} {bytes}");
+    }
     Ok(())
 }
 
-/// Run this binary again as `bench footprint` with `SEED_ONLY_ENV` set, and wait for it.
-fn seed_in_child(db: &std::path::Path, quick: bool) -> anyhow::Result<()> {
+/// Run this binary again as `bench footprint` with `SEED_ONLY_ENV` set, wait for it, and
+/// return the heap per part of the state it printed.
+fn seed_in_child(db: &std::path::Path, quick: bool) -> anyhow::Result<Vec<(String, i64)>> {
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["bench", "footprint"]).env(SEED_ONLY_ENV, db);
     if quick {
         cmd.arg("--quick");
     }
-    let out = cmd.stdout(std::process::Stdio::null()).output()?;
+    let out = cmd.output()?;
     anyhow::ensure!(
         out.status.success(),
         "seeding child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
+    let parts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == HEAP_PART_LINE).then_some(())?;
+            Some((words.next()?.to_string(), words.next()?.parse().ok()?))
+        })
+        .collect();
+    Ok(parts)
 }

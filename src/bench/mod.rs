@@ -12,6 +12,7 @@ mod chain_scale;
 mod crdt_peers;
 mod fanin;
 mod footprint;
+mod heap_parts;
 mod history;
 mod mosquitto;
 mod mqtt_raw;

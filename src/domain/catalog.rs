@@ -60,6 +60,11 @@ impl Catalog {
         self.products.get(sku).map(|r| &r.val)
     }
 
+    /// The product in force for `sku` and the marker of the write that set it.
+    pub fn get_with_marker(&self, sku: &Sku) -> Option<(&Product, &Marker)> {
+        self.products.get(sku).map(|r| (&r.val, &r.marker))
+    }
+
     pub fn by_ean(&self, ean: &Ean13) -> Option<&Product> {
         self.by_ean.get(ean).and_then(|sku| self.get(sku))
     }

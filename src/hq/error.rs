@@ -6,7 +6,6 @@ use crate::domain::DomainError;
 use crate::http_error::Api;
 pub use crate::http_error::ErrorCode;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
 
 /// The HQ API, as the marker of its errors.
 #[derive(Debug, Clone, Copy)]
@@ -81,15 +80,17 @@ impl From<DomainError> for ApiError {
                     .with("available", (*available).max(0))
             }
             DomainError::NoSingleSource(refusal) => {
-                let sources: Vec<Value> = refusal
+                let sources: Vec<serde_json::Value> = refusal
                     .sources
                     .iter()
                     .map(|(k, stores)| {
-                        let stores: Vec<Value> = stores
+                        let stores: Vec<serde_json::Value> = stores
                             .iter()
-                            .map(|(s, n)| json!({"store": s.as_str(), "hq_can_sell": n}))
+                            .map(
+                                |(s, n)| serde_json::json!({"store": s.as_str(), "hq_can_sell": n}),
+                            )
                             .collect();
-                        json!({"sku": k.as_str(), "stores": stores})
+                        serde_json::json!({"sku": k.as_str(), "stores": stores})
                     })
                     .collect();
                 ApiError::new(StatusCode::CONFLICT, "insufficient_stock", msg)

@@ -17,7 +17,8 @@ const DOWN_CONTEXT: &[u8] = b"storenode/v1/down-batch\0";
 /// can never pass as a down-batch or the other way round.
 const REPLY_CONTEXT: &[u8] = b"storenode/v1/hq-reply\0";
 
-/// Why a store refused a down-batch. Counted by reason; nothing in the batch is applied.
+/// Why a store refused a down-batch, an ack or a lookup reply that claims to come from HQ.
+/// Counted by reason; nothing in it is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownRejected {
     /// An unsigned down-batch reached a store that holds HQ's public key.
@@ -26,6 +27,13 @@ pub enum DownRejected {
     /// The signature is malformed, by another key, or for another store.
     #[error("down-batch on store {store}'s topic is not signed by HQ")]
     BadSignature { store: StoreId },
+    /// A bare ack or lookup reply from HQ reached a store that holds HQ's public key.
+    #[error("unsigned reply from HQ on store {store}'s topic")]
+    UnsignedReply { store: StoreId },
+    /// An ack or lookup reply whose signature is malformed, by another key, or for another
+    /// store (a genuine reply replayed on this store's topic).
+    #[error("reply on store {store}'s topic is not signed by HQ for it")]
+    BadReplySignature { store: StoreId },
 }
 
 impl DownRejected {
@@ -34,6 +42,8 @@ impl DownRejected {
         match self {
             DownRejected::Unsigned { .. } => "down_unsigned",
             DownRejected::BadSignature { .. } => "down_bad_signature",
+            DownRejected::UnsignedReply { .. } => "reply_unsigned",
+            DownRejected::BadReplySignature { .. } => "reply_bad_signature",
         }
     }
 }
@@ -129,7 +139,7 @@ impl HqPublicKey {
     }
 
     /// Check an ack or lookup reply that arrived for `store`, before it is decoded. Refusals
-    /// are counted under the same labels as down-batches: everything HQ sends is signed.
+    /// have labels of their own (`reply_unsigned`, `reply_bad_signature`).
     pub fn verify_reply(
         &self,
         store: &StoreId,
@@ -137,6 +147,11 @@ impl HqPublicKey {
         signature: Option<&[u8]>,
     ) -> Result<(), DownRejected> {
         self.check(REPLY_CONTEXT, store, message, signature)
+            .map_err(|e| match e {
+                DownRejected::Unsigned { store } => DownRejected::UnsignedReply { store },
+                DownRejected::BadSignature { store } => DownRejected::BadReplySignature { store },
+                other => other,
+            })
     }
 
     fn check(

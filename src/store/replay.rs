@@ -48,12 +48,12 @@ pub(super) fn replay_packed(
                 );
                 Ok((r, tail))
             });
-            (conn, replica)
+            (conn, replica, ArenaTrimmer::new())
         })
         .map_err(|e| StoreError::Thread(format!("cannot start the replay thread: {e}")))?
         .join()
         .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
-    let (conn, built) = replayed;
+    let (conn, built, trimmer) = replayed;
     let (built, tail) = built?;
     let started = Instant::now();
     let replica = built.clone();
@@ -62,12 +62,34 @@ pub(super) fn replay_packed(
         copied_ms = started.elapsed().as_millis() as u64,
         "replica moved out of the replay arena"
     );
+    drop(trimmer);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: see `mallopt` above.
     unsafe {
         libc::malloc_trim(0);
     }
     Ok((conn, replica, tail))
+}
+
+/// A buffer allocated on the replay thread and freed after the replay's replica, so glibc trims
+/// the replay's arena. Freeing the replica leaves most of its small chunks in the arena's
+/// fastbins; `malloc_trim` then merges them into the arena's top chunk, which it does not give
+/// back for a thread's arena (measured: 13.6 MiB stayed resident at 100k SKUs). Freeing a chunk
+/// of at least 64 KiB (glibc's `FASTBIN_CONSOLIDATION_THRESHOLD`) merges the fastbins and trims
+/// that arena's top down to the trim threshold. Below the 128 KiB mmap threshold, so it is
+/// carved from the arena rather than mapped.
+struct ArenaTrimmer {
+    _buffer: Vec<u8>,
+}
+
+impl ArenaTrimmer {
+    const BYTES: usize = 96 << 10;
+
+    fn new() -> ArenaTrimmer {
+        ArenaTrimmer {
+            _buffer: std::hint::black_box(vec![1u8; ArenaTrimmer::BYTES]),
+        }
+    }
 }
 
 /// Rebuild the replica: from the snapshot, if there is a usable one, then every op logged

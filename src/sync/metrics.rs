@@ -7,7 +7,7 @@ use crate::exposition::Scrape;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 15] = [
+pub const REJECT_REASONS: [&str; 17] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -26,6 +26,9 @@ pub const REJECT_REASONS: [&str; 15] = [
     // Down-batches a store refused (`crate::signing::DownRejected::reason`).
     "down_unsigned",
     "down_bad_signature",
+    // Acks and lookup replies a store refused (same type, their own labels).
+    "reply_unsigned",
+    "reply_bad_signature",
 ];
 
 /// Sync counters and gauges of one node.

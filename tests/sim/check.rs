@@ -71,6 +71,13 @@ impl World {
                 (hq_last + 1..=hq_last + 5_000).any(|seq| r.version().contains(&ActorId::hq(), seq))
             });
             assert!(!forged, "store {s} accepted a forged down-batch");
+            // No forged ack moved the store's mark of what HQ holds past what it issued.
+            let issued = self.nodes[s].backend.read(|r| r.next_seq()) - 1;
+            let acked = self.nodes[s].backend.store_cursors().hq_acked;
+            assert!(
+                acked <= issued,
+                "store {s} took a forged ack: {acked} > {issued}"
+            );
         }
         let mut stats = self.stats.clone();
         self.check_returns(&mut stats);
@@ -80,6 +87,11 @@ impl World {
             .store_metrics
             .iter()
             .map(|m| m.rejected("down_unsigned") + m.rejected("down_bad_signature"))
+            .sum();
+        stats.forged_reply_rejected = self
+            .store_metrics
+            .iter()
+            .map(|m| m.rejected("reply_unsigned") + m.rejected("reply_bad_signature"))
             .sum();
         Outcome { digests, stats }
     }

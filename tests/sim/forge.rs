@@ -1,5 +1,6 @@
 //! Faults of a broken or compromised store: an oversold sale committed past validation, and
-//! forged batches that HQ must refuse.
+//! forged batches, acks and lookup replies that HQ and the stores must refuse. Each forged
+//! message is marked, and `World::deliver` checks that its receiver refused and counted it.
 
 use super::net::{Msg, Proto};
 use super::{World, CHAIN};
@@ -7,7 +8,8 @@ use storenode::domain::op::Payload;
 use storenode::domain::Op;
 use storenode::signing::HqKey;
 use storenode::sync::topic::{TopicKind, Topics};
-use storenode::sync::wire::{self, DownBatch, Message, SignedDown, SignedUp, UpBatch};
+use storenode::sync::wire::lookup::LookupReply;
+use storenode::sync::wire::{self, Ack, DownBatch, Message, SignedDown, SignedUp, UpBatch};
 
 impl World {
     /// A broken store: it commits a sale of more units than it holds, skipping validation,
@@ -88,6 +90,7 @@ impl World {
                 link: from,
                 topic,
                 payload: wire::encode(&msg).expect("encode"),
+                forged: true,
             });
         }
     }
@@ -146,6 +149,55 @@ impl World {
                 link: s,
                 topic,
                 payload: wire::encode(&msg).expect("encode"),
+                forged: true,
+            });
+        }
+    }
+
+    /// Whoever can publish on store `s`'s topics tries to pass an ack or a lookup reply off as
+    /// HQ's: an ack claiming HQ holds ops the store never issued (taken, it would drop them
+    /// from the outbox unsent) or a reply handing the store a customer, as a bare message,
+    /// signed with a key that is not HQ's, or genuinely signed by HQ for another store and
+    /// replayed here. The store's protocol must refuse each one (`reply_*` labels).
+    pub fn forge_reply(&mut self, s: usize) {
+        let store = self.nodes[s].actor.store().expect("store");
+        let is_ack = self.rng.chance(50);
+        let (msg, kind) = if is_ack {
+            let claimed = self.nodes[s].backend.read(|r| r.next_seq()) + 1_000;
+            let ack = Ack {
+                from: storenode::domain::ActorId::hq(),
+                vv: [(store.actor(), claimed)].into_iter().collect(),
+                down_idx: 0,
+                resend: false,
+                reply: false,
+            };
+            (Message::Ack(ack), TopicKind::Ack)
+        } else {
+            let reply = LookupReply {
+                id: 1,
+                customers: vec![storenode::domain::CustomerId::parse("C-FORGED").expect("id")],
+            };
+            (Message::LookupReply(reply), TopicKind::Down)
+        };
+        let payload = match self.rng.below(3) {
+            0 => wire::encode(&msg),
+            1 => wire::encode_signed_reply(&HqKey::from_secret([7; 32]), &store, &msg),
+            _ => {
+                let other = if s + 1 < self.nodes.len() { s + 1 } else { 1 };
+                let other = self.nodes[other].actor.store().expect("store");
+                wire::encode_signed_reply(&self.hq_key, &other, &msg)
+            }
+        }
+        .expect("encode");
+        let topic = Topics::new(CHAIN).expect("chain").topic(&store, kind);
+        self.stats.forged_reply_sent += 1;
+        if self.link_ok(s) {
+            self.net.push(Msg {
+                to: s,
+                link: s,
+                topic,
+                payload,
+                forged: true,
             });
         }
     }

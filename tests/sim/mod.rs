@@ -4,7 +4,7 @@
 //! with signed up-batches, routing into per-store down-logs, acks, gap requests and
 //! retransmits), driven by one seeded scheduler through local actions (deliveries, transfers
 //! and ship-to-store orders among them), lossy and reordering links, partitions, crashes and
-//! forged batches. After healing (faults stop and every store
+//! forged batches, acks and lookup replies. After healing (faults stop and every store
 //! reconnects once, as after an outage), every store's shared digest must equal HQ's, and no
 //! (store, sku) may have sold or reserved more than it received. A failing seed is printed and
 //! replays exactly with `SIM_SEED=<n>`.
@@ -83,6 +83,9 @@ pub struct Stats {
     pub forged_rejected: u64,
     pub forged_down_sent: u64,
     pub forged_down_rejected: u64,
+    /// Forged acks and lookup replies sent to stores, and the ones they refused.
+    pub forged_reply_sent: u64,
+    pub forged_reply_rejected: u64,
     pub returns_verified: u64,
     pub returns_unverified: u64,
     pub double_returns: u64,
@@ -118,6 +121,8 @@ impl Stats {
         self.forged_rejected += o.forged_rejected;
         self.forged_down_sent += o.forged_down_sent;
         self.forged_down_rejected += o.forged_down_rejected;
+        self.forged_reply_sent += o.forged_reply_sent;
+        self.forged_reply_rejected += o.forged_reply_rejected;
         self.returns_verified += o.returns_verified;
         self.returns_unverified += o.returns_unverified;
         self.double_returns += o.double_returns;
@@ -339,6 +344,7 @@ impl World {
                 link: 0,
                 topic,
                 payload,
+                forged: false,
             });
         }
         self.drive(s);
@@ -419,10 +425,10 @@ impl World {
                     self.crash(who);
                 } else if self.rng.chance(10) {
                     let s = self.rng.range(1, nodes - 1) as usize;
-                    if self.rng.chance(50) {
-                        self.forge_batch(s);
-                    } else {
-                        self.forge_down(s);
+                    match self.rng.below(3) {
+                        0 => self.forge_batch(s),
+                        1 => self.forge_down(s),
+                        _ => self.forge_reply(s),
                     }
                 }
             }

@@ -34,6 +34,8 @@ pub struct Msg {
     pub link: usize,
     pub topic: String,
     pub payload: Vec<u8>,
+    /// Forged by `sim::forge`: the receiver must refuse it and count the refusal.
+    pub forged: bool,
 }
 
 impl World {
@@ -72,6 +74,7 @@ impl World {
             link,
             topic: p.topic.clone(),
             payload: p.payload.clone(),
+            forged: false,
         });
     }
 
@@ -89,11 +92,29 @@ impl World {
         }
         self.stats.delivered += 1;
         let now = self.now_ms;
+        let refused_before = self.refused(msg.to);
         match &mut self.nodes[msg.to].proto {
             Proto::Hq(p) => p.handle_message(now, &msg.topic, &msg.payload),
             Proto::Store(p) => p.handle_message(now, &msg.topic, &msg.payload),
         }
+        if msg.forged {
+            assert_eq!(
+                self.refused(msg.to),
+                refused_before + 1,
+                "node {} did not refuse a forged message on {}",
+                msg.to,
+                msg.topic
+            );
+        }
         self.drive(msg.to);
+    }
+
+    /// Messages node `who` refused so far, all reasons (its counters survive its crashes).
+    fn refused(&self, who: usize) -> u64 {
+        match who {
+            0 => self.hq_metrics.rejected_total(),
+            s => self.store_metrics[s - 1].rejected_total(),
+        }
     }
 
     /// Deliver a random message in flight whose link is up.

@@ -50,10 +50,7 @@ impl State {
                 price_cents,
                 vat_bp,
             } => {
-                let log = self.price_log.entry(sku.clone()).or_default();
-                let entry = (op.hlc, actor.clone(), *price_cents);
-                let at = log.partition_point(|e| (e.0, &e.1) < (entry.0, &entry.1));
-                log.insert(at, entry);
+                self.supersede_price(sku, (op.hlc, actor.clone(), *price_cents));
                 self.catalog.put(
                     Product {
                         sku: sku.clone(),

@@ -94,7 +94,7 @@ pub fn from_hq(
     store: &StoreId,
     hq: Option<&HqPublicKey>,
 ) -> Result<Message, DownRefused> {
-    let unsigned = || DownRejected::Unsigned {
+    let unsigned = || DownRejected::UnsignedReply {
         store: store.clone(),
     };
     match (msg, hq) {
@@ -117,7 +117,8 @@ pub fn from_hq(
     }
 }
 
-/// Why a store did not take a down-batch: not signed by HQ, or not decodable inside.
+/// Why a store did not take a down-batch, an ack or a lookup reply: not signed by HQ for it,
+/// or not decodable inside.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DownRefused {
     #[error(transparent)]

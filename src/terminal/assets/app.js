@@ -709,7 +709,7 @@
   function renderReceive() {
     const r = S.rcv;
     if (!r) {
-      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + (a.order ? " · " + esc(t("receive.for_order", { id: a.order })) : "") + (a.status === "awaiting_dispatch" ? ' · <span class="badge">' + esc(t("receive.not_dispatched")) + "</span>" : "") + '<div class="muted">' + a.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + "</div></button>").join("");
+      const rows = (S.arrivals || []).map((a) => '<button class="order-card arrival" data-arrival="' + esc(a.id) + '"><span><b>' + esc(a.id) + "</b> · " + esc(t("receive.kind." + a.kind)) + " · " + esc(a.from || a.reference || "") + (a.order ? " · " + esc(t("receive.for_order", { id: a.order })) : "") + (a.status === "awaiting_dispatch" ? ' · <span class="badge">' + esc(t("receive.not_dispatched")) + "</span>" : "") + '</span><span class="muted">' + a.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + "</span></button>").join("");
       return '<div class="screen-head"><h1>' + esc(t("receive.title")) + '</h1></div><div class="card"><p class="muted">' + esc(t("receive.help")) + "</p>" + (rows || "<p>" + esc(t("receive.none")) + "</p>") + "</div>";
     }
     const lines = r.m.lines.map((l) => {
@@ -786,11 +786,11 @@
     const waiting = (sd.waiting || []).map((m) => '<div class="outgoing" data-wait="' + esc(m.id) + '"><div><b class="order-id">' + esc(m.id) + "</b> → " + esc(m.to) + (m.order ? ' · <span class="badge">' + esc(t("send.for_order", { id: m.order })) + "</span>" : "") + '<div class="muted">' + lineText(m) + '</div></div><button class="btn btn-primary" data-ship="' + esc(m.id) + '">' + esc(t("send.dispatch_ship")) + "</button></div>").join("");
     const out = sd.outgoing.map((m) => '<div class="outgoing" data-out="' + esc(m.id) + '"><div><b class="order-id">' + esc(m.id) + "</b> → " + esc(m.to) + (m.order ? ' · <span class="badge">' + esc(t("send.for_order", { id: m.order })) + "</span>" : "") + '<div class="muted">' + m.lines.map((l) => esc(l.name || l.sku) + " × " + l.qty).join(", ") + '</div></div><button class="btn btn-ghost" data-note="' + esc(m.id) + '">' + esc(t("send.note")) + "</button></div>").join("");
     return head +
+      (waiting ? '<div class="card history"><h2 class="section">' + esc(t("send.to_dispatch")) + '</h2><p class="muted">' + esc(t("send.to_dispatch_help")) + "</p>" + waiting + "</div>" : "") +
       '<div class="return-grid"><div class="card"><h2 class="section">' + esc(t("send.to")) + "</h2>" + dests + '<p class="muted">' + esc(t("send.help")) + "</p>" + table + "</div>" +
       '<aside class="card summary"><div class="total"><span class="muted">' + esc(t("send.units")) + '</span><span class="total-val" data-units>' + units + "</span></div>" +
       '<div class="muted">' + esc(sd.to ? t("send.to_store", { to: sd.to }) : t("send.pick_dest")) + "</div>" +
       '<button id="send-dispatch" class="btn btn-primary btn-block btn-xl"' + (ready ? "" : " disabled") + ">" + esc(t("send.dispatch")) + "</button></aside></div>" +
-      (waiting ? '<div class="card history"><h2 class="section">' + esc(t("send.to_dispatch")) + '</h2><p class="muted">' + esc(t("send.to_dispatch_help")) + "</p>" + waiting + "</div>" : "") +
       '<div class="card history"><h2 class="section">' + esc(t("send.outgoing")) + "</h2>" + (out || '<p class="muted">' + esc(t("send.none_out")) + "</p>") + "</div>";
   }
 

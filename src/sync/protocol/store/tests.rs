@@ -298,17 +298,17 @@ fn a_store_holding_hqs_key_takes_only_acks_and_lookup_replies_hq_signed_for_it()
     });
     let other = StoreId::parse("sur").unwrap();
     for (topic, msg, reason) in [
-        (&ack_topic, wire::encode(&answer).unwrap(), "down_unsigned"),
-        (&down_topic, wire::encode(&reply).unwrap(), "down_unsigned"),
+        (&ack_topic, wire::encode(&answer).unwrap(), "reply_unsigned"),
+        (&down_topic, wire::encode(&reply).unwrap(), "reply_unsigned"),
         (
             &ack_topic,
             wire::encode_signed_reply(&forger, &store(), &answer).unwrap(),
-            "down_bad_signature",
+            "reply_bad_signature",
         ),
         (
             &down_topic,
             wire::encode_signed_reply(&hq, &other, &reply).unwrap(),
-            "down_bad_signature",
+            "reply_bad_signature",
         ),
     ] {
         let before = metrics.rejected(reason);
