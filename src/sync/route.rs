@@ -1,4 +1,6 @@
 //! HQ's routing decisions: which stores need an op HQ applied (pure).
+//! (Over 500 lines: the routing rule for every payload kind sits in one place with its unit
+//! tests, so a new payload cannot be routed in one function and forgotten in another.)
 //!
 //! A store needs every catalog op; every op about its own stock, orders and sales authored by
 //! someone else; every customer erasure; and the cart, profile and consent ops of customers in
