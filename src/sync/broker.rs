@@ -14,8 +14,12 @@ use thiserror::Error;
 /// Largest MQTT payload the embedded broker accepts: above `PAYLOAD_BYTES_MAX`, so that an
 /// oversized payload reaches the node and is refused (and counted) there.
 pub const BROKER_PAYLOAD_BYTES_MAX: usize = 4 * PAYLOAD_BYTES_MAX;
-/// How long `start_embedded_broker` waits for the port to accept.
-const START_TIMEOUT_MS: u64 = 5_000;
+/// How long `start_embedded_broker` waits for the port to accept (generous: a loaded machine
+/// can starve the broker's threads for seconds).
+const START_TIMEOUT_MS: u64 = 15_000;
+/// Fresh ports tried when the caller let us pick one: a reserved port can be taken by another
+/// process between the reservation and the broker's own bind.
+const PICKED_PORT_ATTEMPTS: u32 = 3;
 
 /// Why the embedded broker did not start.
 #[derive(Debug, Error)]
@@ -62,15 +66,34 @@ fn config(addr: SocketAddr) -> Config {
 
 /// Start a broker on `addr` (port 0 picks a free port) and return the address once it accepts.
 pub fn start_embedded_broker(addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
-    let addr = if addr.port() == 0 {
+    if addr.port() != 0 {
+        return start_on(addr);
+    }
+    let mut last = None;
+    for _ in 0..PICKED_PORT_ATTEMPTS {
         // rumqttd cannot report the port it bound, so reserve one and hand it over.
         let probe = TcpListener::bind(addr).map_err(|e| BrokerError::NoPort(addr, e))?;
-        probe
+        let picked = probe
             .local_addr()
-            .map_err(|e| BrokerError::NoPort(addr, e))?
-    } else {
-        addr
-    };
+            .map_err(|e| BrokerError::NoPort(addr, e))?;
+        drop(probe);
+        match start_on(picked) {
+            Ok(addr) => return Ok(addr),
+            Err(e @ BrokerError::NotListening { .. }) => {
+                tracing::warn!(error = %e, "embedded broker did not come up; trying another port");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(BrokerError::NotListening {
+        addr,
+        ms: START_TIMEOUT_MS,
+    }))
+}
+
+/// Start a broker bound to exactly `addr` and wait until it answers MQTT.
+fn start_on(addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
     let cfg = config(addr);
     std::thread::Builder::new()
         .name(format!("mqtt-broker-{}", addr.port()))
