@@ -233,3 +233,62 @@ fn after_a_sigkill_the_node_started_from_its_snapshot_equals_the_whole_logs_repl
     let node = Node::open_existing(&db).unwrap();
     assert_equals_whole_replay(&node);
 }
+
+#[test]
+fn a_dropped_nodes_late_snapshot_does_not_claim_ops_a_reopened_node_logged_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    // `old` stands for a dropped node whose writer thread has not finished yet: it still
+    // writes its close-time snapshot after the file was reopened and written to.
+    let old = stocked_store(&db);
+    let reopened = Node::open(&db, store().actor()).unwrap();
+    sell(&reopened, 0, 5);
+    reopened.close_blocking().unwrap();
+    drop(reopened);
+    old.checkpoint_blocking().unwrap(); // its writer snapshots its replica, without the sales
+    old.close_blocking().unwrap();
+    drop(old);
+    let (through, _) = stored(&db).expect("the reopened node's snapshot");
+    assert_eq!(through, last_rowid(&db));
+
+    let node = Node::open(&db, store().actor()).unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), 5);
+    assert_equals_whole_replay(&node);
+    sell(&node, 5, 6);
+    node.close_blocking().unwrap();
+    drop(node);
+    let node = Node::open(&db, store().actor()).unwrap();
+    assert_equals_whole_replay(&node);
+}
+
+#[test]
+fn a_snapshot_whose_tail_does_not_apply_is_dropped_for_a_whole_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let node = stocked_store(&db);
+    sell(&node, 0, 10);
+    node.checkpoint_blocking().unwrap();
+    let (through, body) = stored(&db).expect("a snapshot after a checkpoint");
+    sell(&node, 10, 20);
+    node.close_blocking().unwrap();
+    drop(node);
+    // The state after 10 sales claiming 3 more: the tail starts with a seq gap.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE snapshot SET through = ?1, body = ?2",
+        rusqlite::params![through + 3, body],
+    )
+    .unwrap();
+    drop(conn);
+
+    let node = Node::open(&db, store().actor()).unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), 20);
+    assert_equals_whole_replay(&node);
+    // The next snapshot replaces the bad one.
+    sell(&node, 20, 21);
+    node.close_blocking().unwrap();
+    drop(node);
+    assert_eq!(stored(&db).unwrap().0, last_rowid(&db));
+    let node = Node::open(&db, store().actor()).unwrap();
+    assert_equals_whole_replay(&node);
+}

@@ -191,8 +191,9 @@ impl Node {
                 )?;
             }
         }
-        let (conn, replica, tail_ops) = replay_packed(conn, actor.clone())?;
-        let cadence = snapshot::Cadence::new(tail_ops, snapshot::stored_bytes(&conn)?);
+        let (conn, replica, replayed) = replay_packed(conn, actor.clone())?;
+        let cadence = snapshot::Cadence::new(replayed.tail_ops, snapshot::stored_bytes(&conn)?);
+        let held = Some(replayed.through);
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -211,7 +212,7 @@ impl Node {
         let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("storenode-writer".into())
-            .spawn(move || writer::run(conn, for_writer, rx, journal, cadence))
+            .spawn(move || writer::run(conn, for_writer, rx, journal, cadence, held))
             .map_err(|e| StoreError::Thread(format!("cannot start the writer thread: {e}")))?;
         Ok(Node {
             shared,

@@ -19,7 +19,7 @@ const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
 pub(super) fn replay_packed(
     mut conn: Connection,
     actor: ActorId,
-) -> Result<(Connection, Replica, u64), StoreError> {
+) -> Result<(Connection, Replica, Replayed), StoreError> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` and `malloc_trim` only change when glibc gives free pages back to the
     // kernel; they touch no live allocation and may be called at any time from any thread.
@@ -33,20 +33,20 @@ pub(super) fn replay_packed(
         .name("storenode-replay".into())
         .spawn(move || {
             let started = Instant::now();
-            let replica = replay_counted(&conn, actor).and_then(|(mut r, tail)| {
+            let replica = replay_counted(&conn, actor).and_then(|(mut r, replayed)| {
                 let replayed_ms = started.elapsed().as_millis() as u64;
                 super::derived::recover(&mut conn, r.state())?;
                 let recovered_ms = started.elapsed().as_millis() as u64;
                 r.compact();
                 conn.execute_batch("PRAGMA shrink_memory")?;
                 tracing::info!(
-                    tail_ops = tail,
+                    tail_ops = replayed.tail_ops,
                     replayed_ms,
                     recovered_ms,
                     packed_ms = started.elapsed().as_millis() as u64,
                     "replica loaded"
                 );
-                Ok((r, tail))
+                Ok((r, replayed))
             });
             (conn, replica, ArenaTrimmer::new())
         })
@@ -54,7 +54,7 @@ pub(super) fn replay_packed(
         .join()
         .map_err(|_| StoreError::Thread("the replay thread panicked".to_string()))?;
     let (conn, built, trimmer) = replayed;
-    let (built, tail) = built?;
+    let (built, replayed) = built?;
     let started = Instant::now();
     let replica = built.clone();
     drop(built);
@@ -68,7 +68,7 @@ pub(super) fn replay_packed(
     unsafe {
         libc::malloc_trim(0);
     }
-    Ok((conn, replica, tail))
+    Ok((conn, replica, replayed))
 }
 
 /// A buffer allocated on the replay thread and freed after the replay's replica, so glibc trims
@@ -92,28 +92,48 @@ impl ArenaTrimmer {
     }
 }
 
-/// Rebuild the replica: from the snapshot, if there is a usable one, then every op logged
-/// after it, in the order ops were applied.
-pub(super) fn replay(conn: &Connection, actor: ActorId) -> Result<Replica, StoreError> {
-    replay_counted(conn, actor).map(|(replica, _)| replica)
+/// What a replay covered, beside the replica it built.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Replayed {
+    /// Ops applied on top of the snapshot (the log's tail; the whole log without one).
+    pub tail_ops: u64,
+    /// The log's last rowid the replica holds (0: none): what a snapshot of it is `through`.
+    pub through: i64,
 }
 
-/// `replay`, and how many ops it applied on top of the snapshot (the log's tail).
+/// Rebuild the replica: from the snapshot, if there is a usable one, then every op logged
+/// after it, in the order ops were applied.
+pub(super) fn replay(conn: &Connection, actor: ActorId) -> Result<(Replica, i64), StoreError> {
+    replay_counted(conn, actor).map(|(replica, replayed)| (replica, replayed.through))
+}
+
+/// `replay`, and what it covered. The snapshot is a cache: if the tail after it does not apply
+/// (a snapshot whose `through` and state disagree), the whole log is replayed instead, and
+/// the writer's next snapshot replaces the bad one.
 pub(super) fn replay_counted(
     conn: &Connection,
     actor: ActorId,
-) -> Result<(Replica, u64), StoreError> {
+) -> Result<(Replica, Replayed), StoreError> {
     let started = Instant::now();
-    let (replica, through) = match snapshot::load(conn, &actor)? {
-        Some((replica, through)) => (replica, through),
-        None => (Replica::new(actor), 0),
+    let Some((replica, through)) = snapshot::load(conn, &actor)? else {
+        return replay_after(conn, Replica::new(actor), 0);
     };
     tracing::debug!(
         through,
         loaded_ms = started.elapsed().as_millis() as u64,
         "snapshot loaded"
     );
-    replay_after(conn, replica, through)
+    match replay_after(conn, replica, through) {
+        Err(e @ (StoreError::Replay { .. } | StoreError::Codec { .. })) => {
+            tracing::warn!(
+                through,
+                error = %e,
+                "the log's tail does not apply on the snapshot; replaying the whole log"
+            );
+            replay_after(conn, Replica::new(actor), 0)
+        }
+        replayed => replayed,
+    }
 }
 
 /// Rebuild the replica from every op of the log, ignoring any snapshot (to check one).
@@ -126,15 +146,19 @@ fn replay_after(
     conn: &Connection,
     mut replica: Replica,
     through: i64,
-) -> Result<(Replica, u64), StoreError> {
+) -> Result<(Replica, Replayed), StoreError> {
     let mut stmt =
-        conn.prepare("SELECT actor, seq, body FROM ops WHERE rowid > ?1 ORDER BY rowid")?;
+        conn.prepare("SELECT actor, seq, body, rowid FROM ops WHERE rowid > ?1 ORDER BY rowid")?;
     let mut rows = stmt.query(params![through])?;
-    let mut applied = 0u64;
+    let mut replayed = Replayed {
+        tail_ops: 0,
+        through,
+    };
     while let Some(row) = rows.next()? {
         let who: String = row.get(0)?;
         let seq: i64 = row.get(1)?;
         let body: Vec<u8> = row.get(2)?;
+        replayed.through = row.get(3)?;
         let op = decode_op(&body).map_err(|source| StoreError::Codec {
             actor: who.clone(),
             seq: seq as u64,
@@ -145,9 +169,9 @@ fn replay_after(
             seq: seq as u64,
             source,
         })?;
-        applied += 1;
+        replayed.tail_ops += 1;
     }
-    Ok((replica, applied))
+    Ok((replica, replayed))
 }
 
 /// Insert one op into the log.

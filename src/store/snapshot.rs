@@ -2,11 +2,12 @@
 //! (the log's tail) instead of replaying every op since the first.
 //!
 //! Invariants: a snapshot is written from the in-memory replica inside a writer transaction,
-//! with `through` read as the log's last rowid in that same transaction, so it is exactly the
-//! replica after every op up to `through` in log order (the order the writer applied them), and
-//! it commits or rolls back with them. It is a cache of the log, never its source: one that
-//! does not decode, or was written in another `FORMAT`, is ignored (with a warning) and the
-//! whole log is replayed. An erasure deletes it in the erasure's transaction (`secure_delete`
+//! with `through` the last rowid of the ops that replica holds (the writer tracks it), and only
+//! if that is still the log's last rowid in that same transaction, so it is exactly the replica
+//! after every op up to `through` in log order (the order the writer applied them), and it
+//! commits or rolls back with them. It is a cache of the log, never its source: one that
+//! does not decode, was written in another `FORMAT`, or whose tail does not apply on it, is
+//! ignored (with a warning) and the whole log is replayed. An erasure deletes it in the erasure's transaction (`secure_delete`
 //! zeroes its bytes); the next one is written from memory, which keeps nothing personal of an
 //! erased customer.
 
@@ -76,20 +77,43 @@ pub fn decode(actor: ActorId, bytes: &[u8]) -> Result<Replica, SnapshotError> {
     Ok(Replica::restore(actor, body.clock, body.seen, body.state))
 }
 
-/// Write `replica` as the snapshot through the log's last rowid, inside the caller's open
-/// transaction: `replica` must hold exactly the ops committed or committing in it.
-/// Returns the snapshot's size in bytes.
-pub fn write(conn: &Connection, replica: &Replica, now_ms: u64) -> rusqlite::Result<u64> {
+/// Write `replica` as the snapshot through rowid `through`, inside the caller's open
+/// transaction: `replica` must hold exactly the log's ops up to `through` (the writer's own
+/// record of what memory holds, never the log's last rowid as found: a dropped `Node`'s writer
+/// finishing its snapshot while a reopened node already logged more ops would otherwise claim
+/// ops its replica never saw). Returns the snapshot's size in bytes, or `None` without writing
+/// when the log holds ops after `through` that did not come through this replica.
+pub fn write(
+    conn: &Connection,
+    replica: &Replica,
+    through: i64,
+    now_ms: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let last = last_rowid(conn)?;
+    if last != through {
+        tracing::warn!(
+            through,
+            last,
+            "the log holds ops this replica does not; snapshot not written"
+        );
+        return Ok(None);
+    }
     let body = encode(replica);
     let bytes = body.len() as u64;
     conn.prepare_cached(
         "INSERT INTO snapshot (id, format, through, written_ms, body)
-         SELECT 1, ?1, coalesce(max(rowid), 0), ?2, ?3 FROM ops WHERE true
+         VALUES (1, ?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET format = excluded.format, through = excluded.through,
              written_ms = excluded.written_ms, body = excluded.body",
     )?
-    .execute(params![i64::from(FORMAT), now_ms as i64, body])?;
-    Ok(bytes)
+    .execute(params![i64::from(FORMAT), through, now_ms as i64, body])?;
+    Ok(Some(bytes))
+}
+
+/// The log's last rowid, read in the caller's transaction (0: an empty log).
+pub fn last_rowid(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(rowid), 0) FROM ops")?
+        .query_row([], |r| r.get(0))
 }
 
 /// Size of the stored snapshot in bytes (0: none).

@@ -77,6 +77,7 @@ pub(super) fn run(
     rx: mpsc::Receiver<Request>,
     mut journal: MaybeJournal,
     mut cadence: Cadence,
+    mut held: Held,
 ) {
     let mut pending = Pending::default();
     loop {
@@ -88,28 +89,28 @@ pub(super) fn run(
         let first = match first {
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                write_derived(&mut conn, &shared, &mut pending);
+                write_derived(&mut conn, &shared, &mut pending, held);
                 if cadence.due_idle() {
-                    write_snapshot(&mut conn, &shared, &mut cadence);
+                    write_snapshot(&mut conn, &shared, &mut cadence, held);
                 }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                write_derived(&mut conn, &shared, &mut pending);
-                write_snapshot(&mut conn, &shared, &mut cadence);
+                write_derived(&mut conn, &shared, &mut pending, held);
+                write_snapshot(&mut conn, &shared, &mut cadence, held);
                 return;
             }
         };
         match first {
             Request::Checkpoint { reply } => {
-                write_derived(&mut conn, &shared, &mut pending);
-                write_snapshot(&mut conn, &shared, &mut cadence);
+                write_derived(&mut conn, &shared, &mut pending, held);
+                write_snapshot(&mut conn, &shared, &mut cadence, held);
                 let _ = reply.send(checkpoint(&conn));
                 continue;
             }
             Request::Close { reply } => {
-                write_derived(&mut conn, &shared, &mut pending);
-                write_snapshot(&mut conn, &shared, &mut cadence);
+                write_derived(&mut conn, &shared, &mut pending, held);
+                write_snapshot(&mut conn, &shared, &mut cadence, held);
                 return close(conn, reply);
             }
             _ => {}
@@ -134,6 +135,7 @@ pub(super) fn run(
         let mut tally = Tally {
             pending: &mut pending,
             cadence: &mut cadence,
+            held: &mut held,
         };
         if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
             // Memory can no longer be shown to match the file: stop rather than answer
@@ -142,63 +144,82 @@ pub(super) fn run(
             return;
         }
         if cadence.due_busy() {
-            write_snapshot(&mut conn, &shared, &mut cadence);
+            write_snapshot(&mut conn, &shared, &mut cadence, held);
         }
         if let Some(reply) = checkpoint_reply {
-            write_derived(&mut conn, &shared, &mut pending);
-            write_snapshot(&mut conn, &shared, &mut cadence);
+            write_derived(&mut conn, &shared, &mut pending, held);
+            write_snapshot(&mut conn, &shared, &mut cadence, held);
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
-            write_derived(&mut conn, &shared, &mut pending);
-            write_snapshot(&mut conn, &shared, &mut cadence);
+            write_derived(&mut conn, &shared, &mut pending, held);
+            write_snapshot(&mut conn, &shared, &mut cadence, held);
             return close(conn, reply);
         }
     }
 }
 
 /// Write the pending derived rows in a transaction of their own (the writer is idle, or about
-/// to checkpoint or close). On failure they stay pending and the next batch retries them.
-fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending) {
+/// to checkpoint or close). On failure they stay pending and the next batch retries them. Not
+/// when the log holds ops memory lacks (`held`, as for snapshots): the rows would be stale and
+/// the mark would claim those ops' rows; they are dropped from `pending` and, the mark not
+/// having moved, `derived::recover` writes them at the next open.
+fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending, held: Held) {
     if pending.is_empty() {
         return;
     }
     let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
+        if snapshot::last_rowid(&tx)? != held.unwrap_or(-1) {
+            tracing::warn!("the log holds ops this replica does not; derived rows not written");
+            return Ok(false);
+        }
         {
             let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
             pending.write(&tx, replica.state())?;
         }
-        tx.commit()
+        tx.commit().map(|()| true)
     });
     match written {
-        Ok(()) => pending.clear(),
+        // Not written (`false`): the mark did not move, so `recover` names them again.
+        Ok(_) => pending.clear(),
         Err(e) => tracing::warn!(error = %StoreError::from(e), "derived rows not written yet"),
     }
 }
 
+/// The log's last rowid the in-memory replica holds: what a snapshot of it is `through`.
+/// `None` once the log was found holding ops this writer did not apply (another writer on the
+/// file): memory then no longer matches the log's prefix, and no snapshot is written from it.
+type Held = Option<i64>;
+
 /// Write a snapshot of the replica (everything committed) in a transaction of its own, if ops
 /// were logged since the last one. On failure the next chance retries; the log stays whole.
-fn write_snapshot(conn: &mut Connection, shared: &Shared, cadence: &mut Cadence) {
+fn write_snapshot(conn: &mut Connection, shared: &Shared, cadence: &mut Cadence, held: Held) {
+    let Some(through) = held else {
+        return;
+    };
     if cadence.tail_ops() == 0 {
         return;
     }
     let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
         {
             let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
-            snapshot::write(&tx, &replica, super::now_ms())
+            snapshot::write(&tx, &replica, through, super::now_ms())
         }
         .and_then(|bytes| tx.commit().map(|()| bytes))
     });
     match written {
-        Ok(bytes) => cadence.written(bytes),
+        Ok(Some(bytes)) => cadence.written(bytes),
+        Ok(None) => {}
         Err(e) => tracing::warn!(error = %StoreError::from(e), "snapshot not written"),
     }
 }
 
-/// The writer's bookkeeping a group updates: derived rows to write, ops since the snapshot.
+/// The writer's bookkeeping a group updates: derived rows to write, ops since the snapshot,
+/// the log's last rowid memory holds.
 struct Tally<'a> {
     pending: &'a mut Pending,
     cadence: &'a mut Cadence,
+    held: &'a mut Held,
 }
 
 /// Close the connection, then answer: the caller may exit the process at once.
@@ -234,6 +255,11 @@ fn commit_group(
             return Ok(());
         }
     };
+    // Ops logged by anyone but this writer since it last committed: memory lacks them.
+    if tally.held.is_some() && snapshot::last_rowid(&tx).ok() != *tally.held {
+        tracing::warn!("the log holds ops this writer did not apply; no snapshot until reopened");
+        *tally.held = None;
+    }
     let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
     let mut events: Vec<NodeEvent> = Vec::new();
     // Own ops another process wrote to the journal, applied first: not journaled again.
@@ -272,7 +298,7 @@ fn commit_group(
             if let Some(e) = handled.broken {
                 abort = Some(Abort::new(TxStep::Savepoint, e));
             } else if handled.dirty {
-                *replica = replay(&tx, shared.actor.clone())?;
+                *replica = replay(&tx, shared.actor.clone())?.0;
             }
         }
         // An erasure's group carries every pending row, so the customer's row leaves the
@@ -303,7 +329,19 @@ fn commit_group(
                 drop(tx); // rolls back
                 Some(abort)
             }
-            Ok(()) => tx.commit().err().map(|e| Abort::new(TxStep::Commit, e)),
+            Ok(()) => {
+                // What memory holds once this commits: the log through its last row.
+                let through = snapshot::last_rowid(&tx);
+                match tx.commit() {
+                    Err(e) => Some(Abort::new(TxStep::Commit, e)),
+                    Ok(()) => {
+                        if tally.held.is_some() {
+                            *tally.held = through.ok();
+                        }
+                        None
+                    }
+                }
+            }
         },
     };
     match abort {
@@ -335,8 +373,10 @@ fn commit_group(
         Some(abort) => {
             tracing::error!(error = %abort.error(), "group not written");
             let fresh = replay(conn, shared.actor.clone());
-            if let Ok(fresh) = &fresh {
+            if let Ok((fresh, through)) = &fresh {
                 *shared.replica.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                // Rebuilt from the whole file: it matches the log again.
+                *tally.held = Some(*through);
             }
             for reply in replies {
                 reply(Some(&abort));
