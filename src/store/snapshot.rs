@@ -7,9 +7,9 @@
 //! after every op up to `through` in log order (the order the writer applied them), and it
 //! commits or rolls back with them. It is a cache of the log, never its source: one that
 //! does not decode, was written in another `FORMAT`, or whose tail does not apply on it, is
-//! ignored (with a warning) and the whole log is replayed. An erasure deletes it in the erasure's transaction (`secure_delete`
-//! zeroes its bytes); the next one is written from memory, which keeps nothing personal of an
-//! erased customer.
+//! ignored (with a warning) and the whole log is replayed. An erasure deletes it in the
+//! erasure's transaction (`secure_delete` zeroes its bytes); the next one is written from
+//! memory, which keeps nothing personal of an erased customer.
 
 use crate::domain::version::VersionVector;
 use crate::domain::{ActorId, Hlc, Replica, State};
