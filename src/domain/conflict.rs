@@ -358,6 +358,14 @@ fn shrinkage(state: &State, op: &OpId, count: &super::state::CountRecord) -> Con
     }
 }
 
+/// Whether every conflict `sale` raises is resolved: only then may it leave memory (`history`),
+/// since the inbox lists the conflicts of the sales in memory.
+pub(crate) fn sale_conflicts_resolved(state: &State, sale: &super::state::SaleRecord) -> bool {
+    let mut out = Vec::new();
+    sale_conflicts(state, sale, &mut out);
+    out.iter().all(|c| state.resolutions.contains_key(&c.id))
+}
+
 fn sale_conflicts(state: &State, sale: &super::state::SaleRecord, out: &mut Vec<Conflict>) {
     let by = sale.store.actor();
     for line in &sale.lines {

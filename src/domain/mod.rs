@@ -14,6 +14,7 @@ pub mod digest;
 pub mod erasure;
 pub mod error;
 pub mod fiscal;
+pub mod history;
 pub mod hlc;
 pub mod ids;
 pub mod inventory;
@@ -34,6 +35,8 @@ pub mod version;
 mod conflict_tests;
 #[cfg(test)]
 mod erasure_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod motion_tests;
 #[cfg(test)]

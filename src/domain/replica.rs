@@ -138,6 +138,16 @@ impl Replica {
         Ok(Applied::New(effects))
     }
 
+    /// Take a closed sale out of memory (`history`): the record to keep, if it may leave.
+    pub fn evict_sale(&mut self, sale: &super::ids::SaleId) -> Option<super::state::SaleRecord> {
+        self.state.evict_sale(sale)
+    }
+
+    /// Put back a sale this replica evicted, before an op that names it (`history`).
+    pub fn rehydrate_sale(&mut self, record: super::state::SaleRecord) -> bool {
+        self.state.rehydrate_sale(record)
+    }
+
     /// Hash of the whole state: equal on two replicas that applied the same ops.
     pub fn digest(&self) -> Digest {
         digest_all(&self.state)

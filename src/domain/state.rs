@@ -138,6 +138,8 @@ pub struct State {
     /// instead of scanning every order: a stock row is rewritten on most ops.
     /// A `Vec` (few orders per line, deduplicated on insert) costs far less memory than a set.
     pub(crate) orders_by_line: BTreeMap<(StoreId, Sku), Vec<OrderId>>,
+    /// What is kept of the sales evicted from `sales` (see `history`).
+    pub(crate) history: super::history::History,
 }
 
 impl State {
@@ -300,6 +302,7 @@ impl State {
                 .filter(|s| &s.store == store)
                 .filter_map(|s| s.customer.clone()),
         );
+        scope.extend(self.history.sale_customers(store).cloned());
         scope
     }
 }

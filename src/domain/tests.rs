@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 const SKUS: [&str; 3] = ["SKU-A", "SKU-B", "SKU-C"];
 const EANS: [&str; 3] = ["4006381333931", "8410000000016", "8412345678905"];
-const STORES: [&str; 2] = ["madrid-centro", "sevilla-nervion"];
+pub(super) const STORES: [&str; 2] = ["madrid-centro", "sevilla-nervion"];
 const CUSTOMERS: [&str; 3] = ["C-0001", "C-0002", "C-0003"];
 
 fn sku(i: u8) -> Sku {
@@ -60,7 +60,7 @@ fn cluster() -> (Vec<Replica>, Vec<Op>) {
 
 /// One step of a schedule: which replica acts, what it does, and small parameters.
 #[derive(Debug, Clone)]
-struct Step {
+pub(super) struct Step {
     who: u8,
     what: u8,
     a: u8,
@@ -68,7 +68,7 @@ struct Step {
     n: u8,
 }
 
-fn steps() -> impl Strategy<Value = Vec<Step>> {
+pub(super) fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(
         (0u8..3, 0u8..16, any::<u8>(), any::<u8>(), 1u8..6).prop_map(|(who, what, a, b, n)| Step {
             who,
@@ -193,7 +193,7 @@ fn payload_for(r: &Replica, step: &Step, k: usize) -> Option<Payload> {
 }
 
 /// Run a schedule: local actions, and every fourth step a partial exchange of ops.
-fn run(schedule: &[Step]) -> (Vec<Replica>, Vec<Op>) {
+pub(super) fn run(schedule: &[Step]) -> (Vec<Replica>, Vec<Op>) {
     let (mut replicas, mut log) = cluster();
     let mut delivered: Vec<usize> = vec![log.len(); replicas.len()];
     for (k, step) in schedule.iter().enumerate() {

@@ -1,0 +1,158 @@
+//! History out of memory: a closed sale leaves `State` for the adapter's history table and the
+//! digest stays the same.
+//!
+//! The digest covers sales as a commutative sum of per-record hashes (`RecordSum`), so a record
+//! can move between `State::sales` and a running sum per store (`History`) without changing it.
+//! Calling protocol: the adapter writes the record where it keeps history, commits, then calls
+//! `State::evict_sale`; before it prepares or applies an op it passes back every evicted record
+//! the op names (`sales_named`) to `State::rehydrate_sale`, so the op merges exactly as if the
+//! record had never left. Evicting and rehydrating never change what the digest says.
+
+use super::ids::{CustomerId, SaleId, StoreId};
+use super::op::Payload;
+use super::state::{SaleRecord, State};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A sum of 256-bit record hashes, lane by lane modulo 2^64: commutative and invertible, so the
+/// sum of a set of records does not depend on the order they were added in, nor on which of
+/// them were taken out and put back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSum([u64; 4]);
+
+impl RecordSum {
+    /// The hash of one record: SHA-256 of its postcard encoding, as four lanes.
+    pub fn of(record: &impl Serialize) -> RecordSum {
+        // Serialising plain data into a Vec cannot fail.
+        let bytes = postcard::to_allocvec(record).unwrap_or_default();
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let mut lanes = [0u64; 4];
+        for (lane, chunk) in lanes.iter_mut().zip(hash.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *lane = u64::from_le_bytes(b);
+        }
+        RecordSum(lanes)
+    }
+
+    pub fn add(&mut self, other: RecordSum) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_add(b);
+        }
+    }
+
+    pub fn sub(&mut self, other: RecordSum) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_sub(b);
+        }
+    }
+}
+
+/// What the replica keeps of the sales it evicted: per store the sum of their hashes (for the
+/// digest), the customers they name (a store's scope keeps them), and how many evictions it
+/// made (the adapter numbers its history rows with it, see `State::evictions`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    sale_sums: BTreeMap<StoreId, RecordSum>,
+    sale_customers: BTreeSet<(StoreId, CustomerId)>,
+    evictions: u64,
+}
+
+impl History {
+    /// Customers of `store` named by sales evicted here.
+    pub fn sale_customers<'a>(
+        &'a self,
+        store: &'a StoreId,
+    ) -> impl Iterator<Item = &'a CustomerId> + 'a {
+        self.sale_customers
+            .iter()
+            .filter(move |(s, _)| s == store)
+            .map(|(_, c)| c)
+    }
+}
+
+/// The sales `payload` reads or changes: each must be in `State::sales` (rehydrated) before the
+/// op is prepared or applied, if it was evicted.
+pub fn sales_named(payload: &Payload) -> Vec<&SaleId> {
+    match payload {
+        Payload::Sale { sale_id, .. } | Payload::SalePriced { sale_id, .. } => vec![sale_id],
+        Payload::Return { sale, .. }
+        | Payload::ReturnRightsRequested { sale, .. }
+        | Payload::ReturnRightsGranted { sale, .. } => vec![sale],
+        _ => Vec::new(),
+    }
+}
+
+impl State {
+    /// Evictions made so far on this replica's lineage (from its first op, through snapshots).
+    /// The adapter stamps the history row of the next eviction with `evictions() + 1`; a row
+    /// stamped above this replica's count records an eviction this replica never made (it
+    /// was rebuilt from an older snapshot) and must not be rehydrated.
+    pub fn evictions(&self) -> u64 {
+        self.history.evictions
+    }
+
+    /// Whether `sale` may leave memory now: it is held here and raises no conflict that is
+    /// still unresolved (the manager's inbox lists conflicts from the sales in memory). Being
+    /// causally stable is the adapter's to decide: it knows who acked what.
+    pub fn sale_evictable(&self, sale: &SaleId) -> bool {
+        let Some(record) = self.sales.get(sale) else {
+            return false;
+        };
+        let double = self.returns.double_returns.keys().any(|(s, _)| s == sale);
+        !double && super::conflict::sale_conflicts_resolved(self, record)
+    }
+
+    /// Take `sale` out of memory, keeping its hash in the digest: the record to keep, or `None`
+    /// if it is not held here or not evictable (`sale_evictable`). Call only after the record
+    /// is stored where `rehydrate_sale` will find it.
+    pub fn evict_sale(&mut self, sale: &SaleId) -> Option<SaleRecord> {
+        if !self.sale_evictable(sale) {
+            return None;
+        }
+        let record = self.sales.remove(sale)?;
+        self.history
+            .sale_sums
+            .entry(record.store.clone())
+            .or_default()
+            .add(RecordSum::of(&record));
+        if let Some(c) = &record.customer {
+            self.history
+                .sale_customers
+                .insert((record.store.clone(), c.clone()));
+        }
+        self.history.evictions += 1;
+        Some(record)
+    }
+
+    /// Put an evicted record back, as `evict_sale` returned it. Nothing changes if the sale is
+    /// in memory already (`false`). The adapter must pass only records this replica evicted
+    /// (see `evictions`): any other would unbalance the digest.
+    pub fn rehydrate_sale(&mut self, record: SaleRecord) -> bool {
+        if self.sales.contains_key(&record.id) {
+            return false;
+        }
+        self.history
+            .sale_sums
+            .entry(record.store.clone())
+            .or_default()
+            .sub(RecordSum::of(&record));
+        self.sales.insert(record.id.clone(), record);
+        true
+    }
+
+    /// The digest's sum over the sales of the stores `keep` selects, evicted or not.
+    pub(crate) fn sales_sum(&self, keep: impl Fn(&StoreId) -> bool) -> RecordSum {
+        let mut sum = RecordSum::default();
+        for s in self.sales.values().filter(|s| keep(&s.store)) {
+            sum.add(RecordSum::of(s));
+        }
+        for (store, part) in &self.history.sale_sums {
+            if keep(store) {
+                sum.add(*part);
+            }
+        }
+        sum
+    }
+}
