@@ -200,16 +200,27 @@ fn sale(store: &StoreId, id: &str) -> Payload {
     }
 }
 
+/// The customer's sales a replica holds, in memory or moved to its history
+/// (`store::history`), once each.
 fn customer_sales_cents(node: &Node) -> i64 {
     let id = CustomerId::parse(ID).unwrap();
-    node.read(|r| {
-        r.state()
+    let (mut cents, evictions) = node.read(|r| {
+        let held: std::collections::BTreeMap<String, i64> = r
+            .state()
             .sales
             .values()
             .filter(|s| s.customer.as_ref() == Some(&id))
-            .map(|s| s.total_cents())
-            .sum()
-    })
+            .map(|s| (s.id.to_string(), s.total_cents()))
+            .collect();
+        (held, r.state().evictions())
+    });
+    let evicted = node
+        .query_blocking(|c| storenode::store::history::sales_of_customer(c, &id, evictions))
+        .unwrap();
+    for s in evicted {
+        cents.entry(s.id.to_string()).or_insert(s.total_cents());
+    }
+    cents.values().sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

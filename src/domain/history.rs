@@ -93,15 +93,19 @@ impl State {
         self.history.evictions
     }
 
-    /// Whether `sale` may leave memory now: it is held here and raises no conflict that is
-    /// still unresolved (the manager's inbox lists conflicts from the sales in memory). Being
+    /// Whether `sale` may leave memory now: it is held here, raises no conflict that is still
+    /// unresolved (the manager's inbox lists conflicts from the sales in memory), has no
+    /// double return and no rights request waiting for a grant (the holder plans grants from
+    /// memory). Being
     /// causally stable is the adapter's to decide: it knows who acked what.
     pub fn sale_evictable(&self, sale: &SaleId) -> bool {
         let Some(record) = self.sales.get(sale) else {
             return false;
         };
         let double = self.returns.double_returns.keys().any(|(s, _)| s == sale);
-        !double && super::conflict::sale_conflicts_resolved(self, record)
+        !double
+            && !self.rights_asked(sale)
+            && super::conflict::sale_conflicts_resolved(self, record)
     }
 
     /// Take `sale` out of memory, keeping its hash in the digest: the record to keep, or `None`

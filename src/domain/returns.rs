@@ -240,6 +240,16 @@ impl State {
         self.sold(sale).map(|s| s.store)
     }
 
+    /// Another store asked for the sale's rights at the current epoch and was not granted
+    /// them yet: the holder's `plan_grants` still needs the sale.
+    pub(crate) fn rights_asked(&self, sale: &SaleId) -> bool {
+        let epoch = self.return_epoch(sale);
+        self.returns
+            .requests
+            .get(sale)
+            .is_some_and(|askers| askers.values().any(|e| *e == epoch))
+    }
+
     /// How many times the sale's rights were handed over, as known here.
     pub fn return_epoch(&self, sale: &SaleId) -> u32 {
         self.returns.rights.get(sale).map_or(0, |r| r.epoch)

@@ -45,6 +45,9 @@ pub enum StoreError {
         seq: u64,
         source: DomainError,
     },
+    /// A `sale_history` row that does not decode (store/history.rs).
+    #[error("evicted sale {sale} does not decode: {detail}")]
+    History { sale: String, detail: String },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
     /// The writer could not begin, keep or commit the group transaction carrying the request:

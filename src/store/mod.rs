@@ -11,6 +11,7 @@ pub mod derived;
 pub mod erasure;
 mod error;
 pub mod fiscal;
+pub mod history;
 pub mod import;
 pub mod journal;
 pub mod materialize;
@@ -100,6 +101,11 @@ enum Request {
     Write {
         f: WriteFn,
         reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    },
+    /// Put evicted sales back in memory before the counter plans from them (`history`).
+    Recall {
+        sales: Vec<crate::domain::SaleId>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Copy the WAL into the main file (clean shutdown), outside any transaction.
     Checkpoint {
@@ -422,6 +428,15 @@ impl Node {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Close { reply })?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Put `sales` back in memory if they were evicted (`store::history`), for a caller that
+    /// plans from the replica (a return at the counter): they stay in memory for the next
+    /// couple of eviction passes.
+    pub async fn recall(&self, sales: Vec<crate::domain::SaleId>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Recall { sales, reply })?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Read side tables or the op log on the reader connection.

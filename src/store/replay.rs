@@ -114,6 +114,19 @@ pub(super) fn replay_counted(
     conn: &Connection,
     actor: ActorId,
 ) -> Result<(Replica, Replayed), StoreError> {
+    let (replica, replayed) = replay_on_snapshot(conn, actor)?;
+    // Rows of evictions this replica did not make (memory was rebuilt from an older
+    // snapshot, or from the log alone) are not its history: its sales are in memory again.
+    if let Err(e) = super::history::forget_after(conn, replica.state().evictions()) {
+        tracing::warn!(error = %e, "stale history rows not deleted");
+    }
+    Ok((replica, replayed))
+}
+
+fn replay_on_snapshot(
+    conn: &Connection,
+    actor: ActorId,
+) -> Result<(Replica, Replayed), StoreError> {
     let started = Instant::now();
     let Some((replica, through)) = snapshot::load(conn, &actor)? else {
         return replay_after(conn, Replica::new(actor), 0);
@@ -164,6 +177,7 @@ fn replay_after(
             seq: seq as u64,
             source,
         })?;
+        super::history::recall(conn, &mut replica, &op.payload)?;
         replica.apply(&op).map_err(|source| StoreError::Replay {
             actor: who,
             seq: seq as u64,

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "till_sessions",
         include_str!("../../migrations/0011_till_sessions.sql"),
     ),
+    (
+        12,
+        "history",
+        include_str!("../../migrations/0012_history.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -13,13 +13,14 @@
 //! on PostgreSQL) the group's ops are committed there first, and SQLite commits only after.
 
 use super::derived::{Pending, DERIVED_IDLE_MS};
+use super::history::{self, Evictor};
 use super::journal::{Journal, JournalError};
 use super::snapshot::{self, Cadence};
 use super::{
     erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
     StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
 };
-use crate::domain::{Applied, Op, Replica};
+use crate::domain::{Applied, Op, Replica, SaleId};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -80,6 +81,8 @@ pub(super) fn run(
     mut held: Held,
 ) {
     let mut pending = Pending::default();
+    let mut evictor = Evictor::default();
+    let mut recalled: Vec<SaleId> = Vec::new();
     loop {
         let first = if pending.is_empty() && !cadence.due_idle() {
             rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
@@ -91,26 +94,50 @@ pub(super) fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 write_derived(&mut conn, &shared, &mut pending, held);
                 if cadence.due_idle() {
-                    write_snapshot(&mut conn, &shared, &mut cadence, held);
+                    write_snapshot(
+                        &mut conn,
+                        &shared,
+                        &mut cadence,
+                        held,
+                        (&mut evictor, &pending),
+                    );
                 }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(&mut conn, &shared, &mut cadence, held);
+                write_snapshot(
+                    &mut conn,
+                    &shared,
+                    &mut cadence,
+                    held,
+                    (&mut evictor, &pending),
+                );
                 return;
             }
         };
         match first {
             Request::Checkpoint { reply } => {
                 write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(&mut conn, &shared, &mut cadence, held);
+                write_snapshot(
+                    &mut conn,
+                    &shared,
+                    &mut cadence,
+                    held,
+                    (&mut evictor, &pending),
+                );
                 let _ = reply.send(checkpoint(&conn));
                 continue;
             }
             Request::Close { reply } => {
                 write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(&mut conn, &shared, &mut cadence, held);
+                write_snapshot(
+                    &mut conn,
+                    &shared,
+                    &mut cadence,
+                    held,
+                    (&mut evictor, &pending),
+                );
                 return close(conn, reply);
             }
             _ => {}
@@ -136,6 +163,7 @@ pub(super) fn run(
             pending: &mut pending,
             cadence: &mut cadence,
             held: &mut held,
+            recalled: &mut recalled,
         };
         if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
             // Memory can no longer be shown to match the file: stop rather than answer
@@ -143,17 +171,36 @@ pub(super) fn run(
             tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
             return;
         }
+        evictor.pin(recalled.drain(..));
         if cadence.due_busy() {
-            write_snapshot(&mut conn, &shared, &mut cadence, held);
+            write_snapshot(
+                &mut conn,
+                &shared,
+                &mut cadence,
+                held,
+                (&mut evictor, &pending),
+            );
         }
         if let Some(reply) = checkpoint_reply {
             write_derived(&mut conn, &shared, &mut pending, held);
-            write_snapshot(&mut conn, &shared, &mut cadence, held);
+            write_snapshot(
+                &mut conn,
+                &shared,
+                &mut cadence,
+                held,
+                (&mut evictor, &pending),
+            );
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
             write_derived(&mut conn, &shared, &mut pending, held);
-            write_snapshot(&mut conn, &shared, &mut cadence, held);
+            write_snapshot(
+                &mut conn,
+                &shared,
+                &mut cadence,
+                held,
+                (&mut evictor, &pending),
+            );
             return close(conn, reply);
         }
     }
@@ -192,12 +239,36 @@ fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending, 
 type Held = Option<i64>;
 
 /// Write a snapshot of the replica (everything committed) in a transaction of its own, if ops
-/// were logged since the last one. On failure the next chance retries; the log stays whole.
-fn write_snapshot(conn: &mut Connection, shared: &Shared, cadence: &mut Cadence, held: Held) {
+/// were logged since the last one or sales left memory. On failure the next chance retries;
+/// the log stays whole. First the causally stable sales leave memory (`history`), when no
+/// derived rows are pending (those are written from the sales in memory).
+fn write_snapshot(
+    conn: &mut Connection,
+    shared: &Shared,
+    cadence: &mut Cadence,
+    held: Held,
+    (evictor, pending): (&mut Evictor, &Pending),
+) {
     let Some(through) = held else {
         return;
     };
-    if cadence.tail_ops() == 0 {
+    let mut evicted = 0;
+    while pending.is_empty() {
+        match evictor.run(conn, &shared.replica) {
+            Ok(n) => evicted += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "sales not moved to history");
+                break;
+            }
+        }
+        if evicted % history::EVICT_BATCH_MAX != 0 || evicted == 0 {
+            break;
+        }
+    }
+    if evicted > 0 {
+        tracing::debug!(evicted, "sales moved to history");
+    }
+    if cadence.tail_ops() == 0 && evicted == 0 {
         return;
     }
     let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
@@ -220,6 +291,8 @@ struct Tally<'a> {
     pending: &'a mut Pending,
     cadence: &'a mut Cadence,
     held: &'a mut Held,
+    /// Sales recalled for the counter by this group (pinned in memory after it).
+    recalled: &'a mut Vec<SaleId>,
 }
 
 /// Close the connection, then answer: the caller may exit the process at once.
@@ -278,6 +351,7 @@ fn commit_group(
                 events: &mut caught,
                 erased: &mut erased,
                 pending: &mut *pending,
+                recalled: &mut *tally.recalled,
             };
             if let Err(e) = catch_up_own(j.as_mut(), &tx, &mut replica, &mut own) {
                 abort = Some(e);
@@ -292,6 +366,7 @@ fn commit_group(
                 events: &mut events,
                 erased: &mut erased,
                 pending: &mut *pending,
+                recalled: &mut *tally.recalled,
             };
             let handled = handle(&tx, &mut replica, req, &mut group);
             replies.push(handled.reply);
@@ -428,6 +503,10 @@ fn catch_up_own(
     let mut fresh = Vec::new();
     let mut effects = Vec::new();
     for op in ops {
+        history::recall(tx, replica, &op.payload).map_err(|e| Abort {
+            step: TxStep::Journal,
+            detail: e.to_string(),
+        })?;
         match replica.apply(&op) {
             Ok(Applied::New(eff)) => {
                 let stored = store_op(tx, replica, &op, group)
@@ -499,6 +578,7 @@ struct Group<'a> {
     /// A request erased a customer: the WAL is truncated after the commit.
     erased: &'a mut bool,
     pending: &'a mut Pending,
+    recalled: &'a mut Vec<SaleId>,
 }
 
 /// A reply that only reports the group's failure (the request never ran).
@@ -515,6 +595,9 @@ fn refused(req: Request) -> Reply {
                 let _ = reply.send(Err(err()));
             }
             Request::Write { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Request::Recall { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
             Request::Checkpoint { reply } => {
@@ -584,6 +667,7 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                     Payloads::Built(build) => build(replica, now_ms)?,
                 };
                 for payload in payloads {
+                    history::recall(tx, replica, &payload)?;
                     let (op, eff) = replica.prepare(now_ms, payload)?;
                     prepared += 1;
                     let stored = store_op(tx, replica, &op, group).map_err(StoreError::from)?;
@@ -627,6 +711,7 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
             let mut in_memory = 0usize;
             let result = savepoint(tx, || {
                 for op in ops {
+                    history::recall(tx, replica, &op.payload)?;
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
                             in_memory += 1;
@@ -667,6 +752,18 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                 }),
                 dirty: false,
                 broken,
+            }
+        }
+        Request::Recall { sales, reply } => {
+            // Memory only: a group that does not commit rebuilds the replica anyway.
+            let result = history::recall_sales(tx, replica, &sales);
+            group.recalled.extend(sales);
+            Handled {
+                reply: Box::new(move |abort| {
+                    let _ = reply.send(outcome(result, abort));
+                }),
+                dirty: false,
+                broken: None,
             }
         }
         Request::Checkpoint { reply } => {

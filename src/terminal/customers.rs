@@ -17,6 +17,7 @@ use crate::domain::cart::is_abandoned;
 use crate::domain::customer::exact_identifier;
 use crate::domain::customer::Customer;
 use crate::domain::op::Channel;
+use crate::domain::state::SaleRecord;
 use crate::domain::{CustomerId, Payload, State as DomainState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -220,9 +221,17 @@ fn channel_name(c: Channel) -> &'static str {
 
 /// Purchases of `id` this store's replica holds, newest first: sales and collected or open
 /// orders anywhere, and returns (HQ routes them to every store following the customer).
-fn history(s: &DomainState, id: &CustomerId) -> Vec<Value> {
+/// `evicted`: the customer's sales that left memory (`store::history`); one back in memory
+/// since is counted once.
+fn history(s: &DomainState, id: &CustomerId, evicted: &[SaleRecord]) -> Vec<Value> {
     let mut rows: Vec<(u64, Value)> = Vec::new();
-    for sale in s.sales.values().filter(|x| x.customer.as_ref() == Some(id)) {
+    let gone = evicted.iter().filter(|x| !s.sales.contains_key(&x.id));
+    for sale in s
+        .sales
+        .values()
+        .filter(|x| x.customer.as_ref() == Some(id))
+        .chain(gone)
+    {
         let at = sale.at.wall_ms();
         rows.push((
             at,
@@ -262,7 +271,7 @@ fn history(s: &DomainState, id: &CustomerId) -> Vec<Value> {
 }
 
 /// The §17 customer card: profile, consent per channel, cart, `abandoned_since`, history.
-fn card(s: &DomainState, id: &CustomerId, now: u64) -> Option<Value> {
+fn card(s: &DomainState, id: &CustomerId, now: u64, evicted: &[SaleRecord]) -> Option<Value> {
     let c = s.customers.get(id).filter(|c| !c.is_erased())?;
     let consent: serde_json::Map<String, Value> = [Channel::Email, Channel::Sms, Channel::Whatsapp]
         .into_iter()
@@ -289,7 +298,7 @@ fn card(s: &DomainState, id: &CustomerId, now: u64) -> Option<Value> {
         "id": id.as_str(), "name": c.name(), "email": c.email(), "phone": c.phone(),
         "loyalty_card": c.loyalty_card(), "consent": consent,
         "cart": {"lines": lines, "updated_at": cart.map(|c| c.updated().wall_ms())},
-        "history": history(s, id),
+        "history": history(s, id, evicted),
     });
     let abandoned = cart.filter(|c| is_abandoned(c, now, ABANDONED_AFTER_MS));
     if let (Some(cart), Value::Object(m)) = (abandoned, &mut v) {
@@ -330,7 +339,14 @@ pub async fn show(
         };
     }
     let now = crate::store::now_ms();
-    let v = state.read(|r| card(r.state(), &cid, now));
+    let evictions = state.read(|r| r.state().evictions());
+    let of = cid.clone();
+    let evicted = state
+        .node()
+        .query(move |c| crate::store::history::sales_of_customer(c, &of, evictions))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let v = state.read(|r| card(r.state(), &cid, now, &evicted));
     v.map(|v| ([(LOOKUP_HEADER, source)], Json(v)))
         .ok_or_else(unknown)
 }

@@ -126,6 +126,15 @@ async fn ensure_rights(state: &TerminalState, sale: &SaleId, hint: Option<StoreI
     .await
 }
 
+/// Bring `sale` back into memory if it left it (`store::history`): what follows reads and
+/// plans from memory. A failure only costs the local answer (the rights are then asked of
+/// HQ), so it is logged, not returned.
+async fn recall(state: &TerminalState, sale: &SaleId) {
+    if let Err(e) = state.node().recall(vec![sale.clone()]).await {
+        tracing::warn!(error = %e, "an evicted sale was not recalled");
+    }
+}
+
 /// `GET /api/v1/sales/{id}`: a sale or collected order; another store's is fetched from its
 /// holder through HQ (which makes this store the holder, ready for the return).
 pub async fn show(
@@ -144,6 +153,7 @@ async fn find_sale(
     let Ok(sale) = SaleId::parse(id) else {
         return ("local", Err(unknown_sale(id)));
     };
+    recall(state, &sale).await;
     if let Some(v) = state.read(|r| sale_json(r.state(), &sale)) {
         return ("local", Ok(Json(v)));
     }
@@ -267,6 +277,7 @@ async fn take_return(
                 .with("field", "sale_store")
         })?),
     };
+    recall(state, &sale).await;
     *lookup = ensure_rights(state, &sale, hint.clone()).await.header();
     let store = state.store().clone();
     let now = now_ms();

@@ -1,0 +1,282 @@
+//! History out of memory (`store::history`): sales every replica holding them has acked leave
+//! the in-memory replica for `sale_history`, digests stay those of a replay of the whole log,
+//! returns against them are answered as before, and a node rebuilt without its snapshot takes
+//! them back into memory. Real nodes on real SQLite files.
+
+use std::path::Path;
+use storenode::domain::op::{ReceiveReason, SaleLine, Tender};
+use storenode::domain::returns::{plan_return, ReturnAsk, ReturnPolicy};
+use storenode::domain::{
+    ActorId, CustomerId, Ean13, Op, Payload, Replica, ReturnId, SaleId, Sku, StoreId,
+};
+use storenode::store::{history, replay_whole, Node};
+
+const T0: u64 = 1_700_000_000_000;
+/// Sales beyond those the node keeps in memory whatever happens.
+const OLD: usize = 20;
+const SALES: usize = history::SALES_KEPT_IN_MEMORY + OLD;
+
+fn madrid() -> StoreId {
+    StoreId::parse("madrid-centro").unwrap()
+}
+fn sevilla() -> StoreId {
+    StoreId::parse("sevilla-nervion").unwrap()
+}
+fn sku(i: usize) -> Sku {
+    Sku::parse(&format!("SKU-{}", i % 3)).unwrap()
+}
+fn sale_id(n: usize) -> SaleId {
+    SaleId::parse(&format!("S-{n}")).unwrap()
+}
+fn lucia() -> CustomerId {
+    CustomerId::parse("C-0001").unwrap()
+}
+
+fn catalog() -> Vec<Op> {
+    let mut hq = Replica::new(ActorId::hq());
+    (0..3)
+        .map(|i| {
+            let put = Payload::CatalogPut {
+                sku: sku(i),
+                ean: Ean13::parse("8412345678905").unwrap(),
+                name: format!("Producto {i}"),
+                price_cents: 250,
+                vat_bp: 2100,
+            };
+            hq.prepare(T0 + i as u64, put).unwrap().0
+        })
+        .collect()
+}
+
+fn receive(store: StoreId, i: usize) -> Payload {
+    Payload::StockReceive {
+        store,
+        sku: sku(i),
+        qty: 10_000,
+        reason: ReceiveReason::Delivery,
+    }
+}
+
+/// Sale `n` at madrid: two units of one sku; every other one to Lucía.
+fn sale(n: usize) -> Payload {
+    Payload::Sale {
+        store: madrid(),
+        sale_id: sale_id(n),
+        lines: vec![SaleLine {
+            sku: sku(n),
+            qty: 2,
+            unit_cents: 250,
+            vat_bp: 2100,
+        }],
+        tender: Tender::Cash,
+        customer: n.is_multiple_of(2).then(lucia),
+    }
+}
+
+/// A madrid node with stock and `SALES` sales; seq of each sale is `4 + n`. Its own ops are
+/// made by a replica of the same actor and handed over at once (a restore, as it were).
+fn selling_store(db: &Path) -> Node {
+    let node = Node::open(db, madrid().actor()).unwrap();
+    let mut m = Replica::new(madrid().actor());
+    let catalog = catalog();
+    for op in &catalog {
+        m.apply(op).unwrap();
+    }
+    let mut own = Vec::new();
+    for i in 0..3 {
+        own.push(m.prepare(T0 + 100, receive(madrid(), i)).unwrap().0);
+    }
+    for n in 0..SALES {
+        own.push(m.prepare(T0 + 200 + n as u64, sale(n)).unwrap().0);
+    }
+    node.ingest_blocking(catalog).unwrap();
+    let ingested = node.ingest_blocking(own).unwrap();
+    assert_eq!(ingested.applied, 3 + SALES);
+    node
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// HQ acknowledges madrid's own ops through `seq` (what the sync engine records).
+fn hq_acks(rt: &tokio::runtime::Runtime, node: &Node, seq: u64) {
+    rt.block_on(node.write(move |tx| {
+        storenode::sync::persist::set_u64(tx, storenode::sync::persist::KEY_HQ_ACKED_SEQ, seq)
+    }))
+    .unwrap();
+}
+
+fn history_rows(node: &Node) -> i64 {
+    node.query_blocking(|c| c.query_row("SELECT count(*) FROM sale_history", [], |r| r.get(0)))
+        .unwrap()
+}
+
+/// The node's digest equals that of a replica built from every op of its log, all in memory.
+fn assert_digest_of_whole_log(node: &Node, db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let whole = replay_whole(&conn, node.actor().clone()).unwrap();
+    assert_eq!(node.read(|r| r.digest()), whole.digest());
+    assert_eq!(
+        node.read(|r| r.digest_for_store(&madrid())),
+        whole.digest_for_store(&madrid())
+    );
+}
+
+fn ask(id: &str, n: usize, qty: u32, manager: bool) -> ReturnAsk {
+    ReturnAsk {
+        return_id: ReturnId::parse(id).unwrap(),
+        sale: sale_id(n),
+        sale_store: Some(madrid()),
+        lines: vec![(sku(n), qty, true)],
+        tender: Tender::Cash,
+        manager,
+        now_ms: T0 + 10_000,
+    }
+}
+
+const POLICY: ReturnPolicy = ReturnPolicy {
+    window_ms: 30 * 86_400_000,
+    unverified_max_cents: 100_000,
+};
+
+#[test]
+fn a_store_moves_only_sales_hq_acked_to_history_and_answers_returns_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let rt = runtime();
+    let node = selling_store(&db);
+    let before = node.read(|r| r.digest());
+
+    node.checkpoint_blocking().unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), SALES, "nothing acked");
+
+    hq_acks(&rt, &node, 4 + 9); // sales 0..=9
+    node.checkpoint_blocking().unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), SALES - 10);
+    assert!(node.read(|r| !r.state().sales.contains_key(&sale_id(0))));
+    assert!(node.read(|r| r.state().sales.contains_key(&sale_id(10))));
+    assert_eq!(history_rows(&node), 10);
+    assert_eq!(node.read(|r| r.digest()), before);
+    assert_digest_of_whole_log(&node, &db);
+    let evictions = node.read(|r| r.state().evictions());
+    let lucias = node
+        .query_blocking(move |c| history::sales_of_customer(c, &lucia(), evictions))
+        .unwrap();
+    let ids: Vec<String> = lucias.iter().map(|s| s.id.to_string()).collect();
+    assert_eq!(ids, ["S-0", "S-2", "S-4", "S-6", "S-8"]);
+
+    // A return against an evicted sale, planned from memory after the counter's recall.
+    rt.block_on(node.recall(vec![sale_id(0)])).unwrap();
+    assert_eq!(
+        node.read(|r| r.state().returnable(&sale_id(0), &sku(0))),
+        Some(2)
+    );
+    let ret = node
+        .read(|r| plan_return(r.state(), &madrid(), &POLICY, ask("R-1", 0, 2, false)))
+        .unwrap();
+    node.submit_blocking(T0 + 10_000, vec![ret]).unwrap();
+    node.close_blocking().unwrap();
+    drop(node);
+
+    // Reopened from the snapshot: history stays out of memory (sale 0, recalled, is pinned in
+    // memory for a couple of passes), the answers stay the same.
+    let node = Node::open(&db, madrid().actor()).unwrap();
+    assert!(node.read(|r| !r.state().sales.contains_key(&sale_id(1))));
+    assert!(node.read(|r| r.state().sales.len()) <= SALES - 9);
+    assert_digest_of_whole_log(&node, &db);
+    rt.block_on(node.recall(vec![sale_id(0)])).unwrap();
+    assert_eq!(
+        node.read(|r| r.state().returnable(&sale_id(0), &sku(0))),
+        Some(0)
+    );
+    let again = node.read(|r| plan_return(r.state(), &madrid(), &POLICY, ask("R-2", 0, 1, false)));
+    assert!(
+        again.is_err(),
+        "a second verified return of returned units: {again:?}"
+    );
+    node.close_blocking().unwrap();
+}
+
+#[test]
+fn a_node_rebuilt_without_its_snapshot_takes_its_history_back_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let rt = runtime();
+    let node = selling_store(&db);
+    let before = node.read(|r| r.digest());
+    hq_acks(&rt, &node, 3 + SALES as u64); // the last sale
+    node.close_blocking().unwrap();
+    drop(node);
+    let node = Node::open(&db, madrid().actor()).unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), SALES - OLD);
+    node.close_blocking().unwrap();
+    drop(node);
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("DELETE FROM snapshot", []).unwrap();
+    drop(conn);
+    let node = Node::open(&db, madrid().actor()).unwrap();
+    assert_eq!(node.read(|r| r.state().sales.len()), SALES);
+    assert_eq!(
+        history_rows(&node),
+        0,
+        "rows of evictions memory no longer made"
+    );
+    assert_eq!(node.read(|r| r.digest()), before);
+    node.close_blocking().unwrap();
+}
+
+#[test]
+fn hq_moves_every_store_sale_to_history_and_a_late_return_elsewhere_still_meets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hq.db");
+    let mut m = Replica::new(madrid().actor());
+    let mut s = Replica::new(sevilla().actor());
+    let mut log = catalog();
+    for op in &log {
+        m.apply(op).unwrap();
+        s.apply(op).unwrap();
+    }
+    for i in 0..3 {
+        log.push(m.prepare(T0 + 100, receive(madrid(), i)).unwrap().0);
+        log.push(s.prepare(T0 + 100, receive(sevilla(), i)).unwrap().0);
+    }
+    for n in 0..SALES {
+        log.push(m.prepare(T0 + 200 + n as u64, sale(n)).unwrap().0);
+    }
+    // Madrid returns sale 3 whole; sevilla, not knowing it, takes an unverified return too.
+    let verified = plan_return(m.state(), &madrid(), &POLICY, ask("R-1", 3, 2, false)).unwrap();
+    let at_madrid = m.prepare(T0 + 10_000, verified).unwrap().0;
+    let unverified = plan_return(s.state(), &sevilla(), &POLICY, ask("R-2", 3, 1, true)).unwrap();
+    let at_sevilla = s.prepare(T0 + 10_001, unverified).unwrap().0;
+
+    let node = Node::open(&db, ActorId::hq()).unwrap();
+    node.ingest_blocking(log.clone()).unwrap();
+    node.ingest_blocking(vec![at_madrid.clone()]).unwrap();
+    node.checkpoint_blocking().unwrap();
+    // Every sale is held by its store: all but the newest kept in memory leave.
+    assert_eq!(node.read(|r| r.state().sales.len()), SALES - OLD);
+    assert!(node.read(|r| !r.state().sales.contains_key(&sale_id(3))));
+    assert_eq!(history_rows(&node), OLD as i64);
+    node.close_blocking().unwrap();
+    drop(node);
+
+    let node = Node::open(&db, ActorId::hq()).unwrap();
+    node.ingest_blocking(vec![at_sevilla.clone()]).unwrap();
+    let mut plain = Replica::new(ActorId::hq());
+    for op in log.iter().chain([&at_madrid, &at_sevilla]) {
+        plain.apply(op).unwrap();
+    }
+    assert_eq!(plain.state().returns.double_returns.len(), 1);
+    assert_eq!(
+        node.read(|r| r.state().returns.double_returns.clone()),
+        plain.state().returns.double_returns
+    );
+    assert_eq!(node.read(|r| r.digest()), plain.digest());
+    assert_digest_of_whole_log(&node, &db);
+    node.close_blocking().unwrap();
+}
