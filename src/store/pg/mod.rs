@@ -9,6 +9,7 @@
 //! its `(actor, seq)` primary key. Every statement lives in `log.rs` and `schema.rs`.
 
 pub mod journal;
+pub mod lease;
 pub mod log;
 pub mod schema;
 pub mod tail;

@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_processes",
         include_str!("../../../migrations/postgres/0003_hq_processes.sql"),
     ),
+    (
+        4,
+        "hq_lease",
+        include_str!("../../../migrations/postgres/0004_hq_lease.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).
