@@ -75,6 +75,8 @@ impl HqProtocol {
             (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
             (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(now_ms, store, ack, 0),
             (TopicKind::Ack, Message::EpochAck(e)) => self.on_ack(now_ms, store, e.ack, e.epoch),
+            // An HQ process's own signed ack to the store, or another process's.
+            (TopicKind::Ack, Message::SignedReply(_)) => {}
             (TopicKind::Status, Message::Status(status)) => self.on_status(now_ms, store, status),
             (TopicKind::Lookup, Message::Lookup(lookup)) => {
                 self.queue.push_back(HqAction::Lookup { store, lookup })
