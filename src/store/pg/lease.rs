@@ -1,4 +1,4 @@
-//! Leases of the syncing role in PostgreSQL (migration `0004_hq_lease.sql`): which HQ process
+//! Leases of the syncing role in PostgreSQL (migration `0006_hq_lease.sql`): which HQ process
 //! serves which store. Every round runs in one transaction on PostgreSQL's clock: the process
 //! renews its `hq_member` row and the leases it holds, counts the live processes, gives back
 //! leases above its quota `ceil(stores / live)` and takes expired or unowned ones up to it.

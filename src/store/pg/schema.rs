@@ -26,8 +26,18 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         4,
+        "store_links",
+        include_str!("../../../migrations/postgres/0004_store_links.sql"),
+    ),
+    (
+        5,
+        "webhook_jobs",
+        include_str!("../../../migrations/postgres/0005_webhook_jobs.sql"),
+    ),
+    (
+        6,
         "hq_lease",
-        include_str!("../../../migrations/postgres/0004_hq_lease.sql"),
+        include_str!("../../../migrations/postgres/0006_hq_lease.sql"),
     ),
 ];
 

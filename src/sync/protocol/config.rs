@@ -165,6 +165,9 @@ pub struct StoreLink {
     pub down_acked: u64,
     /// Software version the store reported.
     pub version: Option<String>,
+    /// This process holds the store's lease and serves it (always, without leases): only
+    /// then is this view the store's link (`app::hq_cluster` publishes only these).
+    pub served: bool,
 }
 
 /// HQ's persisted routing state (`persist::load_hq`).

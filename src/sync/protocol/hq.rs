@@ -570,6 +570,7 @@ impl HqProtocol {
                 down_pending: p.down_last.saturating_sub(p.down.acked()),
                 down_acked: p.down.acked(),
                 version: p.version.clone(),
+                served: p.served,
             })
             .collect()
     }
