@@ -238,6 +238,10 @@ impl World {
                 self.hq().handle_committed();
             }
             HqAction::Lookup { .. } => {}
+            // Only with leases (several HQ processes): the simulation runs one HQ without.
+            HqAction::FindDownStart { store, epoch, .. } => {
+                self.hq().handle_down_start(now, &store, epoch, None)
+            }
         }
     }
 }

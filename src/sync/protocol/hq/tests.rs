@@ -209,3 +209,106 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     }));
     assert_eq!(p.links()[0].down_pending, 1);
 }
+
+fn ack_topic(s: &StoreId) -> String {
+    Topics::new("acme").unwrap().topic(s, TopicKind::Ack)
+}
+
+fn store_ack(s: &StoreId, down_idx: u64, epoch: Option<u64>) -> Vec<u8> {
+    let ack = Ack {
+        from: s.actor(),
+        vv: BTreeMap::from([(ActorId::hq(), 5)]),
+        down_idx,
+        resend: true,
+        reply: false,
+    };
+    let msg = match epoch {
+        None => Message::Ack(ack),
+        Some(epoch) => Message::EpochAck(wire::EpochAck { epoch, ack }),
+    };
+    wire::encode(&msg).unwrap()
+}
+
+#[test]
+fn a_leasing_process_serves_only_its_stores_and_streams_from_where_the_store_stands() {
+    let (norte, sur) = (store("norte"), store("sur"));
+    let mut cfg = HqSyncConfig::new("acme", vec![norte.clone(), sur.clone()], "localhost", 1883);
+    cfg.leases = Some(crate::sync::protocol::config::LeaseSettings {
+        url: "postgres://hq@localhost/hq".to_string(),
+        holder: "hq-1".to_string(),
+    });
+    let loaded = HqLoaded {
+        downlog_last: BTreeMap::from([(norte.clone(), 10), (sur.clone(), 10)]),
+        ..HqLoaded::default()
+    };
+    let mut p = HqProtocol::new(cfg, loaded, Arc::new(SyncMetrics::new()), 0).unwrap();
+    let r = Replica::new(ActorId::hq());
+    p.handle_link(true);
+    let before = drain(&mut p, &r);
+    assert!(before.is_empty(), "no store served yet: {before:?}");
+    let up = encode_up(&norte, &receipts(&norte, 2), 500).unwrap();
+    p.handle_message(1, &up_topic(&norte), &up[0].bytes);
+    assert!(
+        drain(&mut p, &r).is_empty(),
+        "not ours: left for the holder"
+    );
+
+    p.handle_leases(2, &BTreeMap::from([(norte.clone(), 3)]));
+    let taken = drain(&mut p, &r);
+    assert_eq!(taken[0], HqAction::AnswerReturns);
+    let hello = acks(taken);
+    assert_eq!(hello.len(), 1, "a hello to the store taken, none to sur");
+    assert!(hello[0].resend && hello[0].reply);
+
+    // The store answers in the old holder's numbering: its vv decides where we start.
+    p.handle_message(3, &ack_topic(&norte), &store_ack(&norte, 7, Some(2)));
+    let find = drain(&mut p, &r);
+    assert_eq!(
+        find,
+        vec![HqAction::FindDownStart {
+            store: norte.clone(),
+            epoch: 3,
+            vv: BTreeMap::from([(ActorId::hq(), 5)]),
+        }]
+    );
+    p.handle_down_start(4, &norte, 3, Some(6));
+    let read = drain(&mut p, &r);
+    assert!(
+        matches!(&read[..], [HqAction::ReadDown { after: 6, .. }]),
+        "{read:?}"
+    );
+    let ops = receipts(&norte, 4);
+    p.handle_down(&norte, 6, ops.clone());
+    let sent: Vec<_> = drain(&mut p, &r)
+        .into_iter()
+        .filter_map(|a| match a {
+            HqAction::Publish(pb) => wire::decode(&pb.payload).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![Message::EpochDown(wire::EpochDownBatch {
+            epoch: 3,
+            first_idx: 1,
+            ops
+        })]
+    );
+    p.handle_message(5, &ack_topic(&norte), &store_ack(&norte, 2, Some(3)));
+    drain(&mut p, &r);
+    let link = p.links().into_iter().find(|l| l.store == norte).unwrap();
+    assert_eq!(
+        link.down_acked, 8,
+        "entry 2 of epoch 3 is down-log entry 6 + 2"
+    );
+
+    // Up-batches of the store served are ingested; once the lease is gone, no longer.
+    p.handle_message(6, &up_topic(&norte), &up[0].bytes);
+    assert!(drain(&mut p, &r)
+        .iter()
+        .any(|a| matches!(a, HqAction::Ingest { .. })));
+    p.handle_ingested(7, None);
+    p.handle_leases(8, &BTreeMap::new());
+    p.handle_message(9, &up_topic(&norte), &up[0].bytes);
+    assert!(drain(&mut p, &r).is_empty());
+}
