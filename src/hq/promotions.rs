@@ -313,6 +313,11 @@ mod tests {
                 "ends",
             ),
             (
+                json!({"kind": "percent", "skus": [SKU], "percent": 10,
+                       "starts": "2026-12-01T10:00:00Z", "ends": "2026-12-01T10:00:00Z"}),
+                "ends",
+            ),
+            (
                 json!({"kind": "percent", "skus": [SKU], "percent": 150, "starts": "2026-12-01", "ends": "2026-12-02"}),
                 "percent",
             ),
