@@ -17,13 +17,13 @@ use sha2::{Digest as _, Sha256};
 use storenode::domain::fiscal::record::{
     InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine,
 };
-use storenode::domain::ids::{CashSessionId, PromotionId, TillId};
+use storenode::domain::ids::{CashSessionId, Category, PromotionId, TillId};
 use storenode::domain::op::{
     Advance, CancelKind, Channel, ConsumeReason, OrderLine, ProfilePatch, ReceiptLine,
     ReceiveReason, ReturnLine, SaleLine, SoldInvoice, SoldSnapshot, Tender,
 };
 use storenode::domain::till::{
-    CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing, TillDoc,
+    CashMoveKind, LineDiscount, Promotion, PromotionKind, SalePricing, SkuPromotion, TillDoc,
 };
 use storenode::domain::{
     ActorId, CustomerId, Ean13, Hlc, MotionId, Op, OpId, OrderId, Payload, Replica, ReturnId,
@@ -92,6 +92,8 @@ fn payload_index(p: &Payload) -> usize {
         Payload::ShipWithdraw { .. } => 35,
         Payload::CashOpenTill { .. } => 36,
         Payload::TakenAt { .. } => 37,
+        Payload::CatalogCategory { .. } => 38,
+        Payload::PromotionSet { .. } => 39,
     }
 }
 
@@ -409,7 +411,7 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
         ),
         (
             Payload::PromotionPut {
-                promotion: Promotion {
+                promotion: SkuPromotion {
                     id: PromotionId::parse("p-1").unwrap(),
                     name: "3x2".into(),
                     kind: PromotionKind::NForM { n: 3, m: 2 },
@@ -529,6 +531,28 @@ fn payload_cases() -> Vec<(Payload, &'static str)> {
                 doc: TillDoc::Sale(SaleId::parse("s-1").unwrap()),
             },
             "25066d61647269640254320003732d31",
+        ),
+        (
+            Payload::CatalogCategory {
+                sku: sku(),
+                category: Some(Category::parse("cafe").unwrap()),
+            },
+            "2605534b552d31010463616665",
+        ),
+        (
+            Payload::PromotionSet {
+                promotion: Promotion {
+                    id: PromotionId::parse("p-2").unwrap(),
+                    name: "cafe -10 %".into(),
+                    kind: PromotionKind::Percent { bp: 1000 },
+                    skus: vec![],
+                    starts_ms: 1_800_000_000_000,
+                    ends_ms: 1_800_086_400_000,
+                    priority: 1,
+                    categories: vec![Category::parse("cafe").unwrap()],
+                },
+            },
+            "2703702d320a63616665202d3130202500e8070080a0f1c2b13480d88aecb13401010463616665",
         ),
     ]
 }
@@ -715,22 +739,30 @@ fn every_message_encodes_to_its_golden_bytes_and_decodes_back() {
     }
 }
 
-/// A replica that applied every payload case, each from the actor allowed to author it (HQ
-/// when the store may not), for the snapshot's golden case.
+/// A replica that applied every payload case, each from the first actor allowed to author it
+/// (the store, HQ, or the other store the cases name), for the snapshot's golden case. A case
+/// no actor may author would be missing from the snapshot: that fails here.
 fn replica_of_every_case() -> Replica {
     let hq = ActorId::parse("hq").unwrap();
     let mut replica = Replica::new(hq.clone());
-    let (mut store_seq, mut hq_seq) = (0u64, 0u64);
+    let mut seqs: std::collections::BTreeMap<ActorId, u64> = Default::default();
     for (payload, _) in payload_cases() {
-        store_seq += 1;
-        if replica.apply(&op(store_seq, payload.clone())).is_err() {
-            store_seq -= 1;
-            hq_seq += 1;
-            let _ = replica.apply(&Op {
-                actor: hq.clone(),
-                ..op(hq_seq, payload)
-            });
-        }
+        let other = StoreId::parse("sevilla").unwrap().actor();
+        let authors = [store().actor(), hq.clone(), other];
+        let applied = authors.into_iter().any(|actor| {
+            let seq = seqs.get(&actor).copied().unwrap_or(0) + 1;
+            let ok = replica
+                .apply(&Op {
+                    actor: actor.clone(),
+                    ..op(seq, payload.clone())
+                })
+                .is_ok();
+            if ok {
+                seqs.insert(actor, seq);
+            }
+            ok
+        });
+        assert!(applied, "no actor may author {}", payload.kind());
     }
     replica
 }
@@ -749,7 +781,7 @@ fn a_replica_snapshot_encodes_to_its_golden_digest_and_decodes_back() {
         bytes.len(),
         hex::encode(Sha256::digest(&bytes))
     );
-    assert_eq!(actual, "format 4 1047 bytes sha256 2010540255de012d1173bde96f71cf8b92bfdb9a104ef5fe8261c77dcac92fc5", "snapshot format changed");
+    assert_eq!(actual, "format 5 1327 bytes sha256 33955ecae8fb9cd2f6d49cc21219fb568a67e60e899ef656e661522ea7d77354", "snapshot format changed");
     let back = snapshot::decode(replica.actor().clone(), &bytes).unwrap();
     assert_eq!(
         format!("{:?}", back.state()),

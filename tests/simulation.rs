@@ -48,6 +48,10 @@ fn a_thousand_seeds_of_faults_converge_without_overselling() {
             total.discounted_sales > 0,
             "till sales with promotions and discounts ran"
         );
+        assert!(
+            total.category_promoted_lines > 0,
+            "promotions by category reached sale lines"
+        );
         assert!(total.shipments_received > 0 && total.transfers_received > 0);
         assert!(total.transfers_short > 0 && total.ship_to_store_orders > 0);
         assert!(total.ship_to_store_arrived > 0 && total.ship_to_store_dispatched > 0);

@@ -668,23 +668,36 @@ async fn the_till_opens_the_drawer_sells_with_a_promotion_and_a_managers_discoun
     })
     .await;
     let now = storenode::store::now_ms();
+    // A promotion by category: SKU-1 is in "cafe", and the till shows and applies HQ's 20 %
+    // off that category.
+    let cafe = storenode::domain::ids::Category::parse("cafe").unwrap();
+    let (category, _) =
+        f.hq.prepare(
+            now,
+            Payload::CatalogCategory {
+                sku: Sku::parse("SKU-1").unwrap(),
+                category: Some(cafe.clone()),
+            },
+        )
+        .unwrap();
     let (promo, _) =
         f.hq.prepare(
             now,
-            Payload::PromotionPut {
+            Payload::PromotionSet {
                 promotion: storenode::domain::till::Promotion {
                     id: storenode::domain::ids::PromotionId::parse("CAFE-20").unwrap(),
                     name: "Café -20 %".into(),
                     kind: storenode::domain::till::PromotionKind::Percent { bp: 2_000 },
-                    skus: vec![Sku::parse("SKU-1").unwrap()],
+                    skus: vec![],
                     starts_ms: now - 3_600_000,
                     ends_ms: now + 86_400_000,
                     priority: 1,
+                    categories: vec![cafe],
                 },
             },
         )
         .unwrap();
-    f.node.ingest(vec![promo]).await.unwrap();
+    f.node.ingest(vec![category, promo]).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let app = f.app();

@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use storenode::domain::fiscal::{Issuer, TaxId};
+use storenode::domain::ids::Category;
 use storenode::domain::ids::{CashSessionId, PromotionId};
 use storenode::domain::op::Tender;
 use storenode::domain::till::pricing::net_lines;
-use storenode::domain::till::{CashMoveKind, Promotion, PromotionKind};
+use storenode::domain::till::{CashMoveKind, Promotion, PromotionKind, SkuPromotion};
 use storenode::domain::{Op, Payload, Sku};
 use storenode::fiscal::FiscalSetup;
 use storenode::store::{now_ms, Node};
@@ -33,7 +34,8 @@ fn setup() -> Arc<FiscalSetup> {
     })
 }
 
-/// A fixture with invoices, the cash-session rule as given, and HQ's 20 % off SKU-1.
+/// A fixture with invoices, the cash-session rule as given, and HQ's 20 % off SKU-1 (in the
+/// encoding before categories, `PromotionPut`, which stores still apply).
 async fn till(cash_session_required: bool) -> Fixture {
     let mut f = Fixture::with_config(|c| {
         c.fiscal = Some(setup());
@@ -45,7 +47,7 @@ async fn till(cash_session_required: bool) -> Fixture {
         f.hq.prepare(
             now,
             Payload::PromotionPut {
-                promotion: Promotion {
+                promotion: SkuPromotion {
                     id: PromotionId::parse("P-20").unwrap(),
                     name: "20 % café".into(),
                     kind: PromotionKind::Percent { bp: 2_000 },
@@ -129,6 +131,80 @@ async fn promotions_and_discounts_flow_into_the_sale_its_invoice_and_its_refund(
     let (_, r2) = post(&f, "/api/v1/returns", ret(1), &associate).await;
     assert_eq!(r1["refund_cents"], 273);
     assert_eq!(r2["refund_cents"], 274);
+}
+
+#[tokio::test]
+async fn a_promotion_by_category_reaches_the_skus_hq_put_in_it_on_the_sale_receipt_and_invoice() {
+    let mut f = till(false).await;
+    let now = now_ms();
+    let dairy = Category::parse("lacteos").unwrap();
+    let ops: Vec<Op> = [
+        Payload::CatalogCategory {
+            sku: Sku::parse("SKU-2").unwrap(),
+            category: Some(dairy.clone()),
+        },
+        Payload::PromotionSet {
+            promotion: Promotion {
+                id: PromotionId::parse("P-LACTEOS").unwrap(),
+                name: "Lácteos -10 %".into(),
+                kind: PromotionKind::Percent { bp: 1_000 },
+                skus: vec![],
+                starts_ms: now - 86_400_000,
+                ends_ms: now + 86_400_000,
+                priority: 1,
+                categories: vec![dairy],
+            },
+        },
+    ]
+    .into_iter()
+    .map(|p| f.hq.prepare(now, p).unwrap().0)
+    .collect();
+    f.node.ingest(ops).await.unwrap();
+    let associate = f.login("1001", "1234").await;
+    let (_, _, scanned) = f
+        .call(Method::GET, "/api/v1/stock/SKU-2", None, Some(&associate))
+        .await;
+    assert_eq!(
+        scanned["category"], "lacteos",
+        "the page learns the category"
+    );
+    let (_, _, promos) = f
+        .call(Method::GET, "/api/v1/promotions", None, Some(&associate))
+        .await;
+    let listed = promos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "P-LACTEOS");
+    assert_eq!(
+        listed.map(|p| p["categories"].clone()),
+        Some(json!(["lacteos"]))
+    );
+    let sale = json!({"lines": [{"sku": "SKU-1", "qty": 2}, {"sku": "SKU-2", "qty": 3}], "tender": "card"});
+    let (status, s) = post(&f, "/api/v1/sales", sale, &associate).await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    // SKU-1: 6.98 - 20 % (1.40) = 5.58 by its sku; SKU-2: 2.97 - 10 % (0.30) = 2.67 by its
+    // category.
+    assert_eq!(s["lines"][0]["promotion"], "P-20");
+    assert_eq!(s["lines"][1]["promotion"], "P-LACTEOS");
+    assert_eq!(s["lines"][1]["discount_cents"], 30);
+    assert_eq!(s["total_cents"], 825);
+    let id = s["id"].as_str().unwrap().to_string();
+    let record = f.node.read(|r| storenode::fiscal::issued_invoice(r, &id));
+    assert_eq!(record.map(|i| i.importe_cents), Some(825));
+    let receipt = f.printer.jobs().into_iter().find_map(|j| match j {
+        PrintJob::Receipt {
+            reference, lines, ..
+        } if reference == id => Some(lines),
+        _ => None,
+    });
+    let lines = receipt.expect("the sale's receipt");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.name.contains("P-LACTEOS") && l.unit_cents == -30),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]

@@ -415,7 +415,7 @@ def build_catalog(rng):
     rows = []
     seen_ean = set()
     n = 0
-    for _cat, maker, products in CATALOG:
+    for cat, maker, products in CATALOG:
         item_numbers = rng.sample(range(100, 100000), len(products))
         for (name, price, vat), item in zip(products, item_numbers):
             n += 1
@@ -423,7 +423,7 @@ def build_catalog(rng):
             ean = ean13("84" + maker + f"{item:05d}")
             assert ean not in seen_ean
             seen_ean.add(ean)
-            rows.append((sku, ean, name, price, vat))
+            rows.append((sku, ean, name, price, vat, cat))
     return rows
 
 
@@ -522,7 +522,7 @@ def main():
     customers = build_customers(rng)
     carts = build_carts(rng, catalog, customers)
 
-    write_csv("catalog.csv", ("sku", "ean", "name", "price_cents", "vat_bp"), catalog)
+    write_csv("catalog.csv", ("sku", "ean", "name", "price_cents", "vat_bp", "category"), catalog)
     write_csv("stock.csv", ("store", "sku", "qty"), stock)
     write_csv("customers.csv",
               ("id", "name", "email", "phone", "loyalty_card",

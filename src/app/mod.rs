@@ -102,24 +102,43 @@ pub fn spawn_webhook(
     settings: &HqSettings,
     shutdown: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
+    let webhook = webhook_settings(settings)?;
+    Some(hq::webhook::spawn(node.clone(), webhook, shutdown))
+}
+
+/// Where and how to deliver, if the config names a URL (and the secret it signs with).
+fn webhook_settings(settings: &HqSettings) -> Option<hq::webhook::WebhookSettings> {
     let url = settings.webhook_url.clone()?;
     let Some(secret) = settings.webhook_secret.clone() else {
         tracing::error!("webhook.url without webhook.secret: no events are sent");
         return None;
     };
-    Some(hq::webhook::spawn(
-        node.clone(),
-        hq::webhook::WebhookSettings {
-            url,
-            backoff_ms_min: 250,
-            backoff_ms_max: settings.webhook_backoff_ms_max,
-            secret: secret.into_bytes(),
-            abandoned_cart_ms: settings
-                .abandoned_cart_hours
-                .map(|h| u64::from(h) * 3_600_000),
-        },
-        shutdown,
-    ))
+    Some(hq::webhook::WebhookSettings {
+        url,
+        backoff_ms_min: 250,
+        backoff_ms_max: settings.webhook_backoff_ms_max,
+        secret: secret.into_bytes(),
+        abandoned_cart_ms: settings
+            .abandoned_cart_hours
+            .map(|h| u64::from(h) * 3_600_000),
+    })
+}
+
+/// Start this process's sender of the shared webhook queue (`[storage] url`), if the config
+/// names a webhook URL and its secret.
+fn spawn_shared_webhook(
+    node: &Node,
+    settings: &HqSettings,
+    url: &str,
+    config: &HqConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let Some(webhook) = webhook_settings(settings) else {
+        return Ok(None);
+    };
+    let name = format!("{}:{}", config.client_id(), std::process::id());
+    let task = hq::webhook::pg::spawn(node.clone(), webhook, url, name, shutdown)?;
+    Ok(Some(task))
 }
 
 /// `storenode hq --config FILE`: the HQ hub until Ctrl-C.
@@ -141,22 +160,30 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
         .storage
         .sync
         .then(|| crate::sync::spawn_hq_sync(node.clone(), sync_cfg, shutdown.clone()));
-    // Webhook events are derived from the state every process holds: one process sends them.
-    let webhook = match config.storage.sync {
-        true => spawn_webhook(&node, &settings, shutdown.clone()),
-        false => None,
+    // On PostgreSQL every process sends the shared queue's jobs; on SQLite the one process.
+    let webhook = match &config.storage.url {
+        Some(url) => spawn_shared_webhook(&node, &settings, url, &config, shutdown.clone())?,
+        None => spawn_webhook(&node, &settings, shutdown.clone()),
     };
-    let view: Arc<dyn hq::SyncView> = match &sync {
-        Some(sync) => Arc::new(HqSyncView(sync.clone())),
-        None => Arc::new(hq_cluster::NoSync),
+    let (view, cluster): (Arc<dyn hq::SyncView>, _) = match (tail, &config.storage.url) {
+        (Some(tail), Some(url)) => {
+            let holder = format!("{}:{}", config.client_id(), std::process::id());
+            let (view, links, tasks) =
+                hq_cluster::start(url, &tail, sync.as_ref(), holder, &shutdown)?;
+            (Arc::new(view) as _, Some((tail, links, tasks)))
+        }
+        _ => match sync.clone() {
+            Some(sync) => (Arc::new(HqSyncView(sync)) as _, None),
+            None => (Arc::new(hq::NoSync) as _, None),
+        },
     };
-    let state = HqState::new(node, settings, view);
-    let (router, tailing) = match tail {
-        Some(tail) => (
-            hq_cluster::caught_up(hq::app(state), tail.clone()),
-            Some(tail.spawn(shutdown.clone())),
-        ),
-        None => (hq::app(state), None),
+    let mut state = HqState::new(node, settings, view);
+    if let Some(url) = &config.storage.url {
+        state.shared_webhooks = Some(crate::store::pg::jobs::SharedQueue::new(url)?);
+    }
+    let (router, tasks) = match cluster {
+        Some((tail, links, tasks)) => (hq_cluster::caught_up(hq::app(state), tail, links), tasks),
+        None => (hq::app(state), Vec::new()),
     };
     let (addr, server) = serve(config.http.listen, router, shutdown).await?;
     tracing::info!(%addr, sync = sync.is_some(), "hq listening");
@@ -167,7 +194,7 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     if let Some(w) = webhook {
         let _ = w.await;
     }
-    if let Some(task) = tailing {
+    for task in tasks {
         let _ = task.await;
     }
     if let Some(sync) = sync {
@@ -191,14 +218,20 @@ async fn open_hq_node(
     let from = crate::store::pg::tail::Tail::start_position(url)
         .await
         .context("cannot reach PostgreSQL")?;
-    let (node, restored) = crate::store::pg::open_node(&config.db, ActorId::hq(), url, None)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the PostgreSQL op log for {}",
-                config.db.display()
-            )
-        })?;
+    // With a webhook, each op's jobs are queued in its own PostgreSQL transaction.
+    let jobs = config.webhook.url.as_ref().map(|_| {
+        std::sync::Arc::new(hq::webhook::pg::OrderJobs)
+            as Arc<dyn crate::store::pg::jobs::JobSource>
+    });
+    let (node, restored) =
+        crate::store::pg::open_node_with(&config.db, ActorId::hq(), url, None, jobs)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL op log for {}",
+                    config.db.display()
+                )
+            })?;
     tracing::info!(
         pulled = restored.pulled,
         pushed = restored.pushed,

@@ -53,9 +53,11 @@ pub async fn seed_hq(node: &Node) -> Result<usize, SeedError> {
     Ok(n)
 }
 
-/// The demo's promotions (DESIGN.md §18): a 3x2 and a second unit at half price, valid from
+/// The demo's promotions (DESIGN.md §18): a 3x2 and a second unit at half price on two
+/// cheeses, and 10 % off the whole `fruteria` category (catalog.csv's last column), valid from
 /// 2026 to the end of 2030, so the till shows them at once.
 async fn seed_promotions(node: &Node) -> Result<usize, SeedError> {
+    const FRUIT: &str = "fruteria";
     use crate::domain::ids::PromotionId;
     use crate::domain::till::{Promotion, PromotionKind};
     const FROM_MS: u64 = 1_767_222_000_000; // 2026-01-01T00:00:00+01:00
@@ -69,6 +71,7 @@ async fn seed_promotions(node: &Node) -> Result<usize, SeedError> {
             starts_ms: FROM_MS,
             ends_ms: UNTIL_MS,
             priority: 1,
+            categories: Vec::new(),
         })
     };
     let payloads: Vec<Payload> = [
@@ -87,7 +90,22 @@ async fn seed_promotions(node: &Node) -> Result<usize, SeedError> {
     ]
     .into_iter()
     .flatten()
-    .map(|promotion| Payload::PromotionPut { promotion })
+    .chain(
+        promotion(
+            "DEMO-FRUTA-10",
+            "Frutería -10 %",
+            PromotionKind::Percent { bp: 1_000 },
+            "SKU-000031",
+        )
+        .and_then(|p| {
+            Some(Promotion {
+                skus: Vec::new(),
+                categories: vec![crate::domain::ids::Category::parse(FRUIT).ok()?],
+                ..p
+            })
+        }),
+    )
+    .map(|promotion| Payload::PromotionSet { promotion })
     .collect();
     let n = payloads.len();
     node.submit(payloads)

@@ -239,7 +239,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         .saturating_sub(groups_before.groups)
         .max(1);
     let batch = (total as u64).div_ceil(groups).max(1) as usize;
-    let baseline = raw_inserts(&postgres, &stores, ops_per_store, batch).await?;
+    let (baseline, commit_p50) = raw_inserts(&postgres, &stores, ops_per_store, batch).await?;
     let orders = hq_orders(&hq, opts.hq, &postgres.url(), &scratch, &ids[0]).await?;
 
     shutdown.send_replace(true);
@@ -266,6 +266,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     );
     report.figure("hq_ops_per_group", batch as u64, "");
     report.figure("raw_pg_insert_rows_per_s", baseline, "rows/s");
+    report.figure("raw_pg_commit_p50_ms", commit_p50, "ms");
     report.figure("digests_equal", equal as u64, "stores");
     report.figure("hq_orders_per_s", orders.per_s, "orders/s");
     report.figure("hq_order_p99_ms", orders.p99_ms, "ms");
@@ -289,14 +290,18 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows per second inserting the run's op rows raw into a fresh PostgreSQL database, `batch`
-/// rows per transaction (the statement HQ's journal uses).
+/// One-row commits timed for the run's commit p50 (how loaded the disk is right now).
+const COMMIT_SAMPLES: usize = 100;
+
+/// The same-run baseline: rows per second inserting the run's op rows raw into a fresh
+/// PostgreSQL database, `batch` rows per transaction (the statement HQ's journal uses), and
+/// the p50 of a one-row commit there, in ms.
 async fn raw_inserts(
     postgres: &Postgres,
     stores: &[(StoreId, Node)],
     ops_per_store: usize,
     batch: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let mut ops = Vec::new();
     for (s, node) in stores {
         let actor = s.actor();
@@ -313,13 +318,24 @@ async fn raw_inserts(
     let url = postgres.url().replace("/postgres", "/raw_baseline");
     let mut client = pg::connect(&pg::parse_url(&url)?).await?;
     pg::schema::migrate(&mut client).await?;
+    let (timed, rest) = ops.split_at(ops.len().min(COMMIT_SAMPLES));
+    let mut commits = Vec::with_capacity(timed.len());
+    for op in timed {
+        let t0 = Instant::now();
+        let tx = client.transaction().await?;
+        pg::log::insert_ops(&tx, std::slice::from_ref(op)).await?;
+        tx.commit().await?;
+        commits.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    commits.sort_by(f64::total_cmp);
     let started = Instant::now();
-    for chunk in ops.chunks(batch) {
+    for chunk in rest.chunks(batch) {
         let tx = client.transaction().await?;
         pg::log::insert_ops(&tx, chunk).await?;
         tx.commit().await?;
     }
-    Ok(ops.len() as f64 / started.elapsed().as_secs_f64().max(1e-9))
+    let rate = rest.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok((rate, percentile(&commits, 50.0)))
 }
 
 /// Orders each HQ node places in the `hq_orders` phase.

@@ -1,7 +1,9 @@
 //! Catalog and prices: authored by HQ only, last writer (by HLC, then actor) wins.
+//! A product's category (which promotions by category reach it) is a register of its own,
+//! set by `CatalogCategory`, so a `CatalogPut` that predates categories never clears it.
 
 use super::hlc::Hlc;
-use super::ids::{ActorId, Ean13, Sku};
+use super::ids::{ActorId, Category, Ean13, Sku};
 use crdts::{CvRDT, LWWReg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +26,8 @@ pub type Marker = (Hlc, ActorId);
 pub struct Catalog {
     products: BTreeMap<Sku, LWWReg<Product, Marker>>,
     by_ean: BTreeMap<Ean13, Sku>,
+    /// Each sku's category (`None`: set, then cleared), last writer wins per sku.
+    categories: BTreeMap<Sku, LWWReg<Option<Category>, Marker>>,
 }
 
 impl Catalog {
@@ -50,10 +54,37 @@ impl Catalog {
         }
     }
 
-    /// Rebuild both maps with densely packed nodes (see `State::compact`).
+    /// Merge a category write for `sku`; an older write changes nothing.
+    pub fn set_category(&mut self, sku: Sku, category: Option<Category>, marker: Marker) {
+        let incoming = LWWReg {
+            val: category,
+            marker,
+        };
+        match self.categories.get_mut(&sku) {
+            Some(reg) => reg.merge(incoming),
+            None => {
+                self.categories.insert(sku, incoming);
+            }
+        }
+    }
+
+    /// The category `sku` is in, if any.
+    pub fn category(&self, sku: &Sku) -> Option<&Category> {
+        self.categories.get(sku).and_then(|r| r.val.as_ref())
+    }
+
+    /// Every sku with a category, in sku order (for the digest).
+    pub fn categories(&self) -> impl Iterator<Item = (&Sku, &Category)> {
+        self.categories
+            .iter()
+            .filter_map(|(sku, r)| r.val.as_ref().map(|c| (sku, c)))
+    }
+
+    /// Rebuild the maps with densely packed nodes (see `State::compact`).
     pub fn compact(&mut self) {
         self.products = std::mem::take(&mut self.products).into_iter().collect();
         self.by_ean = std::mem::take(&mut self.by_ean).into_iter().collect();
+        self.categories = std::mem::take(&mut self.categories).into_iter().collect();
     }
 
     pub fn get(&self, sku: &Sku) -> Option<&Product> {
@@ -112,6 +143,22 @@ mod tests {
         b.put(product(200), late);
         b.put(product(100), early);
         assert_eq!(a.get(&product(0).sku).unwrap().price_cents, 200);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_later_category_wins_in_either_order_and_a_clear_is_a_write() {
+        let sku = product(0).sku;
+        let cafe = Category::parse("cafe").unwrap();
+        let early = (Hlc::new(1, 0), ActorId::hq());
+        let late = (Hlc::new(2, 0), ActorId::hq());
+        let mut a = Catalog::default();
+        a.set_category(sku.clone(), Some(cafe.clone()), early.clone());
+        a.set_category(sku.clone(), None, late.clone());
+        let mut b = Catalog::default();
+        b.set_category(sku.clone(), None, late);
+        b.set_category(sku.clone(), Some(cafe), early);
+        assert_eq!(a.category(&sku), None);
         assert_eq!(a, b);
     }
 }

@@ -57,6 +57,11 @@ fn digest_where(state: &State, keep: impl Fn(&StoreId) -> bool, scope: Option<&S
     let mut h = Hasher(Sha256::new());
     let catalog: Vec<_> = state.catalog.iter().collect();
     h.feed("catalog", &catalog);
+    let categories: Vec<_> = state.catalog.categories().collect();
+    if !categories.is_empty() {
+        // Fed only when set, so a chain without categories keeps its digests.
+        h.feed("categories", &categories);
+    }
     let stock: Vec<_> = state
         .stock
         .iter()

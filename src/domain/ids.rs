@@ -190,6 +190,7 @@ token_id!(ReturnId, "return");
 token_id!(PromotionId, "promotion");
 token_id!(CashSessionId, "cash session");
 token_id!(TillId, "till");
+token_id!(Category, "category");
 
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
@@ -224,7 +225,8 @@ string_plumbing!(
     ReturnId,
     PromotionId,
     CashSessionId,
-    TillId
+    TillId,
+    Category
 );
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 use super::fiscal::InvoiceRecord;
 use super::hlc::Hlc;
 use super::ids::{
-    ActorId, CashSessionId, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku, StoreId,
-    TillId,
+    ActorId, CashSessionId, Category, CustomerId, Ean13, MotionId, OrderId, ReturnId, SaleId, Sku,
+    StoreId, TillId,
 };
-use super::till::{CashMoveKind, Promotion, SalePricing, TillDoc};
+use super::till::{CashMoveKind, Promotion, SalePricing, SkuPromotion, TillDoc};
 use serde::{Deserialize, Serialize};
 
 /// Globally unique id of an op: its author and that author's sequence number.
@@ -388,8 +388,9 @@ pub enum Payload {
         sold: SoldSnapshot,
         returned: Vec<(Sku, u32)>,
     },
-    /// HQ sets a promotion (last writer wins per promotion id; DESIGN.md §18).
-    PromotionPut { promotion: Promotion },
+    /// HQ sets a promotion on skus only (last writer wins per promotion id; DESIGN.md §18):
+    /// the encoding before categories, still applied; HQ now issues `PromotionSet`.
+    PromotionPut { promotion: SkuPromotion },
     /// The prices and discounts a till sale was sold at, issued just before its `Sale` (same
     /// actor, previous seq), so every replica knows them when the sale is applied.
     SalePriced {
@@ -481,6 +482,15 @@ pub enum Payload {
         till: TillId,
         doc: TillDoc,
     },
+    /// HQ sets a product's category (last writer wins per sku; `None` clears it): what
+    /// promotions by category reach.
+    CatalogCategory {
+        sku: Sku,
+        category: Option<Category>,
+    },
+    /// HQ sets a promotion, on skus and categories (last writer wins per promotion id, shared
+    /// with `PromotionPut`).
+    PromotionSet { promotion: Promotion },
 }
 
 impl Payload {
@@ -609,6 +619,8 @@ impl Payload {
             Payload::ShipWithdraw { .. } => "ship_withdraw",
             Payload::CashOpenTill { .. } => "cash_open_till",
             Payload::TakenAt { .. } => "taken_at",
+            Payload::CatalogCategory { .. } => "catalog_category",
+            Payload::PromotionSet { .. } => "promotion_set",
         }
     }
 }

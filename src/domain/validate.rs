@@ -33,7 +33,7 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
     let actor = &op.actor;
     let is_store = |s: &StoreId| s.actor() == *actor;
     let ok = match &op.payload {
-        Payload::CatalogPut { .. } => actor.is_hq(),
+        Payload::CatalogPut { .. } | Payload::CatalogCategory { .. } => actor.is_hq(),
         Payload::StockTransfer { store, to, .. } => {
             (is_store(store) && to.is_hq()) || (actor.is_hq() && *to == store.actor())
         }
@@ -61,7 +61,9 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
         | Payload::Return { store, .. }
         | Payload::ReturnRightsRequested { by: store, .. }
         | Payload::ReturnRightsGranted { from: store, .. } => is_store(store),
-        Payload::ShipmentNotice { .. } | Payload::PromotionPut { .. } => actor.is_hq(),
+        Payload::ShipmentNotice { .. }
+        | Payload::PromotionPut { .. }
+        | Payload::PromotionSet { .. } => actor.is_hq(),
         Payload::SalePriced { store, .. }
         | Payload::CashOpen { store, .. }
         | Payload::CashMove { store, .. }
@@ -324,6 +326,14 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
                     reason: format!("record {}: {reason}", record.numserie()),
                 })?;
         }
+        Payload::CatalogCategory { sku, .. } => {
+            if !state.catalog.contains(sku) {
+                return Err(DomainError::InvalidField {
+                    field: "category",
+                    reason: format!("no catalog entry for {sku}"),
+                });
+            }
+        }
         Payload::ShipmentNotice {
             shipment,
             reference,
@@ -386,6 +396,7 @@ pub fn validate(state: &State, actor: &ActorId, payload: &Payload) -> Result<(),
             by,
         } => validate_resolve(state, store, conflict, action, note, by)?,
         Payload::PromotionPut { .. }
+        | Payload::PromotionSet { .. }
         | Payload::SalePriced { .. }
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }

@@ -4,6 +4,7 @@
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
+use crate::domain::ids::Category;
 use crate::domain::validate::PRICE_CENTS_MAX;
 use crate::domain::{Ean13, Payload, Sku, StoreId};
 use axum::extract::{Path, Query, State};
@@ -46,13 +47,16 @@ pub async fn healthz(State(state): State<HqState>) -> Json<Value> {
     Json(json!({"status": "ok", "role": "hq", "ops": ops}))
 }
 
-/// `PUT /catalog/{sku}`.
+/// `PUT /catalog/{sku}`. `category` (DESIGN.md §18, promotions by category) is optional:
+/// absent or null leaves the sku's category as it is, `""` clears it.
 #[derive(Debug, Deserialize)]
 pub struct CatalogBody {
     pub name: String,
     pub ean: String,
     pub price_cents: i64,
     pub vat_bp: i64,
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 pub async fn put_catalog(
@@ -78,6 +82,13 @@ pub async fn put_catalog(
         .ok_or_else(|| {
             ApiError::invalid("vat_bp", format!("vat_bp must be 0-10000, got {vat_bp}"))
         })?;
+    let category = match b.category.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(c) => Some(Some(
+            Category::parse(c).map_err(|e| ApiError::invalid("category", e.to_string()))?,
+        )),
+    };
     let taken = state.node.read(|r| {
         r.state()
             .catalog
@@ -98,9 +109,20 @@ pub async fn put_catalog(
         price_cents,
         vat_bp,
     };
-    state.node.submit(vec![payload]).await?;
+    let mut payloads = vec![payload];
+    if let Some(category) = category {
+        payloads.push(Payload::CatalogCategory {
+            sku: sku.clone(),
+            category,
+        });
+    }
+    state.node.submit(payloads).await?;
+    let category = state
+        .node
+        .read(|r| r.state().catalog.category(&sku).cloned());
     Ok(Json(json!({
         "sku": sku, "ean": ean, "name": name, "price_cents": price_cents, "vat_bp": vat_bp,
+        "category": category,
     }))
     .into_response())
 }

@@ -164,6 +164,8 @@ pub struct HqState {
     anonymous_limiter: Arc<RateLimiter>,
     /// Console accounts and sessions.
     pub console: Arc<console::ConsoleAuth>,
+    /// The webhook queue in PostgreSQL (`[storage] url`); the file's when `None`.
+    pub shared_webhooks: Option<crate::store::pg::jobs::SharedQueue>,
 }
 
 impl HqState {
@@ -178,6 +180,7 @@ impl HqState {
             links: None,
             dashboard_token: None,
             http_errors: Arc::default(),
+            shared_webhooks: None,
         }
     }
 

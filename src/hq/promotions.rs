@@ -8,7 +8,7 @@
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::HqState;
-use crate::domain::ids::PromotionId;
+use crate::domain::ids::{Category, PromotionId};
 use crate::domain::till::promotion::{BP_FULL, SKUS_MAX};
 use crate::domain::till::{Promotion, PromotionKind};
 use crate::domain::{Payload, Sku};
@@ -29,7 +29,11 @@ const DATE_ZONE: &str = "Europe/Madrid";
 #[derive(Debug, Deserialize)]
 pub struct PromotionBody {
     pub kind: String,
+    #[serde(default)]
     pub skus: Vec<String>,
+    /// Every sku of these catalog categories is covered too.
+    #[serde(default)]
+    pub categories: Vec<String>,
     #[serde(default)]
     pub percent: Option<f64>,
     #[serde(default)]
@@ -59,7 +63,8 @@ pub async fn put(
 /// The promotion a body describes, every field checked (the API's and the console's rules).
 pub fn build(state: &HqState, id: PromotionId, b: &PromotionBody) -> Result<Promotion, ApiError> {
     let kind = kind(b)?;
-    let skus = skus(state, &b.skus)?;
+    let categories = categories(state, &b.categories)?;
+    let skus = skus(state, &b.skus, categories.is_empty())?;
     let starts_ms = instant(&b.starts, "starts", false)?;
     let ends_ms = instant(&b.ends, "ends", true)?;
     let name = b.name.as_deref().unwrap_or(id.as_str()).trim().to_string();
@@ -71,6 +76,7 @@ pub fn build(state: &HqState, id: PromotionId, b: &PromotionBody) -> Result<Prom
         starts_ms,
         ends_ms,
         priority: b.priority.unwrap_or(0),
+        categories,
     };
     promotion
         .check()
@@ -83,7 +89,7 @@ pub async fn author(state: &HqState, promotion: Promotion) -> Result<Value, ApiE
     let json = promotion_json(&promotion);
     state
         .node
-        .submit(vec![Payload::PromotionPut { promotion }])
+        .submit(vec![Payload::PromotionSet { promotion }])
         .await?;
     Ok(json)
 }
@@ -132,11 +138,12 @@ fn kind(b: &PromotionBody) -> Result<PromotionKind, ApiError> {
     }
 }
 
-fn skus(state: &HqState, raw: &[String]) -> Result<Vec<Sku>, ApiError> {
-    if raw.is_empty() || raw.len() > SKUS_MAX {
+/// The skus named; none is fine when categories are (`required` otherwise).
+fn skus(state: &HqState, raw: &[String], required: bool) -> Result<Vec<Sku>, ApiError> {
+    if (required && raw.is_empty()) || raw.len() > SKUS_MAX {
         return Err(ApiError::invalid(
             "skus",
-            format!("skus must name 1-{SKUS_MAX} skus"),
+            format!("skus must name 1-{SKUS_MAX} skus, or categories some categories"),
         ));
     }
     let mut out: Vec<Sku> = Vec::with_capacity(raw.len());
@@ -150,6 +157,40 @@ fn skus(state: &HqState, raw: &[String]) -> Result<Vec<Sku>, ApiError> {
         }
         if !out.contains(&sku) {
             out.push(sku);
+        }
+    }
+    Ok(out)
+}
+
+/// The categories named, each one some catalog product is in (a typo is refused, not stored
+/// as a promotion that reaches nothing).
+fn categories(state: &HqState, raw: &[String]) -> Result<Vec<Category>, ApiError> {
+    if raw.len() > SKUS_MAX {
+        return Err(ApiError::invalid(
+            "categories",
+            format!("categories must name at most {SKUS_MAX} categories"),
+        ));
+    }
+    let mut out: Vec<Category> = Vec::with_capacity(raw.len());
+    for c in raw {
+        let category = Category::parse(c.trim())
+            .map_err(|e| ApiError::invalid("categories", e.to_string()))?;
+        let known = state.node.read(|r| {
+            r.state()
+                .catalog
+                .categories()
+                .any(|(_, have)| *have == category)
+        });
+        if !known {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_category",
+                format!("no catalog product is in category {category}"),
+            )
+            .with("field", "categories"));
+        }
+        if !out.contains(&category) {
+            out.push(category);
         }
     }
     Ok(out)
@@ -189,7 +230,7 @@ mod tests {
     use crate::domain::ids::CashSessionId;
     use crate::domain::Payload;
     use axum::http::{Method, StatusCode};
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[tokio::test]
     async fn a_promotion_is_authored_listed_and_refused_with_the_field_named() {
@@ -267,6 +308,82 @@ mod tests {
             all.as_array().map(Vec::len),
             Some(1),
             "nothing stored from bad input"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_category_set_through_the_catalog_is_what_a_category_promotion_targets() {
+        let f = fixture().await;
+        let product = |category: Value| {
+            json!({"name": "Leche", "ean": "8410234782535", "price_cents": 99, "vat_bp": 400,
+                   "category": category})
+        };
+        let promo = json!({"kind": "percent", "percent": 10, "categories": ["basicos"],
+                           "starts": "2026-12-01", "ends": "2026-12-31"});
+        let path = "/api/v1/promotions/P-BASICOS";
+        let (status, e) = send(&f.state, Method::PUT, path, Some(promo.clone()), &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(
+            (e["error"].as_str(), e["field"].as_str()),
+            (Some("unknown_category"), Some("categories")),
+            "no product is in it yet"
+        );
+        let sku_path = format!("/api/v1/catalog/{SKU}");
+        let (status, p) = send(
+            &f.state,
+            Method::PUT,
+            &sku_path,
+            Some(product(json!("basicos"))),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, p["category"].as_str()),
+            (StatusCode::OK, Some("basicos")),
+            "{p}"
+        );
+        let (status, p) = send(
+            &f.state,
+            Method::PUT,
+            &sku_path,
+            Some(product(Value::Null)),
+            &[],
+        )
+        .await;
+        assert_eq!(p["category"], "basicos", "null leaves it: {status} {p}");
+        let (status, p) = send(&f.state, Method::PUT, path, Some(promo), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        assert_eq!(p["categories"], json!(["basicos"]));
+        assert_eq!(p["skus"], json!([]));
+        let (status, e) = send(
+            &f.state,
+            Method::PUT,
+            &sku_path,
+            Some(product(json!("no such!"))),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, e["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("category")),
+            "{e}"
+        );
+        let (_, p) = send(
+            &f.state,
+            Method::PUT,
+            &sku_path,
+            Some(product(json!(""))),
+            &[],
+        )
+        .await;
+        assert_eq!(p["category"], Value::Null, "\"\" clears it");
+        let both_empty = json!({"kind": "percent", "percent": 10, "skus": [], "categories": [],
+                                "starts": "2026-12-01", "ends": "2026-12-31"});
+        let (status, e) = send(&f.state, Method::PUT, path, Some(both_empty), &[]).await;
+        assert_eq!(
+            (status, e["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("skus")),
+            "{e}"
         );
     }
 

@@ -13,6 +13,7 @@
 //! start by `recover`, which queues whatever the state calls for and has no row yet.
 
 mod event;
+pub mod pg;
 pub mod queue;
 pub mod signature;
 
@@ -63,8 +64,8 @@ fn new_event_id() -> String {
     format!("evt_{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
-/// Queue one event (no-op when its dedup key is queued or delivered already).
-pub fn enqueue(tx: &Transaction, event: &Event, now_ms: u64) -> rusqlite::Result<usize> {
+/// A new event id and the body every delivery of `event` carries.
+fn event_body(event: &Event, now_ms: u64) -> (String, String) {
     let id = new_event_id();
     let mut body = serde_json::Map::new();
     body.insert("id".into(), json!(id));
@@ -73,10 +74,16 @@ pub fn enqueue(tx: &Transaction, event: &Event, now_ms: u64) -> rusqlite::Result
     for (k, v) in &event.fields {
         body.entry(k.clone()).or_insert_with(|| v.clone());
     }
+    (id, Value::Object(body).to_string())
+}
+
+/// Queue one event (no-op when its dedup key is queued or delivered already).
+pub fn enqueue(tx: &Transaction, event: &Event, now_ms: u64) -> rusqlite::Result<usize> {
+    let (id, body) = event_body(event, now_ms);
     tx.execute(
         "INSERT OR IGNORE INTO hq_webhook_events (event_id, type, dedup, body, created_ms, next_attempt_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![id, event.kind, event.dedup, Value::Object(body).to_string(), now_ms as i64],
+        params![id, event.kind, event.dedup, body, now_ms as i64],
     )
 }
 
@@ -161,18 +168,21 @@ pub fn spawn(
 
 /// Events called for by the orders these ops touched.
 fn order_events_of(node: &Node, ops: &[crate::domain::Op]) -> Vec<Event> {
+    node.read(|r| order_events_in(r.state(), ops))
+}
+
+/// Events called for by the orders `ops` touched, as `state` has them.
+fn order_events_in(state: &crate::domain::State, ops: &[crate::domain::Op]) -> Vec<Event> {
     let touched: BTreeSet<&OrderId> = ops
         .iter()
         .filter(|op| !matches!(op.payload, Payload::OrderPick { .. }))
         .filter_map(|op| op.payload.order())
         .collect();
-    node.read(|r| {
-        touched
-            .into_iter()
-            .filter_map(|id| r.state().orders.get(id))
-            .flat_map(event::order_events)
-            .collect()
-    })
+    touched
+        .into_iter()
+        .filter_map(|id| state.orders.get(id))
+        .flat_map(event::order_events)
+        .collect()
 }
 
 async fn follow_commits(

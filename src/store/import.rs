@@ -2,6 +2,7 @@
 //! submit everything as one all-or-nothing change. A file with one bad line changes nothing
 //! and gets an error per bad line naming the line, the column and the value.
 
+use crate::domain::ids::Category;
 use crate::domain::op::{Channel, ProfilePatch, ReceiveReason};
 use crate::domain::{ActorId, CustomerId, Ean13, Payload, Replica, Sku, StoreId};
 use std::io::Read;
@@ -68,6 +69,10 @@ const HEADERS: [(ImportKind, &str); 4] = [
     (ImportKind::Carts, "customer,sku,qty"),
 ];
 
+/// The catalog's optional last column: the product's category (promotions by category);
+/// empty leaves the product's category as it is.
+const CATEGORY_COLUMN: &str = "category";
+
 fn field<'a>(rec: &'a csv::StringRecord, i: usize, name: &str) -> Result<&'a str, String> {
     rec.get(i)
         .map(str::trim)
@@ -101,7 +106,8 @@ pub fn parse(kind: ImportKind, input: impl Read, replica: &Replica) -> Result<Pa
         .from_reader(input);
     let expected = HEADERS.iter().find(|h| h.0 == kind).map_or("", |h| h.1);
     let found = reader.headers()?.iter().collect::<Vec<_>>().join(",");
-    if found != expected {
+    let optional = (kind == ImportKind::Catalog).then(|| format!("{expected},{CATEGORY_COLUMN}"));
+    if found != expected && Some(&found) != optional.as_ref() {
         return Err(ImportError::Header {
             found,
             expected: expected.to_string(),
@@ -176,7 +182,16 @@ fn row(
                 vat_bp,
             };
             replica.check(&payload).map_err(|e| e.to_string())?;
-            vec![payload]
+            let sku = Sku::parse(field(rec, 0, "sku")?).map_err(err)?;
+            let mut payloads = vec![payload];
+            match rec.get(5).map(str::trim) {
+                None | Some("") => {}
+                Some(c) => payloads.push(Payload::CatalogCategory {
+                    sku,
+                    category: Some(Category::parse(c).map_err(err)?),
+                }),
+            }
+            payloads
         }
         ImportKind::Stock => {
             let store = StoreId::parse(field(rec, 0, "store")?).map_err(err)?;
@@ -303,5 +318,34 @@ mod tests {
         assert!(err.contains("line 3") && err.contains("email"), "{err}");
         assert!(err.contains("line 4") && err.contains("phone"), "{err}");
         assert!(!err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_catalog_with_a_category_column_sets_each_category_and_one_without_still_imports() {
+        let with = "sku,ean,name,price_cents,vat_bp,category\n\
+                    SKU-1,4006381333931,Manzana,199,400,fruteria\n\
+                    SKU-2,8410000000016,Sal,50,1000,\n";
+        let mut hq = Replica::new(ActorId::hq());
+        let parsed = parse(ImportKind::Catalog, with.as_bytes(), &hq).unwrap();
+        assert_eq!(parsed.payloads.len(), 3, "two products, one category");
+        for p in parsed.payloads {
+            hq.prepare(1, p).unwrap();
+        }
+        let category = |s: &str| {
+            hq.state()
+                .catalog
+                .category(&Sku::parse(s).unwrap())
+                .map(|c| c.to_string())
+        };
+        assert_eq!(category("SKU-1").as_deref(), Some("fruteria"));
+        assert_eq!(category("SKU-2"), None);
+        let without = "sku,ean,name,price_cents,vat_bp\nSKU-3,8412345678905,Pan,85,400\n";
+        let parsed = parse(ImportKind::Catalog, without.as_bytes(), &hq).unwrap();
+        assert_eq!(parsed.payloads.len(), 1);
+        let bad = "sku,ean,name,price_cents,vat_bp,category\nSKU-4,5901234123457,Vino,900,2100,vino tinto\n";
+        let err = parse(ImportKind::Catalog, bad.as_bytes(), &hq)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("category"), "{err}");
     }
 }

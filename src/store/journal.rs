@@ -25,10 +25,18 @@ pub trait Journal: Send {
     /// Called before a group that issues this node's own ops, with the seq the replica would
     /// give the next one: serialise with every other process writing as `actor` (a lock held
     /// until `commit` or `abandon`) and return the actor's ops the log holds from `next_seq`
-    /// on, in seq order, which the writer applies before numbering any new op. A journal no
-    /// other process writes to has nothing to return.
-    fn begin_own(&mut self, actor: &ActorId, next_seq: u64) -> Result<Vec<Op>, JournalError> {
-        let _ = (actor, next_seq);
+    /// on, in seq order, which the writer applies before numbering any new op. Side rows of
+    /// those ops (their orders' Idempotency-Keys) go into `tx`, the group's SQLite transaction,
+    /// before any request of the group runs: a request reusing such a key then finds it there
+    /// and is answered as the first was. A journal no other process writes to has nothing to
+    /// return.
+    fn begin_own(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        actor: &ActorId,
+        next_seq: u64,
+    ) -> Result<Vec<Op>, JournalError> {
+        let _ = (tx, actor, next_seq);
         Ok(Vec::new())
     }
 

@@ -87,6 +87,8 @@ pub fn keys_for(op: &Op, mut note: impl FnMut(RowKey)) {
         | Payload::ReturnRightsRequested { .. }
         | Payload::ReturnRightsGranted { .. }
         | Payload::PromotionPut { .. }
+        | Payload::PromotionSet { .. }
+        | Payload::CatalogCategory { .. }
         | Payload::SalePriced { .. }
         | Payload::CashOpen { .. }
         | Payload::CashMove { .. }

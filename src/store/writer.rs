@@ -423,7 +423,7 @@ fn catch_up_own(
 ) -> Result<(), Abort> {
     let actor = replica.actor().clone();
     let ops = journal
-        .begin_own(&actor, replica.next_seq())
+        .begin_own(tx, &actor, replica.next_seq())
         .map_err(Abort::journal)?;
     let mut fresh = Vec::new();
     let mut effects = Vec::new();

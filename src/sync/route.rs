@@ -185,7 +185,9 @@ impl Router {
         if matches!(
             payload,
             Payload::CatalogPut { .. }
+                | Payload::CatalogCategory { .. }
                 | Payload::PromotionPut { .. }
+                | Payload::PromotionSet { .. }
                 | Payload::CustomerErase { .. }
                 | Payload::ReturnRightsRequested { holder: None, .. }
         ) {

@@ -58,6 +58,7 @@ fn stock_json(state: &TerminalState, p: &Product) -> Value {
             "name": p.name,
             "price_cents": p.price_cents,
             "vat_bp": p.vat_bp,
+            "category": s.catalog.category(&p.sku).map(|c| c.as_str()),
             "available": s.available(store, &p.sku).max(0),
             "store_rights": s.rights(store, &p.sku, &store.actor()).max(0),
             "hq_rights": s.rights(store, &p.sku, &hq).max(0),

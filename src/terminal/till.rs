@@ -57,18 +57,22 @@ pub fn price_ticket(
     ticket_bp: u32,
     now_ms: u64,
 ) -> SalePricing {
-    let till: Vec<TillLine> = lines
-        .iter()
-        .zip(manual_bp)
-        .map(|((l, _), bp)| TillLine {
-            sku: l.sku.clone(),
-            qty: l.qty,
-            unit_cents: l.unit_cents,
-            vat_bp: l.vat_bp,
-            manual_bp: *bp,
-        })
-        .collect();
-    state.read(|r| price(&r.state().promotions, now_ms, &till, ticket_bp))
+    state.read(|r| {
+        let st = r.state();
+        let till: Vec<TillLine> = lines
+            .iter()
+            .zip(manual_bp)
+            .map(|((l, _), bp)| TillLine {
+                sku: l.sku.clone(),
+                qty: l.qty,
+                unit_cents: l.unit_cents,
+                vat_bp: l.vat_bp,
+                manual_bp: *bp,
+                category: st.catalog.category(&l.sku).cloned(),
+            })
+            .collect();
+        price(&st.promotions, now_ms, &till, ticket_bp)
+    })
 }
 
 /// Who approved the manual discounts: nobody needed within the associate's limit; a manager
@@ -173,6 +177,7 @@ pub fn promotion_json(p: &crate::domain::till::Promotion) -> Value {
         "id": p.id.as_str(),
         "name": p.name,
         "skus": p.skus.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "categories": p.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "starts": rfc3339(p.starts_ms),
         "ends": rfc3339(p.ends_ms),
         "starts_ms": p.starts_ms,

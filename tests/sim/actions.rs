@@ -5,7 +5,7 @@
 use super::World;
 use std::collections::BTreeMap;
 use storenode::domain::count::plan_count;
-use storenode::domain::ids::PromotionId;
+use storenode::domain::ids::{Category, PromotionId};
 use storenode::domain::op::{
     Advance, CancelKind, OrderLine, ProfilePatch, ReceiveReason, SaleLine, Tender,
 };
@@ -177,7 +177,8 @@ fn hq_action(w: &mut World) -> Option<Vec<Payload>> {
         63..=64 => Payload::CustomerErase {
             customer: customer(w.rng.below(4)),
         },
-        65..=68 => promotion(w),
+        65..=67 => promotion(w),
+        68 => categorise(w),
         69..=76 => super::motion::notice(w, store, sku),
         _ => cart_edit(w, 0)?,
     }])
@@ -254,6 +255,9 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Vec<Payload> {
     if distinct(&lines) && w.rng.chance(40) {
         let mut till = Vec::with_capacity(lines.len());
         for l in &lines {
+            let category = w.nodes[who]
+                .backend
+                .read(|r| r.state().catalog.category(&l.sku).cloned());
             till.push(TillLine {
                 sku: l.sku.clone(),
                 qty: l.qty,
@@ -264,6 +268,7 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Vec<Payload> {
                 } else {
                     0
                 },
+                category,
             });
         }
         let ticket_bp = if w.rng.chance(20) {
@@ -297,7 +302,19 @@ fn sale(w: &mut World, who: usize, store: StoreId) -> Vec<Payload> {
     out
 }
 
-/// HQ authors a promotion on one sku, valid around now.
+/// The simulation's two categories.
+fn category(i: u64) -> Category {
+    Category::parse(["bebidas", "drogueria"][(i % 2) as usize]).expect("category")
+}
+
+/// HQ puts a sku in a category, or (one time in five) takes it out of any.
+fn categorise(w: &mut World) -> Payload {
+    let sku = sku(w.rng.below(4));
+    let category = (!w.rng.chance(20)).then(|| category(w.rng.below(2)));
+    Payload::CatalogCategory { sku, category }
+}
+
+/// HQ authors a promotion on one sku or (one time in three) on a category, valid around now.
 fn promotion(w: &mut World) -> Payload {
     let kind = match w.rng.below(3) {
         0 => PromotionKind::Percent {
@@ -307,15 +324,21 @@ fn promotion(w: &mut World) -> Payload {
         _ => PromotionKind::SecondUnit { bp: 5_000 },
     };
     let starts_ms = w.now_ms.saturating_sub(w.rng.below(3_600_000));
-    Payload::PromotionPut {
+    let (skus, categories) = if w.rng.chance(33) {
+        (vec![], vec![category(w.rng.below(2))])
+    } else {
+        (vec![sku(w.rng.below(4))], vec![])
+    };
+    Payload::PromotionSet {
         promotion: Promotion {
             id: PromotionId::parse(&format!("P-{}", w.rng.below(5))).expect("promotion id"),
             name: "sim".into(),
             kind,
-            skus: vec![sku(w.rng.below(4))],
+            skus,
             starts_ms,
             ends_ms: starts_ms + 1 + w.rng.below(7_200_000),
             priority: w.rng.below(3) as u32,
+            categories,
         },
     }
 }

@@ -148,6 +148,19 @@ impl World {
             }
             stats.discounted_sales =
                 s.sales.values().filter(|r| r.pricing.is_some()).count() as u64;
+            // Lines whose promotion reaches them through their category (as the promotion and
+            // the catalog stand at the end: both may have been rewritten since).
+            stats.category_promoted_lines = s
+                .sales
+                .values()
+                .filter_map(|r| r.pricing.as_ref())
+                .flat_map(|p| &p.lines)
+                .filter(|d| {
+                    let promo = d.promotion.as_ref().and_then(|id| s.promotions.get(id));
+                    let category = s.catalog.category(&d.sku);
+                    promo.is_some_and(|p| !p.skus.contains(&d.sku) && p.covers(&d.sku, category))
+                })
+                .count() as u64;
             for ((sale, sku), (all, verified)) in by_sale {
                 let Some(sold) = s.sold(&sale) else { continue };
                 let sold: u64 = sold

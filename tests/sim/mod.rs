@@ -92,6 +92,8 @@ pub struct Stats {
     pub rights_granted: u64,
     /// Sales recorded with discounts (promotions or manual), and verified returns of them.
     pub discounted_sales: u64,
+    /// Sale lines discounted by a promotion on their category.
+    pub category_promoted_lines: u64,
     pub discounted_returns: u64,
     pub shipments_received: u64,
     pub transfers_received: u64,
@@ -134,6 +136,7 @@ impl Stats {
         self.double_returns += o.double_returns;
         self.rights_granted += o.rights_granted;
         self.discounted_sales += o.discounted_sales;
+        self.category_promoted_lines += o.category_promoted_lines;
         self.discounted_returns += o.discounted_returns;
         self.shipments_received += o.shipments_received;
         self.transfers_received += o.transfers_received;

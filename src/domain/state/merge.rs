@@ -297,7 +297,14 @@ impl State {
             }
             Payload::PromotionPut { promotion } => self
                 .promotions
+                .put(promotion.clone().into(), (op.hlc, actor.clone())),
+            Payload::PromotionSet { promotion } => self
+                .promotions
                 .put(promotion.clone(), (op.hlc, actor.clone())),
+            Payload::CatalogCategory { sku, category } => {
+                self.catalog
+                    .set_category(sku.clone(), category.clone(), (op.hlc, actor.clone()))
+            }
             Payload::SalePriced {
                 sale_id, pricing, ..
             } => match self.sales.get_mut(sale_id) {

@@ -16,21 +16,24 @@ pub use cash::{
     DEFAULT_TILL,
 };
 pub use pricing::{price, LineDiscount, SalePricing, TillLine};
-pub use promotion::{Promotion, PromotionError, PromotionKind, Promotions};
+pub use promotion::{Promotion, PromotionError, PromotionKind, Promotions, SkuPromotion};
 
 use super::error::DomainError;
 use super::op::Payload;
 use super::state::State;
 
+fn check_promotion(promotion: &Promotion) -> Result<(), DomainError> {
+    promotion.check().map_err(|e| DomainError::InvalidField {
+        field: e.field(),
+        reason: e.to_string(),
+    })
+}
+
 /// The checks run before a till op is issued (promotions at HQ, the rest at the store).
 pub fn check(state: &State, payload: &Payload) -> Result<(), DomainError> {
     match payload {
-        Payload::PromotionPut { promotion } => {
-            promotion.check().map_err(|e| DomainError::InvalidField {
-                field: e.field(),
-                reason: e.to_string(),
-            })
-        }
+        Payload::PromotionPut { promotion } => check_promotion(&promotion.clone().into()),
+        Payload::PromotionSet { promotion } => check_promotion(promotion),
         Payload::SalePriced {
             sale_id, pricing, ..
         } => {

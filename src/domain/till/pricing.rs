@@ -3,9 +3,10 @@
 //!
 //! Per line, all amounts VAT included, in integer cents:
 //! 1. `gross = unit_cents * qty`.
-//! 2. The promotion: of those valid now that cover the sku, the one with the highest
-//!    priority; among equal priorities the largest discount; then the smallest id. One
-//!    promotion per line, never stacked. Percentages round half up on the cent.
+//! 2. The promotion: of those valid now that cover the sku (by name or by its category), the
+//!    one with the highest priority; among equal priorities the largest discount; then the
+//!    smallest id. One promotion per line, never stacked: a sku promotion and a category
+//!    promotion compete on the same terms. Percentages round half up on the cent.
 //! 3. The manual line discount: `discount_pct` of what is left, rounded half up.
 //! 4. The ticket discount: `ticket_discount_pct` of the ticket after steps 1-3, rounded half up,
 //!    spread over the lines in proportion to what each has left: each line takes the floor of
@@ -16,7 +17,7 @@
 //! VAT is computed on each line's net (`fiscal::vat_lines`), so base + VAT = total per rate.
 
 use super::promotion::{percent_of, Promotions, BP_FULL};
-use crate::domain::ids::{PromotionId, Sku};
+use crate::domain::ids::{Category, PromotionId, Sku};
 use crate::domain::op::SaleLine;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,8 @@ pub struct TillLine {
     pub vat_bp: u32,
     /// Manual line discount in basis points (0-10,000).
     pub manual_bp: u32,
+    /// The sku's category in the catalog, if any.
+    pub category: Option<Category>,
 }
 
 /// What was taken off one line, as the sale records it (same order as the sale's lines).
@@ -94,7 +97,7 @@ pub fn price(
         .map(|l| {
             let gross = l.unit_cents.max(0) * i64::from(l.qty);
             let best = promotions
-                .eligible(&l.sku, now_ms)
+                .eligible(&l.sku, l.category.as_ref(), now_ms)
                 .map(|p| (p, p.discount_cents(l.qty, l.unit_cents)))
                 .max_by(|(a, da), (b, db)| {
                     a.priority

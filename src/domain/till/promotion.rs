@@ -1,12 +1,14 @@
 //! Promotions: authored at HQ, replicated to every store ahead of time, one last-writer-wins
 //! register per promotion (as the catalog). A promotion is percent off some skus, "N for M"
 //! (3x2) or the second unit at a percent off, valid in `[starts_ms, ends_ms)` with a priority.
+//! It reaches the skus it names and every sku of the categories it names (the catalog's
+//! category of the sku when the ticket is priced; the sale records what was applied).
 //!
 //! `Promotion::check` is the single validation: HQ runs it before issuing a `PromotionPut`
 //! and every replica runs it again in `validate`, so a malformed promotion never exists.
 
 use crate::domain::catalog::Marker;
-use crate::domain::ids::{PromotionId, Sku};
+use crate::domain::ids::{Category, PromotionId, Sku};
 use crdts::{CvRDT, LWWReg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,7 +31,7 @@ pub enum PromotionKind {
     SecondUnit { bp: u32 },
 }
 
-/// One promotion as HQ authored it. `ends_ms` is exclusive.
+/// One promotion as HQ authored it (`PromotionSet`). `ends_ms` is exclusive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {
     pub id: PromotionId,
@@ -40,13 +42,43 @@ pub struct Promotion {
     pub ends_ms: u64,
     /// Higher wins when several promotions fit the same line.
     pub priority: u32,
+    /// Every sku of these categories is covered too.
+    pub categories: Vec<Category>,
+}
+
+/// A promotion as `PromotionPut` encodes it: skus only, the shape before categories. Kept so
+/// the ops already in logs decode; HQ now issues `PromotionSet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuPromotion {
+    pub id: PromotionId,
+    pub name: String,
+    pub kind: PromotionKind,
+    pub skus: Vec<Sku>,
+    pub starts_ms: u64,
+    pub ends_ms: u64,
+    pub priority: u32,
+}
+
+impl From<SkuPromotion> for Promotion {
+    fn from(p: SkuPromotion) -> Promotion {
+        Promotion {
+            id: p.id,
+            name: p.name,
+            kind: p.kind,
+            skus: p.skus,
+            starts_ms: p.starts_ms,
+            ends_ms: p.ends_ms,
+            priority: p.priority,
+            categories: Vec::new(),
+        }
+    }
 }
 
 /// Why a promotion was refused; `field()` names the API field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromotionError {
-    /// `skus` is empty or longer than `SKUS_MAX`.
-    #[error("skus must name 1-{SKUS_MAX} skus, got {0}")]
+    /// `skus` and `categories` together name none or more than `SKUS_MAX`.
+    #[error("skus and categories must name 1-{SKUS_MAX} between them, got {0}")]
     Skus(usize),
     /// A percent outside 0-100 (exclusive of 0).
     #[error("percent must be over 0 and at most 100, got {0} basis points")]
@@ -78,8 +110,9 @@ impl PromotionError {
 impl Promotion {
     /// Every rule a promotion must hold.
     pub fn check(&self) -> Result<(), PromotionError> {
-        if self.skus.is_empty() || self.skus.len() > SKUS_MAX {
-            return Err(PromotionError::Skus(self.skus.len()));
+        let targets = self.skus.len() + self.categories.len();
+        if targets == 0 || targets > SKUS_MAX {
+            return Err(PromotionError::Skus(targets));
         }
         if self.name.chars().count() > NAME_LEN_MAX {
             return Err(PromotionError::Name);
@@ -109,9 +142,9 @@ impl Promotion {
         self.starts_ms <= now_ms && now_ms < self.ends_ms
     }
 
-    /// Applies to `sku`.
-    pub fn covers(&self, sku: &Sku) -> bool {
-        self.skus.contains(sku)
+    /// Applies to `sku`, named or through its `category`.
+    pub fn covers(&self, sku: &Sku, category: Option<&Category>) -> bool {
+        self.skus.contains(sku) || category.is_some_and(|c| self.categories.contains(c))
     }
 
     /// Cents off a line of `qty` units at `unit_cents` each (VAT included), never more than the
@@ -163,13 +196,14 @@ impl Promotions {
         self.regs.values().map(|r| &r.val)
     }
 
-    /// Promotions valid at `now_ms` that cover `sku`, in id order.
+    /// Promotions valid at `now_ms` that cover `sku` (in `category`), in id order.
     pub fn eligible<'a>(
         &'a self,
         sku: &'a Sku,
+        category: Option<&'a Category>,
         now_ms: u64,
     ) -> impl Iterator<Item = &'a Promotion> + 'a {
         self.iter()
-            .filter(move |p| p.active_at(now_ms) && p.covers(sku))
+            .filter(move |p| p.active_at(now_ms) && p.covers(sku, category))
     }
 }

@@ -1,5 +1,6 @@
-//! Tests of the till domain: promotions are deterministic, rounding is cent-exact over random
-//! tickets, and a cash session's Z report is the same at the store and at HQ.
+//! Tests of the till domain: promotions (by sku and by category) are deterministic, rounding
+//! is cent-exact over random tickets, and a cash session's Z report is the same at the store
+//! and at HQ.
 
 use super::pricing::{net_lines, price, TillLine};
 use super::promotion::{percent_of, Promotion, PromotionError, PromotionKind, Promotions};
@@ -24,6 +25,13 @@ pub(super) fn sku(i: usize) -> Sku {
     Sku::parse(SKUS[i % SKUS.len()]).unwrap()
 }
 
+const CATEGORIES: [&str; 2] = ["bebidas", "drogueria"];
+
+/// The test catalog's category of sku `i`: SKU-A and SKU-C are drinks, the others household.
+fn category(i: usize) -> Category {
+    Category::parse(CATEGORIES[i % CATEGORIES.len()]).unwrap()
+}
+
 fn promo(id: &str, kind: PromotionKind, skus: &[usize], priority: u32) -> Promotion {
     Promotion {
         id: PromotionId::parse(id).unwrap(),
@@ -33,6 +41,16 @@ fn promo(id: &str, kind: PromotionKind, skus: &[usize], priority: u32) -> Promot
         starts_ms: 1_000,
         ends_ms: 2_000,
         priority,
+        categories: Vec::new(),
+    }
+}
+
+/// A promotion on every sku of the categories `cats` (indices into `CATEGORIES`).
+fn category_promo(id: &str, kind: PromotionKind, cats: &[usize], priority: u32) -> Promotion {
+    Promotion {
+        skus: Vec::new(),
+        categories: cats.iter().map(|i| category(*i)).collect(),
+        ..promo(id, kind, &[], priority)
     }
 }
 
@@ -47,6 +65,7 @@ fn line(i: usize, qty: u32, unit_cents: i64, manual_bp: u32) -> TillLine {
         unit_cents,
         vat_bp: [2100, 1000, 400, 0][i % 4],
         manual_bp,
+        category: Some(category(i)),
     }
 }
 
@@ -97,6 +116,50 @@ fn the_highest_priority_promotion_wins_then_the_largest_then_the_smallest_id() {
 }
 
 #[test]
+fn a_category_promotion_reaches_every_sku_of_the_category_and_competes_by_priority() {
+    let mut book = Promotions::default();
+    book.put(
+        category_promo("DRINKS", PromotionKind::Percent { bp: 1_000 }, &[0], 5),
+        marker(1),
+    );
+    book.put(
+        promo("SKU-A-HALF", PromotionKind::Percent { bp: 5_000 }, &[0], 1),
+        marker(1),
+    );
+    book.put(
+        promo("SKU-C-HALF", PromotionKind::Percent { bp: 5_000 }, &[2], 5),
+        marker(1),
+    );
+    let ticket = [
+        line(0, 1, 1_000, 0),
+        line(1, 1, 1_000, 0),
+        line(2, 1, 1_000, 0),
+    ];
+    let p = price(&book, 1_500, &ticket, 0);
+    let applied: Vec<Option<&str>> = p
+        .lines
+        .iter()
+        .map(|l| l.promotion.as_ref().map(PromotionId::as_str))
+        .collect();
+    assert_eq!(
+        applied,
+        [Some("DRINKS"), None, Some("SKU-C-HALF")],
+        "SKU-A: the category's priority 5 beats the sku's 1; SKU-B is not a drink; SKU-C: \
+         equal priorities, the larger discount"
+    );
+    assert_eq!(p.lines[0].promotion_cents, 100);
+    assert_eq!(p.lines[2].promotion_cents, 500);
+    let mut uncategorised = line(0, 1, 1_000, 0);
+    uncategorised.category = None;
+    let p = price(&book, 1_500, &[uncategorised], 0);
+    assert_eq!(
+        p.lines[0].promotion.as_ref().map(PromotionId::as_str),
+        Some("SKU-A-HALF"),
+        "a sku with no category gets only what names it"
+    );
+}
+
+#[test]
 fn a_later_write_of_a_promotion_replaces_it_and_an_older_one_changes_nothing() {
     let mut book = Promotions::default();
     let mut p = promo("P", PromotionKind::Percent { bp: 1_000 }, &[0], 1);
@@ -126,8 +189,11 @@ fn a_promotion_with_an_empty_or_inverted_range_names_the_ends_field() {
     assert_eq!(q.check().unwrap_err().field(), "n");
     q.kind = PromotionKind::Percent { bp: 10_001 };
     assert_eq!(q.check().unwrap_err().field(), "percent");
+    q.kind = PromotionKind::Percent { bp: 1_000 };
     q.skus.clear();
     assert_eq!(q.check().unwrap_err().field(), "skus");
+    q.categories.push(category(0));
+    assert_eq!(q.check(), Ok(()), "a category is a target too");
 }
 
 fn kinds() -> impl Strategy<Value = PromotionKind> {
@@ -140,11 +206,13 @@ fn kinds() -> impl Strategy<Value = PromotionKind> {
     ]
 }
 
+/// Random promotions on skus, categories or both, each with the time HQ wrote it.
 fn promotions() -> impl Strategy<Value = Vec<(Promotion, u64)>> {
     prop::collection::vec(
         (
             kinds(),
-            prop::collection::vec(0usize..4, 1..3),
+            prop::collection::vec(0usize..4, 0..3),
+            prop::collection::vec(0usize..2, 0..2),
             0u32..4,
             0u8..6,
             1u64..50,
@@ -153,11 +221,23 @@ fn promotions() -> impl Strategy<Value = Vec<(Promotion, u64)>> {
     )
     .prop_map(|v| {
         v.into_iter()
-            .map(|(kind, skus, priority, id, t)| {
-                (promo(&format!("P{id}"), kind, &skus, priority), t)
+            .map(|(kind, skus, cats, priority, id, t)| {
+                let skus = if skus.is_empty() && cats.is_empty() {
+                    vec![0]
+                } else {
+                    skus
+                };
+                let mut p = promo(&format!("P{id}"), kind, &skus, priority);
+                p.categories = cats.iter().map(|i| category(*i)).collect();
+                (p, t)
             })
             .collect()
     })
+}
+
+/// Random category writes at HQ: (sku, category or cleared, time).
+fn category_writes() -> impl Strategy<Value = Vec<(usize, Option<usize>, u64)>> {
+    prop::collection::vec((0usize..4, prop::option::of(0usize..2), 1u64..50), 0..6)
 }
 
 fn tickets() -> impl Strategy<Value = (Vec<TillLine>, u32)> {
@@ -248,20 +328,39 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
-    /// Two replicas that received HQ's promotion writes in different orders price the same
-    /// ticket to the same cents.
+    /// Two replicas that received HQ's promotion and category writes in different orders
+    /// price the same ticket to the same cents, each with the categories its catalog holds.
     #[test]
     fn the_same_sale_at_two_replicas_gives_the_same_totals(
         promos in promotions(),
+        writes in category_writes(),
         (lines, ticket_bp) in tickets(),
         now in 900u64..2_100,
     ) {
         let mut hq = Replica::new(ActorId::hq());
-        let ops: Vec<Op> = promos
+        let mut ops: Vec<Op> = Vec::new();
+        for (i, e) in EANS.iter().enumerate() {
+            let put = Payload::CatalogPut {
+                sku: sku(i),
+                ean: Ean13::parse(e).unwrap(),
+                name: format!("p{i}"),
+                price_cents: 1_000,
+                vat_bp: 2_100,
+            };
+            ops.push(hq.prepare(1, put).unwrap().0);
+        }
+        let categorise = writes.into_iter().map(|(i, c, t)| {
+            (t, Payload::CatalogCategory { sku: sku(i), category: c.map(category) })
+        });
+        let promote = promos
             .into_iter()
-            .filter_map(|(promotion, t)| hq.prepare(t, Payload::PromotionPut { promotion }).ok())
-            .map(|(op, _)| op)
-            .collect();
+            .map(|(promotion, t)| (t, Payload::PromotionSet { promotion }));
+        ops.extend(
+            categorise
+                .chain(promote)
+                .filter_map(|(t, payload)| hq.prepare(t, payload).ok())
+                .map(|(op, _)| op),
+        );
         let mut a = Replica::new(StoreId::parse("madrid-centro").unwrap().actor());
         let mut b = Replica::new(StoreId::parse("sevilla-nervion").unwrap().actor());
         for op in &ops {
@@ -270,8 +369,17 @@ proptest! {
         for op in ops.iter().rev() {
             b.apply(op).unwrap();
         }
-        let pa = price(&a.state().promotions, now, &lines, ticket_bp);
-        let pb = price(&b.state().promotions, now, &lines, ticket_bp);
+        let at = |r: &Replica| -> Vec<TillLine> {
+            lines
+                .iter()
+                .map(|l| TillLine {
+                    category: r.state().catalog.category(&l.sku).cloned(),
+                    ..l.clone()
+                })
+                .collect()
+        };
+        let pa = price(&a.state().promotions, now, &at(&a), ticket_bp);
+        let pb = price(&b.state().promotions, now, &at(&b), ticket_bp);
         prop_assert_eq!(pa, pb);
     }
 }

@@ -9,9 +9,7 @@ pub async fn metrics(State(state): State<HqState>) -> Response {
     let (ops, orders) = state
         .node
         .read(|r| (r.version().total(), r.state().orders.len()));
-    let queue = crate::hq::webhook::queue_depth(&state.node)
-        .await
-        .unwrap_or(0);
+    let queue = crate::hq::webhook::queue::depth(&state.node, state.shared_webhooks.as_ref()).await;
     let mut s = Scrape::new();
     s.gauge(
         "storenode_ops_applied",

@@ -28,6 +28,8 @@ pub struct PromotionForm {
     #[serde(default)]
     skus: String,
     #[serde(default)]
+    categories: String,
+    #[serde(default)]
     percent: String,
     #[serde(default)]
     n: String,
@@ -54,15 +56,17 @@ fn number<T: std::str::FromStr>(raw: &str, field: &str) -> Result<Option<T>, HqA
 }
 
 fn body(f: &PromotionForm) -> Result<PromotionBody, HqApiError> {
-    Ok(PromotionBody {
-        kind: f.kind.trim().to_string(),
-        skus: f
-            .skus
-            .split(',')
+    let list = |raw: &str| -> Vec<String> {
+        raw.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(String::from)
-            .collect(),
+            .collect()
+    };
+    Ok(PromotionBody {
+        kind: f.kind.trim().to_string(),
+        skus: list(&f.skus),
+        categories: list(&f.categories),
         percent: number(&f.percent, "percent")?,
         n: number(&f.n, "n")?,
         m: number(&f.m, "m")?,

@@ -347,7 +347,8 @@ pub fn orders(
 
 /// The webhook queue: counts, the last error, and the undelivered events.
 pub async fn webhooks(state: &HqState, lang: Lang, now_ms: u64) -> Result<String, ViewError> {
-    let q = crate::hq::webhook::queue::summary(&state.node, WEBHOOK_ROWS_MAX)
+    let shared = state.shared_webhooks.as_ref();
+    let q = crate::hq::webhook::queue::shown(&state.node, shared, WEBHOOK_ROWS_MAX)
         .await
         .map_err(|e| {
             ViewError::new(

@@ -2,6 +2,7 @@
 //! those have failed at least once, how many were delivered, and the undelivered ones with
 //! their last error. Read-only; bounded to `rows_max` rows.
 
+use crate::store::pg::jobs::SharedQueue;
 use crate::store::{Node, StoreError};
 
 /// One undelivered event.
@@ -32,7 +33,45 @@ fn count(v: i64) -> u64 {
     v.max(0) as u64
 }
 
-/// Read the queue's state.
+/// The queue this process shows: PostgreSQL's shared one (`[storage] url`), else the file's.
+pub async fn shown(
+    node: &Node,
+    shared: Option<&SharedQueue>,
+    rows_max: usize,
+) -> Result<QueueSummary, String> {
+    let Some(shared) = shared else {
+        return summary(node, rows_max).await.map_err(|e| e.to_string());
+    };
+    let s = shared.summary(rows_max).await.map_err(|e| e.to_string())?;
+    Ok(QueueSummary {
+        pending: s.pending,
+        failing: s.failing,
+        delivered: s.delivered,
+        last_error: s.last_error,
+        rows: s
+            .rows
+            .into_iter()
+            .map(|r| QueuedEvent {
+                event_id: r.event_id,
+                kind: r.kind,
+                created_ms: r.created_ms,
+                attempts: r.attempts,
+                next_attempt_ms: r.next_attempt_ms,
+                last_error: r.last_error,
+            })
+            .collect(),
+    })
+}
+
+/// Events not yet delivered, in the queue this process shows (0 when it cannot be read).
+pub async fn depth(node: &Node, shared: Option<&SharedQueue>) -> u64 {
+    match shared {
+        Some(shared) => shared.depth().await.unwrap_or(0),
+        None => super::queue_depth(node).await.unwrap_or(0),
+    }
+}
+
+/// Read the file's queue.
 pub async fn summary(node: &Node, rows_max: usize) -> Result<QueueSummary, StoreError> {
     node.query(move |c| {
         let (pending, failing, delivered) = c.query_row(

@@ -5,11 +5,13 @@
 //! any failure: while PostgreSQL is down every group fails fast with `Unavailable`, nothing
 //! is acknowledged, and the first group after it returns reconnects.
 
+use super::jobs::{self, JobSource};
 use super::log;
 use crate::domain::{ActorId, Op, Payload, State};
 use crate::store::decode_op;
 use crate::store::erasure::erased_by;
 use crate::store::journal::{Journal, JournalError};
+use std::sync::Arc;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// Longest wait for a connection before a group is refused.
@@ -27,6 +29,8 @@ pub struct PgJournal {
     /// A transaction opened by `begin_own` holds the actor's lock; own ops above `floor` (the
     /// highest seq the log held then) must be new to the log.
     open: Option<u64>,
+    /// Webhook jobs the ops call for, queued in their transaction (none without a webhook).
+    jobs: Option<Arc<dyn JobSource>>,
 }
 
 impl PgJournal {
@@ -39,7 +43,14 @@ impl PgJournal {
             rt: None,
             client: None,
             open: None,
+            jobs: None,
         }
+    }
+
+    /// Queue the jobs `source` says each newly stored op calls for, in the op's transaction.
+    pub fn with_jobs(mut self, source: Arc<dyn JobSource>) -> PgJournal {
+        self.jobs = Some(source);
+        self
     }
 
     fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, JournalError> {
@@ -97,6 +108,7 @@ impl Journal for PgJournal {
         let keys = idempotency_rows(tx, ops)?;
         let actor = self.actor.clone();
         let open = self.open.take();
+        let source = self.jobs.clone();
         self.with_client(async move |c, fresh| {
             match open {
                 None => c.batch_execute("BEGIN").await.map_err(unavailable)?,
@@ -109,7 +121,15 @@ impl Journal for PgJournal {
             }
             // Without `begin_own` the group issued no own op: any of ours came from the log.
             let floor = open.unwrap_or(u64::MAX);
-            match commit_ops(c, &actor, floor, ops, &keys, state).await {
+            let group = Group {
+                actor: &actor,
+                floor,
+                ops,
+                keys: &keys,
+                state,
+                jobs: source.as_deref(),
+            };
+            match commit_ops(c, group).await {
                 Ok(()) => c.batch_execute("COMMIT").await.map_err(unavailable),
                 Err(e) => {
                     let _ = c.batch_execute("ROLLBACK").await;
@@ -119,16 +139,28 @@ impl Journal for PgJournal {
         })
     }
 
-    fn begin_own(&mut self, actor: &ActorId, next_seq: u64) -> Result<Vec<Op>, JournalError> {
+    fn begin_own(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        actor: &ActorId,
+        next_seq: u64,
+    ) -> Result<Vec<Op>, JournalError> {
         self.abandon();
         let actor = actor.clone();
-        let read = self.with_client(async move |c, _| {
+        let (read, keys) = self.with_client(async move |c, _| {
             c.batch_execute("BEGIN").await.map_err(unavailable)?;
             let read = async {
                 log::lock_actor(c, &actor).await.map_err(unavailable)?;
-                log::actor_ops_from(c, &actor, next_seq, CATCH_UP_OPS_MAX)
+                let read = log::actor_ops_from(c, &actor, next_seq, CATCH_UP_OPS_MAX)
                     .await
-                    .map_err(unavailable)
+                    .map_err(unavailable)?;
+                // Their orders' keys: committed with them, visible now that we hold the lock.
+                let orders = read_orders(&read);
+                let keys = match orders.is_empty() {
+                    true => Vec::new(),
+                    false => log::idempotency_of(c, &orders).await.map_err(unavailable)?,
+                };
+                Ok((read, keys))
             }
             .await;
             if read.is_err() {
@@ -148,6 +180,10 @@ impl Journal for PgJournal {
                     )));
                 }
             }
+        }
+        if let Err(e) = log::restore_local_idempotency(tx, &keys) {
+            self.abandon();
+            return Err(JournalError::Local(e.to_string()));
         }
         self.open = Some(
             ops.last()
@@ -188,24 +224,43 @@ fn idempotency_rows(
     Ok(rows)
 }
 
+/// The ids of the orders placed by these stored ops (one that does not decode is refused
+/// later, by the caller).
+fn read_orders(rows: &[log::Stored]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|row| decode_op(&row.body).ok())
+        .filter_map(|op| match op.payload {
+            Payload::OrderPlace { order_id, .. } | Payload::OrderShipToStore { order_id, .. } => {
+                Some(order_id.as_str().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn unavailable(e: tokio_postgres::Error) -> JournalError {
     JournalError::Unavailable(e.to_string())
 }
 
-/// The body of the group's PostgreSQL transaction: the ops, once, their keys, the erasures'
-/// rewrites, and a wake-up for the processes tailing the log. Own ops above `floor` must be
-/// new to the log (below it they were read back from it by `begin_own`, or ingested by the
-/// tail).
-async fn commit_ops(
-    tx: &Client,
-    actor: &ActorId,
+/// What one group commits to the shared log.
+struct Group<'a> {
+    actor: &'a ActorId,
+    /// Own ops above it must be new to the log (below it they were read back from it by
+    /// `begin_own`, or ingested by the tail).
     floor: u64,
-    ops: &[Op],
-    keys: &[log::IdempotencyRow],
-    state: &State,
-) -> Result<(), JournalError> {
-    let stored = log::insert_ops(tx, ops).await.map_err(unavailable)?;
-    let taken = log::insert_idempotency(tx, keys)
+    ops: &'a [Op],
+    keys: &'a [log::IdempotencyRow],
+    /// The replica after applying `ops`.
+    state: &'a State,
+    jobs: Option<&'a dyn JobSource>,
+}
+
+/// The body of the group's PostgreSQL transaction: the ops, once, their keys, the erasures'
+/// rewrites, the webhook jobs the newly stored ops call for, and a wake-up for the processes
+/// tailing the log.
+async fn commit_ops(tx: &Client, g: Group<'_>) -> Result<(), JournalError> {
+    let stored = log::insert_ops(tx, g.ops).await.map_err(unavailable)?;
+    let taken = log::insert_idempotency(tx, g.keys)
         .await
         .map_err(unavailable)?;
     if let Some(key) = taken.into_iter().next() {
@@ -213,16 +268,30 @@ async fn commit_ops(
     }
     // A peer op already stored is a duplicate (another process, or a restore, got it first);
     // one of our own is a seq the log already gave to something else.
-    if let Some(own) = ops.iter().find(|op| {
-        &op.actor == actor && op.seq > floor && !stored.contains(&(op.actor.to_string(), op.seq))
+    if let Some(own) = g.ops.iter().find(|op| {
+        &op.actor == g.actor
+            && op.seq > g.floor
+            && !stored.contains(&(op.actor.to_string(), op.seq))
     }) {
         return Err(JournalError::Behind {
             actor: own.actor.to_string(),
             seq: own.seq,
         });
     }
-    for customer in ops.iter().filter_map(erased_by) {
-        log::rewrite_erased(tx, state, customer)
+    for customer in g.ops.iter().filter_map(erased_by) {
+        log::rewrite_erased(tx, g.state, customer)
+            .await
+            .map_err(unavailable)?;
+    }
+    if let (Some(source), false) = (g.jobs, stored.is_empty()) {
+        // Only the transaction that stores an op queues what it calls for.
+        let fresh: Vec<Op> = g
+            .ops
+            .iter()
+            .filter(|op| stored.contains(&(op.actor.to_string(), op.seq)))
+            .cloned()
+            .collect();
+        jobs::insert(tx, &source.jobs(&fresh, g.state))
             .await
             .map_err(unavailable)?;
     }

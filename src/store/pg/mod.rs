@@ -8,7 +8,9 @@
 //! group commits to PostgreSQL first, so an acknowledged op is in PostgreSQL, stored once by
 //! its `(actor, seq)` primary key. Every statement lives in `log.rs` and `schema.rs`.
 
+pub mod jobs;
 pub mod journal;
+pub mod link;
 pub mod log;
 pub mod schema;
 pub mod tail;
@@ -58,7 +60,8 @@ pub enum PgError {
 }
 
 impl PgError {
-    fn query(e: tokio_postgres::Error) -> PgError {
+    /// A failed statement.
+    pub fn query(e: tokio_postgres::Error) -> PgError {
         PgError::Query(e.to_string())
     }
 }
@@ -97,6 +100,43 @@ pub async fn connect(config: &Config) -> Result<Client, PgError> {
             tracing::warn!(error = %e, "PostgreSQL connection lost");
         }
     });
+    Ok(client)
+}
+
+/// Connect and `LISTEN` on `channel`; every notification (and the connection's end) wakes
+/// `wake`.
+pub async fn connect_listening(
+    config: &Config,
+    channel: &str,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) -> Result<Client, PgError> {
+    use futures_util::StreamExt;
+    let (client, mut connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|e| PgError::Unreachable {
+                target: target(config),
+                detail: e.to_string(),
+            })?;
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(_)) => wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL connection lost");
+                    break;
+                }
+            }
+        }
+        wake.notify_one();
+    });
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .map_err(PgError::query)?;
     Ok(client)
 }
 
@@ -139,6 +179,17 @@ pub async fn open_node(
     url: &str,
     patience: Option<Duration>,
 ) -> Result<(Node, Restored), PgError> {
+    open_node_with(db, actor, url, patience, None).await
+}
+
+/// `open_node`, the journal queueing the webhook jobs `jobs` says each new op calls for.
+pub async fn open_node_with(
+    db: &Path,
+    actor: ActorId,
+    url: &str,
+    patience: Option<Duration>,
+    jobs: Option<std::sync::Arc<dyn jobs::JobSource>>,
+) -> Result<(Node, Restored), PgError> {
     let config = parse_url(url)?;
     let mut client = connect_retrying(&config, patience).await?;
     let applied = schema::migrate(&mut client).await?;
@@ -158,7 +209,10 @@ pub async fn open_node(
     let closing = node.clone();
     blocking(move || closing.close_blocking()).await?;
     drop(node);
-    let journal = PgJournal::new(config, actor.clone());
+    let journal = match jobs {
+        Some(source) => PgJournal::new(config, actor.clone()).with_jobs(source),
+        None => PgJournal::new(config, actor.clone()),
+    };
     let db = db.to_path_buf();
     let node = blocking(move || {
         Node::open_journaled(

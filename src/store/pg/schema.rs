@@ -24,6 +24,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_processes",
         include_str!("../../../migrations/postgres/0003_hq_processes.sql"),
     ),
+    (
+        4,
+        "store_links",
+        include_str!("../../../migrations/postgres/0004_store_links.sql"),
+    ),
+    (
+        5,
+        "webhook_jobs",
+        include_str!("../../../migrations/postgres/0005_webhook_jobs.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).

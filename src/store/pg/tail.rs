@@ -153,7 +153,8 @@ impl Tail {
             }
             let ops = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
             let orders: Vec<String> = ops.iter().filter_map(order_id).collect();
-            caught.applied += self.ingest(ops).await?;
+            // Keys first: a file holding one of its actor's orders holds the order's key, so
+            // `begin_own`, which reads keys only for the ops the file lacks, misses none.
             if !orders.is_empty() {
                 let keys = log::idempotency_of(client, &orders)
                     .await
@@ -163,6 +164,7 @@ impl Tail {
                     .write(move |tx| log::restore_local_idempotency(tx, &keys))
                     .await?;
             }
+            caught.applied += self.ingest(ops).await?;
         }
         Ok(caught)
     }

@@ -151,12 +151,17 @@
       try {
         const p = await api("GET", "/stock/" + encodeURIComponent(code));
         const l = T.lines.find((x) => x.sku === p.sku);
-        if (l) l.qty += 1; else T.lines.push({ sku: p.sku, name: p.name, unit_cents: p.price_cents, qty: 1, discount_pct: 0 });
+        if (l) l.qty += 1; else T.lines.push({ sku: p.sku, name: p.name, category: p.category, unit_cents: p.price_cents, qty: 1, discount_pct: 0 });
         beep(true);
       } catch (e) { beep(false); flash("error", errorText(e)); }
       render();
     }
-    function promoFor(sku) { return T.promos.find((p) => p.skus.includes(sku)); }
+    // The promotion shown beside a line while scanning: the highest priority of those naming
+    // its sku or its category (the server decides ties by the discount when it prices the sale).
+    function promoFor(l) {
+      const fits = T.promos.filter((p) => p.skus.includes(l.sku) || (l.category && (p.categories || []).includes(l.category)));
+      return fits.sort((a, b) => b.priority - a.priority)[0];
+    }
     function ticketBody() {
       return { lines: T.lines.map((l) => (l.discount_pct ? { sku: l.sku, qty: l.qty, discount_pct: l.discount_pct } : { sku: l.sku, qty: l.qty })), ticket_discount_pct: T.ticketPct || undefined };
     }
@@ -211,7 +216,7 @@
     }
     function ticketHtml() {
       const rows = T.lines.map((l, i) => {
-        const p = promoFor(l.sku);
+        const p = promoFor(l);
         return "<tr><td><div class=\"pl-name\">" + esc(l.name) + '</div><div class="muted small">' + esc(l.sku) + (p ? ' <span class="badge badge-placed" data-promo>' + esc(t("till.promo", { name: p.name })) + "</span>" : "") + "</div></td>" +
           '<td><div class="stepper"><button class="step" data-tq="-1" data-i="' + i + '">−</button><span class="step-val">' + l.qty + '</span><button class="step" data-tq="1" data-i="' + i + '">+</button></div></td>' +
           '<td class="num">' + money(l.unit_cents * l.qty) + '</td><td><input class="till-pct" data-pct="' + i + '" inputmode="decimal" value="' + (l.discount_pct || "") + '" placeholder="' + esc(t("till.discount")) + '"></td></tr>';
@@ -268,7 +273,7 @@
         post("/sales/parked/" + encodeURIComponent(el.dataset.resume) + "/resume", {}, (r) => {
           T.lines = r.lines.map((l) => ({ sku: l.sku, name: l.sku, unit_cents: 0, qty: l.qty, discount_pct: l.discount_pct || 0 }));
           T.ticketPct = r.ticket_discount_pct || 0;
-          T.lines.forEach((l) => api("GET", "/stock/" + encodeURIComponent(l.sku)).then((p) => { l.name = p.name; l.unit_cents = p.price_cents; render(); }).catch(() => {}));
+          T.lines.forEach((l) => api("GET", "/stock/" + encodeURIComponent(l.sku)).then((p) => { l.name = p.name; l.unit_cents = p.price_cents; l.category = p.category; render(); }).catch(() => {}));
         });
         return true;
       }

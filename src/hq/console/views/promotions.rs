@@ -1,5 +1,5 @@
-//! The chain's promotions (DESIGN.md §18): each with its kind, skus, dates, priority and
-//! whether it runs now; `admin` accounts create one with the form below the list and end one
+//! The chain's promotions (DESIGN.md §18): each with its kind, skus and categories, dates,
+//! priority and whether it runs now; `admin` accounts create one with the form below the list and end one
 //! early (`super::super::promotions` checks both by the HQ API's rules).
 
 use crate::domain::till::{Promotion, PromotionKind};
@@ -66,7 +66,7 @@ pub fn promotions(state: &HqState, lang: Lang, who: &ConsoleSession, now_ms: u64
     let heads = [
         w(lang, "Promoción", "Promotion"),
         w(lang, "Oferta", "Offer"),
-        w(lang, "Artículos", "Skus"),
+        w(lang, "Artículos y categorías", "Skus and categories"),
         w(lang, "Desde", "From"),
         w(lang, "Hasta", "Until"),
         w(lang, "Prioridad", "Priority"),
@@ -93,7 +93,13 @@ pub fn promotions(state: &HqState, lang: Lang, who: &ConsoleSession, now_ms: u64
         } else {
             String::new()
         };
-        let skus: Vec<&str> = p.skus.iter().map(|s| s.as_str()).collect();
+        let category = w(lang, "categoría", "category");
+        let skus: Vec<String> = p
+            .skus
+            .iter()
+            .map(|s| s.to_string())
+            .chain(p.categories.iter().map(|c| format!("{category} {c}")))
+            .collect();
         let _ = write!(
             html,
             "<tr data-promotion=\"{id}\"><td><strong>{name}</strong> <span class=\"muted\">{id}</span></td><td>{}</td>\
@@ -144,7 +150,7 @@ fn form(lang: Lang) -> String {
         .collect();
     format!(
         "<h2>{}</h2><form method=\"post\" action=\"/console/promotions/new\" class=\"promotion-form\" id=\"new-promotion\">\
-         {}{}<label>{}<select name=\"kind\">{options}</select></label>{}{}{}{}{}{}{}\
+         {}{}<label>{}<select name=\"kind\">{options}</select></label>{}{}{}{}{}{}{}{}\
          <button type=\"submit\">{}</button></form>",
         esc(w(lang, "Nueva promoción", "New promotion")),
         field("id", w(lang, "Código", "Id"), "required maxlength=\"64\""),
@@ -153,7 +159,16 @@ fn form(lang: Lang) -> String {
         field(
             "skus",
             w(lang, "Artículos (separados por comas)", "Skus (comma-separated)"),
-            "required"
+            ""
+        ),
+        field(
+            "categories",
+            w(
+                lang,
+                "Categorías (separadas por comas)",
+                "Categories (comma-separated)"
+            ),
+            ""
         ),
         field("percent", w(lang, "Porcentaje", "Percent"), "inputmode=\"decimal\""),
         field("n", "N", "inputmode=\"numeric\""),
