@@ -32,7 +32,8 @@ use storenode::domain::{
 use storenode::store::{encode_op, snapshot};
 use storenode::sync::lookup::{LookupReply, SignedLookup};
 use storenode::sync::wire::{
-    self, Ack, DownBatch, Message, SignedDown, SignedReply, SignedUp, Status, UpBatch,
+    self, Ack, DownBatch, EpochAck, EpochDownBatch, Message, SignedDown, SignedReply, SignedUp,
+    Status, UpBatch,
 };
 
 fn store() -> StoreId {
@@ -578,6 +579,9 @@ fn message_index(m: &Message) -> usize {
         Message::LookupReply(_) => 6,
         Message::SignedDown(_) => 7,
         Message::SignedReply(_) => 8,
+        Message::EpochDown(_) => 9,
+        Message::SignedEpochDown(_) => 10,
+        Message::EpochAck(_) => 11,
     }
 }
 
@@ -666,6 +670,35 @@ fn message_cases() -> Vec<(Message, &'static str)> {
                 signature: vec![0xCC; 4],
             }),
             "0108066d616472696402080904cccccccc",
+        ),
+        (
+            Message::EpochDown(EpochDownBatch {
+                epoch: 4,
+                first_idx: 9,
+                ops: vec![receive()],
+            }),
+            "01090409010c73746f72653a6d61647269640180a0f1c2b1340701066d616472696405534b552d310500",
+        ),
+        (
+            Message::SignedEpochDown(SignedDown {
+                store: store(),
+                batch: vec![6, 7],
+                signature: vec![0xBB; 4],
+            }),
+            "010a066d616472696402060704bbbbbbbb",
+        ),
+        (
+            Message::EpochAck(EpochAck {
+                epoch: 2,
+                ack: Ack {
+                    from: store().actor(),
+                    vv: [(store().actor(), 12)].into(),
+                    down_idx: 5,
+                    resend: false,
+                    reply: false,
+                },
+            }),
+            "010b020c73746f72653a6d6164726964010c73746f72653a6d61647269640c050000",
         ),
     ]
 }

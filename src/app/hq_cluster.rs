@@ -133,11 +133,12 @@ pub fn spawn_link_reader(links: Links, mut shutdown: watch::Receiver<bool>) -> J
 }
 
 /// The links this process's sync engine reports, for the stores it has heard from: a store
-/// it never heard from is left to whichever process serves it.
+/// it never heard from, or whose lease another process holds, is left to whichever process
+/// serves it.
 fn served(sync: &HqSyncHandle) -> Vec<LinkRow> {
     sync.stores()
         .into_iter()
-        .filter(|l| l.online || l.last_seen_ms.is_some())
+        .filter(|l| l.served && (l.online || l.last_seen_ms.is_some()))
         .map(|l| LinkRow {
             store: l.store.to_string(),
             online: l.online,

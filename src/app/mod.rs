@@ -13,6 +13,7 @@ use crate::config::{Config, HqConfig, StoreConfig};
 use crate::domain::ActorId;
 use crate::hq::{self, HqSettings, HqState};
 use crate::store::Node;
+use crate::sync::protocol::config::LeaseSettings;
 use anyhow::Context;
 use axum::Router;
 use std::net::SocketAddr;
@@ -155,7 +156,12 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     let (node, tail) = open_hq_node(&config).await?;
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
-    let sync_cfg = hq_sync_config(&config).context("store_keys")?;
+    let mut sync_cfg = hq_sync_config(&config).context("store_keys")?;
+    // On a shared log every syncing process takes leases of the stores it serves.
+    sync_cfg.leases = config.storage.url.as_ref().map(|url| LeaseSettings {
+        url: url.clone(),
+        holder: config.client_id(),
+    });
     let sync = config
         .storage
         .sync

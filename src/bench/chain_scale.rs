@@ -8,10 +8,12 @@
 //! submit to HQ's commit), equal digests at the end, and the same-run baseline: raw inserts
 //! of the same op rows into PostgreSQL with HQ's average group size. Then HQ's own ops:
 //! orders placed back to back by `--hq` HQ nodes on the log at once (HQ's seq under the row
-//! lock on `hq_actor`). One node syncs: another taking over its stores is not built, so no
-//! failover time is measured.
+//! lock on `hq_actor`). With `--hq 2` a second, real `storenode hq` process syncs too, the
+//! stores spread over both by leases, and it is SIGKILLed a third into the run: the failover
+//! time is until every store it served is acked again (`chain_failover`).
 
 use super::chain::wait_for;
+use super::chain_failover;
 use super::mosquitto::Mosquitto;
 use super::postgres::Postgres;
 use super::report::{percentile, Report};
@@ -24,6 +26,7 @@ use crate::domain::{ActorId, OpId, Payload, SaleId, StoreId};
 use crate::domain::{CustomerId, OrderId};
 use crate::store::pg::tail::Tail;
 use crate::store::{pg, Node, NodeEvent};
+use crate::sync::protocol::config::LeaseSettings;
 use crate::sync::{spawn_hq_sync, spawn_store_sync, HqSyncConfig, StoreSyncConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-const CHAIN: &str = "bench";
+pub(super) const CHAIN: &str = "bench";
 /// Products every store sells.
 const SKUS: usize = 20;
 /// Units of each product every store receives at the seed.
@@ -112,7 +115,7 @@ fn digests_equal(hq: &Node, stores: &[(StoreId, Node)]) -> usize {
 pub async fn run(opts: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=2).contains(&opts.hq),
-        "--hq {}: 1 or 2 (the second takes orders only: one HQ process syncs, issue 16)",
+        "--hq {}: 1 or 2 (the second a real process, SIGKILLed mid-run)",
         opts.hq
     );
     let n = if opts.stores == 0 { 200 } else { opts.stores };
@@ -133,7 +136,25 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     )
     .await?;
     let (shutdown, rx) = watch::channel(false);
-    let hq_cfg = HqSyncConfig::new(CHAIN, ids.clone(), "127.0.0.1", broker.port);
+    let mut hq_cfg = HqSyncConfig::new(CHAIN, ids.clone(), "127.0.0.1", broker.port);
+    let mut second = None;
+    if opts.hq == 2 {
+        hq_cfg.leases = Some(LeaseSettings {
+            url: postgres.url(),
+            holder: chain_failover::FIRST.to_string(),
+        });
+        // The second process's ingests reach this replica through the log.
+        let from = Tail::start_position(&postgres.url()).await?;
+        Tail::new(hq.clone(), &postgres.url(), from)?.spawn(rx.clone());
+        let dir = scratch.file("hq2");
+        std::fs::create_dir_all(&dir)?;
+        second = Some(chain_failover::Second::start(
+            &dir,
+            &postgres.url(),
+            broker.port,
+            &ids,
+        )?);
+    }
     let hq_sync = spawn_hq_sync(hq.clone(), hq_cfg, rx.clone());
     for i in 0..SKUS {
         hq.submit(vec![Payload::CatalogPut {
@@ -181,6 +202,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     })
     .await?;
 
+    if second.is_some() {
+        chain_failover::spread(&postgres.url(), n, Duration::from_secs(120)).await?;
+    }
     let seen = watch_hq(&hq);
     let groups_before = hq.writer_stats();
     let submitted: Seen = Arc::default();
@@ -204,6 +228,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
             anyhow::Ok(())
         });
     }
+    let offered = interval * ops_per_store as u32;
+    let failover = match &mut second {
+        Some(second) => {
+            tokio::time::sleep(offered / 3).await;
+            let (url, within) = (postgres.url(), Duration::from_secs(120));
+            Some(chain_failover::kill_and_measure(second, &url, &stores, &syncs, within).await?)
+        }
+        None => None,
+    };
     while let Some(joined) = tasks.join_next().await {
         joined??;
     }
@@ -277,7 +310,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
          hq_actor",
         opts.hq
     ));
-    report.note("failover: not measured; one HQ process syncs, another taking over its stores is not built (issue 16)");
+    match failover {
+        Some((s, orphans)) => {
+            report.figure("failover_s", s, "s");
+            report.note(format!(
+                "failover: the second HQ process (a real storenode hq, serving {orphans} of the \
+                 {n} stores by lease) SIGKILLed a third into the run; failover_s is from the \
+                 kill until each of those stores had every op written before it acked again \
+                 (lease TTL 5 s, renewed every second)"
+            ));
+        }
+        None => {
+            report.note("failover: measured with --hq 2 (a second, real HQ process killed mid-run)")
+        }
+    }
     if let Err(e) = converged {
         report.note(format!("digests did not all converge: {e}"));
     }

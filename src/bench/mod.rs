@@ -8,6 +8,7 @@ pub mod alloc;
 mod apply;
 mod catch_up;
 mod chain;
+mod chain_failover;
 mod chain_scale;
 mod crdt_peers;
 mod fanin;

@@ -9,7 +9,7 @@
 use super::link::{run_link, LinkConfig, LinkEvent};
 use super::metrics::SyncMetrics;
 use super::persist;
-use super::protocol::hq::{HqAction, HqLoaded, HqProtocol, RouteRead, ROUTE_OPS_MAX};
+use super::protocol::hq::{HqAction, HqLoaded, HqProtocol, RouteRead};
 use super::protocol::{note_sent, Publish};
 use crate::store::{now_ms, Node, NodeEvent, StoreError};
 use rumqttc::{AsyncClient, QoS};
@@ -92,6 +92,21 @@ pub fn spawn_hq_sync(
     // The link's `wanted` sender lives in the engine task so the link stays up until shutdown.
     let (wanted_tx, wanted_rx) = watch::channel(true);
     let link_task = tokio::spawn(run_link(link_cfg, wanted_rx, shutdown.clone(), ev_tx));
+    let (leases, lease_task) = match &cfg.leases {
+        Some(l) => {
+            match crate::store::pg::lease::Leases::new(&l.url, &l.holder, cfg.stores.clone()) {
+                Ok(leases) => {
+                    let (rx, task) = super::lease::spawn_leases(leases, shutdown.clone());
+                    (Some(rx), Some(task))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "hq sync not started");
+                    return HqSyncHandle { shared };
+                }
+            }
+        }
+        None => (None, None),
+    };
     let shared2 = shared.clone();
     let engine_task = tokio::spawn(async move {
         let loaded = load(&node).await;
@@ -109,7 +124,7 @@ pub fn spawn_hq_sync(
                     client: None,
                     lookups,
                 };
-                driver.run(ev_rx, events, shutdown).await;
+                driver.run(ev_rx, events, leases, shutdown).await;
             }
             (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "hq sync not started"),
         }
@@ -118,6 +133,7 @@ pub fn spawn_hq_sync(
     if let Ok(mut t) = shared.tasks.lock() {
         t.push(link_task);
         t.push(engine_task);
+        t.extend(lease_task);
     }
     HqSyncHandle { shared }
 }
@@ -146,8 +162,12 @@ impl Driver {
         mut self,
         mut link: mpsc::Receiver<LinkEvent>,
         mut events: broadcast::Receiver<NodeEvent>,
+        leases: Option<watch::Receiver<super::lease::Held>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let leased = leases.is_some();
+        // Without leases the channel never changes: this process serves every store.
+        let mut leases = leases.unwrap_or_else(|| watch::channel(Default::default()).1);
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
@@ -183,6 +203,10 @@ impl Driver {
                     Err(broadcast::error::RecvError::Closed) => events_open = false,
                 },
                 _ = tick.tick() => self.proto.handle_tick(now_ms()),
+                Ok(()) = leases.changed(), if leased => {
+                    let held = leases.borrow_and_update().clone();
+                    self.proto.handle_leases(now_ms(), &held);
+                }
             }
             self.carry_out(&route_tx).await;
             let links = self.proto.links();
@@ -279,8 +303,21 @@ impl Driver {
                         });
                     self.proto.handle_down(&store, after, ops);
                 }
+                HqAction::FindDownStart { store, epoch, vv } => {
+                    let who = store.clone();
+                    let start = self
+                        .node
+                        .query(move |c| persist::downlog_start(c, &who, &vv))
+                        .await
+                        .map_err(|e| tracing::error!(store = %store, error = %e, "cannot read the down-log"))
+                        .ok();
+                    self.proto.handle_down_start(now_ms(), &store, epoch, start);
+                }
                 HqAction::AnswerReturns => {
-                    if let Err(e) = super::returns::answer_pending(&self.node).await {
+                    let proto = &self.proto;
+                    let answered =
+                        super::returns::answer_pending_for(&self.node, |s| proto.serves(s)).await;
+                    if let Err(e) = answered {
                         tracing::warn!(error = %e, "cannot return rights; retried on the next request or restart");
                     }
                 }
@@ -321,7 +358,7 @@ fn read_to_route(
     reads
         .into_iter()
         .map(|read| {
-            let ops = Node::ops_since(conn, &read.actor, read.after, ROUTE_OPS_MAX)?;
+            let ops = Node::ops_since(conn, &read.actor, read.since(), read.limit())?;
             Ok((read, ops))
         })
         .collect()

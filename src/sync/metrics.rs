@@ -7,7 +7,7 @@ use crate::exposition::Scrape;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 17] = [
+pub const REJECT_REASONS: [&str; 18] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -29,6 +29,8 @@ pub const REJECT_REASONS: [&str; 17] = [
     // Acks and lookup replies a store refused (same type, their own labels).
     "reply_unsigned",
     "reply_bad_signature",
+    // Down-batches of an earlier lease epoch than the store follows (`wire::epoch`).
+    "stale_epoch",
 ];
 
 /// Sync counters and gauges of one node.

@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod hq_sync;
 pub mod inspect;
+pub mod lease;
 pub mod link;
 pub mod lookup;
 pub mod metrics;

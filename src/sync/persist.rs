@@ -220,3 +220,30 @@ pub fn downlog_read(
     )?;
     rows.collect()
 }
+
+/// The last index of `store`'s down-log such that every entry up to it is covered by `vv` (a
+/// store's contiguous seq per actor, from its ack): a new lease holder streams the entries
+/// after it (`HqAction::FindDownStart`); the store skips any of them it holds already. One
+/// pass over the store's down-log, once per lease taken.
+pub fn downlog_start(
+    conn: &Connection,
+    store: &StoreId,
+    vv: &BTreeMap<ActorId, u64>,
+) -> rusqlite::Result<u64> {
+    let mut stmt =
+        conn.prepare("SELECT idx, actor, seq FROM downlog WHERE store = ?1 ORDER BY idx")?;
+    let mut rows = stmt.query(params![store.as_str()])?;
+    let mut start = 0;
+    while let Some(row) = rows.next()? {
+        let (idx, actor, seq): (i64, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let have = ActorId::parse(&actor)
+            .ok()
+            .and_then(|a| vv.get(&a).copied());
+        let covered = have.is_some_and(|have| seq.max(0) as u64 <= have);
+        if idx as u64 != start + 1 || !covered {
+            break;
+        }
+        start = idx as u64;
+    }
+    Ok(start)
+}

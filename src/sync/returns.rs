@@ -118,11 +118,21 @@ async fn answer(node: &Node, p: &Pending) -> Result<bool, ReturnsError> {
 /// Answer every request in HQ's log not answered yet; returns how many transfers were issued.
 /// A request HQ holds no rights for is marked answered with nothing to give.
 pub async fn answer_pending(node: &Node) -> Result<usize, ReturnsError> {
+    answer_pending_for(node, |_| true).await
+}
+
+/// [`answer_pending`] for the requests of the stores `serves` (the stores whose lease this HQ
+/// process holds, `crate::sync::lease`); the mark moves past the others too, which their
+/// holders answer.
+pub async fn answer_pending_for(
+    node: &Node,
+    serves: impl Fn(&StoreId) -> bool,
+) -> Result<usize, ReturnsError> {
     let mut issued = 0;
     loop {
         let (requests, mark, last) = node.query(pending).await?;
         let full_pass = requests.len() == REQUESTS_PER_PASS;
-        for p in requests {
+        for p in requests.into_iter().filter(|p| serves(&p.store)) {
             if answer(node, &p).await? {
                 issued += 1;
             }

@@ -12,9 +12,14 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 mod down;
+mod epoch;
 pub use down::{
     down_batch, encode_signed_down, encode_signed_reply, from_hq, open_signed_down, DownRefused,
     SignedDown, SignedReply,
+};
+pub use epoch::{
+    encode_epoch_down, epoch_signed_bytes, open_signed_epoch_down, EpochAck, EpochDownBatch,
+    EPOCH_DOWN_TAG,
 };
 
 /// The only payload version this build speaks.
@@ -89,6 +94,12 @@ pub enum Message {
     SignedDown(SignedDown),
     /// An ack or lookup reply signed by HQ (topics `ack` and `down`).
     SignedReply(SignedReply),
+    /// A down-batch numbered by a lease epoch (HQ -> store, topic `down`; `wire::epoch`).
+    EpochDown(EpochDownBatch),
+    /// An epoch down-batch signed by HQ: `batch` encodes an [`EpochDownBatch`].
+    SignedEpochDown(SignedDown),
+    /// A store's ack whose `down_idx` counts in a lease epoch's numbering (topic `ack`).
+    EpochAck(EpochAck),
 }
 
 impl Message {
@@ -104,6 +115,9 @@ impl Message {
             Message::LookupReply(_) => "lookup_reply",
             Message::SignedDown(_) => "signed_down",
             Message::SignedReply(_) => "signed_reply",
+            Message::EpochDown(_) => "epoch_down",
+            Message::SignedEpochDown(_) => "signed_epoch_down",
+            Message::EpochAck(_) => "epoch_ack",
         }
     }
 }
@@ -170,6 +184,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     let count = match &msg {
         Message::Up(b) => b.ops.len(),
         Message::Down(b) => b.ops.len(),
+        Message::EpochDown(b) => b.ops.len(),
         _ => 0,
     };
     if count > BATCH_OPS_MAX {
@@ -331,10 +346,27 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
         Message::Down(b) => {
             serde_json::json!({ "type": "down", "first_idx": b.first_idx, "ops": b.ops })
         }
-        Message::Ack(a) => serde_json::json!({
-            "type": "ack", "from": a.from, "vv": a.vv, "down_idx": a.down_idx,
-            "resend": a.resend, "reply": a.reply,
+        Message::Ack(a) => ack_json(a),
+        Message::EpochDown(b) => serde_json::json!({
+            "type": "epoch_down", "epoch": b.epoch, "first_idx": b.first_idx, "ops": b.ops,
         }),
+        Message::SignedEpochDown(s) => {
+            let inner = open_signed_epoch_down(s);
+            serde_json::json!({
+                "type": "signed_epoch_down", "store": s.store,
+                "signature": hex::encode(&s.signature),
+                "epoch": inner.as_ref().map(|b| b.epoch).ok(),
+                "first_idx": inner.as_ref().map(|b| b.first_idx).ok(),
+                "ops": inner.as_ref().map(|b| &b.ops).ok(),
+                "batch_error": inner.as_ref().err().map(|e| e.to_string()),
+            })
+        }
+        Message::EpochAck(e) => {
+            let mut v = ack_json(&e.ack);
+            v["type"] = "epoch_ack".into();
+            v["epoch"] = e.epoch.into();
+            v
+        }
         Message::Status(s) => serde_json::json!({
             "type": "status", "online": s.online, "version": s.version,
             "outbox": s.outbox, "at_ms": s.at_ms,
@@ -374,6 +406,13 @@ pub fn to_json(msg: &Message) -> serde_json::Value {
         map.extend(fields);
     }
     value
+}
+
+fn ack_json(a: &Ack) -> serde_json::Value {
+    serde_json::json!({
+        "type": "ack", "from": a.from, "vv": a.vv, "down_idx": a.down_idx,
+        "resend": a.resend, "reply": a.reply,
+    })
 }
 
 pub mod lookup;

@@ -10,6 +10,7 @@
 
 pub mod jobs;
 pub mod journal;
+pub mod lease;
 pub mod link;
 pub mod log;
 pub mod schema;

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "webhook_jobs",
         include_str!("../../../migrations/postgres/0005_webhook_jobs.sql"),
     ),
+    (
+        6,
+        "hq_lease",
+        include_str!("../../../migrations/postgres/0006_hq_lease.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).

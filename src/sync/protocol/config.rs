@@ -107,6 +107,18 @@ pub struct HqSyncConfig {
     pub lookup_rate: crate::http_security::RateLimit,
     /// HQ's key: when set, every down-batch is signed for its store (`SignedDown`).
     pub hq_key: Option<Arc<HqKey>>,
+    /// Several syncing processes share the stores by leases in PostgreSQL (`sync::lease`);
+    /// `None`: this process serves every store (epoch 0, the wire of a single HQ).
+    pub leases: Option<LeaseSettings>,
+}
+
+/// Where the leases live and whose they are.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// The shared log's PostgreSQL URL (`[storage] url`); never logged.
+    pub url: String,
+    /// This process's name in `hq_lease.holder`: its MQTT client id, unique per process.
+    pub holder: String,
 }
 
 impl HqSyncConfig {
@@ -124,6 +136,7 @@ impl HqSyncConfig {
             store_keys: None,
             lookup_rate: LOOKUP_RATE_DEFAULT,
             hq_key: None,
+            leases: None,
         }
     }
 
@@ -152,6 +165,9 @@ pub struct StoreLink {
     pub down_acked: u64,
     /// Software version the store reported.
     pub version: Option<String>,
+    /// This process holds the store's lease and serves it (always, without leases): only
+    /// then is this view the store's link (`app::hq_cluster` publishes only these).
+    pub served: bool,
 }
 
 /// HQ's persisted routing state (`persist::load_hq`).

@@ -18,7 +18,7 @@ use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::SignedLookup;
 use crate::sync::wire::{self, Ack, Message};
 use inbound::in_order;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
@@ -30,6 +30,26 @@ pub struct RouteRead {
     pub actor: ActorId,
     pub after: u64,
     pub upto: u64,
+    /// Also read the op at `after`, routed before a start or reload: the router learns from
+    /// it again a `SalePriced` whose sale is the next op (`Router::remember`), so a sale
+    /// split from its pricing by a restart still travels with it.
+    pub prime: bool,
+}
+
+impl RouteRead {
+    /// Read the ops after this seq (one earlier when priming).
+    pub fn since(&self) -> u64 {
+        if self.prime {
+            self.after.saturating_sub(1)
+        } else {
+            self.after
+        }
+    }
+
+    /// At most this many ops (one more when priming).
+    pub fn limit(&self) -> usize {
+        ROUTE_OPS_MAX + usize::from(self.prime)
+    }
 }
 
 /// What HQ's caller must do next.
@@ -61,6 +81,14 @@ pub enum HqAction {
         store: StoreId,
         lookup: SignedLookup,
     },
+    /// Find where lease `epoch`'s stream to `store` starts: the last index of `store`'s
+    /// down-log such that every entry up to it is covered by `vv` (what the store reported);
+    /// answer with `handle_down_start` (`persist::downlog_start`).
+    FindDownStart {
+        store: StoreId,
+        epoch: u64,
+        vv: BTreeMap<ActorId, u64>,
+    },
 }
 
 /// HQ's sync state for one store.
@@ -76,6 +104,15 @@ pub(super) struct Peer {
     down_last: u64,
     ack_due: Option<AckDue>,
     gap: GapTimer,
+    /// This process holds the store's lease (always, without leases).
+    served: bool,
+    /// The lease epoch numbering the down stream (0 without leases).
+    epoch: u64,
+    /// Down-log index the epoch's stream starts after (wire index `i` is entry `base + i`);
+    /// `None` until found from the store's first ack of the epoch.
+    base: Option<u64>,
+    /// A `FindDownStart` is out with the caller.
+    finding: bool,
 }
 
 impl Peer {
@@ -99,6 +136,9 @@ pub struct HqProtocol {
     /// The router learnt where ship-to-store units wait from the replica (after a start or
     /// reload; from then on from the ops it routes).
     ships_seeded: bool,
+    /// Actors whose last routed op the router has seen since the start or last reload
+    /// (`RouteRead::prime`).
+    primed: BTreeSet<ActorId>,
     /// Cursors of the routing write out with the caller.
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
@@ -133,10 +173,15 @@ impl HqProtocol {
                     down_last: loaded.downlog_last.get(s).copied().unwrap_or(0),
                     ack_due: None,
                     gap: GapTimer::default(),
+                    served: cfg.leases.is_none(),
+                    epoch: 0,
+                    base: cfg.leases.is_none().then_some(0),
+                    finding: false,
                 };
                 (s.clone(), peer)
             })
             .collect();
+        let cfg_leased = cfg.leases.is_some();
         Ok(HqProtocol {
             topics: Topics::new(&cfg.chain)?,
             router: Router::new(cfg.stores.clone(), loaded.scope),
@@ -147,12 +192,17 @@ impl HqProtocol {
             peers,
             route_due: true,
             ships_seeded: false,
+            primed: BTreeSet::new(),
             route_reading: false,
             routing: None,
             pending_up: BTreeMap::new(),
             ingesting: None,
             stalled: false,
-            queue: VecDeque::from([HqAction::AnswerReturns]),
+            // With leases the rescan waits for the first stores served (`handle_leases`).
+            queue: match cfg_leased {
+                false => VecDeque::from([HqAction::AnswerReturns]),
+                true => VecDeque::new(),
+            },
         })
     }
 
@@ -176,7 +226,7 @@ impl HqProtocol {
         self.queue.retain(|a| !matches!(a, HqAction::Publish(_)));
         if up {
             SyncMetrics::add(&self.metrics.connects, 1);
-            for peer in self.peers.values_mut() {
+            for peer in self.peers.values_mut().filter(|p| p.served) {
                 peer.synced = false;
                 peer.ack_due = Some(AckDue::HELLO);
             }
@@ -231,7 +281,14 @@ impl HqProtocol {
         let mut cursors = Vec::new();
         for (read, ops) in reads {
             let mut last = read.after;
+            if read.prime && !ops.is_empty() {
+                self.primed.insert(read.actor.clone());
+            }
             for op in ops.iter().take_while(|op| op.seq <= read.upto) {
+                if read.prime && op.seq == read.after {
+                    self.router.remember(op);
+                    continue;
+                }
                 if op.seq != last + 1 {
                     break;
                 }
@@ -276,6 +333,7 @@ impl HqProtocol {
         self.routed = loaded.routed;
         self.router = Router::new(self.cfg.stores.clone(), loaded.scope);
         self.ships_seeded = false;
+        self.primed.clear();
         for (store, peer) in &mut self.peers {
             peer.down_last = loaded.downlog_last.get(store).copied().unwrap_or(0);
         }
@@ -289,15 +347,20 @@ impl HqProtocol {
             return;
         };
         peer.down.read_done();
-        if ops.is_empty() || !self.online {
+        let Some(base) = peer.base.filter(|b| *b <= after) else {
+            return;
+        };
+        if ops.is_empty() || !self.online || !peer.served {
             return;
         }
-        let encoded = match &self.cfg.hq_key {
-            Some(key) => {
-                wire::encode_signed_down(key, store, after + 1, &ops, self.cfg.batch_ops_max)
-            }
-            None => wire::encode_down(after + 1, &ops, self.cfg.batch_ops_max),
-        };
+        let encoded = wire::encode_epoch_down(
+            self.cfg.hq_key.as_deref(),
+            store,
+            peer.epoch,
+            after + 1 - base,
+            &ops,
+            self.cfg.batch_ops_max,
+        );
         let batches = match encoded {
             Ok(b) => b,
             Err(e) => {
@@ -346,7 +409,12 @@ impl HqProtocol {
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.stalled = false;
         for (store, peer) in &mut self.peers {
-            if peer.online && peer.synced && peer.down.retransmit(now_ms, self.cfg.retransmit_ms) {
+            let streaming = peer.served && peer.base.is_some();
+            if streaming
+                && peer.online
+                && peer.synced
+                && peer.down.retransmit(now_ms, self.cfg.retransmit_ms)
+            {
                 tracing::debug!(store = %store, from = peer.down.acked() + 1, "no ack progress; resending the down-log");
             }
         }
@@ -406,7 +474,7 @@ impl HqProtocol {
                     },
                 }));
             }
-            if !peer.online || !peer.synced {
+            if !peer.online || !peer.synced || !peer.served || peer.base.is_none() {
                 continue;
             }
             if let Some(after) = peer.down.next_read(peer.down_last, window) {
@@ -441,7 +509,13 @@ impl HqProtocol {
             .into_iter()
             .filter_map(|(actor, upto)| {
                 let after = self.routed.get(&actor).copied().unwrap_or(0);
-                (upto > after).then_some(RouteRead { actor, after, upto })
+                let prime = after > 0 && !self.primed.contains(&actor);
+                (upto > after).then_some(RouteRead {
+                    actor,
+                    after,
+                    upto,
+                    prime,
+                })
             })
             .collect();
         if reads.is_empty() {
@@ -449,6 +523,76 @@ impl HqProtocol {
         }
         self.route_reading = true;
         Some(HqAction::ReadToRoute(reads))
+    }
+
+    /// The stores this process holds the lease of, with their epochs (`sync::lease`): a
+    /// store taken (or taken again under a higher epoch) is greeted with a hello and its
+    /// stream starts over once the store answers; a store given back or lost is left alone
+    /// (its up-batches ignored, its down-log no longer streamed). Only with leases.
+    pub fn handle_leases(&mut self, now_ms: u64, held: &BTreeMap<StoreId, u64>) {
+        if self.cfg.leases.is_none() {
+            return;
+        }
+        let mut taken = false;
+        for (store, peer) in &mut self.peers {
+            match held.get(store) {
+                Some(&epoch) if !peer.served || peer.epoch != epoch => {
+                    tracing::info!(store = %store, epoch, "serving a store");
+                    peer.served = true;
+                    peer.epoch = epoch;
+                    peer.base = None;
+                    peer.finding = false;
+                    peer.synced = false;
+                    peer.down = Window::new(0, now_ms);
+                    peer.gap = GapTimer::default();
+                    peer.ack_due = Some(AckDue::HELLO);
+                    taken = true;
+                }
+                Some(_) => {}
+                None if peer.served => {
+                    tracing::info!(store = %store, epoch = peer.epoch, "no longer serving a store");
+                    peer.served = false;
+                    peer.base = None;
+                    peer.synced = false;
+                    peer.ack_due = None;
+                    self.pending_up.remove(store);
+                }
+                None => {}
+            }
+        }
+        if taken {
+            self.queue.push_back(HqAction::AnswerReturns);
+        }
+    }
+
+    /// Whether this process serves `store` now (holds its lease, or runs without leases).
+    pub fn serves(&self, store: &StoreId) -> bool {
+        self.peers.get(store).is_some_and(|p| p.served)
+    }
+
+    /// The `FindDownStart { store, epoch, .. }` came back: the index the stream starts
+    /// after, or `None` when the read failed (asked again on the store's next ack).
+    pub fn handle_down_start(
+        &mut self,
+        now_ms: u64,
+        store: &StoreId,
+        epoch: u64,
+        start: Option<u64>,
+    ) {
+        let Some(peer) = self.peers.get_mut(store) else {
+            return;
+        };
+        if !peer.served || peer.epoch != epoch || peer.base.is_some() {
+            return;
+        }
+        peer.finding = false;
+        let Some(start) = start else {
+            return;
+        };
+        let start = start.min(peer.down_last);
+        tracing::debug!(store = %store, epoch, start, "down stream of a new lease starts");
+        peer.base = Some(start);
+        peer.down = Window::new(start, now_ms);
     }
 
     /// Per-store view for the dashboard and the handle.
@@ -464,6 +608,7 @@ impl HqProtocol {
                 down_pending: p.down_last.saturating_sub(p.down.acked()),
                 down_acked: p.down.acked(),
                 version: p.version.clone(),
+                served: p.served,
             })
             .collect()
     }

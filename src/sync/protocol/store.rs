@@ -16,16 +16,19 @@ use crate::domain::{ActorId, Effect, Op, Payload, Replica, Sku, StoreId};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::LookupReply;
-use crate::sync::wire::{self, Ack, DownBatch, Message, Status};
+use crate::sync::wire::{self, Ack, DownBatch, EpochAck, Message, Status};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
+mod cursor;
 mod inbound;
+pub use cursor::DownCursor;
 mod recent;
 
 /// Persisted cursor: last own seq HQ acknowledged.
 pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
-/// Persisted cursor: last down-log index applied.
+/// Persisted cursor: last down-log index applied and the lease epoch numbering it, packed
+/// (`DownCursor::pack`; a value written before epochs is epoch 0).
 pub const KEY_DOWN_IDX: &str = "down_idx";
 /// Status is republished at most this often when the outbox depth changed.
 const STATUS_REFRESH_MS: u64 = 5_000;
@@ -58,13 +61,16 @@ pub struct StoreProtocol {
     since_ms: u64,
     last_sync_ms: Option<u64>,
     outbox: Window,
+    /// Lease epoch whose numbering `down_idx` counts in (0: the single HQ of old).
+    down_epoch: u64,
     /// Own ops just committed, published without reading them back from the log.
     recent: recent::Recent,
     down_idx: u64,
-    /// Accepted down-log entries after `down_idx` (or after the ingest in flight).
+    /// Accepted down-log entries of `down_epoch` after `down_idx` (or after the ingest in
+    /// flight).
     pending_down: Option<DownBatch>,
-    /// Last index of the ingest out with the caller.
-    ingesting: Option<u64>,
+    /// Epoch and last index of the ingest out with the caller.
+    ingesting: Option<(u64, u64)>,
     gap: GapTimer,
     ack_due: Option<AckDue>,
     /// When our last hello went out while HQ has not answered it (an HQ ack with `resend`):
@@ -88,6 +94,7 @@ impl StoreProtocol {
         metrics: Arc<SyncMetrics>,
         now_ms: u64,
     ) -> Result<StoreProtocol, TopicError> {
+        let down = DownCursor::unpack(cursors.down_idx);
         Ok(StoreProtocol {
             topics: Topics::new(&cfg.chain)?,
             me: cfg.store.actor(),
@@ -98,7 +105,8 @@ impl StoreProtocol {
             since_ms: now_ms,
             last_sync_ms: None,
             outbox: Window::new(cursors.hq_acked, now_ms),
-            down_idx: cursors.down_idx,
+            down_epoch: down.epoch,
+            down_idx: down.idx,
             pending_down: None,
             ingesting: None,
             gap: GapTimer::default(),
@@ -202,19 +210,24 @@ impl StoreProtocol {
     /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: HQ
     /// resends it after the gap it leaves or its retransmit timer).
     pub fn handle_ingested(&mut self, effects: Option<&[Effect]>) {
-        let Some(last) = self.ingesting.take() else {
+        let Some((epoch, last)) = self.ingesting.take() else {
             return;
         };
+        let current = epoch == self.down_epoch;
         let Some(effects) = effects else {
-            self.pending_down = None;
+            if current {
+                self.pending_down = None;
+            }
             return;
         };
         self.note_effects(effects);
+        // An ingest of an epoch left behind since applied its ops (skipped when the new
+        // holder sends them again) but counts in a numbering the store no longer follows.
+        if !current {
+            return;
+        }
         self.down_idx = last;
-        self.queue.push_back(StoreAction::Persist {
-            key: KEY_DOWN_IDX,
-            value: last,
-        });
+        self.persist_down();
         AckDue::merge(&mut self.ack_due, AckDue::default());
     }
 
@@ -301,7 +314,8 @@ impl StoreProtocol {
         }
         if self.ingesting.is_none() {
             if let Some(batch) = self.pending_down.take() {
-                self.ingesting = Some(batch.first_idx + batch.ops.len() as u64 - 1);
+                let last = batch.first_idx + batch.ops.len() as u64 - 1;
+                self.ingesting = Some((self.down_epoch, last));
                 return Some(StoreAction::Ingest {
                     first_idx: batch.first_idx,
                     ops: batch.ops,
@@ -381,13 +395,18 @@ impl StoreProtocol {
     }
 
     fn ack(&self, due: AckDue, replica: &Replica) -> Option<StoreAction> {
-        let ack = Message::Ack(Ack {
+        let ack = Ack {
             from: self.me.clone(),
             vv: replica.version().entries(),
             down_idx: self.down_idx,
             resend: due.resend,
             reply: due.reply,
-        });
+        };
+        // Epoch 0 keeps the old message, so an HQ of old still understands its stores.
+        let ack = match self.down_epoch {
+            0 => Message::Ack(ack),
+            epoch => Message::EpochAck(EpochAck { epoch, ack }),
+        };
         let payload = wire::encode(&ack).ok()?;
         Some(StoreAction::Publish(Publish {
             topic: self.topics.topic(&self.cfg.store, TopicKind::Ack),
@@ -414,8 +433,22 @@ impl StoreProtocol {
     pub fn cursors(&self) -> StoreCursors {
         StoreCursors {
             hq_acked: self.outbox.acked(),
-            down_idx: self.down_idx,
+            down_idx: self.down_cursor().pack(),
         }
+    }
+
+    fn down_cursor(&self) -> DownCursor {
+        DownCursor {
+            epoch: self.down_epoch,
+            idx: self.down_idx,
+        }
+    }
+
+    fn persist_down(&mut self) {
+        self.queue.push_back(StoreAction::Persist {
+            key: KEY_DOWN_IDX,
+            value: self.down_cursor().pack(),
+        });
     }
 }
 

@@ -3,7 +3,7 @@
 //! key configured only batches HQ signed for this very store are taken, unsigned and badly
 //! signed ones are refused with a metric label; without it both kinds are taken unchecked.
 
-use super::{encode, encode_down, DownBatch, Encoded, Message, WireError};
+use super::{encode, encode_down, DownBatch, Encoded, EpochDownBatch, Message, WireError};
 use crate::domain::{Op, StoreId};
 use crate::signing::{DownRejected, HqKey, HqPublicKey};
 use serde::{Deserialize, Serialize};
@@ -137,24 +137,36 @@ impl DownRefused {
     }
 }
 
-/// The down-batch `msg` carries for `store`, if it is one: a store holding HQ's key (`hq`)
-/// takes only batches HQ signed for it; one without takes both kinds unchecked.
+/// The down-batch `msg` carries for `store`, if it is one, with its lease epoch (0 for the
+/// old `Down` / `SignedDown`): a store holding HQ's key (`hq`) takes only batches HQ signed for
+/// it; one without takes every kind unchecked.
 pub fn down_batch(
     msg: &Message,
     store: &StoreId,
     hq: Option<&HqPublicKey>,
-) -> Option<Result<DownBatch, DownRefused>> {
-    match (msg, hq) {
-        (Message::Down(batch), None) => Some(Ok(batch.clone())),
-        (Message::Down(_), Some(_)) => Some(Err(DownRejected::Unsigned {
+) -> Option<Result<EpochDownBatch, DownRefused>> {
+    let unsigned = || {
+        Some(Err(DownRejected::Unsigned {
             store: store.clone(),
         }
-        .into())),
+        .into()))
+    };
+    match (msg, hq) {
+        (Message::Down(batch), None) => Some(Ok(EpochDownBatch::of_epoch_zero(batch.clone()))),
+        (Message::EpochDown(batch), None) => Some(Ok(batch.clone())),
+        (Message::Down(_) | Message::EpochDown(_), Some(_)) => unsigned(),
         (Message::SignedDown(signed), hq) => Some((|| {
             if let Some(key) = hq {
                 key.verify(store, &signed.batch, Some(&signed.signature))?;
             }
-            Ok(open_signed_down(signed)?)
+            Ok(EpochDownBatch::of_epoch_zero(open_signed_down(signed)?))
+        })()),
+        (Message::SignedEpochDown(signed), hq) => Some((|| {
+            if let Some(key) = hq {
+                let bytes = super::epoch_signed_bytes(&signed.batch);
+                key.verify(store, &bytes, Some(&signed.signature))?;
+            }
+            Ok(super::open_signed_epoch_down(signed)?)
         })()),
         _ => None,
     }

@@ -49,6 +49,11 @@ impl HqProtocol {
             }
             return;
         }
+        // Another process holds this store's lease: it ingests, acks and answers; the store
+        // resends whatever stays unacked to whoever holds the lease next.
+        if kind != TopicKind::Status && !self.serves(&store) {
+            return;
+        }
         let msg = match wire::decode(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -68,7 +73,10 @@ impl HqProtocol {
                 None => self.on_up(store, batch),
             },
             (TopicKind::Up, Message::SignedUp(signed)) => self.on_signed_up(store, signed),
-            (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(now_ms, store, ack),
+            (TopicKind::Ack, Message::Ack(ack)) => self.on_ack(now_ms, store, ack, 0),
+            (TopicKind::Ack, Message::EpochAck(e)) => self.on_ack(now_ms, store, e.ack, e.epoch),
+            // An HQ process's own signed ack to the store, or another process's.
+            (TopicKind::Ack, Message::SignedReply(_)) => {}
             (TopicKind::Status, Message::Status(status)) => self.on_status(now_ms, store, status),
             (TopicKind::Lookup, Message::Lookup(lookup)) => {
                 self.queue.push_back(HqAction::Lookup { store, lookup })
@@ -126,7 +134,8 @@ impl HqProtocol {
         self.pending_up.entry(store).or_default().extend(batch.ops);
     }
 
-    fn on_ack(&mut self, now_ms: u64, store: StoreId, ack: Ack) {
+    /// A store's ack; `epoch` is the lease epoch its `down_idx` counts in (0: `Ack`).
+    fn on_ack(&mut self, now_ms: u64, store: StoreId, ack: Ack, epoch: u64) {
         if ack.from.is_hq() {
             return;
         }
@@ -143,12 +152,29 @@ impl HqProtocol {
             return;
         };
         peer.seen(now_ms);
-        peer.acked_vv = ack.vv;
-        peer.down
-            .on_ack(ack.down_idx.min(peer.down_last), ack.resend, now_ms);
         if ack.resend {
             peer.synced = true;
         }
+        match peer.base {
+            // The store counts in this epoch's numbering, or has seen none of it yet.
+            Some(base) => {
+                let at = match epoch == peer.epoch {
+                    true => base.saturating_add(ack.down_idx),
+                    false => base,
+                };
+                peer.down.on_ack(at.min(peer.down_last), ack.resend, now_ms);
+            }
+            None if !peer.finding => {
+                peer.finding = true;
+                self.queue.push_back(HqAction::FindDownStart {
+                    store: store.clone(),
+                    epoch: peer.epoch,
+                    vv: ack.vv.clone(),
+                });
+            }
+            None => {}
+        }
+        peer.acked_vv = ack.vv;
         if ack.reply {
             AckDue::merge(&mut peer.ack_due, AckDue::RESEND);
         }

@@ -209,3 +209,194 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     }));
     assert_eq!(p.links()[0].down_pending, 1);
 }
+
+fn ack_topic(s: &StoreId) -> String {
+    Topics::new("acme").unwrap().topic(s, TopicKind::Ack)
+}
+
+fn store_ack(s: &StoreId, down_idx: u64, epoch: Option<u64>) -> Vec<u8> {
+    let ack = Ack {
+        from: s.actor(),
+        vv: BTreeMap::from([(ActorId::hq(), 5)]),
+        down_idx,
+        resend: true,
+        reply: false,
+    };
+    let msg = match epoch {
+        None => Message::Ack(ack),
+        Some(epoch) => Message::EpochAck(wire::EpochAck { epoch, ack }),
+    };
+    wire::encode(&msg).unwrap()
+}
+
+#[test]
+fn a_leasing_process_serves_only_its_stores_and_streams_from_where_the_store_stands() {
+    let (norte, sur) = (store("norte"), store("sur"));
+    let mut cfg = HqSyncConfig::new("acme", vec![norte.clone(), sur.clone()], "localhost", 1883);
+    cfg.leases = Some(crate::sync::protocol::config::LeaseSettings {
+        url: "postgres://hq@localhost/hq".to_string(),
+        holder: "hq-1".to_string(),
+    });
+    let loaded = HqLoaded {
+        downlog_last: BTreeMap::from([(norte.clone(), 10), (sur.clone(), 10)]),
+        ..HqLoaded::default()
+    };
+    let mut p = HqProtocol::new(cfg, loaded, Arc::new(SyncMetrics::new()), 0).unwrap();
+    let r = Replica::new(ActorId::hq());
+    p.handle_link(true);
+    let before = drain(&mut p, &r);
+    assert!(before.is_empty(), "no store served yet: {before:?}");
+    let up = encode_up(&norte, &receipts(&norte, 2), 500).unwrap();
+    p.handle_message(1, &up_topic(&norte), &up[0].bytes);
+    assert!(
+        drain(&mut p, &r).is_empty(),
+        "not ours: left for the holder"
+    );
+
+    p.handle_leases(2, &BTreeMap::from([(norte.clone(), 3)]));
+    let taken = drain(&mut p, &r);
+    assert_eq!(taken[0], HqAction::AnswerReturns);
+    let hello = acks(taken);
+    assert_eq!(hello.len(), 1, "a hello to the store taken, none to sur");
+    assert!(hello[0].resend && hello[0].reply);
+
+    // The store answers in the old holder's numbering: its vv decides where we start.
+    p.handle_message(3, &ack_topic(&norte), &store_ack(&norte, 7, Some(2)));
+    let find = drain(&mut p, &r);
+    assert_eq!(
+        find,
+        vec![HqAction::FindDownStart {
+            store: norte.clone(),
+            epoch: 3,
+            vv: BTreeMap::from([(ActorId::hq(), 5)]),
+        }]
+    );
+    p.handle_down_start(4, &norte, 3, Some(6));
+    let read = drain(&mut p, &r);
+    assert!(
+        matches!(&read[..], [HqAction::ReadDown { after: 6, .. }]),
+        "{read:?}"
+    );
+    let ops = receipts(&norte, 4);
+    p.handle_down(&norte, 6, ops.clone());
+    let sent: Vec<_> = drain(&mut p, &r)
+        .into_iter()
+        .filter_map(|a| match a {
+            HqAction::Publish(pb) => wire::decode(&pb.payload).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![Message::EpochDown(wire::EpochDownBatch {
+            epoch: 3,
+            first_idx: 1,
+            ops
+        })]
+    );
+    p.handle_message(5, &ack_topic(&norte), &store_ack(&norte, 2, Some(3)));
+    drain(&mut p, &r);
+    let link = p.links().into_iter().find(|l| l.store == norte).unwrap();
+    assert_eq!(
+        link.down_acked, 8,
+        "entry 2 of epoch 3 is down-log entry 6 + 2"
+    );
+
+    // Up-batches of the store served are ingested; once the lease is gone, no longer.
+    p.handle_message(6, &up_topic(&norte), &up[0].bytes);
+    assert!(drain(&mut p, &r)
+        .iter()
+        .any(|a| matches!(a, HqAction::Ingest { .. })));
+    p.handle_ingested(7, None);
+    p.handle_leases(8, &BTreeMap::new());
+    p.handle_message(9, &up_topic(&norte), &up[0].bytes);
+    assert!(drain(&mut p, &r).is_empty());
+}
+
+/// HQ routed a store's `SalePriced`, then restarted before routing its sale (the two were
+/// split across routing steps). The router's pairing is memory, so the first read after the
+/// start reads the last routed op again: the sale still takes its pricing to the store that
+/// follows its customer, and nothing is routed twice.
+#[test]
+fn a_sale_routed_after_a_restart_still_takes_its_pricing_to_the_stores_following_its_customer() {
+    use crate::domain::op::Tender;
+    use crate::domain::till::SalePricing;
+    use crate::domain::{CustomerId, Hlc, SaleId};
+    use crate::sync::route::RouteAction;
+    use std::collections::BTreeSet;
+    let (norte, sur) = (store("norte"), store("sur"));
+    let customer = CustomerId::parse("C-1").unwrap();
+    let sale_id = SaleId::parse("S-1").unwrap();
+    let priced = Op {
+        actor: norte.actor(),
+        seq: 1,
+        hlc: Hlc::new(1, 0),
+        payload: Payload::SalePriced {
+            store: norte.clone(),
+            sale_id: sale_id.clone(),
+            pricing: SalePricing::default(),
+        },
+    };
+    let sale = Op {
+        seq: 2,
+        hlc: Hlc::new(2, 0),
+        payload: Payload::Sale {
+            store: norte.clone(),
+            sale_id,
+            lines: vec![],
+            tender: Tender::Card,
+            customer: Some(customer.clone()),
+        },
+        ..priced.clone()
+    };
+    let mut r = Replica::new(ActorId::hq());
+    r.apply(&priced).unwrap();
+    r.apply(&sale).unwrap();
+    let loaded = HqLoaded {
+        routed: BTreeMap::from([(norte.actor(), 1)]),
+        scope: BTreeSet::from([(sur.clone(), customer)]),
+        ..HqLoaded::default()
+    };
+    let cfg = HqSyncConfig::new("acme", vec![norte.clone(), sur.clone()], "localhost", 1883);
+    let mut p = HqProtocol::new(cfg, loaded, Arc::new(SyncMetrics::new()), 0).unwrap();
+    let reads = drain(&mut p, &r)
+        .into_iter()
+        .find_map(|a| match a {
+            HqAction::ReadToRoute(reads) => Some(reads),
+            _ => None,
+        })
+        .expect("a routing read");
+    assert_eq!(reads.len(), 1);
+    assert!(reads[0].prime, "the first read after a start primes");
+    assert_eq!((reads[0].since(), reads[0].upto), (0, 2));
+    let got = vec![(reads[0].clone(), vec![priced.clone(), sale.clone()])];
+    p.handle_route_reads(got);
+    let Some(HqAction::Route { actions, cursors }) = p.poll(5, &r) else {
+        panic!("no routing write");
+    };
+    let appended = |op: &Op| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, RouteAction::Append { store, op: o } if *store == sur && *o == op.id()))
+            .count()
+    };
+    assert_eq!(appended(&priced), 1, "the pricing goes with its sale, once");
+    assert_eq!(appended(&sale), 1);
+    assert_eq!(cursors, vec![(norte.actor(), 2)]);
+    p.handle_routed(Some(BTreeMap::from([(sur.clone(), 2)])));
+    let more = Op {
+        seq: 3,
+        hlc: Hlc::new(3, 0),
+        ..priced.clone()
+    };
+    r.apply(&more).unwrap();
+    p.handle_committed();
+    let again = drain(&mut p, &r).into_iter().find_map(|a| match a {
+        HqAction::ReadToRoute(reads) => Some(reads),
+        _ => None,
+    });
+    assert!(
+        again.is_some_and(|reads| reads.iter().all(|rd| !rd.prime && rd.since() == 2)),
+        "primed once per start"
+    );
+}

@@ -1,11 +1,12 @@
 //! The store's protocol, receiving half: a message from HQ is checked (topic, signature,
 //! batch index) before its ops become an `Ingest` action; acks advance the outbox window.
 
+use super::cursor::{EPOCH_MAX, IDX_MAX};
 use super::AckDue;
 use super::{StoreAction, StoreProtocol, KEY_HQ_ACKED_SEQ};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::topic::TopicKind;
-use crate::sync::wire::{self, Ack, DownBatch, Message};
+use crate::sync::wire::{self, Ack, DownBatch, EpochDownBatch, Message};
 use std::sync::atomic::Ordering::Relaxed;
 
 impl StoreProtocol {
@@ -70,18 +71,49 @@ impl StoreProtocol {
     fn accepted_upto(&self) -> u64 {
         match (&self.pending_down, self.ingesting) {
             (Some(p), _) => p.first_idx + p.ops.len() as u64 - 1,
-            (None, Some(last)) => last,
-            (None, None) => self.down_idx,
+            (None, Some((epoch, last))) if epoch == self.down_epoch => last,
+            (None, _) => self.down_idx,
         }
     }
 
-    fn on_down(&mut self, now_ms: u64, batch: DownBatch) {
+    /// A batch of a lower lease epoch than the store follows is a dead or former holder's:
+    /// dropped. A higher one starts the new holder's numbering from 0 (what the store already
+    /// applied is skipped by `(actor, seq)` when it comes again).
+    fn on_down(&mut self, now_ms: u64, batch: EpochDownBatch) {
         self.last_sync_ms = Some(now_ms);
         self.metrics.last_sync_ms.store(now_ms, Relaxed);
         let n = batch.ops.len() as u64;
         if n == 0 {
             return;
         }
+        let out_of_range =
+            batch.epoch > EPOCH_MAX || batch.first_idx.saturating_add(n - 1) > IDX_MAX;
+        if out_of_range {
+            self.metrics.reject("malformed");
+            tracing::warn!(store = %self.cfg.store, epoch = batch.epoch, first_idx = batch.first_idx, "refused a down-batch out of range");
+            return;
+        }
+        if batch.epoch < self.down_epoch {
+            self.metrics.reject("stale_epoch");
+            tracing::debug!(
+                epoch = batch.epoch,
+                ours = self.down_epoch,
+                "dropped a down-batch of an earlier lease"
+            );
+            return;
+        }
+        if batch.epoch > self.down_epoch {
+            tracing::info!(store = %self.cfg.store, epoch = batch.epoch, "a new HQ process serves this store");
+            self.down_epoch = batch.epoch;
+            self.down_idx = 0;
+            self.pending_down = None;
+            self.gap.clear();
+            self.persist_down();
+        }
+        let batch = DownBatch {
+            first_idx: batch.first_idx,
+            ops: batch.ops,
+        };
         let upto = self.accepted_upto();
         let last = batch.first_idx.saturating_add(n - 1);
         if last <= upto {

@@ -334,6 +334,128 @@ fn a_store_holding_hqs_key_takes_only_acks_and_lookup_replies_hq_signed_for_it()
         .any(|a| matches!(a, StoreAction::LookupReply(r) if r.id == 1)));
 }
 
+fn epoch_down(epoch: u64, first_idx: u64, ops: &[Op]) -> (String, Vec<u8>) {
+    let topic = Topics::new("acme")
+        .unwrap()
+        .topic(&store(), TopicKind::Down);
+    let bytes = wire::encode(&Message::EpochDown(wire::EpochDownBatch {
+        epoch,
+        first_idx,
+        ops: ops.to_vec(),
+    }))
+    .unwrap();
+    (topic, bytes)
+}
+
+fn epoch_acks(actions: &[StoreAction]) -> Vec<wire::EpochAck> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            StoreAction::Publish(p) => match wire::decode(&p.payload) {
+                Ok(Message::EpochAck(ack)) => Some(ack),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_higher_lease_epoch_restarts_the_numbering_and_a_lower_one_is_dropped() {
+    let mut p = proto();
+    let mut r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(6);
+    let (topic, bytes) = down(1, &ops[0..3]);
+    p.handle_message(2, &topic, &bytes);
+    drain(&mut p, 2, &r);
+    ops[0..3].iter().for_each(|op| {
+        r.apply(op).unwrap();
+    });
+    p.handle_ingested(Some(&[]));
+    assert_eq!(acks(&drain(&mut p, 3, &r))[0].down_idx, 3);
+
+    // A new holder (epoch 2) numbers from its own base: its entry 1 is an op we hold.
+    let (topic, bytes) = epoch_down(2, 1, &ops[2..5]);
+    p.handle_message(4, &topic, &bytes);
+    let actions = drain(&mut p, 4, &r);
+    let reset = DownCursor { epoch: 2, idx: 0 }.pack();
+    assert!(actions.contains(&StoreAction::Persist {
+        key: KEY_DOWN_IDX,
+        value: reset
+    }));
+    assert!(actions.contains(&StoreAction::Ingest {
+        first_idx: 1,
+        ops: ops[2..5].to_vec()
+    }));
+    ops[3..5].iter().for_each(|op| {
+        r.apply(op).unwrap();
+    });
+    p.handle_ingested(Some(&[]));
+    let acked = epoch_acks(&drain(&mut p, 5, &r));
+    assert_eq!((acked[0].epoch, acked[0].ack.down_idx), (2, 3));
+    assert_eq!(
+        DownCursor::unpack(p.cursors().down_idx),
+        DownCursor { epoch: 2, idx: 3 }
+    );
+
+    // The dead holder's batch still in flight (epoch 1) moves nothing.
+    let (topic, bytes) = epoch_down(1, 4, &ops[5..6]);
+    p.handle_message(6, &topic, &bytes);
+    assert!(drain(&mut p, 6, &r).is_empty());
+    assert_eq!(p.metrics.rejected("stale_epoch"), 1);
+    assert_eq!(DownCursor::unpack(p.cursors().down_idx).idx, 3);
+
+    // A restart resumes in the new numbering.
+    let cfg = StoreSyncConfig::new("acme", store(), "localhost", 1883);
+    let again = StoreProtocol::new(cfg, p.cursors(), Arc::new(SyncMetrics::new()), 7).unwrap();
+    assert_eq!((again.down_epoch, again.down_idx), (2, 3));
+}
+
+#[test]
+fn an_ingest_of_the_old_epoch_ending_after_the_switch_does_not_move_the_new_cursor() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(5);
+    let (topic, bytes) = epoch_down(1, 1, &ops[0..3]);
+    p.handle_message(2, &topic, &bytes);
+    assert!(matches!(
+        drain(&mut p, 2, &r)[..],
+        [
+            StoreAction::Persist { .. },
+            StoreAction::Ingest { first_idx: 1, .. }
+        ]
+    ));
+    let (topic, bytes) = epoch_down(2, 1, &ops[2..4]);
+    p.handle_message(3, &topic, &bytes);
+    let waiting = drain(&mut p, 3, &r);
+    assert!(
+        !waiting
+            .iter()
+            .any(|a| matches!(a, StoreAction::Ingest { .. })),
+        "one ingest at a time: {waiting:?}"
+    );
+    p.handle_ingested(Some(&[]));
+    let actions = drain(&mut p, 4, &r);
+    assert!(actions.contains(&StoreAction::Ingest {
+        first_idx: 1,
+        ops: ops[2..4].to_vec()
+    }));
+    assert_eq!(
+        DownCursor::unpack(p.cursors().down_idx),
+        DownCursor { epoch: 2, idx: 0 }
+    );
+    p.handle_ingested(Some(&[]));
+    drain(&mut p, 5, &r);
+    assert_eq!(
+        DownCursor::unpack(p.cursors().down_idx),
+        DownCursor { epoch: 2, idx: 2 }
+    );
+}
+
 #[test]
 fn own_ops_just_committed_are_published_without_reading_the_log_until_a_commit_is_missed() {
     let mut p = proto();

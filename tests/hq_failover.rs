@@ -1,0 +1,401 @@
+//! Failover of the syncing role: two real `storenode hq` processes, both syncing, on one
+//! PostgreSQL log and one real mosquitto, two store nodes. The stores are spread over the two
+//! processes by leases; the holder of one store is SIGKILLed while sales and HQ orders flow;
+//! the other serves that store within the bound, nothing acknowledged is lost, nothing is
+//! applied twice, digests end equal, and the restarted process gets a store back.
+
+mod pg_support;
+mod sync_support;
+
+use pg_support::PgCluster;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storenode::domain::op::ReceiveReason;
+use storenode::domain::{ActorId, OrderId, Payload, StoreId};
+use storenode::store::pg::tail::Tail;
+use storenode::store::Node;
+use storenode::sync::{spawn_store_sync, StoreSyncConfig, StoreSyncHandle};
+use sync_support::*;
+
+const TOKEN: &str = "shop-token-123";
+
+fn hq_config(db: &Path, name: &str, http: u16, broker: u16, url: &str) -> String {
+    format!(
+        "role = \"hq\"\nchain = \"{CHAIN}\"\ndb = \"{}\"\nstores = [\"{}\", \"{}\"]\n\
+         api_tokens = [\"{TOKEN}\"]\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+         client_id = \"{name}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[pickup]\n\
+         qr_keys = [\"{}\"]\n[rate_limit]\nburst = 10000\nper_minute = 100000\n\
+         [storage]\nurl = \"{url}\"\n",
+        db.display(),
+        store_a().as_str(),
+        store_b().as_str(),
+        "ab".repeat(32)
+    )
+}
+
+/// A real `storenode hq` process that syncs (`sync` defaults to true).
+struct Hq {
+    name: String,
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+}
+
+impl Hq {
+    fn start(dir: &Path, name: &str, broker: u16, url: &str) -> Hq {
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        let db = dir.join(format!("{name}.db"));
+        std::fs::write(&config, hq_config(&db, name, port, broker, url)).unwrap();
+        let mut hq = Hq {
+            name: name.to_string(),
+            child: None,
+            port,
+            config,
+        };
+        hq.restart();
+        hq
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_storenode"))
+            .args(["hq", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_port(self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Hq {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One raw HTTP/1.0 request: `None` when the process is gone.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let key = key
+        .map(|k| format!("Idempotency-Key: {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{key}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// The unexpired leases: store -> (holder, epoch).
+async fn leases(url: &str) -> BTreeMap<String, (String, i64)> {
+    let config = storenode::store::pg::parse_url(url).unwrap();
+    let client = storenode::store::pg::connect(&config).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT store, holder, epoch FROM hq_lease WHERE expires_at > now()",
+            &[],
+        )
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+}
+
+/// Poll the leases until `ok` holds, within `within`.
+async fn leases_until(
+    url: &str,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&BTreeMap<String, (String, i64)>) -> bool,
+) -> BTreeMap<String, (String, i64)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = leases(url).await;
+        if ok(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{what}: leases are {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spread(l: &BTreeMap<String, (String, i64)>) -> bool {
+    let holders: std::collections::BTreeSet<_> = l.values().map(|(h, _)| h.clone()).collect();
+    l.len() == 2 && holders.len() == 2
+}
+
+fn store(
+    dir: &Path,
+    s: StoreId,
+    broker: u16,
+) -> (Node, StoreSyncHandle, tokio::sync::watch::Sender<bool>) {
+    let node = Node::open(&dir.join(format!("{s}.db")), s.actor()).unwrap();
+    let mut cfg = StoreSyncConfig::new(CHAIN, s, "127.0.0.1", broker);
+    cfg.retransmit_ms = 500;
+    cfg.keepalive_s = 5;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let sync = spawn_store_sync(node.clone(), cfg, rx);
+    (node, sync, stop)
+}
+
+fn order_body(store: &StoreId, customer: &str) -> Value {
+    json!({
+        "store": store.as_str(),
+        "customer": {"id": customer},
+        "lines": [{"sku": sku().as_str(), "qty": 1}],
+    })
+}
+
+/// A third HQ cache of the shared log, caught up on demand: what PostgreSQL holds.
+async fn log_view(dir: &Path, url: &str) -> (Node, Tail) {
+    let from = Tail::start_position(url).await.unwrap();
+    let (node, _) = storenode::store::pg::open_node(
+        &dir.join("check.db"),
+        ActorId::hq(),
+        url,
+        Some(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    let tail = Tail::new(node.clone(), url, from).unwrap();
+    (node, tail)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_back() {
+    let cluster = PgCluster::start();
+    let admin = storenode::store::pg::connect(
+        &storenode::store::pg::parse_url(&cluster.url("postgres")).unwrap(),
+    )
+    .await
+    .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE failover")
+        .await
+        .unwrap();
+    let url = cluster.url("failover");
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut hqs = [
+        Hq::start(dir.path(), "hq-one", broker.port, &url),
+        Hq::start(dir.path(), "hq-two", broker.port, &url),
+    ];
+    let stores = [store_a(), store_b()];
+    let nodes: Vec<_> = stores
+        .iter()
+        .map(|s| store(dir.path(), s.clone(), broker.port))
+        .collect();
+    leases_until(&url, Duration::from_secs(20), "the stores spread", spread).await;
+
+    // Catalog from one process, 300 units received at each store.
+    let put =
+        json!({"name": "Green tea", "ean": "4006381333931", "price_cents": 250, "vat_bp": 1000});
+    let path = format!("/api/v1/catalog/{}", sku().as_str());
+    let (status, body) = http(hqs[0].port, "PUT", &path, None, Some(&put)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    for ((node, _, _), s) in nodes.iter().zip(&stores) {
+        let n = node.clone();
+        wait_for(Duration::from_secs(10), "catalog reaches the store", || {
+            n.read(|r| r.state().catalog.contains(&sku()))
+        })
+        .await;
+        node.submit(vec![Payload::StockReceive {
+            store: s.clone(),
+            sku: sku(),
+            qty: 300,
+            reason: ReceiveReason::Delivery,
+        }])
+        .await
+        .unwrap();
+    }
+
+    // The victim holds store a; orders go to the survivor, sales are made at both stores.
+    let held = leases(&url).await;
+    let victim = usize::from(held[store_a().as_str()].0 != hqs[0].name);
+    let survivor = 1 - victim;
+    let epoch_before = held[store_a().as_str()].1;
+    let survivor_port = hqs[survivor].port;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let orders = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut acked = Vec::new();
+            for n in 0u64.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return acked;
+                }
+                let pickup = if n % 2 == 0 { store_a() } else { store_b() };
+                let body = order_body(&pickup, &format!("C-{n:04}"));
+                let key = format!("k-{n}");
+                match http(
+                    survivor_port,
+                    "POST",
+                    "/api/v1/orders",
+                    Some(&key),
+                    Some(&body),
+                ) {
+                    Some((201, placed)) => {
+                        let id = placed["id"].as_str().unwrap().to_string();
+                        acked.push((pickup, OrderId::parse(&id).unwrap()));
+                    }
+                    // HQ's allocation at a store may run short for a moment: not acknowledged.
+                    Some((409 | 503, _)) => {}
+                    other => panic!("unexpected answer {other:?}"),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            unreachable!()
+        })
+    };
+    let sellers: Vec<_> = nodes
+        .iter()
+        .zip(&stores)
+        .map(|((node, _, _), s)| {
+            let (node, s, stop) = (node.clone(), s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut sold = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match node.submit(vec![sale(&s, 1)]).await {
+                        Ok(_) => sold += 1,
+                        Err(e) if is_insufficient(&e) => {}
+                        Err(e) => panic!("sale refused: {e}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                sold
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    hqs[victim].kill();
+    let killed = Instant::now();
+    // A sale made right after the kill: acked again only by the new holder.
+    let (a, a_sync, _) = &nodes[0];
+    a.submit(vec![sale(&store_a(), 1)]).await.unwrap();
+    let seq = a.read(|r| r.next_seq() - 1);
+    wait_for(
+        Duration::from_secs(30),
+        "store a's ops are acked again",
+        || a_sync.status().outbox == 0 && a.read(|r| r.next_seq() - 1) >= seq,
+    )
+    .await;
+    let failover = killed.elapsed();
+    let now = leases(&url).await;
+    assert_eq!(now[store_a().as_str()].0, hqs[survivor].name, "{now:?}");
+    assert!(
+        now[store_a().as_str()].1 > epoch_before,
+        "a new epoch: {now:?}"
+    );
+    assert!(
+        failover < Duration::from_secs(10),
+        "store a acked again only after {failover:?}"
+    );
+    eprintln!("failover: store a acked again {failover:?} after the SIGKILL");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked_orders = orders.await.unwrap();
+    let mut sold = 0;
+    for s in sellers {
+        sold += s.await.unwrap();
+    }
+    assert!(
+        sold > 0 && acked_orders.len() > 2,
+        "{sold} sales, {} orders",
+        acked_orders.len()
+    );
+
+    // The killed process comes back and gets its share.
+    hqs[victim].restart();
+    let back = leases_until(
+        &url,
+        Duration::from_secs(20),
+        "the stores spread back",
+        spread,
+    )
+    .await;
+    assert!(back.values().any(|(h, _)| *h == hqs[victim].name));
+
+    // Every acknowledged order reaches its store, once; every store op is in the log once,
+    // and each store's digest equals the log's.
+    for (pickup, id) in &acked_orders {
+        let (node, _, _) = &nodes[usize::from(*pickup == store_b())];
+        let node = node.clone();
+        wait_for(
+            Duration::from_secs(20),
+            "an acknowledged order reaches its store",
+            || node.read(|r| r.state().orders.contains_key(id)),
+        )
+        .await;
+    }
+    let (log, tail) = log_view(dir.path(), &url).await;
+    for (s, (node, _, _)) in stores.iter().zip(&nodes) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            tail.catch_up().await.unwrap();
+            let mine = node.read(|r| (r.digest_for_store(s), r.next_seq() - 1));
+            let logged = log.read(|r| (r.digest_for_store(s), r.version().contiguous(&s.actor())));
+            if mine == logged {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{s}: store {mine:?}, log {logged:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let config = storenode::store::pg::parse_url(&url).unwrap();
+        let client = storenode::store::pg::connect(&config).await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*), count(DISTINCT seq) FROM ops WHERE actor = $1",
+                &[&s.actor().as_str()],
+            )
+            .await
+            .unwrap();
+        let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
+        let own = node.read(|r| r.next_seq() - 1);
+        assert_eq!(
+            (rows as u64, distinct as u64),
+            (own, own),
+            "{s}: nothing lost, nothing twice"
+        );
+        let orders_here = acked_orders.iter().filter(|(p, _)| p == s).count();
+        let held_orders = node.read(|r| r.state().orders.len());
+        assert!(
+            held_orders >= orders_here,
+            "{s}: {held_orders} orders, {orders_here} acked"
+        );
+    }
+}
