@@ -359,7 +359,12 @@ async fn a_ship_to_store_order_cancelled_before_dispatch_leaves_the_units_at_the
     chain.a_sync.set_link(true);
     let hq = chain.hq.clone();
     wait_for(WITHIN, "HQ sees a keep the units", || {
-        hq.read(|r| r.state().transfers[&transfer].status() == "withdrawn")
+        hq.read(|r| {
+            r.state()
+                .transfers
+                .get(&transfer)
+                .is_some_and(|t| t.status() == "withdrawn")
+        })
     })
     .await;
     assert_eq!(
@@ -369,7 +374,12 @@ async fn a_ship_to_store_order_cancelled_before_dispatch_leaves_the_units_at_the
     );
     let b = chain.b.clone();
     wait_for(WITHIN, "b learns the transfer was withdrawn", || {
-        b.read(|r| r.state().transfers[&transfer].status() == "withdrawn")
+        b.read(|r| {
+            r.state()
+                .transfers
+                .get(&transfer)
+                .is_some_and(|t| t.status() == "withdrawn")
+        })
     })
     .await;
     let refused = chain

@@ -24,9 +24,6 @@ use std::sync::Arc;
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
 
-/// Most down-log entries read at once for one store (several batches of `batch_ops_max`).
-pub const DOWN_READ_OPS_MAX: usize = 2_000;
-
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRead {
@@ -480,17 +477,11 @@ impl HqProtocol {
             if !peer.online || !peer.synced || !peer.served || peer.base.is_none() {
                 continue;
             }
-            let room = peer.down.room(window);
             if let Some(after) = peer.down.next_read(peer.down_last, window) {
-                // As much as the window takes (a backlog costs a few reads, not one per
-                // batch); `handle_down` cuts it into batches of `batch_ops_max`.
-                let limit = (room as usize)
-                    .min(DOWN_READ_OPS_MAX)
-                    .max(self.cfg.batch_ops_max);
                 return Some(HqAction::ReadDown {
                     store: store.clone(),
                     after,
-                    limit,
+                    limit: self.cfg.batch_ops_max,
                 });
             }
         }

@@ -187,7 +187,7 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     assert!(actions.contains(&HqAction::ReadDown {
         store: store("norte"),
         after: 0,
-        limit: DOWN_READ_OPS_MAX
+        limit: 500
     }));
     p.handle_down(&store("norte"), 0, vec![put.clone()]);
     assert!(matches!(
@@ -205,7 +205,7 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     assert!(drain(&mut p, &r).contains(&HqAction::ReadDown {
         store: store("norte"),
         after: 0,
-        limit: DOWN_READ_OPS_MAX
+        limit: 500
     }));
     assert_eq!(p.links()[0].down_pending, 1);
 }
