@@ -39,7 +39,7 @@ fn madrid() -> StoreId {
     StoreId::parse("madrid-centro").unwrap()
 }
 
-/// HQ with one product and console accounts `ana` (admin) and `luis` (read-only).
+/// HQ with one product (in category `basicos`) and console accounts `ana` (admin) and `luis` (read-only).
 async fn hq(dir: &std::path::Path) -> HqState {
     let mut accounts = String::new();
     for (user, name, role, password) in [
@@ -61,13 +61,19 @@ async fn hq(dir: &std::path::Path) -> HqState {
         panic!("not an hq config")
     };
     let node = Node::open(&dir.join("hq.db"), ActorId::hq()).unwrap();
-    node.submit(vec![Payload::CatalogPut {
-        sku: Sku::parse(SKU).unwrap(),
-        ean: Ean13::parse("8410234782535").unwrap(),
-        name: "Leche entera 1 L".into(),
-        price_cents: 99,
-        vat_bp: 400,
-    }])
+    node.submit(vec![
+        Payload::CatalogPut {
+            sku: Sku::parse(SKU).unwrap(),
+            ean: Ean13::parse("8410234782535").unwrap(),
+            name: "Leche entera 1 L".into(),
+            price_cents: 99,
+            vat_bp: 400,
+        },
+        Payload::CatalogCategory {
+            sku: Sku::parse(SKU).unwrap(),
+            category: Some(storenode::domain::ids::Category::parse("basicos").unwrap()),
+        },
+    ])
     .await
     .unwrap();
     HqState::new(node, HqSettings::from_config(&config), Arc::new(Online))
@@ -218,17 +224,37 @@ async fn hq_sees_each_tills_cash_sessions_and_admins_create_and_end_promotions()
         page.shot("promotions-empty").await;
         page.el("#new-promotion").await;
         page.wait_text("Ninguna promoción.").await;
-        // Bad input: the range ends before it starts; the API's rule names the field.
+        // Bad input: the range ends before it starts; the refusal says so with Madrid dates
+        // (the last minute of the "until" day), never milliseconds.
         let starts = jiff::Timestamp::from_millisecond(now as i64 - 3_600_000).unwrap();
         let ends = jiff::Timestamp::from_millisecond(now as i64 + 86_400_000).unwrap();
         type_into(&page, "#new-promotion input[name='id']", "P-LECHE").await;
         type_into(&page, "#new-promotion input[name='name']", "Leche -15 %").await;
         type_into(&page, "#new-promotion input[name='skus']", SKU).await;
         type_into(&page, "#new-promotion input[name='percent']", "15").await;
-        type_into(&page, "#new-promotion input[name='starts']", &ends.to_string()).await;
-        type_into(&page, "#new-promotion input[name='ends']", &starts.to_string()).await;
+        type_into(&page, "#new-promotion input[name='starts']", "2026-12-31").await;
+        type_into(&page, "#new-promotion input[name='ends']", "2026-12-01").await;
         page.click("#new-promotion button[type='submit']").await;
-        page.wait_text("ends").await;
+        page.wait_text(
+            "Las fechas no dejan tiempo a la promoción: empieza el 31/12/2026 00:00 y termina el \
+             01/12/2026 23:59.",
+        )
+        .await;
+        let shown = page
+            .c
+            .execute(
+                "return document.querySelector('#error-message').textContent",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let longest = shown
+            .as_str()
+            .unwrap_or("")
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max();
+        assert!(longest < Some(13), "no millisecond counts: {shown}");
         page.shot("promotion-refused").await;
         assert!(
             state.node.read(|r| r.state().promotions.iter().next().is_none()),
@@ -238,21 +264,30 @@ async fn hq_sees_each_tills_cash_sessions_and_admins_create_and_end_promotions()
             .goto(&format!("{base}console/promotions"))
             .await
             .unwrap();
+        // Created by category: every product HQ put in `basicos`.
         type_into(&page, "#new-promotion input[name='id']", "P-LECHE").await;
-        type_into(&page, "#new-promotion input[name='name']", "Leche -15 %").await;
-        type_into(&page, "#new-promotion input[name='skus']", SKU).await;
+        type_into(&page, "#new-promotion input[name='name']", "Básicos -15 %").await;
+        type_into(&page, "#new-promotion input[name='categories']", "basicos").await;
         type_into(&page, "#new-promotion input[name='percent']", "15").await;
         type_into(&page, "#new-promotion input[name='starts']", &starts.to_string()).await;
         type_into(&page, "#new-promotion input[name='ends']", &ends.to_string()).await;
         page.click("#new-promotion button[type='submit']").await;
         page.el("tr[data-promotion='P-LECHE']").await;
         page.wait_text("activa").await;
+        page.wait_text("categoría basicos").await;
         page.shot("promotion-created").await;
         let id = PromotionId::parse("P-LECHE").unwrap();
         let running = state
             .node
             .read(|r| r.state().promotions.get(&id).map(|p| p.active_at(now_ms())));
         assert_eq!(running, Some(true));
+        let categories = state.node.read(|r| {
+            r.state()
+                .promotions
+                .get(&id)
+                .map(|p| (p.skus.len(), p.categories.len()))
+        });
+        assert_eq!(categories, Some((0, 1)), "a promotion by category only");
         page.click("tr[data-promotion='P-LECHE'] button.danger").await;
         page.wait_text("terminada").await;
         page.shot("promotion-ended").await;

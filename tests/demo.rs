@@ -232,6 +232,80 @@ async fn a_till_sale_is_an_invoice_printed_with_its_qr_and_journaled_at_hq(api: 
     );
 }
 
+/// Logs in at madrid-centro's terminal (till T1); the session cookie.
+async fn store_login(api: &Api) -> String {
+    let store = format!("http://127.0.0.1:{}", api.base + 1);
+    let login = api
+        .client
+        .post(format!("{store}/api/v1/session"))
+        .json(&json!({"staff": "1001", "pin": "1234"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// madrid-centro's open cash session on T1 as its terminal shows it: (id, expected cents).
+async fn open_session(api: &Api, cookie: &str) -> (String, i64) {
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/cash/sessions/current",
+        api.base + 1
+    );
+    let r = api.client.get(url).header("cookie", cookie).send().await;
+    let cur: Value = r.unwrap().json().await.unwrap();
+    let session = &cur["session"];
+    (
+        session["id"]
+            .as_str()
+            .expect("the demo opened T1")
+            .to_string(),
+        session["expected_cents"].as_i64().unwrap(),
+    )
+}
+
+/// In the middle of the demo's cash session on T1: a cash sale of fruit (the seed's 10 % off
+/// the `fruteria` category applies) and a cash movement, both acknowledged. Returns the
+/// session and the cash it then expects.
+async fn cash_in_the_middle_of_a_session(api: &Api) -> (String, i64) {
+    let cookie = store_login(api).await;
+    let (id, before) = open_session(api, &cookie).await;
+    let store = format!("http://127.0.0.1:{}", api.base + 1);
+    let mut sold = None;
+    for n in 31..=45 {
+        let r = api
+            .client
+            .post(format!("{store}/api/v1/sales"))
+            .header("cookie", &cookie)
+            .json(&json!({"lines": [{"sku": format!("SKU-{n:06}"), "qty": 1}], "tender": "cash"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            sold = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+    }
+    let sold = sold.expect("madrid-centro sells some fruit");
+    assert_eq!(sold["lines"][0]["promotion"], "DEMO-FRUTA-10", "{sold}");
+    let r = api
+        .client
+        .post(format!("{store}/api/v1/cash/sessions/current/movements"))
+        .header("cookie", &cookie)
+        .json(&json!({"kind": "out", "cents": 1_000, "reason": "cambio"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let (same, expected) = open_session(api, &cookie).await;
+    assert_eq!(same, id);
+    assert_eq!(
+        expected,
+        before + sold["total_cents"].as_i64().unwrap() - 1_000
+    );
+    (id, expected)
+}
+
 /// The demo's log has no ERROR line, and madrid-centro took HQ's down-batches (signed) and
 /// refused none of them.
 async fn a_clean_start_logs_no_error_and_runs_signed_both_ways(api: &Api, dir: &Path) {
@@ -443,5 +517,18 @@ async fn orders_placed_at_hq_reach_the_store_across_a_cut_link_and_the_demo_rest
     })
     .await;
     assert_eq!(store_orders(&api).await, expected, "no seeding twice");
+
+    // A crash (SIGKILL) in the middle of a cash session loses nothing acknowledged.
+    let (session, cash) = cash_in_the_middle_of_a_session(&api).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start(dir.path(), base);
+    api.wait_healthy(&mut child, dir.path()).await;
+    let cookie = store_login(&api).await;
+    assert_eq!(
+        open_session(&api, &cookie).await,
+        (session, cash),
+        "the same session, expecting the same cash"
+    );
     interrupt_and_wait(child);
 }

@@ -570,3 +570,52 @@ async fn webhook_jobs_in_postgres_are_sent_at_least_once_when_their_sender_is_ki
     assert_eq!(total, 0);
     drop(broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_link_row_is_taken_over_only_with_fresher_news_or_once_its_holder_is_silent() {
+    use storenode::store::pg::link::{LinkRow, LinkWriter, Links};
+    let url = cluster().new_database().await;
+    let config = storenode::store::pg::parse_url(&url).unwrap();
+    let mut client = storenode::store::pg::connect(&config).await.unwrap();
+    storenode::store::pg::schema::migrate(&mut client)
+        .await
+        .unwrap();
+    let row = |online: bool, seen: u64| LinkRow {
+        store: "norte".to_string(),
+        online,
+        last_seen_ms: Some(seen),
+        outbox: 3,
+        lag_ops: 1,
+    };
+    let (serving, stale) = (
+        LinkWriter::new(&url, "hq-a:1".to_string()).unwrap(),
+        LinkWriter::new(&url, "hq-b:2".to_string()).unwrap(),
+    );
+    let links = Links::new(&url).unwrap();
+    assert_eq!(serving.publish(&[row(true, 2_000)]).await.unwrap(), 1);
+    // A process with older news of the store (it served it before) cannot overwrite the row.
+    assert_eq!(stale.publish(&[row(false, 1_000)]).await.unwrap(), 0);
+    links.refresh().await.unwrap();
+    assert_eq!(links.get("norte"), row(true, 2_000));
+    // With fresher news it can (the store moved to it), and last_seen never goes back.
+    assert_eq!(stale.publish(&[row(true, 3_000)]).await.unwrap(), 1);
+    assert_eq!(serving.publish(&[row(false, 2_500)]).await.unwrap(), 0);
+    links.refresh().await.unwrap();
+    assert_eq!(links.get("norte"), row(true, 3_000));
+    // Its holder silent past the bound: the row reads offline and the other may take it.
+    client
+        .execute(
+            "UPDATE hq_store_link SET updated_at = now() - interval '1 minute'",
+            &[],
+        )
+        .await
+        .unwrap();
+    links.refresh().await.unwrap();
+    assert_eq!(links.get("norte"), row(false, 3_000));
+    assert_eq!(serving.publish(&[row(true, 2_500)]).await.unwrap(), 1);
+    links.refresh().await.unwrap();
+    assert_eq!(links.get("norte"), row(true, 3_000));
+    // A store without a row is offline, never seen.
+    assert!(!links.get("sur").online);
+    assert_eq!(links.get("sur").last_seen_ms, None);
+}

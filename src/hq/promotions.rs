@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::HqState;
 use crate::domain::ids::{Category, PromotionId};
 use crate::domain::till::promotion::{BP_FULL, SKUS_MAX};
-use crate::domain::till::{Promotion, PromotionKind};
+use crate::domain::till::{Promotion, PromotionError, PromotionKind};
 use crate::domain::{Payload, Sku};
 use crate::terminal::till::promotion_json;
 use axum::extract::{Path, State};
@@ -60,8 +60,56 @@ pub async fn put(
     Ok((StatusCode::OK, Json(json)).into_response())
 }
 
+/// Why a promotion body was refused: a field the API could not read, or a rule of
+/// `Promotion::check`, kept as such so the console says it in its own words and dates.
+#[derive(Debug)]
+pub enum Refusal {
+    Api(ApiError),
+    Rule(PromotionError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Refusal {
+        Refusal::Api(e)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    /// The API's 422 naming the field; an inverted range gives its times in RFC 3339.
+    fn from(r: Refusal) -> ApiError {
+        match r {
+            Refusal::Api(e) => e,
+            Refusal::Rule(PromotionError::Range { starts_ms, ends_ms }) => ApiError::invalid(
+                "ends",
+                format!(
+                    "ends {} must be after starts {}",
+                    rfc3339(ends_ms),
+                    rfc3339(starts_ms)
+                ),
+            ),
+            Refusal::Rule(e) => ApiError::invalid(e.field(), e.to_string()),
+        }
+    }
+}
+
+fn rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| ms.to_string(), |t| t.to_string())
+}
+
 /// The promotion a body describes, every field checked (the API's and the console's rules).
 pub fn build(state: &HqState, id: PromotionId, b: &PromotionBody) -> Result<Promotion, ApiError> {
+    build_checked(state, id, b).map_err(ApiError::from)
+}
+
+/// `build`, telling a broken rule apart from an unreadable field.
+pub fn build_checked(
+    state: &HqState,
+    id: PromotionId,
+    b: &PromotionBody,
+) -> Result<Promotion, Refusal> {
     let kind = kind(b)?;
     let categories = categories(state, &b.categories)?;
     let skus = skus(state, &b.skus, categories.is_empty())?;
@@ -78,9 +126,7 @@ pub fn build(state: &HqState, id: PromotionId, b: &PromotionBody) -> Result<Prom
         priority: b.priority.unwrap_or(0),
         categories,
     };
-    promotion
-        .check()
-        .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
+    promotion.check().map_err(Refusal::Rule)?;
     Ok(promotion)
 }
 
@@ -264,6 +310,11 @@ mod tests {
             ),
             (
                 json!({"kind": "percent", "skus": [SKU], "percent": 10, "starts": "2026-12-01", "ends": ""}),
+                "ends",
+            ),
+            (
+                json!({"kind": "percent", "skus": [SKU], "percent": 10,
+                       "starts": "2026-12-01T10:00:00Z", "ends": "2026-12-01T10:00:00Z"}),
                 "ends",
             ),
             (

@@ -9,7 +9,7 @@
 use super::link::{run_link, LinkConfig, LinkEvent};
 use super::metrics::SyncMetrics;
 use super::persist;
-use super::protocol::hq::{HqAction, HqLoaded, HqProtocol, RouteRead, ROUTE_OPS_MAX};
+use super::protocol::hq::{HqAction, HqLoaded, HqProtocol, RouteRead};
 use super::protocol::{note_sent, Publish};
 use crate::store::{now_ms, Node, NodeEvent, StoreError};
 use rumqttc::{AsyncClient, QoS};
@@ -358,7 +358,7 @@ fn read_to_route(
     reads
         .into_iter()
         .map(|read| {
-            let ops = Node::ops_since(conn, &read.actor, read.after, ROUTE_OPS_MAX)?;
+            let ops = Node::ops_since(conn, &read.actor, read.since(), read.limit())?;
             Ok((read, ops))
         })
         .collect()

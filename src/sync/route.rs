@@ -41,6 +41,7 @@ pub struct Router {
     ships: BTreeMap<OrderId, StoreId>,
     /// The `SalePriced` op routed just before its sale, by sale: when the sale travels as
     /// purchase history, its pricing goes with it, so another store shows what was paid.
+    /// Only memory, but derived from the log after a start (`remember`).
     priced: BTreeMap<SaleId, OpId>,
 }
 
@@ -171,6 +172,16 @@ impl Router {
             }
             Payload::Sale { sale_id, .. } => self.priced.remove(sale_id),
             _ => None,
+        }
+    }
+
+    /// Learn from an op routed before a start or reload without routing it again: a
+    /// `SalePriced` whose sale is still to come. (Its sale is always the author's next op, so
+    /// the last op routed per actor is all the memory a restart can lose; the protocol reads
+    /// it again, `RouteRead::prime`.)
+    pub fn remember(&mut self, op: &Op) {
+        if matches!(op.payload, Payload::SalePriced { .. }) {
+            self.pair_priced(op);
         }
     }
 

@@ -7,7 +7,7 @@
 
 use super::World;
 use storenode::domain::StoreId;
-use storenode::sync::protocol::hq::{HqAction, HqProtocol, ROUTE_OPS_MAX};
+use storenode::sync::protocol::hq::{HqAction, HqProtocol};
 use storenode::sync::protocol::store::{StoreAction, StoreProtocol};
 use storenode::sync::protocol::Publish;
 
@@ -207,7 +207,7 @@ impl World {
                 let got = reads
                     .into_iter()
                     .map(|r| {
-                        let ops = backend.ops_since(&r.actor, r.after, ROUTE_OPS_MAX);
+                        let ops = backend.ops_since(&r.actor, r.since(), r.limit());
                         (r, ops)
                     })
                     .collect();

@@ -1,12 +1,16 @@
 //! The console's promotion forms (admin only): `POST /console/promotions/new` creates or replaces
 //! one and `POST /console/promotions/{id}/end` ends one now. Both go through the HQ API's
-//! rules (`hq::promotions::build` and `Promotion::check`) and issue the same `PromotionPut`;
-//! a refusal shows the API's message naming the field, and nothing is stored.
+//! rules (`hq::promotions::build_checked` and `Promotion::check`) and issue the same
+//! `PromotionSet`; a refusal says what is wrong in the page's language, times as Madrid
+//! dates (never milliseconds), and nothing is stored.
 
-use super::views::promotions::w;
+use super::page::Lang;
+use super::views::promotions::{local_time, w};
 use super::{html, lang_of, open_count, page, session, View};
 use crate::domain::ids::PromotionId;
-use crate::hq::promotions::{author, build, PromotionBody};
+use crate::domain::till::promotion::{NAME_LEN_MAX, SKUS_MAX};
+use crate::domain::till::PromotionError;
+use crate::hq::promotions::{author, build_checked, PromotionBody, Refusal};
 use crate::hq::{HqApiError, HqState};
 use crate::store::now_ms;
 use axum::extract::{Path, State};
@@ -55,7 +59,7 @@ fn number<T: std::str::FromStr>(raw: &str, field: &str) -> Result<Option<T>, HqA
     }
 }
 
-fn body(f: &PromotionForm) -> Result<PromotionBody, HqApiError> {
+fn body(f: &PromotionForm) -> Result<PromotionBody, Refusal> {
     let list = |raw: &str| -> Vec<String> {
         raw.split(',')
             .map(str::trim)
@@ -77,6 +81,49 @@ fn body(f: &PromotionForm) -> Result<PromotionBody, HqApiError> {
             .filter(|n| !n.is_empty())
             .map(String::from),
     })
+}
+
+/// A broken promotion rule in `lang`'s words. A range's end is shown as its last minute: a
+/// promotion "until 2026-12-01" runs through that day, so it ends at 23:59, not on the 2nd.
+fn rule_text(lang: Lang, e: &PromotionError) -> String {
+    match e {
+        PromotionError::Range { starts_ms, ends_ms } => {
+            let (from, until) = (
+                local_time(lang, *starts_ms),
+                local_time(lang, ends_ms.saturating_sub(1)),
+            );
+            match lang {
+                Lang::Es => format!(
+                    "Las fechas no dejan tiempo a la promoción: empieza el {from} y termina el \
+                     {until}. «Hasta» debe ser posterior a «Desde»."
+                ),
+                Lang::En => format!(
+                    "The dates leave the promotion no time: it starts on {from} and ends on \
+                     {until}. “Until” must come after “From”."
+                ),
+            }
+        }
+        PromotionError::Skus(_) => match lang {
+            Lang::Es => format!("Indique de 1 a {SKUS_MAX} artículos o categorías."),
+            Lang::En => format!("Name 1 to {SKUS_MAX} skus or categories."),
+        },
+        PromotionError::Percent(_) => w(
+            lang,
+            "El porcentaje debe ser mayor que 0 y como mucho 100.",
+            "The percent must be over 0 and at most 100.",
+        )
+        .to_string(),
+        PromotionError::NForM { .. } => w(
+            lang,
+            "N por M necesita N de 2 o más y M entre 1 y N - 1.",
+            "N for M needs N of 2 or more and M from 1 to N - 1.",
+        )
+        .to_string(),
+        PromotionError::Name => match lang {
+            Lang::Es => format!("El nombre admite como mucho {NAME_LEN_MAX} caracteres."),
+            Lang::En => format!("The name takes at most {NAME_LEN_MAX} characters."),
+        },
+    }
 }
 
 /// The page for a refused change: the reason and a way back to the list.
@@ -127,12 +174,16 @@ pub async fn create(
         Err(r) => return *r,
     };
     let built = PromotionId::parse(form.id.trim())
-        .map_err(|e| HqApiError::invalid("id", e.to_string()))
+        .map_err(|e| Refusal::Api(HqApiError::invalid("id", e.to_string())))
         .and_then(|id| Ok((id, body(&form)?)))
-        .and_then(|(id, b)| build(&state, id, &b));
+        .and_then(|(id, b)| build_checked(&state, id, &b));
     let promotion = match built {
         Ok(p) => p,
-        Err(e) => return refused(&state, &headers, e.status, &e.message),
+        Err(Refusal::Api(e)) => return refused(&state, &headers, e.status, &e.message),
+        Err(Refusal::Rule(e)) => {
+            let text = rule_text(lang_of(&HashMap::new(), &headers), &e);
+            return refused(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY, &text);
+        }
     };
     let id = promotion.id.clone();
     match author(&state, promotion).await {
@@ -158,28 +209,28 @@ pub async fn end(
     let found = PromotionId::parse(&id)
         .ok()
         .and_then(|pid| state.node.read(|r| r.state().promotions.get(&pid).cloned()));
+    let lang = lang_of(&HashMap::new(), &headers);
     let Some(mut promotion) = found else {
-        let message = format!("no promotion {id:?}");
+        let message = match lang {
+            Lang::Es => format!("No existe la promoción {id:?}."),
+            Lang::En => format!("There is no promotion {id:?}."),
+        };
         return refused(&state, &headers, StatusCode::NOT_FOUND, &message);
     };
     let now = now_ms();
     if promotion.ends_ms <= now {
-        return refused(
-            &state,
-            &headers,
-            StatusCode::CONFLICT,
-            &format!("promotion {id} has already ended"),
-        );
+        let ended = local_time(lang, promotion.ends_ms.saturating_sub(1));
+        let message = match lang {
+            Lang::Es => format!("La promoción {id} ya terminó el {ended}."),
+            Lang::En => format!("Promotion {id} already ended on {ended}."),
+        };
+        return refused(&state, &headers, StatusCode::CONFLICT, &message);
     }
     promotion.ends_ms = now;
     promotion.starts_ms = promotion.starts_ms.min(now.saturating_sub(1));
     if let Err(e) = promotion.check() {
-        return refused(
-            &state,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &e.to_string(),
-        );
+        let text = rule_text(lang, &e);
+        return refused(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY, &text);
     }
     match author(&state, promotion).await {
         Ok(_) => {
@@ -187,5 +238,30 @@ pub async fn end(
             Redirect::to("/console/promotions").into_response()
         }
         Err(e) => refused(&state, &headers, e.status, &e.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inverted_range_is_told_with_madrid_dates_in_either_language() {
+        // Starts 2026-12-31 and "until 2026-12-01" (its end is the next midnight), Madrid.
+        let e = PromotionError::Range {
+            starts_ms: 1_798_671_600_000,
+            ends_ms: 1_796_166_000_000,
+        };
+        let es = rule_text(Lang::Es, &e);
+        assert!(
+            es.contains("empieza el 31/12/2026 00:00 y termina el 01/12/2026 23:59"),
+            "{es}"
+        );
+        let en = rule_text(Lang::En, &e);
+        assert!(
+            en.contains("starts on 31 Dec 2026 00:00 and ends on 01 Dec 2026 23:59"),
+            "{en}"
+        );
+        assert!(!es.contains("1798671600000") && !en.contains("1796166000000"));
     }
 }

@@ -18,11 +18,14 @@ use crate::sync::topic::{TopicError, TopicKind, Topics};
 use crate::sync::wire::lookup::SignedLookup;
 use crate::sync::wire::{self, Ack, Message};
 use inbound::in_order;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
+
+/// Most down-log entries read at once for one store (several batches of `batch_ops_max`).
+pub const DOWN_READ_OPS_MAX: usize = 2_000;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,26 @@ pub struct RouteRead {
     pub actor: ActorId,
     pub after: u64,
     pub upto: u64,
+    /// Also read the op at `after`, routed before a start or reload: the router learns from
+    /// it again a `SalePriced` whose sale is the next op (`Router::remember`), so a sale
+    /// split from its pricing by a restart still travels with it.
+    pub prime: bool,
+}
+
+impl RouteRead {
+    /// Read the ops after this seq (one earlier when priming).
+    pub fn since(&self) -> u64 {
+        if self.prime {
+            self.after.saturating_sub(1)
+        } else {
+            self.after
+        }
+    }
+
+    /// At most this many ops (one more when priming).
+    pub fn limit(&self) -> usize {
+        ROUTE_OPS_MAX + usize::from(self.prime)
+    }
 }
 
 /// What HQ's caller must do next.
@@ -116,6 +139,9 @@ pub struct HqProtocol {
     /// The router learnt where ship-to-store units wait from the replica (after a start or
     /// reload; from then on from the ops it routes).
     ships_seeded: bool,
+    /// Actors whose last routed op the router has seen since the start or last reload
+    /// (`RouteRead::prime`).
+    primed: BTreeSet<ActorId>,
     /// Cursors of the routing write out with the caller.
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
@@ -169,6 +195,7 @@ impl HqProtocol {
             peers,
             route_due: true,
             ships_seeded: false,
+            primed: BTreeSet::new(),
             route_reading: false,
             routing: None,
             pending_up: BTreeMap::new(),
@@ -257,7 +284,14 @@ impl HqProtocol {
         let mut cursors = Vec::new();
         for (read, ops) in reads {
             let mut last = read.after;
+            if read.prime && !ops.is_empty() {
+                self.primed.insert(read.actor.clone());
+            }
             for op in ops.iter().take_while(|op| op.seq <= read.upto) {
+                if read.prime && op.seq == read.after {
+                    self.router.remember(op);
+                    continue;
+                }
                 if op.seq != last + 1 {
                     break;
                 }
@@ -302,6 +336,7 @@ impl HqProtocol {
         self.routed = loaded.routed;
         self.router = Router::new(self.cfg.stores.clone(), loaded.scope);
         self.ships_seeded = false;
+        self.primed.clear();
         for (store, peer) in &mut self.peers {
             peer.down_last = loaded.downlog_last.get(store).copied().unwrap_or(0);
         }
@@ -445,11 +480,17 @@ impl HqProtocol {
             if !peer.online || !peer.synced || !peer.served || peer.base.is_none() {
                 continue;
             }
+            let room = peer.down.room(window);
             if let Some(after) = peer.down.next_read(peer.down_last, window) {
+                // As much as the window takes (a backlog costs a few reads, not one per
+                // batch); `handle_down` cuts it into batches of `batch_ops_max`.
+                let limit = (room as usize)
+                    .min(DOWN_READ_OPS_MAX)
+                    .max(self.cfg.batch_ops_max);
                 return Some(HqAction::ReadDown {
                     store: store.clone(),
                     after,
-                    limit: self.cfg.batch_ops_max,
+                    limit,
                 });
             }
         }
@@ -477,7 +518,13 @@ impl HqProtocol {
             .into_iter()
             .filter_map(|(actor, upto)| {
                 let after = self.routed.get(&actor).copied().unwrap_or(0);
-                (upto > after).then_some(RouteRead { actor, after, upto })
+                let prime = after > 0 && !self.primed.contains(&actor);
+                (upto > after).then_some(RouteRead {
+                    actor,
+                    after,
+                    upto,
+                    prime,
+                })
             })
             .collect();
         if reads.is_empty() {

@@ -182,6 +182,11 @@ impl Window {
         Some(self.sent)
     }
 
+    /// Entries the window still has room for (`inflight_max` sent and not acked at most).
+    pub fn room(&self, inflight_max: u64) -> u64 {
+        inflight_max.saturating_sub(self.sent.saturating_sub(self.acked))
+    }
+
     /// The read came back (entries are then published with `sent`).
     pub fn read_done(&mut self) {
         self.reading = false;

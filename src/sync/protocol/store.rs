@@ -23,6 +23,7 @@ use std::sync::Arc;
 mod cursor;
 mod inbound;
 pub use cursor::DownCursor;
+mod recent;
 
 /// Persisted cursor: last own seq HQ acknowledged.
 pub const KEY_HQ_ACKED_SEQ: &str = "hq_acked_seq";
@@ -62,6 +63,8 @@ pub struct StoreProtocol {
     outbox: Window,
     /// Lease epoch whose numbering `down_idx` counts in (0: the single HQ of old).
     down_epoch: u64,
+    /// Own ops just committed, published without reading them back from the log.
+    recent: recent::Recent,
     down_idx: u64,
     /// Accepted down-log entries of `down_epoch` after `down_idx` (or after the ingest in
     /// flight).
@@ -95,6 +98,7 @@ impl StoreProtocol {
         Ok(StoreProtocol {
             topics: Topics::new(&cfg.chain)?,
             me: cfg.store.actor(),
+            recent: recent::Recent::new(cfg.batch_ops_max),
             cfg,
             metrics,
             online: false,
@@ -165,6 +169,7 @@ impl StoreProtocol {
 
     /// Ops were committed to this store's node (its own or peers'), with their effects.
     pub fn handle_committed(&mut self, ops: &[Op], effects: &[Effect]) {
+        self.recent.committed(&self.me, ops);
         for op in ops {
             skus_touched(&op.payload, &self.cfg.store, &mut self.dirty_skus);
             // Both call for a state-based plan: releases, and grants of return rights.
@@ -185,6 +190,7 @@ impl StoreProtocol {
     /// Commits were missed (a lagging subscriber): reconsider every sku.
     pub fn handle_lagged(&mut self) {
         self.sweep_all = true;
+        self.recent.clear();
     }
 
     fn note_effects(&mut self, effects: &[Effect]) {
@@ -336,6 +342,10 @@ impl StoreProtocol {
         }
         let last = replica.next_seq().saturating_sub(1);
         let after = self.outbox.next_read(last, self.cfg.inflight_ops_max)?;
+        if let Some(ops) = self.recent.after(after, self.cfg.batch_ops_max) {
+            self.handle_outbox(after, ops);
+            return self.queue.pop_front();
+        }
         Some(StoreAction::ReadOutbox {
             after,
             limit: self.cfg.batch_ops_max,

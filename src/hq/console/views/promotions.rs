@@ -17,6 +17,19 @@ pub fn w(lang: Lang, es: &'static str, en: &'static str) -> &'static str {
 }
 
 fn when(ms: u64) -> String {
+    at(ms, "%Y-%m-%d %H:%M")
+}
+
+/// `ms` as a date and time in Madrid written the way `lang` reads it (`31/12/2026 23:59`,
+/// `31 Dec 2026 23:59`), for sentences; the raw number only if it is no time at all.
+pub fn local_time(lang: Lang, ms: u64) -> String {
+    match lang {
+        Lang::Es => at(ms, "%d/%m/%Y %H:%M"),
+        Lang::En => at(ms, "%d %b %Y %H:%M"),
+    }
+}
+
+fn at(ms: u64, format: &str) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
@@ -27,11 +40,7 @@ fn when(ms: u64) -> String {
         })
         .map_or_else(
             || ms.to_string(),
-            |(t, z)| {
-                t.to_zoned_datetime(z)
-                    .strftime("%Y-%m-%d %H:%M")
-                    .to_string()
-            },
+            |(t, z)| t.to_zoned_datetime(z).strftime(format).to_string(),
         )
 }
 

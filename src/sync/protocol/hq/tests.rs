@@ -187,7 +187,7 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     assert!(actions.contains(&HqAction::ReadDown {
         store: store("norte"),
         after: 0,
-        limit: 500
+        limit: DOWN_READ_OPS_MAX
     }));
     p.handle_down(&store("norte"), 0, vec![put.clone()]);
     assert!(matches!(
@@ -205,7 +205,7 @@ fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     assert!(drain(&mut p, &r).contains(&HqAction::ReadDown {
         store: store("norte"),
         after: 0,
-        limit: 500
+        limit: DOWN_READ_OPS_MAX
     }));
     assert_eq!(p.links()[0].down_pending, 1);
 }
@@ -311,4 +311,92 @@ fn a_leasing_process_serves_only_its_stores_and_streams_from_where_the_store_sta
     p.handle_leases(8, &BTreeMap::new());
     p.handle_message(9, &up_topic(&norte), &up[0].bytes);
     assert!(drain(&mut p, &r).is_empty());
+}
+
+/// HQ routed a store's `SalePriced`, then restarted before routing its sale (the two were
+/// split across routing steps). The router's pairing is memory, so the first read after the
+/// start reads the last routed op again: the sale still takes its pricing to the store that
+/// follows its customer, and nothing is routed twice.
+#[test]
+fn a_sale_routed_after_a_restart_still_takes_its_pricing_to_the_stores_following_its_customer() {
+    use crate::domain::op::Tender;
+    use crate::domain::till::SalePricing;
+    use crate::domain::{CustomerId, Hlc, SaleId};
+    use crate::sync::route::RouteAction;
+    use std::collections::BTreeSet;
+    let (norte, sur) = (store("norte"), store("sur"));
+    let customer = CustomerId::parse("C-1").unwrap();
+    let sale_id = SaleId::parse("S-1").unwrap();
+    let priced = Op {
+        actor: norte.actor(),
+        seq: 1,
+        hlc: Hlc::new(1, 0),
+        payload: Payload::SalePriced {
+            store: norte.clone(),
+            sale_id: sale_id.clone(),
+            pricing: SalePricing::default(),
+        },
+    };
+    let sale = Op {
+        seq: 2,
+        hlc: Hlc::new(2, 0),
+        payload: Payload::Sale {
+            store: norte.clone(),
+            sale_id,
+            lines: vec![],
+            tender: Tender::Card,
+            customer: Some(customer.clone()),
+        },
+        ..priced.clone()
+    };
+    let mut r = Replica::new(ActorId::hq());
+    r.apply(&priced).unwrap();
+    r.apply(&sale).unwrap();
+    let loaded = HqLoaded {
+        routed: BTreeMap::from([(norte.actor(), 1)]),
+        scope: BTreeSet::from([(sur.clone(), customer)]),
+        ..HqLoaded::default()
+    };
+    let cfg = HqSyncConfig::new("acme", vec![norte.clone(), sur.clone()], "localhost", 1883);
+    let mut p = HqProtocol::new(cfg, loaded, Arc::new(SyncMetrics::new()), 0).unwrap();
+    let reads = drain(&mut p, &r)
+        .into_iter()
+        .find_map(|a| match a {
+            HqAction::ReadToRoute(reads) => Some(reads),
+            _ => None,
+        })
+        .expect("a routing read");
+    assert_eq!(reads.len(), 1);
+    assert!(reads[0].prime, "the first read after a start primes");
+    assert_eq!((reads[0].since(), reads[0].upto), (0, 2));
+    let got = vec![(reads[0].clone(), vec![priced.clone(), sale.clone()])];
+    p.handle_route_reads(got);
+    let Some(HqAction::Route { actions, cursors }) = p.poll(5, &r) else {
+        panic!("no routing write");
+    };
+    let appended = |op: &Op| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, RouteAction::Append { store, op: o } if *store == sur && *o == op.id()))
+            .count()
+    };
+    assert_eq!(appended(&priced), 1, "the pricing goes with its sale, once");
+    assert_eq!(appended(&sale), 1);
+    assert_eq!(cursors, vec![(norte.actor(), 2)]);
+    p.handle_routed(Some(BTreeMap::from([(sur.clone(), 2)])));
+    let more = Op {
+        seq: 3,
+        hlc: Hlc::new(3, 0),
+        ..priced.clone()
+    };
+    r.apply(&more).unwrap();
+    p.handle_committed();
+    let again = drain(&mut p, &r).into_iter().find_map(|a| match a {
+        HqAction::ReadToRoute(reads) => Some(reads),
+        _ => None,
+    });
+    assert!(
+        again.is_some_and(|reads| reads.iter().all(|rd| !rd.prime && rd.since() == 2)),
+        "primed once per start"
+    );
 }

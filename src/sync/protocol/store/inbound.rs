@@ -150,6 +150,7 @@ impl StoreProtocol {
         self.last_sync_ms = Some(now_ms);
         self.metrics.last_sync_ms.store(now_ms, Relaxed);
         let acked = ack.vv.get(&self.me).copied().unwrap_or(0);
+        self.recent.acked(acked);
         if self.outbox.on_ack(acked, ack.resend, now_ms) {
             self.queue.push_back(StoreAction::Persist {
                 key: KEY_HQ_ACKED_SEQ,

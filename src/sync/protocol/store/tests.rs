@@ -455,3 +455,77 @@ fn an_ingest_of_the_old_epoch_ending_after_the_switch_does_not_move_the_new_curs
         DownCursor { epoch: 2, idx: 2 }
     );
 }
+
+#[test]
+fn own_ops_just_committed_are_published_without_reading_the_log_until_a_commit_is_missed() {
+    let mut p = proto();
+    let mut r = Replica::new(store().actor());
+    for op in hq_ops(1) {
+        r.apply(&op).unwrap();
+    }
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let mut own = Vec::new();
+    for i in 0..2 {
+        let (op, eff) = r
+            .prepare(
+                2 + i,
+                Payload::StockReceive {
+                    store: store(),
+                    sku: Sku::parse("SKU-0").unwrap(),
+                    qty: 1,
+                    reason: crate::domain::op::ReceiveReason::Delivery,
+                },
+            )
+            .unwrap();
+        p.handle_committed(std::slice::from_ref(&op), &eff);
+        own.push(op);
+    }
+    let actions = drain(&mut p, 3, &r);
+    assert!(actions
+        .iter()
+        .all(|a| !matches!(a, StoreAction::ReadOutbox { .. })));
+    let ups: Vec<&Publish> = actions
+        .iter()
+        .filter_map(|a| match a {
+            StoreAction::Publish(p) if matches!(p.carries, Carries::Ops { .. }) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ups.len(), 1, "{actions:?}");
+    assert!(matches!(
+        ups[0].carries,
+        Carries::Ops {
+            after: 0,
+            ops: 2,
+            ..
+        }
+    ));
+    let Message::Up(batch) = wire::decode(&ups[0].payload).unwrap() else {
+        panic!("not an up-batch");
+    };
+    assert_eq!(batch.ops, own, "the very ops the commit reported");
+
+    // Seq 3's commit is missed: seq 4 alone does not follow what was sent, so read the log.
+    let mut next = Vec::new();
+    for i in 0..2 {
+        let (op, _) = r
+            .prepare(
+                9 + i,
+                Payload::StockReceive {
+                    store: store(),
+                    sku: Sku::parse("SKU-0").unwrap(),
+                    qty: 1,
+                    reason: crate::domain::op::ReceiveReason::Delivery,
+                },
+            )
+            .unwrap();
+        next.push(op);
+    }
+    p.handle_lagged();
+    p.handle_committed(&next[1..], &[]);
+    assert!(drain(&mut p, 4, &r).contains(&StoreAction::ReadOutbox {
+        after: 2,
+        limit: 500
+    }));
+}
