@@ -399,3 +399,58 @@ async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_b
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_spread_come_back_and_every_take_raises_the_epoch() {
+    use storenode::store::pg::lease::Leases;
+    let cluster = PgCluster::start();
+    let url = cluster.url("postgres");
+    let config = storenode::store::pg::parse_url(&url).unwrap();
+    let mut client = storenode::store::pg::connect(&config).await.unwrap();
+    storenode::store::pg::schema::migrate(&mut client)
+        .await
+        .unwrap();
+    let stores: Vec<StoreId> = ["norte", "sur", "este"]
+        .iter()
+        .map(|s| StoreId::parse(s).unwrap())
+        .collect();
+    let now = tokio::time::Instant::now;
+    let mut one = Leases::new(&url, "one", stores.clone()).unwrap();
+    one.round().await.unwrap();
+    assert_eq!(one.held(now()).len(), 3, "alone, it serves every store");
+    assert!(one.held(now()).values().all(|e| *e == 1));
+
+    let mut two = Leases::new(&url, "two", stores.clone()).unwrap();
+    two.round().await.unwrap();
+    assert!(two.held(now()).is_empty(), "nothing expired yet");
+    one.round().await.unwrap();
+    assert_eq!(one.held(now()).len(), 2, "gives back above ceil(3 / 2)");
+    two.round().await.unwrap();
+    let taken = two.held(now());
+    assert_eq!(taken.len(), 1);
+    assert!(
+        taken.values().all(|e| *e == 2),
+        "a take raises the epoch: {taken:?}"
+    );
+    let mine = one.held(now());
+    assert!(
+        mine.keys().all(|s| !taken.contains_key(s)),
+        "one holder per store"
+    );
+
+    // `one` restarts under the same name: it takes its leases anew, under new epochs, and
+    // none of `two`'s.
+    let mut again = Leases::new(&url, "one", stores.clone()).unwrap();
+    again.round().await.unwrap();
+    let back = again.held(now());
+    assert_eq!(back.len(), 2, "{back:?}");
+    for (store, epoch) in &back {
+        assert_eq!(*epoch, mine[store] + 1, "{store}");
+    }
+    two.round().await.unwrap();
+    assert_eq!(two.held(now()), taken, "renewed under the same epoch");
+    // A clean stop gives every lease back at once.
+    two.release_all().await.unwrap();
+    again.round().await.unwrap();
+    assert_eq!(again.held(now()).len(), 3);
+}

@@ -247,3 +247,47 @@ pub fn downlog_start(
     }
     Ok(start)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_holder_starts_after_the_last_entry_the_store_holds_with_everything_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::store::Node::open(&dir.path().join("hq.db"), ActorId::hq()).unwrap();
+        let norte = StoreId::parse("norte").unwrap();
+        let sur = StoreId::parse("sur").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // norte's down-log: hq/1, sur/1, hq/2, hq/3, sur/2.
+        let entries = [
+            ("hq", 1),
+            ("store:sur", 1),
+            ("hq", 2),
+            ("hq", 3),
+            ("store:sur", 2),
+        ];
+        rt.block_on(node.write(move |tx| {
+            for (actor, seq) in entries {
+                append(tx, "norte", actor, seq)?;
+            }
+            Ok(())
+        }))
+        .unwrap();
+        let start = |vv: BTreeMap<ActorId, u64>| {
+            let (node, norte) = (node.clone(), norte.clone());
+            rt.block_on(node.query(move |c| downlog_start(c, &norte, &vv)))
+                .unwrap()
+        };
+        assert_eq!(start(BTreeMap::new()), 0, "holding nothing: from the start");
+        let hq2_sur1 = BTreeMap::from([(ActorId::hq(), 2), (sur.actor(), 1)]);
+        assert_eq!(start(hq2_sur1), 3, "hq/3 is the first entry it lacks");
+        let hq9_sur0 = BTreeMap::from([(ActorId::hq(), 9)]);
+        assert_eq!(start(hq9_sur0), 1, "sur/1 at index 2 is missing");
+        let all = BTreeMap::from([(ActorId::hq(), 3), (sur.actor(), 2)]);
+        assert_eq!(start(all), 5);
+    }
+}
