@@ -1,6 +1,9 @@
 //! Tests of the till domain: promotions (by sku and by category) are deterministic, rounding
 //! is cent-exact over random tickets, and a cash session's Z report is the same at the store
 //! and at HQ.
+//!
+//! Over 500 lines on purpose: one flat list of the till's domain cases (pricing, rounding,
+//! promotions, cash) sharing a few builders; split, they would only scatter the builders.
 
 use super::pricing::{net_lines, price, TillLine};
 use super::promotion::{percent_of, Promotion, PromotionError, PromotionKind, Promotions};

@@ -8,6 +8,9 @@
 //! into the down-logs of the stores that need it (`route::Router`); the routing position is
 //! persisted with the entries (`Route`). A store's down-log is streamed from the index it
 //! acked, and resent from there on its hello ack, on a gap, or after the retransmit timeout.
+//!
+//! Over 500 lines on purpose: the state machine's one `poll` and its handlers share every
+//! field (links, leases, windows, the router); its inbound decoding already lives in `inbound`.
 
 pub use super::config::{HqLoaded, HqSyncConfig, StoreLink, LOOKUP_RATE_DEFAULT};
 use super::{AckDue, Carries, GapTimer, Publish, Window};

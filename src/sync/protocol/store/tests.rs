@@ -1,3 +1,7 @@
+//! Tests of the store's sync protocol, without I/O: outbox, acks, down-log cursor and lease
+//! epochs, lookups. Over 500 lines on purpose: one flat list of message/action cases sharing
+//! the `proto` and `drain` helpers.
+
 use super::*;
 use crate::domain::{Ean13, Payload};
 
