@@ -305,12 +305,30 @@ async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_b
     let (a, a_sync, _) = &nodes[0];
     a.submit(vec![sale(&store_a(), 1)]).await.unwrap();
     let seq = a.read(|r| r.next_seq() - 1);
-    wait_for(
-        Duration::from_secs(30),
-        "store a's ops are acked again",
-        || a_sync.status().outbox == 0 && a.read(|r| r.next_seq() - 1) >= seq,
-    )
-    .await;
+    // Acked again = in the log (only the survivor can have put it there) and out of the
+    // store's outbox. The outbox alone is not enough: the engine may not have counted the
+    // sale yet when the condition is first read.
+    let config = storenode::store::pg::parse_url(&url).unwrap();
+    let pg = storenode::store::pg::connect(&config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logged = pg
+            .query_opt(
+                "SELECT 1 FROM ops WHERE actor = $1 AND seq = $2",
+                &[&store_a().actor().as_str(), &(seq as i64)],
+            )
+            .await
+            .unwrap()
+            .is_some();
+        if logged && a_sync.status().outbox == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store a's ops are not acked again 30 s after the SIGKILL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let failover = killed.elapsed();
     let now = leases(&url).await;
     assert_eq!(now[store_a().as_str()].0, hqs[survivor].name, "{now:?}");
