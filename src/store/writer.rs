@@ -105,105 +105,92 @@ pub(super) fn run(
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(
+                write_level(
                     &mut conn,
                     &shared,
                     &mut cadence,
                     held,
-                    (&mut evictor, &pending),
+                    (&mut evictor, &mut pending),
                 );
                 return;
             }
         };
-        match first {
-            Request::Checkpoint { reply } => {
-                write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(
-                    &mut conn,
-                    &shared,
-                    &mut cadence,
-                    held,
-                    (&mut evictor, &pending),
-                );
-                let _ = reply.send(checkpoint(&conn));
-                continue;
-            }
-            Request::Close { reply } => {
-                write_derived(&mut conn, &shared, &mut pending, held);
-                write_snapshot(
-                    &mut conn,
-                    &shared,
-                    &mut cadence,
-                    held,
-                    (&mut evictor, &pending),
-                );
-                return close(conn, reply);
-            }
-            _ => {}
-        }
-        let mut group = vec![first];
+        // Requests arriving together form one group; a checkpoint or close ends it and runs
+        // after its commit (a group of none when it came first).
+        let mut group = Vec::new();
         let mut checkpoint_reply = None;
         let mut close_reply = None;
-        while group.len() < GROUP_REQUESTS_MAX {
-            match rx.try_recv() {
-                Ok(Request::Checkpoint { reply }) => {
-                    checkpoint_reply = Some(reply);
-                    break;
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Checkpoint { reply } => checkpoint_reply = Some(reply),
+                Request::Close { reply } => close_reply = Some(reply),
+                req => {
+                    group.push(req);
+                    if group.len() < GROUP_REQUESTS_MAX {
+                        next = rx.try_recv().ok();
+                    }
                 }
-                Ok(Request::Close { reply }) => {
-                    close_reply = Some(reply);
-                    break;
-                }
-                Ok(req) => group.push(req),
-                Err(_) => break,
             }
         }
-        let mut tally = Tally {
-            pending: &mut pending,
-            cadence: &mut cadence,
-            held: &mut held,
-            recalled: &mut recalled,
-        };
-        if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
-            // Memory can no longer be shown to match the file: stop rather than answer
-            // anyone from it. Callers now get `StoreError::Closed`.
-            tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
-            return;
-        }
-        evictor.pin(recalled.drain(..));
-        if cadence.due_busy() {
-            write_snapshot(
-                &mut conn,
-                &shared,
-                &mut cadence,
-                held,
-                (&mut evictor, &pending),
-            );
+        if !group.is_empty() {
+            let mut tally = Tally {
+                pending: &mut pending,
+                cadence: &mut cadence,
+                held: &mut held,
+                recalled: &mut recalled,
+            };
+            if let Err(e) = commit_group(&mut conn, &shared, group, &mut tally, &mut journal) {
+                // Memory can no longer be shown to match the file: stop rather than answer
+                // anyone from it. Callers now get `StoreError::Closed`.
+                tracing::error!(error = %e, "cannot rebuild the replica from the log; the writer stops");
+                return;
+            }
+            evictor.pin(recalled.drain(..));
+            if cadence.due_busy() {
+                write_snapshot(
+                    &mut conn,
+                    &shared,
+                    &mut cadence,
+                    held,
+                    (&mut evictor, &pending),
+                );
+            }
         }
         if let Some(reply) = checkpoint_reply {
-            write_derived(&mut conn, &shared, &mut pending, held);
-            write_snapshot(
+            write_level(
                 &mut conn,
                 &shared,
                 &mut cadence,
                 held,
-                (&mut evictor, &pending),
+                (&mut evictor, &mut pending),
             );
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
-            write_derived(&mut conn, &shared, &mut pending, held);
-            write_snapshot(
+            write_level(
                 &mut conn,
                 &shared,
                 &mut cadence,
                 held,
-                (&mut evictor, &pending),
+                (&mut evictor, &mut pending),
             );
             return close(conn, reply);
         }
     }
+}
+
+/// Bring the file level with memory: the pending derived rows, then a snapshot (the writer is
+/// idle with nothing queued, or about to checkpoint or close).
+fn write_level(
+    conn: &mut Connection,
+    shared: &Shared,
+    cadence: &mut Cadence,
+    held: Held,
+    (evictor, pending): (&mut Evictor, &mut Pending),
+) {
+    write_derived(conn, shared, pending, held);
+    write_snapshot(conn, shared, cadence, held, (evictor, pending));
 }
 
 /// Write the pending derived rows in a transaction of their own (the writer is idle, or about
