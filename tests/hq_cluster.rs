@@ -6,6 +6,7 @@
 mod pg_support;
 mod sync_support;
 
+use pg_support::http::{http, TOKEN};
 use pg_support::PgCluster;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,6 @@ use storenode::store::Node;
 use storenode::sync::{spawn_store_sync, StoreSyncConfig, StoreSyncHandle};
 use sync_support::*;
 use tokio::sync::watch;
-
-const TOKEN: &str = "shop-token-123";
 
 /// One real `storenode hq` process; SIGKILLed on drop.
 struct Hq {
@@ -106,34 +105,6 @@ impl Drop for Hq {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// One raw HTTP/1.0 request: `None` when the process is gone.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let key = key
-        .map(|k| format!("Idempotency-Key: {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{key}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
 /// Poll `probe` (blocking calls) until it holds, within `within`.

@@ -4,6 +4,8 @@
 //! PostgreSQL missing is a failure naming the fix, never a silent skip.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
