@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "history",
         include_str!("../../migrations/0012_history.sql"),
     ),
+    (
+        13,
+        "order_history",
+        include_str!("../../migrations/0013_order_history.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
