@@ -1,7 +1,7 @@
 //! Orders out of memory: finished orders that every replica holding them has acknowledged
-//! leave the in-memory replica for `order_history` (migration 0013), and come back before an
-//! op that names them (`domain::history` has the calling protocol; `store::history` does the
-//! same for sales and runs both passes).
+//! leave the in-memory replica for `order_history` (its migration is listed in `schema.rs`),
+//! and come back before an op that names them (`domain::history` has the calling protocol;
+//! `store::history` does the same for sales and runs both passes).
 //!
 //! Invariants, as for sales: a row is committed before its order leaves memory; rows carry
 //! the number of the eviction that wrote it (one count with `sale_history`), and rows numbered

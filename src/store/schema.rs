@@ -61,8 +61,13 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         13,
+        "hq_rights_answers",
+        include_str!("../../migrations/0013_hq_rights_answers.sql"),
+    ),
+    (
+        14,
         "order_history",
-        include_str!("../../migrations/0013_order_history.sql"),
+        include_str!("../../migrations/0014_order_history.sql"),
     ),
 ];
 
