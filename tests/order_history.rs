@@ -4,6 +4,8 @@
 //! them by id, code and customer, and a node rebuilt without its snapshot takes them back into
 //! memory. Real nodes on real SQLite files.
 
+mod terminal_support;
+
 use std::path::Path;
 use storenode::domain::conflict::conflicts;
 use storenode::domain::op::{Advance, CancelKind, OrderLine, ReceiveReason, Tender};
@@ -373,4 +375,100 @@ fn hq_moves_every_finished_order_to_history_and_keeps_open_ones() {
     assert_eq!(node.read(|r| r.digest()), m.digest());
     assert_digest_of_whole_log(&node, &db);
     node.close_blocking().unwrap();
+}
+
+/// The counter's readers through the store's real router: an order that left memory is found
+/// by id, by its pickup code, as a collected order to return, and on the customer card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pickup_counter_and_the_customer_card_find_an_order_that_left_memory() {
+    use axum::http::{Method, StatusCode};
+    let f = terminal_support::Fixture::new().await;
+    let here = terminal_support::store();
+    let lucia = CustomerId::parse(terminal_support::CUSTOMER).unwrap();
+    let one = Sku::parse("SKU-1").unwrap();
+    let receive = Payload::StockReceive {
+        store: here.clone(),
+        sku: one.clone(),
+        qty: 5_000,
+        reason: ReceiveReason::Delivery,
+    };
+    f.node.submit(vec![receive]).await.unwrap();
+    let id = |n: usize| OrderId::parse(&format!("O-H{n}")).unwrap();
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(200) {
+        let mut payloads = Vec::new();
+        for &n in chunk {
+            payloads.push(Payload::OrderPlace {
+                order_id: id(n),
+                store: here.clone(),
+                customer: lucia.clone(),
+                lines: vec![OrderLine {
+                    sku: one.clone(),
+                    qty: 1,
+                }],
+                pickup_code: code(n),
+                placed_at_ms: storenode::store::now_ms(),
+            });
+            payloads.push(Payload::OrderPick {
+                order_id: id(n),
+                store: here.clone(),
+                sku: one.clone(),
+                picked: 1,
+            });
+            for to in [Advance::Ready, Advance::HandedOver] {
+                payloads.push(Payload::OrderAdvance {
+                    order_id: id(n),
+                    store: here.clone(),
+                    to,
+                });
+            }
+        }
+        f.node.submit(payloads).await.unwrap();
+    }
+    let me = here.actor();
+    let last = f.node.read(|r| r.version().contiguous(&me));
+    f.node
+        .write(move |tx| {
+            storenode::sync::persist::set_u64(tx, storenode::sync::persist::KEY_HQ_ACKED_SEQ, last)
+        })
+        .await
+        .unwrap();
+    f.node.checkpoint().await.unwrap();
+    let gone = f.node.read(|r| !r.state().orders.contains_key(&id(0)));
+    assert!(gone, "the oldest handed-over order left memory");
+
+    let cookie = f.login("1001", "1234").await;
+    let (status, _, body) = f
+        .call(Method::GET, "/api/v1/pickups/O-H0", None, Some(&cookie))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "handed_over");
+    let uri = format!("/api/v1/pickups?code={}", code(0).to_lowercase());
+    let (status, _, body) = f.call(Method::GET, &uri, None, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["O-H0"], "the scanned code opens the evicted order");
+    let (status, _, body) = f
+        .call(Method::GET, "/api/v1/sales/O-H1", None, Some(&cookie))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a collected order to return: {body}"
+    );
+    let uri = format!("/api/v1/customers/{}", terminal_support::CUSTOMER);
+    let (status, _, body) = f.call(Method::GET, &uri, None, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let orders = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "order")
+        .count();
+    // Every handed-over order, evicted or not, and the fixture's open one, once each.
+    assert_eq!(orders, ORDERS + 1, "{}", body["history"]);
 }
