@@ -91,6 +91,48 @@ fn acks(actions: Vec<HqAction>) -> Vec<Ack> {
 }
 
 #[test]
+fn batches_of_several_stores_waiting_together_go_to_the_writer_as_one_ingest_and_each_is_acked_after_it(
+) {
+    let mut p = proto();
+    let mut r = Replica::new(ActorId::hq());
+    p.handle_link(true);
+    drain(&mut p, &r);
+    let (norte, sur) = (store("norte"), store("sur"));
+    let (ops_n, ops_s) = (receipts(&norte, 3), receipts(&sur, 2));
+    p.handle_message(
+        1,
+        &up_topic(&norte),
+        &encode_up(&norte, &ops_n, 500).unwrap()[0].bytes,
+    );
+    p.handle_message(
+        1,
+        &up_topic(&sur),
+        &encode_up(&sur, &ops_s, 500).unwrap()[0].bytes,
+    );
+    let actions = drain(&mut p, &r);
+    let all: Vec<Op> = ops_n.iter().chain(&ops_s).cloned().collect();
+    assert_eq!(
+        actions,
+        vec![HqAction::Ingest {
+            stores: vec![norte.clone(), sur.clone()],
+            ops: all.clone()
+        }]
+    );
+    assert!(
+        acks(drain(&mut p, &r)).is_empty(),
+        "nothing acked before the commit"
+    );
+    for op in &all {
+        r.apply(op).unwrap();
+    }
+    p.handle_ingested(2, Some(&[]));
+    let acked = acks(drain(&mut p, &r));
+    assert_eq!(acked.len(), 2);
+    assert!(acked.iter().any(|a| a.vv.get(&norte.actor()) == Some(&3)));
+    assert!(acked.iter().any(|a| a.vv.get(&sur.actor()) == Some(&2)));
+}
+
+#[test]
 fn a_store_is_acked_only_after_its_ingest_is_reported_and_ops_after_a_hole_wait_for_a_resend() {
     let mut p = proto();
     let mut r = Replica::new(ActorId::hq());
@@ -113,7 +155,7 @@ fn a_store_is_acked_only_after_its_ingest_is_reported_and_ops_after_a_hole_wait_
     assert_eq!(
         actions,
         vec![HqAction::Ingest {
-            store: norte.clone(),
+            stores: vec![norte.clone()],
             ops: ops.clone()
         }]
     );
