@@ -12,6 +12,7 @@ mod chain_failover;
 mod chain_scale;
 mod crdt_peers;
 mod fanin;
+mod fanin_engine;
 mod footprint;
 mod heap_parts;
 mod history;

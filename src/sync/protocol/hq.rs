@@ -3,8 +3,8 @@
 //!
 //! Up-batches are checked before anything is applied (the topic's store must be known, the
 //! signature good when store keys are configured, and the store the author of every op),
-//! become one `Ingest` per store and round, and are acked with the store's contiguous seq once
-//! the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
+//! become one `Ingest` per round for every store with batches waiting (one commit for all of
+//! them), and are acked with each store's contiguous seq once the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
 //! into the down-logs of the stores that need it (`route::Router`); the routing position is
 //! persisted with the entries (`Route`). A store's down-log is streamed from the index it
 //! acked, and resent from there on its hello ack, on a gap, or after the retransmit timeout.
@@ -26,6 +26,9 @@ use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
+/// Ops per `Ingest` (several stores' up-batches together): a store whose waiting ops would
+/// take it past this waits for the next one, unless it is the first.
+pub const INGEST_OPS_MAX: usize = 8_192;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +63,10 @@ impl RouteRead {
 pub enum HqAction {
     /// Publish (report failure with `handle_deferred`).
     Publish(Publish),
-    /// Apply a store's ops; answer with `handle_ingested`.
-    Ingest { store: StoreId, ops: Vec<Op> },
+    /// Apply the ops of every store with up-batches waiting (each store's in its seq order,
+    /// one after the other), in one request so they share one commit; answer once with
+    /// `handle_ingested`.
+    Ingest { stores: Vec<StoreId>, ops: Vec<Op> },
     /// Read ops to route; answer with `handle_route_reads` (same order, empty on failure).
     ReadToRoute(Vec<RouteRead>),
     /// Persist routing decisions and cursors in one transaction; answer with `handle_routed`.
@@ -146,8 +151,8 @@ pub struct HqProtocol {
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
     pending_up: BTreeMap<StoreId, Vec<Op>>,
-    /// The store whose ingest is out with the caller, and whether its ops left a gap.
-    ingesting: Option<(StoreId, bool)>,
+    /// The stores whose ingest is out with the caller, and whether each one's ops left a gap.
+    ingesting: Option<Vec<(StoreId, bool)>>,
     stalled: bool,
     queue: VecDeque<HqAction>,
 }
@@ -244,7 +249,7 @@ impl HqProtocol {
     /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: the
     /// store resends).
     pub fn handle_ingested(&mut self, now_ms: u64, effects: Option<&[Effect]>) {
-        let Some((store, gap)) = self.ingesting.take() else {
+        let Some(stores) = self.ingesting.take() else {
             return;
         };
         let Some(effects) = effects else {
@@ -257,7 +262,9 @@ impl HqProtocol {
         {
             self.queue.push_back(HqAction::AnswerReturns);
         }
-        self.answer_up(now_ms, &store, gap);
+        for (store, gap) in stores {
+            self.answer_up(now_ms, &store, gap);
+        }
     }
 
     /// Ack a store's up-batches once handled; a gap (ops held back, see `in_order`) asks the
@@ -428,19 +435,8 @@ impl HqProtocol {
         if let Some(a) = self.queue.pop_front() {
             return Some(a);
         }
-        while self.ingesting.is_none() {
-            let Some(store) = self.pending_up.keys().next().cloned() else {
-                break;
-            };
-            let ops = self.pending_up.remove(&store).unwrap_or_default();
-            let before = replica.version().contiguous(&store.actor());
-            let (ops, gap) = in_order(ops, before);
-            if ops.is_empty() {
-                self.answer_up(now_ms, &store, gap);
-                continue;
-            }
-            self.ingesting = Some((store.clone(), gap));
-            return Some(HqAction::Ingest { store, ops });
+        if let Some(a) = self.ingest_step(now_ms, replica) {
+            return Some(a);
         }
         if let Some(a) = self.route_step(replica) {
             return Some(a);
@@ -489,6 +485,40 @@ impl HqProtocol {
             }
         }
         None
+    }
+
+    /// One `Ingest` of the up-batches of every store waiting (up to `INGEST_OPS_MAX` ops), so
+    /// a round of N stores costs one commit, not N in series. A store whose ops all wait
+    /// behind a hole, or were held already, is answered at once.
+    fn ingest_step(&mut self, now_ms: u64, replica: &Replica) -> Option<HqAction> {
+        if self.ingesting.is_some() || self.pending_up.is_empty() {
+            return None;
+        }
+        let mut stores = Vec::new();
+        let mut all: Vec<Op> = Vec::new();
+        for (store, ops) in std::mem::take(&mut self.pending_up) {
+            if !all.is_empty() && all.len() + ops.len() > INGEST_OPS_MAX {
+                self.pending_up.insert(store, ops);
+                continue;
+            }
+            let before = replica.version().contiguous(&store.actor());
+            let (ops, gap) = in_order(ops, before);
+            if ops.is_empty() {
+                self.answer_up(now_ms, &store, gap);
+                continue;
+            }
+            all.extend(ops);
+            stores.push((store, gap));
+        }
+        if stores.is_empty() {
+            return None;
+        }
+        let names = stores.iter().map(|(s, _)| s.clone()).collect();
+        self.ingesting = Some(stores);
+        Some(HqAction::Ingest {
+            stores: names,
+            ops: all,
+        })
     }
 
     /// Route every op HQ holds contiguously and has not routed yet, one read per actor.
