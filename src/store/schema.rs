@@ -174,6 +174,11 @@ pub enum Synchronous {
     /// a node runs in.
     #[default]
     Full,
+    /// fsync the WAL at checkpoints only: a process crash loses nothing, a power cut may lose
+    /// the last commits. Only for HQ's SQLite cache when PostgreSQL holds the durable copy
+    /// (`store::pg`): an op is acknowledged once PostgreSQL committed it, and a cache behind
+    /// the log catches up from it at open.
+    Normal,
     /// No fsync at all: a power cut loses acknowledged ops. Only for `storenode soak
     /// --unsafe-synchronous-off`, the deliberately broken mode proving the crash checker can
     /// fail.
@@ -184,6 +189,7 @@ impl Synchronous {
     fn pragma(self) -> &'static str {
         match self {
             Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
             Synchronous::UnsafeOff => "OFF",
         }
     }
@@ -211,7 +217,7 @@ impl Default for Durability {
 /// Pragmas of the writer connection: WAL, and (by default) a full fsync on every commit.
 pub fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    if durability.synchronous != Synchronous::Full {
+    if durability.synchronous == Synchronous::UnsafeOff {
         tracing::warn!(
             "synchronous={} (crash-test self-check): acknowledged ops can be lost",
             durability.synchronous.pragma()

@@ -186,8 +186,8 @@ pub async fn cart(
                 let here = s.rights(&store, sku, &store.actor()).max(0);
                 json!({
                     "sku": sku.as_str(),
-                    "ean": p.map(|p| p.ean.as_str()),
-                    "name": p.map(|p| p.name.as_str()),
+                    "ean": p.map(|p| p.ean.to_string()),
+                    "name": p.map(|p| p.name),
                     "qty": qty,
                     "price_cents": p.map(|p| p.price_cents),
                     "available_here": here,
@@ -294,7 +294,7 @@ fn card(s: &DomainState, id: &CustomerId, now: u64, evicted: &Evicted) -> Option
         .iter()
         .map(|(sku, qty)| {
             let p = s.catalog.get(sku);
-            json!({"sku": sku.as_str(), "qty": qty, "name": p.map(|p| p.name.as_str()),
+            json!({"sku": sku.as_str(), "qty": qty, "name": p.map(|p| p.name),
                 "price_cents": p.map(|p| p.price_cents)})
         })
         .collect();

@@ -32,8 +32,8 @@ fn order_json(state: &TerminalState, o: &Order, now: u64) -> Value {
                 let p = s.catalog.get(sku);
                 json!({
                     "sku": sku.as_str(),
-                    "ean": p.map(|p| p.ean.as_str()),
-                    "name": p.map(|p| p.name.as_str()),
+                    "ean": p.map(|p| p.ean.to_string()),
+                    "name": p.map(|p| p.name),
                     "qty": l.qty,
                     "picked": l.picked,
                     "here": o.units_here(sku),
@@ -394,7 +394,9 @@ fn receipt_lines(state: &TerminalState, order: &Order) -> Vec<ReceiptLine> {
                 let p = r.state().catalog.get(sku);
                 ReceiptLine {
                     sku: sku.to_string(),
-                    name: p.map(|p| p.name.clone()).unwrap_or_else(|| sku.to_string()),
+                    name: p
+                        .map(|p| p.name.to_string())
+                        .unwrap_or_else(|| sku.to_string()),
                     qty: l.qty,
                     unit_cents: p.map_or(0, |p| p.price_cents),
                     vat_bp: p.map_or(0, |p| p.vat_bp),
