@@ -111,6 +111,9 @@ enum Command {
         /// `chain`: HQ processes (only 1 is built so far).
         #[arg(long, default_value_t = 1)]
         hq: usize,
+        /// `chain`: light stores (the real sync protocol, replica in memory, no SQLite).
+        #[arg(long)]
+        light: bool,
     },
     /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
     PrinterSim {
@@ -274,6 +277,7 @@ fn main() -> ExitCode {
             json,
             stores,
             hq,
+            light,
         } => storenode::bench::run(
             scenario,
             storenode::bench::Options {
@@ -281,6 +285,7 @@ fn main() -> ExitCode {
                 json,
                 stores,
                 hq,
+                light,
             },
         ),
         Command::Soak {

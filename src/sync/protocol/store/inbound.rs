@@ -51,7 +51,8 @@ impl StoreProtocol {
         };
         match (kind, msg) {
             (TopicKind::Ack, Message::Ack(ack)) if ack.from.is_hq() => self.on_ack(now_ms, ack),
-            (TopicKind::Ack, Message::Ack(_)) => {}
+            // Our own acks, handed back by the broker (we subscribe to the topic for HQ's).
+            (TopicKind::Ack, Message::Ack(_) | Message::EpochAck(_)) => {}
             (TopicKind::Down, Message::LookupReply(reply)) => {
                 self.queue.push_back(StoreAction::LookupReply(reply))
             }

@@ -534,6 +534,31 @@ fn own_ops_just_committed_are_published_without_reading_the_log_until_a_commit_i
     }));
 }
 
+/// The broker hands a store its own acks back (it subscribes to its ack topic for HQ's): an
+/// epoch ack of its own is ignored like a plain one, not logged and counted as malformed
+/// (it was, once per down-batch, with a leased HQ).
+#[test]
+fn a_stores_own_epoch_ack_handed_back_by_the_broker_is_ignored() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let topic = Topics::new("acme").unwrap().topic(&store(), TopicKind::Ack);
+    let own = Message::EpochAck(wire::EpochAck {
+        epoch: 2,
+        ack: Ack {
+            from: store().actor(),
+            vv: Default::default(),
+            down_idx: 3,
+            resend: false,
+            reply: false,
+        },
+    });
+    p.handle_message(2, &topic, &wire::encode(&own).unwrap());
+    assert!(drain(&mut p, 2, &r).is_empty());
+    assert_eq!(p.metrics.rejected_total(), 0);
+}
+
 #[test]
 fn a_single_hq_after_leased_ones_is_refused_loudly_until_the_cursor_is_reset() {
     let mut p = proto();
