@@ -115,7 +115,7 @@ fn catalog_eans() -> BTreeSet<String> {
         .unwrap()
         .into_iter()
         .filter_map(|op| match op.payload {
-            Payload::CatalogPut { ean, .. } => Some(ean.as_str().to_string()),
+            Payload::CatalogPut { ean, .. } => Some(ean.to_string()),
             _ => None,
         })
         .collect()

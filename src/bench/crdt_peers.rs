@@ -140,7 +140,7 @@ impl AmModel {
                 vat_bp,
             } => {
                 let p = d.put_object(&self.catalog, sku.as_str(), ObjType::Map)?;
-                d.put(&p, "ean", ean.as_str())?;
+                d.put(&p, "ean", ean.to_string())?;
                 d.put(&p, "name", name.as_str())?;
                 d.put(&p, "price_cents", *price_cents)?;
                 d.put(&p, "vat_bp", u64::from(*vat_bp))?;
@@ -310,7 +310,7 @@ impl YModel {
                 vat_bp,
             } => {
                 let p = self.catalog.insert(txn, sku.as_str(), MapPrelim::default());
-                p.insert(txn, "ean", ean.as_str());
+                p.insert(txn, "ean", ean.to_string());
                 p.insert(txn, "name", name.as_str());
                 p.insert(txn, "price_cents", *price_cents);
                 p.insert(txn, "vat_bp", i64::from(*vat_bp));

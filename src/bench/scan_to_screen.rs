@@ -155,7 +155,7 @@ async fn measure_ours(
 ) -> anyhow::Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(samples);
     for i in 0..WARM_UP + samples {
-        let code = ean(i).as_str().to_string();
+        let code = ean(i).to_string();
         let started = Instant::now();
         scanner.write_all(format!("{code}\r\n").as_bytes()).await?;
         await_scan(events, &code).await?;
@@ -187,7 +187,7 @@ async fn measure_raw_tcp(samples: usize) -> anyhow::Result<Vec<f64>> {
     let mut lines = BufReader::new(read).lines();
     let mut latencies = Vec::with_capacity(samples);
     for i in 0..WARM_UP + samples {
-        let code = ean(i).as_str().to_string();
+        let code = ean(i).to_string();
         let started = Instant::now();
         write.write_all(format!("{code}\r\n").as_bytes()).await?;
         let back = lines

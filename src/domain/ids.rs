@@ -117,10 +117,13 @@ impl Sku {
     }
 }
 
-/// A GTIN-13 (EAN-13) with a verified check digit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A GTIN-13 (EAN-13) with a verified check digit, held as its number (8 bytes instead of a
+/// 24-byte string: the catalog keeps one per SKU twice). It is text everywhere outside memory:
+/// serde writes and reads the 13 digits, so wire and digest bytes are those of the string, and
+/// numeric order is the digits' order (all have 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Ean13(SmolStr);
+pub struct Ean13(u64);
 
 /// The EAN/GTIN check digit of a digit string (weights 3,1,3,... from the right).
 pub fn gtin_check_digit(digits: &[u8]) -> u8 {
@@ -150,10 +153,25 @@ impl Ean13 {
                 digits[12]
             )));
         }
-        Ok(Ean13(SmolStr::new(s)))
+        let number = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(*d));
+        Ok(Ean13(number))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
+}
+
+impl TryFrom<String> for Ean13 {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Ean13::parse(&s)
+    }
+}
+impl From<Ean13> for String {
+    fn from(v: Ean13) -> String {
+        v.to_string()
+    }
+}
+impl fmt::Display for Ean13 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:013}", self.0)
     }
 }
 
@@ -217,7 +235,6 @@ string_plumbing!(
     StoreId,
     ActorId,
     Sku,
-    Ean13,
     CustomerId,
     OrderId,
     SaleId,
@@ -236,9 +253,30 @@ mod tests {
     #[test]
     fn ean13_with_wrong_check_digit_names_both_digits() {
         let good = Ean13::parse("4006381333931").unwrap();
-        assert_eq!(good.as_str(), "4006381333931");
+        assert_eq!(good.to_string(), "4006381333931");
         let err = Ean13::parse("4006381333932").unwrap_err().to_string();
         assert!(err.contains("check digit 2, expected 1"), "{err}");
+    }
+
+    #[test]
+    fn an_ean_with_leading_zeros_keeps_its_digits_in_text_and_on_the_wire() {
+        let ean = Ean13::parse("0036000291452").unwrap();
+        assert_eq!(ean.to_string(), "0036000291452");
+        let as_text = postcard::to_allocvec(&"0036000291452".to_string()).unwrap();
+        assert_eq!(postcard::to_allocvec(&ean).unwrap(), as_text);
+        assert_eq!(postcard::from_bytes::<Ean13>(&as_text).unwrap(), ean);
+        assert!(
+            postcard::from_bytes::<Ean13>(&postcard::to_allocvec("0036000291453").unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn eans_order_as_their_digits_do() {
+        let low = Ean13::parse("0036000291452").unwrap();
+        let high = Ean13::parse("4006381333931").unwrap();
+        assert!(low < high);
+        assert!(low.to_string() < high.to_string());
     }
 
     #[test]

@@ -8,17 +8,22 @@
 
 use super::ids::ActorId;
 use serde::{Deserialize, Serialize};
+use totals::Totals;
+
+mod totals;
 
 /// Rights matrix and consumption per replica for one (store, sku).
 ///
-/// Each part is a small `Vec` sorted by key: a counter has one to three actors, so a sorted
-/// vector holds the same entries as a map in a fraction of the memory (a `BTreeMap` node is
-/// sized for eleven entries), and iterates in the same key order.
+/// Each part is sorted by key: a counter has one to three actors, so sorted entries hold what a
+/// map would in a fraction of the memory (a `BTreeMap` node is sized for eleven entries), and
+/// iterate in the same key order. `created` and `consumed` nearly always have one entry (the
+/// store's), held inline (`Totals`); `transferred` is empty until rights move, then usually one
+/// entry in a vector (inline, its 56 bytes would be paid by every counter).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscrowCounter {
-    created: Vec<(ActorId, u64)>,
+    created: Totals<ActorId>,
     transferred: Vec<((ActorId, ActorId), u64)>,
-    consumed: Vec<(ActorId, u64)>,
+    consumed: Totals<ActorId>,
 }
 
 /// Add `qty` to the entry of `key` in a vector sorted by key, inserting it in order.
@@ -34,16 +39,10 @@ fn add_sorted<K: Ord + Clone>(entries: &mut Vec<(K, u64)>, key: &K, qty: u32) {
     }
 }
 
-fn get_sorted<K: Ord>(entries: &[(K, u64)], key: &K) -> u64 {
-    entries
-        .binary_search_by(|(k, _)| k.cmp(key))
-        .map_or(0, |i| entries[i].1)
-}
-
 impl EscrowCounter {
     /// Units created at `actor` (receipts, count-ups, returns, released orders).
     pub fn create(&mut self, actor: &ActorId, qty: u32) {
-        add_sorted(&mut self.created, actor, qty);
+        self.created.add(actor, u64::from(qty));
     }
 
     /// Rights moved from `from` to `to`.
@@ -53,13 +52,13 @@ impl EscrowCounter {
 
     /// Units consumed by `actor` (sales, reservations, count-downs).
     pub fn consume(&mut self, actor: &ActorId, qty: u32) {
-        add_sorted(&mut self.consumed, actor, qty);
+        self.consumed.add(actor, u64::from(qty));
     }
 
     /// Units only `actor` may consume or transfer:
     /// `R[i][i] + sum_j R[j][i] - sum_j R[i][j] - U[i]`. Negative only if an invariant broke.
     pub fn rights(&self, actor: &ActorId) -> i64 {
-        let own = get_sorted(&self.created, actor) as i64;
+        let own = self.created.get(actor) as i64;
         let mut incoming = 0i64;
         let mut outgoing = 0i64;
         for ((from, to), qty) in &self.transferred {
@@ -70,28 +69,38 @@ impl EscrowCounter {
                 outgoing += *qty as i64;
             }
         }
-        let used = get_sorted(&self.consumed, actor) as i64;
+        let used = self.consumed.get(actor) as i64;
         own + incoming - outgoing - used
     }
 
     /// Total sellable units: the sum of every replica's rights.
     pub fn available(&self) -> i64 {
-        let created: u64 = self.created.iter().map(|(_, v)| v).sum();
-        let consumed: u64 = self.consumed.iter().map(|(_, v)| v).sum();
+        let created: u64 = self.created.as_slice().iter().map(|(_, v)| v).sum();
+        let consumed: u64 = self.consumed.as_slice().iter().map(|(_, v)| v).sum();
         created as i64 - consumed as i64
     }
 
     /// Units consumed by `actor` so far.
     pub fn consumed_by(&self, actor: &ActorId) -> u64 {
-        get_sorted(&self.consumed, actor)
+        self.consumed.get(actor)
     }
 
     /// Canonical contents for digests: every entry in key order.
     pub fn canonical(&self) -> CanonicalCounter<'_> {
         CanonicalCounter {
-            created: self.created.iter().map(|(k, v)| (k, *v)).collect(),
+            created: self
+                .created
+                .as_slice()
+                .iter()
+                .map(|(k, v)| (k, *v))
+                .collect(),
             transferred: self.transferred.iter().map(|(k, v)| (k, *v)).collect(),
-            consumed: self.consumed.iter().map(|(k, v)| (k, *v)).collect(),
+            consumed: self
+                .consumed
+                .as_slice()
+                .iter()
+                .map(|(k, v)| (k, *v))
+                .collect(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `validate`. Order ops that arrive before their placement wait in `pending_order_ops`.
 
 use super::cart::Cart;
-use super::catalog::{Catalog, Product};
+use super::catalog::{Catalog, ProductRef};
 use super::conflict::Resolution;
 use super::customer::Customer;
 use super::fiscal::FiscalChain;
@@ -247,7 +247,7 @@ impl State {
         log.insert(at, loser);
     }
 
-    pub fn product(&self, sku: &Sku) -> Option<&Product> {
+    pub fn product(&self, sku: &Sku) -> Option<ProductRef<'_>> {
         self.catalog.get(sku)
     }
 

@@ -93,7 +93,7 @@ pub async fn put_catalog(
         r.state()
             .catalog
             .by_ean(&ean)
-            .filter(|p| p.sku != sku)
+            .filter(|p| *p.sku != sku)
             .map(|p| p.sku.to_string())
     });
     if let Some(other) = taken {
@@ -104,7 +104,7 @@ pub async fn put_catalog(
     }
     let payload = Payload::CatalogPut {
         sku: sku.clone(),
-        ean: ean.clone(),
+        ean,
         name: name.clone(),
         price_cents,
         vat_bp,

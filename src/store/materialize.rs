@@ -157,7 +157,7 @@ fn catalog(tx: &Connection, state: &State, sku: &Sku) -> rusqlite::Result<()> {
     )?
     .execute(params![
         p.sku.as_str(),
-        p.ean.as_str(),
+        p.ean.to_string(),
         p.name,
         p.price_cents,
         p.vat_bp

@@ -82,7 +82,7 @@ fn named_json(m: &Movement, catalog: &Catalog) -> Value {
                 .get("sku")
                 .and_then(Value::as_str)
                 .and_then(|s| Sku::parse(s).ok())
-                .and_then(|sku| catalog.get(&sku).map(|p| p.name.clone()));
+                .and_then(|sku| catalog.get(&sku).map(|p| p.name));
             if let Value::Object(o) = line {
                 o.insert("name".into(), json!(name));
             }

@@ -61,8 +61,8 @@ pub(crate) fn sale_json(s: &State, sale: &SaleId) -> Option<Value> {
             let p = s.product(&l.sku);
             json!({
                 "sku": l.sku.as_str(),
-                "name": p.map(|p| p.name.as_str()),
-                "ean": p.map(|p| p.ean.as_str()),
+                "name": p.map(|p| p.name),
+                "ean": p.map(|p| p.ean.to_string()),
                 "qty": l.qty,
                 "price_cents": l.unit_cents,
                 "vat_bp": l.vat_bp,
@@ -232,7 +232,7 @@ fn receipt_line(
         sku: sku.to_string(),
         name: s
             .product(sku)
-            .map_or_else(|| sku.to_string(), |p| p.name.clone()),
+            .map_or_else(|| sku.to_string(), |p| p.name.to_string()),
         qty,
         unit_cents,
         vat_bp,

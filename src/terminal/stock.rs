@@ -23,9 +23,9 @@ pub(crate) fn resolve(state: &TerminalState, code: &str) -> Result<Product, ApiE
     match barcode::parse_scan(code) {
         Ok(scan) => {
             if let Some(ean) = scan.product_ean() {
-                let found = Ean13::parse(&ean)
-                    .ok()
-                    .and_then(|e| state.read(|r| r.state().catalog.by_ean(&e).cloned()));
+                let found = Ean13::parse(&ean).ok().and_then(|e| {
+                    state.read(|r| r.state().catalog.by_ean(&e).map(|p| p.to_product()))
+                });
                 return found.ok_or_else(|| {
                     ApiError::unprocessable("unknown_sku", format!("no product has barcode {ean}"))
                         .with("scan", code)
@@ -40,7 +40,7 @@ pub(crate) fn resolve(state: &TerminalState, code: &str) -> Result<Product, ApiE
     let sku = Sku::parse(code)
         .map_err(|e| ApiError::unprocessable("invalid_sku", e.to_string()).with("scan", code))?;
     state
-        .read(|r| r.state().catalog.get(&sku).cloned())
+        .read(|r| r.state().catalog.get(&sku).map(|p| p.to_product()))
         .ok_or_else(|| {
             ApiError::unprocessable("unknown_sku", format!("unknown sku {sku}"))
                 .with("sku", sku.as_str())
@@ -54,7 +54,7 @@ fn stock_json(state: &TerminalState, p: &Product) -> Value {
         let s = r.state();
         json!({
             "sku": p.sku.as_str(),
-            "ean": p.ean.as_str(),
+            "ean": p.ean.to_string(),
             "name": p.name,
             "price_cents": p.price_cents,
             "vat_bp": p.vat_bp,

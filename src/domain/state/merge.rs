@@ -55,7 +55,7 @@ impl State {
                 self.catalog.put(
                     Product {
                         sku: sku.clone(),
-                        ean: ean.clone(),
+                        ean: *ean,
                         name: name.clone(),
                         price_cents: *price_cents,
                         vat_bp: *vat_bp,

@@ -145,7 +145,7 @@ pub fn stock(
         let product = st
             .catalog
             .get(&sku)
-            .map(|p| (p.name.clone(), p.price_cents))?;
+            .map(|p| (p.name.to_string(), p.price_cents))?;
         let hq = ActorId::hq();
         let rows: Vec<[i64; 6]> = state
             .settings

@@ -3,8 +3,8 @@
 //!
 //! Up-batches are checked before anything is applied (the topic's store must be known, the
 //! signature good when store keys are configured, and the store the author of every op),
-//! become one `Ingest` per round for every store with batches waiting (one commit for all of
-//! them), and are acked with each store's contiguous seq once the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
+//! become one `Ingest` per round for every store waiting (one commit for all), and are acked with the store's contiguous seq once
+//! the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
 //! into the down-logs of the stores that need it (`route::Router`); the routing position is
 //! persisted with the entries (`Route`). A store's down-log is streamed from the index it
 //! acked, and resent from there on its hello ack, on a gap, or after the retransmit timeout.
@@ -26,13 +26,13 @@ use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
-/// Ops per `Ingest` (several stores' up-batches together): a store whose waiting ops would
-/// take it past this waits for the next one, unless it is the first.
-pub const INGEST_OPS_MAX: usize = 8_192;
 /// With leases, how often the requests for rights back are looked at again even when no
 /// event called for it: a request a dead holder ingested may reach this process's file after
 /// it took the store's lease (`returns::answer_shared` reads PostgreSQL's marks each time).
 pub const RETURNS_RESCAN_MS: u64 = 5_000;
+/// Most ops of one `Ingest` once it holds a store's batches: the checked up-batches of every
+/// store waiting go to the writer together (one commit), up to this many.
+pub const INGEST_OPS_MAX: usize = 4_096;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +67,8 @@ impl RouteRead {
 pub enum HqAction {
     /// Publish (report failure with `handle_deferred`).
     Publish(Publish),
-    /// Apply the ops of every store with up-batches waiting (each store's in its seq order,
-    /// one after the other), in one request so they share one commit; answer once with
-    /// `handle_ingested`.
+    /// Apply the ops of these stores (each store's in seq order), in one writer request so
+    /// they share one commit; answer with `handle_ingested`.
     Ingest { stores: Vec<StoreId>, ops: Vec<Op> },
     /// Read ops to route; answer with `handle_route_reads` (same order, empty on failure).
     ReadToRoute(Vec<RouteRead>),
@@ -155,8 +154,9 @@ pub struct HqProtocol {
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
     pending_up: BTreeMap<StoreId, Vec<Op>>,
-    /// The stores whose ingest is out with the caller, and whether each one's ops left a gap.
-    ingesting: Option<Vec<(StoreId, bool)>>,
+    /// The stores whose ingest is out with the caller, and whether each one's ops left a gap
+    /// (empty: none out).
+    ingesting: Vec<(StoreId, bool)>,
     stalled: bool,
     queue: VecDeque<HqAction>,
     /// With leases: when the next `AnswerReturns` is due without an event.
@@ -210,7 +210,7 @@ impl HqProtocol {
             route_reading: false,
             routing: None,
             pending_up: BTreeMap::new(),
-            ingesting: None,
+            ingesting: Vec::new(),
             stalled: false,
             // With leases the rescan waits for the first stores served (`handle_leases`).
             queue: match cfg_leased {
@@ -256,9 +256,7 @@ impl HqProtocol {
     /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: the
     /// store resends).
     pub fn handle_ingested(&mut self, now_ms: u64, effects: Option<&[Effect]>) {
-        let Some(stores) = self.ingesting.take() else {
-            return;
-        };
+        let stores = std::mem::take(&mut self.ingesting);
         let Some(effects) = effects else {
             return;
         };
@@ -446,8 +444,8 @@ impl HqProtocol {
         if let Some(a) = self.queue.pop_front() {
             return Some(a);
         }
-        if let Some(a) = self.ingest_step(now_ms, replica) {
-            return Some(a);
+        if let Some(ingest) = self.next_ingest(now_ms, replica) {
+            return Some(ingest);
         }
         if let Some(a) = self.route_step(replica) {
             return Some(a);
@@ -498,20 +496,21 @@ impl HqProtocol {
         None
     }
 
-    /// One `Ingest` of the up-batches of every store waiting (up to `INGEST_OPS_MAX` ops), so
-    /// a round of N stores costs one commit, not N in series. A store whose ops all wait
-    /// behind a hole, or were held already, is answered at once.
-    fn ingest_step(&mut self, now_ms: u64, replica: &Replica) -> Option<HqAction> {
-        if self.ingesting.is_some() || self.pending_up.is_empty() {
+    /// One `Ingest` for the checked up-batches of as many stores as fit `INGEST_OPS_MAX`
+    /// (at least one store), so many stores' batches share one durable commit instead of
+    /// paying one each; stores whose ops all wait behind a hole are answered at once.
+    fn next_ingest(&mut self, now_ms: u64, replica: &Replica) -> Option<HqAction> {
+        if !self.ingesting.is_empty() {
             return None;
         }
         let mut stores = Vec::new();
-        let mut all: Vec<Op> = Vec::new();
-        for (store, ops) in std::mem::take(&mut self.pending_up) {
-            if !all.is_empty() && all.len() + ops.len() > INGEST_OPS_MAX {
-                self.pending_up.insert(store, ops);
-                continue;
+        let mut all = Vec::new();
+        while let Some(store) = self.pending_up.keys().next().cloned() {
+            let next = self.pending_up.get(&store).map_or(0, Vec::len);
+            if !all.is_empty() && all.len() + next > INGEST_OPS_MAX {
+                break;
             }
+            let ops = self.pending_up.remove(&store).unwrap_or_default();
             let before = replica.version().contiguous(&store.actor());
             let (ops, gap) = in_order(ops, before);
             if ops.is_empty() {
@@ -519,17 +518,13 @@ impl HqProtocol {
                 continue;
             }
             all.extend(ops);
-            stores.push((store, gap));
+            self.ingesting.push((store.clone(), gap));
+            stores.push(store);
         }
         if stores.is_empty() {
             return None;
         }
-        let names = stores.iter().map(|(s, _)| s.clone()).collect();
-        self.ingesting = Some(stores);
-        Some(HqAction::Ingest {
-            stores: names,
-            ops: all,
-        })
+        Some(HqAction::Ingest { stores, ops: all })
     }
 
     /// Route every op HQ holds contiguously and has not routed yet, one read per actor.
