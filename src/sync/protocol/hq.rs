@@ -26,6 +26,10 @@ use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
+/// With leases, how often the requests for rights back are looked at again even when no
+/// event called for it: a request a dead holder ingested may reach this process's file after
+/// it took the store's lease (`returns::answer_shared` reads PostgreSQL's marks each time).
+pub const RETURNS_RESCAN_MS: u64 = 5_000;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +154,8 @@ pub struct HqProtocol {
     ingesting: Option<(StoreId, bool)>,
     stalled: bool,
     queue: VecDeque<HqAction>,
+    /// With leases: when the next `AnswerReturns` is due without an event.
+    returns_rescan_ms: u64,
 }
 
 impl HqProtocol {
@@ -206,6 +212,7 @@ impl HqProtocol {
                 false => VecDeque::from([HqAction::AnswerReturns]),
                 true => VecDeque::new(),
             },
+            returns_rescan_ms: now_ms + RETURNS_RESCAN_MS,
         })
     }
 
@@ -255,7 +262,7 @@ impl HqProtocol {
             .iter()
             .any(|e| matches!(e, Effect::ReturnRequested { .. }))
         {
-            self.queue.push_back(HqAction::AnswerReturns);
+            self.answer_returns();
         }
         self.answer_up(now_ms, &store, gap);
     }
@@ -411,6 +418,10 @@ impl HqProtocol {
     /// Housekeeping at `now_ms`: lift a publish stall, resend down-logs after silence.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.stalled = false;
+        if self.cfg.leases.is_some() && now_ms >= self.returns_rescan_ms {
+            self.returns_rescan_ms = now_ms + RETURNS_RESCAN_MS;
+            self.answer_returns();
+        }
         for (store, peer) in &mut self.peers {
             let streaming = peer.served && peer.base.is_some();
             if streaming
@@ -564,6 +575,13 @@ impl HqProtocol {
             }
         }
         if taken {
+            self.answer_returns();
+        }
+    }
+
+    /// Queue an `AnswerReturns` unless one is already waiting (one pass answers them all).
+    fn answer_returns(&mut self) {
+        if !self.queue.contains(&HqAction::AnswerReturns) {
             self.queue.push_back(HqAction::AnswerReturns);
         }
     }
