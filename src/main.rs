@@ -111,6 +111,9 @@ enum Command {
         /// `chain`: HQ processes (only 1 is built so far).
         #[arg(long, default_value_t = 1)]
         hq: usize,
+        /// `chain`: light stores (the real sync protocol, replica in memory, no SQLite).
+        #[arg(long)]
+        light: bool,
     },
     /// ESC/POS printer emulator: saves each job as .txt and .png in --out.
     PrinterSim {
@@ -156,6 +159,22 @@ enum Command {
     Journal {
         #[command(subcommand)]
         action: JournalAction,
+    },
+    /// Maintenance of a stopped store's database.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Follow a single HQ (no `[storage] url`) again after leased HQ processes: reset the
+    /// store's HQ down cursor to epoch 0 (stop the store first).
+    ResetHqCursor {
+        /// The store's SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
     },
 }
 
@@ -234,6 +253,9 @@ fn main() -> ExitCode {
         Command::Journal {
             action: JournalAction::Export { db, format },
         } => storenode::fiscal::journal::export_command(&db, &format),
+        Command::Store {
+            action: StoreAction::ResetHqCursor { db },
+        } => storenode::cli::reset_hq_cursor(&db),
         Command::NewQrKey => {
             println!("{}", storenode::config::new_qr_key_hex());
             Ok(())
@@ -255,6 +277,7 @@ fn main() -> ExitCode {
             json,
             stores,
             hq,
+            light,
         } => storenode::bench::run(
             scenario,
             storenode::bench::Options {
@@ -262,6 +285,7 @@ fn main() -> ExitCode {
                 json,
                 stores,
                 hq,
+                light,
             },
         ),
         Command::Soak {

@@ -92,3 +92,22 @@ fn fanin_quick_prints_a_result_line() {
 fn chain_quick_with_hq_on_postgres_prints_a_result_line() {
     assert_result_line("chain", &bench("chain", &["--stores", "5"]));
 }
+
+/// Light stores speak the real protocol to a real HQ: every one ends level with HQ, also
+/// after the second HQ process is killed and the first takes its stores.
+#[test]
+fn chain_quick_with_light_stores_and_two_hq_processes_ends_with_equal_digests() {
+    let out = bench(
+        "chain",
+        &["--stores", "6", "--hq", "2", "--light", "--json"],
+    );
+    let json_line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
+    let doc: serde_json::Value = serde_json::from_str(json_line).expect("valid JSON");
+    assert_eq!(doc["figures"]["digests_equal"], 6, "{out}");
+    assert_eq!(doc["figures"]["stores_light"], 1, "{out}");
+    assert!(doc["figures"]["failover_s"].as_f64().is_some(), "{out}");
+    assert_result_line("chain", &out);
+}

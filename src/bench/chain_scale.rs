@@ -14,6 +14,7 @@
 
 use super::chain::wait_for;
 use super::chain_failover;
+use super::chain_store::SimStore;
 use super::mosquitto::Mosquitto;
 use super::postgres::Postgres;
 use super::report::{percentile, Report};
@@ -27,7 +28,7 @@ use crate::domain::{CustomerId, OrderId};
 use crate::store::pg::tail::Tail;
 use crate::store::{pg, Node, NodeEvent};
 use crate::sync::protocol::config::LeaseSettings;
-use crate::sync::{spawn_hq_sync, spawn_store_sync, HqSyncConfig, StoreSyncConfig};
+use crate::sync::{spawn_hq_sync, HqSyncConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,15 +94,15 @@ fn payload(store: &StoreId, k: usize) -> anyhow::Result<Payload> {
 }
 
 /// Whether HQ holds every op each store has committed.
-fn hq_holds_all(hq: &Node, stores: &[(StoreId, Node)]) -> bool {
+fn hq_holds_all(hq: &Node, stores: &[(StoreId, SimStore)]) -> bool {
     stores.iter().all(|(s, node)| {
-        let mine = node.read(|r| r.next_seq() - 1);
+        let mine = node.last_seq();
         hq.read(|r| r.version().contiguous(&s.actor())) >= mine
     })
 }
 
 /// Whether every store and HQ agree on that store's shared state.
-fn digests_equal(hq: &Node, stores: &[(StoreId, Node)]) -> usize {
+fn digests_equal(hq: &Node, stores: &[(StoreId, SimStore)]) -> usize {
     stores
         .iter()
         .filter(|(s, node)| {
@@ -167,15 +168,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         .await?;
     }
     let mut stores = Vec::with_capacity(n);
-    let mut syncs = Vec::with_capacity(n);
+    let mut light_tasks = Vec::new();
     for s in &ids {
-        let node = Node::open(&scratch.file(&format!("{s}.db")), s.actor())?;
-        let cfg = StoreSyncConfig::new(CHAIN, s.clone(), "127.0.0.1", broker.port);
-        syncs.push(spawn_store_sync(node.clone(), cfg, rx.clone()));
-        stores.push((s.clone(), node));
+        let (store, task) =
+            SimStore::start(&scratch, CHAIN, s, broker.port, opts.light, rx.clone())?;
+        light_tasks.extend(task);
+        stores.push((s.clone(), store));
     }
     let last = sku(SKUS - 1);
-    let all: Vec<Node> = stores.iter().map(|(_, n)| n.clone()).collect();
+    let all: Vec<SimStore> = stores.iter().map(|(_, n)| n.clone()).collect();
     wait_for(
         Duration::from_secs(300),
         "the catalog reaches every store",
@@ -221,7 +222,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
                 let t0 = Instant::now();
                 let done = node.submit(vec![payload(&s, k)?]).await?;
                 let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
-                for op in &done.ops {
+                for op in &done {
                     map.insert(op.id(), t0);
                 }
             }
@@ -233,7 +234,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         Some(second) => {
             tokio::time::sleep(offered / 3).await;
             let (url, within) = (postgres.url(), Duration::from_secs(120));
-            Some(chain_failover::kill_and_measure(second, &url, &stores, &syncs, within).await?)
+            Some(chain_failover::kill_and_measure(second, &url, &stores, within).await?)
         }
         None => None,
     };
@@ -251,12 +252,34 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
 
     let submitted = submitted.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let at_hq = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut lat: Vec<f64> = submitted
+    let timed: Vec<(Instant, f64)> = submitted
         .iter()
-        .filter_map(|(id, t0)| at_hq.get(id).map(|t| t.saturating_duration_since(*t0)))
-        .map(|d| d.as_secs_f64() * 1e3)
+        .filter_map(|(id, t0)| {
+            at_hq
+                .get(id)
+                .map(|t| (*t0, t.saturating_duration_since(*t0)))
+        })
+        .map(|(t0, d)| (t0, d.as_secs_f64() * 1e3))
         .collect();
-    lat.sort_by(f64::total_cmp);
+    let lat = sorted_ms(timed.iter().map(|(_, ms)| *ms));
+    // Steady state: the ops submitted before the kill, and those after the failover ended.
+    let (before, after) = match &failover {
+        Some(f) => (
+            sorted_ms(
+                timed
+                    .iter()
+                    .filter(|(t0, _)| *t0 < f.killed)
+                    .map(|(_, ms)| *ms),
+            ),
+            sorted_ms(
+                timed
+                    .iter()
+                    .filter(|(t0, _)| *t0 >= f.served)
+                    .map(|(_, ms)| *ms),
+            ),
+        ),
+        None => (lat.clone(), Vec::new()),
+    };
     let total = submitted.len();
     let ingest = total as f64 / run_s;
 
@@ -277,13 +300,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
 
     shutdown.send_replace(true);
     hq_sync.join().await;
-    for s in &syncs {
+    for (_, s) in &stores {
         s.join().await;
+    }
+    for task in light_tasks {
+        let _ = task.await;
     }
 
     let mut report = Report::new("chain", "HQ ingest ops/s");
     report.figure("stores", n as u64, "");
     report.figure("hq_processes", opts.hq as u64, "");
+    report.figure("stores_light", u64::from(opts.light), "");
     report.figure("ops", total as u64, "");
     report.figure("offered_ops_per_s", n as f64 * rate_per_store, "ops/s");
     report.figure("offered_s", offered_s, "s");
@@ -292,6 +319,14 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("latency_samples", lat.len() as u64, "");
     report.figure("store_to_hq_p50_ms", percentile(&lat, 50.0), "ms");
     report.figure("store_to_hq_p99_ms", percentile(&lat, 99.0), "ms");
+    report.figure("steady_ops", before.len() as u64, "");
+    report.figure("steady_p50_ms", percentile(&before, 50.0), "ms");
+    report.figure("steady_p99_ms", percentile(&before, 99.0), "ms");
+    if failover.is_some() {
+        report.figure("after_failover_ops", after.len() as u64, "");
+        report.figure("after_failover_p50_ms", percentile(&after, 50.0), "ms");
+        report.figure("after_failover_p99_ms", percentile(&after, 99.0), "ms");
+    }
     report.figure(
         "store_to_hq_max_ms",
         lat.last().copied().unwrap_or(0.0),
@@ -311,13 +346,19 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         opts.hq
     ));
     match failover {
-        Some((s, orphans)) => {
+        Some(chain_failover::Failover {
+            seconds: s,
+            orphans,
+            ..
+        }) => {
             report.figure("failover_s", s, "s");
             report.note(format!(
                 "failover: the second HQ process (a real storenode hq, serving {orphans} of the \
                  {n} stores by lease) SIGKILLed a third into the run; failover_s is from the \
-                 kill until each of those stores had every op written before it acked again \
-                 (lease TTL 5 s, renewed every second)"
+                 kill until each of those stores had every op written before it and its first \
+                 op after it acked by the survivor (lease TTL 5 s, renewed every second; the \
+                 next op comes within one op interval, {:.1} s)",
+                interval.as_secs_f64()
             ));
         }
         None => {
@@ -327,6 +368,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     if let Err(e) = converged {
         report.note(format!("digests did not all converge: {e}"));
     }
+    report.note(match opts.light {
+        true => {
+            "stores: light (the real store sync protocol over mosquitto, replica and own \
+                 ops in memory: no SQLite, no fsync at the stores)"
+        }
+        false => "stores: real store nodes (each its own SQLite file, writer and sync engine)",
+    });
     report.note(format!(
         "{n} stores x {ops_per_store} ops at {rate_per_store}/s each (4 sales : 1 delivery); \
          latency from the store's submit to HQ's commit in PostgreSQL and SQLite; baseline: \
@@ -334,6 +382,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     ));
     report.finish(ingest, baseline, opts.json);
     Ok(())
+}
+
+fn sorted_ms(ms: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = ms.collect();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 /// One-row commits timed for the run's commit p50 (how loaded the disk is right now).
@@ -344,19 +398,14 @@ const COMMIT_SAMPLES: usize = 100;
 /// the p50 of a one-row commit there, in ms.
 async fn raw_inserts(
     postgres: &Postgres,
-    stores: &[(StoreId, Node)],
+    stores: &[(StoreId, SimStore)],
     ops_per_store: usize,
     batch: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let mut ops = Vec::new();
-    for (s, node) in stores {
-        let actor = s.actor();
-        let last = node.read(|r| r.next_seq() - 1);
-        let from = last.saturating_sub(ops_per_store as u64);
-        ops.extend(
-            node.query(move |c| Node::ops_since(c, &actor, from, ops_per_store))
-                .await?,
-        );
+    for (_, node) in stores {
+        let from = node.last_seq().saturating_sub(ops_per_store as u64);
+        ops.extend(node.own_ops(from, ops_per_store).await?);
     }
     let admin = pg::parse_url(&postgres.url())?;
     let client = pg::connect(&admin).await?;

@@ -10,11 +10,14 @@ mod catch_up;
 mod chain;
 mod chain_failover;
 mod chain_scale;
+mod chain_store;
 mod crdt_peers;
 mod fanin;
+mod fanin_engine;
 mod footprint;
 mod heap_parts;
 mod history;
+mod light_store;
 mod mosquitto;
 mod mqtt_raw;
 mod postgres;
@@ -61,6 +64,8 @@ pub struct Options {
     pub stores: usize,
     /// `chain`: HQ processes (only 1 is built).
     pub hq: usize,
+    /// `chain`: light stores (`light_store`) instead of store nodes on SQLite.
+    pub light: bool,
 }
 
 /// Run one scenario, printing its report.

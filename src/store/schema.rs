@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_rights_answers",
         include_str!("../../migrations/0013_hq_rights_answers.sql"),
     ),
+    (
+        14,
+        "order_history",
+        include_str!("../../migrations/0014_order_history.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
@@ -169,6 +174,11 @@ pub enum Synchronous {
     /// a node runs in.
     #[default]
     Full,
+    /// fsync the WAL at checkpoints only: a process crash loses nothing, a power cut may lose
+    /// the last commits. Only for HQ's SQLite cache when PostgreSQL holds the durable copy
+    /// (`store::pg`): an op is acknowledged once PostgreSQL committed it, and a cache behind
+    /// the log catches up from it at open.
+    Normal,
     /// No fsync at all: a power cut loses acknowledged ops. Only for `storenode soak
     /// --unsafe-synchronous-off`, the deliberately broken mode proving the crash checker can
     /// fail.
@@ -179,6 +189,7 @@ impl Synchronous {
     fn pragma(self) -> &'static str {
         match self {
             Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
             Synchronous::UnsafeOff => "OFF",
         }
     }
@@ -206,7 +217,7 @@ impl Default for Durability {
 /// Pragmas of the writer connection: WAL, and (by default) a full fsync on every commit.
 pub fn configure_writer(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    if durability.synchronous != Synchronous::Full {
+    if durability.synchronous == Synchronous::UnsafeOff {
         tracing::warn!(
             "synchronous={} (crash-test self-check): acknowledged ops can be lost",
             durability.synchronous.pragma()

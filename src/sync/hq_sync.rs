@@ -252,20 +252,20 @@ impl Driver {
             };
             match action {
                 HqAction::Publish(p) => self.publish(p),
-                HqAction::Ingest { store, ops } => match self.node.ingest(ops).await {
+                HqAction::Ingest { stores, ops } => match self.node.ingest(ops).await {
                     Ok(ingested) => {
                         let m = &self.shared.metrics;
                         SyncMetrics::add(&m.ops_applied, ingested.applied as u64);
                         SyncMetrics::add(&m.ops_duplicate, ingested.duplicates as u64);
                         SyncMetrics::add(&m.ops_rejected, ingested.rejected.len() as u64);
                         for (id, err) in &ingested.rejected {
-                            tracing::warn!(store = %store, actor = %id.actor, seq = id.seq, error = %err, "refused an op from a store");
+                            tracing::warn!(actor = %id.actor, seq = id.seq, error = %err, "refused an op from a store");
                         }
                         self.proto
                             .handle_ingested(now_ms(), Some(&ingested.effects));
                     }
                     Err(e) => {
-                        tracing::error!(store = %store, error = %e, "cannot apply an up-batch; the store will resend");
+                        tracing::error!(stores = stores.len(), error = %e, "cannot apply up-batches; the stores will resend");
                         self.proto.handle_ingested(now_ms(), None);
                     }
                 },

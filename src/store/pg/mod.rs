@@ -32,6 +32,15 @@ pub const RESTORE_CHUNK_OPS: i64 = 2_000;
 pub const CONNECT_BACKOFF_MS_MIN: u64 = 250;
 pub const CONNECT_BACKOFF_MS_MAX: u64 = 10_000;
 
+/// The SQLite cache's writer: PostgreSQL holds the durable copy (a group is acknowledged only
+/// once PostgreSQL committed it), so the cache's commits are not fsynced one by one; a cache
+/// left behind by a power cut is brought level by `pull` at the next open, as after a crash
+/// between the two commits.
+pub const CACHE_DURABILITY: super::Durability = super::Durability {
+    synchronous: super::Synchronous::Normal,
+    busy_timeout_ms: 5_000,
+};
+
 /// Why the shared op log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -225,12 +234,7 @@ pub async fn open_node_with(
     };
     let db = db.to_path_buf();
     let node = blocking(move || {
-        Node::open_journaled(
-            &db,
-            actor,
-            super::Durability::default(),
-            Some(Box::new(journal)),
-        )
+        Node::open_journaled(&db, actor, CACHE_DURABILITY, Some(Box::new(journal)))
     })
     .await?;
     Ok((node, restored))

@@ -3,7 +3,7 @@
 //!
 //! Up-batches are checked before anything is applied (the topic's store must be known, the
 //! signature good when store keys are configured, and the store the author of every op),
-//! become one `Ingest` per store and round, and are acked with the store's contiguous seq once
+//! become one `Ingest` per round for every store waiting (one commit for all), and are acked with the store's contiguous seq once
 //! the caller reported the commit. Every op HQ holds is routed once, in seq order per actor,
 //! into the down-logs of the stores that need it (`route::Router`); the routing position is
 //! persisted with the entries (`Route`). A store's down-log is streamed from the index it
@@ -30,6 +30,9 @@ pub const ROUTE_OPS_MAX: usize = 2_000;
 /// event called for it: a request a dead holder ingested may reach this process's file after
 /// it took the store's lease (`returns::answer_shared` reads PostgreSQL's marks each time).
 pub const RETURNS_RESCAN_MS: u64 = 5_000;
+/// Most ops of one `Ingest` once it holds a store's batches: the checked up-batches of every
+/// store waiting go to the writer together (one commit), up to this many.
+pub const INGEST_OPS_MAX: usize = 4_096;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +67,9 @@ impl RouteRead {
 pub enum HqAction {
     /// Publish (report failure with `handle_deferred`).
     Publish(Publish),
-    /// Apply a store's ops; answer with `handle_ingested`.
-    Ingest { store: StoreId, ops: Vec<Op> },
+    /// Apply the ops of these stores (each store's in seq order), in one writer request so
+    /// they share one commit; answer with `handle_ingested`.
+    Ingest { stores: Vec<StoreId>, ops: Vec<Op> },
     /// Read ops to route; answer with `handle_route_reads` (same order, empty on failure).
     ReadToRoute(Vec<RouteRead>),
     /// Persist routing decisions and cursors in one transaction; answer with `handle_routed`.
@@ -150,8 +154,9 @@ pub struct HqProtocol {
     routing: Option<Vec<(ActorId, u64)>>,
     /// Checked up-batches by store, not yet ingested.
     pending_up: BTreeMap<StoreId, Vec<Op>>,
-    /// The store whose ingest is out with the caller, and whether its ops left a gap.
-    ingesting: Option<(StoreId, bool)>,
+    /// The stores whose ingest is out with the caller, and whether each one's ops left a gap
+    /// (empty: none out).
+    ingesting: Vec<(StoreId, bool)>,
     stalled: bool,
     queue: VecDeque<HqAction>,
     /// With leases: when the next `AnswerReturns` is due without an event.
@@ -205,7 +210,7 @@ impl HqProtocol {
             route_reading: false,
             routing: None,
             pending_up: BTreeMap::new(),
-            ingesting: None,
+            ingesting: Vec::new(),
             stalled: false,
             // With leases the rescan waits for the first stores served (`handle_leases`).
             queue: match cfg_leased {
@@ -251,9 +256,7 @@ impl HqProtocol {
     /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: the
     /// store resends).
     pub fn handle_ingested(&mut self, now_ms: u64, effects: Option<&[Effect]>) {
-        let Some((store, gap)) = self.ingesting.take() else {
-            return;
-        };
+        let stores = std::mem::take(&mut self.ingesting);
         let Some(effects) = effects else {
             return;
         };
@@ -264,7 +267,9 @@ impl HqProtocol {
         {
             self.answer_returns();
         }
-        self.answer_up(now_ms, &store, gap);
+        for (store, gap) in stores {
+            self.answer_up(now_ms, &store, gap);
+        }
     }
 
     /// Ack a store's up-batches once handled; a gap (ops held back, see `in_order`) asks the
@@ -439,19 +444,8 @@ impl HqProtocol {
         if let Some(a) = self.queue.pop_front() {
             return Some(a);
         }
-        while self.ingesting.is_none() {
-            let Some(store) = self.pending_up.keys().next().cloned() else {
-                break;
-            };
-            let ops = self.pending_up.remove(&store).unwrap_or_default();
-            let before = replica.version().contiguous(&store.actor());
-            let (ops, gap) = in_order(ops, before);
-            if ops.is_empty() {
-                self.answer_up(now_ms, &store, gap);
-                continue;
-            }
-            self.ingesting = Some((store.clone(), gap));
-            return Some(HqAction::Ingest { store, ops });
+        if let Some(ingest) = self.next_ingest(now_ms, replica) {
+            return Some(ingest);
         }
         if let Some(a) = self.route_step(replica) {
             return Some(a);
@@ -500,6 +494,37 @@ impl HqProtocol {
             }
         }
         None
+    }
+
+    /// One `Ingest` for the checked up-batches of as many stores as fit `INGEST_OPS_MAX`
+    /// (at least one store), so many stores' batches share one durable commit instead of
+    /// paying one each; stores whose ops all wait behind a hole are answered at once.
+    fn next_ingest(&mut self, now_ms: u64, replica: &Replica) -> Option<HqAction> {
+        if !self.ingesting.is_empty() {
+            return None;
+        }
+        let mut stores = Vec::new();
+        let mut all = Vec::new();
+        while let Some(store) = self.pending_up.keys().next().cloned() {
+            let next = self.pending_up.get(&store).map_or(0, Vec::len);
+            if !all.is_empty() && all.len() + next > INGEST_OPS_MAX {
+                break;
+            }
+            let ops = self.pending_up.remove(&store).unwrap_or_default();
+            let before = replica.version().contiguous(&store.actor());
+            let (ops, gap) = in_order(ops, before);
+            if ops.is_empty() {
+                self.answer_up(now_ms, &store, gap);
+                continue;
+            }
+            all.extend(ops);
+            self.ingesting.push((store.clone(), gap));
+            stores.push(store);
+        }
+        if stores.is_empty() {
+            return None;
+        }
+        Some(HqAction::Ingest { stores, ops: all })
     }
 
     /// Route every op HQ holds contiguously and has not routed yet, one read per actor.
