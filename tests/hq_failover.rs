@@ -7,138 +7,18 @@
 mod pg_support;
 mod sync_support;
 
-use pg_support::http::{http, TOKEN};
+use pg_support::hq::{leases, leases_until, spread, store, Hq};
+use pg_support::http::http;
 use pg_support::PgCluster;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storenode::domain::op::ReceiveReason;
 use storenode::domain::{ActorId, OrderId, Payload, StoreId};
 use storenode::store::pg::tail::Tail;
 use storenode::store::Node;
-use storenode::sync::{spawn_store_sync, StoreSyncConfig, StoreSyncHandle};
 use sync_support::*;
-
-fn hq_config(db: &Path, name: &str, http: u16, broker: u16, url: &str) -> String {
-    format!(
-        "role = \"hq\"\nchain = \"{CHAIN}\"\ndb = \"{}\"\nstores = [\"{}\", \"{}\"]\n\
-         api_tokens = [\"{TOKEN}\"]\n[mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
-         client_id = \"{name}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[pickup]\n\
-         qr_keys = [\"{}\"]\n[rate_limit]\nburst = 10000\nper_minute = 100000\n\
-         [storage]\nurl = \"{url}\"\n",
-        db.display(),
-        store_a().as_str(),
-        store_b().as_str(),
-        "ab".repeat(32)
-    )
-}
-
-/// A real `storenode hq` process that syncs (`sync` defaults to true).
-struct Hq {
-    name: String,
-    child: Option<Child>,
-    port: u16,
-    config: PathBuf,
-}
-
-impl Hq {
-    fn start(dir: &Path, name: &str, broker: u16, url: &str) -> Hq {
-        let port = free_port();
-        let config = dir.join(format!("{name}.toml"));
-        let db = dir.join(format!("{name}.db"));
-        std::fs::write(&config, hq_config(&db, name, port, broker, url)).unwrap();
-        let mut hq = Hq {
-            name: name.to_string(),
-            child: None,
-            port,
-            config,
-        };
-        hq.restart();
-        hq
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_storenode"))
-            .args(["hq", "--config"])
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_port(self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Hq {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The unexpired leases: store -> (holder, epoch).
-async fn leases(url: &str) -> BTreeMap<String, (String, i64)> {
-    let config = storenode::store::pg::parse_url(url).unwrap();
-    let client = storenode::store::pg::connect(&config).await.unwrap();
-    let rows = client
-        .query(
-            "SELECT store, holder, epoch FROM hq_lease WHERE expires_at > now()",
-            &[],
-        )
-        .await
-        .unwrap_or_default();
-    rows.iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect()
-}
-
-/// Poll the leases until `ok` holds, within `within`.
-async fn leases_until(
-    url: &str,
-    within: Duration,
-    what: &str,
-    ok: impl Fn(&BTreeMap<String, (String, i64)>) -> bool,
-) -> BTreeMap<String, (String, i64)> {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = leases(url).await;
-        if ok(&now) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "{what}: leases are {now:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn spread(l: &BTreeMap<String, (String, i64)>) -> bool {
-    let holders: std::collections::BTreeSet<_> = l.values().map(|(h, _)| h.clone()).collect();
-    l.len() == 2 && holders.len() == 2
-}
-
-fn store(
-    dir: &Path,
-    s: StoreId,
-    broker: u16,
-) -> (Node, StoreSyncHandle, tokio::sync::watch::Sender<bool>) {
-    let node = Node::open(&dir.join(format!("{s}.db")), s.actor()).unwrap();
-    let mut cfg = StoreSyncConfig::new(CHAIN, s, "127.0.0.1", broker);
-    cfg.retransmit_ms = 500;
-    cfg.keepalive_s = 5;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let sync = spawn_store_sync(node.clone(), cfg, rx);
-    (node, sync, stop)
-}
 
 fn order_body(store: &StoreId, customer: &str) -> Value {
     json!({

@@ -157,6 +157,20 @@ pub async fn run_hq(config: HqConfig) -> anyhow::Result<()> {
     let (stop, shutdown) = shutdown_channel();
     let settings = HqSettings::from_config(&config);
     let mut sync_cfg = hq_sync_config(&config).context("store_keys")?;
+    if let (Some(url), Some(key), true) =
+        (&config.storage.url, &sync_cfg.hq_key, config.storage.sync)
+    {
+        // Every syncing process on one PostgreSQL signs with one key, under its own name.
+        let key_path = crate::signing::HqKey::path_for(&config.db);
+        crate::store::pg::identity::check_start(
+            url,
+            &config.client_id(),
+            &key.public_hex(),
+            &key_path.display().to_string(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     // On a shared log every syncing process takes leases of the stores it serves.
     sync_cfg.leases = config.storage.url.as_ref().map(|url| LeaseSettings {
         url: url.clone(),

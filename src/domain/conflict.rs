@@ -228,26 +228,7 @@ pub fn conflicts(state: &State, store: Option<&StoreId>) -> Vec<Conflict> {
     let mine = |s: &StoreId| store.is_none_or(|want| want == s);
     let mut out = Vec::new();
     for order in state.orders.values().filter(|o| mine(&o.store)) {
-        if order.conflict() {
-            out.push(cancel_met_handover(order));
-        }
-        if let Some(erased) = erased_before(state, &order.customer, order.placed_hlc) {
-            out.push(Conflict {
-                id: format!("erased-order:{}", order.id),
-                kind: ConflictKind::ErasedCustomer,
-                store: order.store.clone(),
-                at: order.placed_hlc,
-                facts: Facts::ErasedCustomer {
-                    customer: order.customer.clone(),
-                    record: "order",
-                    id: order.id.as_str().to_string(),
-                    erased_at_ms: erased.wall_ms(),
-                    by: order.placed_by.clone(),
-                },
-                actions: vec!["acknowledge".into()],
-                resolution: None,
-            });
-        }
+        order_conflicts(state, order, &mut out);
     }
     for (op, count) in state.counts.iter().filter(|(_, c)| mine(&c.store)) {
         if count.shrinkage > 0 {
@@ -364,6 +345,37 @@ pub(crate) fn sale_conflicts_resolved(state: &State, sale: &super::state::SaleRe
     let mut out = Vec::new();
     sale_conflicts(state, sale, &mut out);
     out.iter().all(|c| state.resolutions.contains_key(&c.id))
+}
+
+/// Whether every conflict `order` raises is resolved: only then may it leave memory
+/// (`history`), since the inbox lists the conflicts of the orders in memory.
+pub(crate) fn order_conflicts_resolved(state: &State, order: &super::order::Order) -> bool {
+    let mut out = Vec::new();
+    order_conflicts(state, order, &mut out);
+    out.iter().all(|c| state.resolutions.contains_key(&c.id))
+}
+
+fn order_conflicts(state: &State, order: &super::order::Order, out: &mut Vec<Conflict>) {
+    if order.conflict() {
+        out.push(cancel_met_handover(order));
+    }
+    if let Some(erased) = erased_before(state, &order.customer, order.placed_hlc) {
+        out.push(Conflict {
+            id: format!("erased-order:{}", order.id),
+            kind: ConflictKind::ErasedCustomer,
+            store: order.store.clone(),
+            at: order.placed_hlc,
+            facts: Facts::ErasedCustomer {
+                customer: order.customer.clone(),
+                record: "order",
+                id: order.id.as_str().to_string(),
+                erased_at_ms: erased.wall_ms(),
+                by: order.placed_by.clone(),
+            },
+            actions: vec!["acknowledge".into()],
+            resolution: None,
+        });
+    }
 }
 
 fn sale_conflicts(state: &State, sale: &super::state::SaleRecord, out: &mut Vec<Conflict>) {

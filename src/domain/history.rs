@@ -1,15 +1,17 @@
-//! History out of memory: a closed sale leaves `State` for the adapter's history table and the
-//! digest stays the same.
+//! History out of memory: a closed sale or a finished order leaves `State` for the adapter's
+//! history tables and the digest stays the same.
 //!
-//! The digest covers sales as a commutative sum of per-record hashes (`RecordSum`), so a record
-//! can move between `State::sales` and a running sum per store (`History`) without changing it.
-//! Calling protocol: the adapter writes the record where it keeps history, commits, then calls
-//! `State::evict_sale`; before it prepares or applies an op it passes back every evicted record
-//! the op names (`sales_named`) to `State::rehydrate_sale`, so the op merges exactly as if the
-//! record had never left. Evicting and rehydrating never change what the digest says.
+//! The digest covers sales and orders as commutative sums of per-record hashes (`RecordSum`),
+//! so a record can move between `State::sales` / `State::orders` and a running sum per store
+//! (`History`) without changing it. Calling protocol: the adapter writes the record where it
+//! keeps history, commits, then calls `State::evict_sale` / `State::evict_order`; before it
+//! prepares or applies an op it passes back every evicted record the op names (`sales_named`,
+//! `orders_named`) to `State::rehydrate_sale` / `State::rehydrate_order`, so the op merges
+//! exactly as if the record had never left. Evicting and rehydrating never change the digest.
 
-use super::ids::{CustomerId, SaleId, StoreId};
+use super::ids::{CustomerId, OrderId, SaleId, StoreId};
 use super::op::Payload;
+use super::order::{Order, OrderStatus};
 use super::state::{SaleRecord, State};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -49,14 +51,17 @@ impl RecordSum {
     }
 }
 
-/// What the replica keeps of the sales it evicted: per store the sum of their hashes (for the
-/// digest), the customers they name (a store's scope keeps them), and how many evictions it
-/// made (the adapter numbers its history rows with it, see `State::evictions`).
+/// What the replica keeps of the sales and orders it evicted: per store the sums of their
+/// hashes (for the digest), the customers they name (a store's scope keeps them), and how many
+/// evictions it made (the adapter numbers its history rows with it, see `State::evictions`;
+/// one count for sales and orders).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct History {
     sale_sums: BTreeMap<StoreId, RecordSum>,
     sale_customers: BTreeSet<(StoreId, CustomerId)>,
     evictions: u64,
+    order_sums: BTreeMap<StoreId, RecordSum>,
+    order_customers: BTreeSet<(StoreId, CustomerId)>,
 }
 
 impl History {
@@ -70,6 +75,43 @@ impl History {
             .filter(move |(s, _)| s == store)
             .map(|(_, c)| c)
     }
+
+    /// Customers of `store` named by orders evicted here.
+    pub fn order_customers<'a>(
+        &'a self,
+        store: &'a StoreId,
+    ) -> impl Iterator<Item = &'a CustomerId> + 'a {
+        self.order_customers
+            .iter()
+            .filter(move |(s, _)| s == store)
+            .map(|(_, c)| c)
+    }
+}
+
+/// The orders `payload` reads or changes, given what `state` knows: each must be in
+/// `State::orders` (rehydrated) before the op is prepared or applied, if it was evicted. Order
+/// ops name theirs; a return or a rights op names a handed-over order by its id; a transfer op
+/// names the ship-to-store order its transfer carries; a resolution names the order whose
+/// conflict it resolves.
+pub fn orders_named(state: &State, payload: &Payload) -> Vec<OrderId> {
+    let id = match payload {
+        Payload::Return { sale, .. }
+        | Payload::ReturnRightsRequested { sale, .. }
+        | Payload::ReturnRightsGranted { sale, .. } => OrderId::parse(sale.as_str()).ok(),
+        Payload::TransferDispatch { transfer, .. } | Payload::TransferReceive { transfer, .. } => {
+            state
+                .transfers
+                .get(transfer)
+                .and_then(|m| m.sent.as_ref())
+                .and_then(|s| OrderId::parse(&s.reference).ok())
+        }
+        Payload::ConflictResolve { conflict, .. } => conflict
+            .strip_prefix("order:")
+            .or_else(|| conflict.strip_prefix("erased-order:"))
+            .and_then(|o| OrderId::parse(o).ok()),
+        other => other.order().cloned(),
+    };
+    id.into_iter().collect()
 }
 
 /// The sales `payload` reads or changes: each must be in `State::sales` (rehydrated) before the
@@ -144,6 +186,84 @@ impl State {
             .sub(RecordSum::of(&record));
         self.sales.insert(record.id.clone(), record);
         true
+    }
+
+    /// Whether `order` may leave memory now: it is held here and finished for good (handed
+    /// over, or cancelled or expired with its units released), a ship-to-store order's
+    /// transfer is settled (received, or withdrawn by the sender), its conflicts are resolved
+    /// (the inbox lists those of the orders in memory), and as a sale it has no double return
+    /// and no rights request waiting. Being causally stable is the adapter's to decide.
+    pub fn order_evictable(&self, order: &OrderId) -> bool {
+        let Some(o) = self.orders.get(order) else {
+            return false;
+        };
+        let finished = match o.status {
+            OrderStatus::HandedOver => true,
+            OrderStatus::Cancelled | OrderStatus::Expired => o.released,
+            _ => false,
+        };
+        let settled = o.ship.as_ref().is_none_or(|ship| {
+            self.transfers.get(&ship.transfer).is_some_and(|m| {
+                m.received.is_some() || m.dispatch.as_ref().is_some_and(|d| d.withdrawn)
+            })
+        });
+        let as_sale = SaleId::parse(order.as_str()).ok();
+        let returns_open = as_sale.as_ref().is_some_and(|sale| {
+            self.rights_asked(sale) || self.returns.double_returns.keys().any(|(s, _)| s == sale)
+        });
+        finished && settled && !returns_open && super::conflict::order_conflicts_resolved(self, o)
+    }
+
+    /// Take `order` out of memory, keeping its hash in the digest: the record to keep, or
+    /// `None` if it is not held here or not evictable (`order_evictable`). Call only after the
+    /// record is stored where `rehydrate_order` will find it.
+    pub fn evict_order(&mut self, order: &OrderId) -> Option<Order> {
+        if !self.order_evictable(order) {
+            return None;
+        }
+        let record = self.orders.remove(order)?;
+        self.unindex_order(&record);
+        self.history
+            .order_sums
+            .entry(record.store.clone())
+            .or_default()
+            .add(RecordSum::of(&record));
+        self.history
+            .order_customers
+            .insert((record.store.clone(), record.customer.clone()));
+        self.history.evictions += 1;
+        Some(record)
+    }
+
+    /// Put an evicted order back, as `evict_order` returned it. Nothing changes if the order
+    /// is in memory already (`false`). The adapter must pass only records this replica evicted
+    /// (see `evictions`): any other would unbalance the digest.
+    pub fn rehydrate_order(&mut self, record: Order) -> bool {
+        if self.orders.contains_key(&record.id) {
+            return false;
+        }
+        self.history
+            .order_sums
+            .entry(record.store.clone())
+            .or_default()
+            .sub(RecordSum::of(&record));
+        self.index_order(&record);
+        self.orders.insert(record.id.clone(), record);
+        true
+    }
+
+    /// The digest's sum over the orders of the stores `keep` selects, evicted or not.
+    pub(crate) fn orders_sum(&self, keep: impl Fn(&StoreId) -> bool) -> RecordSum {
+        let mut sum = RecordSum::default();
+        for o in self.orders.values().filter(|o| keep(&o.store)) {
+            sum.add(RecordSum::of(o));
+        }
+        for (store, part) in &self.history.order_sums {
+            if keep(store) {
+                sum.add(*part);
+            }
+        }
+        sum
     }
 
     /// The digest's sum over the sales of the stores `keep` selects, evicted or not.

@@ -40,6 +40,8 @@ mod history_tests;
 #[cfg(test)]
 mod motion_tests;
 #[cfg(test)]
+mod order_history_tests;
+#[cfg(test)]
 mod ship_to_store_tests;
 #[cfg(test)]
 mod shrinkage_tests;

@@ -148,6 +148,16 @@ impl Replica {
         self.state.rehydrate_sale(record)
     }
 
+    /// Take a finished order out of memory (`history`): the record to keep, if it may leave.
+    pub fn evict_order(&mut self, order: &super::ids::OrderId) -> Option<super::order::Order> {
+        self.state.evict_order(order)
+    }
+
+    /// Put back an order this replica evicted, before an op that names it (`history`).
+    pub fn rehydrate_order(&mut self, record: super::order::Order) -> bool {
+        self.state.rehydrate_order(record)
+    }
+
     /// Hash of the whole state: equal on two replicas that applied the same ops.
     pub fn digest(&self) -> Digest {
         digest_all(&self.state)

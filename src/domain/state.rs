@@ -138,7 +138,7 @@ pub struct State {
     /// instead of scanning every order: a stock row is rewritten on most ops.
     /// A `Vec` (few orders per line, deduplicated on insert) costs far less memory than a set.
     pub(crate) orders_by_line: BTreeMap<(StoreId, Sku), Vec<OrderId>>,
-    /// What is kept of the sales evicted from `sales` (see `history`).
+    /// What is kept of the sales and orders evicted from `sales` and `orders` (see `history`).
     pub(crate) history: super::history::History,
 }
 
@@ -303,6 +303,7 @@ impl State {
                 .filter_map(|s| s.customer.clone()),
         );
         scope.extend(self.history.sale_customers(store).cloned());
+        scope.extend(self.history.order_customers(store).cloned());
         scope
     }
 }

@@ -60,4 +60,8 @@ pub enum JournalError {
     /// The shared log already holds this Idempotency-Key for another request.
     #[error("the shared op log already holds Idempotency-Key {0}")]
     KeyTaken(String),
+    /// Another HQ process already answered this request for rights back (a lease changed
+    /// hands while an answer was in flight): the group is refused, so it is not answered twice.
+    #[error("another HQ process already answered the request for rights back {actor}/{seq}")]
+    Answered { actor: String, seq: u64 },
 }

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "history",
         include_str!("../../migrations/0012_history.sql"),
     ),
+    (
+        13,
+        "hq_rights_answers",
+        include_str!("../../migrations/0013_hq_rights_answers.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// is not self-describing: change this whenever a type inside `State` changes shape (the
 /// golden case in tests/formats.rs fails when one does), so old snapshots are ignored rather
 /// than misread.
-pub const FORMAT: u8 = 6;
+pub const FORMAT: u8 = 7;
 
 /// A writer idle with at least this many ops logged since the last snapshot writes one.
 pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;

@@ -92,12 +92,15 @@ pub fn spawn_hq_sync(
     // The link's `wanted` sender lives in the engine task so the link stays up until shutdown.
     let (wanted_tx, wanted_rx) = watch::channel(true);
     let link_task = tokio::spawn(run_link(link_cfg, wanted_rx, shutdown.clone(), ev_tx));
-    let (leases, lease_task) = match &cfg.leases {
+    let (leases, lease_task, answers) = match &cfg.leases {
         Some(l) => {
-            match crate::store::pg::lease::Leases::new(&l.url, &l.holder, cfg.stores.clone()) {
-                Ok(leases) => {
+            let leases =
+                crate::store::pg::lease::Leases::new(&l.url, &l.holder, cfg.stores.clone());
+            let answers = crate::store::pg::rights::Answers::new(&l.url);
+            match leases.and_then(|l| Ok((l, answers?))) {
+                Ok((leases, answers)) => {
                     let (rx, task) = super::lease::spawn_leases(leases, shutdown.clone());
-                    (Some(rx), Some(task))
+                    (Some(rx), Some(task), Some(answers))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "hq sync not started");
@@ -105,7 +108,7 @@ pub fn spawn_hq_sync(
                 }
             }
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let shared2 = shared.clone();
     let engine_task = tokio::spawn(async move {
@@ -123,6 +126,7 @@ pub fn spawn_hq_sync(
                     shared: shared2,
                     client: None,
                     lookups,
+                    answers,
                 };
                 driver.run(ev_rx, events, leases, shutdown).await;
             }
@@ -155,6 +159,8 @@ struct Driver {
     shared: Arc<Shared>,
     client: Option<AsyncClient>,
     lookups: super::lookup::HqLookups,
+    /// With leases: which requests for rights back some process answered (PostgreSQL).
+    answers: Option<crate::store::pg::rights::Answers>,
 }
 
 impl Driver {
@@ -315,8 +321,11 @@ impl Driver {
                 }
                 HqAction::AnswerReturns => {
                     let proto = &self.proto;
-                    let answered =
-                        super::returns::answer_pending_for(&self.node, |s| proto.serves(s)).await;
+                    let serves = |s: &crate::domain::StoreId| proto.serves(s);
+                    let answered = match &mut self.answers {
+                        Some(a) => super::returns::answer_shared(&self.node, a, serves).await,
+                        None => super::returns::answer_pending_for(&self.node, serves).await,
+                    };
                     if let Err(e) = answered {
                         tracing::warn!(error = %e, "cannot return rights; retried on the next request or restart");
                     }

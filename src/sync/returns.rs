@@ -8,10 +8,18 @@
 //! request is answered once whatever crashes when. The engine runs this at start (the rescan)
 //! and whenever an ingested batch carried a request; both run on the engine's task, one at a
 //! time. Migration 0006 sets the mark past requests an older binary already answered.
+//!
+//! Each answer also records which request it answers (`hq_rights_answers`, the answer's
+//! transaction). On a log shared by several HQ processes that row is the only "answered"
+//! mark that counts (`answer_shared`): the journal copies it into PostgreSQL with the op, where
+//! its primary key refuses a second answer, and a process reads PostgreSQL's marks before
+//! answering, so a new lease holder answers what a dead holder ingested and left, once.
 
 use crate::domain::reaction::plan_return;
 use crate::domain::{Payload, StoreId};
 use crate::store::codec::decode_op;
+use crate::store::pg::rights::{Answers, RequestId};
+use crate::store::pg::PgError;
 use crate::store::{Node, StoreError, SubmitError};
 use rusqlite::OptionalExtension;
 
@@ -27,11 +35,16 @@ pub enum ReturnsError {
     Store(#[from] StoreError),
     #[error("answering a return request: {0}")]
     Submit(#[from] SubmitError),
+    /// The shared answers in PostgreSQL could not be read or written (`answer_shared`).
+    #[error("the shared answers to return requests: {0}")]
+    Shared(#[from] PgError),
 }
 
 /// A request found in the log above the mark.
 struct Pending {
     rowid: i64,
+    /// The request's op.
+    id: RequestId,
     store: StoreId,
     sku: crate::domain::Sku,
     qty: u32,
@@ -46,8 +59,29 @@ fn set_mark(tx: &rusqlite::Connection, rowid: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Record that the request `id` is answered by HQ's op `answer_seq` (in its transaction).
+fn record_answer(
+    tx: &rusqlite::Connection,
+    id: &RequestId,
+    answer_seq: u64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO hq_rights_answers (actor, seq, answer_seq) VALUES (?1, ?2, ?3)",
+        rusqlite::params![id.0.as_str(), id.1 as i64, answer_seq as i64],
+    )?;
+    Ok(())
+}
+
 /// Read the mark, the requests above it, and the log's last rowid (one snapshot).
 fn pending(conn: &rusqlite::Connection) -> rusqlite::Result<(Vec<Pending>, i64, i64)> {
+    pending_after(conn, 0)
+}
+
+/// [`pending`], reading from `after` when it is above the mark (a pass's later chunks).
+fn pending_after(
+    conn: &rusqlite::Connection,
+    after: i64,
+) -> rusqlite::Result<(Vec<Pending>, i64, i64)> {
     let mark: i64 = conn
         .query_row(
             "SELECT value FROM sync_state WHERE key = ?1",
@@ -62,19 +96,23 @@ fn pending(conn: &rusqlite::Connection) -> rusqlite::Result<(Vec<Pending>, i64, 
          AND kind = 'rights_return_requested' ORDER BY rowid LIMIT ?3",
     )?;
     let rows = stmt.query_map(
-        rusqlite::params![mark, last, REQUESTS_PER_PASS as i64],
+        rusqlite::params![mark.max(after), last, REQUESTS_PER_PASS as i64],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
     )?;
     let mut out = Vec::new();
     for row in rows {
         let (rowid, body) = row?;
-        match decode_op(&body).map(|op| op.payload) {
-            Ok(Payload::RightsReturnRequested { store, sku, qty }) => out.push(Pending {
-                rowid,
-                store,
-                sku,
-                qty,
-            }),
+        let op = decode_op(&body).map(|op| (op.actor, op.seq, op.payload));
+        match op {
+            Ok((actor, seq, Payload::RightsReturnRequested { store, sku, qty })) => {
+                out.push(Pending {
+                    rowid,
+                    id: (actor, seq),
+                    store,
+                    sku,
+                    qty,
+                })
+            }
             // Replay at open already refused unreadable logs; skip rather than stall.
             Ok(_) | Err(_) => {
                 tracing::warn!(rowid, "unreadable return request in the op log; skipped")
@@ -88,21 +126,31 @@ fn pending(conn: &rusqlite::Connection) -> rusqlite::Result<(Vec<Pending>, i64, 
 /// the API at the same moment may take; the plan is then made again.
 const ANSWER_TRIES: usize = 3;
 
-/// Answer one request and move the mark past it; whether a transfer was issued.
-async fn answer(node: &Node, p: &Pending) -> Result<bool, ReturnsError> {
+/// Answer one request and, with `mark`, move the mark past it (in the answer's transaction);
+/// whether a transfer was issued.
+async fn answer_once(node: &Node, p: &Pending, mark: bool) -> Result<bool, ReturnsError> {
     let rowid = p.rowid;
     let mut tries = 0;
     loop {
         tries += 1;
         let plan = node.read(|r| plan_return(r.state(), &p.store, &p.sku, p.qty));
         let Some(payload) = plan else {
-            node.write(move |tx| set_mark(tx, rowid)).await?;
+            if mark {
+                node.write(move |tx| set_mark(tx, rowid)).await?;
+            }
             return Ok(false);
         };
-        match node
-            .submit_with(vec![payload], move |tx, _| set_mark(tx, rowid))
-            .await
-        {
+        let id = p.id.clone();
+        let recorded = move |tx: &rusqlite::Transaction, ops: &[crate::domain::Op]| {
+            if mark {
+                set_mark(tx, rowid)?;
+            }
+            match ops.first() {
+                Some(op) => record_answer(tx, &id, op.seq),
+                None => Ok(()),
+            }
+        };
+        match node.submit_with(vec![payload], recorded).await {
             Ok(_) => {
                 tracing::info!(store = %p.store, sku = %p.sku, qty = p.qty, "returned rights a store asked for");
                 return Ok(true);
@@ -133,7 +181,7 @@ pub async fn answer_pending_for(
         let (requests, mark, last) = node.query(pending).await?;
         let full_pass = requests.len() == REQUESTS_PER_PASS;
         for p in requests.into_iter().filter(|p| serves(&p.store)) {
-            if answer(node, &p).await? {
+            if answer_once(node, &p, true).await? {
                 issued += 1;
             }
         }
@@ -145,6 +193,56 @@ pub async fn answer_pending_for(
             return Ok(issued);
         }
     }
+}
+
+/// [`answer_pending_for`] on a log several HQ processes share (`[storage] url`): whether a
+/// request is answered is read from PostgreSQL (`store::pg::rights`), never from this
+/// process's memory or mark, so a new lease holder answers what a dead holder ingested and
+/// left, and nothing some process answered is answered again. The local mark moves only past
+/// requests answered by some process: one of a store served elsewhere and not answered yet
+/// holds it there (its holder answers it; this process reads it again on the next pass).
+pub async fn answer_shared(
+    node: &Node,
+    answers: &mut Answers,
+    serves: impl Fn(&StoreId) -> bool,
+) -> Result<usize, ReturnsError> {
+    let mut issued = 0;
+    let mut after = 0;
+    let mut first_open: Option<i64> = None;
+    loop {
+        let (requests, _, last) = node.query(move |c| pending_after(c, after)).await?;
+        let full_pass = requests.len() == REQUESTS_PER_PASS;
+        let ids: Vec<RequestId> = requests.iter().map(|p| p.id.clone()).collect();
+        let done = answers.answered(&ids).await?;
+        for p in requests.iter().filter(|p| !done.contains(&p.id)) {
+            if !serves(&p.store) {
+                first_open.get_or_insert(p.rowid);
+                continue;
+            }
+            if answer(node, answers, p).await? {
+                issued += 1;
+            }
+        }
+        match requests.last() {
+            Some(p) if full_pass => after = p.rowid,
+            _ => {
+                // Every request up to `last` is answered but those from `first_open` on.
+                let mark = first_open.map_or(last, |open| open - 1);
+                node.write(move |tx| set_mark(tx, mark)).await?;
+                return Ok(issued);
+            }
+        }
+    }
+}
+
+/// Answer one request no process has answered (the transfer's mark commits with it in
+/// PostgreSQL; nothing to give is marked on its own); whether a transfer was issued.
+async fn answer(node: &Node, answers: &mut Answers, p: &Pending) -> Result<bool, ReturnsError> {
+    if answer_once(node, p, false).await? {
+        return Ok(true);
+    }
+    answers.answered_with_nothing(&p.id).await?;
+    Ok(false)
 }
 
 #[cfg(test)]

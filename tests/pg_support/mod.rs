@@ -4,6 +4,7 @@
 //! PostgreSQL missing is a failure naming the fix, never a silent skip.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hq;
 pub mod http;
 
 use std::path::{Path, PathBuf};

@@ -14,15 +14,7 @@ impl State {
     /// Index a new order by line and announce it.
     pub(super) fn insert_order(&mut self, order: Order, effects: &mut Vec<Effect>) {
         let order_id = order.id.clone();
-        for sku in order.lines.keys() {
-            let ids = self
-                .orders_by_line
-                .entry((order.store.clone(), sku.clone()))
-                .or_default();
-            if !ids.contains(&order_id) {
-                ids.push(order_id.clone());
-            }
-        }
+        self.index_order(&order);
         let store = order.store.clone();
         self.orders.insert(order_id.clone(), order);
         if let Ok(sale) = SaleId::parse(order_id.as_str()) {
@@ -32,6 +24,33 @@ impl State {
             order: order_id,
             store,
         });
+    }
+
+    /// List `order` under each of its lines in `orders_by_line` (once).
+    pub(crate) fn index_order(&mut self, order: &Order) {
+        for sku in order.lines.keys() {
+            let ids = self
+                .orders_by_line
+                .entry((order.store.clone(), sku.clone()))
+                .or_default();
+            if !ids.contains(&order.id) {
+                ids.push(order.id.clone());
+            }
+        }
+    }
+
+    /// Take `order` out of `orders_by_line` (it leaves memory, `history`), dropping lines
+    /// left without orders.
+    pub(crate) fn unindex_order(&mut self, order: &Order) {
+        for sku in order.lines.keys() {
+            let key = (order.store.clone(), sku.clone());
+            if let Some(ids) = self.orders_by_line.get_mut(&key) {
+                ids.retain(|id| id != &order.id);
+                if ids.is_empty() {
+                    self.orders_by_line.remove(&key);
+                }
+            }
+        }
     }
 
     /// A ship-to-store order: HQ's rights at the sending store are consumed and the units put

@@ -7,6 +7,7 @@
 
 use super::jobs::{self, JobSource};
 use super::log;
+use super::rights;
 use crate::domain::{ActorId, Op, Payload, State};
 use crate::store::decode_op;
 use crate::store::erasure::erased_by;
@@ -108,6 +109,10 @@ impl Journal for PgJournal {
         let keys = idempotency_rows(tx, ops)?;
         let actor = self.actor.clone();
         let open = self.open.take();
+        // Without `begin_own` the group issued no own op: any of ours came from the log.
+        let floor = open.unwrap_or(u64::MAX);
+        let answers = rights::local_answers(tx, &actor, floor, ops)
+            .map_err(|e| JournalError::Local(e.to_string()))?;
         let source = self.jobs.clone();
         self.with_client(async move |c, fresh| {
             match open {
@@ -119,13 +124,12 @@ impl Journal for PgJournal {
                 }
                 Some(_) => {}
             }
-            // Without `begin_own` the group issued no own op: any of ours came from the log.
-            let floor = open.unwrap_or(u64::MAX);
             let group = Group {
                 actor: &actor,
                 floor,
                 ops,
                 keys: &keys,
+                answers: &answers,
                 state,
                 jobs: source.as_deref(),
             };
@@ -250,14 +254,16 @@ struct Group<'a> {
     floor: u64,
     ops: &'a [Op],
     keys: &'a [log::IdempotencyRow],
+    /// Requests for rights back the group's own transfers answer (`rights`).
+    answers: &'a [rights::AnswerRow],
     /// The replica after applying `ops`.
     state: &'a State,
     jobs: Option<&'a dyn JobSource>,
 }
 
-/// The body of the group's PostgreSQL transaction: the ops, once, their keys, the erasures'
-/// rewrites, the webhook jobs the newly stored ops call for, and a wake-up for the processes
-/// tailing the log.
+/// The body of the group's PostgreSQL transaction: the ops, once, their keys and answers to
+/// requests for rights back, the erasures' rewrites, the webhook jobs the newly stored ops
+/// call for, and a wake-up for the processes tailing the log.
 async fn commit_ops(tx: &Client, g: Group<'_>) -> Result<(), JournalError> {
     let stored = log::insert_ops(tx, g.ops).await.map_err(unavailable)?;
     let taken = log::insert_idempotency(tx, g.keys)
@@ -265,6 +271,12 @@ async fn commit_ops(tx: &Client, g: Group<'_>) -> Result<(), JournalError> {
         .map_err(unavailable)?;
     if let Some(key) = taken.into_iter().next() {
         return Err(JournalError::KeyTaken(key));
+    }
+    let answered = rights::insert_answers(tx, g.answers)
+        .await
+        .map_err(unavailable)?;
+    if let Some((actor, seq)) = answered.into_iter().next() {
+        return Err(JournalError::Answered { actor, seq });
     }
     // A peer op already stored is a duplicate (another process, or a restore, got it first);
     // one of our own is a seq the log already gave to something else.

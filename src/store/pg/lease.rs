@@ -34,6 +34,8 @@ pub struct Leases {
     config: Config,
     client: Option<Client>,
     holder: String,
+    /// This process's token in its members row (`identity::process_instance`).
+    instance: &'static str,
     stores: Vec<StoreId>,
     mine: BTreeMap<StoreId, u64>,
     valid_until: Option<Instant>,
@@ -46,6 +48,7 @@ impl Leases {
             config: parse_url(url)?,
             client: None,
             holder: holder.to_string(),
+            instance: super::identity::process_instance(),
             stores,
             mine: BTreeMap::new(),
             valid_until: None,
@@ -100,7 +103,13 @@ impl Leases {
             return Err(PgError::Query("no connection".to_string()));
         };
         let tx = client.transaction().await.map_err(PgError::query)?;
-        let live = heartbeat(&tx, &self.holder).await.map_err(PgError::query)?;
+        let live = heartbeat(&tx, &self.holder, self.instance)
+            .await
+            .map_err(PgError::query)?;
+        let Some(live) = live else {
+            let taken = super::identity::IdentityError::NameTaken(self.holder.clone());
+            return Err(PgError::Query(taken.to_string()));
+        };
         let mut mine = renew(&tx, &self.holder, &held)
             .await
             .map_err(PgError::query)?;
@@ -162,15 +171,16 @@ fn ttl_ms() -> f64 {
     LEASE_TTL.as_millis() as f64
 }
 
-/// Renew this process's members row; the number of live processes (this one included).
-async fn heartbeat(tx: &Transaction<'_>, holder: &str) -> Result<usize, tokio_postgres::Error> {
-    tx.execute(
-        "INSERT INTO hq_member (holder, expires_at)
-         VALUES ($1, now() + $2 * interval '1 millisecond')
-         ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-        &[&holder, &ttl_ms()],
-    )
-    .await?;
+/// Renew this process's members row; the number of live processes (this one included), or
+/// `None` when another live process renews the row of this name (`identity::renew_member`).
+async fn heartbeat(
+    tx: &Transaction<'_>,
+    holder: &str,
+    instance: &str,
+) -> Result<Option<usize>, tokio_postgres::Error> {
+    if !super::identity::renew_member(tx, holder, instance).await? {
+        return Ok(None);
+    }
     let live: i64 = tx
         .query_one(
             "SELECT count(*) FROM hq_member WHERE expires_at > now()",
@@ -178,7 +188,7 @@ async fn heartbeat(tx: &Transaction<'_>, holder: &str) -> Result<usize, tokio_po
         )
         .await?
         .get(0);
-    Ok(live.max(1) as usize)
+    Ok(Some(live.max(1) as usize))
 }
 
 /// Renew the leases held, each only under its own epoch and while unexpired.

@@ -8,11 +8,13 @@
 //! group commits to PostgreSQL first, so an acknowledged op is in PostgreSQL, stored once by
 //! its `(actor, seq)` primary key. Every statement lives in `log.rs` and `schema.rs`.
 
+pub mod identity;
 pub mod jobs;
 pub mod journal;
 pub mod lease;
 pub mod link;
 pub mod log;
+pub mod rights;
 pub mod schema;
 pub mod tail;
 
@@ -216,6 +218,13 @@ pub async fn open_node_with(
         pushed: push(&mut client, &node).await?,
         keys_pulled: level_keys(&mut client, &node).await?,
     };
+    if restored.pushed > 0 {
+        // An HQ moving from SQLite: its answers to requests for rights back count everywhere.
+        let answered = node.query(rights::local_answered).await?;
+        rights::insert_answered(&client, &answered)
+            .await
+            .map_err(PgError::query)?;
+    }
     let closing = node.clone();
     blocking(move || closing.close_blocking()).await?;
     drop(node);

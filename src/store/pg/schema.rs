@@ -39,6 +39,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_lease",
         include_str!("../../../migrations/postgres/0006_hq_lease.sql"),
     ),
+    (
+        7,
+        "hq_rights_answers",
+        include_str!("../../../migrations/postgres/0007_hq_rights_answers.sql"),
+    ),
+    (
+        8,
+        "hq_identity",
+        include_str!("../../../migrations/postgres/0008_hq_identity.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations between processes ("storenode" in hex, truncated).

@@ -29,6 +29,10 @@ pub const ROUTE_OPS_MAX: usize = 2_000;
 /// Most ops of one `Ingest` once it holds a store's batches: the checked up-batches of every
 /// store waiting go to the writer together (one commit), up to this many.
 pub const INGEST_OPS_MAX: usize = 4_096;
+/// With leases, how often the requests for rights back are looked at again even when no
+/// event called for it: a request a dead holder ingested may reach this process's file after
+/// it took the store's lease (`returns::answer_shared` reads PostgreSQL's marks each time).
+pub const RETURNS_RESCAN_MS: u64 = 5_000;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +159,8 @@ pub struct HqProtocol {
     ingesting: Vec<(StoreId, bool)>,
     stalled: bool,
     queue: VecDeque<HqAction>,
+    /// With leases: when the next `AnswerReturns` is due without an event.
+    returns_rescan_ms: u64,
 }
 
 impl HqProtocol {
@@ -211,6 +217,7 @@ impl HqProtocol {
                 false => VecDeque::from([HqAction::AnswerReturns]),
                 true => VecDeque::new(),
             },
+            returns_rescan_ms: now_ms + RETURNS_RESCAN_MS,
         })
     }
 
@@ -258,7 +265,7 @@ impl HqProtocol {
             .iter()
             .any(|e| matches!(e, Effect::ReturnRequested { .. }))
         {
-            self.queue.push_back(HqAction::AnswerReturns);
+            self.answer_returns();
         }
         for (store, gap) in stores {
             self.answer_up(now_ms, &store, gap);
@@ -416,6 +423,10 @@ impl HqProtocol {
     /// Housekeeping at `now_ms`: lift a publish stall, resend down-logs after silence.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.stalled = false;
+        if self.cfg.leases.is_some() && now_ms >= self.returns_rescan_ms {
+            self.returns_rescan_ms = now_ms + RETURNS_RESCAN_MS;
+            self.answer_returns();
+        }
         for (store, peer) in &mut self.peers {
             let streaming = peer.served && peer.base.is_some();
             if streaming
@@ -589,6 +600,13 @@ impl HqProtocol {
             }
         }
         if taken {
+            self.answer_returns();
+        }
+    }
+
+    /// Queue an `AnswerReturns` unless one is already waiting (one pass answers them all).
+    fn answer_returns(&mut self) {
+        if !self.queue.contains(&HqAction::AnswerReturns) {
             self.queue.push_back(HqAction::AnswerReturns);
         }
     }

@@ -442,3 +442,30 @@ fn a_sale_routed_after_a_restart_still_takes_its_pricing_to_the_stores_following
         "primed once per start"
     );
 }
+
+#[test]
+fn a_leasing_process_looks_at_requests_for_rights_back_again_without_an_event() {
+    let norte = store("norte");
+    let mut cfg = HqSyncConfig::new("acme", vec![norte.clone()], "localhost", 1883);
+    cfg.leases = Some(crate::sync::protocol::config::LeaseSettings {
+        url: "postgres://hq@localhost/hq".to_string(),
+        holder: "hq-1".to_string(),
+    });
+    let mut p = HqProtocol::new(cfg, HqLoaded::default(), Arc::new(SyncMetrics::new()), 0).unwrap();
+    let r = Replica::new(ActorId::hq());
+    let rescans = |p: &mut HqProtocol| {
+        drain(p, &r)
+            .into_iter()
+            .filter(|a| *a == HqAction::AnswerReturns)
+            .count()
+    };
+    p.handle_tick(super::RETURNS_RESCAN_MS - 1);
+    assert_eq!(rescans(&mut p), 0, "not due yet");
+    // A request a dead holder ingested may reach this file after the lease was taken.
+    p.handle_tick(super::RETURNS_RESCAN_MS);
+    assert_eq!(rescans(&mut p), 1);
+    // One queued pass answers everything: a take and a tick at once queue one.
+    p.handle_leases(super::RETURNS_RESCAN_MS + 1, &BTreeMap::from([(norte, 1)]));
+    p.handle_tick(2 * super::RETURNS_RESCAN_MS);
+    assert_eq!(rescans(&mut p), 1);
+}
