@@ -134,3 +134,34 @@ pub fn soak(db: &Path, ops: u64, writers: usize) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+/// `storenode store reset-hq-cursor --db FILE`: a store that followed leased HQ processes
+/// (down cursor epoch > 0) follows a single HQ again (no `[storage] url`, epoch 0). The store
+/// must be stopped; its next hello asks HQ for its down-log from the start, and ops it already
+/// holds are skipped by `(actor, seq)`.
+pub fn reset_hq_cursor(db: &Path) -> anyhow::Result<()> {
+    use crate::sync::protocol::store::DownCursor;
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    let node = Node::open_existing(db).with_context(|| format!("cannot open {}", db.display()))?;
+    if node.actor().store().is_none() {
+        anyhow::bail!(
+            "{} is {}'s database, not a store's; only a store has an HQ cursor",
+            db.display(),
+            node.actor()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let before = rt.block_on(node.write(crate::sync::persist::reset_down_cursor))?;
+    node.close_blocking()?;
+    let before = DownCursor::unpack(before);
+    println!(
+        "{}: HQ cursor was epoch {} index {}, now epoch 0 index 0; start the store: HQ resends \
+         its down-log and ops already here are skipped",
+        db.display(),
+        before.epoch,
+        before.idx
+    );
+    Ok(())
+}

@@ -160,6 +160,22 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
+    /// Maintenance of a stopped store's database.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Follow a single HQ (no `[storage] url`) again after leased HQ processes: reset the
+    /// store's HQ down cursor to epoch 0 (stop the store first).
+    ResetHqCursor {
+        /// The store's SQLite database file.
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +253,9 @@ fn main() -> ExitCode {
         Command::Journal {
             action: JournalAction::Export { db, format },
         } => storenode::fiscal::journal::export_command(&db, &format),
+        Command::Store {
+            action: StoreAction::ResetHqCursor { db },
+        } => storenode::cli::reset_hq_cursor(&db),
         Command::NewQrKey => {
             println!("{}", storenode::config::new_qr_key_hex());
             Ok(())

@@ -4,14 +4,15 @@
 //! the HQ protocol issues one `Ingest` per store and round, so the batches of all stores
 //! interleave as they arrive and the writer groups them. Baseline: the same op rows, in the
 //! order HQ logged them, inserted with raw batched rusqlite, as many per transaction as our
-//! group commits carried on average (the same fsync count).
+//! group commits carried on average (the same fsync count). Then the same streams go through
+//! mosquitto and HQ's sync engine (`fanin_engine`): `engine_ops_per_s`.
 
 use super::proc::named_thread_cpu_s;
 use super::raw::{self, Row};
-use super::report::Report;
+use super::report::{percentile, Report};
 use super::scratch::Scratch;
 use super::workload::{catalog_ops, prepared, sku, Mix, UNITS_PER_SKU};
-use super::Options;
+use super::{fanin_engine, Options};
 use crate::domain::op::ReceiveReason;
 use crate::domain::{ActorId, Op, Payload, Replica, StoreId};
 use crate::store::Node;
@@ -95,6 +96,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         seed.extend(stock);
         streams.push(work);
     }
+    let engine_streams = streams.clone();
     let hq = Node::open(&scratch.file("hq.db"), ActorId::hq())?;
     for chunk in seed.chunks(SEED_CHUNK_OPS) {
         let done = hq.ingest(chunk.to_vec()).await?;
@@ -170,12 +172,41 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || raw::insert_batched(&raw_db, &rows, batch)).await??;
     let baseline = applied as f64 / raw_time.as_secs_f64();
     report.figure("raw_rows_per_s_same_groups", baseline, "rows/s");
+    // The disk's state in this run: one FULL commit of an op-sized row, alone.
+    let commit_db = scratch.file("commit.db");
+    let body_bytes = body_avg.round() as usize;
+    let commits =
+        tokio::task::spawn_blocking(move || raw::commit_latencies_ms(&commit_db, body_bytes, 100))
+            .await??;
+    report.figure("raw_full_commit_p50_ms", percentile(&commits, 50.0), "ms");
+    report.figure("raw_full_commit_p99_ms", percentile(&commits, 99.0), "ms");
+    drop(hq);
+    let stores = (0..p.stores).map(store_id).collect();
+    let engine = fanin_engine::run(
+        &scratch.file("hq-engine.db"),
+        &seed,
+        stores,
+        &engine_streams,
+        UP_BATCH_OPS,
+    )
+    .await?;
+    let engine_rate = engine.ops as f64 / engine.elapsed.as_secs_f64();
+    report.figure("engine_ops_per_s", engine_rate, "ops/s");
+    report.figure(
+        "engine_ops_per_group_commit",
+        engine.ops as f64 / engine.groups.max(1) as f64,
+        "ops",
+    );
+    report.figure("engine_ratio", engine_rate / baseline, "");
     report.figure("op_body_avg_bytes", body_avg, "B");
     report.note(format!(
         "{} stores x {} ops, {UP_BATCH_OPS} ops per up-batch, one ingest per store at a time, all stores at once; \
          {} SKUs with stock at every store; baseline: the same rows, {batch} per transaction",
         p.stores, p.ops_per_store, p.skus
     ));
+    report.note(
+        "engine_*: the same up-batches through mosquitto and HQ's sync engine (routing included) into a fresh HQ; engine_ratio against the same baseline",
+    );
     report.finish(ours, baseline, opts.json);
     Ok(())
 }

@@ -13,6 +13,7 @@ mod chain_scale;
 mod chain_store;
 mod crdt_peers;
 mod fanin;
+mod fanin_engine;
 mod footprint;
 mod heap_parts;
 mod history;

@@ -167,18 +167,42 @@ pub fn spawn(
 }
 
 /// Events called for by the orders these ops touched.
-fn order_events_of(node: &Node, ops: &[crate::domain::Op]) -> Vec<Event> {
-    node.read(|r| order_events_in(r.state(), ops))
+/// An order that finished and left memory since (`store::order_history`) is read from its
+/// history row, so its event is not lost to the eviction.
+async fn order_events_of(node: &Node, ops: &[crate::domain::Op]) -> Vec<Event> {
+    let (mut found, gone, evictions) = node.read(|r| {
+        let state = r.state();
+        let gone: Vec<OrderId> = touched(ops)
+            .into_iter()
+            .filter(|id| !state.orders.contains_key(*id))
+            .cloned()
+            .collect();
+        (order_events_in(state, ops), gone, state.evictions())
+    });
+    if gone.is_empty() {
+        return found;
+    }
+    let loaded = node
+        .query(move |c| crate::store::order_history::load_orders(c, &gone, evictions))
+        .await;
+    match loaded {
+        Ok(orders) => found.extend(orders.iter().flat_map(event::order_events)),
+        Err(e) => tracing::warn!(error = %e, "evicted orders not read for their events"),
+    }
+    found
+}
+
+/// The orders `ops` touched that may call for an event (a pick calls for none).
+fn touched(ops: &[crate::domain::Op]) -> BTreeSet<&OrderId> {
+    ops.iter()
+        .filter(|op| !matches!(op.payload, Payload::OrderPick { .. }))
+        .filter_map(|op| op.payload.order())
+        .collect()
 }
 
 /// Events called for by the orders `ops` touched, as `state` has them.
 fn order_events_in(state: &crate::domain::State, ops: &[crate::domain::Op]) -> Vec<Event> {
-    let touched: BTreeSet<&OrderId> = ops
-        .iter()
-        .filter(|op| !matches!(op.payload, Payload::OrderPick { .. }))
-        .filter_map(|op| op.payload.order())
-        .collect();
-    touched
+    touched(ops)
         .into_iter()
         .filter_map(|id| state.orders.get(id))
         .flat_map(event::order_events)
@@ -203,7 +227,7 @@ async fn follow_commits(
             _ = scan.tick(), if abandoned_cart_ms.is_some() => scan_carts(&node, abandoned_cart_ms).await,
             event = events.recv() => match event {
                 Ok(NodeEvent::Applied { ops, .. }) => {
-                    let found = order_events_of(&node, &ops);
+                    let found = order_events_of(&node, &ops).await;
                     enqueue_all(&node, found).await
                 }
                 // Missed commits: the scan finds whatever they would have queued.

@@ -78,16 +78,21 @@ pub fn recall(
     replica: &mut Replica,
     payload: &Payload,
 ) -> Result<(), StoreError> {
-    recall_sales(conn, replica, sales_named(payload))
+    recall_sales(conn, replica, sales_named(payload))?;
+    super::order_history::recall(conn, replica, payload)
 }
 
-/// `recall` for the sales `sales`.
+/// `recall` for the sales `sales`; a sale id that is a handed-over order's (a return
+/// against a pickup) brings that order back.
 pub fn recall_sales<'a>(
     conn: &Connection,
     replica: &mut Replica,
     sales: impl IntoIterator<Item = &'a SaleId>,
 ) -> Result<(), StoreError> {
     for sale in sales {
+        if let Ok(order) = crate::domain::OrderId::parse(sale.as_str()) {
+            super::order_history::recall_orders(conn, replica, [&order])?;
+        }
         if replica.state().sales.contains_key(sale) {
             continue;
         }
@@ -123,12 +128,14 @@ pub fn sales_of_customer(
     Ok(out)
 }
 
-/// Delete the rows of evictions a replica rebuilt with `evictions` evictions never made.
+/// Delete the rows of evictions a replica rebuilt with `evictions` evictions never made, sales
+/// and orders.
 pub fn forget_after(conn: &Connection, evictions: u64) -> rusqlite::Result<usize> {
-    conn.execute(
+    let sales = conn.execute(
         "DELETE FROM sale_history WHERE eviction > ?1",
         params![evictions as i64],
-    )
+    )?;
+    Ok(sales + super::order_history::forget_after(conn, evictions)?)
 }
 
 /// HLC of the last own op HQ acknowledged (the sync engine's `hq_acked_seq`), if any.
@@ -200,9 +207,10 @@ impl Evictor {
         }
     }
 
-    /// One pass: write the stable sales to `sale_history` in a transaction of their own, then,
-    /// once it committed, take them out of memory. Returns how many left memory. The caller
-    /// runs it only with no derived rows pending (they are written from the sales in memory).
+    /// One pass: write the stable sales, then the stable finished orders, to their history
+    /// tables, each in a transaction of its own, and once it committed take them out of
+    /// memory. Returns how many left memory (at most `EVICT_BATCH_MAX` of each). The caller
+    /// runs it only with no derived rows pending (they are written from memory).
     pub fn run(
         &mut self,
         conn: &mut Connection,
@@ -212,6 +220,16 @@ impl Evictor {
         let passes = self.passes;
         self.pinned
             .retain(|_, at| passes.saturating_sub(*at) <= RECALL_PIN_PASSES);
+        let sales = self.run_sales(conn, replica)?;
+        Ok(sales + self.run_orders(conn, replica)?)
+    }
+
+    /// The sales' part of `run`.
+    fn run_sales(
+        &mut self,
+        conn: &mut Connection,
+        replica: &RwLock<Replica>,
+    ) -> Result<usize, StoreError> {
         let (ids, first) = {
             let r = replica.read().unwrap_or_else(|p| p.into_inner());
             (stable(conn, &r, &self.pinned)?, r.state().evictions() + 1)
@@ -248,6 +266,40 @@ impl Evictor {
             // the rows after it carry numbers above the count and are simply not used.
             if r.evict_sale(id).is_none() {
                 debug_assert!(false, "sale {id} stopped being evictable");
+                break;
+            }
+            evicted += 1;
+        }
+        Ok(evicted)
+    }
+
+    /// The orders' part of `run`, as for sales: rows committed, then the orders evicted in
+    /// the order their rows were numbered.
+    fn run_orders(
+        &mut self,
+        conn: &mut Connection,
+        replica: &RwLock<Replica>,
+    ) -> Result<usize, StoreError> {
+        let (ids, first) = {
+            let r = replica.read().unwrap_or_else(|p| p.into_inner());
+            let ids = super::order_history::stable(conn, &r, &self.pinned, EVICT_BATCH_MAX)?;
+            (ids, r.state().evictions() + 1)
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let r = replica.read().unwrap_or_else(|p| p.into_inner());
+            super::order_history::write_rows(&tx, &r, &ids, first)?;
+        }
+        tx.commit()?;
+        let mut r = replica.write().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = 0;
+        for id in &ids {
+            // Only this thread changes the replica: see `run_sales`.
+            if r.evict_order(id).is_none() {
+                debug_assert!(false, "order {id} stopped being evictable");
                 break;
             }
             evicted += 1;

@@ -18,6 +18,7 @@ pub mod history;
 pub mod import;
 pub mod journal;
 pub mod materialize;
+pub mod order_history;
 pub mod pg;
 mod replay;
 pub mod schema;

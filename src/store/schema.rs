@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hq_rights_answers",
         include_str!("../../migrations/0013_hq_rights_answers.sql"),
     ),
+    (
+        14,
+        "order_history",
+        include_str!("../../migrations/0014_order_history.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.

@@ -7,7 +7,7 @@ use crate::exposition::Scrape;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a received payload or batch is refused, in metric label order.
-pub const REJECT_REASONS: [&str; 18] = [
+pub const REJECT_REASONS: [&str; 19] = [
     "malformed",
     "oversized",
     "unknown_version",
@@ -31,6 +31,8 @@ pub const REJECT_REASONS: [&str; 18] = [
     "reply_bad_signature",
     // Down-batches of an earlier lease epoch than the store follows (`wire::epoch`).
     "stale_epoch",
+    // Down-batches of a single HQ (epoch 0) at a store that followed a leased one.
+    "single_hq",
 ];
 
 /// Sync counters and gauges of one node.

@@ -31,6 +31,18 @@ pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> 
 
 /// Raise `key` to `value`; a lower value never overwrites a higher one, so cursor writes
 /// issued without waiting for each other may land in any order.
+/// Set the store's down cursor back to epoch 0, index 0 (`storenode store reset-hq-cursor`,
+/// the store stopped): the only write that lowers it. Returns the cursor it held.
+pub fn reset_down_cursor(tx: &Transaction) -> rusqlite::Result<u64> {
+    let before = get_u64(tx, KEY_DOWN_IDX)?;
+    tx.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?1, 0)
+         ON CONFLICT(key) DO UPDATE SET value = 0",
+        params![KEY_DOWN_IDX],
+    )?;
+    Ok(before)
+}
+
 pub fn raise_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO sync_state (key, value) VALUES (?1, ?2)

@@ -221,11 +221,11 @@ fn channel_name(c: Channel) -> &'static str {
 
 /// Purchases of `id` this store's replica holds, newest first: sales and collected or open
 /// orders anywhere, and returns (HQ routes them to every store following the customer).
-/// `evicted`: the customer's sales that left memory (`store::history`); one back in memory
-/// since is counted once.
-fn history(s: &DomainState, id: &CustomerId, evicted: &[SaleRecord]) -> Vec<Value> {
+/// `evicted`: the customer's sales and orders that left memory (`store::history`,
+/// `order_history`); one back in memory since is counted once.
+fn history(s: &DomainState, id: &CustomerId, evicted: &Evicted) -> Vec<Value> {
     let mut rows: Vec<(u64, Value)> = Vec::new();
-    let gone = evicted.iter().filter(|x| !s.sales.contains_key(&x.id));
+    let gone = evicted.0.iter().filter(|x| !s.sales.contains_key(&x.id));
     for sale in s
         .sales
         .values()
@@ -239,7 +239,8 @@ fn history(s: &DomainState, id: &CustomerId, evicted: &[SaleRecord]) -> Vec<Valu
             "at": at, "total_cents": sale.total_cents()}),
         ));
     }
-    for o in s.orders.values().filter(|o| &o.customer == id) {
+    let gone = evicted.1.iter().filter(|x| !s.orders.contains_key(&x.id));
+    for o in s.orders.values().filter(|o| &o.customer == id).chain(gone) {
         let total: i64 = o
             .lines
             .iter()
@@ -270,8 +271,11 @@ fn history(s: &DomainState, id: &CustomerId, evicted: &[SaleRecord]) -> Vec<Valu
     rows.into_iter().map(|(_, v)| v).collect()
 }
 
+/// The customer's sales and orders that left memory (`store::history`, `order_history`).
+type Evicted = (Vec<SaleRecord>, Vec<crate::domain::order::Order>);
+
 /// The §17 customer card: profile, consent per channel, cart, `abandoned_since`, history.
-fn card(s: &DomainState, id: &CustomerId, now: u64, evicted: &[SaleRecord]) -> Option<Value> {
+fn card(s: &DomainState, id: &CustomerId, now: u64, evicted: &Evicted) -> Option<Value> {
     let c = s.customers.get(id).filter(|c| !c.is_erased())?;
     let consent: serde_json::Map<String, Value> = [Channel::Email, Channel::Sms, Channel::Whatsapp]
         .into_iter()
@@ -343,7 +347,12 @@ pub async fn show(
     let of = cid.clone();
     let evicted = state
         .node()
-        .query(move |c| crate::store::history::sales_of_customer(c, &of, evictions))
+        .query(move |c| {
+            Ok((
+                crate::store::history::sales_of_customer(c, &of, evictions)?,
+                crate::store::order_history::orders_of_customer(c, &of, evictions)?,
+            ))
+        })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let v = state.read(|r| card(r.state(), &cid, now, &evicted));

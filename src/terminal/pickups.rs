@@ -14,7 +14,7 @@ use super::TerminalState;
 use crate::domain::op::Advance;
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::{OrderId, Payload};
-use crate::store::now_ms;
+use crate::store::{now_ms, order_history};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -63,11 +63,26 @@ fn order_json(state: &TerminalState, o: &Order, now: u64) -> Value {
     })
 }
 
-fn find(state: &TerminalState, id: &str) -> Result<Order, ApiError> {
+/// The order `id` of this store: in memory, or finished and moved to `order_history`.
+async fn find(state: &TerminalState, id: &str) -> Result<Order, ApiError> {
     let store = state.store().clone();
     let id = OrderId::parse(id).map_err(|_| unknown(id))?;
-    state
-        .read(|r| r.state().orders.get(&id).cloned())
+    let (held, evictions) = state.read(|r| {
+        let s = r.state();
+        (s.orders.get(&id).cloned(), s.evictions())
+    });
+    let order = match held {
+        Some(o) => Some(o),
+        None => {
+            let of = id.clone();
+            state
+                .node()
+                .query(move |c| order_history::load_order(c, &of, evictions))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        }
+    };
+    order
         .filter(|o| o.store == store)
         .ok_or_else(|| unknown(id.as_str()))
 }
@@ -98,34 +113,52 @@ pub async fn list(
     let code = q.code.map(|c| c.trim().to_ascii_uppercase());
     let now = now_ms();
     let overdue_ms = state.config().overdue_after_ms;
-    let filter: Box<dyn Fn(&Order) -> bool> = match wanted.as_str() {
-        "open" => Box::new(|o: &Order| o.status.is_open()),
-        "all" => Box::new(|_: &Order| true),
-        "overdue" => Box::new(move |o: &Order| o.is_overdue(now, overdue_ms)),
-        other => match OrderStatus::parse(other) {
-            Some(s) => Box::new(move |o: &Order| o.status == s),
-            None => {
-                return Err(ApiError::unprocessable(
-                    "invalid_status",
-                    format!("unknown status {other:?}"),
-                )
-                .with("field", "status"))
-            }
-        },
-    };
     let store = state.store().clone();
-    let mut orders: Vec<Order> = state.read(|r| {
-        r.state()
-            .orders
-            .values()
-            .filter(|o| o.store == store && filter(o))
-            .filter(|o| {
-                code.as_ref()
-                    .is_none_or(|c| code_matches(c, &o.pickup_code))
-            })
-            .cloned()
-            .collect()
-    });
+    // The filter is not `Send`: it lives only in this block, not across the awaits below.
+    let mut orders: Vec<Order> = {
+        let filter: Box<dyn Fn(&Order) -> bool> = match wanted.as_str() {
+            "open" => Box::new(|o: &Order| o.status.is_open()),
+            "all" => Box::new(|_: &Order| true),
+            "overdue" => Box::new(move |o: &Order| o.is_overdue(now, overdue_ms)),
+            other => match OrderStatus::parse(other) {
+                Some(s) => Box::new(move |o: &Order| o.status == s),
+                None => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_status",
+                        format!("unknown status {other:?}"),
+                    )
+                    .with("field", "status"))
+                }
+            },
+        };
+        state.read(|r| {
+            r.state()
+                .orders
+                .values()
+                .filter(|o| o.store == store && filter(o))
+                .filter(|o| {
+                    code.as_ref()
+                        .is_none_or(|c| code_matches(c, &o.pickup_code))
+                })
+                .cloned()
+                .collect()
+        })
+    };
+    if let Some(code) = code.filter(|_| wanted == "all") {
+        // A code scanned at the counter may open a finished order that left memory.
+        let evictions = state.read(|r| r.state().evictions());
+        let at = store.clone();
+        let evicted = state
+            .node()
+            .query(move |c| order_history::orders_with_code(c, &at, &code, evictions))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        for o in evicted {
+            if !orders.iter().any(|held| held.id == o.id) {
+                orders.push(o);
+            }
+        }
+    }
     orders.sort_by_key(|o| o.placed_at_ms);
     Ok(Json(
         orders.iter().map(|o| order_json(&state, o, now)).collect(),
@@ -138,7 +171,7 @@ pub async fn show(
     _session: Session,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     Ok(Json(order_json(&state, &order, now_ms())))
 }
 
@@ -183,7 +216,7 @@ pub async fn pick(
     let scan = body?.0.scan;
     let scan = scan.as_str();
     let _guard = state.order_steps().lock().await;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     if let Some(e) = closed(&order) {
         return Err(e);
     }
@@ -233,7 +266,7 @@ pub async fn pick(
         picked: line.picked + 1,
     });
     state.node().submit(payloads).await?;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     let mut out = order_json(&state, &order, now_ms());
     if let Value::Object(m) = &mut out {
         m.insert(
@@ -251,7 +284,7 @@ pub async fn ready(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.order_steps().lock().await;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     if let Some(e) = closed(&order) {
         return Err(e);
     }
@@ -293,7 +326,7 @@ pub async fn ready(
         to: Advance::Ready,
     };
     state.submit_printing(vec![ready], vec![label]).await?;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     Ok(Json(order_json(&state, &order, now_ms())))
 }
 
@@ -379,7 +412,7 @@ pub async fn handover(
     Typed(body): Typed<HandoverBody>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.order_steps().lock().await;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     check_code(&state, &order, &body)?;
     if let Some(e) = closed(&order) {
         return Err(e);
@@ -413,6 +446,6 @@ pub async fn handover(
         to: Advance::HandedOver,
     };
     state.submit_printing(vec![handover], vec![receipt]).await?;
-    let order = find(&state, &id)?;
+    let order = find(&state, &id).await?;
     Ok(Json(order_json(&state, &order, now_ms())))
 }

@@ -306,22 +306,35 @@ fn order_json(order: &Order) -> Value {
     out
 }
 
-fn find_order(state: &HqState, id: &str) -> Result<(OrderId, Order), ApiError> {
+/// The order `id`: in memory, or finished and moved to `order_history`.
+async fn find_order(state: &HqState, id: &str) -> Result<(OrderId, Order), ApiError> {
     let order_id = OrderId::parse(id).map_err(|_| ApiError::unknown_order(id))?;
-    state
-        .node
-        .read(|r| r.state().orders.get(&order_id).cloned())
+    let (held, evictions) = state.node.read(|r| {
+        let s = r.state();
+        (s.orders.get(&order_id).cloned(), s.evictions())
+    });
+    let order = match held {
+        Some(o) => Some(o),
+        None => {
+            let of = order_id.clone();
+            state
+                .node
+                .query(move |c| crate::store::order_history::load_order(c, &of, evictions))
+                .await?
+        }
+    };
+    order
         .map(|o| (order_id, o))
         .ok_or_else(|| ApiError::unknown_order(id))
 }
 
 pub async fn get_order(State(state): State<HqState>, Path(id): Path<String>) -> ApiResult {
-    let (_, order) = find_order(&state, &id)?;
+    let (_, order) = find_order(&state, &id).await?;
     Ok(Json(order_json(&order)).into_response())
 }
 
 pub async fn cancel_order(State(state): State<HqState>, Path(id): Path<String>) -> ApiResult {
-    let (order_id, order) = find_order(&state, &id)?;
+    let (order_id, order) = find_order(&state, &id).await?;
     match order.status {
         OrderStatus::Cancelled => return Ok(Json(order_json(&order)).into_response()),
         OrderStatus::HandedOver => {
@@ -341,6 +354,6 @@ pub async fn cancel_order(State(state): State<HqState>, Path(id): Path<String>) 
             kind: CancelKind::Cancelled,
         }])
         .await?;
-    let (_, order) = find_order(&state, &id)?;
+    let (_, order) = find_order(&state, &id).await?;
     Ok(Json(order_json(&order)).into_response())
 }

@@ -191,3 +191,61 @@ impl Answers {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Replica, Sku, StoreId};
+
+    fn transfer(replica: &mut Replica, seq_at: u64) -> Op {
+        let store = StoreId::parse("norte").unwrap();
+        let mut op = replica
+            .prepare(
+                1_000,
+                Payload::CatalogPut {
+                    sku: Sku::parse("SKU-1").unwrap(),
+                    ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
+                    name: "Tea".into(),
+                    price_cents: 250,
+                    vat_bp: 1000,
+                },
+            )
+            .unwrap()
+            .0;
+        op.seq = seq_at;
+        op.payload = Payload::StockTransfer {
+            store: store.clone(),
+            sku: Sku::parse("SKU-1").unwrap(),
+            to: store.actor(),
+            qty: 1,
+        };
+        op
+    }
+
+    #[test]
+    fn only_the_groups_own_new_transfers_carry_their_answers_to_postgresql() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::schema::migrate(&mut conn, 0).unwrap();
+        conn.execute_batch(
+            "INSERT INTO hq_rights_answers (actor, seq, answer_seq) VALUES ('norte', 7, 4);
+             INSERT INTO hq_rights_answers (actor, seq, answer_seq) VALUES ('norte', 9, 5);",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut hq = Replica::new(ActorId::hq());
+        let (read_back, own) = (transfer(&mut hq, 4), transfer(&mut hq, 5));
+        // Seq 4 came from the log (at or below the floor), seq 5 is this group's.
+        let rows = local_answers(&tx, &ActorId::hq(), 4, &[read_back, own.clone()]).unwrap();
+        assert_eq!(
+            rows,
+            vec![AnswerRow {
+                actor: "norte".to_string(),
+                seq: 9,
+                answer_seq: 5
+            }]
+        );
+        // Another actor's transfer (ingested) never does.
+        let rows = local_answers(&tx, &ActorId::parse("store:norte").unwrap(), 0, &[own]).unwrap();
+        assert!(rows.is_empty());
+    }
+}

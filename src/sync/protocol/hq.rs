@@ -26,13 +26,13 @@ use std::sync::Arc;
 
 /// Ops of one actor routed per step, so one busy actor cannot starve the loop.
 pub const ROUTE_OPS_MAX: usize = 2_000;
-/// Most ops of one `Ingest` once it holds a store's batches: the checked up-batches of every
-/// store waiting go to the writer together (one commit), up to this many.
-pub const INGEST_OPS_MAX: usize = 4_096;
 /// With leases, how often the requests for rights back are looked at again even when no
 /// event called for it: a request a dead holder ingested may reach this process's file after
 /// it took the store's lease (`returns::answer_shared` reads PostgreSQL's marks each time).
 pub const RETURNS_RESCAN_MS: u64 = 5_000;
+/// Most ops of one `Ingest` once it holds a store's batches: the checked up-batches of every
+/// store waiting go to the writer together (one commit), up to this many.
+pub const INGEST_OPS_MAX: usize = 4_096;
 
 /// One actor's ops to read for routing: seqs `after+1..=upto`, at most `ROUTE_OPS_MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]

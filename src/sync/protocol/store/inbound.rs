@@ -94,6 +94,21 @@ impl StoreProtocol {
             tracing::warn!(store = %self.cfg.store, epoch = batch.epoch, first_idx = batch.first_idx, "refused a down-batch out of range");
             return;
         }
+        if batch.epoch == 0 && self.down_epoch > 0 {
+            // A single HQ again (no leases): its numbering is not the one this store's cursor
+            // counts in, and only the operator knows HQ went back on purpose.
+            self.metrics.reject("single_hq");
+            if self.metrics.rejected("single_hq").is_power_of_two() {
+                tracing::warn!(
+                    store = %self.cfg.store,
+                    ours = self.down_epoch,
+                    "HQ sends down-batches without a lease epoch (a single HQ) but this store \
+                     followed leased HQ processes: they are dropped until its HQ cursor is reset; \
+                     stop the store and run `storenode store reset-hq-cursor --db <store db>`"
+                );
+            }
+            return;
+        }
         if batch.epoch < self.down_epoch {
             self.metrics.reject("stale_epoch");
             tracing::debug!(

@@ -558,3 +558,41 @@ fn a_stores_own_epoch_ack_handed_back_by_the_broker_is_ignored() {
     assert!(drain(&mut p, 2, &r).is_empty());
     assert_eq!(p.metrics.rejected_total(), 0);
 }
+
+#[test]
+fn a_single_hq_after_leased_ones_is_refused_loudly_until_the_cursor_is_reset() {
+    let mut p = proto();
+    let r = Replica::new(store().actor());
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let ops = hq_ops(3);
+    let (topic, bytes) = epoch_down(2, 1, &ops[0..1]);
+    p.handle_message(2, &topic, &bytes);
+    drain(&mut p, 2, &r);
+    p.handle_ingested(Some(&[]));
+    drain(&mut p, 3, &r);
+
+    // HQ runs without leases again: its batches (epoch 0) move nothing and are counted.
+    let (topic, bytes) = down(1, &ops);
+    p.handle_message(4, &topic, &bytes);
+    assert!(drain(&mut p, 4, &r).is_empty());
+    assert_eq!(p.metrics.rejected("single_hq"), 1);
+    assert_eq!(p.metrics.rejected("stale_epoch"), 0);
+
+    // `storenode store reset-hq-cursor` leaves epoch 0 index 0: the same batch is taken.
+    let cfg = StoreSyncConfig::new("acme", store(), "localhost", 1883);
+    let mut again = StoreProtocol::new(
+        cfg,
+        StoreCursors::default(),
+        Arc::new(SyncMetrics::new()),
+        5,
+    )
+    .unwrap();
+    again.handle_link(5, true);
+    drain(&mut again, 5, &r);
+    again.handle_message(6, &topic, &bytes);
+    assert!(drain(&mut again, 6, &r).contains(&StoreAction::Ingest {
+        first_idx: 1,
+        ops: ops.clone()
+    }));
+}
