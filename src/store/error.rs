@@ -45,9 +45,10 @@ pub enum StoreError {
         seq: u64,
         source: DomainError,
     },
-    /// A `sale_history` row that does not decode (store/history.rs).
-    #[error("evicted sale {sale} does not decode: {detail}")]
-    History { sale: String, detail: String },
+    /// A `sale_history` or `order_history` row that does not decode (store/history.rs,
+    /// store/order_history.rs); `record` is the sale's or order's id.
+    #[error("evicted record {record} does not decode: {detail}")]
+    History { record: String, detail: String },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
     /// The writer could not begin, keep or commit the group transaction carrying the request:

@@ -32,28 +32,27 @@ pub const EVICT_BATCH_MAX: usize = 50_000;
 /// passes, so the return planned from memory finds it when it is submitted.
 const RECALL_PIN_PASSES: u64 = 2;
 
-/// The stored form of an evicted sale.
-pub fn encode_sale(record: &SaleRecord) -> Vec<u8> {
-    let mut bytes = vec![SALE_BODY_FORMAT];
+/// A history row's `body`: the layout byte `format`, then postcard over the record (sales
+/// here, orders in `order_history`).
+pub fn encode_body<T: serde::Serialize>(format: u8, record: &T) -> Vec<u8> {
+    let mut bytes = vec![format];
     // Serialising plain data into a Vec cannot fail.
     bytes.extend(postcard::to_allocvec(record).unwrap_or_default());
     bytes
 }
 
-/// A row's `body` back as the sale it stores.
-pub fn decode_sale(bytes: &[u8]) -> Result<SaleRecord, String> {
+/// A row's `body` back as the record it stores, if it has the layout `format`.
+pub fn decode_body<T: serde::de::DeserializeOwned>(format: u8, bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
-        Some((&SALE_BODY_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((format, _)) => Err(format!(
-            "format {format}, this binary reads {SALE_BODY_FORMAT}"
-        )),
+        Some((&f, rest)) if f == format => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((f, _)) => Err(format!("format {f}, this binary reads {format}")),
         None => Err("empty body".to_string()),
     }
 }
 
 fn decoded(sale: &str, body: &[u8]) -> Result<SaleRecord, StoreError> {
-    decode_sale(body).map_err(|detail| StoreError::History {
-        sale: sale.to_string(),
+    decode_body(SALE_BODY_FORMAT, body).map_err(|detail| StoreError::History {
+        record: sale.to_string(),
         detail,
     })
 }
@@ -254,7 +253,7 @@ impl Evictor {
                     s.customer.as_ref().map(|c| c.as_str()),
                     s.at.wall_ms() as i64,
                     n as i64,
-                    encode_sale(s),
+                    encode_body(SALE_BODY_FORMAT, s),
                 ])?;
             }
         }

@@ -10,6 +10,7 @@
 //! for that); at HQ every order is. Readers that show orders (pickup counter, order API,
 //! customer card, webhooks) look in memory first, then here (`load_order`).
 
+use super::history::{decode_body, encode_body};
 use super::StoreError;
 use crate::domain::history::orders_named;
 use crate::domain::order::Order;
@@ -30,30 +31,11 @@ pub const ORDERS_KEPT_IN_MEMORY: usize = 1_024;
 /// with a longer outbox (a store offline for long) no order of this store leaves memory.
 const UNACKED_SCAN_MAX: usize = 20_000;
 
-/// The stored form of an evicted order.
-pub fn encode_order(record: &Order) -> Vec<u8> {
-    let mut bytes = vec![ORDER_BODY_FORMAT];
-    // Serialising plain data into a Vec cannot fail.
-    bytes.extend(postcard::to_allocvec(record).unwrap_or_default());
-    bytes
-}
-
-/// A row's `body` back as the order it stores.
-pub fn decode_order(bytes: &[u8]) -> Result<Order, String> {
-    match bytes.split_first() {
-        Some((&ORDER_BODY_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((format, _)) => Err(format!(
-            "format {format}, this binary reads {ORDER_BODY_FORMAT}"
-        )),
-        None => Err("empty body".to_string()),
-    }
-}
-
 /// A row's body as its order; one that does not decode is an error naming the order.
 fn decoded(order: &str, body: &[u8]) -> rusqlite::Result<Order> {
-    decode_order(body).map_err(|detail| {
+    decode_body(ORDER_BODY_FORMAT, body).map_err(|detail| {
         let e = StoreError::History {
-            sale: order.to_string(),
+            record: order.to_string(),
             detail,
         };
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, e.into())
@@ -272,7 +254,7 @@ pub(super) fn write_rows(
             o.placed_at_ms as i64,
             o.pickup_code.as_str(),
             n as i64,
-            encode_order(o),
+            encode_body(ORDER_BODY_FORMAT, o),
         ])?;
     }
     Ok(())
