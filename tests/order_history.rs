@@ -4,58 +4,36 @@
 //! them by id, code and customer, and a node rebuilt without its snapshot takes them back into
 //! memory. Real nodes on real SQLite files.
 
+mod history_support;
 mod terminal_support;
 
+use history_support::{
+    assert_digest_of_whole_log, catalog, hq_acks, lucia, madrid, rows, runtime, sku, T0,
+};
 use std::path::Path;
 use storenode::domain::conflict::conflicts;
 use storenode::domain::op::{Advance, CancelKind, OrderLine, ReceiveReason, Tender};
 use storenode::domain::order::OrderStatus;
 use storenode::domain::returns::{plan_return, ReturnAsk, ReturnPolicy};
 use storenode::domain::{
-    ActorId, CustomerId, Ean13, Op, OrderId, Payload, Replica, ReturnId, SaleId, Sku, StoreId,
+    ActorId, CustomerId, Op, OrderId, Payload, Replica, ReturnId, SaleId, Sku,
 };
-use storenode::store::{order_history, replay_whole, Node};
+use storenode::store::{order_history, Node};
 
-const T0: u64 = 1_700_000_000_000;
 /// Finished orders beyond those the node keeps in memory whatever happens.
 const OLD: usize = 20;
 const ORDERS: usize = order_history::ORDERS_KEPT_IN_MEMORY + OLD;
 /// Ops madrid makes per order: place, pick, ready, hand over.
 const OPS_PER_ORDER: u64 = 4;
 
-fn madrid() -> StoreId {
-    StoreId::parse("madrid-centro").unwrap()
-}
-fn sku(i: usize) -> Sku {
-    Sku::parse(&format!("SKU-{}", i % 3)).unwrap()
-}
 fn order_id(n: usize) -> OrderId {
     OrderId::parse(&format!("O-{n}")).unwrap()
-}
-fn lucia() -> CustomerId {
-    CustomerId::parse("C-0001").unwrap()
 }
 fn other(n: usize) -> CustomerId {
     CustomerId::parse(&format!("C-9{n:03}")).unwrap()
 }
 fn code(n: usize) -> String {
     format!("K{n:05}")
-}
-
-fn catalog() -> Vec<Op> {
-    let mut hq = Replica::new(ActorId::hq());
-    (0..3)
-        .map(|i| {
-            let put = Payload::CatalogPut {
-                sku: sku(i),
-                ean: Ean13::parse("8412345678905").unwrap(),
-                name: format!("Producto {i}"),
-                price_cents: 250,
-                vat_bp: 2100,
-            };
-            hq.prepare(T0 + i as u64, put).unwrap().0
-        })
-        .collect()
 }
 
 /// Order `n` at madrid, placed, picked, readied and handed over: two units of one sku; every
@@ -135,44 +113,17 @@ fn collecting_store(db: &Path) -> Node {
     node
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// HQ acknowledges madrid's own ops through `seq` (what the sync engine records).
-fn hq_acks(rt: &tokio::runtime::Runtime, node: &Node, seq: u64) {
-    rt.block_on(node.write(move |tx| {
-        storenode::sync::persist::set_u64(tx, storenode::sync::persist::KEY_HQ_ACKED_SEQ, seq)
-    }))
-    .unwrap();
-}
-
 /// The seq of order `n`'s last own op (its handover).
 fn handover_seq(n: usize) -> u64 {
     3 + OPS_PER_ORDER * (n as u64 + 1)
 }
 
 fn history_rows(node: &Node) -> i64 {
-    node.query_blocking(|c| c.query_row("SELECT count(*) FROM order_history", [], |r| r.get(0)))
-        .unwrap()
+    rows(node, "order_history")
 }
 
 fn held(node: &Node, n: usize) -> bool {
     node.read(|r| r.state().orders.contains_key(&order_id(n)))
-}
-
-/// The node's digest equals that of a replica built from every op of its log, all in memory.
-fn assert_digest_of_whole_log(node: &Node, db: &Path) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let whole = replay_whole(&conn, node.actor().clone()).unwrap();
-    assert_eq!(node.read(|r| r.digest()), whole.digest());
-    assert_eq!(
-        node.read(|r| r.digest_for_store(&madrid())),
-        whole.digest_for_store(&madrid())
-    );
 }
 
 const POLICY: ReturnPolicy = ReturnPolicy {

@@ -3,51 +3,27 @@
 //! returns against them are answered as before, and a node rebuilt without its snapshot takes
 //! them back into memory. Real nodes on real SQLite files.
 
+mod history_support;
+
+use history_support::{
+    assert_digest_of_whole_log, catalog, hq_acks, lucia, madrid, rows, runtime, sku, T0,
+};
 use std::path::Path;
 use storenode::domain::op::{ReceiveReason, SaleLine, Tender};
 use storenode::domain::returns::{plan_return, ReturnAsk, ReturnPolicy};
-use storenode::domain::{
-    ActorId, CustomerId, Ean13, Op, Payload, Replica, ReturnId, SaleId, Sku, StoreId,
-};
-use storenode::store::{history, replay_whole, Node};
+use storenode::domain::{ActorId, Payload, Replica, ReturnId, SaleId, StoreId};
+use storenode::store::{history, Node};
 
-const T0: u64 = 1_700_000_000_000;
 /// Sales beyond those the node keeps in memory whatever happens.
 const OLD: usize = 20;
 const SALES: usize = history::SALES_KEPT_IN_MEMORY + OLD;
 
-fn madrid() -> StoreId {
-    StoreId::parse("madrid-centro").unwrap()
-}
 fn sevilla() -> StoreId {
     StoreId::parse("sevilla-nervion").unwrap()
-}
-fn sku(i: usize) -> Sku {
-    Sku::parse(&format!("SKU-{}", i % 3)).unwrap()
 }
 fn sale_id(n: usize) -> SaleId {
     SaleId::parse(&format!("S-{n}")).unwrap()
 }
-fn lucia() -> CustomerId {
-    CustomerId::parse("C-0001").unwrap()
-}
-
-fn catalog() -> Vec<Op> {
-    let mut hq = Replica::new(ActorId::hq());
-    (0..3)
-        .map(|i| {
-            let put = Payload::CatalogPut {
-                sku: sku(i),
-                ean: Ean13::parse("8412345678905").unwrap(),
-                name: format!("Producto {i}"),
-                price_cents: 250,
-                vat_bp: 2100,
-            };
-            hq.prepare(T0 + i as u64, put).unwrap().0
-        })
-        .collect()
-}
-
 fn receive(store: StoreId, i: usize) -> Payload {
     Payload::StockReceive {
         store,
@@ -95,35 +71,8 @@ fn selling_store(db: &Path) -> Node {
     node
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// HQ acknowledges madrid's own ops through `seq` (what the sync engine records).
-fn hq_acks(rt: &tokio::runtime::Runtime, node: &Node, seq: u64) {
-    rt.block_on(node.write(move |tx| {
-        storenode::sync::persist::set_u64(tx, storenode::sync::persist::KEY_HQ_ACKED_SEQ, seq)
-    }))
-    .unwrap();
-}
-
 fn history_rows(node: &Node) -> i64 {
-    node.query_blocking(|c| c.query_row("SELECT count(*) FROM sale_history", [], |r| r.get(0)))
-        .unwrap()
-}
-
-/// The node's digest equals that of a replica built from every op of its log, all in memory.
-fn assert_digest_of_whole_log(node: &Node, db: &Path) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let whole = replay_whole(&conn, node.actor().clone()).unwrap();
-    assert_eq!(node.read(|r| r.digest()), whole.digest());
-    assert_eq!(
-        node.read(|r| r.digest_for_store(&madrid())),
-        whole.digest_for_store(&madrid())
-    );
+    rows(node, "sale_history")
 }
 
 fn ask(id: &str, n: usize, qty: u32, manager: bool) -> ReturnAsk {
