@@ -99,7 +99,7 @@ pub(super) fn run(
                         &shared,
                         &mut cadence,
                         held,
-                        (&mut evictor, &pending),
+                        (&mut evictor, &mut pending),
                     );
                 }
                 continue;
@@ -147,13 +147,23 @@ pub(super) fn run(
                 return;
             }
             evictor.pin(recalled.drain(..));
+            // Under load, history leaves memory at the pace it arrives, on the passes' own
+            // cadence; a snapshot makes a pass first.
             if cadence.due_busy() {
                 write_snapshot(
                     &mut conn,
                     &shared,
                     &mut cadence,
                     held,
-                    (&mut evictor, &pending),
+                    (&mut evictor, &mut pending),
+                );
+            } else if cadence.due_pass() {
+                evict(
+                    &mut conn,
+                    &shared,
+                    &mut cadence,
+                    held,
+                    (&mut evictor, &mut pending),
                 );
             }
         }
@@ -225,20 +235,21 @@ fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending, 
 /// file): memory then no longer matches the log's prefix, and no snapshot is written from it.
 type Held = Option<i64>;
 
-/// Write a snapshot of the replica (everything committed) in a transaction of its own, if ops
-/// were logged since the last one or sales left memory. On failure the next chance retries;
-/// the log stays whole. First the causally stable sales leave memory (`history`), when no
-/// derived rows are pending (those are written from the sales in memory).
-fn write_snapshot(
+/// Move the causally stable sales and orders out of memory (`store::history`), in passes
+/// until one leaves nothing stable behind. The pending derived rows are written first: they
+/// are written from the records in memory, so none may leave before its rows are on disk.
+/// Not when memory does not hold the log (`held`): its records may not be the log's.
+fn evict(
     conn: &mut Connection,
     shared: &Shared,
     cadence: &mut Cadence,
     held: Held,
-    (evictor, pending): (&mut Evictor, &Pending),
+    (evictor, pending): (&mut Evictor, &mut Pending),
 ) {
-    let Some(through) = held else {
+    if held.is_none() {
         return;
-    };
+    }
+    write_derived(conn, shared, pending, held);
     let mut evicted = 0;
     while pending.is_empty() {
         match evictor.run(conn, &shared.replica) {
@@ -257,7 +268,25 @@ fn write_snapshot(
     if evicted > 0 {
         tracing::debug!(evicted, "sales and orders moved to history");
     }
-    if cadence.tail_ops() == 0 && evicted == 0 {
+    cadence.passed(evicted);
+}
+
+/// Write a snapshot of the replica (everything committed) in a transaction of its own, if it
+/// changed since the last one, after an eviction pass (`evict`), so the snapshot and a start
+/// from it hold the live set, not history. On failure the next chance retries; the log stays
+/// whole.
+fn write_snapshot(
+    conn: &mut Connection,
+    shared: &Shared,
+    cadence: &mut Cadence,
+    held: Held,
+    (evictor, pending): (&mut Evictor, &mut Pending),
+) {
+    let Some(through) = held else {
+        return;
+    };
+    evict(conn, shared, cadence, held, (evictor, pending));
+    if !cadence.stale() {
         return;
     }
     let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
