@@ -79,7 +79,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let closing = node.clone();
     tokio::task::spawn_blocking(move || closing.close_blocking()).await??;
     drop(node);
-    let (crash_tail_ops, crash_open_s) = open_after_crash(&db, opts.quick)?;
+    let (crash_tail_ops, crash_open_s) = open_after_crash(&db, opts.quick).await?;
 
     let mut report = Report::new("footprint", "MiB RSS idle");
     report.figure("skus", skus as u64, "");
@@ -264,7 +264,7 @@ async fn crash_at_longest_tail(
 }
 
 /// Run the crash child on `db`, then time `Node::open` on what it left; (tail ops, seconds).
-fn open_after_crash(db: &std::path::Path, quick: bool) -> anyhow::Result<(u64, f64)> {
+async fn open_after_crash(db: &std::path::Path, quick: bool) -> anyhow::Result<(u64, f64)> {
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["bench", "footprint"]).env(CRASH_ONLY_ENV, db);
     if quick {
@@ -280,6 +280,6 @@ fn open_after_crash(db: &std::path::Path, quick: bool) -> anyhow::Result<(u64, f
     let started = Instant::now();
     let node = Node::open(db, store().actor())?;
     let open_s = started.elapsed().as_secs_f64();
-    node.close_blocking()?;
+    tokio::task::spawn_blocking(move || node.close_blocking()).await??;
     Ok((tail, open_s))
 }
