@@ -8,7 +8,7 @@
 use super::proc::rss_bytes;
 use super::report::Report;
 use super::scratch::{db_bytes, Scratch};
-use super::workload::{prepared, seed_node, seed_ops, sku, store, SEED_CHUNK_OPS};
+use super::workload::{prepared, price_cents, seed_node, seed_ops, sku, store, SEED_CHUNK_OPS};
 use super::Options;
 use crate::domain::op::{Advance, OrderLine, SaleLine, Tender};
 use crate::domain::{CustomerId, OrderId, Payload, Replica, SaleId};
@@ -204,7 +204,7 @@ impl History {
             let line = |i: usize| SaleLine {
                 sku: sku(i % skus),
                 qty: 1,
-                unit_cents: 100 + (i % skus % 5_000) as i64,
+                unit_cents: price_cents(i % skus),
                 vat_bp: 2100,
             };
             return Some(Payload::Sale {

@@ -32,6 +32,13 @@ pub fn sku(i: usize) -> Sku {
     Sku::parse(&format!("SKU-{i:06}")).unwrap_or_else(|_| unreachable!("generated sku is valid"))
 }
 
+/// The catalog price of SKU number `i`. Sales use it too: a sale at another price raises a
+/// price conflict, which keeps the sale in memory and in the conflict inbox, and that is not
+/// the workload a till produces.
+pub fn price_cents(i: usize) -> i64 {
+    100 + (i % 5_000) as i64
+}
+
 /// A valid EAN-13 for SKU number `i`: prefix 84, ten digits, check digit.
 pub fn ean(i: usize) -> Ean13 {
     let body = format!("84{:010}", i % 10_000_000_000);
@@ -95,7 +102,7 @@ pub fn catalog_ops(skus: usize) -> Vec<Op> {
                 sku: sku(i),
                 ean: ean(i),
                 name: format!("Producto de prueba {i} (caja de 12)"),
-                price_cents: 100 + (i % 5_000) as i64,
+                price_cents: price_cents(i),
                 vat_bp: 2100,
             };
             prepared(&mut hq, payload)
@@ -190,11 +197,14 @@ impl Mix {
 
     fn sale(&mut self) -> Payload {
         let lines = (0..self.rng.gen_range(1..=3))
-            .map(|_| SaleLine {
-                sku: self.any_sku(),
-                qty: 1,
-                unit_cents: 1_295,
-                vat_bp: 2100,
+            .map(|_| {
+                let i = self.rng.gen_range(0..self.skus);
+                SaleLine {
+                    sku: sku(i),
+                    qty: 1,
+                    unit_cents: price_cents(i),
+                    vat_bp: 2100,
+                }
             })
             .collect();
         let customer = self.n.is_multiple_of(3).then(|| self.customer());
