@@ -91,6 +91,11 @@ impl ActorId {
     pub fn is_hq(&self) -> bool {
         self.0 == "hq"
     }
+    /// Whether this actor is `store`'s replica (`store.actor() == *self`, without building
+    /// the id).
+    pub fn is_store(&self, store: &StoreId) -> bool {
+        self.0.strip_prefix("store:") == Some(store.as_str())
+    }
     /// The store this actor is, if it is a store.
     pub fn store(&self) -> Option<StoreId> {
         self.0
