@@ -35,10 +35,8 @@ const RECALL_PIN_PASSES: u64 = 2;
 /// A history row's `body`: the layout byte `format`, then postcard over the record (sales
 /// here, orders in `order_history`).
 pub fn encode_body<T: serde::Serialize>(format: u8, record: &T) -> Vec<u8> {
-    let mut bytes = vec![format];
     // Serialising plain data into a Vec cannot fail.
-    bytes.extend(postcard::to_allocvec(record).unwrap_or_default());
-    bytes
+    postcard::to_extend(record, vec![format]).unwrap_or_else(|_| vec![format])
 }
 
 /// A row's `body` back as the record it stores, if it has the layout `format`.
