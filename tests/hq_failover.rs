@@ -7,8 +7,9 @@
 mod pg_support;
 mod sync_support;
 
-use pg_support::hq::{leases, leases_until, spread, store, Hq};
+use pg_support::hq::leases;
 use pg_support::http::http;
+use pg_support::pair::{holder_of_a, restart_until_spread, Pair};
 use pg_support::PgCluster;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -56,31 +57,16 @@ async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_b
         .await
         .unwrap();
     let url = cluster.url("failover");
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut hqs = [
-        Hq::start(dir.path(), "hq-one", broker.port, &url),
-        Hq::start(dir.path(), "hq-two", broker.port, &url),
-    ];
-    let stores = [store_a(), store_b()];
-    let nodes: Vec<_> = stores
-        .iter()
-        .map(|s| store(dir.path(), s.clone(), broker.port))
-        .collect();
-    leases_until(&url, Duration::from_secs(20), "the stores spread", spread).await;
+    let Pair {
+        nodes,
+        stores,
+        mut hqs,
+        dir,
+        broker: _broker,
+    } = Pair::start(&url).await;
 
-    // Catalog from one process, 300 units received at each store.
-    let put =
-        json!({"name": "Green tea", "ean": "4006381333931", "price_cents": 250, "vat_bp": 1000});
-    let path = format!("/api/v1/catalog/{}", sku().as_str());
-    let (status, body) = http(hqs[0].port, "PUT", &path, None, Some(&put)).unwrap();
-    assert_eq!(status, 200, "{body}");
+    // 300 units received at each store.
     for ((node, _, _), s) in nodes.iter().zip(&stores) {
-        let n = node.clone();
-        wait_for(Duration::from_secs(10), "catalog reaches the store", || {
-            n.read(|r| r.state().catalog.contains(&sku()))
-        })
-        .await;
         node.submit(vec![Payload::StockReceive {
             store: s.clone(),
             sku: sku(),
@@ -92,9 +78,7 @@ async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_b
     }
 
     // The victim holds store a; orders go to the survivor, sales are made at both stores.
-    let held = leases(&url).await;
-    let victim = usize::from(held[store_a().as_str()].0 != hqs[0].name);
-    let survivor = 1 - victim;
+    let (victim, survivor, held) = holder_of_a(&url, &hqs).await;
     let epoch_before = held[store_a().as_str()].1;
     let survivor_port = hqs[survivor].port;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -206,14 +190,7 @@ async fn a_killed_lease_holder_is_replaced_within_the_bound_and_gets_its_share_b
     );
 
     // The killed process comes back and gets its share.
-    hqs[victim].restart();
-    let back = leases_until(
-        &url,
-        Duration::from_secs(20),
-        "the stores spread back",
-        spread,
-    )
-    .await;
+    let back = restart_until_spread(&url, &mut hqs[victim]).await;
     assert!(back.values().any(|(h, _)| *h == hqs[victim].name));
 
     // Every acknowledged order reaches its store, once; every store op is in the log once,

@@ -7,10 +7,10 @@
 mod pg_support;
 mod sync_support;
 
-use pg_support::hq::{leases, leases_until, spread, store, Hq};
+use pg_support::hq::{leases, Hq};
 use pg_support::http::http;
+use pg_support::pair::{holder_of_a, restart_until_spread, Pair};
 use pg_support::PgCluster;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use storenode::domain::op::ReceiveReason;
 use storenode::domain::{ActorId, Payload, StoreId};
@@ -104,31 +104,16 @@ async fn a_request_the_dead_holder_ingested_and_never_answered_is_answered_once_
     let pg = storenode::store::pg::connect(&storenode::store::pg::parse_url(&url).unwrap())
         .await
         .unwrap();
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut hqs = [
-        Hq::start(dir.path(), "hq-one", broker.port, &url),
-        Hq::start(dir.path(), "hq-two", broker.port, &url),
-    ];
-    let stores = [store_a(), store_b()];
-    let nodes: Vec<_> = stores
-        .iter()
-        .map(|s| store(dir.path(), s.clone(), broker.port))
-        .collect();
-    leases_until(&url, Duration::from_secs(20), "the stores spread", spread).await;
+    let Pair {
+        nodes,
+        stores,
+        mut hqs,
+        dir: _dir,
+        broker: _broker,
+    } = Pair::start(&url).await;
 
-    // The catalog; each store receives 10 units and lends 3 of them to HQ.
-    let put =
-        json!({"name": "Green tea", "ean": "4006381333931", "price_cents": 250, "vat_bp": 1000});
-    let path = format!("/api/v1/catalog/{}", sku().as_str());
-    let (status, body) = http(hqs[0].port, "PUT", &path, None, Some(&put)).unwrap();
-    assert_eq!(status, 200, "{body}");
+    // Each store receives 10 units and lends 3 of them to HQ.
     for ((node, _, _), s) in nodes.iter().zip(&stores) {
-        let n = node.clone();
-        wait_for(Duration::from_secs(10), "catalog reaches the store", || {
-            n.read(|r| r.state().catalog.contains(&sku()))
-        })
-        .await;
         let lent = node
             .submit(vec![
                 Payload::StockReceive {
@@ -152,9 +137,7 @@ async fn a_request_the_dead_holder_ingested_and_never_answered_is_answered_once_
         })
         .await;
     }
-    let held = leases(&url).await;
-    let victim = usize::from(held[store_a().as_str()].0 != hqs[0].name);
-    let survivor = 1 - victim;
+    let (victim, survivor, _) = holder_of_a(&url, &hqs).await;
 
     // Every group issuing HQ's ops now queues behind this lock: a process can ingest a
     // request, and blocks when it answers.
@@ -229,14 +212,7 @@ async fn a_request_the_dead_holder_ingested_and_never_answered_is_answered_once_
     // The killed process comes back (its file holds the request, its mark below it) and
     // takes a store: it answers nothing again. A later request of that store is answered
     // after its rescan, once.
-    hqs[victim].restart();
-    let back = leases_until(
-        &url,
-        Duration::from_secs(20),
-        "the stores spread back",
-        spread,
-    )
-    .await;
+    let back = restart_until_spread(&url, &mut hqs[victim]).await;
     let (returned, _) = back
         .iter()
         .find(|(_, (h, _))| *h == hqs[victim].name)

@@ -198,6 +198,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         "ops",
     );
     report.figure("engine_ratio", engine_rate / baseline, "");
+    report.figure("engine_hq_connects", engine.hq_connects, "");
+    report.figure("engine_store_connects", engine.store_connects, "");
+    report.figure("engine_resent_batches", engine.resent_batches, "");
     report.figure("op_body_avg_bytes", body_avg, "B");
     report.note(format!(
         "{} stores x {} ops, {UP_BATCH_OPS} ops per up-batch, one ingest per store at a time, all stores at once; \
@@ -205,7 +208,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         p.stores, p.ops_per_store, p.skus
     ));
     report.note(
-        "engine_*: the same up-batches through mosquitto and HQ's sync engine (routing included) into a fresh HQ; engine_ratio against the same baseline",
+        "engine_*: the same up-batches through mosquitto and HQ's sync engine (routing included) into a fresh HQ, the stores resending from HQ's acks as real stores do; timed to HQ's ack of every op; engine_ratio against the same baseline; connects above 1 are dropped links",
     );
     report.finish(ours, baseline, opts.json);
     Ok(())

@@ -3,15 +3,15 @@
 //! then the next of every store) to a second HQ node running the real `spawn_hq_sync`. So the
 //! figure carries what the direct ingest of `fanin` leaves out: the broker hop, decoding and
 //! checking, the engine's rounds (how many stores' batches share one commit) and HQ's routing
-//! of every op it took. Timed from the first publish to HQ holding every store's last op.
+//! of every op it took. The stores keep their outboxes as real stores do (`fanin_stores`:
+//! window, resend from HQ's ack, retransmit), so a dropped link only delays the run. Timed
+//! from the first publish to HQ's ack of every store's last op.
 
-use super::chain::wait_for;
+use super::fanin_stores::Fleet;
 use super::mosquitto::Mosquitto;
 use crate::domain::{ActorId, Op, StoreId};
 use crate::store::Node;
-use crate::sync::topic::{TopicKind, Topics};
 use crate::sync::{spawn_hq_sync, wire, HqSyncConfig};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,6 +27,12 @@ pub struct EngineRun {
     pub ops: usize,
     pub elapsed: Duration,
     pub groups: u64,
+    /// Times HQ's link connected (1: it never dropped).
+    pub hq_connects: u64,
+    /// Times the stores' link connected.
+    pub store_connects: u64,
+    /// Up-batches the stores published again.
+    pub resent_batches: u64,
 }
 
 /// Ingest `streams` (store `i`'s workload, after `seed`) into a fresh HQ at `path` through
@@ -44,21 +50,18 @@ pub async fn run(
         let done = hq.ingest(chunk.to_vec()).await?;
         anyhow::ensure!(done.rejected.is_empty(), "seed refused");
     }
-    let topics = Topics::new(CHAIN)?;
-    let mut messages = Vec::new();
-    let batches: Vec<Vec<wire::Encoded>> = stores
-        .iter()
-        .zip(streams)
-        .map(|(store, ops)| wire::encode_up(store, ops, batch_ops))
-        .collect::<Result<_, _>>()?;
-    let rounds = batches.iter().map(Vec::len).max().unwrap_or(0);
-    for k in 0..rounds {
-        for (store, encoded) in stores.iter().zip(&batches) {
-            if let Some(b) = encoded.get(k) {
-                messages.push((topics.topic(store, TopicKind::Up), b.bytes.clone()));
-            }
+    let mut batches = Vec::with_capacity(stores.len());
+    for (store, ops) in stores.iter().zip(streams) {
+        let mut end = 0;
+        let mut with_last = Vec::new();
+        for encoded in wire::encode_up(store, ops, batch_ops)? {
+            end += encoded.ops;
+            let last = ops.get(end.wrapping_sub(1)).map_or(0, |op| op.seq);
+            with_last.push((encoded, last));
         }
+        batches.push(with_last);
     }
+    let fleet = Fleet::new(CHAIN, &stores, batches)?;
     let lasts: Vec<(ActorId, u64)> = stores
         .iter()
         .zip(streams)
@@ -70,67 +73,32 @@ pub async fn run(
     let cfg = HqSyncConfig::new(CHAIN, stores, "127.0.0.1", broker.port);
     let sync = spawn_hq_sync(hq.clone(), cfg, rx);
     let metrics = sync.metrics();
-    wait_for(Duration::from_secs(30), "HQ's engine subscribes", || {
+    super::chain::wait_for(Duration::from_secs(30), "HQ's engine subscribes", || {
         metrics.connects.load(Ordering::Relaxed) > 0
     })
     .await?;
-    let client = publisher(broker.port).await?;
     let groups_before = hq.writer_stats().groups;
     let started = Instant::now();
-    for (topic, payload) in messages {
-        client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
-    }
-    let holds_all = {
-        let hq = hq.clone();
-        move || {
-            hq.read(|r| {
-                lasts
-                    .iter()
-                    .all(|(a, last)| r.version().contiguous(a) >= *last)
-            })
-        }
-    };
-    wait_for(
-        Duration::from_secs(INGEST_TIMEOUT_S),
-        "HQ's engine holds every store's ops",
-        holds_all,
-    )
-    .await?;
+    let fleet = fleet
+        .run(broker.port, Duration::from_secs(INGEST_TIMEOUT_S))
+        .await?;
     let elapsed = started.elapsed();
     let groups = hq.writer_stats().groups - groups_before;
-    let _ = client.disconnect().await;
+    let holds_all = hq.read(|r| {
+        lasts
+            .iter()
+            .all(|(a, last)| r.version().contiguous(a) >= *last)
+    });
+    anyhow::ensure!(holds_all, "HQ acked ops it does not hold");
+    let hq_connects = metrics.connects.load(Ordering::Relaxed);
     let _ = shutdown.send(true);
     sync.join().await;
     Ok(EngineRun {
         ops,
         elapsed,
         groups,
+        hq_connects,
+        store_connects: fleet.connects,
+        resent_batches: fleet.resent_batches,
     })
-}
-
-/// A connected publishing client, its event loop on a task of its own.
-async fn publisher(port: u16) -> anyhow::Result<AsyncClient> {
-    let mut opts = MqttOptions::new("fanin-stores", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    opts.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut ready_tx = Some(ready_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), ready).await??;
-    Ok(client)
 }

@@ -14,6 +14,7 @@ mod chain_store;
 mod crdt_peers;
 mod fanin;
 mod fanin_engine;
+mod fanin_stores;
 mod footprint;
 mod heap_parts;
 mod history;

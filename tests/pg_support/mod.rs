@@ -6,6 +6,7 @@
 
 pub mod hq;
 pub mod http;
+pub mod pair;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
