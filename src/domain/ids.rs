@@ -6,7 +6,7 @@
 //! allocation, longer ones share one allocation between clones. A replica holds several ids per
 //! SKU and per order, so this is most of its memory.
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 use std::fmt;
 
@@ -46,8 +46,7 @@ fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
 }
 
 /// A store of the chain, e.g. `madrid-centro`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StoreId(SmolStr);
 
 impl StoreId {
@@ -68,8 +67,7 @@ impl StoreId {
 }
 
 /// A replica that authors operations: `hq` or `store:<id>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ActorId(SmolStr);
 
 impl ActorId {
@@ -91,6 +89,11 @@ impl ActorId {
     pub fn is_hq(&self) -> bool {
         self.0 == "hq"
     }
+    /// Whether this actor is `store`'s replica (`store.actor() == *self`, without building
+    /// the id).
+    pub fn is_store(&self, store: &StoreId) -> bool {
+        self.0.strip_prefix("store:") == Some(store.as_str())
+    }
     /// The store this actor is, if it is a store.
     pub fn store(&self) -> Option<StoreId> {
         self.0
@@ -100,8 +103,7 @@ impl ActorId {
 }
 
 /// A stock-keeping unit code, e.g. `SKU-000123`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sku(SmolStr);
 
 impl Sku {
@@ -121,9 +123,23 @@ impl Sku {
 /// 24-byte string: the catalog keeps one per SKU twice). It is text everywhere outside memory:
 /// serde writes and reads the 13 digits, so wire and digest bytes are those of the string, and
 /// numeric order is the digits' order (all have 13).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Ean13(u64);
+
+impl Serialize for Ean13 {
+    /// The 13 digits as a string, formatted on the stack.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut digits = [b'0'; 13];
+        let mut n = self.0;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        // ASCII digits are UTF-8.
+        s.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
+    }
+}
 
 /// The EAN/GTIN check digit of a digit string (weights 3,1,3,... from the right).
 pub fn gtin_check_digit(digits: &[u8]) -> u8 {
@@ -178,8 +194,7 @@ impl fmt::Display for Ean13 {
 macro_rules! token_id {
     ($name:ident, $kind:literal) => {
         #[doc = concat!("A ", $kind, " id: 1-64 of letters, digits, '-' and '_'.")]
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(SmolStr);
 
         impl $name {
@@ -210,6 +225,19 @@ token_id!(CashSessionId, "cash session");
 token_id!(TillId, "till");
 token_id!(Category, "category");
 
+/// Reads a string id with its `parse`, from borrowed or owned text alike.
+struct ParseVisitor<T>(fn(&str) -> Result<T, IdError>);
+
+impl<T> de::Visitor<'_> for ParseVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
 macro_rules! string_plumbing {
     ($($name:ident),*) => {$(
         impl TryFrom<String> for $name {
@@ -226,6 +254,18 @@ macro_rules! string_plumbing {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+        // Written and read as a plain string (the bytes `into`/`try_from = "String"` gave),
+        // without building a `String` for each id on the way.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                d.deserialize_str(ParseVisitor($name::parse))
             }
         }
     )*};
@@ -294,5 +334,23 @@ mod tests {
         assert!(Sku::parse("SKU-000123").is_ok());
         assert!(Sku::parse("SKU 1").is_err());
         assert!(Sku::parse(&"A".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn ids_are_written_and_read_as_the_plain_strings_they_were_before() {
+        let sku = Sku::parse("SKU-000123").unwrap();
+        let bytes = postcard::to_allocvec(&sku).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec("SKU-000123").unwrap());
+        assert_eq!(postcard::from_bytes::<Sku>(&bytes).unwrap(), sku);
+        let ean = Ean13::parse("0036000291452").unwrap();
+        assert_eq!(
+            postcard::to_allocvec(&ean).unwrap(),
+            postcard::to_allocvec("0036000291452").unwrap()
+        );
+        assert_eq!(serde_json::to_string(&ean).unwrap(), "\"0036000291452\"");
+        let actor: ActorId = serde_json::from_str("\"store:madrid-centro\"").unwrap();
+        assert!(actor.is_store(&StoreId::parse("madrid-centro").unwrap()));
+        assert!(serde_json::from_str::<ActorId>("\"store:Madrid\"").is_err());
+        assert!(serde_json::from_str::<SaleId>("12").is_err());
     }
 }

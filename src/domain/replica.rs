@@ -13,7 +13,7 @@ use super::hlc::Hlc;
 use super::ids::ActorId;
 use super::op::{Op, Payload};
 use super::state::{Effect, State};
-use super::validate::{check_authority, validate};
+use super::validate::{check_authority, may_author, validate};
 use super::version::VersionVector;
 
 /// Outcome of applying an op.
@@ -81,13 +81,7 @@ impl Replica {
 
     /// Check `payload` without issuing it.
     pub fn check(&self, payload: &Payload) -> Result<(), DomainError> {
-        let probe = Op {
-            actor: self.actor.clone(),
-            seq: 0,
-            hlc: self.clock,
-            payload: payload.clone(),
-        };
-        check_authority(&probe)?;
+        may_author(&self.actor, payload)?;
         validate(&self.state, &self.actor, payload)
     }
 

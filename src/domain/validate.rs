@@ -30,12 +30,16 @@ pub const LINES_MAX: usize = 200;
 
 /// Whether `actor` may author this payload at all. Same answer on every replica.
 pub fn check_authority(op: &Op) -> Result<(), DomainError> {
-    let actor = &op.actor;
-    let is_store = |s: &StoreId| s.actor() == *actor;
-    let ok = match &op.payload {
+    may_author(&op.actor, &op.payload)
+}
+
+/// `check_authority` for a payload not yet stamped as an op (`Replica::check`).
+pub fn may_author(actor: &ActorId, payload: &Payload) -> Result<(), DomainError> {
+    let is_store = |s: &StoreId| actor.is_store(s);
+    let ok = match payload {
         Payload::CatalogPut { .. } | Payload::CatalogCategory { .. } => actor.is_hq(),
         Payload::StockTransfer { store, to, .. } => {
-            (is_store(store) && to.is_hq()) || (actor.is_hq() && *to == store.actor())
+            (is_store(store) && to.is_hq()) || (actor.is_hq() && to.is_store(store))
         }
         Payload::OrderPlace { store, .. } | Payload::OrderCancel { store, .. } => {
             actor.is_hq() || is_store(store)
@@ -81,7 +85,7 @@ pub fn check_authority(op: &Op) -> Result<(), DomainError> {
     } else {
         Err(DomainError::Unauthorized {
             actor: actor.clone(),
-            kind: op.payload.kind(),
+            kind: payload.kind(),
         })
     }
 }

@@ -55,8 +55,9 @@ impl Pending {
     /// Write every pending row as `state` has it, and the mark, inside the caller's open
     /// transaction. The keys stay pending: call `clear` once that transaction committed.
     pub fn write(&self, conn: &Connection, state: &State) -> rusqlite::Result<()> {
+        let mut rows = materialize::RowWriter::new(conn)?;
         for key in &self.keys {
-            materialize::write(conn, state, key)?;
+            rows.write(state, key)?;
         }
         conn.prepare_cached(MARK_SQL)?.execute([])?;
         Ok(())

@@ -12,7 +12,7 @@
 use super::StoreError;
 use crate::domain::history::sales_named;
 use crate::domain::state::SaleRecord;
-use crate::domain::{ActorId, CustomerId, Hlc, Payload, Replica, SaleId};
+use crate::domain::{ActorId, CustomerId, Hlc, Op, Payload, Replica, SaleId};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -36,10 +36,8 @@ const RECALL_PIN_PASSES: u64 = 2;
 /// A history row's `body`: the layout byte `format`, then postcard over the record (sales
 /// here, orders in `order_history`).
 pub fn encode_body<T: serde::Serialize>(format: u8, record: &T) -> Vec<u8> {
-    let mut bytes = vec![format];
     // Serialising plain data into a Vec cannot fail.
-    bytes.extend(postcard::to_allocvec(record).unwrap_or_default());
-    bytes
+    postcard::to_extend(record, vec![format]).unwrap_or_else(|_| vec![format])
 }
 
 /// A row's `body` back as the record it stores, if it has the layout `format`.
@@ -72,14 +70,34 @@ pub fn load_sale(
 }
 
 /// Put back into `replica` every evicted sale `payload` names, before it is prepared or
-/// applied. Sales in memory, and sales never evicted here, are left alone.
+/// applied. Sales in memory, and sales never evicted here, are left alone. A replica that
+/// never evicted anything has no row to read (rows are numbered from its first eviction,
+/// `State::evictions` >= 1, and only rows at or below its count are read): no query.
 pub fn recall(
     conn: &Connection,
     replica: &mut Replica,
     payload: &Payload,
 ) -> Result<(), StoreError> {
+    if nothing_evicted(replica) {
+        return Ok(());
+    }
     recall_sales(conn, replica, sales_named(payload))?;
     super::order_history::recall(conn, replica, payload)
+}
+
+/// `recall` for an op about to be applied: an op this replica has seen already is a
+/// duplicate, which `Replica::apply` answers from the version vector before it reads any
+/// record, so nothing is read for it.
+pub fn recall_op(conn: &Connection, replica: &mut Replica, op: &Op) -> Result<(), StoreError> {
+    if replica.version().contains(&op.actor, op.seq) {
+        return Ok(());
+    }
+    recall(conn, replica, &op.payload)
+}
+
+/// No eviction on this replica's lineage: no history row is its own, so none is read.
+pub(super) fn nothing_evicted(replica: &Replica) -> bool {
+    replica.state().evictions() == 0
 }
 
 /// `recall` for the sales `sales`; a sale id that is a handed-over order's (a return
@@ -89,6 +107,9 @@ pub fn recall_sales<'a>(
     replica: &mut Replica,
     sales: impl IntoIterator<Item = &'a SaleId>,
 ) -> Result<(), StoreError> {
+    if nothing_evicted(replica) {
+        return Ok(());
+    }
     for sale in sales {
         if let Ok(order) = crate::domain::OrderId::parse(sale.as_str()) {
             super::order_history::recall_orders(conn, replica, [&order])?;

@@ -62,6 +62,9 @@ pub fn recall(
     replica: &mut Replica,
     payload: &Payload,
 ) -> Result<(), StoreError> {
+    if super::history::nothing_evicted(replica) {
+        return Ok(());
+    }
     let named = orders_named(replica.state(), payload);
     recall_orders(conn, replica, &named)
 }
@@ -73,6 +76,9 @@ pub fn recall_orders<'a>(
     replica: &mut Replica,
     orders: impl IntoIterator<Item = &'a OrderId>,
 ) -> Result<(), StoreError> {
+    if super::history::nothing_evicted(replica) {
+        return Ok(());
+    }
     for order in orders {
         if replica.state().orders.contains_key(order) {
             continue;

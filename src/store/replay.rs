@@ -177,7 +177,7 @@ fn replay_after(
             seq: seq as u64,
             source,
         })?;
-        super::history::recall(conn, &mut replica, &op.payload)?;
+        super::history::recall_op(conn, &mut replica, &op)?;
         replica.apply(&op).map_err(|source| StoreError::Replay {
             actor: who,
             seq: seq as u64,

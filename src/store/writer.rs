@@ -521,7 +521,7 @@ fn catch_up_own(
     let mut fresh = Vec::new();
     let mut effects = Vec::new();
     for op in ops {
-        history::recall(tx, replica, &op.payload).map_err(|e| Abort {
+        history::recall_op(tx, replica, &op).map_err(|e| Abort {
             step: TxStep::Journal,
             detail: e.to_string(),
         })?;
@@ -729,7 +729,7 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
             let mut in_memory = 0usize;
             let result = savepoint(tx, || {
                 for op in ops {
-                    history::recall(tx, replica, &op.payload)?;
+                    history::recall_op(tx, replica, &op)?;
                     match replica.apply(&op) {
                         Ok(Applied::New(eff)) => {
                             in_memory += 1;

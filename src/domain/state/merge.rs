@@ -142,7 +142,7 @@ impl State {
                     at: op.hlc,
                     pricing: self.sale_pricing.remove(sale_id),
                 };
-                if *actor == store.actor() {
+                if actor.is_store(store) {
                     let nets = record.net_lines();
                     let taken = TakenSale {
                         tender: *tender,
@@ -211,7 +211,7 @@ impl State {
                     return;
                 };
                 order.raise((*kind).into());
-                let by_store = order.store.actor() == *actor;
+                let by_store = actor.is_store(&order.store);
                 let needs_release =
                     !by_store && !order.released && order.status != OrderStatus::HandedOver;
                 let store = order.store.clone();
@@ -286,8 +286,7 @@ impl State {
             } => self.merge_rights_request(sale, by, *epoch),
             Payload::ReturnRightsGranted { .. } => self.merge_rights_grant(&op.payload),
             Payload::Invoice { store, record } => {
-                if *actor == store.actor() && record.kind == crate::domain::fiscal::RecordKind::Alta
-                {
+                if actor.is_store(store) && record.kind == crate::domain::fiscal::RecordKind::Alta {
                     self.cash.on_invoice(store, record.numserie());
                 }
                 self.fiscal
@@ -347,7 +346,7 @@ impl State {
                 },
             ),
             Payload::TakenAt { store, till, doc } => {
-                if *actor == store.actor() {
+                if actor.is_store(store) {
                     self.cash.taken_at(doc.clone(), till);
                 }
             }
@@ -562,7 +561,7 @@ impl State {
             .get(&(store.clone(), sku.clone()))
             .copied()
             .unwrap_or(0);
-        if open > 0 && store.actor() == *to {
+        if open > 0 && to.is_store(store) {
             effects.push(Effect::CoverShortfall {
                 store: store.clone(),
                 sku: sku.clone(),
