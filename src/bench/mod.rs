@@ -17,6 +17,7 @@ mod fanin_engine;
 mod footprint;
 mod heap_parts;
 mod history;
+mod hops;
 mod light_store;
 mod mosquitto;
 mod mqtt_raw;
