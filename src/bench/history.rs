@@ -109,7 +109,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.note(
         "history: two-line till sales, and pickup orders placed, picked, ready and handed over",
     );
-    report.note("HQ acked all of the store's ops; sales beyond the newest 4,096 move to sale_history, finished orders beyond the newest 1,024 to order_history");
+    report.note(format!(
+        "HQ acked all of the store's ops; sales beyond the newest {} move to sale_history, \
+         finished orders beyond the newest {} to order_history",
+        crate::store::history::SALES_KEPT_IN_MEMORY,
+        crate::store::order_history::ORDERS_KEPT_IN_MEMORY
+    ));
     report.finish(past_rss / MIB, live_rss / MIB, opts.json);
     Ok(())
 }

@@ -22,10 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// changes shape.
 pub const ORDER_BODY_FORMAT: u8 = 1;
 
-/// The newest finished orders stay in memory up to this many (under 1 MiB): the pickup
-/// counter and the order API find them without a read, and a node with fewer evicts nothing.
-/// Open orders always stay.
-pub const ORDERS_KEPT_IN_MEMORY: usize = 1_024;
+/// The newest finished orders stay in memory up to this many (a few hundred KiB): the pickup
+/// counter and the order API find them without a read; older ones are read from
+/// `order_history`. Open orders always stay.
+pub const ORDERS_KEPT_IN_MEMORY: usize = 256;
 
 /// Most own ops still waiting for HQ's ack that a pass reads to learn which orders they name;
 /// with a longer outbox (a store offline for long) no order of this store leaves memory.
