@@ -14,6 +14,8 @@ use super::workload::{ean, sku};
 use super::Options;
 use crate::domain::{ActorId, Payload};
 use crate::store::{encode_op, Node};
+use crate::sync::probe::{Probe, BUSY};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Ops per sync batch (the engines' default `batch_ops_max`).
@@ -23,7 +25,8 @@ const SUBMITTERS: usize = 64;
 
 pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let count = if opts.quick { 5_000 } else { 100_000 };
-    let chain = Chain::start().await?;
+    let probe = Arc::new(Probe::new(ActorId::hq()));
+    let chain = Chain::start(Some(probe.clone())).await?;
     chain.seed().await?;
     chain.b_sync.set_link(false);
     let b_sync = chain.b_sync.clone();
@@ -45,6 +48,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     .await?;
     let accumulate_s = started.elapsed().as_secs_f64();
 
+    let before = BUSY.map(|what| probe.busy_total(what));
     let reconnected = Instant::now();
     chain.b_sync.set_link(true);
     let caught = {
@@ -97,6 +101,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("raw_mqtt_pipelined_s", transport.as_secs_f64(), "s");
     report.figure("raw_sqlite_batched_s", persist.as_secs_f64(), "s");
     report.figure("op_bytes", op_bytes as u64, "B");
+    for (what, (n0, took0)) in BUSY.into_iter().zip(before) {
+        let (n, took) = probe.busy_total(what);
+        report.figure(&format!("busy_{}_n", what.name()), n - n0, "");
+        report.figure(
+            &format!("busy_{}_s", what.name()),
+            (took - took0).as_secs_f64(),
+            "s",
+        );
+    }
+    report.note("busy_*: how often and how long in all, between reconnect and the end, the engines waited on each kind of work (hq_route_write runs beside HQ's engine)");
     report.note("half HQ price changes, half store A cart edits for customers B follows");
     report.note(format!("baseline = {count} op-sized messages in batches of {BATCH_OPS} through the broker + the same rows into SQLite, same batching"));
     report.finish(caught.as_secs_f64(), baseline.as_secs_f64(), opts.json);

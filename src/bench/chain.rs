@@ -7,9 +7,11 @@ use super::scratch::Scratch;
 use super::workload::{ean, sku, store};
 use crate::domain::{ActorId, CustomerId, Payload, StoreId};
 use crate::store::Node;
+use crate::sync::probe::Probe;
 use crate::sync::{
     spawn_hq_sync, spawn_store_sync, HqSyncConfig, HqSyncHandle, StoreSyncConfig, StoreSyncHandle,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -45,7 +47,8 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub async fn start() -> anyhow::Result<Chain> {
+    /// With a probe, every sync engine stamps its author's ops (`sync::probe`).
+    pub async fn start(probe: Option<Arc<Probe>>) -> anyhow::Result<Chain> {
         let broker = Mosquitto::start()?;
         let scratch = Scratch::new("chain")?;
         let hq = Node::open(&scratch.file("hq.db"), ActorId::hq())?;
@@ -53,11 +56,14 @@ impl Chain {
         let b = Node::open(&scratch.file("b.db"), second_store().actor())?;
         let (shutdown, rx) = watch::channel(false);
         let port = broker.port;
-        let hq_cfg = HqSyncConfig::new(CHAIN, vec![store(), second_store()], "127.0.0.1", port);
+        let mut hq_cfg = HqSyncConfig::new(CHAIN, vec![store(), second_store()], "127.0.0.1", port);
+        hq_cfg.probe = probe.clone();
         let hq_sync = spawn_hq_sync(hq.clone(), hq_cfg, rx.clone());
-        let a_cfg = StoreSyncConfig::new(CHAIN, store(), "127.0.0.1", port);
+        let mut a_cfg = StoreSyncConfig::new(CHAIN, store(), "127.0.0.1", port);
+        a_cfg.probe = probe.clone();
         let a_sync = spawn_store_sync(a.clone(), a_cfg, rx.clone());
-        let b_cfg = StoreSyncConfig::new(CHAIN, second_store(), "127.0.0.1", port);
+        let mut b_cfg = StoreSyncConfig::new(CHAIN, second_store(), "127.0.0.1", port);
+        b_cfg.probe = probe;
         let b_sync = spawn_store_sync(b.clone(), b_cfg, rx);
         Ok(Chain {
             hq,

@@ -18,6 +18,7 @@ mod fanin_stores;
 mod footprint;
 mod heap_parts;
 mod history;
+mod hops;
 mod light_store;
 mod mosquitto;
 mod mqtt_raw;

@@ -6,6 +6,7 @@
 //! broker trip and one durable commit).
 
 use super::chain::{customer, wait_for, Chain, CUSTOMERS};
+use super::hops::{self, Stamps};
 use super::mqtt_raw;
 use super::raw;
 use super::report::{percentile, Report};
@@ -14,13 +15,14 @@ use super::workload::sku;
 use super::Options;
 use crate::domain::{ActorId, Payload};
 use crate::store::{encode_op, Node, NodeEvent};
+use crate::sync::probe::{Hop, Probe, HOPS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 
 /// When each of A's ops (by seq) was applied at one node.
-type Seen = Arc<Mutex<HashMap<u64, Instant>>>;
+type Seen = Arc<Mutex<Stamps>>;
 
 /// Record when each op authored by `author` is applied at `node`, until the node closes.
 fn watch_applied(node: &Node, author: ActorId) -> Seen {
@@ -56,13 +58,46 @@ fn latencies(committed: &HashMap<u64, Instant>, at: &HashMap<u64, Instant>) -> V
     v
 }
 
+/// Per-hop figures of the path A -> HQ (`to_hq_*`) and HQ -> B (`to_b_*`).
+fn hop_figures(report: &mut Report, probe: &Probe, a: &Stamps, hq: &Stamps, b: &Stamps) {
+    let at: Vec<(Hop, Stamps)> = HOPS.iter().map(|h| (*h, probe.at(*h))).collect();
+    let stamp = |hop: Hop| at.iter().find(|(h, _)| *h == hop).map(|(_, s)| s);
+    let named = |hops: &[Hop]| -> Vec<(&'static str, &Stamps)> {
+        hops.iter()
+            .filter_map(|h| stamp(*h).map(|s| (h.name(), s)))
+            .collect()
+    };
+    let mut to_hq = vec![("a_commit", a)];
+    to_hq.extend(named(&[
+        Hop::StoreSeen,
+        Hop::StorePublished,
+        Hop::HqReceived,
+        Hop::HqIngestStart,
+        Hop::HqIngestDone,
+    ]));
+    to_hq.push(("hq_event", hq));
+    hops::figures(report, "to_hq", &to_hq);
+    let mut to_b = vec![("a_commit", a), ("hq_event", hq)];
+    to_b.extend(named(&[
+        Hop::HqRouteRead,
+        Hop::HqRouted,
+        Hop::HqDownRead,
+        Hop::StoreReceived,
+        Hop::StoreIngestStart,
+        Hop::StoreIngestDone,
+    ]));
+    to_b.push(("b_event", b));
+    hops::figures(report, "to_b", &to_b);
+}
+
 pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let (count, rate_per_s): (usize, u32) = if opts.quick {
         (500, 250)
     } else {
         (10_000, 500)
     };
-    let chain = Chain::start().await?;
+    let probe = Arc::new(Probe::new(super::workload::store().actor()));
+    let chain = Chain::start(Some(probe.clone())).await?;
     chain.seed().await?;
     let author = chain.a.actor().clone();
     let at_a = watch_applied(&chain.a, author.clone());
@@ -104,8 +139,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let send_s = started.elapsed().as_secs_f64();
 
     let committed = at_a.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let to_hq = latencies(&committed, &at_hq.lock().unwrap_or_else(|p| p.into_inner()));
-    let to_b = latencies(&committed, &at_b.lock().unwrap_or_else(|p| p.into_inner()));
+    let applied_hq = at_hq.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let applied_b = at_b.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let to_hq = latencies(&committed, &applied_hq);
+    let to_b = latencies(&committed, &applied_b);
     let op_bytes = chain
         .a
         .query(move |c| Node::ops_since(c, &author, first_seq - 1, 1))
@@ -147,12 +184,14 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("raw_full_commit_p50_ms", percentile(&commits, 50.0), "ms");
     report.figure("raw_full_commit_p99_ms", percentile(&commits, 99.0), "ms");
     report.figure("op_bytes", op_bytes as u64, "B");
+    hop_figures(&mut report, &probe, &committed, &applied_hq, &applied_b);
     report.note(format!(
         "A's cart edits for {CUSTOMERS} customers both stores follow, {rate_per_s}/s from concurrent submitters; latency from A's commit event to HQ's and B's"
     ));
     report.note(
         "baseline = raw MQTT QoS1 round trip p99 + raw FULL commit p99, same broker, same run",
     );
+    report.note("to_hq_* / to_b_*: ms since A's commit event at each hop (p50, p99); *_tail_*: mean ms each hop added over the slowest 1 % end to end");
     let baseline = percentile(&rtt, 99.0) + percentile(&commits, 99.0);
     report.finish(percentile(&to_hq, 99.0), baseline, opts.json);
     Ok(())

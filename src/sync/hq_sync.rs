@@ -9,16 +9,17 @@
 use super::link::{run_link, LinkConfig, LinkEvent};
 use super::metrics::SyncMetrics;
 use super::persist;
-use super::protocol::hq::{HqAction, HqLoaded, HqProtocol, RouteRead};
+use super::probe::{self, Hop, Probe};
+use super::protocol::hq::{HqAction, HqLoaded, HqProtocol};
 use super::protocol::{note_sent, Publish};
-use crate::store::{now_ms, Node, NodeEvent, StoreError};
+use crate::store::{now_ms, Node, NodeEvent};
 use rumqttc::{AsyncClient, QoS};
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use work::{Done, Work};
 
 pub use super::protocol::hq::{HqSyncConfig, StoreLink};
 
@@ -127,6 +128,7 @@ pub fn spawn_hq_sync(
                     client: None,
                     lookups,
                     answers,
+                    probe: cfg.probe.clone(),
                 };
                 driver.run(ev_rx, events, leases, shutdown).await;
             }
@@ -150,9 +152,6 @@ async fn load(node: &Node) -> HqLoaded {
     })
 }
 
-/// Outcome of a routing write: the last down-log index of every store that got entries.
-type RouteDone = Result<BTreeMap<crate::domain::StoreId, u64>, StoreError>;
-
 struct Driver {
     node: Node,
     proto: HqProtocol,
@@ -161,6 +160,7 @@ struct Driver {
     lookups: super::lookup::HqLookups,
     /// With leases: which requests for rights back some process answered (PostgreSQL).
     answers: Option<crate::store::pg::rights::Answers>,
+    probe: Option<Arc<Probe>>,
 }
 
 impl Driver {
@@ -177,15 +177,20 @@ impl Driver {
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
-        let (route_tx, mut route_rx) = mpsc::channel::<RouteDone>(1);
+        let (done_tx, mut done_rx) = mpsc::channel::<Done>(work::cap(self.proto.links().len()));
+        let work = Work {
+            node: self.node.clone(),
+            done: done_tx,
+            probe: self.probe.clone(),
+        };
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                Some(done) = route_rx.recv() => {
-                    if let Err(e) = &done {
-                        tracing::error!(error = %e, "cannot record routing; retrying");
+                Some(done) = done_rx.recv() => {
+                    self.on_done(done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        self.on_done(done);
                     }
-                    self.proto.handle_routed(done.ok());
                 }
                 ev = link.recv() => match ev {
                     Some(ev) => {
@@ -214,7 +219,7 @@ impl Driver {
                     self.proto.handle_leases(now_ms(), &held);
                 }
             }
-            self.carry_out(&route_tx).await;
+            self.carry_out(&work).await;
             let links = self.proto.links();
             let pending: u64 = links.iter().map(|l| l.down_pending).sum();
             self.shared.metrics.outbox.store(pending, Ordering::Relaxed);
@@ -238,13 +243,17 @@ impl Driver {
                 self.proto.handle_link(false);
             }
             LinkEvent::Publish { topic, payload } => {
+                if let Some(probe) = &self.probe {
+                    probe.mark(Hop::HqReceived, &probe::ops_carried(&payload, None));
+                }
                 self.proto.handle_message(now_ms(), &topic, &payload)
             }
         }
     }
 
-    /// Carry out every action the protocol has for now.
-    async fn carry_out(&mut self, route_done: &mpsc::Sender<RouteDone>) {
+    /// Carry out every action the protocol has for now; the slow ones run beside the engine
+    /// (`work`) and come back through `on_done`.
+    async fn carry_out(&mut self, work: &Work) {
         loop {
             let now = now_ms();
             let Some(action) = self.node.read(|r| self.proto.poll(now, r)) else {
@@ -252,43 +261,9 @@ impl Driver {
             };
             match action {
                 HqAction::Publish(p) => self.publish(p),
-                HqAction::Ingest { stores, ops } => match self.node.ingest(ops).await {
-                    Ok(ingested) => {
-                        let m = &self.shared.metrics;
-                        SyncMetrics::add(&m.ops_applied, ingested.applied as u64);
-                        SyncMetrics::add(&m.ops_duplicate, ingested.duplicates as u64);
-                        SyncMetrics::add(&m.ops_rejected, ingested.rejected.len() as u64);
-                        for (id, err) in &ingested.rejected {
-                            tracing::warn!(actor = %id.actor, seq = id.seq, error = %err, "refused an op from a store");
-                        }
-                        self.proto
-                            .handle_ingested(now_ms(), Some(&ingested.effects));
-                    }
-                    Err(e) => {
-                        tracing::error!(stores = stores.len(), error = %e, "cannot apply up-batches; the stores will resend");
-                        self.proto.handle_ingested(now_ms(), None);
-                    }
-                },
-                HqAction::ReadToRoute(reads) => {
-                    let read = self.node.query(move |c| read_to_route(c, reads)).await;
-                    match read {
-                        Ok(reads) => self.proto.handle_route_reads(reads),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot read ops to route");
-                            self.proto.handle_route_reads(Vec::new());
-                            self.proto.handle_committed();
-                        }
-                    }
-                }
-                HqAction::Route { actions, cursors } => {
-                    let (node, done) = (self.node.clone(), route_done.clone());
-                    tokio::spawn(async move {
-                        let result = node
-                            .write(move |tx| persist::apply_routes(tx, &actions, &cursors))
-                            .await;
-                        let _ = done.send(result).await;
-                    });
-                }
+                HqAction::Ingest { stores, ops } => work.ingest(stores.len(), ops),
+                HqAction::ReadToRoute(reads) => work.read_to_route(reads),
+                HqAction::Route { actions, cursors } => work.route(actions, cursors),
                 HqAction::Reload => {
                     let loaded = load(&self.node).await;
                     self.proto.handle_loaded(loaded);
@@ -297,18 +272,7 @@ impl Driver {
                     store,
                     after,
                     limit,
-                } => {
-                    let who = store.clone();
-                    let ops = self
-                        .node
-                        .query(move |c| persist::downlog_ops(c, &who, after, limit))
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::error!(store = %store, error = %e, "cannot read the down-log");
-                            Vec::new()
-                        });
-                    self.proto.handle_down(&store, after, ops);
-                }
+                } => work.read_down(store, after, limit),
                 HqAction::FindDownStart { store, epoch, vv } => {
                     let who = store.clone();
                     let start = self
@@ -341,6 +305,42 @@ impl Driver {
         }
     }
 
+    /// A slow action came back (`work`): hand its outcome to the protocol.
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Ingested { stores, result } => match result {
+                Ok(ingested) => {
+                    let m = &self.shared.metrics;
+                    SyncMetrics::add(&m.ops_applied, ingested.applied as u64);
+                    SyncMetrics::add(&m.ops_duplicate, ingested.duplicates as u64);
+                    SyncMetrics::add(&m.ops_rejected, ingested.rejected.len() as u64);
+                    for (id, err) in &ingested.rejected {
+                        tracing::warn!(actor = %id.actor, seq = id.seq, error = %err, "refused an op from a store");
+                    }
+                    self.proto
+                        .handle_ingested(now_ms(), Some(&ingested.effects));
+                }
+                Err(e) => {
+                    tracing::error!(stores, error = %e, "cannot apply up-batches; the stores will resend");
+                    self.proto.handle_ingested(now_ms(), None);
+                }
+            },
+            Done::RouteRead(Ok(reads)) => self.proto.handle_route_reads(reads),
+            Done::RouteRead(Err(e)) => {
+                tracing::error!(error = %e, "cannot read ops to route");
+                self.proto.handle_route_reads(Vec::new());
+                self.proto.handle_committed();
+            }
+            Done::Routed(done) => {
+                if let Err(e) = &done {
+                    tracing::error!(error = %e, "cannot record routing; retrying");
+                }
+                self.proto.handle_routed(done.ok());
+            }
+            Done::Down { store, after, ops } => self.proto.handle_down(&store, after, ops),
+        }
+    }
+
     fn publish(&mut self, p: Publish) {
         let queued = self.client.as_ref().is_some_and(|c| {
             c.try_publish(
@@ -359,18 +359,5 @@ impl Driver {
     }
 }
 
-/// The ops each read asks for, in order.
-fn read_to_route(
-    conn: &rusqlite::Connection,
-    reads: Vec<RouteRead>,
-) -> rusqlite::Result<Vec<(RouteRead, Vec<crate::domain::Op>)>> {
-    reads
-        .into_iter()
-        .map(|read| {
-            let ops = Node::ops_since(conn, &read.actor, read.since(), read.limit())?;
-            Ok((read, ops))
-        })
-        .collect()
-}
-
 mod backfill;
+mod work;

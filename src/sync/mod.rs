@@ -15,6 +15,7 @@ pub mod link;
 pub mod lookup;
 pub mod metrics;
 pub mod persist;
+pub mod probe;
 pub mod protocol;
 pub mod returns;
 pub mod rights;

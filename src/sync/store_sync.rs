@@ -9,12 +9,14 @@ use super::link::{run_link, LinkConfig, LinkEvent};
 use super::lookup::StoreLookups;
 use super::metrics::SyncMetrics;
 use super::persist;
+use super::probe::{self, Busy, Hop, Probe};
 use super::protocol::store::{StoreAction, StoreCursors, StoreProtocol};
-use super::protocol::{note_sent, Publish};
-use crate::store::{now_ms, Node, NodeEvent};
+use super::protocol::{note_sent, Carries, Publish};
+use crate::domain::Op;
+use crate::store::{now_ms, Ingested, Node, NodeEvent, StoreError};
 use rumqttc::{AsyncClient, QoS};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -128,6 +130,7 @@ pub fn spawn_store_sync(
         proto,
         shared: shared.clone(),
         client: None,
+        probe: cfg.probe.clone(),
     };
     let engine_task = tokio::spawn(driver.run(ev_rx, events, shutdown));
     if let Ok(mut t) = shared.tasks.lock() {
@@ -142,6 +145,7 @@ struct Driver {
     proto: StoreProtocol,
     shared: Arc<Shared>,
     client: Option<AsyncClient>,
+    probe: Option<Arc<Probe>>,
 }
 
 impl Driver {
@@ -207,6 +211,12 @@ impl Driver {
                 self.proto.handle_link(now_ms(), false);
             }
             LinkEvent::Publish { topic, payload } => {
+                if let Some(probe) = &self.probe {
+                    probe.mark(
+                        Hop::StoreReceived,
+                        &probe::ops_carried(&payload, Some(&store)),
+                    );
+                }
                 self.proto.handle_message(now_ms(), &topic, &payload)
             }
         }
@@ -221,7 +231,14 @@ impl Driver {
         let mut next = Some(first);
         while let Some(ev) = next.take() {
             match ev {
-                Ok(NodeEvent::Applied { ops, effects, .. }) => {
+                Ok(NodeEvent::Applied {
+                    ops,
+                    effects,
+                    local,
+                }) => {
+                    if let (Some(probe), true) = (&self.probe, local) {
+                        probe.mark(Hop::StoreSeen, ops.iter());
+                    }
                     self.proto.handle_committed(&ops, &effects)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => self.proto.handle_lagged(),
@@ -259,7 +276,7 @@ impl Driver {
                         });
                     self.proto.handle_outbox(after, ops);
                 }
-                StoreAction::Ingest { ops, .. } => match self.node.ingest(ops).await {
+                StoreAction::Ingest { ops, .. } => match self.ingest(ops).await {
                     Ok(ingested) => {
                         let m = &self.shared.metrics;
                         SyncMetrics::add(&m.ops_applied, ingested.applied as u64);
@@ -289,6 +306,21 @@ impl Driver {
         }
     }
 
+    /// `Node::ingest`, stamped when a probe is configured.
+    async fn ingest(&self, ops: Vec<Op>) -> Result<Ingested, StoreError> {
+        let Some(probe) = self.probe.clone() else {
+            return self.node.ingest(ops).await;
+        };
+        probe.mark(Hop::StoreIngestStart, &ops);
+        let (started, stamped) = (Instant::now(), ops.clone());
+        let ingested = self.node.ingest(ops).await;
+        probe.busy(Busy::StoreIngest, started.elapsed());
+        if ingested.is_ok() {
+            probe.mark(Hop::StoreIngestDone, &stamped);
+        }
+        ingested
+    }
+
     fn publish(&mut self, p: Publish) {
         let queued = self.client.as_ref().is_some_and(|c| {
             c.try_publish(
@@ -300,6 +332,10 @@ impl Driver {
             .is_ok()
         });
         if queued {
+            if let (Some(probe), Carries::Ops { after, ops, .. }) = (&self.probe, &p.carries) {
+                let me = self.node.actor();
+                probe.mark_range(Hop::StorePublished, me, after + 1..=after + *ops as u64);
+            }
             note_sent(&self.shared.metrics, &p);
         } else {
             self.proto.handle_deferred(&p);

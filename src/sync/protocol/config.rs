@@ -29,6 +29,8 @@ pub struct StoreSyncConfig {
     /// HQ's public key: when set, only down-batches HQ signed for this store are applied;
     /// unsigned and badly signed ones are refused and counted (`wire::down_batch`).
     pub hq_public_key: Option<Arc<HqPublicKey>>,
+    /// Stamps an author's ops at each hop (`crate::sync::probe`, benchmarks); `None` in use.
+    pub probe: Option<Arc<crate::sync::probe::Probe>>,
 }
 
 impl StoreSyncConfig {
@@ -48,6 +50,7 @@ impl StoreSyncConfig {
             inflight_ops_max: 5_000,
             signing_key: None,
             hq_public_key: None,
+            probe: None,
         }
     }
 
@@ -110,6 +113,8 @@ pub struct HqSyncConfig {
     /// Several syncing processes share the stores by leases in PostgreSQL (`sync::lease`);
     /// `None`: this process serves every store (epoch 0, the wire of a single HQ).
     pub leases: Option<LeaseSettings>,
+    /// Stamps an author's ops at each hop (`crate::sync::probe`, benchmarks); `None` in use.
+    pub probe: Option<Arc<crate::sync::probe::Probe>>,
 }
 
 /// Where the leases live and whose they are.
@@ -137,6 +142,7 @@ impl HqSyncConfig {
             lookup_rate: LOOKUP_RATE_DEFAULT,
             hq_key: None,
             leases: None,
+            probe: None,
         }
     }
 

@@ -295,6 +295,11 @@ impl HqProtocol {
         let mut actions = Vec::new();
         let mut cursors = Vec::new();
         for (read, ops) in reads {
+            // A read short of `upto` that did not hit its limit met ops held in memory but not
+            // committed yet (an ingest or submit in the writer): their commit calls for routing
+            // again (`handle_committed`, `handle_ingested`), so reading again now would only
+            // spin on the reader until it lands.
+            let more_committed = ops.len() >= read.limit();
             let mut last = read.after;
             if read.prime && !ops.is_empty() {
                 self.primed.insert(read.actor.clone());
@@ -310,7 +315,7 @@ impl HqProtocol {
                 actions.extend(self.router.route(op));
                 last = op.seq;
             }
-            if last < read.upto {
+            if last < read.upto && more_committed {
                 self.route_due = true;
             }
             if last > read.after {

@@ -65,6 +65,10 @@ pub struct StoreProtocol {
     down_epoch: u64,
     /// Own ops just committed, published without reading them back from the log.
     recent: recent::Recent,
+    /// Highest own seq a commit event reported (`None` before the first, or after events
+    /// were missed): the outbox is read up to it, not up to the replica, which holds a
+    /// group's ops before its commit; reading those would find nothing yet and read again.
+    own_committed: Option<u64>,
     down_idx: u64,
     /// Accepted down-log entries of `down_epoch` after `down_idx` (or after the ingest in
     /// flight).
@@ -99,6 +103,7 @@ impl StoreProtocol {
             topics: Topics::new(&cfg.chain)?,
             me: cfg.store.actor(),
             recent: recent::Recent::new(cfg.batch_ops_max),
+            own_committed: None,
             cfg,
             metrics,
             online: false,
@@ -171,6 +176,9 @@ impl StoreProtocol {
     pub fn handle_committed(&mut self, ops: &[Op], effects: &[Effect]) {
         self.recent.committed(&self.me, ops);
         for op in ops {
+            if op.actor == self.me {
+                self.own_committed = Some(self.own_committed.unwrap_or(0).max(op.seq));
+            }
             skus_touched(&op.payload, &self.cfg.store, &mut self.dirty_skus);
             // Both call for a state-based plan: releases, and grants of return rights.
             if matches!(
@@ -191,6 +199,7 @@ impl StoreProtocol {
     pub fn handle_lagged(&mut self) {
         self.sweep_all = true;
         self.recent.clear();
+        self.own_committed = None;
     }
 
     fn note_effects(&mut self, effects: &[Effect]) {
@@ -340,7 +349,9 @@ impl StoreProtocol {
         if let Some(due) = self.ack_due.take() {
             return self.ack(due, replica);
         }
-        let last = replica.next_seq().saturating_sub(1);
+        let last = self
+            .own_committed
+            .unwrap_or_else(|| replica.next_seq().saturating_sub(1));
         let after = self.outbox.next_read(last, self.cfg.inflight_ops_max)?;
         if let Some(ops) = self.recent.after(after, self.cfg.batch_ops_max) {
             self.handle_outbox(after, ops);

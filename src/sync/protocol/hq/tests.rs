@@ -502,3 +502,49 @@ fn a_leasing_process_looks_at_requests_for_rights_back_again_without_an_event() 
     p.handle_tick(2 * super::RETURNS_RESCAN_MS);
     assert_eq!(rescans(&mut p), 1);
 }
+
+#[test]
+fn a_route_read_short_of_ops_not_committed_yet_waits_for_their_commit_instead_of_reading_again() {
+    let mut p = proto();
+    let mut r = Replica::new(ActorId::hq());
+    let put = |r: &mut Replica, sku: &str| {
+        let payload = Payload::CatalogPut {
+            sku: Sku::parse(sku).unwrap(),
+            ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
+            name: "Tea".into(),
+            price_cents: 250,
+            vat_bp: 1000,
+        };
+        r.prepare(1, payload).unwrap().0
+    };
+    let first = put(&mut r, "SKU-1");
+    let _in_the_writer = put(&mut r, "SKU-2");
+    let route_reads = |actions: Vec<HqAction>| -> Vec<Vec<RouteRead>> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                HqAction::ReadToRoute(reads) => Some(reads),
+                _ => None,
+            })
+            .collect()
+    };
+    let reads = route_reads(drain(&mut p, &r));
+    assert_eq!(reads.len(), 1);
+    assert_eq!((reads[0][0].after, reads[0][0].upto), (0, 2));
+    // The reader sees only the committed op 1.
+    let answered = reads[0].iter().map(|rd| (rd.clone(), vec![first.clone()]));
+    p.handle_route_reads(answered.collect());
+    let Some(HqAction::Route { cursors, .. }) = p.poll(5, &r) else {
+        panic!("no routing write for op 1");
+    };
+    assert_eq!(cursors, vec![(ActorId::hq(), 1)]);
+    p.handle_routed(Some(BTreeMap::from([(store("norte"), 1)])));
+    assert!(
+        route_reads(drain(&mut p, &r)).is_empty(),
+        "op 2 is not committed: no read until it is"
+    );
+    p.handle_committed();
+    let reads = route_reads(drain(&mut p, &r));
+    assert_eq!(reads.len(), 1, "its commit calls for routing");
+    assert_eq!((reads[0][0].after, reads[0][0].upto), (1, 2));
+}

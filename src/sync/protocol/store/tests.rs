@@ -596,3 +596,51 @@ fn a_single_hq_after_leased_ones_is_refused_loudly_until_the_cursor_is_reset() {
         ops: ops.clone()
     }));
 }
+
+/// The replica holds a group's ops before the writer commits them: the outbox is read only up
+/// to the last own op a commit event reported, so the engine never reads the log for ops it
+/// cannot find there yet (it used to read again and again until the commit landed).
+#[test]
+fn own_ops_are_published_only_up_to_the_last_commit_reported() {
+    let mut p = proto();
+    let mut r = Replica::new(store().actor());
+    for op in hq_ops(1) {
+        r.apply(&op).unwrap();
+    }
+    p.handle_link(1, true);
+    drain(&mut p, 1, &r);
+    let mut receive = |at: u64| {
+        let payload = Payload::StockReceive {
+            store: store(),
+            sku: Sku::parse("SKU-0").unwrap(),
+            qty: 1,
+            reason: crate::domain::op::ReceiveReason::Delivery,
+        };
+        r.prepare(at, payload).unwrap().0
+    };
+    let first = receive(2);
+    let (second, third) = (receive(3), receive(4));
+    let sent = |actions: &[StoreAction]| -> (usize, Vec<usize>) {
+        let reads = actions
+            .iter()
+            .filter(|a| matches!(a, StoreAction::ReadOutbox { .. }))
+            .count();
+        let ups = actions
+            .iter()
+            .filter_map(|a| match a {
+                StoreAction::Publish(Publish {
+                    carries: Carries::Ops { ops, .. },
+                    ..
+                }) => Some(*ops),
+                _ => None,
+            })
+            .collect();
+        (reads, ups)
+    };
+    p.handle_committed(std::slice::from_ref(&first), &[]);
+    // Seqs 2 and 3 are in the replica, their commit not reported yet: only seq 1 goes.
+    assert_eq!(sent(&drain(&mut p, 2, &r)), (0, vec![1]));
+    assert_eq!(sent(&drain(&mut p, 3, &r)), (0, vec![]), "no read for 2-3");
+    p.handle_committed(&[second, third], &[]);
+    assert_eq!(sent(&drain(&mut p, 4, &r)), (0, vec![2]));
+}

@@ -1,0 +1,158 @@
+//! HQ's slow actions, carried out beside the engine: an ingest (a group commit), a read of
+//! ops to route, a routing write, a read of a store's down-log. Each runs in a task of its
+//! own and reports back through one bounded channel, so the engine keeps taking up-batches
+//! and acks while they run: an up-batch arriving during a down-log read is handed to the
+//! writer at once instead of after it. The protocol allows at most one of each in flight
+//! (one per store for down-log reads), which bounds the channel.
+
+use super::persist;
+use crate::domain::{ActorId, Op, StoreId};
+use crate::store::{Ingested, Node, StoreError};
+use crate::sync::probe::{Busy, Hop, Probe};
+use crate::sync::protocol::hq::RouteRead;
+use crate::sync::route::RouteAction;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A slow action finished.
+pub(super) enum Done {
+    /// The `Ingest` of this many stores' up-batches.
+    Ingested {
+        stores: usize,
+        result: Result<Ingested, StoreError>,
+    },
+    /// The `ReadToRoute`.
+    RouteRead(Result<Vec<(RouteRead, Vec<Op>)>, StoreError>),
+    /// The `Route` write: the last down-log index of every store that got entries.
+    Routed(Result<BTreeMap<StoreId, u64>, StoreError>),
+    /// The `ReadDown` of `store` after `after` (empty on a failed read, logged).
+    Down {
+        store: StoreId,
+        after: u64,
+        ops: Vec<Op>,
+    },
+}
+
+/// Most results waiting for the engine: one ingest, one route read, one route write and one
+/// down-log read per store can be out at once.
+pub(super) fn cap(stores: usize) -> usize {
+    stores + 3
+}
+
+/// Spawns the slow actions of one engine.
+#[derive(Clone)]
+pub(super) struct Work {
+    pub(super) node: Node,
+    pub(super) done: mpsc::Sender<Done>,
+    pub(super) probe: Option<Arc<Probe>>,
+}
+
+impl Work {
+    fn spawn(&self, work: impl std::future::Future<Output = Done> + Send + 'static) {
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            let _ = done.send(work.await).await;
+        });
+    }
+
+    /// `Node::ingest` of `stores` up-batches' ops.
+    pub(super) fn ingest(&self, stores: usize, ops: Vec<Op>) {
+        let w = self.clone();
+        self.spawn(async move {
+            let started = Instant::now();
+            let stamped = w.probe.as_ref().map(|p| {
+                p.mark(Hop::HqIngestStart, &ops);
+                ops.clone()
+            });
+            let result = w.node.ingest(ops).await;
+            if let (Some(p), Some(ops), true) = (&w.probe, stamped, result.is_ok()) {
+                p.busy(Busy::HqIngest, started.elapsed());
+                p.mark(Hop::HqIngestDone, &ops);
+            }
+            Done::Ingested { stores, result }
+        });
+    }
+
+    /// Read the ops each `RouteRead` asks for.
+    pub(super) fn read_to_route(&self, reads: Vec<RouteRead>) {
+        let w = self.clone();
+        self.spawn(async move {
+            let started = Instant::now();
+            let result = w.node.query(move |c| read_to_route(c, reads)).await;
+            if let (Some(p), Ok(reads)) = (&w.probe, &result) {
+                p.busy(Busy::HqRouteRead, started.elapsed());
+                p.mark(Hop::HqRouteRead, reads.iter().flat_map(|r| &r.1));
+            }
+            Done::RouteRead(result)
+        });
+    }
+
+    /// Persist routing decisions and cursors in one transaction.
+    pub(super) fn route(&self, actions: Vec<RouteAction>, cursors: Vec<(ActorId, u64)>) {
+        let w = self.clone();
+        self.spawn(async move {
+            let started = Instant::now();
+            let stamped = w.probe.as_ref().map(|_| appended(&actions));
+            let result = w
+                .node
+                .write(move |tx| persist::apply_routes(tx, &actions, &cursors))
+                .await;
+            if let (Some(p), Some(ops), true) = (&w.probe, stamped, result.is_ok()) {
+                p.busy(Busy::HqRouteWrite, started.elapsed());
+                for (actor, seq) in ops {
+                    p.mark_range(Hop::HqRouted, &actor, seq..=seq);
+                }
+            }
+            Done::Routed(result)
+        });
+    }
+
+    /// Read `store`'s down-log after `after`, at most `limit` entries.
+    pub(super) fn read_down(&self, store: StoreId, after: u64, limit: usize) {
+        let w = self.clone();
+        self.spawn(async move {
+            let started = Instant::now();
+            let who = store.clone();
+            let ops = w
+                .node
+                .query(move |c| persist::downlog_ops(c, &who, after, limit))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(store = %store, error = %e, "cannot read the down-log");
+                    Vec::new()
+                });
+            if let Some(p) = &w.probe {
+                p.busy(Busy::HqReadDown, started.elapsed());
+                p.mark(Hop::HqDownRead, &ops);
+            }
+            Done::Down { store, after, ops }
+        });
+    }
+}
+
+/// The ops a routing write appends to down-logs (for the probe).
+fn appended(actions: &[RouteAction]) -> Vec<(ActorId, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            RouteAction::Append { op, .. } => Some((op.actor.clone(), op.seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ops each read asks for, in order.
+fn read_to_route(
+    conn: &rusqlite::Connection,
+    reads: Vec<RouteRead>,
+) -> rusqlite::Result<Vec<(RouteRead, Vec<Op>)>> {
+    reads
+        .into_iter()
+        .map(|read| {
+            let ops = Node::ops_since(conn, &read.actor, read.since(), read.limit())?;
+            Ok((read, ops))
+        })
+        .collect()
+}
