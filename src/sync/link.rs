@@ -6,9 +6,17 @@
 //! ever calls `try_publish`, so this task is never blocked by a full request queue. Cutting the
 //! link (`wanted = false`) drops the socket without a DISCONNECT, so the broker publishes the
 //! Last Will exactly as it would for a real outage.
+//!
+//! The task polls rumqttc without pause, whatever the engine's pace: a link that waited for
+//! room in the engine's queue would stop sending the engine's own publishes (HQ's acks) and
+//! answering keep-alives, so a busy HQ would see every store resend its window and then lose
+//! its connection. Incoming publishes wait in the task until the engine takes them and are
+//! acknowledged to the broker only then (manual acks): the broker's in-flight limit bounds
+//! what waits here, and the rest stays queued at the broker.
 
 use super::broker::BROKER_PAYLOAD_BYTES_MAX;
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, LastWill, MqttOptions, Packet, Publish, QoS};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -49,6 +57,7 @@ fn options(cfg: &LinkConfig) -> MqttOptions {
     opts.set_keep_alive(Duration::from_secs(cfg.keepalive_s.max(5)));
     opts.set_clean_session(true);
     opts.set_inflight(INFLIGHT_MAX);
+    opts.set_manual_acks(true);
     let packet_max = BROKER_PAYLOAD_BYTES_MAX + 4_096;
     opts.set_max_packet_size(packet_max, packet_max);
     if let Some((topic, payload)) = &cfg.will {
@@ -93,13 +102,35 @@ pub async fn run_link(
         let mut net = eventloop.network_options();
         net.set_tcp_nodelay(true);
         eventloop.set_network_options(net);
+        // The engine was told `Connected`, so it must be told `Disconnected`.
         let mut connected = false;
+        // Events the engine has not taken yet, each with the publish to acknowledge once it
+        // has. Dropped with the connection: the broker forgets them too (clean session), and
+        // the protocol resends what was not acknowledged.
+        let mut waiting: VecDeque<(LinkEvent, Option<Publish>)> = VecDeque::new();
+        // Publishes the engine took whose acknowledgement did not fit in rumqttc's request
+        // queue yet (the engine's publishes share it); retried after every event.
+        let mut unacked: VecDeque<Publish> = VecDeque::new();
         let end = loop {
+            while let Some(publish) = unacked.front() {
+                if client.try_ack(publish).is_err() {
+                    break;
+                }
+                unacked.pop_front();
+            }
             tokio::select! {
                 _ = shutdown.changed() => break End::Shutdown,
                 r = wanted.changed() => {
                     if r.is_err() { break End::Shutdown }
                     if !*wanted.borrow() { break End::Cut }
+                }
+                permit = events.reserve(), if !waiting.is_empty() => {
+                    let Ok(permit) = permit else { return };
+                    if let Some((ev, publish)) = waiting.pop_front() {
+                        connected |= matches!(ev, LinkEvent::Connected(_));
+                        permit.send(ev);
+                        unacked.extend(publish);
+                    }
                 }
                 ev = eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -112,17 +143,15 @@ pub async fn run_link(
                                 tracing::warn!(error = %e, filter, "cannot queue a subscription");
                             }
                         }
-                        connected = true;
                         backoff_ms = RECONNECT_BACKOFF_MS_MIN;
-                        if events.send(LinkEvent::Connected(client.clone())).await.is_err() {
-                            return;
-                        }
+                        waiting.push_back((LinkEvent::Connected(client.clone()), None));
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let ev = LinkEvent::Publish { topic: p.topic, payload: p.payload.to_vec() };
-                        if events.send(ev).await.is_err() {
-                            return;
-                        }
+                        let ev = LinkEvent::Publish {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        };
+                        waiting.push_back((ev, Some(p)));
                     }
                     Ok(_) => {}
                     Err(e) => {
