@@ -56,12 +56,25 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let db_per_op = db_bytes(&db) as f64 / ops_seeded.max(1) as f64;
 
     let peak = Arc::new(AtomicU64::new(idle));
+    // What the RSS peak is made of: our heap (the counting allocator) and SQLite's, each at
+    // its own peak over the same samples.
+    let heap_peak = Arc::new(AtomicU64::new(0));
+    let sqlite_peak = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (peak, stop) = (peak.clone(), stop.clone());
+        let (peak, heap_peak, sqlite_peak, stop) = (
+            peak.clone(),
+            heap_peak.clone(),
+            sqlite_peak.clone(),
+            stop.clone(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 peak.fetch_max(rss_bytes().unwrap_or(0), Ordering::Relaxed);
+                let heap = live_bytes().unwrap_or(0).max(0) as u64;
+                heap_peak.fetch_max(heap, Ordering::Relaxed);
+                let sqlite = heap_parts::sqlite_bytes().max(0) as u64;
+                sqlite_peak.fetch_max(sqlite, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -88,6 +101,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     report.figure("rss_before_open_mib", rss_before_open as f64 / MIB, "MiB");
     report.figure("rss_idle_mib", idle as f64 / MIB, "MiB");
     report.figure("rss_under_load_peak_mib", under_load as f64 / MIB, "MiB");
+    report.figure(
+        "heap_under_load_peak_mib",
+        heap_peak.load(Ordering::Relaxed) as f64 / MIB,
+        "MiB",
+    );
+    report.figure(
+        "sqlite_heap_under_load_peak_mib",
+        sqlite_peak.load(Ordering::Relaxed) as f64 / MIB,
+        "MiB",
+    );
     report.figure("sales_in_memory_after_load", held_after_load.0 as u64, "");
     report.figure("orders_in_memory_after_load", held_after_load.1 as u64, "");
     match heap_idle {

@@ -117,11 +117,13 @@ pub fn write(
     // Counting plain data cannot fail.
     let bytes = postcard::serialize_with_flavor(&body, postcard::ser_flavors::Size::default())
         .unwrap_or_default() as u64;
+    // Delete, then insert: an upsert would have SQLite read the old row, the whole previous
+    // snapshot, into its heap to rewrite it (tens of MiB at 100k SKUs, under load every few
+    // seconds). The zeroblob is written as zeroed pages without a buffer of its size.
+    delete(conn)?;
     conn.prepare_cached(
         "INSERT INTO snapshot (id, format, through, written_ms, body)
-         VALUES (1, ?1, ?2, ?3, zeroblob(?4))
-         ON CONFLICT (id) DO UPDATE SET format = excluded.format, through = excluded.through,
-             written_ms = excluded.written_ms, body = excluded.body",
+         VALUES (1, ?1, ?2, ?3, zeroblob(?4))",
     )?
     .execute(params![
         i64::from(FORMAT),
