@@ -74,9 +74,9 @@ pub enum TxStep {
     Savepoint,
     /// `COMMIT` (for example a deferred constraint, a full disk or an I/O error).
     Commit,
-    /// Writing the batch of derived rows the group carried (`store::derived`): the group is
+    /// Deleting the snapshot with an erasure (it may hold the customer's data): the group is
     /// rolled back whole.
-    Derive,
+    Snapshot,
     /// Committing the group to the shared op log (`Journal`) first: it is unreachable or
     /// refused the group.
     Journal,
@@ -88,7 +88,7 @@ impl std::fmt::Display for TxStep {
             TxStep::Begin => "beginning the write transaction",
             TxStep::Savepoint => "undoing a failed request inside the write transaction",
             TxStep::Commit => "committing the write transaction",
-            TxStep::Derive => "writing the derived rows in the write transaction",
+            TxStep::Snapshot => "deleting the snapshot in the write transaction",
             TxStep::Journal => "committing to the shared op log",
         })
     }

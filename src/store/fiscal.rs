@@ -4,7 +4,7 @@
 //! parses (someone edited the file) is an error naming the record, never a guess.
 
 use crate::domain::fiscal::{InvoiceRecord, InvoiceRef, InvoiceType, RecordKind, VatLine};
-use crate::domain::StoreId;
+use crate::domain::{Op, Payload, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 /// A row of `fiscal_records` that does not decode into a record.
@@ -14,6 +14,15 @@ pub struct RowError {
     pub position: u64,
     pub field: &'static str,
     pub value: String,
+}
+
+/// The row written in the same transaction as `op` itself: an `Invoice`'s journal record (the
+/// fiscal chain is read from `fiscal_records` and must never lag its op).
+pub fn record_with_op(tx: &Transaction, op: &Op) -> rusqlite::Result<()> {
+    match &op.payload {
+        Payload::Invoice { store, record } => insert_record(tx, store, record),
+        _ => Ok(()),
+    }
 }
 
 /// Write a record's row (once: the op log applies each op once; a replay finds it there).

@@ -230,8 +230,7 @@ impl Evictor {
 
     /// One pass: write the stable sales, then the stable finished orders, to their history
     /// tables, each in a transaction of its own, and once it committed take them out of
-    /// memory. Returns how many left memory (at most `EVICT_BATCH_MAX` of each). The caller
-    /// runs it only with no derived rows pending (they are written from memory).
+    /// memory. Returns how many left memory (at most `EVICT_BATCH_MAX` of each).
     pub fn run(
         &mut self,
         conn: &mut Connection,

@@ -10,14 +10,12 @@
 //! checkpoint, close), each method a thin call into the writer or a submodule.
 
 pub mod codec;
-pub mod derived;
 pub mod erasure;
 mod error;
 pub mod fiscal;
 pub mod history;
 pub mod import;
 pub mod journal;
-pub mod materialize;
 pub mod order_history;
 pub mod pg;
 mod replay;

@@ -17,7 +17,7 @@ const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
 /// original dropped, which frees that arena as a whole, and the freed pages go back to the OS.
 /// An idle node's resident memory is then its state, not what building it left behind.
 pub(super) fn replay_packed(
-    mut conn: Connection,
+    conn: Connection,
     actor: ActorId,
 ) -> Result<(Connection, Replica, Replayed), StoreError> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -35,14 +35,11 @@ pub(super) fn replay_packed(
             let started = Instant::now();
             let replica = replay_counted(&conn, actor).and_then(|(mut r, replayed)| {
                 let replayed_ms = started.elapsed().as_millis() as u64;
-                super::derived::recover(&mut conn, r.state())?;
-                let recovered_ms = started.elapsed().as_millis() as u64;
                 r.compact();
                 conn.execute_batch("PRAGMA shrink_memory")?;
                 tracing::info!(
                     tail_ops = replayed.tail_ops,
                     replayed_ms,
-                    recovered_ms,
                     packed_ms = started.elapsed().as_millis() as u64,
                     "replica loaded"
                 );

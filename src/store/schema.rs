@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "order_history",
         include_str!("../../migrations/0014_order_history.sql"),
     ),
+    (
+        15,
+        "drop_materialised",
+        include_str!("../../migrations/0015_drop_materialised.sql"),
+    ),
 ];
 
 /// Highest schema version this binary understands.
@@ -327,6 +332,52 @@ mod migration_tests {
         assert!(err.contains("not 2"), "{err}");
         assert_eq!(missing_below(&[1, 2, 3], 3), None);
         assert_eq!(missing_below(&[1, 3], 3), Some(2));
+    }
+
+    #[test]
+    fn a_file_from_before_0015_loses_its_materialised_tables_and_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "secure_delete", "ON").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 < 15) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (?1, ?2, 0)",
+                rusqlite::params![version, name],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO customers (id, name, email, phone, loyalty_card, erased)
+               VALUES ('C-1', 'Zenobia Quintanilla', 'zq@example.es', NULL, NULL, 0);
+             INSERT INTO stock VALUES ('s1', 'SKU-1', 4, 4, 0, 0);
+             INSERT INTO meta (key, value) VALUES ('derived_through', 7);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, 1).unwrap(), vec![15]);
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sqlite_master WHERE name IN
+                   ('catalog', 'stock', 'orders', 'sales', 'customers', 'cart_lines'))
+                 + (SELECT count(*) FROM meta WHERE key = 'derived_through')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "tables or the mark left behind");
+        drop(conn);
+        let bytes = std::fs::read(&path).unwrap();
+        let name = b"Zenobia Quintanilla";
+        assert!(
+            !bytes.windows(name.len()).any(|w| w == name),
+            "the dropped customers row is still in the file"
+        );
     }
 }
 

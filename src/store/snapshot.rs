@@ -37,7 +37,7 @@ pub const SNAPSHOT_BYTES_PER_OP_MAX: u64 = 512;
 /// finished orders leave memory) once this many ops were logged since its last pass, on its
 /// own cadence, not the snapshot's (every 20k-30k ops at 100k SKUs): at the mixed workload's
 /// ~0.4 sales per op, memory then holds at most ~1,600 sales (~0.8 MiB) more than it keeps
-/// on purpose. A pass first writes the pending derived rows (they are written from memory).
+/// on purpose.
 pub const EVICT_PASS_OPS: u64 = 4_096;
 
 /// What is encoded, borrowed from the live replica.

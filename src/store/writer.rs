@@ -1,6 +1,6 @@
 //! The writer thread: one connection, group commit.
-//! (Over 500 lines: the group's transaction, its failure paths, the derived-row batch and the
-//! journal hand-off are one sequence whose order is the durability argument; read it whole.)
+//! (Over 500 lines: the group's transaction, its failure paths and the journal hand-off are one
+//! sequence whose order is the durability argument; read it whole.)
 //!
 //! Each loop takes every request already queued (up to `GROUP_REQUESTS_MAX`), runs each in its
 //! own savepoint inside one `BEGIN IMMEDIATE` transaction, commits once, and only then answers
@@ -12,13 +12,12 @@
 //! step that failed, and memory is rebuilt from the file. With a `Journal` (the shared op log
 //! on PostgreSQL) the group's ops are committed there first, and SQLite commits only after.
 
-use super::derived::{Pending, DERIVED_IDLE_MS};
 use super::history::{self, Evictor};
 use super::journal::{Journal, JournalError};
 use super::snapshot::{self, Cadence};
 use super::{
-    erasure, insert_op, materialize, replay, Ingested, NodeEvent, Payloads, Request, Shared,
-    StoreError, SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
+    erasure, fiscal, insert_op, replay, Ingested, NodeEvent, Payloads, Request, Shared, StoreError,
+    SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica, SaleId};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -26,6 +25,9 @@ use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
+
+/// An idle writer writes a due snapshot after this long without a request.
+const IDLE_MS: u64 = 20;
 
 /// Why a whole group did not commit; every request of the group is answered with it.
 #[derive(Debug, Clone)]
@@ -80,38 +82,22 @@ pub(super) fn run(
     mut cadence: Cadence,
     mut held: Held,
 ) {
-    let mut pending = Pending::default();
     let mut evictor = Evictor::default();
     let mut recalled: Vec<SaleId> = Vec::new();
     loop {
-        let first = if pending.is_empty() && !cadence.due_idle() {
-            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        let first = if cadence.due_idle() {
+            rx.recv_timeout(Duration::from_millis(IDLE_MS))
         } else {
-            rx.recv_timeout(Duration::from_millis(DERIVED_IDLE_MS))
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
         };
         let first = match first {
             Ok(first) => first,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                write_derived(&mut conn, &shared, &mut pending, held);
-                if cadence.due_idle() {
-                    write_snapshot(
-                        &mut conn,
-                        &shared,
-                        &mut cadence,
-                        held,
-                        (&mut evictor, &mut pending),
-                    );
-                }
+                write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                write_level(
-                    &mut conn,
-                    &shared,
-                    &mut cadence,
-                    held,
-                    (&mut evictor, &mut pending),
-                );
+                write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
                 return;
             }
         };
@@ -135,7 +121,6 @@ pub(super) fn run(
         }
         if !group.is_empty() {
             let mut tally = Tally {
-                pending: &mut pending,
                 cadence: &mut cadence,
                 held: &mut held,
                 recalled: &mut recalled,
@@ -150,83 +135,19 @@ pub(super) fn run(
             // Under load, history leaves memory at the pace it arrives, on the passes' own
             // cadence; a snapshot makes a pass first.
             if cadence.due_busy() {
-                write_snapshot(
-                    &mut conn,
-                    &shared,
-                    &mut cadence,
-                    held,
-                    (&mut evictor, &mut pending),
-                );
+                write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
             } else if cadence.due_pass() {
-                evict(
-                    &mut conn,
-                    &shared,
-                    &mut cadence,
-                    held,
-                    (&mut evictor, &mut pending),
-                );
+                evict(&mut conn, &shared, &mut cadence, held, &mut evictor);
             }
         }
         if let Some(reply) = checkpoint_reply {
-            write_level(
-                &mut conn,
-                &shared,
-                &mut cadence,
-                held,
-                (&mut evictor, &mut pending),
-            );
+            write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
             let _ = reply.send(checkpoint(&conn));
         }
         if let Some(reply) = close_reply {
-            write_level(
-                &mut conn,
-                &shared,
-                &mut cadence,
-                held,
-                (&mut evictor, &mut pending),
-            );
+            write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
             return close(conn, reply);
         }
-    }
-}
-
-/// Bring the file level with memory: the pending derived rows, then a snapshot (the writer is
-/// idle with nothing queued, or about to checkpoint or close).
-fn write_level(
-    conn: &mut Connection,
-    shared: &Shared,
-    cadence: &mut Cadence,
-    held: Held,
-    (evictor, pending): (&mut Evictor, &mut Pending),
-) {
-    write_derived(conn, shared, pending, held);
-    write_snapshot(conn, shared, cadence, held, (evictor, pending));
-}
-
-/// Write the pending derived rows in a transaction of their own (the writer is idle, or about
-/// to checkpoint or close). On failure they stay pending and the next batch retries them. Not
-/// when the log holds ops memory lacks (`held`, as for snapshots): the rows would be stale and
-/// the mark would claim those ops' rows; they are dropped from `pending` and, the mark not
-/// having moved, `derived::recover` writes them at the next open.
-fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending, held: Held) {
-    if pending.is_empty() {
-        return;
-    }
-    let written = Transaction::new(conn, TransactionBehavior::Immediate).and_then(|tx| {
-        if snapshot::last_rowid(&tx)? != held.unwrap_or(-1) {
-            tracing::warn!("the log holds ops this replica does not; derived rows not written");
-            return Ok(false);
-        }
-        {
-            let replica = shared.replica.read().unwrap_or_else(|p| p.into_inner());
-            pending.write(&tx, replica.state())?;
-        }
-        tx.commit().map(|()| true)
-    });
-    match written {
-        // Not written (`false`): the mark did not move, so `recover` names them again.
-        Ok(_) => pending.clear(),
-        Err(e) => tracing::warn!(error = %StoreError::from(e), "derived rows not written yet"),
     }
 }
 
@@ -236,22 +157,20 @@ fn write_derived(conn: &mut Connection, shared: &Shared, pending: &mut Pending, 
 type Held = Option<i64>;
 
 /// Move the causally stable sales and orders out of memory (`store::history`), in passes
-/// until one leaves nothing stable behind. The pending derived rows are written first: they
-/// are written from the records in memory, so none may leave before its rows are on disk.
-/// Not when memory does not hold the log (`held`): its records may not be the log's.
+/// until one leaves nothing stable behind. Not when memory does not hold the log (`held`):
+/// its records may not be the log's.
 fn evict(
     conn: &mut Connection,
     shared: &Shared,
     cadence: &mut Cadence,
     held: Held,
-    (evictor, pending): (&mut Evictor, &mut Pending),
+    evictor: &mut Evictor,
 ) {
     if held.is_none() {
         return;
     }
-    write_derived(conn, shared, pending, held);
     let mut evicted = 0;
-    while pending.is_empty() {
+    loop {
         match evictor.run(conn, &shared.replica) {
             // A pass that moved less than a full batch left nothing stable behind.
             Ok(n) if n < history::EVICT_BATCH_MAX => {
@@ -280,12 +199,12 @@ fn write_snapshot(
     shared: &Shared,
     cadence: &mut Cadence,
     held: Held,
-    (evictor, pending): (&mut Evictor, &mut Pending),
+    evictor: &mut Evictor,
 ) {
     let Some(through) = held else {
         return;
     };
-    evict(conn, shared, cadence, held, (evictor, pending));
+    evict(conn, shared, cadence, held, evictor);
     if !cadence.stale() {
         return;
     }
@@ -303,10 +222,9 @@ fn write_snapshot(
     }
 }
 
-/// The writer's bookkeeping a group updates: derived rows to write, ops since the snapshot,
-/// the log's last rowid memory holds.
+/// The writer's bookkeeping a group updates: ops since the snapshot, the log's last rowid
+/// memory holds.
 struct Tally<'a> {
-    pending: &'a mut Pending,
     cadence: &'a mut Cadence,
     held: &'a mut Held,
     /// Sales recalled for the counter by this group (pinned in memory after it).
@@ -334,7 +252,6 @@ fn commit_group(
     tally: &mut Tally,
     journal: &mut MaybeJournal,
 ) -> Result<(), StoreError> {
-    let pending = &mut *tally.pending;
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -357,7 +274,6 @@ fn commit_group(
     let mut caught: Vec<NodeEvent> = Vec::new();
     let mut abort = None;
     let mut erased = false;
-    let mut derived = false;
     {
         let mut replica = shared
             .replica
@@ -368,7 +284,6 @@ fn commit_group(
             let mut own = Group {
                 events: &mut caught,
                 erased: &mut erased,
-                pending: &mut *pending,
                 recalled: &mut *tally.recalled,
             };
             if let Err(e) = catch_up_own(j.as_mut(), &tx, &mut replica, &mut own) {
@@ -383,7 +298,6 @@ fn commit_group(
             let mut group = Group {
                 events: &mut events,
                 erased: &mut erased,
-                pending: &mut *pending,
                 recalled: &mut *tally.recalled,
             };
             let handled = handle(&tx, &mut replica, req, &mut group);
@@ -394,18 +308,11 @@ fn commit_group(
                 *replica = replay(&tx, shared.actor.clone())?.0;
             }
         }
-        // An erasure's group carries every pending row, so the customer's row leaves the
-        // disk (and, by the WAL truncation below, its old page images) with the erasure.
-        if abort.is_none() && (erased || pending.due()) {
-            match pending.write(&tx, replica.state()) {
-                Ok(()) => derived = true,
-                Err(e) => abort = Some(Abort::new(TxStep::Derive, e)),
-            }
-        }
-        // The snapshot may hold the erased customer's data: it goes with the erasure.
+        // The snapshot may hold the erased customer's data: it goes with the erasure (and,
+        // by the WAL truncation below, its old page images).
         if abort.is_none() && erased {
             if let Err(e) = snapshot::delete(&tx) {
-                abort = Some(Abort::new(TxStep::Derive, e));
+                abort = Some(Abort::new(TxStep::Snapshot, e));
             }
         }
     }
@@ -439,9 +346,6 @@ fn commit_group(
     };
     match abort {
         None => {
-            if derived {
-                pending.clear();
-            }
             let logged = events
                 .iter()
                 .map(|NodeEvent::Applied { ops, .. }| ops.len())
@@ -580,9 +484,7 @@ fn store_op(
 ) -> rusqlite::Result<Op> {
     let stored = erasure::stored_form(op, replica.state()).into_owned();
     insert_op(tx, &stored)?;
-    materialize::with_op(tx, &stored)?;
-    // Named even if the request is undone later: writing a row from the state is idempotent.
-    group.pending.note(&stored);
+    fiscal::record_with_op(tx, &stored)?;
     if let Some(customer) = erasure::erased_by(op) {
         erasure::rewrite_log(tx, replica.state(), customer)?;
         *group.erased = true;
@@ -595,7 +497,6 @@ struct Group<'a> {
     events: &'a mut Vec<NodeEvent>,
     /// A request erased a customer: the WAL is truncated after the commit.
     erased: &'a mut bool,
-    pending: &'a mut Pending,
     recalled: &'a mut Vec<SaleId>,
 }
 
