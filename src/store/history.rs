@@ -1,21 +1,24 @@
 //! History out of memory: closed sales that every replica holding them has acknowledged leave
 //! the in-memory replica for `sale_history` (migration 0012), and come back before an op that
-//! names them (`domain::history` has the calling protocol).
+//! names them (`domain::history` has the calling protocol). The pick, write, commit, evict and
+//! recall sequence is `history_table`'s, shared with `order_history`; this module says what
+//! is the sales' own (their row, which are stable) and runs both passes (`Evictor`).
 //!
-//! Invariants: a row is committed before its sale leaves memory, so memory never lacks what
-//! the file lacks. Each row carries the number of the eviction that wrote it (`eviction`, the
-//! replica's `State::evictions` after it); a replica rebuilt from an older snapshot has made
-//! fewer evictions, so rows numbered above its count are not its own: they are never
-//! rehydrated and the rebuild deletes them (`forget_after`). A sale rehydrated keeps its row
-//! (memory is looked at first), and its next eviction rewrites it.
+//! Invariants (`history_table` has the rest): a row is committed before its sale leaves
+//! memory; rows numbered above the replica's `State::evictions` are never rehydrated and the
+//! rebuild deletes them (`forget_after`). A sale rehydrated keeps its row (memory is looked at
+//! first), and its next eviction rewrites it.
 
+use super::history_table::{self, nothing_evicted, HistoryTable, Pinned};
+use super::order_history::Orders;
 use super::StoreError;
 use crate::domain::history::sales_named;
 use crate::domain::state::SaleRecord;
-use crate::domain::{ActorId, CustomerId, Hlc, Op, Payload, Replica, SaleId};
+use crate::domain::{ActorId, CustomerId, Hlc, Op, Payload, Replica, SaleId, State};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::BTreeMap;
 use std::sync::RwLock;
+
+pub use history_table::{decode_body, encode_body};
 
 /// Layout of a row's `body`: this byte, then postcard over `SaleRecord`. Bump it when the
 /// record changes shape (the golden case in tests/formats.rs fails when it does).
@@ -33,27 +36,60 @@ pub const EVICT_BATCH_MAX: usize = 50_000;
 /// passes, so the return planned from memory finds it when it is submitted.
 const RECALL_PIN_PASSES: u64 = 2;
 
-/// A history row's `body`: the layout byte `format`, then postcard over the record (sales
-/// here, orders in `order_history`).
-pub fn encode_body<T: serde::Serialize>(format: u8, record: &T) -> Vec<u8> {
-    // Serialising plain data into a Vec cannot fail.
-    postcard::to_extend(record, vec![format]).unwrap_or_else(|_| vec![format])
-}
+/// `sale_history`, for `history_table`.
+pub(super) struct Sales;
 
-/// A row's `body` back as the record it stores, if it has the layout `format`.
-pub fn decode_body<T: serde::de::DeserializeOwned>(format: u8, bytes: &[u8]) -> Result<T, String> {
-    match bytes.split_first() {
-        Some((&f, rest)) if f == format => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((f, _)) => Err(format!("format {f}, this binary reads {format}")),
-        None => Err("empty body".to_string()),
+impl HistoryTable for Sales {
+    type Id = SaleId;
+    type Record = SaleRecord;
+    const TABLE: &'static str = "sale_history";
+    const TIME_COLUMN: &'static str = "at_ms";
+    const BODY_FORMAT: u8 = SALE_BODY_FORMAT;
+    const INSERT: &'static str =
+        "INSERT OR REPLACE INTO sale_history (id, store, customer, at_ms, eviction, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    const NOUN: &'static str = "sale";
+
+    fn id_str(id: &SaleId) -> &str {
+        id.as_str()
     }
-}
 
-fn decoded(sale: &str, body: &[u8]) -> Result<SaleRecord, StoreError> {
-    decode_body(SALE_BODY_FORMAT, body).map_err(|detail| StoreError::History {
-        record: sale.to_string(),
-        detail,
-    })
+    fn insert(
+        insert: &mut rusqlite::Statement<'_>,
+        s: &SaleRecord,
+        eviction: i64,
+        body: Vec<u8>,
+    ) -> rusqlite::Result<usize> {
+        insert.execute(params![
+            s.id.as_str(),
+            s.store.as_str(),
+            s.customer.as_ref().map(|c| c.as_str()),
+            s.at.wall_ms() as i64,
+            eviction,
+            body,
+        ])
+    }
+
+    fn held<'s>(state: &'s State, id: &SaleId) -> Option<&'s SaleRecord> {
+        state.sales.get(id)
+    }
+
+    fn stable(
+        conn: &Connection,
+        replica: &Replica,
+        pinned: &Pinned,
+        batch_max: usize,
+    ) -> Result<Vec<SaleId>, StoreError> {
+        Ok(stable(conn, replica, pinned, batch_max)?)
+    }
+
+    fn evict(replica: &mut Replica, id: &SaleId) -> Option<SaleRecord> {
+        replica.evict_sale(id)
+    }
+
+    fn rehydrate(replica: &mut Replica, record: SaleRecord) {
+        replica.rehydrate_sale(record);
+    }
 }
 
 /// The evicted sale `sale`, if this replica (having made `evictions` evictions) evicted it.
@@ -62,11 +98,7 @@ pub fn load_sale(
     sale: &SaleId,
     evictions: u64,
 ) -> Result<Option<SaleRecord>, StoreError> {
-    let body: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT body FROM sale_history WHERE id = ?1 AND eviction <= ?2")?
-        .query_row(params![sale.as_str(), evictions as i64], |r| r.get(0))
-        .optional()?;
-    body.map(|b| decoded(sale.as_str(), &b)).transpose()
+    Sales::load(conn, sale, evictions)
 }
 
 /// Put back into `replica` every evicted sale `payload` names, before it is prepared or
@@ -95,11 +127,6 @@ pub fn recall_op(conn: &Connection, replica: &mut Replica, op: &Op) -> Result<()
     recall(conn, replica, &op.payload)
 }
 
-/// No eviction on this replica's lineage: no history row is its own, so none is read.
-pub(super) fn nothing_evicted(replica: &Replica) -> bool {
-    replica.state().evictions() == 0
-}
-
 /// `recall` for the sales `sales`; a sale id that is a handed-over order's (a return
 /// against a pickup) brings that order back.
 pub fn recall_sales<'a>(
@@ -114,12 +141,7 @@ pub fn recall_sales<'a>(
         if let Ok(order) = crate::domain::OrderId::parse(sale.as_str()) {
             super::order_history::recall_orders(conn, replica, [&order])?;
         }
-        if replica.state().sales.contains_key(sale) {
-            continue;
-        }
-        if let Some(record) = load_sale(conn, sale, replica.state().evictions())? {
-            replica.rehydrate_sale(record);
-        }
+        history_table::recall_one::<Sales>(conn, replica, sale)?;
     }
     Ok(())
 }
@@ -131,31 +153,13 @@ pub fn sales_of_customer(
     customer: &CustomerId,
     evictions: u64,
 ) -> rusqlite::Result<Vec<SaleRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, body FROM sale_history WHERE customer = ?1 AND eviction <= ?2
-         ORDER BY at_ms",
-    )?;
-    let rows = stmt.query_map(params![customer.as_str(), evictions as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, body) = row?;
-        let record = decoded(&id, &body).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, e.into())
-        })?;
-        out.push(record);
-    }
-    Ok(out)
+    history_table::of_customer::<Sales>(conn, customer, evictions)
 }
 
 /// Delete the rows of evictions a replica rebuilt with `evictions` evictions never made, sales
 /// and orders.
 pub fn forget_after(conn: &Connection, evictions: u64) -> rusqlite::Result<usize> {
-    let sales = conn.execute(
-        "DELETE FROM sale_history WHERE eviction > ?1",
-        params![evictions as i64],
-    )?;
+    let sales = history_table::forget_after::<Sales>(conn, evictions)?;
     Ok(sales + super::order_history::forget_after(conn, evictions)?)
 }
 
@@ -173,7 +177,7 @@ fn acked_hlc(conn: &Connection, me: &ActorId) -> rusqlite::Result<Option<Hlc>> {
 }
 
 /// Sales in memory that are causally stable and may leave it, oldest first, as many as are
-/// above `SALES_KEPT_IN_MEMORY` and at most `EVICT_BATCH_MAX`. Only their store authors sales
+/// above `SALES_KEPT_IN_MEMORY` and at most `batch_max`. Only their store authors sales
 /// (`check_authority`), so at HQ every sale is held by its store and HQ, and HQ's down-log
 /// hands it to other stores from the op log, not from memory: all are stable. At a store, its
 /// own sales are stable once HQ acked them (own HLCs grow with seq, so a sale at or before
@@ -181,7 +185,8 @@ fn acked_hlc(conn: &Connection, me: &ActorId) -> rusqlite::Result<Option<Hlc>> {
 fn stable(
     conn: &Connection,
     replica: &Replica,
-    pinned: &BTreeMap<SaleId, u64>,
+    pinned: &Pinned,
+    batch_max: usize,
 ) -> rusqlite::Result<Vec<SaleId>> {
     let state = replica.state();
     let over = state.sales.len().saturating_sub(SALES_KEPT_IN_MEMORY);
@@ -194,7 +199,7 @@ fn stable(
         Some(_) => acked_hlc(conn, me)?,
         None => None,
     };
-    let mut out: Vec<(Hlc, &SaleId)> = state
+    let candidates: Vec<(Hlc, &SaleId)> = state
         .sales
         .values()
         .filter(|s| match &own {
@@ -204,20 +209,18 @@ fn stable(
         .filter(|s| !pinned.contains_key(&s.id))
         .map(|s| (s.at, &s.id))
         .collect();
-    out.sort_unstable();
-    Ok(out
-        .into_iter()
-        .filter(|(_, id)| state.sale_evictable(id))
-        .take(over.min(EVICT_BATCH_MAX))
-        .map(|(_, id)| id.clone())
-        .collect())
+    Ok(history_table::oldest(
+        candidates,
+        over.min(batch_max),
+        |id| state.sale_evictable(id),
+    ))
 }
 
 /// The writer's side of eviction: passes made, and sales pinned in memory by a recall.
 #[derive(Debug, Default)]
 pub struct Evictor {
     passes: u64,
-    pinned: BTreeMap<SaleId, u64>,
+    pinned: Pinned,
 }
 
 impl Evictor {
@@ -240,90 +243,9 @@ impl Evictor {
         let passes = self.passes;
         self.pinned
             .retain(|_, at| passes.saturating_sub(*at) <= RECALL_PIN_PASSES);
-        let sales = self.run_sales(conn, replica)?;
-        Ok(sales + self.run_orders(conn, replica)?)
-    }
-
-    /// The sales' part of `run`.
-    fn run_sales(
-        &mut self,
-        conn: &mut Connection,
-        replica: &RwLock<Replica>,
-    ) -> Result<usize, StoreError> {
-        let (ids, first) = {
-            let r = replica.read().unwrap_or_else(|p| p.into_inner());
-            (stable(conn, &r, &self.pinned)?, r.state().evictions() + 1)
-        };
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let r = replica.read().unwrap_or_else(|p| p.into_inner());
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO sale_history (id, store, customer, at_ms, eviction, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (n, id) in (first..).zip(&ids) {
-                let Some(s) = r.state().sales.get(id) else {
-                    continue;
-                };
-                insert.execute(params![
-                    s.id.as_str(),
-                    s.store.as_str(),
-                    s.customer.as_ref().map(|c| c.as_str()),
-                    s.at.wall_ms() as i64,
-                    n as i64,
-                    encode_body(SALE_BODY_FORMAT, s),
-                ])?;
-            }
-        }
-        tx.commit()?;
-        let mut r = replica.write().unwrap_or_else(|p| p.into_inner());
-        let mut evicted = 0;
-        for id in &ids {
-            // Only this thread changes the replica, so each is still evictable; were one not,
-            // the rows after it carry numbers above the count and are simply not used.
-            if r.evict_sale(id).is_none() {
-                debug_assert!(false, "sale {id} stopped being evictable");
-                break;
-            }
-            evicted += 1;
-        }
-        Ok(evicted)
-    }
-
-    /// The orders' part of `run`, as for sales: rows committed, then the orders evicted in
-    /// the order their rows were numbered.
-    fn run_orders(
-        &mut self,
-        conn: &mut Connection,
-        replica: &RwLock<Replica>,
-    ) -> Result<usize, StoreError> {
-        let (ids, first) = {
-            let r = replica.read().unwrap_or_else(|p| p.into_inner());
-            let ids = super::order_history::stable(conn, &r, &self.pinned, EVICT_BATCH_MAX)?;
-            (ids, r.state().evictions() + 1)
-        };
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let r = replica.read().unwrap_or_else(|p| p.into_inner());
-            super::order_history::write_rows(&tx, &r, &ids, first)?;
-        }
-        tx.commit()?;
-        let mut r = replica.write().unwrap_or_else(|p| p.into_inner());
-        let mut evicted = 0;
-        for id in &ids {
-            // Only this thread changes the replica: see `run_sales`.
-            if r.evict_order(id).is_none() {
-                debug_assert!(false, "order {id} stopped being evictable");
-                break;
-            }
-            evicted += 1;
-        }
-        Ok(evicted)
+        let sales =
+            history_table::evict_pass::<Sales>(conn, replica, &self.pinned, EVICT_BATCH_MAX)?;
+        Ok(sales
+            + history_table::evict_pass::<Orders>(conn, replica, &self.pinned, EVICT_BATCH_MAX)?)
     }
 }

@@ -14,6 +14,7 @@ pub mod erasure;
 mod error;
 pub mod fiscal;
 pub mod history;
+mod history_table;
 pub mod import;
 pub mod journal;
 pub mod order_history;

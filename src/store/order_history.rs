@@ -1,7 +1,8 @@
 //! Orders out of memory: finished orders that every replica holding them has acknowledged
 //! leave the in-memory replica for `order_history` (its migration is listed in `schema.rs`),
 //! and come back before an op that names them (`domain::history` has the calling protocol;
-//! `store::history` does the same for sales and runs both passes).
+//! `store::history` does the same for sales and runs both passes). The pick, write, commit,
+//! evict and recall sequence is `history_table`'s; this module says what is the orders' own.
 //!
 //! Invariants, as for sales: a row is committed before its order leaves memory; rows carry
 //! the number of the eviction that wrote it (one count with `sale_history`), and rows numbered
@@ -10,13 +11,13 @@
 //! for that); at HQ every order is. Readers that show orders (pickup counter, order API,
 //! customer card, webhooks) look in memory first, then here (`load_order`).
 
-use super::history::{decode_body, encode_body};
+use super::history_table::{self, as_sqlite, decoded, HistoryTable, Pinned};
 use super::StoreError;
 use crate::domain::history::orders_named;
 use crate::domain::order::Order;
-use crate::domain::{ActorId, CustomerId, OrderId, Payload, Replica, SaleId};
+use crate::domain::{ActorId, CustomerId, OrderId, Payload, Replica, SaleId, State};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Layout of a row's `body`: this byte, then postcard over `Order`. Bump it when the record
 /// changes shape.
@@ -31,15 +32,67 @@ pub const ORDERS_KEPT_IN_MEMORY: usize = 256;
 /// with a longer outbox (a store offline for long) no order of this store leaves memory.
 const UNACKED_SCAN_MAX: usize = 20_000;
 
-/// A row's body as its order; one that does not decode is an error naming the order.
-fn decoded(order: &str, body: &[u8]) -> rusqlite::Result<Order> {
-    decode_body(ORDER_BODY_FORMAT, body).map_err(|detail| {
-        let e = StoreError::History {
-            record: order.to_string(),
-            detail,
-        };
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, e.into())
-    })
+/// `order_history`, for `history_table`.
+pub(super) struct Orders;
+
+impl HistoryTable for Orders {
+    type Id = OrderId;
+    type Record = Order;
+    const TABLE: &'static str = "order_history";
+    const TIME_COLUMN: &'static str = "placed_ms";
+    const BODY_FORMAT: u8 = ORDER_BODY_FORMAT;
+    const INSERT: &'static str = "INSERT OR REPLACE INTO order_history
+         (id, store, customer, placed_ms, code, eviction, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    const NOUN: &'static str = "order";
+
+    fn id_str(id: &OrderId) -> &str {
+        id.as_str()
+    }
+
+    fn insert(
+        insert: &mut rusqlite::Statement<'_>,
+        o: &Order,
+        eviction: i64,
+        body: Vec<u8>,
+    ) -> rusqlite::Result<usize> {
+        insert.execute(params![
+            o.id.as_str(),
+            o.store.as_str(),
+            o.customer.as_str(),
+            o.placed_at_ms as i64,
+            o.pickup_code.as_str(),
+            eviction,
+            body,
+        ])
+    }
+
+    fn held<'s>(state: &'s State, id: &OrderId) -> Option<&'s Order> {
+        state.orders.get(id)
+    }
+
+    fn stable(
+        conn: &Connection,
+        replica: &Replica,
+        pinned: &Pinned,
+        batch_max: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        stable(conn, replica, pinned, batch_max)
+    }
+
+    fn evict(replica: &mut Replica, id: &OrderId) -> Option<Order> {
+        replica.evict_order(id)
+    }
+
+    fn rehydrate(replica: &mut Replica, record: Order) {
+        replica.rehydrate_order(record);
+    }
+
+    /// A recalled order's row that does not decode comes back as the SQLite error `load_order`
+    /// returns (as it always has; a sale's is `StoreError::History` itself).
+    fn load(conn: &Connection, id: &OrderId, evictions: u64) -> Result<Option<Order>, StoreError> {
+        Ok(load_order(conn, id, evictions)?)
+    }
 }
 
 /// The evicted order `order`, if this replica (having made `evictions` evictions) evicted it.
@@ -48,11 +101,7 @@ pub fn load_order(
     order: &OrderId,
     evictions: u64,
 ) -> rusqlite::Result<Option<Order>> {
-    let body: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT body FROM order_history WHERE id = ?1 AND eviction <= ?2")?
-        .query_row(params![order.as_str(), evictions as i64], |r| r.get(0))
-        .optional()?;
-    body.map(|b| decoded(order.as_str(), &b)).transpose()
+    history_table::load::<Orders, _>(conn, order, evictions, as_sqlite)
 }
 
 /// Put back into `replica` every evicted order `payload` names, before it is prepared or
@@ -62,7 +111,7 @@ pub fn recall(
     replica: &mut Replica,
     payload: &Payload,
 ) -> Result<(), StoreError> {
-    if super::history::nothing_evicted(replica) {
+    if history_table::nothing_evicted(replica) {
         return Ok(());
     }
     let named = orders_named(replica.state(), payload);
@@ -76,18 +125,7 @@ pub fn recall_orders<'a>(
     replica: &mut Replica,
     orders: impl IntoIterator<Item = &'a OrderId>,
 ) -> Result<(), StoreError> {
-    if super::history::nothing_evicted(replica) {
-        return Ok(());
-    }
-    for order in orders {
-        if replica.state().orders.contains_key(order) {
-            continue;
-        }
-        if let Some(record) = load_order(conn, order, replica.state().evictions())? {
-            replica.rehydrate_order(record);
-        }
-    }
-    Ok(())
+    history_table::recall::<Orders>(conn, replica, orders)
 }
 
 /// The evicted orders of `customer`, oldest first (the customer card reads these beside the
@@ -97,19 +135,7 @@ pub fn orders_of_customer(
     customer: &CustomerId,
     evictions: u64,
 ) -> rusqlite::Result<Vec<Order>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, body FROM order_history WHERE customer = ?1 AND eviction <= ?2
-         ORDER BY placed_ms",
-    )?;
-    let rows = stmt.query_map(params![customer.as_str(), evictions as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, body) = row?;
-        out.push(decoded(&id, &body)?);
-    }
-    Ok(out)
+    history_table::of_customer::<Orders>(conn, customer, evictions)
 }
 
 /// The evicted orders of `store` whose pickup code is `code` (the counter typed or scanned it).
@@ -127,7 +153,9 @@ pub fn orders_with_code(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    rows.iter().map(|(id, body)| decoded(id, body)).collect()
+    rows.iter()
+        .map(|(id, body)| decoded::<Orders>(id, body).map_err(as_sqlite))
+        .collect()
 }
 
 /// The orders `orders` that are evicted here, for a reader that found them missing from
@@ -146,10 +174,7 @@ pub fn load_orders(
 
 /// Delete the rows of evictions a replica rebuilt with `evictions` evictions never made.
 pub fn forget_after(conn: &Connection, evictions: u64) -> rusqlite::Result<usize> {
-    conn.execute(
-        "DELETE FROM order_history WHERE eviction > ?1",
-        params![evictions as i64],
-    )
+    history_table::forget_after::<Orders>(conn, evictions)
 }
 
 /// Orders named by own ops HQ has not acked yet, or `None` when that is unknown (never acked)
@@ -194,10 +219,10 @@ fn unacked_orders(
 /// order is stable: its store holds it, and HQ's down-log hands it on from the op log, not
 /// from memory. At a store, an order is stable once no own op naming it waits for HQ's ack;
 /// any other op about it came from HQ, which holds it. `pinned`: recalled for the counter.
-pub(super) fn stable(
+fn stable(
     conn: &Connection,
     replica: &Replica,
-    pinned: &BTreeMap<SaleId, u64>,
+    pinned: &Pinned,
     batch_max: usize,
 ) -> Result<Vec<OrderId>, StoreError> {
     let state = replica.state();
@@ -220,48 +245,16 @@ pub(super) fn stable(
     };
     let pinned_order =
         |id: &OrderId| SaleId::parse(id.as_str()).is_ok_and(|sale| pinned.contains_key(&sale));
-    let mut out: Vec<(_, &OrderId)> = state
+    let candidates: Vec<(_, &OrderId)> = state
         .orders
         .values()
         .filter(|o| !o.status.is_open())
         .filter(|o| !unacked.contains(&o.id) && !pinned_order(&o.id))
         .map(|o| (o.placed_hlc, &o.id))
         .collect();
-    out.sort_unstable();
-    Ok(out
-        .into_iter()
-        .filter(|(_, id)| state.order_evictable(id))
-        .take(over.min(batch_max))
-        .map(|(_, id)| id.clone())
-        .collect())
-}
-
-/// Write `ids` (orders in `replica`) to `order_history` in `tx`, numbering the rows from
-/// `first`.
-pub(super) fn write_rows(
-    tx: &rusqlite::Transaction,
-    replica: &Replica,
-    ids: &[OrderId],
-    first: u64,
-) -> rusqlite::Result<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO order_history
-         (id, store, customer, placed_ms, code, eviction, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for (n, id) in (first..).zip(ids) {
-        let Some(o) = replica.state().orders.get(id) else {
-            continue;
-        };
-        insert.execute(params![
-            o.id.as_str(),
-            o.store.as_str(),
-            o.customer.as_str(),
-            o.placed_at_ms as i64,
-            o.pickup_code.as_str(),
-            n as i64,
-            encode_body(ORDER_BODY_FORMAT, o),
-        ])?;
-    }
-    Ok(())
+    Ok(history_table::oldest(
+        candidates,
+        over.min(batch_max),
+        |id| state.order_evictable(id),
+    ))
 }
