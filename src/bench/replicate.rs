@@ -15,7 +15,7 @@ use super::workload::sku;
 use super::Options;
 use crate::domain::{ActorId, Payload};
 use crate::store::{encode_op, Node, NodeEvent};
-use crate::sync::probe::{Hop, Probe, HOPS};
+use crate::sync::probe::{Hop, Probe, HOPS, TO_HQ, TO_STORE};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,24 +68,11 @@ fn hop_figures(report: &mut Report, probe: &Probe, a: &Stamps, hq: &Stamps, b: &
             .collect()
     };
     let mut to_hq = vec![("a_commit", a)];
-    to_hq.extend(named(&[
-        Hop::StoreSeen,
-        Hop::StorePublished,
-        Hop::HqReceived,
-        Hop::HqIngestStart,
-        Hop::HqIngestDone,
-    ]));
+    to_hq.extend(named(TO_HQ));
     to_hq.push(("hq_event", hq));
     hops::figures(report, "to_hq", &to_hq);
     let mut to_b = vec![("a_commit", a), ("hq_event", hq)];
-    to_b.extend(named(&[
-        Hop::HqRouteRead,
-        Hop::HqRouted,
-        Hop::HqDownRead,
-        Hop::StoreReceived,
-        Hop::StoreIngestStart,
-        Hop::StoreIngestDone,
-    ]));
+    to_b.extend(named(TO_STORE));
     to_b.push(("b_event", b));
     hops::figures(report, "to_b", &to_b);
 }

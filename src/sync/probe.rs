@@ -53,6 +53,15 @@ pub const HOPS: [Hop; 11] = [
     Hop::StoreIngestDone,
 ];
 
+/// How many of `HOPS` lead from the author to HQ's commit (through `Hop::HqIngestDone`).
+const TO_HQ_LEN: usize = 5;
+
+/// The leg from the author to HQ's commit, in path order (the first hops of `HOPS`).
+pub const TO_HQ: &[Hop] = HOPS.split_at(TO_HQ_LEN).0;
+
+/// The leg from HQ's commit on to another store, in path order (the rest of `HOPS`).
+pub const TO_STORE: &[Hop] = HOPS.split_at(TO_HQ_LEN).1;
+
 impl Hop {
     /// Name in reports (`snake_case`).
     pub fn name(self) -> &'static str {
@@ -213,6 +222,15 @@ mod tests {
                 store: StoreId::parse("s1").unwrap(),
             },
         }
+    }
+
+    #[test]
+    fn the_two_legs_meet_at_hqs_commit_and_cover_every_hop() {
+        assert_eq!(TO_HQ.first(), Some(&Hop::StoreSeen));
+        assert_eq!(TO_HQ.last(), Some(&Hop::HqIngestDone));
+        assert_eq!(TO_STORE.first(), Some(&Hop::HqRouteRead));
+        assert_eq!(TO_STORE.last(), Some(&Hop::StoreIngestDone));
+        assert_eq!([TO_HQ, TO_STORE].concat(), HOPS);
     }
 
     #[test]
