@@ -74,13 +74,44 @@ impl HistoryTable for Sales {
         state.sales.get(id)
     }
 
+    /// Sales in memory that are causally stable and may leave it, oldest first, as many as are
+    /// above `SALES_KEPT_IN_MEMORY` and at most `batch_max`. Only their store authors sales
+    /// (`check_authority`), so at HQ every sale is held by its store and HQ, and HQ's down-log
+    /// hands it to other stores from the op log, not from memory: all are stable. At a store, its
+    /// own sales are stable once HQ acked them (own HLCs grow with seq, so a sale at or before
+    /// the acked op's HLC is acked), and any other store's came from HQ, which holds them.
     fn stable(
         conn: &Connection,
         replica: &Replica,
         pinned: &Pinned,
         batch_max: usize,
     ) -> Result<Vec<SaleId>, StoreError> {
-        Ok(stable(conn, replica, pinned, batch_max)?)
+        let state = replica.state();
+        let over = state.sales.len().saturating_sub(SALES_KEPT_IN_MEMORY);
+        if over == 0 {
+            return Ok(Vec::new());
+        }
+        let me = replica.actor();
+        let own = me.store();
+        let acked = match own {
+            Some(_) => acked_hlc(conn, me)?,
+            None => None,
+        };
+        let candidates: Vec<(Hlc, &SaleId)> = state
+            .sales
+            .values()
+            .filter(|s| match &own {
+                Some(store) if &s.store == store => acked.is_some_and(|h| s.at <= h),
+                _ => true,
+            })
+            .filter(|s| !pinned.contains_key(&s.id))
+            .map(|s| (s.at, &s.id))
+            .collect();
+        Ok(history_table::oldest(
+            candidates,
+            over.min(batch_max),
+            |id| state.sale_evictable(id),
+        ))
     }
 
     fn evict(replica: &mut Replica, id: &SaleId) -> Option<SaleRecord> {
@@ -174,46 +205,6 @@ fn acked_hlc(conn: &Connection, me: &ActorId) -> rusqlite::Result<Option<Hlc>> {
         Ok(Hlc::new(r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?))
     })
     .optional()
-}
-
-/// Sales in memory that are causally stable and may leave it, oldest first, as many as are
-/// above `SALES_KEPT_IN_MEMORY` and at most `batch_max`. Only their store authors sales
-/// (`check_authority`), so at HQ every sale is held by its store and HQ, and HQ's down-log
-/// hands it to other stores from the op log, not from memory: all are stable. At a store, its
-/// own sales are stable once HQ acked them (own HLCs grow with seq, so a sale at or before
-/// the acked op's HLC is acked), and any other store's came from HQ, which holds them.
-fn stable(
-    conn: &Connection,
-    replica: &Replica,
-    pinned: &Pinned,
-    batch_max: usize,
-) -> rusqlite::Result<Vec<SaleId>> {
-    let state = replica.state();
-    let over = state.sales.len().saturating_sub(SALES_KEPT_IN_MEMORY);
-    if over == 0 {
-        return Ok(Vec::new());
-    }
-    let me = replica.actor();
-    let own = me.store();
-    let acked = match own {
-        Some(_) => acked_hlc(conn, me)?,
-        None => None,
-    };
-    let candidates: Vec<(Hlc, &SaleId)> = state
-        .sales
-        .values()
-        .filter(|s| match &own {
-            Some(store) if &s.store == store => acked.is_some_and(|h| s.at <= h),
-            _ => true,
-        })
-        .filter(|s| !pinned.contains_key(&s.id))
-        .map(|s| (s.at, &s.id))
-        .collect();
-    Ok(history_table::oldest(
-        candidates,
-        over.min(batch_max),
-        |id| state.sale_evictable(id),
-    ))
 }
 
 /// The writer's side of eviction: passes made, and sales pinned in memory by a recall.

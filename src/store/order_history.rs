@@ -71,13 +71,49 @@ impl HistoryTable for Orders {
         state.orders.get(id)
     }
 
+    /// Finished orders in memory that are causally stable and may leave it, oldest placed first,
+    /// all but the newest `ORDERS_KEPT_IN_MEMORY` of them and at most `batch_max`. At HQ every
+    /// order is stable: its store holds it, and HQ's down-log hands it on from the op log, not
+    /// from memory. At a store, an order is stable once no own op naming it waits for HQ's ack;
+    /// any other op about it came from HQ, which holds it. `pinned`: recalled for the counter.
     fn stable(
         conn: &Connection,
         replica: &Replica,
         pinned: &Pinned,
         batch_max: usize,
     ) -> Result<Vec<OrderId>, StoreError> {
-        stable(conn, replica, pinned, batch_max)
+        let state = replica.state();
+        let finished = state
+            .orders
+            .values()
+            .filter(|o| !o.status.is_open())
+            .count();
+        let over = finished.saturating_sub(ORDERS_KEPT_IN_MEMORY);
+        if over == 0 {
+            return Ok(Vec::new());
+        }
+        let me = replica.actor();
+        let unacked = match me.store() {
+            Some(_) => match unacked_orders(conn, replica, me)? {
+                Some(set) => set,
+                None => return Ok(Vec::new()),
+            },
+            None => BTreeSet::new(),
+        };
+        let pinned_order =
+            |id: &OrderId| SaleId::parse(id.as_str()).is_ok_and(|sale| pinned.contains_key(&sale));
+        let candidates: Vec<(_, &OrderId)> = state
+            .orders
+            .values()
+            .filter(|o| !o.status.is_open())
+            .filter(|o| !unacked.contains(&o.id) && !pinned_order(&o.id))
+            .map(|o| (o.placed_hlc, &o.id))
+            .collect();
+        Ok(history_table::oldest(
+            candidates,
+            over.min(batch_max),
+            |id| state.order_evictable(id),
+        ))
     }
 
     fn evict(replica: &mut Replica, id: &OrderId) -> Option<Order> {
@@ -212,49 +248,4 @@ fn unacked_orders(
         out.extend(orders_named(replica.state(), &op.payload));
     }
     Ok(Some(out))
-}
-
-/// Finished orders in memory that are causally stable and may leave it, oldest placed first,
-/// all but the newest `ORDERS_KEPT_IN_MEMORY` of them and at most `batch_max`. At HQ every
-/// order is stable: its store holds it, and HQ's down-log hands it on from the op log, not
-/// from memory. At a store, an order is stable once no own op naming it waits for HQ's ack;
-/// any other op about it came from HQ, which holds it. `pinned`: recalled for the counter.
-fn stable(
-    conn: &Connection,
-    replica: &Replica,
-    pinned: &Pinned,
-    batch_max: usize,
-) -> Result<Vec<OrderId>, StoreError> {
-    let state = replica.state();
-    let finished = state
-        .orders
-        .values()
-        .filter(|o| !o.status.is_open())
-        .count();
-    let over = finished.saturating_sub(ORDERS_KEPT_IN_MEMORY);
-    if over == 0 {
-        return Ok(Vec::new());
-    }
-    let me = replica.actor();
-    let unacked = match me.store() {
-        Some(_) => match unacked_orders(conn, replica, me)? {
-            Some(set) => set,
-            None => return Ok(Vec::new()),
-        },
-        None => BTreeSet::new(),
-    };
-    let pinned_order =
-        |id: &OrderId| SaleId::parse(id.as_str()).is_ok_and(|sale| pinned.contains_key(&sale));
-    let candidates: Vec<(_, &OrderId)> = state
-        .orders
-        .values()
-        .filter(|o| !o.status.is_open())
-        .filter(|o| !unacked.contains(&o.id) && !pinned_order(&o.id))
-        .map(|o| (o.placed_hlc, &o.id))
-        .collect();
-    Ok(history_table::oldest(
-        candidates,
-        over.min(batch_max),
-        |id| state.order_evictable(id),
-    ))
 }
