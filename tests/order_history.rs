@@ -8,16 +8,15 @@ mod history_support;
 mod terminal_support;
 
 use history_support::{
-    assert_digest_of_whole_log, catalog, hq_acks, lucia, madrid, rows, runtime, sku, T0,
+    assert_digest_of_whole_log, assert_rebuild_takes_history_back, hq_acks, lucia, madrid,
+    madrid_stocked, reopen, restored_madrid, rows, runtime, sku, Kind, POLICY, T0,
 };
 use std::path::Path;
 use storenode::domain::conflict::conflicts;
 use storenode::domain::op::{Advance, CancelKind, OrderLine, ReceiveReason, Tender};
 use storenode::domain::order::OrderStatus;
-use storenode::domain::returns::{plan_return, ReturnAsk, ReturnPolicy};
-use storenode::domain::{
-    ActorId, CustomerId, Op, OrderId, Payload, Replica, ReturnId, SaleId, Sku,
-};
+use storenode::domain::returns::{plan_return, ReturnAsk};
+use storenode::domain::{ActorId, CustomerId, Op, OrderId, Payload, Replica, SaleId, Sku};
 use storenode::store::{order_history, Node};
 
 /// Finished orders beyond those the node keeps in memory whatever happens.
@@ -82,21 +81,7 @@ fn order_ops(m: &mut Replica, n: usize) -> Vec<Op> {
 /// Madrid's replica with the catalog and stock, and its ops: three receipts (seq 1-3), then
 /// `ORDERS` handed-over orders (order `n`'s ops are seq `4 + 4n ..= 7 + 4n`).
 fn madrid_history() -> (Replica, Vec<Op>, Vec<Op>) {
-    let mut m = Replica::new(madrid().actor());
-    let catalog = catalog();
-    for op in &catalog {
-        m.apply(op).unwrap();
-    }
-    let mut own = Vec::new();
-    for i in 0..3 {
-        let receive = Payload::StockReceive {
-            store: madrid(),
-            sku: sku(i),
-            qty: 10_000,
-            reason: ReceiveReason::Delivery,
-        };
-        own.push(m.prepare(T0 + 100, receive).unwrap().0);
-    }
+    let (mut m, catalog, mut own) = madrid_stocked();
     for n in 0..ORDERS {
         own.extend(order_ops(&mut m, n));
     }
@@ -105,12 +90,9 @@ fn madrid_history() -> (Replica, Vec<Op>, Vec<Op>) {
 
 /// A madrid node holding `madrid_history`, its own ops handed over at once (a restore).
 fn collecting_store(db: &Path) -> Node {
-    let node = Node::open(db, madrid().actor()).unwrap();
     let (_, catalog, own) = madrid_history();
-    node.ingest_blocking(catalog).unwrap();
-    let ingested = node.ingest_blocking(own).unwrap();
-    assert_eq!(ingested.applied, 3 + ORDERS * OPS_PER_ORDER as usize);
-    node
+    assert_eq!(own.len(), 3 + ORDERS * OPS_PER_ORDER as usize);
+    restored_madrid(db, catalog, own)
 }
 
 /// The seq of order `n`'s last own op (its handover).
@@ -126,21 +108,9 @@ fn held(node: &Node, n: usize) -> bool {
     node.read(|r| r.state().orders.contains_key(&order_id(n)))
 }
 
-const POLICY: ReturnPolicy = ReturnPolicy {
-    window_ms: 30 * 86_400_000,
-    unverified_max_cents: 100_000,
-};
-
 fn return_ask(id: &str, n: usize) -> ReturnAsk {
-    ReturnAsk {
-        return_id: ReturnId::parse(id).unwrap(),
-        sale: SaleId::parse(order_id(n).as_str()).unwrap(),
-        sale_store: Some(madrid()),
-        lines: vec![(sku(n), 1, true)],
-        tender: Tender::Card,
-        manager: false,
-        now_ms: T0 + 10_000,
-    }
+    let sale = SaleId::parse(order_id(n).as_str()).unwrap();
+    history_support::return_ask(id, sale, (sku(n), 1), Tender::Card, false)
 }
 
 #[test]
@@ -209,11 +179,9 @@ fn a_store_moves_only_orders_hq_acked_to_history_and_finds_them_there() {
         .read(|r| plan_return(r.state(), &madrid(), &POLICY, return_ask("R-1", 1)))
         .unwrap();
     node.submit_blocking(T0 + 10_000, vec![ret]).unwrap();
-    node.close_blocking().unwrap();
-    drop(node);
 
     // Reopened from the snapshot: history stays out of memory, the answers stay the same.
-    let node = Node::open(&db, madrid().actor()).unwrap();
+    let node = reopen(node, &db);
     assert!(!held(&node, 0));
     assert!(node.read(|r| r.state().orders.len()) <= ORDERS - 9);
     assert_digest_of_whole_log(&node, &db);
@@ -273,29 +241,14 @@ fn a_late_cancel_from_hq_meets_an_evicted_handed_over_order_and_raises_its_confl
 fn a_node_rebuilt_without_its_snapshot_takes_its_orders_back_into_memory() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
-    let rt = runtime();
     let node = collecting_store(&db);
-    let before = node.read(|r| r.digest());
-    hq_acks(&rt, &node, handover_seq(ORDERS - 1));
-    node.close_blocking().unwrap();
-    drop(node);
-    let node = Node::open(&db, madrid().actor()).unwrap();
-    assert_eq!(node.read(|r| r.state().orders.len()), ORDERS - OLD);
-    node.close_blocking().unwrap();
-    drop(node);
-
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("DELETE FROM snapshot", []).unwrap();
-    drop(conn);
-    let node = Node::open(&db, madrid().actor()).unwrap();
-    assert_eq!(node.read(|r| r.state().orders.len()), ORDERS);
-    assert_eq!(
-        history_rows(&node),
-        0,
-        "rows of evictions memory no longer made"
-    );
-    assert_eq!(node.read(|r| r.digest()), before);
-    node.close_blocking().unwrap();
+    let orders = Kind {
+        table: "order_history",
+        in_memory: |node| node.read(|r| r.state().orders.len()),
+        all: ORDERS,
+        old: OLD,
+    };
+    assert_rebuild_takes_history_back(node, &db, handover_seq(ORDERS - 1), &orders);
 }
 
 #[test]

@@ -6,12 +6,14 @@
 mod history_support;
 
 use history_support::{
-    assert_digest_of_whole_log, catalog, hq_acks, lucia, madrid, rows, runtime, sku, T0,
+    assert_digest_of_whole_log, assert_rebuild_takes_history_back, catalog, hq_acks, lucia, madrid,
+    madrid_stocked, receive, reopen, restored_madrid, return_ask, rows, runtime, sku, Kind, POLICY,
+    T0,
 };
 use std::path::Path;
-use storenode::domain::op::{ReceiveReason, SaleLine, Tender};
-use storenode::domain::returns::{plan_return, ReturnAsk, ReturnPolicy};
-use storenode::domain::{ActorId, Payload, Replica, ReturnId, SaleId, StoreId};
+use storenode::domain::op::{SaleLine, Tender};
+use storenode::domain::returns::{plan_return, ReturnAsk};
+use storenode::domain::{ActorId, Payload, Replica, SaleId, StoreId};
 use storenode::store::{history, Node};
 
 /// Sales beyond those the node keeps in memory whatever happens.
@@ -23,14 +25,6 @@ fn sevilla() -> StoreId {
 }
 fn sale_id(n: usize) -> SaleId {
     SaleId::parse(&format!("S-{n}")).unwrap()
-}
-fn receive(store: StoreId, i: usize) -> Payload {
-    Payload::StockReceive {
-        store,
-        sku: sku(i),
-        qty: 10_000,
-        reason: ReceiveReason::Delivery,
-    }
 }
 
 /// Sale `n` at madrid: two units of one sku; every other one to Lucía.
@@ -52,23 +46,11 @@ fn sale(n: usize) -> Payload {
 /// A madrid node with stock and `SALES` sales; seq of each sale is `4 + n`. Its own ops are
 /// made by a replica of the same actor and handed over at once (a restore, as it were).
 fn selling_store(db: &Path) -> Node {
-    let node = Node::open(db, madrid().actor()).unwrap();
-    let mut m = Replica::new(madrid().actor());
-    let catalog = catalog();
-    for op in &catalog {
-        m.apply(op).unwrap();
-    }
-    let mut own = Vec::new();
-    for i in 0..3 {
-        own.push(m.prepare(T0 + 100, receive(madrid(), i)).unwrap().0);
-    }
+    let (mut m, catalog, mut own) = madrid_stocked();
     for n in 0..SALES {
         own.push(m.prepare(T0 + 200 + n as u64, sale(n)).unwrap().0);
     }
-    node.ingest_blocking(catalog).unwrap();
-    let ingested = node.ingest_blocking(own).unwrap();
-    assert_eq!(ingested.applied, 3 + SALES);
-    node
+    restored_madrid(db, catalog, own)
 }
 
 fn history_rows(node: &Node) -> i64 {
@@ -76,21 +58,8 @@ fn history_rows(node: &Node) -> i64 {
 }
 
 fn ask(id: &str, n: usize, qty: u32, manager: bool) -> ReturnAsk {
-    ReturnAsk {
-        return_id: ReturnId::parse(id).unwrap(),
-        sale: sale_id(n),
-        sale_store: Some(madrid()),
-        lines: vec![(sku(n), qty, true)],
-        tender: Tender::Cash,
-        manager,
-        now_ms: T0 + 10_000,
-    }
+    return_ask(id, sale_id(n), (sku(n), qty), Tender::Cash, manager)
 }
-
-const POLICY: ReturnPolicy = ReturnPolicy {
-    window_ms: 30 * 86_400_000,
-    unverified_max_cents: 100_000,
-};
 
 #[test]
 fn a_store_moves_only_sales_hq_acked_to_history_and_answers_returns_from_there() {
@@ -128,12 +97,10 @@ fn a_store_moves_only_sales_hq_acked_to_history_and_answers_returns_from_there()
         .read(|r| plan_return(r.state(), &madrid(), &POLICY, ask("R-1", 0, 2, false)))
         .unwrap();
     node.submit_blocking(T0 + 10_000, vec![ret]).unwrap();
-    node.close_blocking().unwrap();
-    drop(node);
 
     // Reopened from the snapshot: history stays out of memory (sale 0, recalled, is pinned in
     // memory for a couple of passes), the answers stay the same.
-    let node = Node::open(&db, madrid().actor()).unwrap();
+    let node = reopen(node, &db);
     assert!(node.read(|r| !r.state().sales.contains_key(&sale_id(1))));
     assert!(node.read(|r| r.state().sales.len()) <= SALES - 9);
     assert_digest_of_whole_log(&node, &db);
@@ -154,29 +121,14 @@ fn a_store_moves_only_sales_hq_acked_to_history_and_answers_returns_from_there()
 fn a_node_rebuilt_without_its_snapshot_takes_its_history_back_into_memory() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
-    let rt = runtime();
     let node = selling_store(&db);
-    let before = node.read(|r| r.digest());
-    hq_acks(&rt, &node, 3 + SALES as u64); // the last sale
-    node.close_blocking().unwrap();
-    drop(node);
-    let node = Node::open(&db, madrid().actor()).unwrap();
-    assert_eq!(node.read(|r| r.state().sales.len()), SALES - OLD);
-    node.close_blocking().unwrap();
-    drop(node);
-
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("DELETE FROM snapshot", []).unwrap();
-    drop(conn);
-    let node = Node::open(&db, madrid().actor()).unwrap();
-    assert_eq!(node.read(|r| r.state().sales.len()), SALES);
-    assert_eq!(
-        history_rows(&node),
-        0,
-        "rows of evictions memory no longer made"
-    );
-    assert_eq!(node.read(|r| r.digest()), before);
-    node.close_blocking().unwrap();
+    let sales = Kind {
+        table: "sale_history",
+        in_memory: |node| node.read(|r| r.state().sales.len()),
+        all: SALES,
+        old: OLD,
+    };
+    assert_rebuild_takes_history_back(node, &db, 3 + SALES as u64, &sales); // the last sale
 }
 
 #[test]
@@ -211,10 +163,8 @@ fn hq_moves_every_store_sale_to_history_and_a_late_return_elsewhere_still_meets_
     assert_eq!(node.read(|r| r.state().sales.len()), SALES - OLD);
     assert!(node.read(|r| !r.state().sales.contains_key(&sale_id(3))));
     assert_eq!(history_rows(&node), OLD as i64);
-    node.close_blocking().unwrap();
-    drop(node);
 
-    let node = Node::open(&db, ActorId::hq()).unwrap();
+    let node = reopen(node, &db);
     node.ingest_blocking(vec![at_sevilla.clone()]).unwrap();
     let mut plain = Replica::new(ActorId::hq());
     for op in log.iter().chain([&at_madrid, &at_sevilla]) {
