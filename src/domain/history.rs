@@ -51,17 +51,65 @@ impl RecordSum {
     }
 }
 
-/// What the replica keeps of the sales and orders it evicted: per store the sums of their
-/// hashes (for the digest), the customers they name (a store's scope keeps them), and how many
-/// evictions it made (the adapter numbers its history rows with it, see `State::evictions`;
-/// one count for sales and orders).
+/// What the replica keeps of the records of one kind (sales, orders) it evicted: per store the
+/// sum of their hashes (for the digest), and the customers they name (a store's scope keeps
+/// them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Evicted {
+    sums: BTreeMap<StoreId, RecordSum>,
+    customers: BTreeSet<(StoreId, CustomerId)>,
+}
+
+impl Evicted {
+    /// A record of `store` with hash `hash`, naming `customer`, left memory.
+    fn add(&mut self, store: &StoreId, hash: RecordSum, customer: Option<&CustomerId>) {
+        self.sums.entry(store.clone()).or_default().add(hash);
+        if let Some(c) = customer {
+            self.customers.insert((store.clone(), c.clone()));
+        }
+    }
+
+    /// A record of `store` with hash `hash` came back (its customer stays named).
+    fn sub(&mut self, store: &StoreId, hash: RecordSum) {
+        self.sums.entry(store.clone()).or_default().sub(hash);
+    }
+
+    fn customers<'a>(&'a self, store: &'a StoreId) -> impl Iterator<Item = &'a CustomerId> + 'a {
+        self.customers
+            .iter()
+            .filter(move |(s, _)| s == store)
+            .map(|(_, c)| c)
+    }
+
+    /// The digest's sum over the records of the stores `keep` selects: those `in_memory`
+    /// (with their store) and those evicted.
+    fn sum<'r, R: Serialize + 'r>(
+        &self,
+        in_memory: impl Iterator<Item = (&'r StoreId, &'r R)>,
+        keep: impl Fn(&StoreId) -> bool,
+    ) -> RecordSum {
+        let mut sum = RecordSum::default();
+        for (_, record) in in_memory.filter(|(store, _)| keep(store)) {
+            sum.add(RecordSum::of(record));
+        }
+        for (store, part) in &self.sums {
+            if keep(store) {
+                sum.add(*part);
+            }
+        }
+        sum
+    }
+}
+
+/// What the replica keeps of the sales and orders it evicted (`Evicted`, one each), and how
+/// many evictions it made (the adapter numbers its history rows with it, see
+/// `State::evictions`; one count for sales and orders). Postcard lays the fields out one after
+/// the other, nested or not: the snapshot's bytes are those of the flat fields before.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct History {
-    sale_sums: BTreeMap<StoreId, RecordSum>,
-    sale_customers: BTreeSet<(StoreId, CustomerId)>,
+    sales: Evicted,
     evictions: u64,
-    order_sums: BTreeMap<StoreId, RecordSum>,
-    order_customers: BTreeSet<(StoreId, CustomerId)>,
+    orders: Evicted,
 }
 
 impl History {
@@ -70,10 +118,7 @@ impl History {
         &'a self,
         store: &'a StoreId,
     ) -> impl Iterator<Item = &'a CustomerId> + 'a {
-        self.sale_customers
-            .iter()
-            .filter(move |(s, _)| s == store)
-            .map(|(_, c)| c)
+        self.sales.customers(store)
     }
 
     /// Customers of `store` named by orders evicted here.
@@ -81,10 +126,7 @@ impl History {
         &'a self,
         store: &'a StoreId,
     ) -> impl Iterator<Item = &'a CustomerId> + 'a {
-        self.order_customers
-            .iter()
-            .filter(move |(s, _)| s == store)
-            .map(|(_, c)| c)
+        self.orders.customers(store)
     }
 }
 
@@ -158,16 +200,9 @@ impl State {
             return None;
         }
         let record = self.sales.remove(sale)?;
-        self.history
-            .sale_sums
-            .entry(record.store.clone())
-            .or_default()
-            .add(RecordSum::of(&record));
-        if let Some(c) = &record.customer {
-            self.history
-                .sale_customers
-                .insert((record.store.clone(), c.clone()));
-        }
+        let hash = RecordSum::of(&record);
+        let customer = record.customer.as_ref();
+        self.history.sales.add(&record.store, hash, customer);
         self.history.evictions += 1;
         Some(record)
     }
@@ -180,10 +215,8 @@ impl State {
             return false;
         }
         self.history
-            .sale_sums
-            .entry(record.store.clone())
-            .or_default()
-            .sub(RecordSum::of(&record));
+            .sales
+            .sub(&record.store, RecordSum::of(&record));
         self.sales.insert(record.id.clone(), record);
         true
     }
@@ -223,14 +256,9 @@ impl State {
         }
         let record = self.orders.remove(order)?;
         self.unindex_order(&record);
-        self.history
-            .order_sums
-            .entry(record.store.clone())
-            .or_default()
-            .add(RecordSum::of(&record));
-        self.history
-            .order_customers
-            .insert((record.store.clone(), record.customer.clone()));
+        let hash = RecordSum::of(&record);
+        let customer = Some(&record.customer);
+        self.history.orders.add(&record.store, hash, customer);
         self.history.evictions += 1;
         Some(record)
     }
@@ -243,10 +271,8 @@ impl State {
             return false;
         }
         self.history
-            .order_sums
-            .entry(record.store.clone())
-            .or_default()
-            .sub(RecordSum::of(&record));
+            .orders
+            .sub(&record.store, RecordSum::of(&record));
         self.index_order(&record);
         self.orders.insert(record.id.clone(), record);
         true
@@ -254,29 +280,13 @@ impl State {
 
     /// The digest's sum over the orders of the stores `keep` selects, evicted or not.
     pub(crate) fn orders_sum(&self, keep: impl Fn(&StoreId) -> bool) -> RecordSum {
-        let mut sum = RecordSum::default();
-        for o in self.orders.values().filter(|o| keep(&o.store)) {
-            sum.add(RecordSum::of(o));
-        }
-        for (store, part) in &self.history.order_sums {
-            if keep(store) {
-                sum.add(*part);
-            }
-        }
-        sum
+        let in_memory = self.orders.values().map(|o| (&o.store, o));
+        self.history.orders.sum(in_memory, keep)
     }
 
     /// The digest's sum over the sales of the stores `keep` selects, evicted or not.
     pub(crate) fn sales_sum(&self, keep: impl Fn(&StoreId) -> bool) -> RecordSum {
-        let mut sum = RecordSum::default();
-        for s in self.sales.values().filter(|s| keep(&s.store)) {
-            sum.add(RecordSum::of(s));
-        }
-        for (store, part) in &self.history.sale_sums {
-            if keep(store) {
-                sum.add(*part);
-            }
-        }
-        sum
+        let in_memory = self.sales.values().map(|s| (&s.store, s));
+        self.history.sales.sum(in_memory, keep)
     }
 }
