@@ -239,12 +239,17 @@ pub fn configure_writer(conn: &Connection, durability: Durability) -> Result<(),
 }
 
 /// Pages the WAL may grow to before a commit folds it into the database file (SQLite's
-/// default is 1,000). A stock row is rewritten on most ops, so its page lands in the WAL many
-/// times between checkpoints; a longer WAL checkpoints each page once for many commits.
+/// default is 1,000). Every commit rewrites the op log's last pages and its key index's hot
+/// pages, so each lands in the WAL many times between checkpoints; a longer WAL checkpoints
+/// each page once for many commits.
 pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 8_192;
 /// Page cache of the writer connection, KiB (SQLite's default is 2,000): enough for the hot
-/// pages of a 100k-SKU stock table and its index, so upserts do not re-read them.
+/// pages of the op log's index and the history tables, so inserts do not re-read them.
 pub const WRITER_CACHE_KIB: u32 = 8_192;
+/// Prepared statements the writer keeps (rusqlite's default is 16): the writer runs some 35
+/// distinct statements (ops, savepoints, fiscal records, history, snapshot, HQ's routing), and
+/// one evicted from the cache is parsed again on its next use.
+pub const WRITER_STATEMENTS: usize = 64;
 
 /// Throughput settings of the writer, shared with the raw baseline of `bench apply` so both
 /// run with the same pragmas. Durability is unchanged: WAL with `synchronous=FULL` is set by
@@ -253,6 +258,7 @@ pub fn throughput_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     conn.pragma_update(None, "cache_size", -i64::from(WRITER_CACHE_KIB))?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
     Ok(())
 }
 

@@ -29,9 +29,11 @@ pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;
 pub const TAIL_OPS_MAX: u64 = 20_000;
 /// Snapshot bytes written per op logged, at most, on average: a large state is snapshotted
 /// less often (its tail grows to `bytes / SNAPSHOT_BYTES_PER_OP_MAX` ops), so writing
-/// snapshots never costs more than a few times the log itself. A clean close always writes
-/// one, so only a crash replays a long tail.
-pub const SNAPSHOT_BYTES_PER_OP_MAX: u64 = 512;
+/// snapshots costs about what the log itself does (~230 B of file per op). A clean close
+/// always writes one, so only a crash replays a long tail: at 100k SKUs (~17 MiB) that is
+/// ~140k ops, 1.7 s to open on the bench machine (`bench footprint`, open_after_crash). At
+/// 512 B the tail was 35k ops (0.74 s) and snapshots took a sixth of the writer's CPU.
+pub const SNAPSHOT_BYTES_PER_OP_MAX: u64 = 128;
 
 /// A busy writer makes an eviction pass (`store::history`: causally stable sales and
 /// finished orders leave memory) once this many ops were logged since its last pass, on its

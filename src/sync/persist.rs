@@ -9,19 +9,23 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use super::protocol::hq::HqLoaded;
 pub use super::protocol::store::{KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 
+/// Run a statement prepared once per connection: HQ's routing write runs these for every op
+/// it routes, and parsing the SQL each time was most of its cost.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 pub fn get_u64(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
     let v: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM sync_state WHERE key = ?1",
-            params![key],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
+        .query_row(params![key], |r| r.get(0))
         .optional()?;
     Ok(v.unwrap_or(0).max(0) as u64)
 }
 
 pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         params![key, value as i64],
@@ -35,7 +39,8 @@ pub fn set_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> 
 /// the store stopped): the only write that lowers it. Returns the cursor it held.
 pub fn reset_down_cursor(tx: &Transaction) -> rusqlite::Result<u64> {
     let before = get_u64(tx, KEY_DOWN_IDX)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO sync_state (key, value) VALUES (?1, 0)
          ON CONFLICT(key) DO UPDATE SET value = 0",
         params![KEY_DOWN_IDX],
@@ -44,7 +49,8 @@ pub fn reset_down_cursor(tx: &Transaction) -> rusqlite::Result<u64> {
 }
 
 pub fn raise_u64(tx: &Transaction, key: &str, value: u64) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
         params![key, value as i64],
@@ -101,7 +107,8 @@ pub fn load_hq(conn: &Connection) -> rusqlite::Result<HqLoaded> {
 }
 
 fn append(tx: &Transaction, store: &str, actor: &str, seq: u64) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO downlog (store, idx, actor, seq)
          VALUES (?1, (SELECT COALESCE(MAX(idx), 0) + 1 FROM downlog WHERE store = ?1), ?2, ?3)",
         params![store, actor, seq as i64],
@@ -124,13 +131,15 @@ pub fn apply_routes(
                 touched.insert(store.clone());
             }
             RouteAction::Index { customer, op } => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR IGNORE INTO sync_customer_ops (customer, actor, seq) VALUES (?1, ?2, ?3)",
                     params![customer.as_str(), op.actor.as_str(), op.seq as i64],
                 )?;
             }
             RouteAction::EnterScope { store, customer } => {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR IGNORE INTO sync_scope (store, customer) VALUES (?1, ?2)",
                     params![store.as_str(), customer.as_str()],
                 )?;
@@ -151,7 +160,8 @@ pub fn apply_routes(
         }
     }
     for (actor, seq) in routed {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO sync_routed (actor, seq) VALUES (?1, ?2)
              ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq",
             params![actor.as_str(), *seq as i64],
@@ -159,11 +169,9 @@ pub fn apply_routes(
     }
     let mut last = BTreeMap::new();
     for store in touched {
-        let idx: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(idx), 0) FROM downlog WHERE store = ?1",
-            params![store.as_str()],
-            |r| r.get(0),
-        )?;
+        let idx: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(idx), 0) FROM downlog WHERE store = ?1")?
+            .query_row(params![store.as_str()], |r| r.get(0))?;
         last.insert(store, idx.max(0) as u64);
     }
     Ok(last)
@@ -172,7 +180,8 @@ pub fn apply_routes(
 /// Record stores as having a down-log.
 pub fn add_stores(tx: &Transaction, stores: &[StoreId]) -> rusqlite::Result<()> {
     for store in stores {
-        tx.execute(
+        exec(
+            tx,
             "INSERT OR IGNORE INTO sync_stores (store) VALUES (?1)",
             params![store.as_str()],
         )?;
