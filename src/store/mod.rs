@@ -1,5 +1,5 @@
-//! SQLite persistence: the op log and the materialised state, behind one writer that commits
-//! in groups.
+//! SQLite persistence: the op log (with the fiscal journal, the history tables and a snapshot
+//! of the replica, all derived from it), behind one writer that commits in groups.
 //!
 //! `Node` is the handle every adapter uses. Reads go to the in-memory `Replica` (rebuilt at
 //! open from the last snapshot and the log after it). Writes go to the writer thread, which
