@@ -53,11 +53,25 @@ async fn connect(port: u16, id: &str, subscribe: bool) -> anyhow::Result<Client>
 
 /// Publish -> receive times of `count` messages of `bytes`, one at a time (sorted, ms).
 pub async fn round_trips_ms(port: u16, bytes: usize, count: usize) -> anyhow::Result<Vec<f64>> {
+    round_trips_paced_ms(port, bytes, count, Duration::ZERO).await
+}
+
+/// Like `round_trips_ms`, one message every `every` (a run's rate, for its length): a broker
+/// and a scheduler woken hundreds of times a second have a tail that a burst of back-to-back
+/// trips does not show.
+pub async fn round_trips_paced_ms(
+    port: u16,
+    bytes: usize,
+    count: usize,
+    every: Duration,
+) -> anyhow::Result<Vec<f64>> {
     let mut sub = connect(port, "bench-raw-sub", true).await?;
     let publisher = connect(port, "bench-raw-pub", false).await?;
     let payload = vec![0x5au8; bytes];
     let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
+    let first = Instant::now();
+    for i in 0..count {
+        tokio::time::sleep_until((first + every * i as u32).into()).await;
         let sent = Instant::now();
         publisher
             .client

@@ -55,11 +55,24 @@ pub fn insert_batched(path: &Path, rows: &[Row], batch: usize) -> rusqlite::Resu
     Ok(started.elapsed())
 }
 
-/// Time of `commits` single-row `synchronous=FULL` commits, each measured alone (sorted, ms).
+/// Time of `commits` single-row `synchronous=FULL` commits, each measured alone, back to back
+/// (sorted, ms): the machine's commit latency at a glance.
 pub fn commit_latencies_ms(
     path: &Path,
     body_bytes: usize,
     commits: usize,
+) -> rusqlite::Result<Vec<f64>> {
+    commit_latencies_paced_ms(path, body_bytes, commits, Duration::ZERO)
+}
+
+/// Like `commit_latencies_ms`, one commit every `every`: at a run's rate and for its length
+/// the disk's occasional stalls (a flush every few seconds) land in the tail, as they do in
+/// the run's; 50 commits in a row last a few milliseconds and miss them.
+pub fn commit_latencies_paced_ms(
+    path: &Path,
+    body_bytes: usize,
+    commits: usize,
+    every: Duration,
 ) -> rusqlite::Result<Vec<f64>> {
     let conn = open(path)?;
     let body = vec![7u8; body_bytes];
@@ -67,7 +80,12 @@ pub fn commit_latencies_ms(
         "INSERT INTO ops (actor, seq, hlc_wall, hlc_counter, kind, body) VALUES ('store:x', ?1, 0, 0, 'sale', ?2)",
     )?;
     let mut samples = Vec::with_capacity(commits);
+    let first = Instant::now();
     for seq in 0..commits {
+        let slot = first + every * seq as u32;
+        if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
         let started = Instant::now();
         stmt.execute(params![seq as i64 + 1, body])?;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
