@@ -197,6 +197,46 @@ fn an_ingest_whose_middle_op_fails_stores_none_of_its_ops_and_all_when_sent_agai
     assert_memory_matches_file(&f.store);
 }
 
+/// HQ commits an up-batch's routing with it (`Node::ingest_then`): when the routing write
+/// fails, the ops are not stored either, memory drops them, and the batch is stored when sent
+/// again; the write sees what the ingest did.
+#[tokio::test]
+async fn an_ingest_whose_following_write_fails_stores_none_of_its_ops() {
+    let f = fixture_with(false, Durability::default());
+    let e = f
+        .store
+        .ingest_then(f.catalog.clone(), |tx, _| {
+            tx.execute_batch("INSERT INTO no_such_table VALUES (1)")
+        })
+        .await
+        .unwrap_err();
+    assert_injected(&e, "no_such_table");
+    let node = f.store.clone();
+    let hq = ActorId::hq();
+    let (stored_now, node) = tokio::task::spawn_blocking(move || {
+        assert_memory_matches_file(&node);
+        (stored(&node, &hq), node)
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored_now, 0);
+    assert_eq!(node.read(|r| r.version().contiguous(&ActorId::hq())), 0);
+
+    let (again, seen) = node
+        .ingest_then(f.catalog.clone(), |tx, ingested| {
+            let logged: i64 = tx.query_row("SELECT count(*) FROM ops", [], |r| r.get(0))?;
+            Ok((ingested.applied, logged))
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.applied, again.duplicates), (3, 0));
+    assert_eq!(
+        seen,
+        (3, 3),
+        "the write runs after the ops, told how many were new"
+    );
+}
+
 #[test]
 fn an_ingest_whose_commit_fails_says_so_and_is_stored_when_sent_again() {
     let f = fixture(false);

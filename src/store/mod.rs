@@ -75,6 +75,11 @@ type Extra =
     Box<dyn FnOnce(&rusqlite::Transaction, &[Op]) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
 type WriteFn =
     Box<dyn FnOnce(&rusqlite::Transaction) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
+/// Writes that follow an ingest in its transaction, told what the ingest did.
+type IngestThen = Box<
+    dyn FnOnce(&rusqlite::Transaction, &Ingested) -> rusqlite::Result<Box<dyn Any + Send>> + Send,
+>;
+type IngestReply = Result<(Ingested, Option<Box<dyn Any + Send>>), StoreError>;
 
 type SubmitReply = Result<(Submitted, Option<Box<dyn Any + Send>>), SubmitError>;
 
@@ -99,7 +104,8 @@ enum Request {
     },
     Ingest {
         ops: Vec<Op>,
-        reply: oneshot::Sender<Result<Ingested, StoreError>>,
+        then: Option<IngestThen>,
+        reply: oneshot::Sender<IngestReply>,
     },
     Write {
         f: WriteFn,
@@ -383,15 +389,46 @@ impl Node {
     /// Apply peer ops; committed when this returns.
     pub async fn ingest(&self, ops: Vec<Op>) -> Result<Ingested, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Ingest { ops, reply })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.send(Request::Ingest {
+            ops,
+            then: None,
+            reply,
+        })?;
+        Ok(rx.await.map_err(|_| StoreError::Closed)??.0)
+    }
+
+    /// `ingest`, then `f` in the same transaction, told what the ingest did: side tables that
+    /// follow the ops (HQ's routing) are committed with them, one commit instead of two. An
+    /// error from `f` undoes the ingest too.
+    pub async fn ingest_then<R: Send + 'static>(
+        &self,
+        ops: Vec<Op>,
+        f: impl FnOnce(&rusqlite::Transaction, &Ingested) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<(Ingested, R), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let then: IngestThen =
+            Box::new(move |tx, ingested| Ok(Box::new(f(tx, ingested)?) as Box<dyn Any + Send>));
+        self.send(Request::Ingest {
+            ops,
+            then: Some(then),
+            reply,
+        })?;
+        let (ingested, boxed) = rx.await.map_err(|_| StoreError::Closed)??;
+        let out = boxed
+            .and_then(|b| b.downcast::<R>().ok())
+            .ok_or(StoreError::Closed)?;
+        Ok((ingested, *out))
     }
 
     /// `ingest` for synchronous callers.
     pub fn ingest_blocking(&self, ops: Vec<Op>) -> Result<Ingested, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Ingest { ops, reply })?;
-        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+        self.send(Request::Ingest {
+            ops,
+            then: None,
+            reply,
+        })?;
+        Ok(rx.blocking_recv().map_err(|_| StoreError::Closed)??.0)
     }
 
     /// Write side tables in the writer's next group transaction.

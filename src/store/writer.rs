@@ -622,7 +622,7 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                 broken,
             }
         }
-        Request::Ingest { ops, reply } => {
+        Request::Ingest { ops, then, reply } => {
             let mut report = Ingested::default();
             let mut fresh = Vec::new();
             // Ops applied in memory, counted before their rows are written: if a write fails,
@@ -643,7 +643,11 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                         Err(e) => report.rejected.push((op.id(), e)),
                     }
                 }
-                Ok::<(), StoreError>(())
+                let then_out = match then {
+                    Some(f) => Some(f(tx, &report)?),
+                    None => None,
+                };
+                Ok::<_, StoreError>(then_out)
             });
             let (result, broken) = split(result);
             if result.is_ok() && !fresh.is_empty() {
@@ -656,7 +660,7 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
             let dirty = result.is_err() && in_memory > 0;
             Handled {
                 reply: Box::new(move |abort| {
-                    let _ = reply.send(outcome(result.map(|()| report), abort));
+                    let _ = reply.send(outcome(result.map(|out| (report, out)), abort));
                 }),
                 dirty,
                 broken,

@@ -261,7 +261,7 @@ impl Driver {
             };
             match action {
                 HqAction::Publish(p) => self.publish(p),
-                HqAction::Ingest { stores, ops } => work.ingest(stores.len(), ops),
+                HqAction::Ingest { stores, ops, route } => work.ingest(stores.len(), ops, route),
                 HqAction::ReadToRoute(reads) => work.read_to_route(reads),
                 HqAction::Route { actions, cursors } => work.route(actions, cursors),
                 HqAction::Reload => {
@@ -309,7 +309,7 @@ impl Driver {
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Ingested { stores, result } => match result {
-                Ok(ingested) => {
+                Ok((ingested, routed)) => {
                     let m = &self.shared.metrics;
                     SyncMetrics::add(&m.ops_applied, ingested.applied as u64);
                     SyncMetrics::add(&m.ops_duplicate, ingested.duplicates as u64);
@@ -318,11 +318,11 @@ impl Driver {
                         tracing::warn!(actor = %id.actor, seq = id.seq, error = %err, "refused an op from a store");
                     }
                     self.proto
-                        .handle_ingested(now_ms(), Some(&ingested.effects));
+                        .handle_ingested(now_ms(), Some(&ingested.effects), routed);
                 }
                 Err(e) => {
                     tracing::error!(stores, error = %e, "cannot apply up-batches; the stores will resend");
-                    self.proto.handle_ingested(now_ms(), None);
+                    self.proto.handle_ingested(now_ms(), None, None);
                 }
             },
             Done::RouteRead(Ok(reads)) => self.proto.handle_route_reads(reads),

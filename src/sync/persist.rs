@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::protocol::hq::HqLoaded;
+use super::protocol::hq::IngestRoute;
 pub use super::protocol::store::{KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 
 /// Run a statement prepared once per connection: HQ's routing write runs these for every op
@@ -175,6 +176,21 @@ pub fn apply_routes(
         last.insert(store, idx.max(0) as u64);
     }
     Ok(last)
+}
+
+/// Persist the routing decided with an ingest (`IngestRoute`), in the ingest's transaction,
+/// if every op it routes is in the log: none of the ingest's ops was refused (a refused op is
+/// not in the log, and the ops after it must wait for it). `None`: not written, and the
+/// protocol reloads its routing state.
+pub fn apply_ingest_route(
+    tx: &Transaction,
+    ingested: &crate::store::Ingested,
+    route: &IngestRoute,
+) -> rusqlite::Result<Option<BTreeMap<StoreId, u64>>> {
+    if !ingested.rejected.is_empty() {
+        return Ok(None);
+    }
+    apply_routes(tx, &route.actions, &route.cursors).map(Some)
 }
 
 /// Record stores as having a down-log.

@@ -11,7 +11,7 @@ use storenode::domain::{
 };
 use storenode::store::{decode_op, Node, SubmitError};
 use storenode::sync::persist;
-use storenode::sync::protocol::hq::HqLoaded;
+use storenode::sync::protocol::hq::{HqLoaded, IngestRoute};
 use storenode::sync::protocol::store::{StoreCursors, KEY_DOWN_IDX, KEY_HQ_ACKED_SEQ};
 use storenode::sync::route::RouteAction;
 
@@ -147,6 +147,38 @@ impl Backend {
                 (got.applied, got.effects)
             }
         }
+    }
+
+    /// HQ's ingest with the routing it carries (`HqAction::Ingest`), in one commit as HQ
+    /// does it; returns how many ops were new, their effects, and what the routing wrote.
+    pub fn ingest_routed(
+        &mut self,
+        ops: Vec<Op>,
+        route: Option<IngestRoute>,
+    ) -> (usize, Vec<Effect>, Option<BTreeMap<StoreId, u64>>) {
+        let Some(route) = route else {
+            let (applied, effects) = self.ingest(ops);
+            return (applied, effects, None);
+        };
+        if let Backend::Sqlite {
+            node: Some(n), rt, ..
+        } = self
+        {
+            let (got, routed) = rt
+                .block_on(n.ingest_then(ops, move |tx, ingested| {
+                    persist::apply_ingest_route(tx, ingested, &route)
+                }))
+                .expect("ingest");
+            assert!(
+                got.rejected.is_empty(),
+                "peer ops rejected: {:?}",
+                got.rejected
+            );
+            return (got.applied, got.effects, routed);
+        }
+        let (applied, effects) = self.ingest(ops);
+        let routed = self.apply_routes(route.actions, route.cursors);
+        (applied, effects, Some(routed))
     }
 
     pub fn read<R>(&self, f: impl FnOnce(&Replica) -> R) -> R {

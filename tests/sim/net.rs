@@ -197,10 +197,10 @@ impl World {
         let now = self.now_ms;
         match action {
             HqAction::Publish(p) => self.send(0, &p),
-            HqAction::Ingest { ops, .. } => {
-                let (applied, effects) = self.nodes[0].backend.ingest(ops);
+            HqAction::Ingest { ops, route, .. } => {
+                let (applied, effects, routed) = self.nodes[0].backend.ingest_routed(ops, route);
                 self.stats.applied += applied as u64;
-                self.hq().handle_ingested(now, Some(&effects));
+                self.hq().handle_ingested(now, Some(&effects), routed);
             }
             HqAction::ReadToRoute(reads) => {
                 let backend = &self.nodes[0].backend;

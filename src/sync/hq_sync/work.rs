@@ -1,5 +1,6 @@
-//! HQ's slow actions, carried out beside the engine: an ingest (a group commit), a read of
-//! ops to route, a routing write, a read of a store's down-log. Each runs in a task of its
+//! HQ's slow actions, carried out beside the engine: an ingest (a group commit, with the
+//! routing of its ops when the protocol could decide it beforehand), a read of ops to route,
+//! a routing write, a read of a store's down-log. Each runs in a task of its
 //! own and reports back through one bounded channel, so the engine keeps taking up-batches
 //! and acks while they run: an up-batch arriving during a down-log read is handed to the
 //! writer at once instead of after it. The protocol allows at most one of each in flight
@@ -9,7 +10,7 @@ use super::persist;
 use crate::domain::{ActorId, Op, StoreId};
 use crate::store::{Ingested, Node, StoreError};
 use crate::sync::probe::{Busy, Hop, Probe};
-use crate::sync::protocol::hq::RouteRead;
+use crate::sync::protocol::hq::{IngestRoute, RouteRead};
 use crate::sync::route::RouteAction;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use tokio::sync::mpsc;
 
 /// A slow action finished.
 pub(super) enum Done {
-    /// The `Ingest` of this many stores' up-batches.
+    /// The `Ingest` of this many stores' up-batches, and what its routing wrote (`None`:
+    /// it carried none, or none was written).
     Ingested {
         stores: usize,
-        result: Result<Ingested, StoreError>,
+        result: Result<(Ingested, Option<BTreeMap<StoreId, u64>>), StoreError>,
     },
     /// The `ReadToRoute`.
     RouteRead(Result<Vec<(RouteRead, Vec<Op>)>, StoreError>),
@@ -57,19 +59,34 @@ impl Work {
         });
     }
 
-    /// `Node::ingest` of `stores` up-batches' ops.
-    pub(super) fn ingest(&self, stores: usize, ops: Vec<Op>) {
+    /// `Node::ingest` of `stores` up-batches' ops, with their routing if the protocol
+    /// decided it (`IngestRoute`): one commit for both.
+    pub(super) fn ingest(&self, stores: usize, ops: Vec<Op>, route: Option<IngestRoute>) {
         let w = self.clone();
         self.spawn(async move {
             let started = Instant::now();
             let stamped = w.probe.as_ref().map(|p| {
                 p.mark(Hop::HqIngestStart, &ops);
-                ops.clone()
+                (ops.clone(), route.as_ref().map(|r| appended(&r.actions)))
             });
-            let result = w.node.ingest(ops).await;
-            if let (Some(p), Some(ops), true) = (&w.probe, stamped, result.is_ok()) {
+            let result = match route {
+                Some(route) => {
+                    w.node
+                        .ingest_then(ops, move |tx, ingested| {
+                            persist::apply_ingest_route(tx, ingested, &route)
+                        })
+                        .await
+                }
+                None => w.node.ingest(ops).await.map(|ingested| (ingested, None)),
+            };
+            if let (Some(p), Some((ops, routes)), Ok((_, routed))) = (&w.probe, stamped, &result) {
                 p.busy(Busy::HqIngest, started.elapsed());
                 p.mark(Hop::HqIngestDone, &ops);
+                // Routed with the ingest: in hand for routing and routed at its commit.
+                for (actor, seq) in routes.filter(|_| routed.is_some()).unwrap_or_default() {
+                    p.mark_range(Hop::HqRouteRead, &actor, seq..=seq);
+                    p.mark_range(Hop::HqRouted, &actor, seq..=seq);
+                }
             }
             Done::Ingested { stores, result }
         });

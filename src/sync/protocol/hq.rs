@@ -68,8 +68,13 @@ pub enum HqAction {
     /// Publish (report failure with `handle_deferred`).
     Publish(Publish),
     /// Apply the ops of these stores (each store's in seq order), in one writer request so
-    /// they share one commit; answer with `handle_ingested`.
-    Ingest { stores: Vec<StoreId>, ops: Vec<Op> },
+    /// they share one commit; answer with `handle_ingested`. With `route`, persist it in the
+    /// same transaction if every op was applied or already held (none rejected).
+    Ingest {
+        stores: Vec<StoreId>,
+        ops: Vec<Op>,
+        route: Option<IngestRoute>,
+    },
     /// Read ops to route; answer with `handle_route_reads` (same order, empty on failure).
     ReadToRoute(Vec<RouteRead>),
     /// Persist routing decisions and cursors in one transaction; answer with `handle_routed`.
@@ -100,6 +105,16 @@ pub enum HqAction {
         epoch: u64,
         vv: BTreeMap<ActorId, u64>,
     },
+}
+
+/// The routing of an ingest's ops, decided before the ingest: when routing has caught up
+/// with an actor, its next ops are routed from the up-batch itself, not read back from the
+/// log after the commit, and their down-log entries share the ingest's commit (one durable
+/// commit per up-batch instead of two, and no read in between).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestRoute {
+    pub actions: Vec<RouteAction>,
+    pub cursors: Vec<(ActorId, u64)>,
 }
 
 /// HQ's sync state for one store.
@@ -152,6 +167,8 @@ pub struct HqProtocol {
     primed: BTreeSet<ActorId>,
     /// Cursors of the routing write out with the caller.
     routing: Option<Vec<(ActorId, u64)>>,
+    /// That routing write is the one carried by the ingest out with the caller.
+    routing_with_ingest: bool,
     /// Checked up-batches by store, not yet ingested.
     pending_up: BTreeMap<StoreId, Vec<Op>>,
     /// The stores whose ingest is out with the caller, and whether each one's ops left a gap
@@ -209,6 +226,7 @@ impl HqProtocol {
             primed: BTreeSet::new(),
             route_reading: false,
             routing: None,
+            routing_with_ingest: false,
             pending_up: BTreeMap::new(),
             ingesting: Vec::new(),
             stalled: false,
@@ -254,9 +272,18 @@ impl HqProtocol {
     }
 
     /// The `Ingest` came back: committed with these effects (`Some`), or failed (`None`: the
-    /// store resends).
-    pub fn handle_ingested(&mut self, now_ms: u64, effects: Option<&[Effect]>) {
+    /// store resends); `routed` is what its `route` wrote, as `handle_routed` takes it (`None`
+    /// when it carried none, or its routing was not written).
+    pub fn handle_ingested(
+        &mut self,
+        now_ms: u64,
+        effects: Option<&[Effect]>,
+        routed: Option<BTreeMap<StoreId, u64>>,
+    ) {
         let stores = std::mem::take(&mut self.ingesting);
+        if std::mem::take(&mut self.routing_with_ingest) {
+            self.handle_routed(routed);
+        }
         let Some(effects) = effects else {
             return;
         };
@@ -319,6 +346,8 @@ impl HqProtocol {
                 self.route_due = true;
             }
             if last > read.after {
+                // The router saw this actor's last routed op itself.
+                self.primed.insert(read.actor.clone());
                 cursors.push((read.actor, last));
             }
         }
@@ -510,6 +539,8 @@ impl HqProtocol {
         }
         let mut stores = Vec::new();
         let mut all = Vec::new();
+        // Each ingested store's contiguous seq before its ops.
+        let mut fronts = Vec::new();
         while let Some(store) = self.pending_up.keys().next().cloned() {
             let next = self.pending_up.get(&store).map_or(0, Vec::len);
             if !all.is_empty() && all.len() + next > INGEST_OPS_MAX {
@@ -523,13 +554,74 @@ impl HqProtocol {
                 continue;
             }
             all.extend(ops);
+            fronts.push((store.actor(), before));
             self.ingesting.push((store.clone(), gap));
             stores.push(store);
         }
         if stores.is_empty() {
             return None;
         }
-        Some(HqAction::Ingest { stores, ops: all })
+        let route = self.route_with_ingest(&fronts, &all, replica);
+        Some(HqAction::Ingest {
+            stores,
+            ops: all,
+            route,
+        })
+    }
+
+    /// Route an ingest's ops from the up-batch itself (`IngestRoute`), for the actors whose
+    /// every op before them is routed already (and, after a start or reload, primed), while
+    /// no other routing is out: the down-logs then grow in the same order as by reading the
+    /// ops back. Actors routing lags behind are left to `route_step`.
+    fn route_with_ingest(
+        &mut self,
+        fronts: &[(ActorId, u64)],
+        ops: &[Op],
+        replica: &Replica,
+    ) -> Option<IngestRoute> {
+        if self.routing.is_some() || self.route_reading {
+            return None;
+        }
+        let ready: BTreeSet<&ActorId> = fronts
+            .iter()
+            .filter(|(actor, before)| {
+                let routed = self.routed.get(actor).copied().unwrap_or(0);
+                routed == *before && (routed == 0 || self.primed.contains(actor))
+            })
+            .map(|(actor, _)| actor)
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        self.seed_ships(replica);
+        let mut actions = Vec::new();
+        let mut last = BTreeMap::new();
+        for op in ops.iter().filter(|op| ready.contains(&op.actor)) {
+            actions.extend(self.router.route(op));
+            last.insert(op.actor.clone(), op.seq);
+        }
+        let cursors: Vec<(ActorId, u64)> = last.into_iter().collect();
+        // The router saw each actor's last routed op itself: no priming read is needed.
+        self.primed
+            .extend(cursors.iter().map(|(actor, _)| actor.clone()));
+        self.routing = Some(cursors.clone());
+        self.routing_with_ingest = true;
+        Some(IngestRoute { actions, cursors })
+    }
+
+    /// Teach the router, once after a start or reload, where ship-to-store units wait (from
+    /// the replica; from then on it learns from the ops it routes).
+    fn seed_ships(&mut self, replica: &Replica) {
+        if self.ships_seeded {
+            return;
+        }
+        self.ships_seeded = true;
+        self.router
+            .seed_ships(replica.state().awaiting_dispatch().filter_map(|m| {
+                let sent = m.sent.as_ref()?;
+                let order = crate::domain::OrderId::parse(&sent.reference).ok()?;
+                Some((order, sent.from.clone()?))
+            }));
     }
 
     /// Route every op HQ holds contiguously and has not routed yet, one read per actor.
@@ -538,15 +630,7 @@ impl HqProtocol {
             return None;
         }
         self.route_due = false;
-        if !self.ships_seeded {
-            self.ships_seeded = true;
-            self.router
-                .seed_ships(replica.state().awaiting_dispatch().filter_map(|m| {
-                    let sent = m.sent.as_ref()?;
-                    let order = crate::domain::OrderId::parse(&sent.reference).ok()?;
-                    Some((order, sent.from.clone()?))
-                }));
-        }
+        self.seed_ships(replica);
         let reads: Vec<RouteRead> = replica
             .version()
             .entries()

@@ -51,6 +51,17 @@ fn drain(p: &mut HqProtocol, r: &Replica) -> Vec<HqAction> {
     std::iter::from_fn(|| p.poll(5, r)).take(100).collect()
 }
 
+/// The stores and ops of each `Ingest` among `actions` (their routing aside).
+fn ingests(actions: &[HqAction]) -> Vec<(Vec<StoreId>, Vec<Op>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            HqAction::Ingest { stores, ops, .. } => Some((stores.clone(), ops.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_batch_naming_another_store_or_carrying_its_ops_is_refused_before_anything_is_applied() {
     let mut p = proto();
@@ -106,12 +117,10 @@ fn up_batches_of_several_stores_waiting_together_are_ingested_as_one_and_each_st
     p.handle_message(1, &up_topic(&norte), &n_up[0].bytes);
     let actions = drain(&mut p, &r);
     let expected: Vec<Op> = n_ops.iter().chain(&s_ops).cloned().collect();
+    assert_eq!(actions.len(), 1);
     assert_eq!(
-        actions,
-        vec![HqAction::Ingest {
-            stores: vec![norte.clone(), sur.clone()],
-            ops: expected.clone()
-        }]
+        ingests(&actions),
+        vec![(vec![norte.clone(), sur.clone()], expected.clone())]
     );
     // Nothing more is issued while it is out: a store's next batch waits for the next round.
     p.handle_message(2, &up_topic(&norte), &n_up[0].bytes);
@@ -119,7 +128,7 @@ fn up_batches_of_several_stores_waiting_together_are_ingested_as_one_and_each_st
     for op in &expected {
         r.apply(op).unwrap();
     }
-    p.handle_ingested(3, Some(&[]));
+    p.handle_ingested(3, Some(&[]), Some(BTreeMap::new()));
     let acked = acks(drain(&mut p, &r));
     let seqs: BTreeMap<ActorId, u64> = acked.iter().flat_map(|a| a.vv.clone()).collect();
     assert_eq!(acked.len(), 2, "one ack per store");
@@ -147,22 +156,14 @@ fn an_ingest_round_stops_at_its_op_bound_and_the_rest_go_in_the_next() {
         &encode_up(&sur, &s_ops, 500).unwrap()[0].bytes,
     );
     let first = drain(&mut p, &r);
-    assert_eq!(
-        first,
-        vec![HqAction::Ingest {
-            stores: vec![norte.clone()],
-            ops: n_ops.clone()
-        }]
-    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(ingests(&first), vec![(vec![norte.clone()], n_ops.clone())]);
     for op in &n_ops {
         r.apply(op).unwrap();
     }
-    p.handle_ingested(2, Some(&[]));
+    p.handle_ingested(2, Some(&[]), Some(BTreeMap::new()));
     let second = drain(&mut p, &r);
-    assert!(second.contains(&HqAction::Ingest {
-        stores: vec![sur.clone()],
-        ops: s_ops.clone()
-    }));
+    assert_eq!(ingests(&second), vec![(vec![sur.clone()], s_ops.clone())]);
 }
 
 #[test]
@@ -185,17 +186,12 @@ fn a_store_is_acked_only_after_its_ingest_is_reported_and_ops_after_a_hole_wait_
     p.handle_message(2_000, &up_topic(&norte), &late[0].bytes);
     p.handle_message(2_000, &up_topic(&norte), &all[0].bytes);
     let actions = drain(&mut p, &r);
-    assert_eq!(
-        actions,
-        vec![HqAction::Ingest {
-            stores: vec![norte.clone()],
-            ops: ops.clone()
-        }]
-    );
+    assert_eq!(actions.len(), 1);
+    assert_eq!(ingests(&actions), vec![(vec![norte.clone()], ops.clone())]);
     for op in &ops {
         r.apply(op).unwrap();
     }
-    p.handle_ingested(2_001, Some(&[]));
+    p.handle_ingested(2_001, Some(&[]), Some(BTreeMap::new()));
     let acked = acks(drain(&mut p, &r));
     assert_eq!(acked.len(), 1);
     assert!(!acked[0].resend);
@@ -382,7 +378,14 @@ fn a_leasing_process_serves_only_its_stores_and_streams_from_where_the_store_sta
     assert!(drain(&mut p, &r)
         .iter()
         .any(|a| matches!(a, HqAction::Ingest { .. })));
-    p.handle_ingested(7, None);
+    p.handle_ingested(7, None, None);
+    assert_eq!(
+        drain(&mut p, &r),
+        vec![HqAction::Reload],
+        "the routing the failed ingest carried was not written: the router reloads"
+    );
+    p.handle_loaded(HqLoaded::default());
+    drain(&mut p, &r);
     p.handle_leases(8, &BTreeMap::new());
     p.handle_message(9, &up_topic(&norte), &up[0].bytes);
     assert!(drain(&mut p, &r).is_empty());
@@ -547,4 +550,155 @@ fn a_route_read_short_of_ops_not_committed_yet_waits_for_their_commit_instead_of
     let reads = route_reads(drain(&mut p, &r));
     assert_eq!(reads.len(), 1, "its commit calls for routing");
     assert_eq!((reads[0][0].after, reads[0][0].upto), (1, 2));
+}
+
+/// `n` receipts authored by `author` for `at`'s stock: ops HQ routes to `at`. (The domain
+/// would refuse them; the protocol only routes them, and the tests advance HQ's version with
+/// `receipts(author, n)`, same ids, through `held`.)
+fn receipts_for(author: &StoreId, at: &StoreId, n: u32) -> Vec<Op> {
+    receipts(author, n)
+        .into_iter()
+        .map(|mut op| {
+            if let Payload::StockReceive { store, .. } = &mut op.payload {
+                *store = at.clone();
+            }
+            op
+        })
+        .collect()
+}
+
+/// HQ's replica holding `author`'s ops through `seq`.
+fn held(r: &mut Replica, author: &StoreId, seq: u32) {
+    for op in receipts(author, seq) {
+        let _ = r.apply(&op);
+    }
+}
+
+/// Routing caught up with norte, so norte's next up-batch is routed from the batch itself:
+/// its down-log entries travel with the ingest (one commit), and nothing is read back.
+#[test]
+fn an_up_batch_of_an_actor_routing_caught_up_with_is_routed_in_its_ingest() {
+    let mut p = proto();
+    let mut r = Replica::new(ActorId::hq());
+    p.handle_link(true);
+    drain(&mut p, &r);
+    let (norte, sur) = (store("norte"), store("sur"));
+    let ops = receipts_for(&norte, &sur, 2);
+    p.handle_message(
+        1,
+        &up_topic(&norte),
+        &encode_up(&norte, &ops, 500).unwrap()[0].bytes,
+    );
+    let Some(HqAction::Ingest {
+        route: Some(route), ..
+    }) = p.poll(2, &r)
+    else {
+        panic!("no ingest carrying its routing");
+    };
+    let to_sur = |op: &Op| RouteAction::Append {
+        store: sur.clone(),
+        op: op.id(),
+    };
+    assert_eq!(route.actions, vec![to_sur(&ops[0]), to_sur(&ops[1])]);
+    assert_eq!(route.cursors, vec![(norte.actor(), 2)]);
+    held(&mut r, &norte, 2);
+    p.handle_ingested(3, Some(&[]), Some(BTreeMap::from([(sur.clone(), 2)])));
+    let after = drain(&mut p, &r);
+    assert!(
+        after
+            .iter()
+            .all(|a| !matches!(a, HqAction::ReadToRoute(_) | HqAction::Route { .. })),
+        "routed already: {after:?}"
+    );
+    // The next batch goes the same way, from where the first left off.
+    let more = receipts_for(&norte, &sur, 3);
+    p.handle_message(
+        4,
+        &up_topic(&norte),
+        &encode_up(&norte, &more[2..], 500).unwrap()[0].bytes,
+    );
+    let Some(HqAction::Ingest {
+        route: Some(route), ..
+    }) = p.poll(5, &r)
+    else {
+        panic!("no ingest carrying its routing");
+    };
+    assert_eq!(route.actions, vec![to_sur(&more[2])]);
+    assert_eq!(route.cursors, vec![(norte.actor(), 3)]);
+}
+
+/// While a routing read is out, an ingest carries no routing (the read path keeps each
+/// actor's order); and when an ingest's routing was not written, the router reloads.
+#[test]
+fn an_ingest_carries_no_routing_while_routing_is_out_and_a_routing_not_written_reloads() {
+    let mut p = proto();
+    let mut r = Replica::new(ActorId::hq());
+    p.handle_link(true);
+    drain(&mut p, &r);
+    let (norte, sur) = (store("norte"), store("sur"));
+    let (own, _) = r
+        .prepare(
+            1,
+            Payload::CatalogPut {
+                sku: Sku::parse("SKU-1").unwrap(),
+                ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
+                name: "Tea".into(),
+                price_cents: 250,
+                vat_bp: 1000,
+            },
+        )
+        .unwrap();
+    p.handle_committed();
+    assert!(matches!(p.poll(2, &r), Some(HqAction::ReadToRoute(_))));
+    let ops = receipts_for(&norte, &sur, 1);
+    p.handle_message(
+        3,
+        &up_topic(&norte),
+        &encode_up(&norte, &ops, 500).unwrap()[0].bytes,
+    );
+    assert_eq!(
+        p.poll(4, &r),
+        Some(HqAction::Ingest {
+            stores: vec![norte.clone()],
+            ops: ops.clone(),
+            route: None
+        })
+    );
+    held(&mut r, &norte, 1);
+    p.handle_ingested(5, Some(&[]), None);
+    p.handle_route_reads(vec![(
+        RouteRead {
+            actor: ActorId::hq(),
+            after: 0,
+            upto: 1,
+            prime: false,
+        },
+        vec![own],
+    )]);
+    assert!(matches!(p.poll(6, &r), Some(HqAction::Route { .. })));
+    p.handle_routed(Some(BTreeMap::from([(norte.clone(), 1), (sur.clone(), 1)])));
+    // norte's op is routed by reading it back, as before.
+    let Some(HqAction::ReadToRoute(reads)) = p.poll(7, &r) else {
+        panic!("norte's op is not read back for routing");
+    };
+    assert_eq!(reads.len(), 1);
+    assert_eq!((reads[0].actor.clone(), reads[0].upto), (norte.actor(), 1));
+    p.handle_route_reads(vec![(reads[0].clone(), ops.clone())]);
+    assert!(matches!(p.poll(8, &r), Some(HqAction::Route { .. })));
+    p.handle_routed(Some(BTreeMap::from([(sur.clone(), 2)])));
+    drain(&mut p, &r);
+
+    // Caught up now: the next batch carries its routing; reported not written, it reloads.
+    let next = receipts_for(&norte, &sur, 2);
+    p.handle_message(
+        9,
+        &up_topic(&norte),
+        &encode_up(&norte, &next[1..], 500).unwrap()[0].bytes,
+    );
+    let Some(HqAction::Ingest { route: Some(_), .. }) = p.poll(10, &r) else {
+        panic!("no ingest carrying its routing");
+    };
+    held(&mut r, &norte, 2);
+    p.handle_ingested(11, Some(&[]), None);
+    assert!(drain(&mut p, &r).contains(&HqAction::Reload));
 }
