@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, oneshot};
 pub use codec::{decode_op, encode_op, CodecError};
 pub use error::{IoKind, StoreError, SubmitError, TxStep};
 pub use replay::replay_whole;
-use replay::{insert_op, replay, replay_packed};
+use replay::{replay, replay_packed, OpRows};
 pub use schema::{Durability, Synchronous};
 
 /// Most requests committed in one group transaction.

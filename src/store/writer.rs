@@ -16,12 +16,13 @@ use super::history::{self, Evictor};
 use super::journal::{Journal, JournalError};
 use super::snapshot::{self, Cadence};
 use super::{
-    erasure, fiscal, insert_op, replay, Ingested, NodeEvent, Payloads, Request, Shared, StoreError,
+    erasure, fiscal, replay, Ingested, NodeEvent, OpRows, Payloads, Request, Shared, StoreError,
     SubmitError, Submitted, TxStep, GROUP_REQUESTS_MAX,
 };
 use crate::domain::{Applied, Op, Replica, SaleId};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -263,6 +264,17 @@ fn commit_group(
             return Ok(());
         }
     };
+    let mut rows = match OpRows::new(&tx) {
+        Ok(rows) => rows,
+        Err(e) => {
+            let abort = Abort::new(TxStep::Begin, e);
+            tracing::error!(error = %abort.error(), "group not written");
+            for req in group {
+                refused(req)(Some(&abort));
+            }
+            return Ok(());
+        }
+    };
     // Ops logged by anyone but this writer since it last committed: memory lacks them.
     if tally.held.is_some() && snapshot::last_rowid(&tx).ok() != *tally.held {
         tracing::warn!("the log holds ops this writer did not apply; no snapshot until reopened");
@@ -282,6 +294,7 @@ fn commit_group(
         let issues_own = group.iter().any(|r| matches!(r, Request::Submit { .. }));
         if let (Some(j), true) = (journal.as_mut(), issues_own) {
             let mut own = Group {
+                rows: &mut rows,
                 events: &mut caught,
                 erased: &mut erased,
                 recalled: &mut *tally.recalled,
@@ -296,6 +309,7 @@ fn commit_group(
                 continue;
             }
             let mut group = Group {
+                rows: &mut rows,
                 events: &mut events,
                 erased: &mut erased,
                 recalled: &mut *tally.recalled,
@@ -316,6 +330,7 @@ fn commit_group(
             }
         }
     }
+    drop(rows); // it borrows the transaction
     let abort = match abort {
         Some(abort) => {
             drop(tx); // rolls back
@@ -424,16 +439,16 @@ fn catch_up_own(
         .map_err(Abort::journal)?;
     let mut fresh = Vec::new();
     let mut effects = Vec::new();
-    for op in ops {
+    for mut op in ops {
         history::recall_op(tx, replica, &op).map_err(|e| Abort {
             step: TxStep::Journal,
             detail: e.to_string(),
         })?;
         match replica.apply(&op) {
             Ok(Applied::New(eff)) => {
-                let stored = store_op(tx, replica, &op, group)
+                store_op(tx, replica, &mut op, group)
                     .map_err(|e| Abort::new(TxStep::Journal, e))?;
-                fresh.push(stored);
+                fresh.push(op);
                 effects.extend(eff);
             }
             Ok(Applied::Duplicate) => {}
@@ -474,26 +489,30 @@ fn truncate_wal(conn: &Connection) {
     }
 }
 
-/// Write `op` to the log in its stored form (anonymous for an erased customer); an erasure
-/// also rewrites the customer's earlier ops. Returns the stored form.
+/// Write `op` to the log in its stored form (anonymous for an erased customer), which `op`
+/// becomes; an erasure also rewrites the customer's earlier ops.
 fn store_op(
     tx: &rusqlite::Transaction,
     replica: &Replica,
-    op: &Op,
+    op: &mut Op,
     group: &mut Group,
-) -> rusqlite::Result<Op> {
-    let stored = erasure::stored_form(op, replica.state()).into_owned();
-    insert_op(tx, &stored)?;
-    fiscal::record_with_op(tx, &stored)?;
+) -> rusqlite::Result<()> {
+    if let Cow::Owned(anonymous) = erasure::stored_form(op, replica.state()) {
+        *op = anonymous;
+    }
+    group.rows.insert(op)?;
+    fiscal::record_with_op(tx, op)?;
     if let Some(customer) = erasure::erased_by(op) {
         erasure::rewrite_log(tx, replica.state(), customer)?;
         *group.erased = true;
     }
-    Ok(stored)
+    Ok(())
 }
 
 /// What the requests of one group add up to, beside their replies.
-struct Group<'a> {
+struct Group<'a, 't> {
+    /// The op log's insert, prepared once for the group.
+    rows: &'a mut OpRows<'t>,
     events: &'a mut Vec<NodeEvent>,
     /// A request erased a customer: the WAL is truncated after the commit.
     erased: &'a mut bool,
@@ -587,10 +606,10 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                 };
                 for payload in payloads {
                     history::recall(tx, replica, &payload)?;
-                    let (op, eff) = replica.prepare(now_ms, payload)?;
+                    let (mut op, eff) = replica.prepare(now_ms, payload)?;
                     prepared += 1;
-                    let stored = store_op(tx, replica, &op, group).map_err(StoreError::from)?;
-                    ops.push(stored);
+                    store_op(tx, replica, &mut op, group).map_err(StoreError::from)?;
+                    ops.push(op);
                     effects.extend(eff);
                 }
                 let extra_out = match extra {
@@ -622,26 +641,50 @@ fn handle(tx: &Transaction, replica: &mut Replica, req: Request, group: &mut Gro
                 broken,
             }
         }
-        Request::Ingest { ops, then, reply } => {
+        Request::Ingest {
+            ops: mut fresh,
+            then,
+            reply,
+        } => {
             let mut report = Ingested::default();
-            let mut fresh = Vec::new();
             // Ops applied in memory, counted before their rows are written: if a write fails,
             // these must be taken out of memory again.
             let mut in_memory = 0usize;
             let result = savepoint(tx, || {
-                for op in ops {
-                    history::recall_op(tx, replica, &op)?;
-                    match replica.apply(&op) {
+                // The new ops stay in the request's own vector, in their stored form: a
+                // catch-up's thousands of ops are not copied into fresh memory.
+                let mut failed = None;
+                fresh.retain_mut(|op| {
+                    if failed.is_some() {
+                        return false;
+                    }
+                    if let Err(e) = history::recall_op(tx, replica, op) {
+                        failed = Some(e);
+                        return false;
+                    }
+                    match replica.apply(op) {
                         Ok(Applied::New(eff)) => {
                             in_memory += 1;
-                            let stored = store_op(tx, replica, &op, group)?;
+                            if let Err(e) = store_op(tx, replica, op, group) {
+                                failed = Some(e.into());
+                                return false;
+                            }
                             report.applied += 1;
                             report.effects.extend(eff);
-                            fresh.push(stored);
+                            true
                         }
-                        Ok(Applied::Duplicate) => report.duplicates += 1,
-                        Err(e) => report.rejected.push((op.id(), e)),
+                        Ok(Applied::Duplicate) => {
+                            report.duplicates += 1;
+                            false
+                        }
+                        Err(e) => {
+                            report.rejected.push((op.id(), e));
+                            false
+                        }
                     }
+                });
+                if let Some(e) = failed {
+                    return Err(e);
                 }
                 let then_out = match then {
                     Some(f) => Some(f(tx, &report)?),
