@@ -255,25 +255,11 @@ fn commit_group(
 ) -> Result<(), StoreError> {
     let tx = match Transaction::new(conn, TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => {
-            let abort = Abort::new(TxStep::Begin, e);
-            tracing::error!(error = %abort.error(), "group not written");
-            for req in group {
-                refused(req)(Some(&abort));
-            }
-            return Ok(());
-        }
+        Err(e) => return not_begun(group, e),
     };
     let mut rows = match OpRows::new(&tx) {
         Ok(rows) => rows,
-        Err(e) => {
-            let abort = Abort::new(TxStep::Begin, e);
-            tracing::error!(error = %abort.error(), "group not written");
-            for req in group {
-                refused(req)(Some(&abort));
-            }
-            return Ok(());
-        }
+        Err(e) => return not_begun(group, e),
     };
     // Ops logged by anyone but this writer since it last committed: memory lacks them.
     if tally.held.is_some() && snapshot::last_rowid(&tx).ok() != *tally.held {
@@ -396,6 +382,16 @@ fn commit_group(
             fresh.map(|_| ())
         }
     }
+}
+
+/// The group's transaction could not begin: every request is told why, nothing ran.
+fn not_begun(group: Vec<Request>, e: rusqlite::Error) -> Result<(), StoreError> {
+    let abort = Abort::new(TxStep::Begin, e);
+    tracing::error!(error = %abort.error(), "group not written");
+    for req in group {
+        refused(req)(Some(&abort));
+    }
+    Ok(())
 }
 
 /// Commit the group's ops to the journal, if there is one and the group wrote ops.

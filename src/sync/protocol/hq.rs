@@ -571,8 +571,8 @@ impl HqProtocol {
 
     /// Route an ingest's ops from the up-batch itself (`IngestRoute`), for the actors whose
     /// every op before them is routed already (and, after a start or reload, primed), while
-    /// no other routing is out: the down-logs then grow in the same order as by reading the
-    /// ops back. Actors routing lags behind are left to `route_step`.
+    /// no other routing is out: each actor's ops still enter the down-logs once and in seq
+    /// order, as when read back. Actors routing lags behind are left to `route_step`.
     fn route_with_ingest(
         &mut self,
         fronts: &[(ActorId, u64)],

@@ -47,6 +47,18 @@ fn up_topic(s: &StoreId) -> String {
     Topics::new("acme").unwrap().topic(s, TopicKind::Up)
 }
 
+/// HQ's own catalog op, SKU-1, issued on `r`.
+fn catalog_put(r: &mut Replica) -> Op {
+    let put = Payload::CatalogPut {
+        sku: Sku::parse("SKU-1").unwrap(),
+        ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
+        name: "Tea".into(),
+        price_cents: 250,
+        vat_bp: 1000,
+    };
+    r.prepare(1, put).unwrap().0
+}
+
 fn drain(p: &mut HqProtocol, r: &Replica) -> Vec<HqAction> {
     std::iter::from_fn(|| p.poll(5, r)).take(100).collect()
 }
@@ -202,18 +214,7 @@ fn a_store_is_acked_only_after_its_ingest_is_reported_and_ops_after_a_hole_wait_
 fn routed_ops_stream_to_a_synced_store_and_are_resent_after_silence() {
     let mut p = proto();
     let mut r = Replica::new(ActorId::hq());
-    let (put, _) = r
-        .prepare(
-            1,
-            Payload::CatalogPut {
-                sku: Sku::parse("SKU-1").unwrap(),
-                ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
-                name: "Tea".into(),
-                price_cents: 250,
-                vat_bp: 1000,
-            },
-        )
-        .unwrap();
+    let put = catalog_put(&mut r);
     p.handle_link(true);
     let reads = match drain(&mut p, &r).into_iter().find_map(|a| match a {
         HqAction::ReadToRoute(reads) => Some(reads),
@@ -636,18 +637,7 @@ fn an_ingest_carries_no_routing_while_routing_is_out_and_a_routing_not_written_r
     p.handle_link(true);
     drain(&mut p, &r);
     let (norte, sur) = (store("norte"), store("sur"));
-    let (own, _) = r
-        .prepare(
-            1,
-            Payload::CatalogPut {
-                sku: Sku::parse("SKU-1").unwrap(),
-                ean: crate::domain::Ean13::parse("4006381333931").unwrap(),
-                name: "Tea".into(),
-                price_cents: 250,
-                vat_bp: 1000,
-            },
-        )
-        .unwrap();
+    let own = catalog_put(&mut r);
     p.handle_committed();
     assert!(matches!(p.poll(2, &r), Some(HqAction::ReadToRoute(_))));
     let ops = receipts_for(&norte, &sur, 1);
