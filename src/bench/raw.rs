@@ -66,8 +66,8 @@ pub fn commit_latencies_ms(
 }
 
 /// Like `commit_latencies_ms`, one commit every `every`: at a run's rate and for its length
-/// the disk's occasional stalls (a flush every few seconds) land in the tail, as they do in
-/// the run's; 50 commits in a row last a few milliseconds and miss them.
+/// the disk's occasional stalls (every few seconds on this host) land in the tail, as they do
+/// in the run's; a few hundred commits in a row last a fraction of a second and miss them.
 pub fn commit_latencies_paced_ms(
     path: &Path,
     body_bytes: usize,
