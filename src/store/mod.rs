@@ -83,6 +83,16 @@ type IngestReply = Result<(Ingested, Option<Box<dyn Any + Send>>), StoreError>;
 
 type SubmitReply = Result<(Submitted, Option<Box<dyn Any + Send>>), SubmitError>;
 
+/// The value a caller's closure returned in the writer, as the type the caller asked for. The
+/// writer answers each request with what that request's closure made, so a mismatch cannot
+/// happen; it would read as the writer gone.
+fn unbox<R: 'static>(boxed: Option<Box<dyn Any + Send>>) -> Result<R, StoreError> {
+    boxed
+        .and_then(|b| b.downcast::<R>().ok())
+        .map(|b| *b)
+        .ok_or(StoreError::Closed)
+}
+
 /// Builds a submit's payloads inside the writer, from the replica as the group transaction
 /// has it (every earlier request of the group applied) and the commit's `now_ms`: for values
 /// that must be allocated in commit order, such as the next invoice number of a series and
@@ -319,10 +329,7 @@ impl Node {
             reply,
         })?;
         let (submitted, r) = rx.await.map_err(|_| StoreError::Closed)??;
-        let r = r
-            .and_then(|b| b.downcast::<R>().ok())
-            .ok_or(StoreError::Closed)?;
-        Ok((submitted, *r))
+        Ok((submitted, unbox(r)?))
     }
 
     /// Like `submit_with`, with the payloads built in the writer by `build` (see
@@ -334,10 +341,7 @@ impl Node {
     ) -> Result<(Submitted, R), SubmitError> {
         let rx = self.send_built(now_ms(), build, extra)?;
         let (submitted, r) = rx.await.map_err(|_| StoreError::Closed)??;
-        let r = r
-            .and_then(|b| b.downcast::<R>().ok())
-            .ok_or(StoreError::Closed)?;
-        Ok((submitted, *r))
+        Ok((submitted, unbox(r)?))
     }
 
     /// `submit_built` for synchronous callers (the soak writer), at `now_ms`.
@@ -414,10 +418,7 @@ impl Node {
             reply,
         })?;
         let (ingested, boxed) = rx.await.map_err(|_| StoreError::Closed)??;
-        let out = boxed
-            .and_then(|b| b.downcast::<R>().ok())
-            .ok_or(StoreError::Closed)?;
-        Ok((ingested, *out))
+        Ok((ingested, unbox(boxed)?))
     }
 
     /// `ingest` for synchronous callers.
@@ -440,10 +441,7 @@ impl Node {
         let f: WriteFn = Box::new(move |tx| Ok(Box::new(f(tx)?) as Box<dyn Any + Send>));
         self.send(Request::Write { f, reply })?;
         let boxed = rx.await.map_err(|_| StoreError::Closed)??;
-        boxed
-            .downcast::<R>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Closed)
+        unbox(Some(boxed))
     }
 
     /// Fold the write-ahead log into the database file, for a clean shutdown. Everything
