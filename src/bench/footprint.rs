@@ -13,7 +13,7 @@ use super::report::Report;
 use super::scratch::{db_bytes, Scratch};
 use super::workload::{seed_node, seed_ops, store, submit_mix};
 use super::Options;
-use crate::store::snapshot::{SNAPSHOT_BYTES_PER_OP_MAX, TAIL_OPS_MAX};
+use crate::store::snapshot::Cadence;
 use crate::store::Node;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -274,7 +274,7 @@ async fn crash_at_longest_tail(
     while !load.is_finished() {
         every.tick().await;
         let (tail, bytes) = node.query(tail_and_snapshot).await?;
-        let threshold = TAIL_OPS_MAX.max(bytes / SNAPSHOT_BYTES_PER_OP_MAX);
+        let threshold = Cadence::longest_tail(bytes);
         if tail >= threshold - threshold / 20 {
             break;
         }

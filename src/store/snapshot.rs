@@ -27,6 +27,12 @@ pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;
 /// A busy writer writes one between groups once this many ops were logged since the last: a
 /// start then replays at most about this many ops (more for a large state, see below).
 pub const TAIL_OPS_MAX: u64 = 20_000;
+/// A busy writer with the next request already waiting (a catch-up's backlog, or submitters
+/// that never pause) puts off a due snapshot until the tail is this long: a snapshot stalls
+/// every request behind it, and at a small state it took ~11 % of a catch-up's ingest when due
+/// every `TAIL_OPS_MAX` ops. A start after a crash then replays at most this many ops (~1 s on
+/// the bench machine) where the state is small; a large state's own threshold is longer still.
+pub const TAIL_OPS_BACKLOG_MAX: u64 = 4 * TAIL_OPS_MAX;
 /// Snapshot bytes written per op logged, at most, on average: a large state is snapshotted
 /// less often (its tail grows to `bytes / SNAPSHOT_BYTES_PER_OP_MAX` ops), so writing
 /// snapshots costs about what the log itself does (~230 B of file per op). A clean close
@@ -341,6 +347,12 @@ impl Cadence {
         floor.max(self.last_bytes / SNAPSHOT_BYTES_PER_OP_MAX)
     }
 
+    /// The longest tail a busy writer lets grow after a snapshot `bytes` long: what a start
+    /// after a crash replays at worst.
+    pub fn longest_tail(bytes: u64) -> u64 {
+        Cadence::new(0, bytes).threshold(TAIL_OPS_BACKLOG_MAX)
+    }
+
     /// Ops logged since the last snapshot.
     pub fn tail_ops(&self) -> u64 {
         self.tail_ops
@@ -351,9 +363,15 @@ impl Cadence {
         self.tail_ops > 0 || self.evicted
     }
 
-    /// Write one now, between groups of a busy writer.
-    pub fn due_busy(&self) -> bool {
-        self.tail_ops >= self.threshold(TAIL_OPS_MAX)
+    /// Write one now, between groups of a busy writer; `backlog`: the next request is
+    /// already waiting.
+    pub fn due_busy(&self, backlog: bool) -> bool {
+        let floor = if backlog {
+            TAIL_OPS_BACKLOG_MAX
+        } else {
+            TAIL_OPS_MAX
+        };
+        self.tail_ops >= self.threshold(floor)
     }
 
     /// Write one now, the writer being idle.
@@ -375,15 +393,27 @@ mod tests {
     #[test]
     fn a_snapshot_is_due_when_idle_after_the_idle_minimum_and_always_after_the_maximum() {
         let mut c = Cadence::new(0, 0);
-        assert!(!c.due_idle() && !c.due_busy());
+        assert!(!c.due_idle() && !c.due_busy(false));
         c.logged(TAIL_OPS_IDLE_MIN as usize);
-        assert!(c.due_idle() && !c.due_busy());
+        assert!(c.due_idle() && !c.due_busy(false));
         c.logged((TAIL_OPS_MAX - TAIL_OPS_IDLE_MIN) as usize);
-        assert!(c.due_busy());
+        assert!(c.due_busy(false));
         c.written(1_000);
         assert_eq!(c.tail_ops(), 0);
         c.dropped();
-        assert!(c.due_busy());
+        assert!(c.due_busy(false) && c.due_busy(true));
+    }
+
+    #[test]
+    fn a_writer_with_a_backlog_puts_a_due_snapshot_off_to_a_longer_tail() {
+        let mut c = Cadence::new(0, 1_000);
+        c.logged(TAIL_OPS_MAX as usize);
+        assert!(c.due_busy(false) && !c.due_busy(true));
+        c.logged((TAIL_OPS_BACKLOG_MAX - TAIL_OPS_MAX) as usize);
+        assert!(c.due_busy(true));
+        assert_eq!(Cadence::longest_tail(1_000), TAIL_OPS_BACKLOG_MAX);
+        let large = 10 * TAIL_OPS_BACKLOG_MAX * SNAPSHOT_BYTES_PER_OP_MAX;
+        assert_eq!(Cadence::longest_tail(large), 10 * TAIL_OPS_BACKLOG_MAX);
     }
 
     #[test]
@@ -391,9 +421,9 @@ mod tests {
         let mut c = Cadence::new(0, 0);
         c.written(100 * TAIL_OPS_MAX * SNAPSHOT_BYTES_PER_OP_MAX);
         c.logged(TAIL_OPS_MAX as usize);
-        assert!(!c.due_idle() && !c.due_busy());
+        assert!(!c.due_idle() && !c.due_busy(false));
         c.logged((99 * TAIL_OPS_MAX) as usize);
-        assert!(c.due_idle() && c.due_busy());
+        assert!(c.due_idle() && c.due_busy(false) && c.due_busy(true));
     }
 
     #[test]
@@ -401,7 +431,7 @@ mod tests {
         let mut c = Cadence::new(0, 0);
         assert!(!c.due_pass() && !c.stale());
         c.logged(EVICT_PASS_OPS as usize);
-        assert!(c.due_pass() && !c.due_busy());
+        assert!(c.due_pass() && !c.due_busy(false));
         c.written(1_000);
         assert!(c.due_pass(), "a snapshot is not a pass");
         c.passed(0);

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// An idle writer writes a due snapshot after this long without a request.
 const IDLE_MS: u64 = 20;
+/// A busy writer with a snapshot due writes it once no request came for this long; one that
+/// came first runs first. A store catching up ingests its next batch ~1 ms after the last.
+const QUIET_MS: u64 = 2;
 
 /// Why a whole group did not commit; every request of the group is answered with it.
 #[derive(Debug, Clone)]
@@ -85,8 +88,12 @@ pub(super) fn run(
 ) {
     let mut evictor = Evictor::default();
     let mut recalled: Vec<SaleId> = Vec::new();
+    // A request taken from the queue to see whether one was waiting, run next.
+    let mut waiting: Option<Request> = None;
     loop {
-        let first = if cadence.due_idle() {
+        let first = if let Some(req) = waiting.take() {
+            Ok(req)
+        } else if cadence.due_idle() {
             rx.recv_timeout(Duration::from_millis(IDLE_MS))
         } else {
             rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
@@ -134,8 +141,14 @@ pub(super) fn run(
             }
             evictor.pin(recalled.drain(..));
             // Under load, history leaves memory at the pace it arrives, on the passes' own
-            // cadence; a snapshot makes a pass first.
-            if cadence.due_busy() {
+            // cadence; a snapshot makes a pass first. A due snapshot stalls every request
+            // behind it, so it waits for a quiet moment (no request within `QUIET_MS`), up to
+            // a longer tail (`Cadence::due_busy`).
+            waiting = rx.try_recv().ok();
+            if waiting.is_none() && cadence.due_busy(false) {
+                waiting = rx.recv_timeout(Duration::from_millis(QUIET_MS)).ok();
+            }
+            if cadence.due_busy(waiting.is_some()) {
                 write_snapshot(&mut conn, &shared, &mut cadence, held, &mut evictor);
             } else if cadence.due_pass() {
                 evict(&mut conn, &shared, &mut cadence, held, &mut evictor);

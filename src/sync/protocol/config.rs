@@ -100,7 +100,10 @@ pub struct HqSyncConfig {
     pub stores: Vec<StoreId>,
     pub batch_ops_max: usize,
     pub retransmit_ms: u64,
-    /// Most down-log entries sent to one store and not yet acked.
+    /// Most down-log entries sent to one store and not yet acked. A store catching up acks
+    /// after each ingest commits, and ingests what arrived meanwhile in one: at 5,000 a
+    /// 100k-op catch-up took ~50 ingests with HQ waiting on their acks; at 20,000 it takes
+    /// ~17 and ~12 % less time (`bench catch-up`). A resend after silence resends the window.
     pub inflight_ops_max: u64,
     /// The stores' public keys. When set, every up-batch must be signed by the store of its
     /// topic (`SignedUp`); unsigned, wrongly signed and cross-store batches are refused,
@@ -137,7 +140,7 @@ impl HqSyncConfig {
             stores,
             batch_ops_max: 500,
             retransmit_ms: 3_000,
-            inflight_ops_max: 5_000,
+            inflight_ops_max: 20_000,
             store_keys: None,
             lookup_rate: LOOKUP_RATE_DEFAULT,
             hq_key: None,
