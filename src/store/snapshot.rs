@@ -27,11 +27,11 @@ pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;
 /// A busy writer writes one between groups once this many ops were logged since the last: a
 /// start then replays at most about this many ops (more for a large state, see below).
 pub const TAIL_OPS_MAX: u64 = 20_000;
-/// A busy writer with the next request already waiting (a catch-up's backlog, or submitters
+/// A busy writer whose next request comes within a moment (a catch-up's ingests, submitters
 /// that never pause) puts off a due snapshot until the tail is this long: a snapshot stalls
-/// every request behind it, and at a small state it took ~11 % of a catch-up's ingest when due
-/// every `TAIL_OPS_MAX` ops. A start after a crash then replays at most this many ops (~1 s on
-/// the bench machine) where the state is small; a large state's own threshold is longer still.
+/// every request behind it, and at a small state it took 12 % of a catch-up's ingest when due
+/// every `TAIL_OPS_MAX` ops. A start after a crash then replays up to this many ops where the
+/// state is small; a large state's own threshold is longer still.
 pub const TAIL_OPS_BACKLOG_MAX: u64 = 4 * TAIL_OPS_MAX;
 /// Snapshot bytes written per op logged, at most, on average: a large state is snapshotted
 /// less often (its tail grows to `bytes / SNAPSHOT_BYTES_PER_OP_MAX` ops), so writing
@@ -363,8 +363,8 @@ impl Cadence {
         self.tail_ops > 0 || self.evicted
     }
 
-    /// Write one now, between groups of a busy writer; `backlog`: the next request is
-    /// already waiting.
+    /// Write one now, between groups of a busy writer; `backlog`: the next request came
+    /// within a moment.
     pub fn due_busy(&self, backlog: bool) -> bool {
         let floor = if backlog {
             TAIL_OPS_BACKLOG_MAX
