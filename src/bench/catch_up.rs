@@ -25,7 +25,7 @@ const SUBMITTERS: usize = 64;
 
 pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let count = if opts.quick { 5_000 } else { 100_000 };
-    let probe = Arc::new(Probe::new(ActorId::hq()));
+    let probe = Arc::new(Probe::busy_only());
     let chain = Chain::start(Some(probe.clone())).await?;
     chain.seed().await?;
     chain.b_sync.set_link(false);
