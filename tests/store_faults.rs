@@ -492,3 +492,47 @@ async fn a_submit_after_a_failed_one_in_the_same_group_takes_the_freed_seq() {
     assert_eq!(stored(&f.store, &f.madrid.actor()), 1);
     assert_memory_matches_file(&f.store);
 }
+
+/// SQLite may roll a whole transaction back when a statement fails (a full disk, an I/O
+/// error; `RAISE(ROLLBACK)` here): the rows of the requests before it in the group are gone
+/// with it, so none of the group may be reported stored, and memory must match the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_failure_rolls_back_the_transaction_fails_every_request_of_its_group() {
+    let f = fixture(true);
+    let me = f.madrid.actor();
+    sql(
+        &f.store,
+        format!(
+            "CREATE TRIGGER fault_row BEFORE INSERT ON ops WHEN NEW.actor = '{}' AND NEW.seq = 2
+             BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END;",
+            me.as_str()
+        ),
+    );
+    let release = hold_writer(&f.store).await;
+    let mut first = Box::pin(f.store.submit(vec![receive(&f, 1)]));
+    let mut second = Box::pin(f.store.submit(vec![receive(&f, 2)]));
+    let mut third = Box::pin(f.store.submit(vec![receive(&f, 3)]));
+    assert!(futures_util::poll!(&mut first).is_pending());
+    assert!(futures_util::poll!(&mut second).is_pending());
+    assert!(futures_util::poll!(&mut third).is_pending());
+    release.send(()).unwrap();
+
+    let second = second.await.expect_err("its row was refused");
+    assert!(second.to_string().contains("injected rollback"), "{second}");
+    assert!(
+        first.await.is_err(),
+        "its row was rolled back with the group"
+    );
+    assert!(
+        third.await.is_err(),
+        "it ran after the group broke, or not at all"
+    );
+    assert_eq!(stored(&f.store, &me), 0);
+    assert_memory_matches_file(&f.store);
+
+    heal(&f.store);
+    let ok = f.store.submit(vec![receive(&f, 1)]).await.unwrap();
+    assert_eq!(ok.ops[0].seq, 1);
+    assert_eq!(stored(&f.store, &me), 1);
+    assert_memory_matches_file(&f.store);
+}
