@@ -27,8 +27,8 @@ pub const TAIL_OPS_IDLE_MIN: u64 = 1_000;
 /// A busy writer writes one between groups once this many ops were logged since the last: a
 /// start then replays at most about this many ops (more for a large state, see below).
 pub const TAIL_OPS_MAX: u64 = 20_000;
-/// A busy writer whose next request comes within a moment (a catch-up's ingests, submitters
-/// that never pause) puts off a due snapshot until the tail is this long: a snapshot stalls
+/// A busy writer whose next request comes before it idles (`IDLE_MS` in the writer: a
+/// catch-up's ingests, submitters that never pause) puts off a due snapshot until the tail is this long: a snapshot stalls
 /// every request behind it, and at a small state it took 12 % of a catch-up's ingest when due
 /// every `TAIL_OPS_MAX` ops. A start after a crash then replays up to this many ops where the
 /// state is small; a large state's own threshold is longer still.
@@ -364,7 +364,7 @@ impl Cadence {
     }
 
     /// Write one now, between groups of a busy writer; `backlog`: the next request came
-    /// within a moment.
+    /// before the writer idled.
     pub fn due_busy(&self, backlog: bool) -> bool {
         let floor = if backlog {
             TAIL_OPS_BACKLOG_MAX
