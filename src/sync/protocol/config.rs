@@ -103,7 +103,7 @@ pub struct HqSyncConfig {
     /// Most down-log entries sent to one store and not yet acked. A store catching up acks
     /// after each ingest commits, and ingests what arrived meanwhile in one: at 5,000 a
     /// 100k-op catch-up took ~50 ingests with HQ waiting on their acks; at 20,000 it takes
-    /// 15-19 and less time (`bench catch-up`). A resend after silence resends the window.
+    /// 15-21 and less time (`bench catch-up`). A resend after silence resends the window.
     pub inflight_ops_max: u64,
     /// The stores' public keys. When set, every up-batch must be signed by the store of its
     /// topic (`SignedUp`); unsigned, wrongly signed and cross-store batches are refused,
