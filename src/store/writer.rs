@@ -141,9 +141,8 @@ pub(super) fn run(
             // cadence; a snapshot makes a pass first. A due snapshot stalls every request
             // behind it, so it waits for the writer to idle (`IDLE_MS` without a request; a
             // store catching up waits a round trip to HQ for its next batch), up to a longer
-            // tail (`Cadence::due_busy`).
-            waiting = rx.try_recv().ok();
-            if waiting.is_none() && cadence.due_busy(false) {
+            // tail (`Cadence::due_busy`). A request already queued is taken at once.
+            if cadence.due_busy(false) {
                 waiting = rx.recv_timeout(Duration::from_millis(IDLE_MS)).ok();
             }
             if cadence.due_busy(waiting.is_some()) {

@@ -139,8 +139,7 @@ impl Probe {
     pub fn new(author: ActorId) -> Probe {
         Probe {
             author: Some(author),
-            marks: Mutex::new(vec![HashMap::new(); HOPS.len()]),
-            busy: Mutex::new(vec![(0, Duration::ZERO); BUSY.len()]),
+            ..Probe::busy_only()
         }
     }
 
