@@ -243,7 +243,7 @@ impl Driver {
                 self.proto.handle_link(false);
             }
             LinkEvent::Publish { topic, payload } => {
-                if let Some(probe) = &self.probe {
+                if let Some(probe) = self.probe.as_ref().filter(|p| p.marks_hops()) {
                     probe.mark(Hop::HqReceived, &probe::ops_carried(&payload, None));
                 }
                 self.proto.handle_message(now_ms(), &topic, &payload)

@@ -154,6 +154,12 @@ impl Probe {
         }
     }
 
+    /// Whether this probe stamps ops at hops: callers skip what they would compute only to
+    /// stamp (decoding a payload again, copying a batch) when it does not.
+    pub fn marks_hops(&self) -> bool {
+        self.author.is_some()
+    }
+
     /// `ops` (any author's; others are skipped) passed `hop` now.
     pub fn mark<'a>(&self, hop: Hop, ops: impl IntoIterator<Item = &'a Op>) {
         let Some(author) = &self.author else {

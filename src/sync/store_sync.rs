@@ -211,7 +211,7 @@ impl Driver {
                 self.proto.handle_link(now_ms(), false);
             }
             LinkEvent::Publish { topic, payload } => {
-                if let Some(probe) = &self.probe {
+                if let Some(probe) = self.probe.as_ref().filter(|p| p.marks_hops()) {
                     probe.mark(
                         Hop::StoreReceived,
                         &probe::ops_carried(&payload, Some(&store)),
@@ -312,10 +312,11 @@ impl Driver {
             return self.node.ingest(ops).await;
         };
         probe.mark(Hop::StoreIngestStart, &ops);
-        let (started, stamped) = (Instant::now(), ops.clone());
+        let stamped = probe.marks_hops().then(|| ops.clone());
+        let started = Instant::now();
         let ingested = self.node.ingest(ops).await;
         probe.busy(Busy::StoreIngest, started.elapsed());
-        if ingested.is_ok() {
+        if let (Some(stamped), true) = (stamped, ingested.is_ok()) {
             probe.mark(Hop::StoreIngestDone, &stamped);
         }
         ingested

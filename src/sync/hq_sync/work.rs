@@ -65,7 +65,7 @@ impl Work {
         let w = self.clone();
         self.spawn(async move {
             let started = Instant::now();
-            let stamped = w.probe.as_ref().map(|p| {
+            let stamped = w.probe.as_ref().filter(|p| p.marks_hops()).map(|p| {
                 p.mark(Hop::HqIngestStart, &ops);
                 (ops.clone(), route.as_ref().map(|r| appended(&r.actions)))
             });
@@ -79,13 +79,15 @@ impl Work {
                 }
                 None => w.node.ingest(ops).await.map(|ingested| (ingested, None)),
             };
-            if let (Some(p), Some((ops, routes)), Ok((_, routed))) = (&w.probe, stamped, &result) {
+            if let (Some(p), Ok((_, routed))) = (&w.probe, &result) {
                 p.busy(Busy::HqIngest, started.elapsed());
-                p.mark(Hop::HqIngestDone, &ops);
-                // Routed with the ingest: in hand for routing and routed at its commit.
-                for (actor, seq) in routes.filter(|_| routed.is_some()).unwrap_or_default() {
-                    p.mark_range(Hop::HqRouteRead, &actor, seq..=seq);
-                    p.mark_range(Hop::HqRouted, &actor, seq..=seq);
+                if let Some((ops, routes)) = stamped {
+                    p.mark(Hop::HqIngestDone, &ops);
+                    // Routed with the ingest: in hand for routing and routed at its commit.
+                    for (actor, seq) in routes.filter(|_| routed.is_some()).unwrap_or_default() {
+                        p.mark_range(Hop::HqRouteRead, &actor, seq..=seq);
+                        p.mark_range(Hop::HqRouted, &actor, seq..=seq);
+                    }
                 }
             }
             Done::Ingested { stores, result }
@@ -111,14 +113,18 @@ impl Work {
         let w = self.clone();
         self.spawn(async move {
             let started = Instant::now();
-            let stamped = w.probe.as_ref().map(|_| appended(&actions));
+            let stamped = w
+                .probe
+                .as_ref()
+                .filter(|p| p.marks_hops())
+                .map(|_| appended(&actions));
             let result = w
                 .node
                 .write(move |tx| persist::apply_routes(tx, &actions, &cursors))
                 .await;
-            if let (Some(p), Some(ops), true) = (&w.probe, stamped, result.is_ok()) {
+            if let (Some(p), true) = (&w.probe, result.is_ok()) {
                 p.busy(Busy::HqRouteWrite, started.elapsed());
-                for (actor, seq) in ops {
+                for (actor, seq) in stamped.unwrap_or_default() {
                     p.mark_range(Hop::HqRouted, &actor, seq..=seq);
                 }
             }
