@@ -11,6 +11,15 @@ use std::time::Instant;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MALLOC_TRIM_THRESHOLD_BYTES: i32 = 4 << 20;
 
+/// Buffers from this size up get pages of their own from the kernel, mapped at `malloc` and
+/// unmapped at `free` (glibc). Fixing the trim threshold also stops glibc from raising its
+/// 128 KiB default as buffers are freed; at that default a decoded sync batch (500 ops, 164
+/// KiB) was mapped and unmapped each time, faulting in zeroed pages and flushing every core's
+/// TLB: a quarter of the sync engines' samples in `bench catch-up`. Batches this size and
+/// smaller now come from the arenas and are reused.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_MMAP_THRESHOLD_BYTES: i32 = 1 << 20;
+
 /// Replay the log for `open` without leaving the replay's garbage resident. The replay runs on a
 /// thread of its own, so its allocations (decoded ops, half-full map nodes, the page cache it
 /// fills) land in that thread's malloc arena; the packed replica is then cloned here and the
@@ -28,6 +37,7 @@ pub(super) fn replay_packed(
     // carved from the arena instead of mapped), so the freed replay arena would stay resident.
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES);
     }
     let replayed = std::thread::Builder::new()
         .name("storenode-replay".into())
