@@ -246,7 +246,8 @@ pub fn downlog_read(
     after_idx: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<(u64, Vec<u8>)>> {
-    let mut stmt = conn.prepare(
+    // Read once per down-batch on HQ's reader connection: keep the parsed statement.
+    let mut stmt = conn.prepare_cached(
         "SELECT d.idx, o.body FROM downlog d
          JOIN ops o ON o.actor = d.actor AND o.seq = d.seq
          WHERE d.store = ?1 AND d.idx > ?2 ORDER BY d.idx LIMIT ?3",
